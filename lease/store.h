@@ -1,0 +1,157 @@
+// corral's in-memory store: sharded key -> value entries with Redis-style TTLs, read-through fills
+// with jittered TTL and a stale window, a memory bound with CLOCK eviction, lazy and active expiry.
+// SPEC.md rules 3, 5 and 10. Pure: no I/O, no logging; time and randomness are injected.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "lease/clock.h"
+#include "lease/random.h"
+#include "lease/store_shard.h"
+
+namespace corral::lease {
+
+struct StoreOptions {
+  size_t max_bytes = 256u << 20;  // accounted bytes (see Store::kEntryOverhead), split evenly
+  size_t shards = 64;             // rounded up to a power of two; 0 is taken as 1
+};
+
+enum class SetCondition { kAlways, kIfAbsent /* NX */, kIfPresent /* XX */ };
+enum class SetResult {
+  kStored,
+  kNotStored,  // the NX/XX condition failed
+  kTooLarge,   // key + value + overhead exceed one shard's budget; the caller answers like OOM
+};
+
+struct FillOptions {
+  Millis ttl_ms = 0;    // base TTL; kNever = no expiry
+  double jitter = 0;    // TTL drawn from ttl_ms * [1 - jitter, 1 + jitter]; clamped to [0, 1]
+  Millis stale_ms = 0;  // how long past fresh_until the entry may still be served stale
+  EntryKind kind = EntryKind::kValue;
+  uint32_t load_ms = 0;  // how long the load took
+};
+
+// Terms: an entry is *fresh* while now < fresh_until, *stale* from fresh_until until stale_until,
+// and *gone* at/after stale_until (then it is removed lazily on access, by ExpireSome, or by an
+// eviction). Plain SET entries have stale_until == fresh_until. The "Redis view" (Exists, Pttl,
+// Expire, NX/XX, KEEPTTL) sees a key only if it holds a kValue entry that is fresh.
+//
+// Thread-safe: every method may be called concurrently. Keys are hashed to shards, each with its
+// own mutex; no method holds more than one shard lock at a time.
+class Store {
+ public:
+  static constexpr size_t kEntryOverhead = StoreShard::kEntryOverhead;
+
+  // `clock` and `random` must outlive the Store.
+  Store(StoreOptions options, const Clock& clock, Random& random);
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // If `key` holds an entry that is not gone, calls fn(std::string_view value, const EntryMeta&)
+  // under the shard lock, marks the entry recently used and returns true; else returns false.
+  // `value` is valid only inside fn. fn must be quick and must not call into the Store. The meta
+  // passed has fresh_until capped by MarkAllStaleBefore. No heap allocation.
+  template <class Fn>
+  bool Get(std::string_view key, Fn&& fn);
+
+  // Plain SET (Redis semantics). ttl_ms: nullopt = no expiry, else fresh_until = stale_until =
+  // now + ttl_ms (a ttl_ms <= 0 stores nothing and deletes the key). keep_ttl (KEEPTTL) keeps the
+  // expiry of a present key and ignores ttl_ms. NX/XX test presence in the Redis view. kTooLarge
+  // leaves any existing entry as it was.
+  SetResult Set(std::string_view key, std::string_view value, std::optional<Millis> ttl_ms,
+                SetCondition cond = SetCondition::kAlways, bool keep_ttl = false);
+
+  // Read-through fill, replacing any entry for `key`: TTL drawn uniformly from
+  // ttl_ms * [1 - jitter, 1 + jitter] (one random.Uniform01() draw, rounded to the nearest ms),
+  // fresh_until = now + TTL, stale_until = fresh_until + stale_ms. Returns the stored meta, or
+  // nullopt if the entry is too large for a shard (then any older entry for `key` is removed,
+  // as it is superseded).
+  std::optional<EntryMeta> Fill(std::string_view key, std::string_view value,
+                                const FillOptions& options);
+
+  // Removes `key`; true if it held an entry that was not gone (fresh, stale or negative).
+  bool Del(std::string_view key);
+  // Redis EXISTS: true if `key` is present in the Redis view. Does not mark it used.
+  bool Exists(std::string_view key);
+  // Redis PTTL: -2 if not present in the Redis view, -1 if it has no expiry, else the ms until
+  // fresh_until.
+  Millis Pttl(std::string_view key);
+  // Redis PEXPIRE on a key present in the Redis view: ttl_ms <= 0 deletes it, else fresh_until
+  // becomes now + ttl_ms and stale_until keeps its distance from fresh_until. False if missing.
+  bool Expire(std::string_view key, Millis ttl_ms);
+
+  // Treats every read-through entry (stored by Fill) filled at or before `before` as stale from
+  // then on: Get, Exists, Pttl and Expire see fresh_until capped at `before`; the stale window
+  // (stale_until) is unchanged. Entries stored by Set are not affected: no invalidation covers
+  // them. O(1): keeps an epoch that only moves forward. Call it when the invalidation listener
+  // loses its connection and again when it has subscribed anew, with the time of each.
+  void MarkAllStaleBefore(Millis before);
+
+  // Removes every entry (FLUSHALL). Counters are kept.
+  void Clear();
+
+  // Entries held, including gone ones not yet removed. Lock-free, approximate under writes.
+  size_t Size() const;
+  // Accounted bytes: the sum over entries of key + value + kEntryOverhead. Never above
+  // max_bytes (rounded down to a multiple of the shard count). Lock-free.
+  size_t MemoryBytes() const;
+  // Active expiry step (Redis style): looks at up to `budget_per_shard` slots per shard and
+  // removes the gone entries; returns how many it removed. The server calls this from a timer.
+  size_t ExpireSome(size_t budget_per_shard);
+
+  // Entries removed to make room while not gone.
+  uint64_t evictions() const;
+  // Gone entries removed (lazily, by ExpireSome, or while making room).
+  uint64_t expirations() const;
+
+ private:
+  struct alignas(64) Shard {
+    std::mutex mu;
+    StoreShard table;
+  };
+
+  static uint64_t Hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  Shard& ShardFor(uint64_t hash) { return shards_[hash & shard_mask_]; }
+  // The entry's meta as readers see it: fresh_until capped by MarkAllStaleBefore.
+  EntryMeta View(const StoreShard::Entry& entry) const;
+  // Present in the Redis view at `now`.
+  bool Present(const StoreShard::Entry* entry, Millis now) const;
+
+  const Clock& clock_;
+  Random& random_;
+  std::vector<Shard> shards_;
+  uint64_t shard_mask_;
+  std::atomic<Millis> stale_before_;
+};
+
+inline EntryMeta Store::View(const StoreShard::Entry& entry) const {
+  EntryMeta meta = entry.meta;
+  if (entry.origin == EntryOrigin::kFill) {
+    const Millis before = stale_before_.load(std::memory_order_relaxed);
+    if (meta.filled_at <= before && meta.fresh_until > before) meta.fresh_until = before;
+  }
+  return meta;
+}
+
+template <class Fn>
+bool Store::Get(std::string_view key, Fn&& fn) {
+  const uint64_t hash = Hash(key);
+  const Millis now = clock_.NowMs();
+  Shard& shard = ShardFor(hash);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  StoreShard::Entry* entry = shard.table.FindLive(key, hash, now);
+  if (entry == nullptr) return false;
+  entry->referenced = true;
+  const EntryMeta meta = View(*entry);
+  std::invoke(std::forward<Fn>(fn), entry->value(), meta);
+  return true;
+}
+
+}  // namespace corral::lease

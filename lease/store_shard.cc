@@ -1,0 +1,210 @@
+// One shard of the Store: slot array, open-addressing index, CLOCK eviction and expiry sweeps.
+#include "lease/store_shard.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace corral::lease {
+namespace {
+
+constexpr size_t kInitialIndexCells = 16;  // power of two
+// How many slots at the expiry cursor an eviction checks for gone entries before it falls back
+// to CLOCK. The cursor moves on, so repeated evictions look at fresh slots.
+constexpr size_t kExpiredScan = 16;
+constexpr uint64_t kSlotMask = 0xffff'ffffu;
+
+}  // namespace
+
+static_assert(sizeof(StoreShard::Entry) == 56, "kEntryOverhead's estimate assumes 56-byte slots");
+
+StoreShard::StoreShard() : index_(kInitialIndexCells, 0) {}
+
+StoreShard::Entry* StoreShard::FindLive(std::string_view key, uint64_t hash, Millis now) {
+  const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+  const size_t mask = index_.size() - 1;
+  for (size_t pos = Home(tag);; pos = (pos + 1) & mask) {
+    const Cell cell = index_[pos];
+    if (cell == 0) return nullptr;
+    if (static_cast<uint32_t>(cell >> 32) != tag) continue;
+    Entry& entry = slots_[(cell & kSlotMask) - 1];
+    if (entry.key() != key) continue;
+    if (now >= entry.meta.stale_until) {  // lazy expiry
+      RemoveSlot(IdOf(&entry));
+      expirations_.fetch_add(1, std::memory_order_relaxed);
+      return nullptr;
+    }
+    return &entry;
+  }
+}
+
+bool StoreShard::TooLarge(std::string_view key, std::string_view value) const {
+  // Sizes are kept in 32 bits; anything near that is far past any sane shard budget anyway.
+  if (key.size() > UINT32_MAX || value.size() > UINT32_MAX) return true;
+  return Cost(key.size(), value.size()) > budget_;
+}
+
+StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64_t hash,
+                                   std::string_view value, Millis now) {
+  if (TooLarge(key, value)) return nullptr;
+  bool referenced = false;
+  if (existing != nullptr) {
+    if (existing->value_size == value.size()) {
+      // Same size: overwrite in place; accounted bytes do not change, so nothing is evicted.
+      if (!value.empty())
+        std::memcpy(existing->data.get() + existing->key_size, value.data(), value.size());
+      return existing;
+    }
+    referenced = existing->referenced;
+    RemoveSlot(IdOf(existing));
+  }
+  const size_t cost = Cost(key.size(), value.size());
+  MakeRoom(cost, now);
+
+  SlotId id;
+  if (!free_.empty()) {
+    id = free_.back();
+    free_.pop_back();
+  } else {
+    id = static_cast<SlotId>(slots_.size());
+    slots_.emplace_back();
+  }
+  Entry& entry = slots_[id];
+  entry.data = std::make_unique_for_overwrite<char[]>(key.size() + value.size());
+  if (!key.empty()) std::memcpy(entry.data.get(), key.data(), key.size());
+  if (!value.empty()) std::memcpy(entry.data.get() + key.size(), value.data(), value.size());
+  entry.key_size = static_cast<uint32_t>(key.size());
+  entry.value_size = static_cast<uint32_t>(value.size());
+  entry.tag = static_cast<uint32_t>(hash >> 32);
+  entry.referenced = referenced;
+  entry.origin = EntryOrigin::kSet;
+  entry.meta = EntryMeta{};
+
+  if ((size() + 1) * 4 > index_.size() * 3) GrowIndex();
+  InsertCell(static_cast<Cell>(entry.tag) << 32 | (static_cast<Cell>(id) + 1));
+  AddStats(1, cost);
+  return &entry;
+}
+
+void StoreShard::Remove(Entry* entry) { RemoveSlot(IdOf(entry)); }
+
+size_t StoreShard::ExpireSome(size_t budget, Millis now) {
+  const size_t n = slots_.size();
+  size_t removed = 0;
+  for (size_t i = 0; i < std::min(budget, n); ++i) {
+    if (expire_cursor_ >= n) expire_cursor_ = 0;
+    const SlotId id = static_cast<SlotId>(expire_cursor_++);
+    const Entry& entry = slots_[id];
+    if (entry.in_use() && now >= entry.meta.stale_until) {
+      RemoveSlot(id);
+      ++removed;
+    }
+  }
+  expirations_.fetch_add(removed, std::memory_order_relaxed);
+  return removed;
+}
+
+void StoreShard::Clear() {
+  std::vector<Entry>().swap(slots_);
+  std::vector<SlotId>().swap(free_);
+  std::vector<Cell>(kInitialIndexCells, 0).swap(index_);
+  hand_ = 0;
+  expire_cursor_ = 0;
+  size_.store(0, std::memory_order_relaxed);
+  bytes_.store(0, std::memory_order_relaxed);
+}
+
+void StoreShard::MakeRoom(size_t need, Millis now) {
+  while (bytes() + need > budget_ && EvictOne(now)) {
+  }
+}
+
+bool StoreShard::EvictOne(Millis now) {
+  const size_t n = slots_.size();
+  if (size() == 0) return false;
+  // Expired entries are the least valuable: look for one near the expiry cursor first.
+  for (size_t i = 0; i < std::min(n, kExpiredScan); ++i) {
+    if (expire_cursor_ >= n) expire_cursor_ = 0;
+    const SlotId id = static_cast<SlotId>(expire_cursor_++);
+    if (slots_[id].in_use() && now >= slots_[id].meta.stale_until) {
+      RemoveSlot(id);
+      expirations_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  // CLOCK: a referenced entry loses its bit and is passed over once; the first entry found
+  // without it is the victim. Two turns of the hand visit every entry twice, so one is found.
+  for (size_t step = 0; step < 2 * n; ++step) {
+    if (hand_ >= n) hand_ = 0;
+    const SlotId id = static_cast<SlotId>(hand_++);
+    Entry& entry = slots_[id];
+    if (!entry.in_use()) continue;
+    if (now >= entry.meta.stale_until) {
+      RemoveSlot(id);
+      expirations_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (entry.referenced) {
+      entry.referenced = false;
+      continue;
+    }
+    RemoveSlot(id);
+    evictions_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+void StoreShard::RemoveSlot(SlotId id) {
+  Entry& entry = slots_[id];
+  EraseCell(entry.tag, id);
+  SubStats(1, Cost(entry.key_size, entry.value_size));
+  entry.data.reset();
+  entry.key_size = 0;
+  entry.value_size = 0;
+  entry.referenced = false;
+  free_.push_back(id);
+}
+
+void StoreShard::InsertCell(Cell cell) {
+  const size_t mask = index_.size() - 1;
+  size_t pos = Home(static_cast<uint32_t>(cell >> 32));
+  while (index_[pos] != 0) pos = (pos + 1) & mask;
+  index_[pos] = cell;
+}
+
+void StoreShard::EraseCell(uint32_t tag, SlotId id) {
+  const size_t mask = index_.size() - 1;
+  size_t hole = Home(tag);
+  while ((index_[hole] & kSlotMask) != static_cast<Cell>(id) + 1) hole = (hole + 1) & mask;
+  // Backward shift: pull later cells of the probe run into the hole when the hole lies on their
+  // probe path (between their home and where they sit), so lookups never need tombstones.
+  for (size_t pos = (hole + 1) & mask; index_[pos] != 0; pos = (pos + 1) & mask) {
+    const size_t home = Home(static_cast<uint32_t>(index_[pos] >> 32));
+    if (((pos - home) & mask) >= ((pos - hole) & mask)) {
+      index_[hole] = index_[pos];
+      hole = pos;
+    }
+  }
+  index_[hole] = 0;
+}
+
+void StoreShard::GrowIndex() {
+  std::vector<Cell> old(index_.size() * 2, 0);
+  old.swap(index_);
+  for (Cell cell : old) {
+    if (cell != 0) InsertCell(cell);
+  }
+}
+
+void StoreShard::AddStats(size_t count, size_t bytes) {
+  // Written only under the shard lock, so load+store is enough.
+  size_.store(size_.load(std::memory_order_relaxed) + count, std::memory_order_relaxed);
+  bytes_.store(bytes_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+}
+
+void StoreShard::SubStats(size_t count, size_t bytes) {
+  size_.store(size_.load(std::memory_order_relaxed) - count, std::memory_order_relaxed);
+  bytes_.store(bytes_.load(std::memory_order_relaxed) - bytes, std::memory_order_relaxed);
+}
+
+}  // namespace corral::lease
