@@ -1,0 +1,104 @@
+// Redis 7.0 error texts (server.c processCommand / commandCheckExistence) and string2ll rules.
+#include "proto/errors.h"
+
+#include <cstddef>
+
+namespace corral::proto {
+namespace {
+
+// Redis formats the user's bytes with printf("%.*s"), so an argument ends at its first NUL as
+// well as at the precision.
+void AppendCut(std::string& out, std::string_view s, size_t max_len) {
+  s = s.substr(0, max_len);
+  s = s.substr(0, s.find('\0'));
+  out.append(s);
+}
+
+// Redis's sdsmapchars(s, "\r\n", "  "): a reply error must stay on one line.
+void MapNewlinesToSpaces(std::string& s) {
+  for (char& c : s) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+}
+
+char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char ToUpper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+
+}  // namespace
+
+std::string UnknownCommandError(std::span<const std::string_view> args) {
+  constexpr size_t kMaxEcho = 128;
+  std::string out = "ERR unknown command '";
+  if (!args.empty()) AppendCut(out, args[0], kMaxEcho);
+  out += "', with args beginning with: ";
+  const size_t args_start = out.size();
+  for (size_t i = 1; i < args.size() && out.size() - args_start < kMaxEcho; ++i) {
+    out += '\'';
+    AppendCut(out, args[i], kMaxEcho - (out.size() - 1 - args_start));
+    out += "' ";
+  }
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
+std::string WrongArgsError(std::string_view cmd) {
+  std::string out = "ERR wrong number of arguments for '";
+  for (char c : cmd) out += ToLower(c);
+  out += "' command";
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
+std::string UnknownSubcommandError(std::string_view cmd, std::string_view sub) {
+  std::string out = "ERR unknown subcommand '";
+  AppendCut(out, sub, 128);
+  out += "'. Try ";
+  for (char c : cmd.substr(0, cmd.find('\0'))) out += ToUpper(c);
+  out += " HELP.";
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
+std::string InvalidExpireError(std::string_view cmd) {
+  std::string out = "ERR invalid expire time in '";
+  for (char c : cmd) out += ToLower(c);
+  out += "' command";
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
+bool ParseInt64(std::string_view s, int64_t* value) {
+  // Redis's LONG_STR_SIZE is 21: anything of 21 characters or more is not a long long.
+  if (s.empty() || s.size() >= 21) return false;
+  if (s == "0") {
+    if (value != nullptr) *value = 0;
+    return true;
+  }
+  size_t i = 0;
+  const bool negative = s[0] == '-';
+  if (negative) ++i;
+  if (i == s.size() || s[i] < '1' || s[i] > '9') return false;
+  // Up to 20 digits: accumulate in uint64_t, checking every step for overflow.
+  constexpr uint64_t kCut = UINT64_MAX / 10;
+  constexpr uint64_t kCutDigit = UINT64_MAX % 10;
+  uint64_t v = 0;
+  for (; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c < '0' || c > '9') return false;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (v > kCut || (v == kCut && digit > kCutDigit)) return false;
+    v = v * 10 + digit;
+  }
+  constexpr uint64_t kMaxPositive = static_cast<uint64_t>(INT64_MAX);
+  if (negative) {
+    if (v > kMaxPositive + 1) return false;
+    // Negate in unsigned arithmetic: -(2^63) is representable only as the result.
+    if (value != nullptr) *value = static_cast<int64_t>(0 - v);
+  } else {
+    if (v > kMaxPositive) return false;
+    if (value != nullptr) *value = static_cast<int64_t>(v);
+  }
+  return true;
+}
+
+}  // namespace corral::proto

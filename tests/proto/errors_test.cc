@@ -1,0 +1,134 @@
+// Byte-exact error texts (each expectation was checked against redis-server 7.0.15) and
+// ParseInt64's string2ll strictness.
+#include "proto/errors.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace corral::proto {
+namespace {
+
+using namespace std::literals;
+
+std::string Unknown(const std::vector<std::string>& args) {
+  const std::vector<std::string_view> views(args.begin(), args.end());
+  return UnknownCommandError(views);
+}
+
+TEST(Errors, UnknownCommand) {
+  EXPECT_EQ(Unknown({"foo", "a", "b"}),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+  EXPECT_EQ(Unknown({"foo"}), "ERR unknown command 'foo', with args beginning with: ");
+  EXPECT_EQ(Unknown({"foo", ""}), "ERR unknown command 'foo', with args beginning with: '' ");
+  EXPECT_EQ(Unknown({}), "ERR unknown command '', with args beginning with: ");
+}
+
+TEST(Errors, UnknownCommandTruncatesLikeRedis) {
+  const std::string x200(200, 'x');
+  const std::string y200(200, 'y');
+  EXPECT_EQ(Unknown({x200, y200}), "ERR unknown command '" + std::string(128, 'x') +
+                                       "', with args beginning with: '" + std::string(128, 'y') +
+                                       "' ");
+  // Arguments are added while their text is under 128 bytes, each cut to what is left.
+  const std::string a60(60, 'a');
+  const std::string b60(60, 'b');
+  const std::string c60(60, 'c');
+  EXPECT_EQ(
+      Unknown({"foo", a60, b60, c60, "d"}),
+      "ERR unknown command 'foo', with args beginning with: '" + a60 + "' '" + b60 + "' 'cc' ");
+}
+
+TEST(Errors, UnknownCommandSanitizesUserBytes) {
+  EXPECT_EQ(Unknown({"foo", "a\r\nb", "c\0d"s}),
+            "ERR unknown command 'foo', with args beginning with: 'a  b' 'c' ");
+  EXPECT_EQ(Unknown({"f\0oo"s, "a"}), "ERR unknown command 'f', with args beginning with: 'a' ");
+}
+
+TEST(Errors, WrongArgs) {
+  EXPECT_EQ(WrongArgsError("GET"), "ERR wrong number of arguments for 'get' command");
+  EXPECT_EQ(WrongArgsError("client|SetName"),
+            "ERR wrong number of arguments for 'client|setname' command");
+}
+
+TEST(Errors, UnknownSubcommand) {
+  EXPECT_EQ(UnknownSubcommandError("client", "x"), "ERR unknown subcommand 'x'. Try CLIENT HELP.");
+  EXPECT_EQ(UnknownSubcommandError("cLiEnt", std::string(200, 'x')),
+            "ERR unknown subcommand '" + std::string(128, 'x') + "'. Try CLIENT HELP.");
+  EXPECT_EQ(UnknownSubcommandError("client", "foo\r\n"),
+            "ERR unknown subcommand 'foo  '. Try CLIENT HELP.");
+}
+
+TEST(Errors, InvalidExpire) {
+  EXPECT_EQ(InvalidExpireError("SET"), "ERR invalid expire time in 'set' command");
+  EXPECT_EQ(InvalidExpireError("expire"), "ERR invalid expire time in 'expire' command");
+}
+
+TEST(Errors, Constants) {
+  EXPECT_EQ(kSyntaxError, "ERR syntax error");
+  EXPECT_EQ(kNotInteger, "ERR value is not an integer or out of range");
+  EXPECT_EQ(kNoAuth, "NOAUTH Authentication required.");
+  EXPECT_EQ(kWrongPass, "WRONGPASS invalid username-password pair or user is disabled.");
+  EXPECT_EQ(kNoProto, "NOPROTO unsupported protocol version");
+  EXPECT_EQ(kDbIndexOutOfRange, "ERR DB index is out of range");
+}
+
+TEST(ParseInt64, Accepts) {
+  const struct {
+    std::string_view text;
+    int64_t value;
+  } cases[] = {
+      {"0", 0},
+      {"1", 1},
+      {"-1", -1},
+      {"10", 10},
+      {"123456789", 123456789},
+      {"9223372036854775807", INT64_MAX},
+      {"-9223372036854775808", INT64_MIN},
+      {"-9223372036854775807", -INT64_MAX},
+  };
+  for (const auto& c : cases) {
+    int64_t v = 42;
+    EXPECT_TRUE(ParseInt64(c.text, &v)) << c.text;
+    EXPECT_EQ(v, c.value) << c.text;
+  }
+  EXPECT_TRUE(ParseInt64("7", nullptr));
+}
+
+TEST(ParseInt64, RejectsWhatString2llRejects) {
+  for (std::string_view text : {
+           ""sv,
+           "-"sv,
+           "+1"sv,
+           " 1"sv,
+           "1 "sv,
+           "01"sv,
+           "00"sv,
+           "-0"sv,
+           "-01"sv,
+           "1a"sv,
+           "a1"sv,
+           "1.0"sv,
+           "0x10"sv,
+           "1e3"sv,
+           "--1"sv,
+           "9223372036854775808"sv,
+           "-9223372036854775809"sv,
+           "18446744073709551616"sv,
+           "99999999999999999999"sv,
+           "100000000000000000000"sv,
+           "000000000000000000001"sv,
+           "1\0"sv,
+           "\0"sv,
+       }) {
+    int64_t v = 42;
+    EXPECT_FALSE(ParseInt64(text, &v)) << testing::PrintToString(std::string(text));
+    EXPECT_EQ(v, 42) << "left alone on failure";
+  }
+}
+
+}  // namespace
+}  // namespace corral::proto

@@ -1,0 +1,67 @@
+// Byte-exact tests for the RESP2 reply writer.
+#include "proto/resp_writer.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+namespace corral::proto {
+namespace {
+
+using namespace std::string_literals;
+
+TEST(RespWriter, SimpleAndError) {
+  std::string out;
+  AppendSimple(out, "OK");
+  AppendSimple(out, "");
+  AppendError(out, "ERR syntax error");
+  EXPECT_EQ(out, "+OK\r\n+\r\n-ERR syntax error\r\n");
+}
+
+TEST(RespWriter, Integers) {
+  std::string out;
+  AppendInteger(out, 0);
+  AppendInteger(out, -1);
+  AppendInteger(out, 1234567890);
+  AppendInteger(out, std::numeric_limits<int64_t>::max());
+  AppendInteger(out, std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(out, ":0\r\n:-1\r\n:1234567890\r\n:9223372036854775807\r\n:-9223372036854775808\r\n");
+}
+
+TEST(RespWriter, BulkIsBinarySafe) {
+  std::string out;
+  AppendBulk(out, "hello");
+  AppendBulk(out, "");
+  AppendBulk(out, "a\r\n\0b"s);
+  EXPECT_EQ(out, "$5\r\nhello\r\n$0\r\n\r\n$5\r\na\r\n\0b\r\n"s);
+}
+
+TEST(RespWriter, LargeBulkHeader) {
+  std::string out;
+  const std::string value(123456, 'x');
+  AppendBulk(out, value);
+  EXPECT_EQ(out, "$123456\r\n" + value + "\r\n");
+}
+
+TEST(RespWriter, NullsAndArrays) {
+  std::string out;
+  AppendNullBulk(out);
+  AppendNullArray(out);
+  AppendArrayHeader(out, 0);
+  AppendArrayHeader(out, 3);
+  AppendArrayHeader(out, std::numeric_limits<size_t>::max());
+  EXPECT_EQ(out, "$-1\r\n*-1\r\n*0\r\n*3\r\n*18446744073709551615\r\n");
+}
+
+TEST(RespWriter, AppendsAfterExistingBytes) {
+  std::string out = "prefix";
+  AppendArrayHeader(out, 2);
+  AppendBulk(out, "GET");
+  AppendInteger(out, 7);
+  EXPECT_EQ(out, "prefix*2\r\n$3\r\nGET\r\n:7\r\n");
+}
+
+}  // namespace
+}  // namespace corral::proto
