@@ -1,0 +1,48 @@
+// Admission control for loads (SPEC.md rule 8): a bound on loads in flight, a token bucket on
+// loads per second, and a "blocked" switch — all changeable at run time. A load that is not
+// admitted is shed at once by the caller (RESP -BUSY, HTTP 503); nothing queues here.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <string_view>
+
+#include "lease/clock.h"
+
+namespace corral::lease {
+
+enum class Admission { kAdmitted, kBlocked, kInflight, kRate, kPending /*global pending bound*/ };
+
+// Why a load was shed, as the corral_shed_total{reason} label.
+std::string_view AdmissionReason(Admission a);
+
+// Thread-safe. One per namespace (and one per pool, and one global for pending loads).
+class LoadGate {
+ public:
+  // max_inflight <= 0: unbounded. max_per_s <= 0: no rate limit. Burst = max(1, max_per_s) tokens.
+  LoadGate(int64_t max_inflight, double max_per_s, bool blocked, const Clock& clock);
+
+  // Admits one load (then the caller must call Done() when it ends) or says why not.
+  Admission TryAdmit();
+  void Done();
+
+  void SetMaxInflight(int64_t n) { max_inflight_.store(n); }
+  void SetBlocked(bool b) { blocked_.store(b); }
+  void SetMaxPerSecond(double r);
+  int64_t inflight() const { return inflight_.load(); }
+  int64_t max_inflight() const { return max_inflight_.load(); }
+  bool blocked() const { return blocked_.load(); }
+  double max_per_s() const;
+
+ private:
+  std::atomic<int64_t> inflight_{0};
+  std::atomic<int64_t> max_inflight_;
+  std::atomic<bool> blocked_;
+  const Clock& clock_;
+  mutable std::mutex mu_;  // guards the bucket (only taken when a rate is set)
+  double max_per_s_;
+  double tokens_;
+  Millis refilled_at_;
+};
+
+}  // namespace corral::lease
