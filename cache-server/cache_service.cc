@@ -1,0 +1,270 @@
+// Read-through, leases, staleness and shedding; see cache_service.h and lease/README.md.
+#include "cache-server/cache_service.h"
+
+#include <cmath>
+
+namespace corral::server {
+
+using lease::Admission;
+using lease::LoadResult;
+using lease::WaitOutcome;
+
+CacheService::CacheService(const Config& config, lease::Store& store, lease::LeaseTable& leases,
+                           const lease::Clock& clock, lease::Random& random, Metrics& metrics,
+                           LoadBackend* backend)
+    : config_(config),
+      store_(store),
+      leases_(leases),
+      clock_(clock),
+      random_(random),
+      metrics_(metrics),
+      backend_(backend),
+      holdoff_(config.lease.error_holdoff_ms, clock),
+      pending_gate_(config.shedding.max_pending_loads, 0, false, clock) {
+  size_t index = 0;
+  for (const auto& [name, ns] : config.namespaces) {
+    namespaces_.emplace(name, std::make_unique<Namespace>(ns, index++, clock));
+  }
+}
+
+const CacheService::Namespace* CacheService::FindNamespace(std::string_view key) const {
+  if (namespaces_.empty()) return nullptr;
+  std::optional<proto::KeyParts> parts = proto::SplitKey(key);
+  if (!parts) return nullptr;
+  auto it = namespaces_.find(parts->ns);
+  return it == namespaces_.end() ? nullptr : it->second.get();
+}
+
+lease::FillOptions CacheService::FillFor(const Namespace& ns, LoadResult::Kind kind,
+                                         uint32_t load_ms) const {
+  bool found = kind == LoadResult::Kind::kValue;
+  return lease::FillOptions{
+      .ttl_ms = found ? ns.config.ttl_ms : ns.config.negative_ttl_ms,
+      .jitter = ns.config.ttl_jitter,
+      .stale_ms = ns.config.stale_ms,
+      .kind = found ? lease::EntryKind::kValue : lease::EntryKind::kNotFound,
+      .load_ms = load_ms,
+  };
+}
+
+Admission CacheService::Admit(const Namespace& ns) {
+  if (pending_gate_.TryAdmit() != Admission::kAdmitted) return Admission::kPending;
+  Admission a = ns.gate.TryAdmit();
+  if (a != Admission::kAdmitted) pending_gate_.Done();
+  return a;
+}
+
+void CacheService::FinishAdmitted(const Namespace& ns) {
+  ns.gate.Done();
+  pending_gate_.Done();
+}
+
+void CacheService::StartLoad(const std::string& key, const Namespace& ns,
+                             lease::LeaseToken token) {
+  std::optional<proto::KeyParts> parts = proto::SplitKey(key);
+  std::string id(parts->id);
+  backend_->Load(ns.index, std::move(id), [this, key, &ns, token](BackendResult r) {
+    FinishAdmitted(ns);
+    std::string_view outcome = r.kind == LoadResult::Kind::kValue      ? "value"
+                               : r.kind == LoadResult::Kind::kNotFound ? "not_found"
+                                                                       : "error";
+    metrics_.db_loads.Add(ns.label + ",outcome=\"" + std::string(outcome) + "\"");
+    if (r.micros > 0) metrics_.db_load_seconds.Observe(static_cast<double>(r.micros) / 1e6);
+    if (r.kind == LoadResult::Kind::kError) {
+      holdoff_.Record(key, r.data);
+    } else {
+      holdoff_.Clear(key);
+    }
+    uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
+    LoadResult result{r.kind, std::move(r.data)};
+    // The fill happens under the lease's lock, and only if no invalidation voided the lease
+    // first: an invalidation either precedes it (nothing is cached) or follows it (and deletes
+    // what was cached). Either way no read after the invalidation sees the older row.
+    leases_.Complete(key, token, std::move(result), [&](const LoadResult& res) {
+      if (res.kind == LoadResult::Kind::kError) return;  // keep any stale value (stale-if-error)
+      store_.Fill(key, res.data, FillFor(ns, res.kind, load_ms));
+    });
+  });
+}
+
+bool CacheService::Lead(const std::string& key, const Namespace& ns,
+                        const std::shared_ptr<Request>& request, lease::LeaseToken token) {
+  Admission a = Admit(ns);
+  if (a != Admission::kAdmitted) {
+    // Give the lease up: the next waiter, if any, is handed it and tries admission in turn.
+    leases_.Release(key, token);
+    metrics_.shed.Add("reason=\"" + std::string(lease::AdmissionReason(a)) + "\"");
+    std::string text = "load shed: " + std::string(lease::AdmissionReason(a)) + " for namespace " +
+                       ns.config.name;
+    ReadAnswer answer;
+    answer.kind = ReadAnswer::Kind::kBusy;
+    answer.error = text;
+    request->Answer(*this, answer);
+    return false;
+  }
+  request->loaded = true;
+  StartLoad(key, ns, token);
+  return true;
+}
+
+void CacheService::Miss(std::string_view key, const Namespace& ns,
+                        std::shared_ptr<Request> request) {
+  Join(std::string(key), ns, std::move(request));
+}
+
+void CacheService::Join(const std::string& key, const Namespace& ns,
+                        std::shared_ptr<Request> request) {
+  // The requester registers as a waiter on the key's lease — also when it is the one loading, so
+  // that its wait is bounded by the same deadline as everybody else's. If there is no lease it is
+  // granted one instead: it loads, then registers (a concurrent invalidation can void the fresh
+  // lease in between, hence the loop; each round starts at most one load).
+  for (int round = 0; round < 3; ++round) {
+    lease::LeaseTable::Acquired acq =
+        leases_.AcquireOrWait(key, Waiter(key, ns, request), request->deadline);
+    if (!acq.leader) {
+      if (!request->loaded) metrics_.coalesced.Add();
+      return;
+    }
+    if (!Lead(key, ns, request, acq.token)) return;
+  }
+  ReadAnswer answer;
+  answer.kind = ReadAnswer::Kind::kBusy;
+  answer.error = "key invalidated repeatedly during load";
+  request->Answer(*this, answer);
+}
+
+lease::WaiterFn CacheService::Waiter(const std::string& key, const Namespace& ns,
+                                     std::shared_ptr<Request> request) {
+  return [this, key, &ns, request](WaitOutcome w) {
+    switch (w.kind) {
+      case WaitOutcome::Kind::kResult: {
+        const LoadResult& r = *w.result;
+        ReadAnswer answer;
+        answer.outcome = request->loaded ? Outcome::kMiss : Outcome::kWaited;
+        std::string error;
+        if (r.kind == LoadResult::Kind::kValue) {
+          answer.kind = ReadAnswer::Kind::kValue;
+          answer.value = r.data;
+        } else if (r.kind == LoadResult::Kind::kNotFound) {
+          answer.kind = ReadAnswer::Kind::kNotFound;
+          answer.outcome = Outcome::kNotFound;
+        } else {
+          answer.kind = ReadAnswer::Kind::kError;
+          error = "upstream: " + r.data;
+          answer.error = error;
+        }
+        request->Answer(*this, answer);
+        return;
+      }
+      case WaitOutcome::Kind::kTimedOut:
+        return AnswerTimedOut(key, *request);
+      case WaitOutcome::Kind::kLeaseGranted:
+        // The holder gave up or vanished and this request is next in line: it loads.
+        if (Lead(key, ns, request, w.token)) Join(key, ns, request);
+        return;
+    }
+  };
+}
+
+void CacheService::AnswerTimedOut(const std::string& key, Request& request) {
+  // Bounded waiting (rule 2): the stale value if one exists by now, else BUSY.
+  bool served = false;
+  lease::Millis now_ms = clock_.NowMs();
+  std::string value;
+  lease::Millis age = 0;
+  store_.Get(key, [&](std::string_view v, const lease::EntryMeta& meta) {
+    if (meta.kind != lease::EntryKind::kValue) return;
+    value.assign(v);
+    age = now_ms - meta.filled_at;
+    served = true;
+  });
+  ReadAnswer answer;
+  if (served) {
+    answer.kind = ReadAnswer::Kind::kValue;
+    answer.outcome = Outcome::kStale;
+    answer.value = value;
+    answer.age_ms = age;
+  } else {
+    answer.kind = ReadAnswer::Kind::kBusy;
+    answer.error = "lease wait timed out";
+  }
+  request.Answer(*this, answer);
+}
+
+void CacheService::Refresh(std::string_view key, const Namespace& ns) {
+  if (holdoff_.Check(key)) return;  // stale-if-error: keep serving, do not hammer the database
+  std::optional<lease::LeaseToken> token = leases_.TryAcquire(key);
+  if (!token) return;  // a load is already under way
+  if (Admit(ns) != Admission::kAdmitted) {
+    leases_.Release(key, *token);
+    return;
+  }
+  StartLoad(std::string(key), ns, *token);
+}
+
+lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
+                                   std::optional<lease::Millis> ttl_ms, lease::SetCondition cond,
+                                   bool keep_ttl) {
+  const Namespace* ns = FindNamespace(key);
+  if (ns != nullptr) {
+    leases_.Void(key);
+    holdoff_.Clear(key);
+    if (!ttl_ms && !keep_ttl && cond == lease::SetCondition::kAlways) {
+      auto meta = store_.Fill(key, value, FillFor(*ns, LoadResult::Kind::kValue, 0));
+      return meta ? lease::SetResult::kStored : lease::SetResult::kTooLarge;
+    }
+  }
+  return store_.Set(key, value, ttl_ms, cond, keep_ttl);
+}
+
+bool CacheService::Invalidate(std::string_view key, std::string_view source) {
+  // Void first, then delete: a load completing in between finds its lease voided and caches
+  // nothing; one that completed before has its fill deleted here.
+  leases_.Void(key);
+  holdoff_.Clear(key);
+  metrics_.invalidations.Add("source=\"" + std::string(source) + "\"");
+  return store_.Del(key);
+}
+
+void CacheService::MarkAllStale() {
+  leases_.VoidAll();
+  store_.MarkAllStaleBefore(clock_.NowMs());
+}
+
+void CacheService::FlushAll() {
+  leases_.VoidAll();
+  store_.Clear();
+}
+
+bool CacheService::LeaseSet(std::string_view key, lease::LeaseToken token, std::string_view value,
+                            std::optional<lease::Millis> ttl_ms) {
+  const Namespace* ns = FindNamespace(key);
+  LoadResult result{LoadResult::Kind::kValue, std::string(value)};
+  return leases_.Complete(key, token, std::move(result), [&](const LoadResult& res) {
+    if (ttl_ms) {
+      store_.Set(key, res.data, ttl_ms);
+    } else if (ns != nullptr) {
+      store_.Fill(key, res.data, FillFor(*ns, LoadResult::Kind::kValue, 0));
+    } else {
+      store_.Set(key, res.data, std::nullopt);
+    }
+  });
+}
+
+bool CacheService::LeaseRelease(std::string_view key, lease::LeaseToken token) {
+  return leases_.Release(key, token);
+}
+
+bool CacheService::SetNamespaceLimit(std::string_view name, std::optional<int64_t> max_inflight,
+                                     std::optional<double> max_per_s,
+                                     std::optional<bool> blocked) {
+  auto it = namespaces_.find(name);
+  if (it == namespaces_.end()) return false;
+  lease::LoadGate& gate = it->second->gate;
+  if (max_inflight) gate.SetMaxInflight(*max_inflight);
+  if (max_per_s) gate.SetMaxPerSecond(*max_per_s);
+  if (blocked) gate.SetBlocked(*blocked);
+  return true;
+}
+
+}  // namespace corral::server

@@ -1,0 +1,307 @@
+// The cache as both front ends see it: plain keys straight from the store; namespace keys read
+// through PostgreSQL under one lease per key, with refresh-ahead, stale-while-revalidate,
+// stale-if-error, error hold-off and load shedding (SPEC.md rules 1-8). Owns no sockets and no SQL:
+// loads go through a LoadBackend.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "cache-server/config.h"
+#include "cache-server/metrics.h"
+#include "lease/admission.h"
+#include "lease/clock.h"
+#include "lease/error_holdoff.h"
+#include "lease/freshness.h"
+#include "lease/lease_table.h"
+#include "lease/random.h"
+#include "lease/store.h"
+#include "proto/key.h"
+
+namespace corral::server {
+
+// The answer to a read. `value` and `error` are valid only during the callback that receives it.
+struct ReadAnswer {
+  enum class Kind { kValue, kNotFound, kBusy, kError } kind = Kind::kNotFound;
+  Outcome outcome = Outcome::kMiss;  // for metrics and HTTP X-Cache
+  std::string_view value;
+  std::string_view error;  // kBusy: the text after "-BUSY "; kError: the text after "-ERR "
+  lease::Millis age_ms = 0;
+};
+
+// Called once when a read could not be answered at once; may run on any thread, must not block.
+using ReadLater = std::function<void(const ReadAnswer&)>;
+
+// What a database load produced.
+struct BackendResult {
+  lease::LoadResult::Kind kind = lease::LoadResult::Kind::kError;
+  std::string data;  // the value, or the error text
+  int64_t micros = 0;
+};
+
+// Where namespace loads go (pg-loader in production, a fake in tests).
+class LoadBackend {
+ public:
+  virtual ~LoadBackend() = default;
+  // Loads `id` with namespace `ns_index`'s query; calls `done` exactly once, on any thread (even
+  // before Load returns). Must not block on the database.
+  virtual void Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) = 0;
+};
+
+class CacheService {
+ public:
+  // Everything passed in must outlive the service. `backend` may be null when no namespace is
+  // configured. Thread-safe.
+  CacheService(const Config& config, lease::Store& store, lease::LeaseTable& leases,
+               const lease::Clock& clock, lease::Random& random, Metrics& metrics,
+               LoadBackend* backend);
+
+  // Reads `key`. When the answer is known at once (a hit, a stale hit, a plain miss, a held-off
+  // error) calls now(answer) before returning and returns true; on a hit `answer.value` points
+  // into the store and is valid only inside `now`, which runs under a store lock and must be
+  // quick. Otherwise returns false, and calls make_later() once to get the callback that receives
+  // the answer exactly once, later, from another thread. Counts corral_requests_total.
+  template <class Now, class MakeLater>
+  bool Read(Proto proto, std::string_view key, Now&& now, MakeLater&& make_later);
+
+  // SET. For a namespace key without an explicit TTL the namespace's TTL (jittered) applies.
+  // Voids the key's lease: a load in flight must not overwrite what was just written.
+  lease::SetResult Set(std::string_view key, std::string_view value,
+                       std::optional<lease::Millis> ttl_ms,
+                       lease::SetCondition cond = lease::SetCondition::kAlways,
+                       bool keep_ttl = false);
+  // DEL / HTTP DELETE / NOTIFY: voids the key's lease, ends its error hold-off and deletes it;
+  // true if an entry existed. `source` labels corral_invalidations_total.
+  bool Invalidate(std::string_view key, std::string_view source);
+  // The invalidation listener lost its connection: notifications may have been lost, so every
+  // read-through entry is treated as stale from now on and every lease is voided.
+  void MarkAllStale();
+  bool Exists(std::string_view key) { return store_.Exists(key); }
+  lease::Millis Pttl(std::string_view key) { return store_.Pttl(key); }
+  bool Expire(std::string_view key, lease::Millis ttl_ms) { return store_.Expire(key, ttl_ms); }
+  void FlushAll();
+
+  // Client-side lease protocol (LEASE.GET / LEASE.SET / LEASE.RELEASE, lease/README.md).
+  struct LeaseGetAnswer {
+    enum class Kind { kValue, kLease, kPending } kind;
+    lease::LeaseToken token = 0;
+  };
+  // kValue: now(answer) was called with a fresh value. kLease: the caller holds the lease `token`
+  // and must LEASE.SET or LEASE.RELEASE. kPending: another client holds it; `later` will get the
+  // value (waited), a stale value or BUSY on timeout, or — if the holder gives up — a lease:
+  // `granted(token)` is called instead.
+  template <class Now>
+  LeaseGetAnswer LeaseGet(std::string_view key, Now&& now, std::function<ReadLater()> make_later,
+                          std::function<void(lease::LeaseToken)> granted);
+  // True if `token` was the key's live, un-voided lease: the value is stored and the waiters get
+  // it. False: the token was voided (invalidation) or is unknown; nothing is stored.
+  bool LeaseSet(std::string_view key, lease::LeaseToken token, std::string_view value,
+                std::optional<lease::Millis> ttl_ms);
+  bool LeaseRelease(std::string_view key, lease::LeaseToken token);
+
+  // Times out lease waiters and expires abandoned leases; the server calls it from a timer.
+  void Tick() { leases_.ExpireDue(); }
+
+  lease::Store& store() { return store_; }
+  lease::LeaseTable& leases() { return leases_; }
+  const lease::Clock& clock() const { return clock_; }
+  int64_t pending_loads() const { return pending_gate_.inflight(); }
+  // Run-time admission changes (CONFIG SET / admin route). False if the namespace is unknown.
+  bool SetNamespaceLimit(std::string_view ns, std::optional<int64_t> max_inflight,
+                         std::optional<double> max_per_s, std::optional<bool> blocked);
+
+ private:
+  struct Namespace {
+    Namespace(const NamespaceConfig& c, size_t i, const lease::Clock& clock)
+        : config(c),
+          index(i),
+          gate(c.max_inflight_loads, c.max_loads_per_s, c.blocked, clock),
+          label("namespace=\"" + LabelValue(c.name) + "\",pool=\"" + LabelValue(c.pool) + "\"") {}
+    NamespaceConfig config;
+    size_t index;
+    mutable lease::LoadGate gate;  // admission state changes on every load
+    std::string label;  // namespace="...",pool="..."
+  };
+  // One read request that went past the store: how it ends up being answered.
+  struct Request;
+
+  const Namespace* FindNamespace(std::string_view key) const;
+  // The slow path of Read: no servable entry. Answers through request->later.
+  void Miss(std::string_view key, const Namespace& ns, std::shared_ptr<Request> request);
+  // Registers `request` as a waiter on the key's lease; if it is granted the lease instead, loads.
+  void Join(const std::string& key, const Namespace& ns, std::shared_ptr<Request> request);
+  // `request` holds `token`: admit and start the load, or release and answer BUSY (false).
+  bool Lead(const std::string& key, const Namespace& ns, const std::shared_ptr<Request>& request,
+            lease::LeaseToken token);
+  lease::WaiterFn Waiter(const std::string& key, const Namespace& ns,
+                         std::shared_ptr<Request> request);
+  // Background reload of a servable entry (refresh-ahead, stale-while-revalidate).
+  void Refresh(std::string_view key, const Namespace& ns);
+  // Admission for one more load of `ns`; on success the caller owes FinishAdmitted.
+  lease::Admission Admit(const Namespace& ns);
+  void FinishAdmitted(const Namespace& ns);
+  void StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token);
+  lease::FillOptions FillFor(const Namespace& ns, lease::LoadResult::Kind kind,
+                             uint32_t load_ms) const;
+  // Answers a timed-out waiter: the stale value if the store has one, else BUSY.
+  void AnswerTimedOut(const std::string& key, Request& request);
+  void Count(Proto proto, Outcome outcome, std::chrono::steady_clock::time_point start);
+
+  const Config& config_;
+  lease::Store& store_;
+  lease::LeaseTable& leases_;
+  const lease::Clock& clock_;
+  lease::Random& random_;
+  Metrics& metrics_;
+  LoadBackend* backend_;
+  lease::ErrorHoldoff holdoff_;
+  lease::LoadGate pending_gate_;  // shedding.max_pending_loads across all namespaces
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<Namespace>, Hash, std::equal_to<>> namespaces_;
+};
+
+inline void CacheService::Count(Proto proto, Outcome outcome,
+                                std::chrono::steady_clock::time_point start) {
+  metrics_.CountRequest(
+      proto, outcome,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+}
+
+struct CacheService::Request {
+  Proto proto;
+  std::chrono::steady_clock::time_point start;
+  lease::Millis deadline;
+  ReadLater later;
+  bool loaded = false;   // this request started a load itself (its answer is a miss, not waited)
+  bool answered = false;
+  std::function<void(lease::LeaseToken)> granted;  // LEASE.GET: hand a lease to the client
+
+  void Answer(CacheService& svc, const ReadAnswer& answer) {
+    answered = true;
+    Outcome outcome = answer.outcome;
+    if (answer.kind == ReadAnswer::Kind::kBusy) outcome = Outcome::kShed;
+    if (answer.kind == ReadAnswer::Kind::kError) outcome = Outcome::kError;
+    svc.Count(proto, outcome, start);
+    later(answer);
+  }
+};
+
+template <class Now, class MakeLater>
+bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&& make_later) {
+  auto start = std::chrono::steady_clock::now();
+  const Namespace* ns = FindNamespace(key);
+  lease::Millis now_ms = clock_.NowMs();
+  lease::Freshness freshness = lease::Freshness::kFresh;
+  Outcome outcome = Outcome::kMiss;
+  bool found = store_.Get(key, [&](std::string_view value, const lease::EntryMeta& meta) {
+    if (ns != nullptr) {
+      freshness = lease::Classify(meta, now_ms, [this] { return random_.Uniform01(); });
+    }
+    ReadAnswer answer;
+    bool value_kind = meta.kind == lease::EntryKind::kValue;
+    answer.kind = value_kind ? ReadAnswer::Kind::kValue : ReadAnswer::Kind::kNotFound;
+    answer.outcome = freshness == lease::Freshness::kStale ? Outcome::kStale
+                     : value_kind                          ? Outcome::kHit
+                                                           : Outcome::kNotFound;
+    outcome = answer.outcome;
+    answer.value = value;
+    answer.age_ms = now_ms - meta.filled_at;
+    now(answer);
+  });
+  if (found) {
+    Count(proto, outcome, start);
+    if (freshness != lease::Freshness::kFresh) Refresh(key, *ns);
+    return true;
+  }
+  if (ns == nullptr) {
+    ReadAnswer answer;  // a plain miss: nil
+    Count(proto, Outcome::kMiss, start);
+    now(answer);
+    return true;
+  }
+  if (std::optional<std::string> error = holdoff_.Check(key)) {
+    std::string text = "upstream: " + *error + " (held off)";
+    ReadAnswer answer;
+    answer.kind = ReadAnswer::Kind::kError;
+    answer.outcome = Outcome::kError;
+    answer.error = text;
+    Count(proto, Outcome::kError, start);
+    now(answer);
+    return true;
+  }
+  auto request = std::make_shared<Request>();
+  request->proto = proto;
+  request->start = start;
+  request->deadline = now_ms + config_.lease.wait_timeout_ms;
+  request->later = make_later();
+  Miss(key, *ns, std::move(request));
+  return false;
+}
+
+template <class Now>
+CacheService::LeaseGetAnswer CacheService::LeaseGet(std::string_view key, Now&& now,
+                                                    std::function<ReadLater()> make_later,
+                                                    std::function<void(lease::LeaseToken)> granted) {
+  auto start = std::chrono::steady_clock::now();
+  lease::Millis now_ms = clock_.NowMs();
+  bool served = false;
+  store_.Get(key, [&](std::string_view value, const lease::EntryMeta& meta) {
+    // Only a fresh value is an answer; a stale or negative entry makes the client load.
+    if (now_ms >= meta.fresh_until || meta.kind != lease::EntryKind::kValue) return;
+    ReadAnswer answer;
+    answer.kind = ReadAnswer::Kind::kValue;
+    answer.outcome = Outcome::kHit;
+    answer.value = value;
+    answer.age_ms = now_ms - meta.filled_at;
+    served = true;
+    now(answer);
+  });
+  if (served) {
+    Count(Proto::kResp, Outcome::kHit, start);
+    return {LeaseGetAnswer::Kind::kValue, 0};
+  }
+  auto request = std::make_shared<Request>();
+  request->proto = Proto::kResp;
+  request->start = start;
+  request->deadline = now_ms + config_.lease.wait_timeout_ms;
+  request->granted = std::move(granted);
+  std::string k(key);
+  request->later = make_later();
+  lease::LeaseTable::Acquired acq = leases_.AcquireOrWait(k, [this, k, request](lease::WaitOutcome w) {
+    if (w.kind == lease::WaitOutcome::Kind::kLeaseGranted) {
+      request->answered = true;
+      request->granted(w.token);
+      return;
+    }
+    if (w.kind == lease::WaitOutcome::Kind::kTimedOut) return AnswerTimedOut(k, *request);
+    const lease::LoadResult& r = *w.result;
+    ReadAnswer answer;
+    answer.outcome = Outcome::kWaited;
+    if (r.kind == lease::LoadResult::Kind::kValue) {
+      answer.kind = ReadAnswer::Kind::kValue;
+      answer.value = r.data;
+    } else if (r.kind == lease::LoadResult::Kind::kError) {
+      answer.kind = ReadAnswer::Kind::kError;
+      answer.error = r.data;
+    }
+    request->Answer(*this, answer);
+  }, request->deadline);
+  if (acq.leader) {
+    Count(Proto::kResp, Outcome::kMiss, start);
+    return {LeaseGetAnswer::Kind::kLease, acq.token};
+  }
+  metrics_.coalesced.Add();
+  return {LeaseGetAnswer::Kind::kPending, 0};
+}
+
+}  // namespace corral::server

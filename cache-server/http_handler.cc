@@ -1,0 +1,194 @@
+// The HTTP routes; see http_handler.h.
+#include "cache-server/http_handler.h"
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "proto/http_route.h"
+
+namespace corral::server {
+
+namespace http = boost::beast::http;
+
+int RetryAfterSeconds() {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  return std::uniform_int_distribution<int>(1, 3)(rng);
+}
+
+HttpHandler::HttpHandler(ServerState& state, MetricsRenderer metrics, ReadyCheck ready)
+    : state_(state), metrics_(std::move(metrics)), ready_(std::move(ready)) {}
+
+HttpResponse HttpHandler::Error(http::status status, unsigned version, bool keep_alive,
+                                std::string_view message) {
+  HttpResponse res{status, version};
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.keep_alive(keep_alive);
+  res.body() = std::string(message) + "\n";
+  res.prepare_payload();
+  return res;
+}
+
+namespace {
+
+HttpResponse Text(http::status status, const HttpRequest& req, std::string body,
+                  std::string_view content_type = "text/plain; charset=utf-8") {
+  HttpResponse res{status, req.version()};
+  res.set(http::field::content_type, content_type);
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+std::string_view XCache(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kHit:
+    case Outcome::kNotFound:
+      return "HIT";
+    case Outcome::kStale:
+      return "STALE";
+    case Outcome::kWaited:
+      return "WAITED";
+    default:
+      return "MISS";
+  }
+}
+
+// Builds the response to a cache read. Runs inside the store's lock on a hit: keep it cheap.
+HttpResponse ReadResponse(const ReadAnswer& answer, unsigned version, bool keep_alive) {
+  HttpResponse res{http::status::ok, version};
+  res.keep_alive(keep_alive);
+  switch (answer.kind) {
+    case ReadAnswer::Kind::kValue: {
+      bool json = nlohmann::json::accept(answer.value);
+      res.set(http::field::content_type,
+              json ? "application/json" : "application/octet-stream");
+      res.body().assign(answer.value);
+      break;
+    }
+    case ReadAnswer::Kind::kNotFound:
+      res.result(http::status::not_found);
+      res.set(http::field::content_type, "text/plain; charset=utf-8");
+      res.body() = "not found\n";
+      break;
+    case ReadAnswer::Kind::kBusy:
+      res.result(http::status::service_unavailable);
+      res.set(http::field::retry_after, std::to_string(RetryAfterSeconds()));
+      res.set(http::field::content_type, "text/plain; charset=utf-8");
+      res.body() = std::string("busy: ").append(answer.error) + "\n";
+      break;
+    case ReadAnswer::Kind::kError:
+      res.result(http::status::bad_gateway);
+      res.set(http::field::content_type, "text/plain; charset=utf-8");
+      res.body() = std::string(answer.error) + "\n";
+      break;
+  }
+  if (answer.kind == ReadAnswer::Kind::kValue || answer.kind == ReadAnswer::Kind::kNotFound) {
+    res.set("X-Cache", XCache(answer.outcome));
+    res.set(http::field::age, std::to_string(std::max<lease::Millis>(0, answer.age_ms) / 1000));
+  }
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+void HttpHandler::Handle(const HttpRequest& req, HttpRespond respond) {
+  proto::Route route = proto::ParseRoute(req.target());
+  switch (route.kind) {
+    case proto::RouteKind::kCache:
+      return HandleCache(req, route.ns + ":" + route.id, std::move(respond));
+    case proto::RouteKind::kHealthz:
+      return respond(Text(http::status::ok, req, "ok\n"));
+    case proto::RouteKind::kReadyz:
+      return respond(ready_() ? Text(http::status::ok, req, "ready\n")
+                              : Text(http::status::service_unavailable, req, "not ready\n"));
+    case proto::RouteKind::kMetrics:
+      if (req.method() != http::verb::get) break;
+      return respond(Text(http::status::ok, req, metrics_(), "text/plain; version=0.0.4"));
+    case proto::RouteKind::kStats:
+      if (req.method() != http::verb::get) break;
+      return respond(Stats(req));
+    case proto::RouteKind::kBadRequest:
+      return respond(Error(http::status::bad_request, req.version(), req.keep_alive(),
+                           "bad request: malformed path"));
+    case proto::RouteKind::kNotFound:
+      return respond(Error(http::status::not_found, req.version(), req.keep_alive(),
+                           "no such route"));
+  }
+  HttpResponse res = Error(http::status::method_not_allowed, req.version(), req.keep_alive(),
+                           "method not allowed");
+  res.set(http::field::allow, "GET");
+  respond(std::move(res));
+}
+
+void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespond respond) {
+  switch (req.method()) {
+    case http::verb::get:
+    case http::verb::head: {
+      unsigned version = req.version();
+      bool keep_alive = req.keep_alive();
+      std::optional<HttpResponse> now_response;
+      bool now = state_.cache.Read(
+          Proto::kHttp, key,
+          [&](const ReadAnswer& answer) {
+            now_response.emplace(ReadResponse(answer, version, keep_alive));
+          },
+          [&]() -> ReadLater {
+            return [respond, version, keep_alive](const ReadAnswer& answer) {
+              respond(ReadResponse(answer, version, keep_alive));
+            };
+          });
+      if (now) respond(std::move(*now_response));
+      return;
+    }
+    case http::verb::put: {
+      lease::SetResult r = state_.cache.Set(key, req.body(), std::nullopt);
+      if (r == lease::SetResult::kTooLarge) {
+        return respond(Error(http::status::payload_too_large, req.version(), req.keep_alive(),
+                             "value larger than the memory bound allows"));
+      }
+      HttpResponse res{http::status::no_content, req.version()};
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      return respond(std::move(res));
+    }
+    case http::verb::delete_: {
+      state_.cache.Invalidate(key, "http");
+      HttpResponse res{http::status::no_content, req.version()};
+      res.keep_alive(req.keep_alive());
+      res.prepare_payload();
+      return respond(std::move(res));
+    }
+    default: {
+      HttpResponse res = Error(http::status::method_not_allowed, req.version(),
+                               req.keep_alive(), "method not allowed");
+      res.set(http::field::allow, "GET, HEAD, PUT, DELETE");
+      return respond(std::move(res));
+    }
+  }
+}
+
+HttpResponse HttpHandler::Stats(const HttpRequest& req) const {
+  nlohmann::json j;
+  lease::Store& store = state_.cache.store();
+  j["entries"] = store.Size();
+  j["memory_bytes"] = store.MemoryBytes();
+  j["max_bytes"] = state_.config.max_bytes;
+  j["evictions"] = store.evictions();
+  j["expirations"] = store.expirations();
+  j["connected_clients"] = state_.connected_clients.load();
+  j["uptime_s"] = std::time(nullptr) - state_.started_unix;
+  nlohmann::json requests;
+  for (Proto p : {Proto::kResp, Proto::kHttp}) {
+    for (size_t o = 0; o < kOutcomeCount; ++o) {
+      requests[std::string(ProtoName(p))][std::string(OutcomeName(static_cast<Outcome>(o)))] =
+          state_.metrics.Requests(p, static_cast<Outcome>(o));
+    }
+  }
+  j["requests"] = requests;
+  j["coalesced_requests"] = state_.metrics.coalesced.Value();
+  return Text(http::status::ok, req, j.dump(2) + "\n", "application/json");
+}
+
+}  // namespace corral::server

@@ -1,0 +1,98 @@
+// HTTP connection I/O; see http_session.h.
+#include "cache-server/http_session.h"
+
+namespace corral::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+
+HttpSession::HttpSession(asio::ip::tcp::socket socket, ServerState& state, HttpHandler& handler)
+    : stream_(std::move(socket)), state_(state), handler_(handler) {}
+
+HttpSession::~HttpSession() { state_.connected_clients.fetch_sub(1); }
+
+void HttpSession::Start() {
+  error_code ec;
+  stream_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  Read();
+}
+
+void HttpSession::Read() {
+  if (state_.shutting_down.load(std::memory_order_relaxed)) return Close();
+  const HttpConfig& cfg = state_.config.http_options;
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+  parser_->body_limit(static_cast<std::uint64_t>(cfg.max_body_bytes));
+  // An idle keep-alive connection gets idle_timeout_ms; once a request has begun, the rest of it
+  // must arrive within read_timeout_ms (a client trickling bytes cannot hold a slot for long).
+  stream_.expires_after(std::chrono::milliseconds(buffer_.size() == 0 ? cfg.idle_timeout_ms
+                                                                      : cfg.read_timeout_ms));
+  idle_ = buffer_.size() == 0;
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](const error_code& ec, size_t) { self->OnRead(ec); });
+}
+
+void HttpSession::OnRead(const error_code& ec) {
+  idle_ = false;
+  if (ec == asio::error::operation_aborted) return Close();
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+      ec == asio::error::eof || ec == asio::error::connection_reset) {
+    return Close();
+  }
+  if (ec) {
+    http::status status = http::status::bad_request;
+    std::string message = "bad request: " + ec.message();
+    if (ec == http::error::header_limit) {
+      status = http::status::request_header_fields_too_large;
+      message = "request header fields too large";
+    } else if (ec == http::error::body_limit) {
+      status = http::status::payload_too_large;
+      message = "payload too large";
+    } else if (ec.category() != http::make_error_code(http::error::header_limit).category()) {
+      return Close();  // a socket error: nobody to answer
+    }
+    // After a malformed request the stream cannot be trusted: answer and close.
+    return Write(HttpHandler::Error(status, 11, false, message));
+  }
+  stream_.expires_never();
+  HttpRequest request = parser_->release();
+  auto executor = stream_.get_executor();
+  handler_.Handle(request, [self = shared_from_this(), executor](HttpResponse response) {
+    asio::dispatch(executor, [self, response = std::move(response)]() mutable {
+      self->Write(std::move(response));
+    });
+  });
+}
+
+void HttpSession::Write(HttpResponse response) {
+  bool keep_alive = response.keep_alive() && !state_.shutting_down.load();
+  response.keep_alive(keep_alive);
+  response_ = std::make_shared<HttpResponse>(std::move(response));
+  stream_.expires_after(std::chrono::milliseconds(state_.config.http_options.read_timeout_ms));
+  http::async_write(stream_, *response_,
+                    [self = shared_from_this(), keep_alive](const error_code& ec, size_t) {
+                      self->OnWrite(keep_alive, ec);
+                    });
+}
+
+void HttpSession::OnWrite(bool keep_alive, const error_code& ec) {
+  response_.reset();
+  if (ec || !keep_alive) return Close();
+  Read();
+}
+
+void HttpSession::Drain() {
+  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->idle_ && self->parser_ && !self->parser_->got_some()) self->stream_.cancel();
+  });
+}
+
+void HttpSession::Close() {
+  error_code ec;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  stream_.close();
+}
+
+}  // namespace corral::server

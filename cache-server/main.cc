@@ -1,0 +1,168 @@
+// corral-server: loads the config, wires store, cache, metrics and the RESP/HTTP front ends
+// together, and runs until SIGTERM/SIGINT (then drains in-flight requests and exits 0).
+#include <signal.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "cache-server/cache_service.h"
+#include "cache-server/config.h"
+#include "cache-server/http_handler.h"
+#include "cache-server/log.h"
+#include "cache-server/metrics.h"
+#include "cache-server/pg_backend.h"
+#include "cache-server/resp_commands.h"
+#include "cache-server/server.h"
+#include "lease/clock.h"
+#include "lease/lease_table.h"
+#include "lease/random.h"
+#include "lease/store.h"
+
+namespace po = boost::program_options;
+using namespace corral;
+using namespace corral::server;
+
+namespace {
+
+// "--resp 6390" or "--resp 127.0.0.1:6390" (same syntax as the config's listen addresses).
+void OverrideListen(const std::string& flag, const std::string& value, HostPort* where) {
+  bool digits = !value.empty() && value.find_first_not_of("0123456789") == std::string::npos;
+  std::optional<HostPort> parsed = ParseHostPort(digits ? where->host + ":" + value : value);
+  if (!parsed) {
+    throw ConfigError("--" + flag, "expected a port (0-65535) or host:port, got \"" + value + "\"");
+  }
+  *where = *parsed;
+}
+
+std::string RenderMetrics(const Metrics& metrics, const ServerState& state, lease::Store& store,
+                          const lease::LeaseTable& leases, const PgBackend* backend) {
+  std::string out;
+  out.reserve(16 * 1024);
+  metrics.Render(out);
+  RenderGaugeHeader(out, "corral_lease_waiters", "Requests waiting on another request's load.");
+  RenderSample(out, "corral_lease_waiters", "", static_cast<double>(leases.waiters()));
+  if (backend != nullptr) backend->RenderMetrics(out);
+  RenderGaugeHeader(out, "corral_entries", "Entries in the store.");
+  RenderSample(out, "corral_entries", "", static_cast<double>(store.Size()));
+  RenderGaugeHeader(out, "corral_memory_bytes", "Bytes accounted to entries (keys, values, overhead).");
+  RenderSample(out, "corral_memory_bytes", "", static_cast<double>(store.MemoryBytes()));
+  out += "# HELP corral_evictions_total Entries evicted to stay within memory.max_bytes.\n";
+  out += "# TYPE corral_evictions_total counter\n";
+  RenderSample(out, "corral_evictions_total", "", static_cast<double>(store.evictions()));
+  RenderGaugeHeader(out, "corral_connected_clients", "Open RESP and HTTP connections.");
+  RenderSample(out, "corral_connected_clients", "",
+               static_cast<double>(state.connected_clients.load()));
+  return out;
+}
+
+int Serve(const Config& config) {
+  LogLevel level = LogLevel::kInfo;
+  ParseLogLevel(config.log_level, &level);  // validated by the config parser
+  SetLogLevel(level);
+  lease::SteadyClock clock;
+  lease::SystemRandom random;
+  lease::Store store(lease::StoreOptions{.max_bytes = static_cast<size_t>(config.max_bytes)},
+                     clock, random);
+  lease::LeaseTable leases(
+      lease::LeaseTableOptions{.wait_timeout_ms = config.lease.wait_timeout_ms,
+                               .lease_ttl_ms = config.lease.lease_ttl_ms},
+      clock);
+  Metrics metrics;
+  std::unique_ptr<PgBackend> backend;
+  if (config.postgres) backend = std::make_unique<PgBackend>(config);
+  CacheService cache(config, store, leases, clock, random, metrics, backend.get());
+  ServerState state(config, cache, metrics);
+  RespCommands commands(state);
+  HttpHandler http_handler(
+      state, [&] { return RenderMetrics(metrics, state, store, leases, backend.get()); },
+      [&] { return backend == nullptr || backend->Ready(); });
+  Server server(state, commands, http_handler);
+  server.Bind();
+  server.AddTimer(std::chrono::milliseconds(100), [&store] { store.ExpireSome(20); });
+  // Lease waiters time out on this tick: wait_timeout_ms is honoured to within 5 ms.
+  server.AddTimer(std::chrono::milliseconds(5), [&cache] { cache.Tick(); });
+  if (backend) backend->Start(cache, metrics);
+
+  // SIGTERM/SIGINT are taken by one thread with sigwait; every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    Log(LogLevel::kInfo, "shutdown", std::string("signal=") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+    server.Stop();
+  });
+
+  Log(LogLevel::kInfo, "listening",
+      "resp_port=" + std::to_string(server.resp_port()) +
+          " http_port=" + std::to_string(server.http_port()) + " " + DescribeConfig(config));
+  server.Run();
+  // Run() returned without a signal only if Stop() came from elsewhere; wake the signal thread.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+  if (backend) backend->Stop();
+  Log(LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  po::options_description desc("corral-server options");
+  desc.add_options()("help,h", "show this help")(
+      "config,c", po::value<std::string>(), "JSON config file (see README)")(
+      "check-config", po::value<std::string>(), "validate a config file and exit")(
+      "resp", po::value<std::string>(), "RESP listen port or host:port (overrides listen.resp)")(
+      "http", po::value<std::string>(), "HTTP listen port or host:port (overrides listen.http)")(
+      "threads", po::value<int>(), "I/O threads (overrides threads)")(
+      "log-level", po::value<std::string>(), "debug|info|warn|error (overrides log_level)");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "corral-server: " << e.what() << "\n" << desc;
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc;
+    return 0;
+  }
+  try {
+    if (vm.count("check-config")) {
+      Config config = LoadConfigFile(vm["check-config"].as<std::string>());
+      std::cout << "config ok: " << DescribeConfig(config) << "\n";
+      return 0;
+    }
+    Config config = vm.count("config") ? LoadConfigFile(vm["config"].as<std::string>())
+                                       : ParseConfig("{}");
+    if (vm.count("resp")) OverrideListen("resp", vm["resp"].as<std::string>(), &config.resp);
+    if (vm.count("http")) OverrideListen("http", vm["http"].as<std::string>(), &config.http);
+    if (vm.count("threads")) {
+      int threads = vm["threads"].as<int>();
+      if (threads < 1 || threads > 256) throw ConfigError("--threads", "expected 1-256");
+      config.threads = threads;
+    }
+    if (vm.count("log-level")) {
+      LogLevel level;
+      std::string name = vm["log-level"].as<std::string>();
+      if (!ParseLogLevel(name, &level)) {
+        throw ConfigError("--log-level", "expected debug|info|warn|error, got \"" + name + "\"");
+      }
+      config.log_level = name;
+    }
+    return Serve(config);
+  } catch (const ConfigError& e) {
+    std::cerr << "corral-server: config error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, "fatal", "error=" + LogQuote(e.what()));
+    return 1;
+  }
+}

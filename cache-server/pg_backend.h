@@ -1,0 +1,42 @@
+// Connects corral-server to PostgreSQL: the namespaces' loads go to pg-loader's replica pools and
+// the invalidation listener's NOTIFYs become invalidations. The only cache-server code that knows
+// pg-loader exists.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cache-server/cache_service.h"
+#include "cache-server/config.h"
+
+namespace corral::pg {
+class Loader;
+class Listener;
+}  // namespace corral::pg
+
+namespace corral::server {
+
+class PgBackend final : public LoadBackend {
+ public:
+  // Throws std::invalid_argument (start-up only) when the options do not fit together.
+  explicit PgBackend(const Config& config);
+  ~PgBackend() override;
+
+  // Starts the loader's workers and health checks, and the listener that invalidates `cache`
+  // entries on NOTIFY (and marks everything stale whenever its connection drops).
+  void Start(CacheService& cache, Metrics& metrics);
+  void Stop();
+
+  void Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) override;
+  // Every pool has a usable replica (or the primary, with fallback_to_primary).
+  bool Ready() const;
+  // corral_replica_up / corral_replica_lag_seconds gauges.
+  void RenderMetrics(std::string& out) const;
+
+ private:
+  std::unique_ptr<pg::Loader> loader_;
+  std::unique_ptr<pg::Listener> listener_;
+  const Config& config_;
+};
+
+}  // namespace corral::server

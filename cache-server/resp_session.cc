@@ -1,0 +1,196 @@
+// RESP connection I/O; see resp_session.h. The loop is readiness-based (async_wait, then
+// non-blocking read_some/write_some) so that a request costs one epoll_wait, one read and one
+// write, as in Redis, and the input buffer is reused across requests.
+#include "cache-server/resp_session.h"
+
+#include <cstring>
+
+#include "cache-server/log.h"
+#include "proto/resp_writer.h"
+
+namespace corral::server {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+constexpr size_t kInitialInput = 16 * 1024;
+constexpr size_t kShrinkAbove = 256 * 1024;   // give memory back once a big request is done
+constexpr size_t kFlushAbove = 1024 * 1024;   // stop executing and write out at this much output
+}  // namespace
+
+RespSession::RespSession(asio::ip::tcp::socket socket, ServerState& state,
+                         RespCommands& commands)
+    : socket_(std::move(socket)),
+      state_(state),
+      commands_(commands),
+      parser_(proto::RespLimits{.max_bulk_len = state.config.resp_options.proto_max_bulk_len}),
+      in_(kInitialInput),
+      max_query_buffer_(static_cast<size_t>(state.config.resp_options.max_query_buffer)) {
+  client_.id = state_.next_client_id.fetch_add(1);
+  client_.created_unix = client_.last_command_unix = std::time(nullptr);
+  client_.authenticated = state_.config.resp_options.requirepass.empty();
+  parser_.set_authenticated(client_.authenticated);
+  error_code ec;
+  auto remote = socket_.remote_endpoint(ec);
+  if (!ec) client_.addr = remote.address().to_string() + ":" + std::to_string(remote.port());
+  auto local = socket_.local_endpoint(ec);
+  if (!ec) client_.laddr = local.address().to_string() + ":" + std::to_string(local.port());
+}
+
+RespSession::~RespSession() { state_.connected_clients.fetch_sub(1); }
+
+void RespSession::Start() {
+  error_code ec;
+  socket_.non_blocking(true, ec);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (ec) return Close();
+  WaitReadable();
+}
+
+void RespSession::WaitReadable() {
+  if (reading_ || closed_) return;
+  reading_ = true;
+  socket_.async_wait(asio::socket_base::wait_read,
+                     [self = shared_from_this()](const error_code& ec) { self->OnReadable(ec); });
+}
+
+void RespSession::OnReadable(const error_code& ec) {
+  reading_ = false;
+  if (ec || closed_) return Close();
+  if (!ReadAvailable() && in_start_ == in_end_) return Close();
+  Process();
+  Flush();
+  Continue();
+}
+
+bool RespSession::ReadAvailable() {
+  for (int round = 0; round < 4; ++round) {
+    if (in_start_ == in_end_) in_start_ = in_end_ = 0;
+    if (in_end_ == in_.size()) {
+      // Full: move the unparsed tail to the front, or grow for a request bigger than the buffer.
+      if (in_start_ > 0) {
+        std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
+        in_end_ -= in_start_;
+        in_start_ = 0;
+      } else if (in_.size() >= max_query_buffer_) {
+        Log(LogLevel::kWarn, "client_query_buffer_limit",
+            "id=" + std::to_string(client_.id) + " addr=" + client_.addr);
+        peer_closed_ = true;  // read no more; answer what is complete, then close
+        return false;
+      } else {
+        in_.resize(std::min(in_.size() * 2, max_query_buffer_));
+      }
+    }
+    error_code ec;
+    size_t n = socket_.read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
+    if (ec) {
+      peer_closed_ = true;
+      return false;
+    }
+    in_end_ += n;
+    if (in_end_ < in_.size()) return true;  // the socket had less than we asked for
+  }
+  return true;
+}
+
+void RespSession::Process() {
+  while (!pending_ && !close_after_write_ && in_start_ < in_end_ && out_.size() < kFlushAbove) {
+    std::string_view input(in_.data() + in_start_, in_end_ - in_start_);
+    proto::ParseStatus status = parser_.Parse(input);
+    if (status == proto::ParseStatus::kNeedMore) break;
+    if (status == proto::ParseStatus::kError) {
+      proto::AppendError(out_, parser_.error());
+      close_after_write_ = true;
+      break;
+    }
+    client_.last_command_unix = std::time(nullptr);
+    CommandStatus result = commands_.Execute(client_, parser_.args(), out_, *this);
+    in_start_ += parser_.consumed();
+    if (client_.authenticated) parser_.set_authenticated(true);
+    if (result == CommandStatus::kClose) close_after_write_ = true;
+    if (result == CommandStatus::kPending) pending_ = true;
+  }
+  if (in_start_ == in_end_) {
+    in_start_ = in_end_ = 0;
+    if (in_.size() > kShrinkAbove) {
+      in_.resize(kInitialInput);
+      in_.shrink_to_fit();
+    }
+  }
+}
+
+void RespSession::Flush() {
+  if (writing_ || out_.empty() || closed_) return;
+  error_code ec;
+  size_t n = socket_.write_some(asio::buffer(out_), ec);
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
+  if (!ec && n == out_.size()) {
+    out_.clear();
+    if (out_.capacity() > kFlushAbove * 2) out_.shrink_to_fit();
+    return;
+  }
+  // The socket is full: send the rest asynchronously and stop reading until it has gone.
+  writing_buf_.assign(out_, ec ? 0 : n, std::string::npos);
+  out_.clear();
+  writing_ = true;
+  asio::async_write(socket_, asio::buffer(writing_buf_),
+                    [self = shared_from_this()](const error_code& ec, size_t) {
+                      self->OnWriteDone(ec);
+                    });
+}
+
+void RespSession::OnWriteDone(const error_code& ec) {
+  writing_ = false;
+  writing_buf_.clear();
+  if (writing_buf_.capacity() > kFlushAbove * 2) writing_buf_.shrink_to_fit();
+  if (ec) return Close();
+  Process();
+  Flush();
+  Continue();
+}
+
+void RespSession::Continue() {
+  if (closed_ || writing_) return;
+  if (close_after_write_ || peer_closed_) {
+    // Replies to everything the peer sent before it closed are written first.
+    if (out_.empty() && !pending_) Close();
+    return;
+  }
+  if (pending_) return;  // resumed by DeliverLater
+  if (state_.shutting_down.load(std::memory_order_relaxed)) return Close();
+  WaitReadable();
+}
+
+void RespSession::DeliverLater(std::string reply) {
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this(), reply = std::move(reply)]() mutable {
+               self->pending_ = false;
+               if (self->closed_) return;
+               self->out_.append(reply);
+               self->Process();
+               self->Flush();
+               self->Continue();
+             });
+}
+
+void RespSession::Drain() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    // Cancelling the readiness wait makes OnReadable close; busy sessions close in Continue().
+    if (self->reading_) {
+      error_code ec;
+      self->socket_.cancel(ec);
+    }
+  });
+}
+
+void RespSession::Close() {
+  if (closed_) return;
+  closed_ = true;
+  error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+}
+
+}  // namespace corral::server

@@ -1,0 +1,68 @@
+// One RESP client connection: reads, parses pipelined commands, executes them in order and
+// writes the replies. I/O only; the commands live in resp_commands.h.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cache-server/resp_commands.h"
+#include "proto/resp_parser.h"
+
+namespace corral::server {
+
+// Lives on one io_context (one thread): every method but DeliverLater runs there. Keeps itself
+// alive through the handlers it has outstanding.
+class RespSession final : public AsyncReplyTarget,
+                          public Drainable,
+                          public std::enable_shared_from_this<RespSession> {
+ public:
+  RespSession(boost::asio::ip::tcp::socket socket, ServerState& state, RespCommands& commands);
+  ~RespSession() override;
+
+  // Starts serving. Call on the socket's executor.
+  void Start();
+  // Thread-safe: posts to the session's executor.
+  void DeliverLater(std::string reply) override;
+  std::shared_ptr<AsyncReplyTarget> Self() override { return shared_from_this(); }
+  // Thread-safe: closes now if waiting for input, else once the commands in hand are answered.
+  void Drain() override;
+
+ private:
+  void WaitReadable();
+  void OnReadable(const boost::system::error_code& ec);
+  // Reads what the socket has; false when the connection is finished (EOF, error, over limit).
+  bool ReadAvailable();
+  // Parses and executes complete commands until input runs out, a command is pending, the
+  // output is large enough to flush first, or the connection must close.
+  void Process();
+  // Writes the output without blocking; what the socket does not take goes out asynchronously.
+  void Flush();
+  void OnWriteDone(const boost::system::error_code& ec);
+  // After a write, a delivery or a read: decide what to wait for next.
+  void Continue();
+  void Close();
+
+  boost::asio::ip::tcp::socket socket_;
+  ServerState& state_;
+  RespCommands& commands_;
+  proto::RespParser parser_;
+  RespClient client_;
+
+  std::vector<char> in_;  // [in_start_, in_end_) holds unparsed bytes
+  size_t in_start_ = 0, in_end_ = 0;
+  std::string out_;       // replies not yet written
+  std::string writing_buf_;  // the bytes an async write is sending
+
+  bool reading_ = false;   // an async_wait for readability is outstanding
+  bool writing_ = false;   // an async_write is outstanding
+  bool pending_ = false;   // a command awaits DeliverLater
+  bool peer_closed_ = false;
+  bool close_after_write_ = false;
+  bool closed_ = false;
+  size_t max_query_buffer_;
+};
+
+}  // namespace corral::server

@@ -1,0 +1,178 @@
+// Threads, acceptors, timers and graceful shutdown; see server.h.
+#include "cache-server/server.h"
+
+#include <stdexcept>
+
+#include "cache-server/http_session.h"
+#include "cache-server/log.h"
+#include "cache-server/resp_session.h"
+
+namespace corral::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
+
+Server::Server(ServerState& state, RespCommands& commands, HttpHandler& http_handler)
+    : state_(state), commands_(commands), http_handler_(http_handler) {
+  int threads = std::max(1, state_.config.threads);
+  for (int i = 0; i < threads; ++i) {
+    // One thread per context: tell Asio so it can skip its internal locking.
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
+    guards_.push_back(asio::make_work_guard(*contexts_.back()));
+  }
+}
+
+Server::~Server() = default;
+
+namespace {
+std::unique_ptr<tcp::acceptor> Listen(asio::io_context& ctx, const HostPort& where) {
+  error_code ec;
+  auto address = asio::ip::make_address(where.host, ec);
+  if (ec) throw std::runtime_error("bad listen address " + where.host + ": " + ec.message());
+  tcp::endpoint endpoint(address, where.port);
+  auto acceptor = std::make_unique<tcp::acceptor>(ctx);
+  acceptor->open(endpoint.protocol(), ec);
+  if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(endpoint, ec);
+  if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + where.host + ":" +
+                             std::to_string(where.port) + ": " + ec.message());
+  }
+  return acceptor;
+}
+}  // namespace
+
+void Server::Bind() {
+  resp_acceptor_ = Listen(*contexts_[0], state_.config.resp);
+  http_acceptor_ = Listen(*contexts_[0], state_.config.http);
+  state_.resp_port = resp_acceptor_->local_endpoint().port();
+  state_.http_port = http_acceptor_->local_endpoint().port();
+}
+
+asio::io_context& Server::NextContext() {
+  asio::io_context& ctx = *contexts_[next_context_];
+  next_context_ = (next_context_ + 1) % contexts_.size();
+  return ctx;
+}
+
+void Server::Accept(Acceptor& acceptor, bool resp) {
+  acceptor.async_accept(NextContext(), [this, &acceptor, resp](const error_code& ec,
+                                                               tcp::socket socket) {
+    if (stopping_.load()) return;
+    if (ec) {
+      // Out of file descriptors or similar: log, keep accepting.
+      Log(LogLevel::kWarn, "accept_failed", "error=" + LogQuote(ec.message()));
+    } else if (state_.connected_clients.load() >= state_.config.shedding.max_clients) {
+      state_.metrics.rejected_connections.Add();
+      state_.metrics.shed.Add("reason=\"max_clients\"");
+      // As Redis does: say why, then close. Blocking write of a few bytes to a fresh socket.
+      std::string_view msg = resp ? "-ERR max number of clients reached\r\n"
+                                  : "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+      error_code ignored;
+      socket.non_blocking(true, ignored);
+      socket.write_some(asio::buffer(msg), ignored);
+      socket.close(ignored);
+    } else {
+      state_.connected_clients.fetch_add(1);
+      state_.metrics.connections.Add();
+      auto executor = socket.get_executor();
+      std::shared_ptr<Drainable> drainable;
+      if (resp) {
+        auto session = std::make_shared<RespSession>(std::move(socket), state_, commands_);
+        asio::post(executor, [session] { session->Start(); });
+        drainable = session;
+      } else {
+        auto session = std::make_shared<HttpSession>(std::move(socket), state_, http_handler_);
+        asio::post(executor, [session] { session->Start(); });
+        drainable = session;
+      }
+      Register(std::move(drainable));
+    }
+    Accept(acceptor, resp);
+  });
+}
+
+void Server::Register(std::shared_ptr<Drainable> session) {
+  std::lock_guard lock(registry_mu_);
+  registry_.push_back(session);
+  if (registry_.size() >= 2 * registry_pruned_size_) {
+    std::erase_if(registry_, [](const auto& w) { return w.expired(); });
+    registry_pruned_size_ = std::max<size_t>(64, registry_.size());
+  }
+}
+
+void Server::AddTimer(std::chrono::milliseconds every, std::function<void()> fn) {
+  timers_.push_back(Timer{every, std::move(fn), std::make_unique<asio::steady_timer>(*contexts_[0])});
+}
+
+void Server::ArmTimer(size_t index) {
+  Timer& t = timers_[index];
+  t.timer->expires_after(t.every);
+  t.timer->async_wait([this, index](const error_code& ec) {
+    if (ec || stopping_.load()) return;
+    timers_[index].fn();
+    ArmTimer(index);
+  });
+}
+
+void Server::Run() {
+  Accept(*resp_acceptor_, true);
+  Accept(*http_acceptor_, false);
+  for (size_t i = 0; i < timers_.size(); ++i) ArmTimer(i);
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < contexts_.size(); ++i) {
+    threads.emplace_back([ctx = contexts_[i].get()] { ctx->run(); });
+  }
+  contexts_[0]->run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::Stop(std::chrono::milliseconds drain) {
+  if (stopping_.exchange(true)) return;
+  asio::post(*contexts_[0], [this, drain] {
+    state_.shutting_down.store(true);
+    error_code ec;
+    resp_acceptor_->close(ec);
+    http_acceptor_->close(ec);
+    for (auto& t : timers_) t.timer->cancel();
+    // Sessions close themselves after their current request (they check shutting_down). Once
+    // none is left, the contexts run out of work; the drain timer bounds how long that takes.
+    for (auto& g : guards_) g.reset();
+    {
+      std::lock_guard lock(registry_mu_);
+      for (auto& weak : registry_) {
+        if (auto session = weak.lock()) session->Drain();
+      }
+      registry_.clear();
+    }
+    drain_timer_ = std::make_unique<asio::steady_timer>(*contexts_[0], drain);
+    drain_timer_->async_wait([this](const error_code& ec) {
+      if (ec) return;
+      if (state_.connected_clients.load() > 0) {
+        Log(LogLevel::kWarn, "shutdown_drain_timeout",
+            "open_connections=" + std::to_string(state_.connected_clients.load()));
+      }
+      for (auto& ctx : contexts_) ctx->stop();
+    });
+    // Poll until every connection has gone, then cancel the drain timer so Run() returns.
+    auto poll = std::make_shared<std::function<void()>>();
+    auto poll_timer = std::make_shared<asio::steady_timer>(*contexts_[0]);
+    *poll = [this, poll, poll_timer] {
+      if (state_.connected_clients.load() == 0) {
+        drain_timer_->cancel();
+        for (auto& ctx : contexts_) ctx->stop();
+        return;
+      }
+      poll_timer->expires_after(std::chrono::milliseconds(10));
+      poll_timer->async_wait([poll](const error_code& ec) {
+        if (!ec) (*poll)();
+      });
+    };
+    (*poll)();
+  });
+}
+
+}  // namespace corral::server

@@ -1,0 +1,66 @@
+// corral-server's network layer: `threads` I/O threads, each running its own io_context; the
+// RESP and HTTP acceptors hand connections to them round-robin; timers drive active expiry;
+// Stop() drains gracefully.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <functional>
+#include <mutex>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "cache-server/http_handler.h"
+#include "cache-server/resp_commands.h"
+#include "cache-server/server_state.h"
+
+namespace corral::server {
+
+class Server {
+ public:
+  Server(ServerState& state, RespCommands& commands, HttpHandler& http_handler);
+  ~Server();
+
+  // Binds both listeners (port 0 picks a free port; see resp_port()/http_port()).
+  // Throws std::runtime_error naming the address on failure (start-up only).
+  void Bind();
+  // Runs the I/O threads until Stop() has drained them. Blocks the caller.
+  void Run();
+  // Thread-safe, idempotent: stop accepting, let in-flight requests finish for at most
+  // `drain`, then close every connection and return from Run().
+  void Stop(std::chrono::milliseconds drain = std::chrono::milliseconds(5000));
+
+  uint16_t resp_port() const { return state_.resp_port; }
+  uint16_t http_port() const { return state_.http_port; }
+  // Periodic work on thread 0 (active expiry, lease deadlines); set before Run().
+  void AddTimer(std::chrono::milliseconds every, std::function<void()> fn);
+
+ private:
+  using Acceptor = boost::asio::ip::tcp::acceptor;
+  void Accept(Acceptor& acceptor, bool resp);
+  boost::asio::io_context& NextContext();
+  void ArmTimer(size_t index);
+  void Register(std::shared_ptr<Drainable> session);
+
+  ServerState& state_;
+  RespCommands& commands_;
+  HttpHandler& http_handler_;
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
+  std::unique_ptr<Acceptor> resp_acceptor_, http_acceptor_;
+  struct Timer {
+    std::chrono::milliseconds every;
+    std::function<void()> fn;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  std::vector<Timer> timers_;
+  std::unique_ptr<boost::asio::steady_timer> drain_timer_;
+  size_t next_context_ = 0;
+  std::atomic<bool> stopping_{false};
+  // Live connections, so Stop() can close the idle ones at once. Touched on accept and stop only.
+  std::mutex registry_mu_;
+  std::vector<std::weak_ptr<Drainable>> registry_;
+  size_t registry_pruned_size_ = 64;
+};
+
+}  // namespace corral::server

@@ -1,0 +1,38 @@
+// What every session of corral-server shares: configuration, the cache, metrics and a few
+// process-wide counters. Owned by main(); sessions hold a reference.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+
+#include "cache-server/cache_service.h"
+#include "cache-server/config.h"
+#include "cache-server/metrics.h"
+
+namespace corral::server {
+
+// A connection that can be asked to finish: close now if idle, else after the request in hand.
+// Drain() is thread-safe (it posts to the connection's own executor).
+class Drainable {
+ public:
+  virtual ~Drainable() = default;
+  virtual void Drain() = 0;
+};
+
+struct ServerState {
+  ServerState(const Config& config, CacheService& cache, Metrics& metrics)
+      : config(config), cache(cache), metrics(metrics) {}
+
+  const Config& config;
+  CacheService& cache;
+  Metrics& metrics;
+  std::atomic<int64_t> connected_clients{0};
+  std::atomic<uint64_t> next_client_id{1};
+  std::atomic<bool> shutting_down{false};
+  std::time_t started_unix = std::time(nullptr);
+  uint16_t resp_port = 0;  // the ports actually bound (config may say 0)
+  uint16_t http_port = 0;
+};
+
+}  // namespace corral::server
