@@ -1,0 +1,122 @@
+// corral's database loader: runs read-through queries on pools of PostgreSQL replicas, off the
+// caller's thread. Routing, health and lag checks, bounded queues and the one retry after a broken
+// connection (SPEC "Keys and values", rules 8 and 9) live here. No libpqxx type leaks out.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace corral::pg {
+
+enum class Routing {
+  kRoundRobin,   // each load goes to the next usable replica of the pool
+  kLeastLoaded,  // each load goes to the usable replica with the fewest in-flight + queued loads
+};
+
+struct PoolOptions {
+  std::string name;
+  std::vector<size_t> replicas;  // indices into LoaderOptions::replicas; empty means "all"
+  // Worker threads (one connection each) per replica of this pool; a replica shared by several
+  // pools gets the largest of their counts, and one queue.
+  int connections = 8;
+  Routing routing = Routing::kRoundRobin;
+};
+
+struct LoaderOptions {
+  std::string primary;                // libpq connection string (key=value or URI)
+  std::vector<std::string> replicas;  // named "replica0", "replica1", ... by index
+  std::vector<PoolOptions> pools;     // empty: one pool "default" over all replicas
+  int64_t statement_timeout_ms = 1000;
+  int64_t max_replica_lag_ms = 5000;
+  int64_t health_check_interval_ms = 1000;
+  int64_t connect_timeout_ms = 2000;  // added to connection strings that do not set one; libpq
+                                      // counts whole seconds, at least 2
+  bool fallback_to_primary = false;   // serve a pool from the primary when none of its replicas can
+  int primary_connections = 2;        // workers on the primary (used only with fallback)
+  bool prepared_statements = true;    // false through PgBouncer in transaction mode
+  size_t max_queued_per_replica = 10000;  // beyond: kError "queue full ..." at once
+};
+
+// One read-through query. `sql` takes the id as $1 (bound as text) and returns zero or one row.
+struct Statement {
+  std::string name;  // for messages and metrics
+  std::string sql;
+  std::string pool;  // a PoolOptions::name; empty means "default"
+};
+
+struct LoadOutcome {
+  enum class Kind { kValue, kNotFound, kError };
+  Kind kind = Kind::kError;
+  std::string data;     // kValue: the value; kError: a one-line reason; kNotFound: empty
+  std::string replica;  // "replica0", "replica1", ..., "primary": who served it; empty if nobody
+  int64_t micros = 0;   // time spent in the database call (0 if none was made)
+};
+
+// Called exactly once per Load(), on a loader thread, with no loader lock held. It may call Load()
+// again but must not call Stop() or destroy the Loader. It must not throw.
+using LoadCallback = std::function<void(LoadOutcome)>;
+
+struct ReplicaStatus {
+  std::string name;  // "replica0", ..., or "primary" (listed only with fallback_to_primary)
+  bool up = false;   // the last health check succeeded and no load has since lost its connection
+  double lag_seconds = 0;  // replay lag from the last health check (0 for the primary)
+  bool lagging = false;    // lag is above max_replica_lag_ms, so loads skip this replica
+  int inflight = 0;        // loads running in the database now
+  size_t queued = 0;       // loads waiting for a worker
+  uint64_t loads = 0;      // database calls made (including failed ones)
+};
+
+// Thread pools per replica, fed through bounded queues. Thread-safe after construction.
+//
+// Results (SPEC "Keys and values"): zero rows or a one-column NULL → kNotFound; one column → its
+// text; several columns → a JSON object (numbers, booleans and json/jsonb stay typed); more than
+// one row ("query returned N rows") or any SQL error (PostgreSQL's first line, e.g. "canceling
+// statement due to statement timeout") → kError. A load whose connection breaks is retried once on
+// another usable replica, and that server is marked down; SQL errors and timeouts are not retried.
+// A server that stops answering altogether (frozen, network gone) is cut off after
+// statement_timeout_ms + max(statement_timeout_ms, 1 s) and treated as a broken connection.
+class Loader {
+ public:
+  // Validates the options (pools name existing replicas, statements name existing pools, positive
+  // sizes and intervals). Throws std::invalid_argument naming the problem; start-up only. Connects
+  // nothing.
+  Loader(LoaderOptions options, std::vector<Statement> statements);
+  ~Loader();  // Stop()
+
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // Spawns the workers and health checkers. Workers connect lazily (on their first load, and again
+  // after a break); a down server is probed by its health checker with back-off (100 ms doubling
+  // to 2 s) until it answers. Replicas count as usable until a check or a load says otherwise;
+  // Ready() waits for a successful health check. Call once; a no-op after Stop().
+  void Start();
+
+  // Stops and joins every loader thread. Loads still queued are answered kError "shutting down";
+  // a load running in the database is answered when it finishes (bounded by the cut-off above, or
+  // by connect_timeout_ms for a connection attempt). Idempotent.
+  void Stop();
+
+  // Queues one load of `statement` (an index into the constructor's statements) with $1 = `id`.
+  // Never blocks on the database, thread-safe. Rejections (unknown statement, no usable replica,
+  // queue full) are answered at once with kError, still on a loader thread. Before Start() or after
+  // Stop() has returned, `done` runs inline on the caller's thread with kError.
+  void Load(size_t statement, std::string id, LoadCallback done);
+
+  // A snapshot, replicas in index order, then the primary when fallback_to_primary. Thread-safe.
+  std::vector<ReplicaStatus> Status() const;
+
+  // True when every pool has a replica whose last health check succeeded within the lag bound
+  // (or, with fallback_to_primary, the primary's did). Thread-safe.
+  bool Ready() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace corral::pg

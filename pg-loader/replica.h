@@ -1,0 +1,103 @@
+// The loader's bookkeeping for one database server (a replica, or the primary with fallback): its
+// bounded queue of loads, its health (unknown/up/down, lag) and counters. No SQL and no threads of
+// its own, so it is unit-tested directly; the loader's workers and health checker drive it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "pg-loader/loader.h"
+
+namespace corral::pg {
+
+// One queued load.
+struct Job {
+  size_t statement = 0;
+  std::string id;
+  LoadCallback done;
+  bool retried = false;  // already moved once after a broken connection
+};
+
+enum class Health {
+  kUnknown,  // not checked yet: loads may go here (optimistic), Ready() does not count it
+  kUp,       // the last check succeeded
+  kDown,     // a check failed or a load lost its connection; skipped until a check succeeds
+};
+
+class ReplicaState {
+ public:
+  enum class PushResult { kOk, kFull, kClosed };
+  enum class Wake { kTimeout, kRecheck, kClosed };
+
+  // Thread-safe throughout. `max_lag_ms` is the lag above which a replica is skipped.
+  ReplicaState(std::string name, size_t max_queued, int64_t max_lag_ms);
+
+  const std::string& name() const { return name_; }
+
+  // Queue. Push never blocks: it moves from `job` only on kOk, so the caller can still answer it.
+  PushResult Push(Job& job);
+  // Blocks until a job is available (and counts it in-flight) or the queue is closed (nullopt).
+  std::optional<Job> Pop();
+  // Called by the worker when a popped job's database call ends.
+  void FinishCall() {
+    inflight_.fetch_sub(1, std::memory_order_relaxed);
+    loads_.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Removes and returns every queued job (for re-routing or answering at shutdown).
+  std::vector<Job> TakeAll();
+  // Makes Pop() return nullopt, Push() kClosed and WaitForCheck() kClosed, for good.
+  void Close();
+  bool closed() const;
+
+  // Routing may send loads here: not down and not lagging.
+  bool Usable() const;
+  // Ready() may count it: up (checked) and not lagging.
+  bool ConfirmedUsable() const;
+  // in-flight + queued, for least-loaded routing.
+  int64_t Load() const;
+
+  // Marks the server down. Returns true if it was not down before (the caller then re-routes the
+  // queue). Each such transition bumps epoch(), so connections opened before it get replaced.
+  bool MarkDown();
+  // Records a successful health check.
+  void MarkUp(double lag_seconds);
+  bool LagTooHigh(double lag_seconds) const;
+  uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+  Health health() const;
+
+  // For the health checker: waits `delay`, returning early with kRecheck after RequestCheck() or
+  // kClosed after Close().
+  Wake WaitForCheck(std::chrono::milliseconds delay);
+  void RequestCheck();
+
+  ReplicaStatus Snapshot() const;
+
+ private:
+  const std::string name_;
+  const size_t max_queued_;
+  const int64_t max_lag_ms_;
+
+  mutable std::mutex mu_;
+  std::condition_variable queue_cv_;   // Pop waits here
+  std::condition_variable health_cv_;  // WaitForCheck waits here
+  std::deque<Job> queue_;
+  bool closed_ = false;
+  bool recheck_ = false;
+  Health health_ = Health::kUnknown;
+  double lag_seconds_ = 0;
+  bool lagging_ = false;
+
+  std::atomic<uint64_t> epoch_{0};
+  std::atomic<int> inflight_{0};
+  std::atomic<uint64_t> loads_{0};
+};
+
+}  // namespace corral::pg

@@ -1,0 +1,73 @@
+// One PostgreSQL connection of the loader and the two things done on it: a read-through load in its
+// own short read-only transaction, and a health/lag check. The libpqxx connection stays inside
+// session.cc. A Session is used by one thread at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pg-loader/loader.h"
+
+namespace corral::pg {
+
+struct SessionResult {
+  LoadOutcome::Kind kind = LoadOutcome::Kind::kError;
+  std::string data;              // value, or a one-line error
+  bool connection_lost = false;  // the connection broke (data says why); the load may be retried
+  int64_t micros = 0;            // time in the transaction
+};
+
+struct HealthResult {
+  bool ok = false;
+  bool lag_known = true;  // false: replay is behind but the server cannot say by how much
+  double lag_seconds = 0;
+  std::string error;  // when !ok
+};
+
+// The lag query, after prometheus postgres_exporter's: 0 on a primary, or when everything received
+// has been replayed (an idle primary would otherwise make the age grow without real lag; replay may
+// also be ahead of receive after a restart), else the age of the last replayed transaction. NULL
+// when WAL is pending but no transaction has been replayed since the server started: the caller
+// then measures how long replay has been behind itself.
+inline constexpr char kLagSql[] =
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0::float8"
+    " WHEN pg_last_wal_receive_lsn() IS NULL"
+    " OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0::float8"
+    " ELSE GREATEST(0, EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()))::float8 END";
+
+class Session {
+ public:
+  // `conninfo` is passed to libpq as is. Nothing connects until Connect().
+  explicit Session(std::string conninfo);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Opens the connection unless it is open. Returns an empty string on success, else why not.
+  std::string Connect();
+  void Close();
+  bool is_open() const;
+  // The socket descriptor while open, else -1 (for the Watchdog).
+  int socket() const;
+
+  // Runs `sql` with $1 = id as text in a read-only transaction that starts with
+  // SET LOCAL statement_timeout = timeout_ms. With `prepared`, the statement is prepared once per
+  // connection under a name derived from `statement`; else it is sent with its parameter each time
+  // (PgBouncer transaction mode). Requires is_open(). Never throws.
+  SessionResult Load(size_t statement, const std::string& sql, const std::string& id,
+                     int64_t timeout_ms, bool prepared);
+
+  // Runs kLagSql under the same timeout rule. Requires is_open(). Never throws.
+  HealthResult CheckHealth(int64_t timeout_ms);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// First line of a libpq / libpqxx error text, without the "ERROR:  " style severity prefix.
+std::string FirstErrorLine(const std::string& what);
+
+}  // namespace corral::pg
