@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# corral's demo: builds corral-server, starts a local PostgreSQL primary with two replicas, runs
+# corral in front of them, talks to it with redis-cli, redis-benchmark and curl, then stops it all.
+#
+# Usage: deploy/demo.sh
+# Environment: CORRAL_BUILD_DIR (default build, relative to the repository root). Ports are the
+# defaults (PostgreSQL 5432-5434, RESP 6380, HTTP 8080) when free, else free ones.
+set -euo pipefail
+
+DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(cd "${DEPLOY_DIR}/.." && pwd)
+# shellcheck source=deploy/lib.sh
+source "${DEPLOY_DIR}/lib.sh"
+
+BUILD_DIR=${CORRAL_BUILD_DIR:-build}
+[[ ${BUILD_DIR} == /* ]] || BUILD_DIR=${ROOT_DIR}/${BUILD_DIR}
+SERVER_BIN=${BUILD_DIR}/cache-server/corral-server
+
+WORK_DIR=""    # temporary directory: PostgreSQL data, corral's config and log
+SERVER_PID=""  # corral-server, while it runs
+SERVER_DIED=0
+RESP_PORT=""
+HTTP_PORT=""
+
+step() {
+  printf '\n==> %s\n' "$*"
+}
+
+# run COMMAND...: shows a command, then runs it.
+run() {
+  printf '$ %s\n' "$*"
+  "$@"
+}
+
+# ports DEFAULT COUNT: prints DEFAULT if DEFAULT .. DEFAULT+COUNT-1 are free, else a free base port.
+ports() {
+  local base=$1 count=$2 i
+  for ((i = 0; i < count; i++)); do
+    if corral_port_is_listening $((base + i)); then
+      corral_free_port_range "${count}"
+      return
+    fi
+  done
+  echo "${base}"
+}
+
+# ---- Steps ---------------------------------------------------------------------------------------
+
+install_deps() {
+  step "install dependencies"
+  "${DEPLOY_DIR}/install-deps.sh"
+}
+
+build_server() {
+  step "build corral-server (${BUILD_DIR})"
+  cmake -S "${ROOT_DIR}" -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "${BUILD_DIR}" -j "$(nproc)" --target corral-server
+  [[ -x ${SERVER_BIN} ]] || corral_die "no ${SERVER_BIN} after the build"
+}
+
+start_postgres() {
+  step "start PostgreSQL: a primary and 2 streaming replicas, 10 000 users"
+  WORK_DIR=$(mktemp -d /tmp/corral-demo.XXXXXX)
+  chmod 755 "${WORK_DIR}" # the postgres user must reach its data directory inside
+  CORRAL_PG_DIR=${WORK_DIR}/pg
+  CORRAL_PG_PORT=$(ports 5432 3)
+  export CORRAL_PG_DIR CORRAL_PG_PORT
+  "${DEPLOY_DIR}/pg-local.sh" start >/dev/null
+  "${DEPLOY_DIR}/pg-local.sh" status
+}
+
+# Writes corral.json: the example config with this demo's ports.
+write_config() {
+  RESP_PORT=$(ports 6380 1)
+  HTTP_PORT=$(ports 8080 1)
+  if ((HTTP_PORT == RESP_PORT)); then
+    HTTP_PORT=$(corral_free_port)
+  fi
+  # Through placeholders, so that a new port can never match a later pattern.
+  sed -e 's/127\.0\.0\.1:6380/@RESP@/' -e 's/127\.0\.0\.1:8080/@HTTP@/' \
+    -e 's/port=5432 /@PORT0@ /' -e 's/port=5433 /@PORT1@ /' -e 's/port=5434 /@PORT2@ /' \
+    "${DEPLOY_DIR}/corral.example.json" |
+    sed -e "s/@RESP@/127.0.0.1:${RESP_PORT}/" -e "s/@HTTP@/127.0.0.1:${HTTP_PORT}/" \
+      -e "s/@PORT0@/port=${CORRAL_PG_PORT}/" -e "s/@PORT1@/port=$((CORRAL_PG_PORT + 1))/" \
+      -e "s/@PORT2@/port=$((CORRAL_PG_PORT + 2))/" >"${WORK_DIR}/corral.json"
+}
+
+server_ready() {
+  if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
+    SERVER_DIED=1
+    return 0
+  fi
+  [[ $(redis-cli -h 127.0.0.1 -p "${RESP_PORT}" ping 2>/dev/null) == PONG ]] &&
+    curl -fsS "http://127.0.0.1:${HTTP_PORT}/healthz" >/dev/null
+}
+
+start_server() {
+  write_config
+  step "start corral-server: RESP 127.0.0.1:${RESP_PORT}, HTTP 127.0.0.1:${HTTP_PORT}"
+  run "${SERVER_BIN}" --check-config "${WORK_DIR}/corral.json"
+  "${SERVER_BIN}" --config "${WORK_DIR}/corral.json" 2>"${WORK_DIR}/corral.log" &
+  SERVER_PID=$!
+  if ! corral_wait_until 30 "corral-server to answer" server_ready || ((SERVER_DIED)); then
+    tail -n 20 "${WORK_DIR}/corral.log" >&2
+    corral_die "corral-server did not come up"
+  fi
+  echo "corral-server is up (pid ${SERVER_PID}, log ${WORK_DIR}/corral.log)"
+}
+
+demo_resp() {
+  step "RESP: redis-cli against corral"
+  run redis-cli -p "${RESP_PORT}" ping
+  run redis-cli -p "${RESP_PORT}" set greeting hello
+  run redis-cli -p "${RESP_PORT}" get greeting
+  echo "# user:42 is read through from a replica on the first GET, then served from memory:"
+  run redis-cli -p "${RESP_PORT}" get user:42
+  run redis-cli -p "${RESP_PORT}" get user:42
+}
+
+demo_benchmark() {
+  step "redis-benchmark against corral"
+  local benchmark=(redis-benchmark -p "${RESP_PORT}" -t "ping,set,get" -n 100000 -c 50 -q)
+  if [[ -t 1 ]]; then
+    run "${benchmark[@]}"
+  else
+    # Into a log, keep the results and drop the progress lines, which end in carriage returns.
+    printf '$ %s\n' "${benchmark[*]}"
+    "${benchmark[@]}" | tr '\r' '\n' | grep 'requests per second'
+  fi
+}
+
+demo_http() {
+  step "HTTP: health, a cached user, metrics"
+  run curl -sS -i "http://127.0.0.1:${HTTP_PORT}/healthz"
+  echo
+  run curl -sS -i "http://127.0.0.1:${HTTP_PORT}/v1/cache/user/7"
+  echo
+  printf '$ curl -sS http://127.0.0.1:%s/metrics | head -n 20\n' "${HTTP_PORT}"
+  curl -sS "http://127.0.0.1:${HTTP_PORT}/metrics" | head -n 20
+}
+
+# ---- Teardown ------------------------------------------------------------------------------------
+
+server_gone() {
+  ! kill -0 "${SERVER_PID}" 2>/dev/null
+}
+
+stop_server() {
+  [[ -n ${SERVER_PID} ]] || return 0
+  kill -TERM "${SERVER_PID}" 2>/dev/null || true
+  if ! corral_wait_until 10 "corral-server to exit after SIGTERM" server_gone; then
+    kill -KILL "${SERVER_PID}" 2>/dev/null || true
+  fi
+  wait "${SERVER_PID}" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [[ -n ${WORK_DIR} ]]; then
+    step "stop corral-server and PostgreSQL"
+    stop_server
+    "${DEPLOY_DIR}/pg-local.sh" stop || true
+    rm -rf "${WORK_DIR}"
+  fi
+  exit "${status}"
+}
+
+main() {
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  install_deps
+  build_server
+  start_postgres
+  start_server
+  demo_resp
+  demo_benchmark
+  demo_http
+}
+
+main "$@"
