@@ -1,0 +1,66 @@
+// Test support for integration tests against the real PostgreSQL started by deploy/run-tests.sh:
+// where it is, running SQL through psql, counting queries with pg_stat_statements, stopping and
+// starting nodes, and firing herds of concurrent RESP/HTTP requests at corral-server.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tests/integration/server_process.h"
+
+namespace corral::integration {
+
+// The cluster from CORRAL_TEST_PG_PRIMARY / CORRAL_TEST_PG_REPLICAS / CORRAL_TEST_PG_LOCAL.
+struct PgCluster {
+  std::string primary;
+  std::vector<std::string> replicas;
+  std::string pg_local;  // path of deploy/pg-local.sh (CORRAL_PG_DIR/PORT are in the environment)
+
+  // Empty `primary` when the variables are unset.
+  static PgCluster FromEnv();
+  bool available() const { return !primary.empty() && !replicas.empty(); }
+
+  // Runs `sql` on `conn` with psql; the trimmed output, or "ERROR: ..." on failure.
+  static std::string Sql(const std::string& conn, const std::string& sql);
+  // pg_stat_statements_reset() on every node.
+  void ResetStatements() const;
+  // Sum of calls, over every node, of statements whose text contains `needle`.
+  int64_t Calls(const std::string& needle) const;
+  // Waits until every replica has replayed the primary's current WAL position.
+  bool WaitReplayed(Millis timeout = Millis(10000)) const;
+  // deploy/pg-local.sh ACTION NODE (stop-node, start-node, ...); true on exit 0.
+  bool Node(const std::string& action, const std::string& node) const;
+  // The JSON "postgres" section for corral's config.
+  std::string PostgresJson(const std::string& extra = "") const;
+};
+
+// One answer in a herd: the raw reply and how long it took from its send.
+struct HerdReply {
+  std::string reply;  // RESP reply bytes, or the whole HTTP response
+  double ms = -1;     // -1: no reply by the deadline
+};
+
+// Opens one connection per command, sends each command at once, and collects every reply with
+// epoll (so replies are timed as they arrive, not one after another). `commands` are RESP
+// commands, e.g. {"GET", "slow:7"}.
+std::vector<HerdReply> RespHerd(uint16_t port,
+                                const std::vector<std::vector<std::string>>& commands,
+                                Millis timeout = Millis(20000));
+// The same over HTTP: one GET of `targets[i]` per connection ("Connection: close").
+std::vector<HerdReply> HttpHerd(uint16_t port, const std::vector<std::string>& targets,
+                                Millis timeout = Millis(20000));
+
+// The bulk string of a RESP reply ("$3\r\nabc\r\n" -> "abc"); "<nil>" for "$-1", the line itself
+// for +, -, : replies.
+std::string RespValue(const std::string& reply);
+
+// p-th percentile (0..100) of the replies' latencies (ignores missing replies).
+double Percentile(const std::vector<HerdReply>& replies, double p);
+
+// Prometheus sample value from corral's /metrics, e.g. Metric(port,
+// "corral_requests_total{proto=\"resp\",result=\"waited\"}"); 0 if absent.
+double Metric(uint16_t http_port, const std::string& sample);
+
+}  // namespace corral::integration
