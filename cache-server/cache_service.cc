@@ -87,50 +87,111 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns,
   });
 }
 
-bool CacheService::Lead(const std::string& key, const Namespace& ns,
-                        const std::shared_ptr<Request>& request, lease::LeaseToken token) {
-  Admission a = Admit(ns);
-  if (a != Admission::kAdmitted) {
-    // Give the lease up: the next waiter, if any, is handed it and tries admission in turn.
-    leases_.Release(key, token);
-    metrics_.shed.Add("reason=\"" + std::string(lease::AdmissionReason(a)) + "\"");
-    std::string text = "load shed: " + std::string(lease::AdmissionReason(a)) + " for namespace " +
-                       ns.config.name;
-    ReadAnswer answer;
-    answer.kind = ReadAnswer::Kind::kBusy;
-    answer.error = text;
-    request->Answer(*this, answer);
-    return false;
+namespace {
+// A lease whose holder was shed is completed with this error, so that every waiter on it is
+// answered BUSY at once (handing the lease from waiter to waiter would shed them one by one,
+// each inside the previous one's callback). Never cached, never held off.
+constexpr std::string_view kShedMarker = "\x01shed:";
+}  // namespace
+
+ReadAnswer CacheService::AnswerFromResult(const LoadResult& r, Outcome outcome,
+                                          std::string& scratch) {
+  ReadAnswer answer;
+  answer.outcome = outcome;
+  switch (r.kind) {
+    case LoadResult::Kind::kValue:
+      answer.kind = ReadAnswer::Kind::kValue;
+      answer.value = r.data;
+      break;
+    case LoadResult::Kind::kNotFound:
+      answer.kind = ReadAnswer::Kind::kNotFound;
+      answer.outcome = Outcome::kNotFound;
+      break;
+    case LoadResult::Kind::kError:
+      if (r.data.starts_with(kShedMarker)) {
+        answer.kind = ReadAnswer::Kind::kBusy;
+        scratch = r.data.substr(kShedMarker.size());
+      } else {
+        answer.kind = ReadAnswer::Kind::kError;
+        scratch = "upstream: " + r.data;
+      }
+      answer.error = scratch;
+      break;
   }
-  request->loaded = true;
-  StartLoad(key, ns, token);
-  return true;
+  return answer;
 }
 
 void CacheService::Miss(std::string_view key, const Namespace& ns,
                         std::shared_ptr<Request> request) {
-  Join(std::string(key), ns, std::move(request));
+  std::string k(key);
+  lease::LeaseTable::Acquired acq =
+      leases_.AcquireOrWait(k, Waiter(k, ns, request), request->deadline);
+  if (!acq.leader) {
+    metrics_.coalesced.Add();
+    return;
+  }
+  // Between this request's store miss and its lease grant, another load may have completed and
+  // filled the key: then the lease is completed with what is cached instead of a second query.
+  std::optional<LoadResult> cached;
+  lease::Millis now_ms = clock_.NowMs();
+  store_.Get(k, [&](std::string_view value, const lease::EntryMeta& meta) {
+    if (now_ms >= meta.fresh_until) return;
+    cached = LoadResult{meta.kind == lease::EntryKind::kValue ? LoadResult::Kind::kValue
+                                                              : LoadResult::Kind::kNotFound,
+                        std::string(value)};
+  });
+  if (cached) {
+    std::string scratch;
+    request->Answer(*this, AnswerFromResult(*cached, Outcome::kHit, scratch));
+    leases_.Complete(k, acq.token, std::move(*cached));
+    return;
+  }
+  LeadAndWait(k, ns, request, acq.token);
 }
 
-void CacheService::Join(const std::string& key, const Namespace& ns,
-                        std::shared_ptr<Request> request) {
-  // The requester registers as a waiter on the key's lease — also when it is the one loading, so
-  // that its wait is bounded by the same deadline as everybody else's. If there is no lease it is
-  // granted one instead: it loads, then registers (a concurrent invalidation can void the fresh
-  // lease in between, hence the loop; each round starts at most one load).
-  for (int round = 0; round < 3; ++round) {
+void CacheService::LeadAndWait(const std::string& key, const Namespace& ns,
+                               const std::shared_ptr<Request>& request, lease::LeaseToken token) {
+  Admission a = Admit(ns);
+  if (a != Admission::kAdmitted) {
+    std::string reason(lease::AdmissionReason(a));
+    metrics_.shed.Add("reason=\"" + reason + "\"");
+    std::string text = "load shed: " + reason + " for namespace " + ns.config.name;
+    ReadAnswer answer;
+    answer.kind = ReadAnswer::Kind::kBusy;
+    answer.error = text;
+    request->Answer(*this, answer);
+    // Whoever waits on this lease is shed with it, at once.
+    leases_.Complete(key, token, LoadResult{LoadResult::Kind::kError, std::string(kShedMarker) + text});
+    return;
+  }
+  // The holder waits on its own lease too, so its wait is bounded like everybody else's. It
+  // registers before the load starts: a load that completes at once must find it waiting. If an
+  // invalidation voided the lease in between, nobody waits on the old one: drop it and hold the
+  // new one (the admission carries over; each round still starts at most one load).
+  for (int round = 0;; ++round) {
     lease::LeaseTable::Acquired acq =
         leases_.AcquireOrWait(key, Waiter(key, ns, request), request->deadline);
     if (!acq.leader) {
-      if (!request->loaded) metrics_.coalesced.Add();
+      if (leases_.IsValid(key, token)) break;  // waiting on our own lease: go load
+      // Our lease was voided and the request now waits on another, newer load: no query here.
+      leases_.Release(key, token);
+      FinishAdmitted(ns);
       return;
     }
-    if (!Lead(key, ns, request, acq.token)) return;
+    leases_.Release(key, token);
+    token = acq.token;
+    if (round == 3) {
+      FinishAdmitted(ns);
+      ReadAnswer answer;
+      answer.kind = ReadAnswer::Kind::kBusy;
+      answer.error = "key invalidated repeatedly during load";
+      request->Answer(*this, answer);
+      leases_.Release(key, token);
+      return;
+    }
   }
-  ReadAnswer answer;
-  answer.kind = ReadAnswer::Kind::kBusy;
-  answer.error = "key invalidated repeatedly during load";
-  request->Answer(*this, answer);
+  request->loaded = true;
+  StartLoad(key, ns, token);
 }
 
 lease::WaiterFn CacheService::Waiter(const std::string& key, const Namespace& ns,
@@ -138,30 +199,16 @@ lease::WaiterFn CacheService::Waiter(const std::string& key, const Namespace& ns
   return [this, key, &ns, request](WaitOutcome w) {
     switch (w.kind) {
       case WaitOutcome::Kind::kResult: {
-        const LoadResult& r = *w.result;
-        ReadAnswer answer;
-        answer.outcome = request->loaded ? Outcome::kMiss : Outcome::kWaited;
-        std::string error;
-        if (r.kind == LoadResult::Kind::kValue) {
-          answer.kind = ReadAnswer::Kind::kValue;
-          answer.value = r.data;
-        } else if (r.kind == LoadResult::Kind::kNotFound) {
-          answer.kind = ReadAnswer::Kind::kNotFound;
-          answer.outcome = Outcome::kNotFound;
-        } else {
-          answer.kind = ReadAnswer::Kind::kError;
-          error = "upstream: " + r.data;
-          answer.error = error;
-        }
-        request->Answer(*this, answer);
+        std::string scratch;
+        Outcome outcome = request->loaded ? Outcome::kMiss : Outcome::kWaited;
+        request->Answer(*this, AnswerFromResult(*w.result, outcome, scratch));
         return;
       }
       case WaitOutcome::Kind::kTimedOut:
         return AnswerTimedOut(key, *request);
       case WaitOutcome::Kind::kLeaseGranted:
         // The holder gave up or vanished and this request is next in line: it loads.
-        if (Lead(key, ns, request, w.token)) Join(key, ns, request);
-        return;
+        return LeadAndWait(key, ns, request, w.token);
     }
   };
 }

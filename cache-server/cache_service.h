@@ -135,11 +135,13 @@ class CacheService {
   const Namespace* FindNamespace(std::string_view key) const;
   // The slow path of Read: no servable entry. Answers through request->later.
   void Miss(std::string_view key, const Namespace& ns, std::shared_ptr<Request> request);
-  // Registers `request` as a waiter on the key's lease; if it is granted the lease instead, loads.
-  void Join(const std::string& key, const Namespace& ns, std::shared_ptr<Request> request);
-  // `request` holds `token`: admit and start the load, or release and answer BUSY (false).
-  bool Lead(const std::string& key, const Namespace& ns, const std::shared_ptr<Request>& request,
-            lease::LeaseToken token);
+  // `request` holds `token`: admit, register as a waiter on the lease, start the load — or, if
+  // not admitted, answer BUSY to it and to every waiter of the lease.
+  void LeadAndWait(const std::string& key, const Namespace& ns,
+                   const std::shared_ptr<Request>& request, lease::LeaseToken token);
+  // A load's result as the answer to one request; `scratch` holds the error text it points to.
+  static ReadAnswer AnswerFromResult(const lease::LoadResult& r, Outcome outcome,
+                                     std::string& scratch);
   lease::WaiterFn Waiter(const std::string& key, const Namespace& ns,
                          std::shared_ptr<Request> request);
   // Background reload of a servable entry (refresh-ahead, stale-while-revalidate).
@@ -284,16 +286,8 @@ CacheService::LeaseGetAnswer CacheService::LeaseGet(std::string_view key, Now&& 
       return;
     }
     if (w.kind == lease::WaitOutcome::Kind::kTimedOut) return AnswerTimedOut(k, *request);
-    const lease::LoadResult& r = *w.result;
-    ReadAnswer answer;
-    answer.outcome = Outcome::kWaited;
-    if (r.kind == lease::LoadResult::Kind::kValue) {
-      answer.kind = ReadAnswer::Kind::kValue;
-      answer.value = r.data;
-    } else if (r.kind == lease::LoadResult::Kind::kError) {
-      answer.kind = ReadAnswer::Kind::kError;
-      answer.error = r.data;
-    }
+    std::string scratch;
+    ReadAnswer answer = AnswerFromResult(*w.result, Outcome::kWaited, scratch);
     request->Answer(*this, answer);
   }, request->deadline);
   if (acq.leader) {

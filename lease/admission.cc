@@ -26,13 +26,13 @@ LoadGate::LoadGate(int64_t max_inflight, double max_per_s, bool blocked, const C
       blocked_(blocked),
       clock_(clock),
       max_per_s_(max_per_s),
-      tokens_(std::max(1.0, max_per_s)),
-      refilled_at_(clock.NowMs()) {}
+      tat_ms_(static_cast<double>(clock.NowMs())) {}
 
 void LoadGate::SetMaxPerSecond(double r) {
   std::lock_guard lock(mu_);
   max_per_s_ = r;
-  tokens_ = std::min(tokens_, std::max(1.0, r));
+  // Start the new rate afresh rather than carrying debt from the old one.
+  tat_ms_ = std::min(tat_ms_, static_cast<double>(clock_.NowMs()));
 }
 
 double LoadGate::max_per_s() const {
@@ -51,15 +51,15 @@ Admission LoadGate::TryAdmit() {
   {
     std::lock_guard lock(mu_);
     if (max_per_s_ > 0) {
-      Millis now = clock_.NowMs();
-      double burst = std::max(1.0, max_per_s_);
-      tokens_ = std::min(burst, tokens_ + (now - refilled_at_) * max_per_s_ / 1000.0);
-      refilled_at_ = now;
-      if (tokens_ < 1.0) {
+      double now = static_cast<double>(clock_.NowMs());
+      double interval = 1000.0 / max_per_s_;
+      double tolerance = (std::max(1.0, max_per_s_) - 1.0) * interval;
+      double tat = std::max(tat_ms_, now);
+      if (tat - now > tolerance + 1e-6) {
         inflight_.fetch_sub(1, std::memory_order_acq_rel);
         return Admission::kRate;
       }
-      tokens_ -= 1.0;
+      tat_ms_ = tat + interval;
     }
   }
   return Admission::kAdmitted;

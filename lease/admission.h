@@ -19,7 +19,7 @@ std::string_view AdmissionReason(Admission a);
 // Thread-safe. One per namespace (and one per pool, and one global for pending loads).
 class LoadGate {
  public:
-  // max_inflight <= 0: unbounded. max_per_s <= 0: no rate limit. Burst = max(1, max_per_s) tokens.
+  // max_inflight <= 0: unbounded. max_per_s <= 0: no rate limit. Burst: max(1, max_per_s) loads.
   LoadGate(int64_t max_inflight, double max_per_s, bool blocked, const Clock& clock);
 
   // Admits one load (then the caller must call Done() when it ends) or says why not.
@@ -39,10 +39,12 @@ class LoadGate {
   std::atomic<int64_t> max_inflight_;
   std::atomic<bool> blocked_;
   const Clock& clock_;
-  mutable std::mutex mu_;  // guards the bucket (only taken when a rate is set)
+  // The rate limit is a GCRA (the token bucket in virtual-time form): each admitted load moves the
+  // "theoretical arrival time" on by 1000 / max_per_s ms; a load is refused while that time is
+  // more than the burst tolerance ahead of now. Exact, with no drift from adding fractions.
+  mutable std::mutex mu_;  // guards the rate state
   double max_per_s_;
-  double tokens_;
-  Millis refilled_at_;
+  double tat_ms_;
 };
 
 }  // namespace corral::lease
