@@ -91,23 +91,48 @@ HttpResponse ReadResponse(const ReadAnswer& answer, unsigned version, bool keep_
   return res;
 }
 
+HttpResponse NoContent(const HttpRequest& req) {
+  // No prepare_payload(): a 204 must not carry Content-Length (RFC 9110, 8.6).
+  HttpResponse res{http::status::no_content, req.version()};
+  res.keep_alive(req.keep_alive());
+  return res;
+}
+
+// A GET-or-HEAD-only route.
+bool ReadMethod(const HttpRequest& req) {
+  return req.method() == http::verb::get || req.method() == http::verb::head;
+}
+
 }  // namespace
 
-void HttpHandler::Handle(const HttpRequest& req, HttpRespond respond) {
+void HttpHandler::Handle(const HttpRequest& request, HttpRespond respond) {
+  if (request.method() != http::verb::head) return Route(request, std::move(respond));
+  // HEAD: the GET response's status and headers (Content-Length included), without the body.
+  Route(request, [respond = std::move(respond)](HttpResponse res) {
+    size_t length = res.body().size();
+    res.body().clear();
+    res.content_length(length);
+    respond(std::move(res));
+  });
+}
+
+void HttpHandler::Route(const HttpRequest& req, HttpRespond respond) {
   proto::Route route = proto::ParseRoute(req.target());
   switch (route.kind) {
     case proto::RouteKind::kCache:
       return HandleCache(req, route.ns + ":" + route.id, std::move(respond));
     case proto::RouteKind::kHealthz:
+      if (!ReadMethod(req)) break;
       return respond(Text(http::status::ok, req, "ok\n"));
     case proto::RouteKind::kReadyz:
+      if (!ReadMethod(req)) break;
       return respond(ready_() ? Text(http::status::ok, req, "ready\n")
                               : Text(http::status::service_unavailable, req, "not ready\n"));
     case proto::RouteKind::kMetrics:
-      if (req.method() != http::verb::get) break;
+      if (!ReadMethod(req)) break;
       return respond(Text(http::status::ok, req, metrics_(), "text/plain; version=0.0.4"));
     case proto::RouteKind::kStats:
-      if (req.method() != http::verb::get) break;
+      if (!ReadMethod(req)) break;
       return respond(Stats(req));
     case proto::RouteKind::kBadRequest:
       return respond(Error(http::status::bad_request, req.version(), req.keep_alive(),
@@ -118,7 +143,7 @@ void HttpHandler::Handle(const HttpRequest& req, HttpRespond respond) {
   }
   HttpResponse res = Error(http::status::method_not_allowed, req.version(), req.keep_alive(),
                            "method not allowed");
-  res.set(http::field::allow, "GET");
+  res.set(http::field::allow, "GET, HEAD");
   respond(std::move(res));
 }
 
@@ -148,17 +173,11 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
         return respond(Error(http::status::payload_too_large, req.version(), req.keep_alive(),
                              "value larger than the memory bound allows"));
       }
-      HttpResponse res{http::status::no_content, req.version()};
-      res.keep_alive(req.keep_alive());
-      res.prepare_payload();
-      return respond(std::move(res));
+      return respond(NoContent(req));
     }
     case http::verb::delete_: {
       state_.cache.Invalidate(key, "http");
-      HttpResponse res{http::status::no_content, req.version()};
-      res.keep_alive(req.keep_alive());
-      res.prepare_payload();
-      return respond(std::move(res));
+      return respond(NoContent(req));
     }
     default: {
       HttpResponse res = Error(http::status::method_not_allowed, req.version(),

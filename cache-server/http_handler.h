@@ -31,6 +31,7 @@ class HttpHandler {
                             std::string_view message);
 
  private:
+  void Route(const HttpRequest& request, HttpRespond respond);
   void HandleCache(const HttpRequest& request, std::string key, HttpRespond respond);
   HttpResponse Stats(const HttpRequest& request) const;
 

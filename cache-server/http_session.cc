@@ -21,21 +21,32 @@ void HttpSession::Start() {
 
 void HttpSession::Read() {
   if (state_.shutting_down.load(std::memory_order_relaxed)) return Close();
+  if (buffer_.size() > 0) return ReadRequest();  // a pipelined request is already here
+  // Between requests the connection may sit idle for idle_timeout_ms; once the first byte of the
+  // next request arrives, the whole request must follow within read_timeout_ms, so a client
+  // trickling a header cannot hold the connection for the idle timeout.
+  idle_ = true;
+  stream_.expires_after(std::chrono::milliseconds(state_.config.http_options.idle_timeout_ms));
+  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
+                                                     const error_code& ec, size_t n) {
+    self->idle_ = false;
+    if (ec) return self->Close();
+    self->buffer_.commit(n);
+    self->ReadRequest();
+  });
+}
+
+void HttpSession::ReadRequest() {
   const HttpConfig& cfg = state_.config.http_options;
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
   parser_->body_limit(static_cast<std::uint64_t>(cfg.max_body_bytes));
-  // An idle keep-alive connection gets idle_timeout_ms; once a request has begun, the rest of it
-  // must arrive within read_timeout_ms (a client trickling bytes cannot hold a slot for long).
-  stream_.expires_after(std::chrono::milliseconds(buffer_.size() == 0 ? cfg.idle_timeout_ms
-                                                                      : cfg.read_timeout_ms));
-  idle_ = buffer_.size() == 0;
+  stream_.expires_after(std::chrono::milliseconds(cfg.read_timeout_ms));
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](const error_code& ec, size_t) { self->OnRead(ec); });
 }
 
 void HttpSession::OnRead(const error_code& ec) {
-  idle_ = false;
   if (ec == asio::error::operation_aborted) return Close();
   if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
       ec == asio::error::eof || ec == asio::error::connection_reset) {
@@ -85,7 +96,7 @@ void HttpSession::OnWrite(bool keep_alive, const error_code& ec) {
 
 void HttpSession::Drain() {
   asio::post(stream_.get_executor(), [self = shared_from_this()] {
-    if (self->idle_ && self->parser_ && !self->parser_->got_some()) self->stream_.cancel();
+    if (self->idle_) self->stream_.cancel();
   });
 }
 

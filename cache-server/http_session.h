@@ -23,7 +23,8 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   void Drain() override;
 
  private:
-  void Read();
+  void Read();         // waits (idle timeout) for the next request to begin
+  void ReadRequest();  // reads one request (read timeout)
   void OnRead(const boost::system::error_code& ec);
   void Write(HttpResponse response);
   void OnWrite(bool keep_alive, const boost::system::error_code& ec);

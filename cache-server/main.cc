@@ -1,6 +1,7 @@
 // corral-server: loads the config, wires store, cache, metrics and the RESP/HTTP front ends
 // together, and runs until SIGTERM/SIGINT (then drains in-flight requests and exits 0).
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -57,7 +58,25 @@ std::string RenderMetrics(const Metrics& metrics, const ServerState& state, leas
   return out;
 }
 
+// As Redis does for maxclients: raise the open-file limit so that max_clients connections (plus
+// the database connections and some slack) fit; warn when the hard limit does not allow it.
+void RaiseFileLimit(const Config& config) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  rlim_t want = static_cast<rlim_t>(config.shedding.max_clients) + 1024;
+  if (lim.rlim_cur >= want) return;
+  rlim_t target = lim.rlim_max == RLIM_INFINITY ? want : std::min(want, lim.rlim_max);
+  lim.rlim_cur = target;
+  setrlimit(RLIMIT_NOFILE, &lim);
+  if (target < want) {
+    Log(LogLevel::kWarn, "file_limit_low",
+        "limit=" + std::to_string(target) + " wanted=" + std::to_string(want) +
+            " note=\"max_clients cannot all connect; raise the hard limit (ulimit -Hn)\"");
+  }
+}
+
 int Serve(const Config& config) {
+  RaiseFileLimit(config);
   LogLevel level = LogLevel::kInfo;
   ParseLogLevel(config.log_level, &level);  // validated by the config parser
   SetLogLevel(level);

@@ -55,22 +55,19 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
                                     AsyncReplyTarget& target) {
   if (args.empty()) return CommandStatus::kDone;
   state_.metrics.commands.Add();
+  // The order of checks is Redis's (processCommand): unknown command, arity, then NOAUTH.
   const Spec* spec = FindSpec(args[0]);
   if (spec == nullptr) {
-    if (!client.authenticated) {
-      AppendError(out, proto::kNoAuth);
-      return CommandStatus::kDone;
-    }
     AppendError(out, proto::UnknownCommandError(args));
-    return CommandStatus::kDone;
-  }
-  if (!client.authenticated && !spec->allowed_before_auth) {
-    AppendError(out, proto::kNoAuth);
     return CommandStatus::kDone;
   }
   int argc = static_cast<int>(args.size());
   if ((spec->arity > 0 && argc != spec->arity) || (spec->arity < 0 && argc < -spec->arity)) {
     AppendError(out, proto::WrongArgsError(spec->name));
+    return CommandStatus::kDone;
+  }
+  if (!client.authenticated && !spec->allowed_before_auth) {
+    AppendError(out, proto::kNoAuth);
     return CommandStatus::kDone;
   }
   return (this->*(spec->handler))(client, args, out, target);
@@ -261,6 +258,7 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
   auto cond = lease::SetCondition::kAlways;
   bool keep_ttl = false, get = false, have_expire = false;
   int64_t expire_ms = 0;
+  std::string_view expire_opt;
   for (size_t i = 3; i < args.size(); ++i) {
     std::string_view opt = args[i];
     bool has_next = i + 1 < args.size();
@@ -272,9 +270,12 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
       get = true;
     } else if (EqualsIgnoreCase(opt, "keepttl") && !have_expire) {
       keep_ttl = true;
-    } else if (has_next && !keep_ttl && !have_expire &&
+    } else if (has_next && !keep_ttl &&
                (EqualsIgnoreCase(opt, "ex") || EqualsIgnoreCase(opt, "px") ||
-                EqualsIgnoreCase(opt, "exat") || EqualsIgnoreCase(opt, "pxat"))) {
+                EqualsIgnoreCase(opt, "exat") || EqualsIgnoreCase(opt, "pxat")) &&
+               (!have_expire || EqualsIgnoreCase(opt, expire_opt))) {
+      // As Redis: one kind of expiry; repeating the same option is allowed (the last wins).
+      expire_opt = opt;
       int64_t n;
       if (!proto::ParseInt64(args[i + 1], &n)) {
         AppendError(out, proto::kNotInteger);
@@ -287,7 +288,13 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
         return CommandStatus::kDone;
       }
       expire_ms = seconds ? n * 1000 : n;
-      if (absolute) expire_ms -= UnixMillis();
+      int64_t now_ms = UnixMillis();
+      // Redis: an expiry whose absolute time would overflow is invalid.
+      if (!absolute && expire_ms > INT64_MAX - now_ms) {
+        AppendError(out, proto::InvalidExpireError("set"));
+        return CommandStatus::kDone;
+      }
+      if (absolute) expire_ms -= now_ms;
       have_expire = true;
       ++i;
     } else {
@@ -371,6 +378,10 @@ CommandStatus RespCommands::Expire(RespClient&, Args args, std::string& out, Asy
     return CommandStatus::kDone;
   }
   int64_t ttl_ms = millis ? n : n * 1000;
+  if (ttl_ms > INT64_MAX - UnixMillis()) {
+    AppendError(out, proto::InvalidExpireError(lower_name));
+    return CommandStatus::kDone;
+  }
   bool nx = false, xx = false, gt = false, lt = false;
   for (size_t i = 3; i < args.size(); ++i) {
     if (EqualsIgnoreCase(args[i], "nx")) nx = true;
@@ -382,8 +393,12 @@ CommandStatus RespCommands::Expire(RespClient&, Args args, std::string& out, Asy
       return CommandStatus::kDone;
     }
   }
-  if ((nx && (xx || gt || lt)) || (gt && lt)) {
+  if (nx && (xx || gt || lt)) {
     AppendError(out, "ERR NX and XX, GT or LT options at the same time are not compatible");
+    return CommandStatus::kDone;
+  }
+  if (gt && lt) {
+    AppendError(out, "ERR GT and LT options at the same time are not compatible");
     return CommandStatus::kDone;
   }
   lease::Millis current = state_.cache.Pttl(args[1]);
@@ -456,14 +471,13 @@ CommandStatus RespCommands::Auth(RespClient& client, Args args, std::string& out
 CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& out,
                                   AsyncReplyTarget&) {
   // HELLO [protover [AUTH username password] [SETNAME clientname]]
+  int64_t ver = 2;
   if (args.size() >= 2) {
-    int64_t ver;
     if (!proto::ParseInt64(args[1], &ver)) {
       AppendError(out, "ERR Protocol version is not an integer or out of range");
       return CommandStatus::kDone;
     }
-    // RESP3 is not complete yet, so only 2 is accepted (SPEC.md).
-    if (ver != 2) {
+    if (ver < 2 || ver > 3) {
       AppendError(out, proto::kNoProto);
       return CommandStatus::kDone;
     }
@@ -489,9 +503,13 @@ CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& ou
   }
   if (!client.authenticated) {
     AppendError(out, "NOAUTH HELLO must be called with the client already authenticated, "
-                     "otherwise the HELLO <proto> AUTH <user> <pass> option can be used to "
-                     "authenticate the client and select the RESP protocol version at the same "
-                     "time");
+                     "otherwise the HELLO AUTH <user> <pass> option can be used to authenticate "
+                     "the client and select the RESP protocol version at the same time");
+    return CommandStatus::kDone;
+  }
+  // RESP3 is refused until it is complete (SPEC.md), after the checks Redis makes first.
+  if (ver == 3) {
+    AppendError(out, proto::kNoProto);
     return CommandStatus::kDone;
   }
   if (have_setname) client.name = std::string(setname);

@@ -45,7 +45,27 @@ void RespSession::Start() {
   socket_.non_blocking(true, ec);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   if (ec) return Close();
+  int64_t idle = state_.config.resp_options.idle_timeout_s;
+  if (idle > 0) {
+    idle_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+    ArmIdleTimer(std::chrono::seconds(idle));
+  }
   WaitReadable();
+}
+
+void RespSession::ArmIdleTimer(std::chrono::seconds after) {
+  idle_timer_->expires_after(after);
+  idle_timer_->async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->closed_) return;
+    auto idle = std::chrono::seconds(self->state_.config.resp_options.idle_timeout_s);
+    auto quiet = std::chrono::seconds(std::time(nullptr) - self->client_.last_command_unix);
+    // A client waiting on a load is not idle; neither is one we are still writing to.
+    if (quiet >= idle && !self->pending_ && !self->writing_) {
+      Log(LogLevel::kDebug, "client_idle_timeout", "id=" + std::to_string(self->client_.id));
+      return self->Close();
+    }
+    self->ArmIdleTimer(quiet >= idle ? idle : idle - quiet);
+  });
 }
 
 void RespSession::WaitReadable() {
@@ -153,6 +173,16 @@ void RespSession::OnWriteDone(const error_code& ec) {
 
 void RespSession::Continue() {
   if (closed_ || writing_) return;
+  // Process() stops at kFlushAbove bytes of output. If Flush() then wrote it all at once,
+  // complete commands may still wait in the buffer: run them now rather than waiting for the
+  // client to send more (it may be waiting for these very replies).
+  while (!pending_ && !close_after_write_ && out_.empty() && in_start_ < in_end_) {
+    size_t before = in_start_;
+    Process();
+    Flush();
+    if (closed_ || writing_) return;
+    if (in_start_ == before) break;  // what is left is an incomplete command
+  }
   if (close_after_write_ || peer_closed_) {
     // Replies to everything the peer sent before it closed are written first.
     if (out_.empty() && !pending_) Close();
@@ -189,6 +219,7 @@ void RespSession::Close() {
   if (closed_) return;
   closed_ = true;
   error_code ec;
+  if (idle_timer_) idle_timer_->cancel();
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
 }

@@ -44,8 +44,12 @@ class RespSession final : public AsyncReplyTarget,
   // After a write, a delivery or a read: decide what to wait for next.
   void Continue();
   void Close();
+  // Redis's `timeout`: closes the connection after idle_timeout_s without a command. Armed only
+  // when the option is set; it re-arms from the last command instead of on every request.
+  void ArmIdleTimer(std::chrono::seconds after);
 
   boost::asio::ip::tcp::socket socket_;
+  std::unique_ptr<boost::asio::steady_timer> idle_timer_;
   ServerState& state_;
   RespCommands& commands_;
   proto::RespParser parser_;
