@@ -16,6 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # Servers the tests and the demo run locally (pg_stat_statements is in postgresql-contrib)
   postgresql-15 postgresql-contrib redis-server redis-tools pgbouncer
+  prometheus  # promtool: the tests check /metrics with "promtool check metrics"
   # Used by the scripts: curl, ps/pgrep, ss
   curl procps iproute2
 )
