@@ -132,6 +132,55 @@ TEST_F(StalenessPgTest, NotifyDuringLoadVoidsTheLease) {
   EXPECT_EQ(pg_.Calls("pg_sleep"), 2);
 }
 
+// Issue 4 / Freshness promise: notifications sent while the listener is disconnected are lost, so
+// when its connection drops every cached entry is treated as stale (served, but reloaded), and
+// the listener reconnects by itself.
+TEST_F(StalenessPgTest, ListenerDisconnectMarksEverythingStale) {
+  auto server = StartCorral(
+      "{\"user\": {\"query\": \"SELECT version::text FROM users WHERE id = $1::bigint\","
+      " \"ttl_ms\": 600000}}");
+  ASSERT_NE(server, nullptr);
+  auto first = HttpHerd(server->http_port(), {"/v1/cache/user/700"});
+  ASSERT_NE(first[0].reply.find("X-Cache: MISS"), std::string::npos) << first[0].reply;
+  auto hit = HttpHerd(server->http_port(), {"/v1/cache/user/700"});
+  ASSERT_NE(hit[0].reply.find("X-Cache: HIT"), std::string::npos) << hit[0].reply;
+  // Cut the listener's session on the primary.
+  std::string killed = PgCluster::Sql(
+      pg_.primary,
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+      "WHERE application_name = 'corral-listener'");
+  // Other corral processes on this cluster (none under ctest's resource lock) lose theirs too.
+  ASSERT_GE(std::atoi(killed.c_str()), 1) << killed;
+  ASSERT_TRUE(server->WaitForStderr("event=invalidation_listener_disconnected", Millis(10000)));
+  // The entry is now stale: served at once, and reloaded in the background.
+  auto stale = HttpHerd(server->http_port(), {"/v1/cache/user/700"});
+  EXPECT_NE(stale[0].reply.find("X-Cache: STALE"), std::string::npos) << stale[0].reply;
+  // The listener comes back on its own (it logs a second "connected").
+  auto deadline = Clock::now() + Millis(15000);
+  auto count_connected = [&] {
+    std::string err = server->Stderr();
+    size_t n = 0;
+    for (size_t pos = 0; (pos = err.find("event=invalidation_listener_connected", pos)) !=
+                         std::string::npos;
+         ++pos) {
+      ++n;
+    }
+    return n;
+  };
+  while (count_connected() < 2) {
+    ASSERT_LT(Clock::now(), deadline) << "the listener did not reconnect";
+    std::this_thread::sleep_for(Millis(20));  // polling a condition with a deadline
+  }
+  // Once reloaded, the key is fresh again.
+  deadline = Clock::now() + Millis(10000);
+  for (;;) {
+    auto r = HttpHerd(server->http_port(), {"/v1/cache/user/700"});
+    if (r[0].reply.find("X-Cache: HIT") != std::string::npos) break;
+    ASSERT_LT(Clock::now(), deadline) << r[0].reply;
+    std::this_thread::sleep_for(Millis(20));  // polling a condition with a deadline
+  }
+}
+
 // Issue 4: a read-heavy run on a hot set with short TTLs: after warm-up no reader waits on a
 // load, and the database sees about one load per key per TTL.
 TEST_F(StalenessPgTest, HotKeysAreRefreshedWithoutReadersWaiting) {
