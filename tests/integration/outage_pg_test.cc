@@ -37,6 +37,8 @@ class OutagePgTest : public ::testing::Test {
     std::string error;
     auto server = ServerProcess::Start(options, &error);
     EXPECT_NE(server, nullptr) << error;
+    // Nodes restarted by an earlier test may still be coming up.
+    if (server) EXPECT_TRUE(WaitReady(server->http_port())) << "corral never became ready";
     return server;
   }
 

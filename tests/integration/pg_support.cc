@@ -242,6 +242,16 @@ double Percentile(const std::vector<HerdReply>& replies, double p) {
   return ms[std::min(idx, ms.size() - 1)];
 }
 
+bool WaitReady(uint16_t http_port, Millis timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    auto r = HttpHerd(http_port, {"/readyz"}, Millis(2000));
+    if (r[0].reply.rfind("HTTP/1.1 200", 0) == 0) return true;
+    std::this_thread::sleep_for(Millis(50));  // polling a condition with a deadline
+  }
+  return false;
+}
+
 double Metric(uint16_t http_port, const std::string& sample) {
   std::vector<HerdReply> r = HttpHerd(http_port, {"/metrics"}, Millis(5000));
   const std::string& body = r[0].reply;

@@ -59,6 +59,9 @@ std::string RespValue(const std::string& reply);
 // p-th percentile (0..100) of the replies' latencies (ignores missing replies).
 double Percentile(const std::vector<HerdReply>& replies, double p);
 
+// Waits until corral's /readyz says every pool has a usable replica.
+bool WaitReady(uint16_t http_port, Millis timeout = Millis(30000));
+
 // Prometheus sample value from corral's /metrics, e.g. Metric(port,
 // "corral_requests_total{proto=\"resp\",result=\"waited\"}"); 0 if absent.
 double Metric(uint16_t http_port, const std::string& sample);

@@ -42,17 +42,6 @@ class ReadThroughPgTest : public ::testing::Test {
     return server;
   }
 
-  // Waits until /readyz says every pool has a usable replica.
-  static bool WaitReady(uint16_t http_port, Millis timeout = Millis(15000)) {
-    auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      auto r = HttpHerd(http_port, {"/readyz"}, Millis(2000));
-      if (r[0].reply.rfind("HTTP/1.1 200", 0) == 0) return true;
-      std::this_thread::sleep_for(Millis(50));  // polling a condition with a deadline
-    }
-    return false;
-  }
-
   static void Report(const char* what, const std::vector<HerdReply>& replies, int64_t queries) {
     std::printf("[figures] %s: clients=%zu queries=%lld p50=%.1fms p99=%.1fms max=%.1fms\n", what,
                 replies.size(), static_cast<long long>(queries), Percentile(replies, 50),

@@ -39,6 +39,8 @@ class StalenessPgTest : public ::testing::Test {
     std::string error;
     auto server = ServerProcess::Start(options, &error);
     EXPECT_NE(server, nullptr) << error;
+    // Nodes restarted by an earlier test may still be coming up.
+    if (server) EXPECT_TRUE(WaitReady(server->http_port())) << "corral never became ready";
     if (server) {
       // Invalidations only count once the listener is connected.
       EXPECT_TRUE(server->WaitForStderr("event=invalidation_listener_connected", Millis(10000)));
