@@ -14,7 +14,9 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-constexpr size_t kInitialInput = 16 * 1024;
+// The input buffer is allocated at the first read, uninitialised (so the pages a small request
+// does not touch cost no memory), and grows by doubling: an idle connection costs ~4 KiB at most.
+constexpr size_t kInitialInput = 4 * 1024;
 constexpr size_t kShrinkAbove = 256 * 1024;   // give memory back once a big request is done
 constexpr size_t kFlushAbove = 1024 * 1024;   // stop executing and write out at this much output
 }  // namespace
@@ -25,7 +27,6 @@ RespSession::RespSession(asio::ip::tcp::socket socket, ServerState& state,
       state_(state),
       commands_(commands),
       parser_(proto::RespLimits{.max_bulk_len = state.config.resp_options.proto_max_bulk_len}),
-      in_(kInitialInput),
       max_query_buffer_(static_cast<size_t>(state.config.resp_options.max_query_buffer)) {
   client_.id = state_.next_client_id.fetch_add(1);
   client_.created_unix = client_.last_command_unix = std::time(nullptr);
@@ -84,40 +85,51 @@ void RespSession::OnReadable(const error_code& ec) {
   Continue();
 }
 
+void RespSession::ResizeInput(size_t capacity) {
+  std::unique_ptr<char[]> bigger(new char[capacity]);  // uninitialised on purpose
+  if (in_end_ > in_start_) std::memcpy(bigger.get(), in_.get() + in_start_, in_end_ - in_start_);
+  in_end_ -= in_start_;
+  in_start_ = 0;
+  in_ = std::move(bigger);
+  in_cap_ = capacity;
+}
+
 bool RespSession::ReadAvailable() {
   for (int round = 0; round < 4; ++round) {
     if (in_start_ == in_end_) in_start_ = in_end_ = 0;
-    if (in_end_ == in_.size()) {
+    if (in_end_ == in_cap_) {
       // Full: move the unparsed tail to the front, or grow for a request bigger than the buffer.
-      if (in_start_ > 0) {
-        std::memmove(in_.data(), in_.data() + in_start_, in_end_ - in_start_);
+      if (in_cap_ == 0) {
+        ResizeInput(kInitialInput);
+      } else if (in_start_ > 0) {
+        std::memmove(in_.get(), in_.get() + in_start_, in_end_ - in_start_);
         in_end_ -= in_start_;
         in_start_ = 0;
-      } else if (in_.size() >= max_query_buffer_) {
+      } else if (in_cap_ >= max_query_buffer_) {
         Log(LogLevel::kWarn, "client_query_buffer_limit",
             "id=" + std::to_string(client_.id) + " addr=" + client_.addr);
         peer_closed_ = true;  // read no more; answer what is complete, then close
         return false;
       } else {
-        in_.resize(std::min(in_.size() * 2, max_query_buffer_));
+        ResizeInput(std::min(in_cap_ * 2, max_query_buffer_));
       }
     }
     error_code ec;
-    size_t n = socket_.read_some(asio::buffer(in_.data() + in_end_, in_.size() - in_end_), ec);
+    size_t n = socket_.read_some(asio::buffer(in_.get() + in_end_, in_cap_ - in_end_), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) return true;
     if (ec) {
       peer_closed_ = true;
       return false;
     }
     in_end_ += n;
-    if (in_end_ < in_.size()) return true;  // the socket had less than we asked for
+    if (in_end_ < in_cap_) return true;  // the socket had less than we asked for
   }
   return true;
 }
 
 void RespSession::Process() {
   while (!pending_ && !close_after_write_ && in_start_ < in_end_ && out_.size() < kFlushAbove) {
-    std::string_view input(in_.data() + in_start_, in_end_ - in_start_);
+    std::string_view input(in_.get() + in_start_, in_end_ - in_start_);
     proto::ParseStatus status = parser_.Parse(input);
     if (status == proto::ParseStatus::kNeedMore) break;
     if (status == proto::ParseStatus::kError) {
@@ -134,9 +146,9 @@ void RespSession::Process() {
   }
   if (in_start_ == in_end_) {
     in_start_ = in_end_ = 0;
-    if (in_.size() > kShrinkAbove) {
-      in_.resize(kInitialInput);
-      in_.shrink_to_fit();
+    if (in_cap_ > kShrinkAbove) {
+      in_.reset();  // allocated again, small, at the next read
+      in_cap_ = 0;
     }
   }
 }

@@ -35,6 +35,8 @@ class RespSession final : public AsyncReplyTarget,
   void OnReadable(const boost::system::error_code& ec);
   // Reads what the socket has; false when the connection is finished (EOF, error, over limit).
   bool ReadAvailable();
+  // Reallocates the input buffer to `capacity`, keeping the unparsed bytes (moved to the front).
+  void ResizeInput(size_t capacity);
   // Parses and executes complete commands until input runs out, a command is pending, the
   // output is large enough to flush first, or the connection must close.
   void Process();
@@ -55,7 +57,8 @@ class RespSession final : public AsyncReplyTarget,
   proto::RespParser parser_;
   RespClient client_;
 
-  std::vector<char> in_;  // [in_start_, in_end_) holds unparsed bytes
+  std::unique_ptr<char[]> in_;  // [in_start_, in_end_) holds unparsed bytes; in_cap_ allocated
+  size_t in_cap_ = 0;
   size_t in_start_ = 0, in_end_ = 0;
   std::string out_;       // replies not yet written
   std::string writing_buf_;  // the bytes an async write is sending
