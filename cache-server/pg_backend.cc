@@ -41,7 +41,8 @@ pg::LoaderOptions ToLoaderOptions(const Config& config) {
 std::vector<pg::Statement> ToStatements(const Config& config) {
   std::vector<pg::Statement> statements;
   for (const auto& [name, ns] : config.namespaces) {
-    statements.push_back(pg::Statement{name, ns.query, ns.pool});
+    statements.push_back(pg::Statement{name, ns.query, ns.pool, ns.batch_query, ns.batch_max,
+                                       ns.batch_window_us});
   }
   return statements;
 }

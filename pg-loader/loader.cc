@@ -1,6 +1,6 @@
-// The loader's threads and routing: per-server workers that own one connection each, a health
-// checker per server, the retry after a broken connection, and a replier thread that answers
-// rejected loads off the caller's thread.
+// The loader's threads and routing: per-server workers that own one connection each (and run
+// batches), a health checker per server, the retry after a broken connection, and a replier thread
+// that answers rejected loads off the caller's thread.
 #include "pg-loader/loader.h"
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "pg-loader/batch.h"
 #include "pg-loader/conninfo.h"
 #include "pg-loader/replica.h"
 #include "pg-loader/routing.h"
@@ -124,6 +125,7 @@ struct Loader::Impl {
   LoaderOptions options;
   std::vector<Statement> statements;
   std::vector<size_t> statement_pool;  // statement index → pool index
+  std::vector<BatchRule> batch_rules;  // statement index → how its loads are batched
   std::vector<std::unique_ptr<Pool>> pools;
   std::vector<std::unique_ptr<Node>> nodes;
   size_t primary = kNone;  // node index of the primary, or kNone without fallback
@@ -136,14 +138,21 @@ struct Loader::Impl {
   void Validate();
   void Build();
 
+  // A usable server of `statement`'s pool other than `exclude` (the primary as a fallback), or
+  // kNone with *why saying what to answer.
+  size_t PickTarget(size_t statement, size_t exclude, std::string* why);
   // Sends `job` to a usable server of its pool other than `exclude`. On success `job` is moved
   // from; else it is left intact and *why says what to answer.
   bool TryDispatch(Job& job, size_t exclude, std::string* why);
   // Answers `job` with `outcome`, inline when already on a loader thread, else via the replier.
   void Finish(Job& job, LoadOutcome outcome, bool on_loader_thread);
-  // A load on `node` lost its connection: mark the node down, move its queue, retry `job` once.
-  void HandleLost(size_t node, Job job, const std::string& reason);
+  // A call on `node` lost its connection: mark the node down, move its queue, and send `jobs` (one
+  // load, or one batch of a statement) together to one other server; loads already retried once
+  // are answered with the error instead.
+  void HandleLost(size_t node, std::vector<Job> jobs, const std::string& reason);
   void RerouteQueue(size_t node);
+  // Runs one popped batch (possibly of one load) on `session` and answers every load in it.
+  void RunBatch(size_t node, Session& session, std::vector<Job> jobs);
 
   void WorkerLoop(size_t node);
   void HealthLoop(size_t node);
@@ -201,6 +210,14 @@ void Loader::Impl::Validate() {
   for (Statement& statement : statements) {
     if (statement.pool.empty()) statement.pool = kDefaultPool;
     if (statement.sql.empty()) fail("statement '" + statement.name + "' has no sql");
+    if (!statement.batch_sql.empty()) {
+      if (statement.batch_max <= 0) {
+        fail("statement '" + statement.name + "': batch_max must be positive");
+      }
+      if (statement.batch_window_us < 0) {
+        fail("statement '" + statement.name + "': batch_window_us must not be negative");
+      }
+    }
     if (!names.contains(statement.pool)) {
       fail("statement '" + statement.name + "' names unknown pool '" + statement.pool + "'");
     }
@@ -246,15 +263,21 @@ void Loader::Impl::Build() {
     for (size_t p = 0; p < pools.size(); ++p) {
       if (pools[p]->name == statement.pool) statement_pool.push_back(p);
     }
+    BatchRule rule;
+    if (!statement.batch_sql.empty()) {
+      rule.max = static_cast<size_t>(statement.batch_max);
+      rule.window = std::chrono::microseconds(statement.batch_window_us);
+    }
+    batch_rules.push_back(rule);
   }
 }
 
-bool Loader::Impl::TryDispatch(Job& job, size_t exclude, std::string* why) {
+size_t Loader::Impl::PickTarget(size_t statement, size_t exclude, std::string* why) {
   if (phase.load(std::memory_order_acquire) == Phase::kStopping) {
     *why = "shutting down";
-    return false;
+    return kNone;
   }
-  Pool& pool = *pools[statement_pool[job.statement]];
+  Pool& pool = *pools[statement_pool[statement]];
   // Pools are small (a handful of replicas); a fixed buffer keeps Load() allocation-free here.
   constexpr size_t kInline = 16;
   Candidate inline_candidates[kInline];
@@ -278,10 +301,13 @@ bool Loader::Impl::TryDispatch(Job& job, size_t exclude, std::string* why) {
   } else if (primary != kNone && primary != exclude && nodes[primary]->state.Usable()) {
     target = primary;
   }
-  if (target == kNone) {
-    *why = "no healthy replica for pool " + pool.name;
-    return false;
-  }
+  if (target == kNone) *why = "no healthy replica for pool " + pool.name;
+  return target;
+}
+
+bool Loader::Impl::TryDispatch(Job& job, size_t exclude, std::string* why) {
+  const size_t target = PickTarget(job.statement, exclude, why);
+  if (target == kNone) return false;
   ReplicaState& state = nodes[target]->state;
   switch (state.Push(job)) {
     case ReplicaState::PushResult::kOk:
@@ -312,28 +338,47 @@ void Loader::Impl::RerouteQueue(size_t node) {
   }
 }
 
-void Loader::Impl::HandleLost(size_t node, Job job, const std::string& reason) {
+void Loader::Impl::HandleLost(size_t node, std::vector<Job> jobs, const std::string& reason) {
   ReplicaState& state = nodes[node]->state;
   if (state.MarkDown()) {
     state.RequestCheck();  // the health checker starts probing for its return now
     RerouteQueue(node);
   }
   const std::string lost = "connection to " + state.name() + " lost: " + reason;
-  if (job.retried) {
-    Finish(job, Error(lost, state.name()), true);
-    return;
-  }
-  job.retried = true;
+  // One target for the whole batch, so it is batched again there rather than split up.
   std::string why;
-  if (!TryDispatch(job, node, &why)) Finish(job, Error(lost + "; " + why, state.name()), true);
+  const size_t target = PickTarget(jobs.front().statement, node, &why);
+  for (Job& job : jobs) {
+    if (job.retried) {
+      Finish(job, Error(lost, state.name()), true);
+      continue;
+    }
+    job.retried = true;
+    if (target == kNone) {
+      Finish(job, Error(lost + "; " + why, state.name()), true);
+      continue;
+    }
+    ReplicaState& retry = nodes[target]->state;
+    switch (retry.Push(job)) {
+      case ReplicaState::PushResult::kOk:
+        break;
+      case ReplicaState::PushResult::kFull:
+        Finish(job, Error(lost + "; queue full for " + retry.name(), state.name()), true);
+        break;
+      case ReplicaState::PushResult::kClosed:
+        Finish(job, Error(lost + "; shutting down", state.name()), true);
+        break;
+    }
+  }
 }
 
 void Loader::Impl::WorkerLoop(size_t index) {
   Node& node = *nodes[index];
   Session session(node.conninfo);
   uint64_t session_epoch = 0;
-  while (std::optional<Job> popped = node.state.Pop()) {
-    Job job = std::move(*popped);
+  while (true) {
+    std::vector<Job> jobs = node.state.PopBatch(batch_rules);
+    if (jobs.empty()) break;  // closed
     // A connection opened before the server was last marked down is likely dead too (a restart
     // kills them all); replacing it up front saves a doomed round trip and a needless retry.
     if (session.is_open() && session_epoch != node.state.epoch()) session.Close();
@@ -341,30 +386,49 @@ void Loader::Impl::WorkerLoop(size_t index) {
       const uint64_t epoch = node.state.epoch();
       std::string error = session.Connect();
       if (!error.empty()) {
-        node.state.FinishCall();
-        HandleLost(index, std::move(job), error);
+        node.state.FinishCall();  // a failed connection attempt; no query ran
+        HandleLost(index, std::move(jobs), error);
         continue;
       }
       session_epoch = epoch;
     }
-    const int64_t timeout_ms = options.statement_timeout_ms;
-    const uint64_t watch = watchdog.Arm(session.socket(), Deadline(timeout_ms));
-    SessionResult result = session.Load(job.statement, statements[job.statement].sql, job.id,
-                                        timeout_ms, options.prepared_statements);
-    const bool cut = watchdog.Disarm(watch);
-    node.state.FinishCall();
-    if (result.connection_lost || cut) {
-      session.Close();
-      HandleLost(index, std::move(job), cut ? "no answer within the deadline" : result.data);
-      continue;
-    }
-    LoadOutcome outcome;
-    outcome.kind = result.kind;
-    outcome.data = std::move(result.data);
-    outcome.replica = node.state.name();
-    outcome.micros = result.micros;
-    Finish(job, std::move(outcome), true);
+    RunBatch(index, session, std::move(jobs));
   }
+}
+
+void Loader::Impl::RunBatch(size_t index, Session& session, std::vector<Job> jobs) {
+  Node& node = *nodes[index];
+  const size_t statement_index = jobs.front().statement;
+  const Statement& statement = statements[statement_index];
+  const BatchPlan plan = PlanBatch(jobs);
+  const int64_t timeout_ms = options.statement_timeout_ms;
+  const uint64_t watch = watchdog.Arm(session.socket(), Deadline(timeout_ms));
+  SessionBatchResult result;
+  if (plan.ids.size() == 1) {
+    // One distinct id (a lone load, or duplicates of one): the single query answers it.
+    SessionResult single = session.Load(statement_index, statement.sql, plan.ids.front(),
+                                        timeout_ms, options.prepared_statements);
+    result.micros = single.micros;
+    if (single.connection_lost) {
+      result.connection_lost = true;
+      result.lost_reason = std::move(single.data);
+    } else {
+      result.answers.push_back(KeyAnswer{single.kind, std::move(single.data)});
+    }
+  } else {
+    result = session.LoadBatch(statement_index, statement.batch_sql, plan.ids, timeout_ms,
+                               options.prepared_statements);
+  }
+  const bool cut = watchdog.Disarm(watch);
+  node.state.FinishCall(jobs.size());
+  if (result.connection_lost || cut) {
+    session.Close();
+    HandleLost(index, std::move(jobs), cut ? "no answer within the deadline" : result.lost_reason);
+    return;
+  }
+  std::vector<LoadOutcome> outcomes =
+      FanOut(plan, result.answers, node.state.name(), result.micros);
+  for (size_t i = 0; i < jobs.size(); ++i) Finish(jobs[i], std::move(outcomes[i]), true);
 }
 
 HealthResult Loader::Impl::CheckOnce(Session& session, size_t index) {

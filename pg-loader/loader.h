@@ -42,10 +42,20 @@ struct LoaderOptions {
 };
 
 // One read-through query. `sql` takes the id as $1 (bound as text) and returns zero or one row.
+//
+// With `batch_sql`, concurrent loads of this statement queued on one server go to the database as
+// one query: $1 is bound to a text array literal of the distinct ids ({"1","2"}); each result row's
+// first column is an id as text and the rest is the value, read as `sql`'s row would be. Ids
+// without a row are kNotFound; rows for ids not asked for are ignored. A worker that takes such a
+// load also takes the other queued loads of the statement, up to `batch_max`, and while it has
+// fewer it waits up to `batch_window_us` for more. A batch of one distinct id runs `sql`.
 struct Statement {
   std::string name;  // for messages and metrics
   std::string sql;
-  std::string pool;  // a PoolOptions::name; empty means "default"
+  std::string pool;               // a PoolOptions::name; empty means "default"
+  std::string batch_sql;          // empty: no batching
+  int batch_max = 64;             // loads per batch (positive; 1 turns batching off)
+  int64_t batch_window_us = 200;  // 0: take only what is already queued
 };
 
 struct LoadOutcome {
@@ -63,11 +73,13 @@ using LoadCallback = std::function<void(LoadOutcome)>;
 struct ReplicaStatus {
   std::string name;  // "replica0", ..., or "primary" (listed only with fallback_to_primary)
   bool up = false;   // the last health check succeeded and no load has since lost its connection
-  double lag_seconds = 0;  // replay lag from the last health check (0 for the primary)
-  bool lagging = false;    // lag is above max_replica_lag_ms, so loads skip this replica
-  int inflight = 0;        // loads running in the database now
-  size_t queued = 0;       // loads waiting for a worker
-  uint64_t loads = 0;      // database calls made (including failed ones)
+  double lag_seconds = 0;      // replay lag from the last health check (0 for the primary)
+  bool lagging = false;        // lag is above max_replica_lag_ms, so loads skip this replica
+  int inflight = 0;            // loads running in the database now
+  size_t queued = 0;           // loads waiting for a worker
+  uint64_t loads = 0;          // database calls made (including failed ones); a batch counts once
+  uint64_t batches = 0;        // of those, calls that answered more than one load
+  uint64_t batched_loads = 0;  // loads answered by those calls
 };
 
 // Thread pools per replica, fed through bounded queues. Thread-safe after construction.
@@ -77,6 +89,8 @@ struct ReplicaStatus {
 // one row ("query returned N rows") or any SQL error (PostgreSQL's first line, e.g. "canceling
 // statement due to statement timeout") → kError. A load whose connection breaks is retried once on
 // another usable replica, and that server is marked down; SQL errors and timeouts are not retried.
+// In a batch, an SQL error or timeout answers every load of it with the error, and a broken
+// connection retries the whole batch once, on one other replica.
 // A server that stops answering altogether (frozen, network gone) is cut off after
 // statement_timeout_ms + max(statement_timeout_ms, 1 s) and treated as a broken connection.
 class Loader {
@@ -101,7 +115,8 @@ class Loader {
   // by connect_timeout_ms for a connection attempt). Idempotent.
   void Stop();
 
-  // Queues one load of `statement` (an index into the constructor's statements) with $1 = `id`.
+  // Queues one load of `statement` (an index into the constructor's statements) with $1 = `id`;
+  // with batch_sql it may be answered by a batch query (LoadOutcome::micros is then the batch's).
   // Never blocks on the database, thread-safe. Rejections (unknown statement, no usable replica,
   // queue full) are answered at once with kError, still on a loader thread. Before Start() or after
   // Stop() has returned, `done` runs inline on the caller's thread with kError.

@@ -1,6 +1,7 @@
 // Queue, health state and counters for one database server of the loader.
 #include "pg-loader/replica.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace corral::pg {
@@ -12,6 +13,16 @@ ReplicaState::PushResult ReplicaState::Push(Job& job) {
   {
     std::lock_guard lock(mu_);
     if (closed_) return PushResult::kClosed;
+    // A worker gathering this statement takes the job at once: idle workers would otherwise each
+    // start a batch of one while the gatherer waits in vain.
+    for (Gatherer* gatherer : gatherers_) {
+      if (gatherer->statement != job.statement || gatherer->batch->size() >= gatherer->max) {
+        continue;
+      }
+      gatherer->batch->push_back(std::move(job));
+      if (gatherer->batch->size() >= gatherer->max) gather_cv_.notify_all();
+      return PushResult::kOk;
+    }
     if (queue_.size() >= max_queued_) return PushResult::kFull;
     queue_.push_back(std::move(job));
   }
@@ -20,14 +31,58 @@ ReplicaState::PushResult ReplicaState::Push(Job& job) {
 }
 
 std::optional<Job> ReplicaState::Pop() {
+  std::vector<Job> batch = PopBatch({});
+  if (batch.empty()) return std::nullopt;
+  return std::move(batch.front());
+}
+
+std::vector<Job> ReplicaState::PopBatch(std::span<const BatchRule> rules) {
+  std::vector<Job> batch;
   std::unique_lock lock(mu_);
   queue_cv_.wait(lock, [&] { return closed_ || !queue_.empty(); });
-  if (closed_) return std::nullopt;
-  Job job = std::move(queue_.front());
+  if (closed_) return batch;
+  batch.push_back(std::move(queue_.front()));
   queue_.pop_front();
   // Counted before the lock is released so Load() never sees the job in neither place.
   inflight_.fetch_add(1, std::memory_order_relaxed);
-  return job;
+  const size_t statement = batch.front().statement;
+  if (statement >= rules.size() || rules[statement].max <= 1) return batch;
+  const BatchRule& rule = rules[statement];
+  const auto popped_at = std::chrono::steady_clock::now();
+  batch.reserve(std::min<size_t>(rule.max, 256));
+  TakeQueuedLocked(&batch, rule.max);
+  if (batch.size() >= rule.max || rule.window.count() <= 0) return batch;
+  Gatherer self{statement, rule.max, &batch};
+  gatherers_.push_back(&self);
+  gather_cv_.wait_until(lock, popped_at + rule.window,
+                        [&] { return closed_ || batch.size() >= rule.max; });
+  gatherers_.erase(std::find(gatherers_.begin(), gatherers_.end(), &self));
+  return batch;
+}
+
+void ReplicaState::TakeQueuedLocked(std::vector<Job>* batch, size_t max) {
+  const size_t statement = batch->front().statement;
+  // One pass that moves matching jobs out and closes the gaps, keeping the rest in order.
+  size_t kept = 0;
+  size_t i = 0;
+  for (; i < queue_.size() && batch->size() < max; ++i) {
+    if (queue_[i].statement == statement) {
+      batch->push_back(std::move(queue_[i]));
+    } else {
+      if (kept != i) queue_[kept] = std::move(queue_[i]);
+      ++kept;
+    }
+  }
+  if (kept == i) return;  // nothing taken
+  std::move(queue_.begin() + i, queue_.end(), queue_.begin() + kept);
+  queue_.resize(queue_.size() - (i - kept));
+}
+
+size_t ReplicaState::HeldLocked() const {
+  // A gathering batch's first job is the call in flight; the others still wait.
+  size_t held = 0;
+  for (const Gatherer* gatherer : gatherers_) held += gatherer->batch->size() - 1;
+  return held;
 }
 
 std::vector<Job> ReplicaState::TakeAll() {
@@ -45,6 +100,7 @@ void ReplicaState::Close() {
     closed_ = true;
   }
   queue_cv_.notify_all();
+  gather_cv_.notify_all();
   health_cv_.notify_all();
 }
 
@@ -67,7 +123,7 @@ int64_t ReplicaState::Load() const {
   size_t queued;
   {
     std::lock_guard lock(mu_);
-    queued = queue_.size();
+    queued = queue_.size() + HeldLocked();
   }
   return static_cast<int64_t>(queued) + inflight_.load(std::memory_order_relaxed);
 }
@@ -123,10 +179,12 @@ ReplicaStatus ReplicaState::Snapshot() const {
     status.up = health_ == Health::kUp;
     status.lag_seconds = lag_seconds_;
     status.lagging = lagging_;
-    status.queued = queue_.size();
+    status.queued = queue_.size() + HeldLocked();
   }
   status.inflight = inflight_.load(std::memory_order_relaxed);
   status.loads = loads_.load(std::memory_order_relaxed);
+  status.batches = batches_.load(std::memory_order_relaxed);
+  status.batched_loads = batched_loads_.load(std::memory_order_relaxed);
   return status;
 }
 

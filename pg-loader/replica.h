@@ -11,6 +11,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,12 @@ struct Job {
   std::string id;
   LoadCallback done;
   bool retried = false;  // already moved once after a broken connection
+};
+
+// How loads of one statement are batched on a server (see Statement::batch_sql).
+struct BatchRule {
+  size_t max = 1;  // 1: never batched
+  std::chrono::microseconds window{0};
 };
 
 enum class Health {
@@ -44,12 +51,24 @@ class ReplicaState {
 
   // Queue. Push never blocks: it moves from `job` only on kOk, so the caller can still answer it.
   PushResult Push(Job& job);
-  // Blocks until a job is available (and counts it in-flight) or the queue is closed (nullopt).
+  // Blocks until a job is available (and counts one database call in flight) or the queue is
+  // closed (nullopt).
   std::optional<Job> Pop();
-  // Called by the worker when a popped job's database call ends.
-  void FinishCall() {
+  // Like Pop(), then, when rules[job.statement].max > 1, also takes the other queued jobs of the
+  // same statement (oldest first) up to that max; while it has fewer it keeps taking every job of
+  // that statement pushed meanwhile (Push hands them over directly), until the batch is full, the
+  // rule's window has passed since the pop, or Close(). A statement outside `rules` is never
+  // batched. Returns the batch, first job first, counted as ONE call in flight; empty once closed.
+  std::vector<Job> PopBatch(std::span<const BatchRule> rules);
+  // Called by the worker when a popped batch's database call ends; `answered` is the number of
+  // loads it answered (the batch's size).
+  void FinishCall(size_t answered = 1) {
     inflight_.fetch_sub(1, std::memory_order_relaxed);
     loads_.fetch_add(1, std::memory_order_relaxed);
+    if (answered > 1) {
+      batches_.fetch_add(1, std::memory_order_relaxed);
+      batched_loads_.fetch_add(answered, std::memory_order_relaxed);
+    }
   }
   // Removes and returns every queued job (for re-routing or answering at shutdown).
   std::vector<Job> TakeAll();
@@ -61,7 +80,8 @@ class ReplicaState {
   bool Usable() const;
   // Ready() may count it: up (checked) and not lagging.
   bool ConfirmedUsable() const;
-  // in-flight + queued, for least-loaded routing.
+  // in-flight calls + queued loads (including loads held by a gathering batch), for least-loaded
+  // routing.
   int64_t Load() const;
 
   // Marks the server down. Returns true if it was not down before (the caller then re-routes the
@@ -85,10 +105,23 @@ class ReplicaState {
   const size_t max_queued_;
   const int64_t max_lag_ms_;
 
+  // A worker gathering a batch: Push appends jobs of its statement to *batch while there is room.
+  struct Gatherer {
+    size_t statement;
+    size_t max;
+    std::vector<Job>* batch;
+  };
+
+  // Moves queued jobs of batch->front().statement into *batch until it holds `max`. Needs mu_.
+  void TakeQueuedLocked(std::vector<Job>* batch, size_t max);
+  size_t HeldLocked() const;
+
   mutable std::mutex mu_;
   std::condition_variable queue_cv_;   // Pop waits here
+  std::condition_variable gather_cv_;  // gathering workers wait here (batch full or closed)
   std::condition_variable health_cv_;  // WaitForCheck waits here
   std::deque<Job> queue_;
+  std::vector<Gatherer*> gatherers_;
   bool closed_ = false;
   bool recheck_ = false;
   Health health_ = Health::kUnknown;
@@ -98,6 +131,8 @@ class ReplicaState {
   std::atomic<uint64_t> epoch_{0};
   std::atomic<int> inflight_{0};
   std::atomic<uint64_t> loads_{0};
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> batched_loads_{0};
 };
 
 }  // namespace corral::pg

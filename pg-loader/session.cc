@@ -6,6 +6,7 @@
 #include <exception>
 #include <optional>
 #include <pqxx/pqxx>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -23,7 +24,29 @@ bool IsConnectionSqlState(const std::string& sqlstate) {
   return sqlstate.starts_with("08") || sqlstate.starts_with("57P") || sqlstate == "25P03";
 }
 
+// libpq sends text parameters as C strings, so an id with a NUL byte cannot be asked for at all.
+constexpr char kNulIdError[] = "id contains a NUL byte";
+
 std::string StatementName(size_t statement) { return "corral_" + std::to_string(statement); }
+std::string BatchStatementName(size_t statement) {
+  return "corral_batch_" + std::to_string(statement);
+}
+
+// Fills `columns` with fields [first, width) of `row`; the views borrow from `result`.
+void RowColumns(const pqxx::result& result, const pqxx::row& row, pqxx::row::size_type first,
+                std::vector<Column>* columns) {
+  columns->clear();
+  const auto width = result.columns();
+  for (pqxx::row::size_type i = first; i < width; ++i) {
+    const pqxx::field field = row[i];
+    Column column;
+    column.name = result.column_name(i);
+    column.type_oid = static_cast<uint32_t>(result.column_type(i));
+    column.is_null = field.is_null();
+    if (!column.is_null) column.text = std::string_view(field.c_str(), field.size());
+    columns->push_back(column);
+  }
+}
 
 SessionResult Convert(const pqxx::result& result) {
   SessionResult out;
@@ -40,18 +63,9 @@ SessionResult Convert(const pqxx::result& result) {
     out.data = "query returned no columns";
     return out;
   }
-  const pqxx::row row = result[0];
   std::vector<Column> columns;
   columns.reserve(width);
-  for (pqxx::row::size_type i = 0; i < width; ++i) {
-    const pqxx::field field = row[i];
-    Column column;
-    column.name = result.column_name(i);
-    column.type_oid = static_cast<uint32_t>(result.column_type(i));
-    column.is_null = field.is_null();
-    if (!column.is_null) column.text = std::string_view(field.c_str(), field.size());
-    columns.push_back(column);
-  }
+  RowColumns(result, result[0], 0, &columns);
   std::optional<std::string> value = RowToValue(columns);
   if (value) {
     out.kind = Kind::kValue;
@@ -60,6 +74,26 @@ SessionResult Convert(const pqxx::result& result) {
     out.kind = Kind::kNotFound;
   }
   return out;
+}
+
+// A batch result: the first column is the id as text, the rest the value.
+std::vector<KeyAnswer> ConvertBatch(const pqxx::result& result, std::span<const std::string> ids) {
+  const auto width = result.columns();
+  if (width < 2) {
+    return AnswerAll(ids.size(), Kind::kError,
+                     "batch query returned " + std::to_string(width) +
+                         " column(s); it needs the id and the value");
+  }
+  BatchAnswers answers(ids);
+  std::vector<Column> columns;
+  columns.reserve(width - 1);
+  for (const pqxx::row& row : result) {
+    const pqxx::field id = row[0];
+    if (id.is_null()) continue;  // cannot be an id that was asked for
+    RowColumns(result, row, 1, &columns);
+    answers.AddRow(std::string_view(id.c_str(), id.size()), columns);
+  }
+  return answers.Take();
 }
 
 }  // namespace
@@ -82,7 +116,23 @@ std::string FirstErrorLine(const std::string& what) {
 struct Session::Impl {
   std::string conninfo;
   std::unique_ptr<pqxx::connection> connection;
-  std::vector<bool> prepared;  // per statement index: prepare() registered on this connection
+  std::vector<bool> prepared;        // per statement index: prepare() registered on this connection
+  std::vector<bool> prepared_batch;  // the same for batch statements
+
+  // Registers `sql` under `name` once per connection (libpqxx sends PREPARE on first use, inside
+  // the transaction). Returns an empty string, or the error.
+  std::string Prepare(std::vector<bool>& flags, size_t statement, const std::string& name,
+                      const std::string& sql) {
+    if (flags.size() <= statement) flags.resize(statement + 1, false);
+    if (flags[statement]) return {};
+    try {
+      connection->prepare(name, sql);
+      flags[statement] = true;
+      return {};
+    } catch (const std::exception& e) {
+      return FirstErrorLine(e.what());
+    }
+  }
 
   // Runs `body(txn)` in a read-only transaction with the statement timeout set, and turns every
   // failure into a SessionResult. `body` returns the converted result.
@@ -145,6 +195,7 @@ std::string Session::Connect() {
 #pragma GCC diagnostic pop
     impl_->connection = std::move(connection);
     impl_->prepared.clear();
+    impl_->prepared_batch.clear();
     return {};
   } catch (const std::exception& e) {
     return FirstErrorLine(e.what());
@@ -154,6 +205,7 @@ std::string Session::Connect() {
 void Session::Close() {
   impl_->connection.reset();
   impl_->prepared.clear();
+  impl_->prepared_batch.clear();
 }
 
 bool Session::is_open() const { return impl_->connection && impl_->connection->is_open(); }
@@ -163,23 +215,64 @@ int Session::socket() const { return impl_->connection ? impl_->connection->sock
 SessionResult Session::Load(size_t statement, const std::string& sql, const std::string& id,
                             int64_t timeout_ms, bool prepared) {
   if (!impl_->connection) return Impl::Lost("not connected");
+  if (id.find('\0') != std::string::npos) return SessionResult{Kind::kError, kNulIdError};
   if (prepared) {
-    if (impl_->prepared.size() <= statement) impl_->prepared.resize(statement + 1, false);
-    if (!impl_->prepared[statement]) {
-      try {
-        // Only registers the text; libpqxx sends PREPARE on first use, inside the transaction.
-        impl_->connection->prepare(StatementName(statement), sql);
-        impl_->prepared[statement] = true;
-      } catch (const std::exception& e) {
-        return SessionResult{Kind::kError, FirstErrorLine(e.what())};
-      }
-    }
+    std::string error = impl_->Prepare(impl_->prepared, statement, StatementName(statement), sql);
+    if (!error.empty()) return SessionResult{Kind::kError, std::move(error)};
   }
   return impl_->InTransaction(timeout_ms, [&](pqxx::read_transaction& txn) {
     const pqxx::result result =
         prepared ? txn.exec_prepared(StatementName(statement), id) : txn.exec_params(sql, id);
     return Convert(result);
   });
+}
+
+SessionBatchResult Session::LoadBatch(size_t statement, const std::string& batch_sql,
+                                      std::span<const std::string> ids, int64_t timeout_ms,
+                                      bool prepared) {
+  SessionBatchResult out;
+  if (!impl_->connection) {
+    out.connection_lost = true;
+    out.lost_reason = "not connected";
+    return out;
+  }
+  if (prepared) {
+    std::string error =
+        impl_->Prepare(impl_->prepared_batch, statement, BatchStatementName(statement), batch_sql);
+    if (!error.empty()) {
+      out.answers = AnswerAll(ids.size(), Kind::kError, error);
+      return out;
+    }
+  }
+  // An id with a NUL byte would cut the array literal short and fail the whole batch; it is left
+  // out and answered with an error of its own. (No result row can carry it, so nothing matches.)
+  std::vector<std::string> sendable;
+  sendable.reserve(ids.size());
+  for (const std::string& id : ids) {
+    if (id.find('\0') == std::string::npos) sendable.push_back(id);
+  }
+  const std::string array = EncodeTextArray(sendable);
+  SessionResult status = impl_->InTransaction(timeout_ms, [&](pqxx::read_transaction& txn) {
+    const pqxx::result result = prepared ? txn.exec_prepared(BatchStatementName(statement), array)
+                                         : txn.exec_params(batch_sql, array);
+    out.answers = ConvertBatch(result, ids);
+    return SessionResult{Kind::kValue, {}};
+  });
+  out.micros = status.micros;
+  if (status.connection_lost) {
+    out.answers.clear();
+    out.connection_lost = true;
+    out.lost_reason = std::move(status.data);
+  } else if (status.kind == Kind::kError) {
+    // The query failed (or the commit did): nothing it returned counts.
+    out.answers = AnswerAll(ids.size(), Kind::kError, status.data);
+  }
+  if (!out.connection_lost) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i].find('\0') != std::string::npos) out.answers[i] = {Kind::kError, kNulIdError};
+    }
+  }
+  return out;
 }
 
 HealthResult Session::CheckHealth(int64_t timeout_ms) {

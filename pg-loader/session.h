@@ -6,8 +6,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <vector>
 
+#include "pg-loader/batch.h"
 #include "pg-loader/loader.h"
 
 namespace corral::pg {
@@ -17,6 +20,15 @@ struct SessionResult {
   std::string data;              // value, or a one-line error
   bool connection_lost = false;  // the connection broke (data says why); the load may be retried
   int64_t micros = 0;            // time in the transaction
+};
+
+// A batch load's result: one answer per id asked (an SQL error answers them all), or a broken
+// connection.
+struct SessionBatchResult {
+  std::vector<KeyAnswer> answers;  // empty when connection_lost
+  bool connection_lost = false;
+  std::string lost_reason;  // when connection_lost
+  int64_t micros = 0;       // time in the transaction
 };
 
 struct HealthResult {
@@ -55,9 +67,18 @@ class Session {
   // Runs `sql` with $1 = id as text in a read-only transaction that starts with
   // SET LOCAL statement_timeout = timeout_ms. With `prepared`, the statement is prepared once per
   // connection under a name derived from `statement`; else it is sent with its parameter each time
-  // (PgBouncer transaction mode). Requires is_open(). Never throws.
+  // (PgBouncer transaction mode). An id containing a NUL byte cannot be sent as text: it is
+  // answered kError "id contains a NUL byte" without a query. Requires is_open(). Never throws.
   SessionResult Load(size_t statement, const std::string& sql, const std::string& id,
                      int64_t timeout_ms, bool prepared);
+
+  // Runs `batch_sql` with $1 = EncodeTextArray(ids) under the same transaction, timeout and
+  // preparation rules as Load() (prepared under its own name); ids containing a NUL byte are left
+  // out of the array and answered as Load() answers them. `ids` should be distinct. The
+  // result needs at least two columns (the id as text, then the value); with fewer, every id is
+  // answered kError. Requires is_open(). Never throws.
+  SessionBatchResult LoadBatch(size_t statement, const std::string& batch_sql,
+                               std::span<const std::string> ids, int64_t timeout_ms, bool prepared);
 
   // Runs kLagSql under the same timeout rule. Requires is_open(). Never throws.
   HealthResult CheckHealth(int64_t timeout_ms);

@@ -25,7 +25,7 @@ using testing::WaitFor;
 using Kind = LoadOutcome::Kind;
 
 const std::vector<Statement> kStatements = {
-    {"row_json", "SELECT row_to_json(u)::text FROM users u WHERE u.id = $1", ""}};
+    testing::MakeStatement("row_json", "SELECT row_to_json(u)::text FROM users u WHERE u.id = $1")};
 
 class FailoverPgTest : public ::testing::Test {
  protected:

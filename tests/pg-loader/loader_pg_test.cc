@@ -31,18 +31,19 @@ enum StatementIndex : size_t {
 };
 
 std::vector<Statement> TestStatements() {
+  using testing::MakeStatement;
   return {
-      {"row_json", "SELECT row_to_json(u)::text FROM users u WHERE u.id = $1", ""},
-      {"columns", "SELECT id, name, email, version FROM users WHERE id = $1", ""},
-      {"null_column", "SELECT NULL::text FROM users WHERE id = $1", ""},
-      {"many_rows", "SELECT id FROM users WHERE id <= $1::bigint ORDER BY id", ""},
-      {"bad_column", "SELECT no_such_column FROM users WHERE id = $1", ""},
-      {"sleep", "SELECT pg_sleep(5)::text || $1", ""},
-      {"types",
-       "SELECT $1::int AS i, 2.5::float8 AS f, 12.50::numeric AS n, 'NaN'::float8 AS nan,"
-       " true AS b, false AS b2, '{\"k\": [1, \"two\"]}'::jsonb AS jb, '[1, 2]'::json AS js,"
-       " NULL::int AS nothing, 'say \"hi\"\n'::text AS t, '2024-01-01'::date AS d",
-       ""},
+      MakeStatement("row_json", "SELECT row_to_json(u)::text FROM users u WHERE u.id = $1"),
+      MakeStatement("columns", "SELECT id, name, email, version FROM users WHERE id = $1"),
+      MakeStatement("null_column", "SELECT NULL::text FROM users WHERE id = $1"),
+      MakeStatement("many_rows", "SELECT id FROM users WHERE id <= $1::bigint ORDER BY id"),
+      MakeStatement("bad_column", "SELECT no_such_column FROM users WHERE id = $1"),
+      MakeStatement("sleep", "SELECT pg_sleep(5)::text || $1"),
+      MakeStatement(
+          "types",
+          "SELECT $1::int AS i, 2.5::float8 AS f, 12.50::numeric AS n, 'NaN'::float8 AS nan,"
+          " true AS b, false AS b2, '{\"k\": [1, \"two\"]}'::jsonb AS jb, '[1, 2]'::json AS js,"
+          " NULL::int AS nothing, 'say \"hi\"\n'::text AS t, '2024-01-01'::date AS d"),
   };
 }
 

@@ -27,7 +27,7 @@ LoaderOptions OptionsFor(std::vector<std::string> replicas) {
 }
 
 std::vector<Statement> OneStatement(std::string pool = "") {
-  return {Statement{"user", "SELECT $1::text", std::move(pool)}};
+  return {testing::MakeStatement("user", "SELECT $1::text", std::move(pool))};
 }
 
 void ExpectInvalid(LoaderOptions options, std::vector<Statement> statements,
@@ -63,7 +63,7 @@ TEST(LoaderOptionsTest, RejectsBadOptionsAtConstruction) {
     ExpectInvalid(o, OneStatement("p"), "connections must be positive");
   }
   ExpectInvalid(base, OneStatement("nope"), "unknown pool 'nope'");
-  ExpectInvalid(base, {Statement{"user", "", ""}}, "has no sql");
+  ExpectInvalid(base, {testing::MakeStatement("user", "")}, "has no sql");
   {
     LoaderOptions o = base;
     o.statement_timeout_ms = 0;
@@ -88,6 +88,18 @@ TEST(LoaderOptionsTest, RejectsBadOptionsAtConstruction) {
     o.fallback_to_primary = true;
     o.primary.clear();
     ExpectInvalid(o, OneStatement(), "needs a primary");
+  }
+  {
+    Statement batched = testing::MakeBatchStatement(
+        "user", "SELECT $1::text", "SELECT x, x FROM unnest($1::text[]) x", 0, 200);
+    ExpectInvalid(base, {batched}, "'user': batch_max must be positive");
+    batched.batch_max = 4;
+    batched.batch_window_us = -1;
+    ExpectInvalid(base, {batched}, "'user': batch_window_us must not be negative");
+    // Without batch_sql the batch fields are not used, so not checked.
+    batched.batch_sql.clear();
+    batched.batch_max = 0;
+    EXPECT_NO_THROW(Loader(base, {batched}));
   }
 }
 

@@ -1,20 +1,42 @@
-// One server's queue and health bookkeeping: bounds, closing, down/up transitions, lag, wake-ups.
+// One server's queue and health bookkeeping: bounds, closing, down/up transitions, lag, wake-ups,
+// and taking batches (queued loads of one statement, and those pushed while a worker gathers).
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "pg-loader/replica.h"
+#include "tests/pg-loader/test_support.h"
 
 namespace corral::pg {
 namespace {
 
-Job MakeJob(std::string id) {
+Job MakeJob(std::string id, size_t statement = 0) {
   Job job;
+  job.statement = statement;
   job.id = std::move(id);
   job.done = [](LoadOutcome) {};
   return job;
 }
+
+void PushAll(ReplicaState& state, std::vector<std::pair<std::string, size_t>> jobs) {
+  for (auto& [id, statement] : jobs) {
+    Job job = MakeJob(id, statement);
+    ASSERT_EQ(state.Push(job), ReplicaState::PushResult::kOk) << id;
+  }
+}
+
+std::vector<std::string> Ids(const std::vector<Job>& jobs) {
+  std::vector<std::string> ids;
+  for (const Job& job : jobs) ids.push_back(job.id);
+  return ids;
+}
+
+using Ms = std::chrono::milliseconds;
+using Strings = std::vector<std::string>;
 
 TEST(ReplicaStateTest, QueueIsBoundedAndFifo) {
   ReplicaState state("replica0", 2, 1000);
@@ -115,6 +137,105 @@ TEST(ReplicaStateTest, RequestCheckWakesTheCheckerOnce) {
   state.RequestCheck();
   EXPECT_EQ(state.WaitForCheck(std::chrono::hours(1)), ReplicaState::Wake::kRecheck);
   EXPECT_EQ(state.WaitForCheck(std::chrono::milliseconds(0)), ReplicaState::Wake::kTimeout);
+}
+
+TEST(ReplicaStateBatchTest, TakesQueuedJobsOfTheSameStatementUpToTheMax) {
+  ReplicaState state("replica0", 100, 1000);
+  PushAll(state, {{"a", 0}, {"b", 0}, {"x", 1}, {"c", 0}, {"d", 0}, {"y", 1}});
+  const BatchRule rules[] = {{3, std::chrono::microseconds(0)}, {1, std::chrono::microseconds(0)}};
+  std::vector<Job> batch = state.PopBatch(rules);
+  EXPECT_EQ(Ids(batch), (Strings{"a", "b", "c"}));
+  EXPECT_EQ(state.Snapshot().inflight, 1);  // one database call for the whole batch
+  EXPECT_EQ(state.Snapshot().queued, 3u);
+  // The others keep their order; statement 1 is not batched.
+  EXPECT_EQ(Ids(state.PopBatch(rules)), (Strings{"x"}));
+  EXPECT_EQ(Ids(state.PopBatch(rules)), (Strings{"d"}));
+  EXPECT_EQ(Ids(state.PopBatch(rules)), (Strings{"y"}));
+  EXPECT_EQ(state.Load(), 4);  // four calls in flight, nothing queued
+}
+
+TEST(ReplicaStateBatchTest, StatementsWithoutARuleAreTakenOneByOne) {
+  ReplicaState state("replica0", 100, 1000);
+  PushAll(state, {{"a", 2}, {"b", 2}});
+  const BatchRule rules[] = {{8, Ms(100)}};  // only statement 0 has a rule
+  EXPECT_EQ(Ids(state.PopBatch(rules)), (Strings{"a"}));
+  EXPECT_EQ(Ids(state.PopBatch({})), (Strings{"b"}));
+}
+
+TEST(ReplicaStateBatchTest, GathersPushedJobsUntilFullWithoutWaitingOutTheWindow) {
+  ReplicaState state("replica0", 100, 1000);
+  PushAll(state, {{"a", 0}});
+  const BatchRule rules[] = {{3, std::chrono::seconds(30)}, {3, std::chrono::seconds(30)}};
+  std::vector<Job> batch;
+  const auto start = std::chrono::steady_clock::now();
+  std::thread worker([&] { batch = state.PopBatch(rules); });
+  // Whether these arrive before or while the worker gathers, they end in its batch; "x" (another
+  // statement) never does.
+  PushAll(state, {{"b", 0}, {"x", 1}, {"c", 0}});
+  worker.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_EQ(Ids(batch), (Strings{"a", "b", "c"}));
+  EXPECT_EQ(state.Snapshot().queued, 1u);
+  const BatchRule no_wait[] = {{3, std::chrono::microseconds(0)},
+                               {3, std::chrono::microseconds(0)}};
+  EXPECT_EQ(Ids(state.PopBatch(no_wait)), (Strings{"x"}));
+}
+
+TEST(ReplicaStateBatchTest, AGatheringWorkerHoldsPushedJobsAndCloseReleasesIt) {
+  ReplicaState state("replica0", 100, 1000);
+  PushAll(state, {{"a", 0}});
+  const BatchRule rules[] = {{10, std::chrono::seconds(30)}};
+  std::vector<Job> batch;
+  std::thread worker([&] { batch = state.PopBatch(rules); });
+  ASSERT_TRUE(testing::WaitFor([&] { return state.Snapshot().inflight == 1; }, Ms(10000)));
+  // The pop and the start of gathering happen under one lock hold, so "b" joins the batch.
+  PushAll(state, {{"b", 0}});
+  EXPECT_EQ(state.Snapshot().queued, 1u);  // held by the gatherer, still waiting for the database
+  EXPECT_EQ(state.Load(), 2);
+  state.Close();
+  worker.join();
+  EXPECT_EQ(Ids(batch), (Strings{"a", "b"}));
+  EXPECT_EQ(state.Snapshot().queued, 0u);
+}
+
+TEST(ReplicaStateBatchTest, TheWindowBoundsTheWait) {
+  ReplicaState state("replica0", 100, 1000);
+  PushAll(state, {{"a", 0}});
+  const BatchRule rules[] = {{10, Ms(1)}};
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Ids(state.PopBatch(rules)), (Strings{"a"}));
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(elapsed, Ms(1));
+  EXPECT_LT(elapsed, std::chrono::seconds(5));
+}
+
+TEST(ReplicaStateBatchTest, AFullGathererLeavesFurtherJobsToTheQueue) {
+  ReplicaState state("replica0", 100, 1000);
+  PushAll(state, {{"a", 0}});
+  const BatchRule rules[] = {{2, std::chrono::seconds(30)}};
+  std::vector<Job> batch;
+  std::thread worker([&] { batch = state.PopBatch(rules); });
+  PushAll(state, {{"b", 0}, {"c", 0}});
+  worker.join();
+  EXPECT_EQ(Ids(batch), (Strings{"a", "b"}));
+  EXPECT_EQ(state.Snapshot().queued, 1u);
+  std::vector<Job> rest = state.TakeAll();
+  EXPECT_EQ(Ids(rest), (Strings{"c"}));
+}
+
+TEST(ReplicaStateBatchTest, ABatchCountsAsOneCall) {
+  ReplicaState state("replica0", 100, 1000);
+  PushAll(state, {{"a", 0}, {"b", 0}, {"c", 0}, {"d", 0}});
+  const BatchRule rules[] = {{3, std::chrono::microseconds(0)}};
+  ASSERT_EQ(state.PopBatch(rules).size(), 3u);
+  state.FinishCall(3);
+  ASSERT_EQ(state.PopBatch(rules).size(), 1u);
+  state.FinishCall(1);
+  const ReplicaStatus status = state.Snapshot();
+  EXPECT_EQ(status.loads, 2u);
+  EXPECT_EQ(status.batches, 1u);
+  EXPECT_EQ(status.batched_loads, 3u);
+  EXPECT_EQ(status.inflight, 0);
 }
 
 }  // namespace

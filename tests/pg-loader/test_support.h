@@ -1,6 +1,6 @@
-// Shared helpers for the pg-loader tests: collecting callback results, waiting on conditions with a
-// deadline, loopback sockets that refuse or never answer, and (for the PostgreSQL tests) the
-// database environment, SQL through psql and pg-local.sh node control.
+// Shared helpers for the pg-loader tests: building statements, collecting callback results, waiting
+// on conditions with a deadline, loopback sockets that refuse or never answer, and (for the
+// PostgreSQL tests) the database environment, SQL through psql and pg-local.sh node control.
 #pragma once
 
 #include <arpa/inet.h>
@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "pg-loader/loader.h"
@@ -25,6 +26,25 @@
 namespace corral::pg::testing {
 
 using Clock = std::chrono::steady_clock;
+
+// A statement without batching (field by field: partial aggregate initialisation warns).
+inline Statement MakeStatement(std::string name, std::string sql, std::string pool = {}) {
+  Statement statement;
+  statement.name = std::move(name);
+  statement.sql = std::move(sql);
+  statement.pool = std::move(pool);
+  return statement;
+}
+
+// A statement whose loads are batched by `batch_sql`.
+inline Statement MakeBatchStatement(std::string name, std::string sql, std::string batch_sql,
+                                    int batch_max, int64_t batch_window_us) {
+  Statement statement = MakeStatement(std::move(name), std::move(sql));
+  statement.batch_sql = std::move(batch_sql);
+  statement.batch_max = batch_max;
+  statement.batch_window_us = batch_window_us;
+  return statement;
+}
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held. Polling a
 // condition (every 10 ms) is not a blind sleep: the test proceeds the moment it holds.
