@@ -2,6 +2,7 @@
 // batches), a health checker per server, the retry after a broken connection, and a replier thread
 // that answers rejected loads off the caller's thread.
 #include "pg-loader/loader.h"
+#include "pg-loader/replay_lag.h"
 
 #include <algorithm>
 #include <atomic>
@@ -300,6 +301,17 @@ size_t Loader::Impl::PickTarget(size_t statement, size_t exclude, std::string* w
     target = pool.members[*pick];
   } else if (primary != kNone && primary != exclude && nodes[primary]->state.Usable()) {
     target = primary;
+  } else {
+    // Panic mode (as load balancers do when no host looks healthy): every replica of the pool is
+    // marked down or lagging. A health check can fail for reasons other than a dead server (a
+    // starved checker, one slow answer), and failing every load on that account turns a blip
+    // into an outage. So try the replicas anyway: a dead one refuses the connection at once and
+    // the load is retried once elsewhere; a lagging one still answers, fresher than any stale
+    // value. /readyz keeps reporting the pool as not ready.
+    for (size_t i = 0; i < pool.members.size(); ++i) {
+      candidates[i].usable = pool.members[i] != exclude;
+    }
+    if (auto pick = PickReplica(candidates, pool.routing, ticket)) target = pool.members[*pick];
   }
   if (target == kNone) *why = "no healthy replica for pool " + pool.name;
   return target;
@@ -454,31 +466,31 @@ void Loader::Impl::HealthLoop(size_t index) {
   Session session(node.conninfo);
   Backoff backoff(kReconnectFirstMs, kReconnectMaxMs);
   const int64_t interval_ms = options.health_check_interval_ms;
-  // Since when replay has been behind with no replayed transaction to date it by (see kLagSql).
-  bool behind = false;
-  SteadyClock::time_point behind_since;
+  ReplayLagTracker lag_tracker;
+  struct Checked {
+    HealthResult health;
+    double lag_seconds = 0;
+  };
   auto check = [&] {
-    HealthResult health = CheckOnce(session, index);
-    if (health.ok && !health.lag_known) {
-      const auto now = SteadyClock::now();
-      if (!behind) behind_since = now;
-      behind = true;
-      health.lag_seconds = std::chrono::duration<double>(now - behind_since).count();
-    } else {
-      behind = false;
+    Checked c{CheckOnce(session, index)};
+    if (c.health.ok) {
+      c.lag_seconds = lag_tracker.Observe(SteadyClock::now(), c.health.in_recovery,
+                                          c.health.receive_lsn, c.health.replay_lsn);
     }
-    return health;
+    return c;
   };
   while (true) {
-    HealthResult health = check();
-    if (health.ok && node.state.LagTooHigh(health.lag_seconds) && !node.state.Snapshot().lagging) {
+    Checked checked = check();
+    if (checked.health.ok && node.state.LagTooHigh(checked.lag_seconds) &&
+        !node.state.Snapshot().lagging) {
       const int64_t confirm_ms = std::min(kLagConfirmMs, interval_ms / 2);
       if (node.state.WaitForCheck(milliseconds(confirm_ms)) == ReplicaState::Wake::kClosed) break;
-      health = check();
+      checked = check();
     }
+    const HealthResult& health = checked.health;
     int64_t delay_ms;
     if (health.ok) {
-      node.state.MarkUp(health.lag_seconds);
+      node.state.MarkUp(checked.lag_seconds);
       backoff.Reset();
       delay_ms = interval_ms;
     } else {

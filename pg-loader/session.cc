@@ -281,18 +281,17 @@ HealthResult Session::CheckHealth(int64_t timeout_ms) {
     health.error = "not connected";
     return health;
   }
-  double lag = 0;
-  bool lag_known = true;
+  HealthResult seen;
   SessionResult result = impl_->InTransaction(timeout_ms, [&](pqxx::read_transaction& txn) {
     const pqxx::row row = txn.exec1(kLagSql);
-    lag_known = !row[0].is_null();
-    lag = lag_known ? row[0].as<double>() : 0.0;
+    seen.in_recovery = row[0].as<bool>();
+    seen.receive_lsn = row[1].as<double>();
+    seen.replay_lsn = row[2].as<double>();
     return SessionResult{Kind::kValue, {}};
   });
   if (result.kind == Kind::kValue) {
+    health = seen;
     health.ok = true;
-    health.lag_known = lag_known;
-    health.lag_seconds = lag;
   } else {
     health.error = result.data;
   }

@@ -33,21 +33,17 @@ struct SessionBatchResult {
 
 struct HealthResult {
   bool ok = false;
-  bool lag_known = true;  // false: replay is behind but the server cannot say by how much
-  double lag_seconds = 0;
+  bool in_recovery = false;  // a streaming replica
+  double receive_lsn = -1;   // WAL bytes received / replayed; -1 when the server reports NULL
+  double replay_lsn = -1;
   std::string error;  // when !ok
 };
 
-// The lag query, after prometheus postgres_exporter's: 0 on a primary, or when everything received
-// has been replayed (an idle primary would otherwise make the age grow without real lag; replay may
-// also be ahead of receive after a restart), else the age of the last replayed transaction. NULL
-// when WAL is pending but no transaction has been replayed since the server started: the caller
-// then measures how long replay has been behind itself.
+// The replay-progress query: the caller turns positions into a lag (ReplayLagTracker).
 inline constexpr char kLagSql[] =
-    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0::float8"
-    " WHEN pg_last_wal_receive_lsn() IS NULL"
-    " OR pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0::float8"
-    " ELSE GREATEST(0, EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()))::float8 END";
+    "SELECT pg_is_in_recovery(),"
+    " COALESCE((pg_last_wal_receive_lsn() - '0/0'::pg_lsn)::float8, -1),"
+    " COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::float8, -1)";
 
 class Session {
  public:
