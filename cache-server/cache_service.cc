@@ -1,9 +1,32 @@
 // Read-through, leases, staleness and shedding; see cache_service.h and lease/README.md.
 #include "cache-server/cache_service.h"
 
+#include <atomic>
 #include <cmath>
 
+#include "cache-server/log.h"
+
 namespace corral::server {
+
+namespace {
+// Failed loads are logged, at most one line a second (an outage fails many at once), with how
+// many were not logged since.
+void LogLoadFailure(const std::string& ns, const std::string& key, const std::string& error) {
+  static std::atomic<int64_t> last_ms{0};
+  static std::atomic<uint64_t> suppressed{0};
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  int64_t last = last_ms.load(std::memory_order_relaxed);
+  if (now - last < 1000 || !last_ms.compare_exchange_strong(last, now)) {
+    suppressed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  Log(LogLevel::kWarn, "db_load_failed",
+      "namespace=" + LogQuote(ns) + " key=" + LogQuote(key) + " error=" + LogQuote(error) +
+          " not_logged_since=" + std::to_string(suppressed.exchange(0)));
+}
+}  // namespace
 
 using lease::Admission;
 using lease::LoadResult;
@@ -71,6 +94,7 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns,
     metrics_.db_loads.Add(ns.label + ",outcome=\"" + std::string(outcome) + "\"");
     if (r.micros > 0) metrics_.db_load_seconds.Observe(static_cast<double>(r.micros) / 1e6);
     if (r.kind == LoadResult::Kind::kError) {
+      LogLoadFailure(ns.config.name, key, r.data);
       holdoff_.Record(key, r.data);
     } else {
       holdoff_.Clear(key);
@@ -239,13 +263,21 @@ void CacheService::AnswerTimedOut(const std::string& key, Request& request) {
 }
 
 void CacheService::Refresh(std::string_view key, const Namespace& ns) {
-  if (holdoff_.Check(key)) return;  // stale-if-error: keep serving, do not hammer the database
-  std::optional<lease::LeaseToken> token = leases_.TryAcquire(key);
-  if (!token) return;  // a load is already under way
-  if (Admit(ns) != Admission::kAdmitted) {
-    leases_.Release(key, *token);
+  if (holdoff_.Check(key)) {
+    // stale-if-error: keep serving, do not hammer the database
+    metrics_.refreshes.Add("result=\"held_off\"");
     return;
   }
+  std::optional<lease::LeaseToken> token = leases_.TryAcquire(key);
+  if (!token) return;  // a load is already under way (not counted: that is every other reader)
+  Admission a = Admit(ns);
+  if (a != Admission::kAdmitted) {
+    leases_.Release(key, *token);
+    metrics_.refreshes.Add("result=\"shed\"");
+    metrics_.shed.Add("reason=\"" + std::string(lease::AdmissionReason(a)) + "\"");
+    return;
+  }
+  metrics_.refreshes.Add("result=\"started\"");
   StartLoad(std::string(key), ns, *token);
 }
 

@@ -44,6 +44,8 @@ std::string RenderMetrics(const Metrics& metrics, const ServerState& state, leas
   metrics.Render(out);
   RenderGaugeHeader(out, "corral_lease_waiters", "Requests waiting on another request's load.");
   RenderSample(out, "corral_lease_waiters", "", static_cast<double>(leases.waiters()));
+  RenderGaugeHeader(out, "corral_leases", "Keys with a load in flight (leases held).");
+  RenderSample(out, "corral_leases", "", static_cast<double>(leases.leases()));
   if (backend != nullptr) backend->RenderMetrics(out);
   RenderGaugeHeader(out, "corral_entries", "Entries in the store.");
   RenderSample(out, "corral_entries", "", static_cast<double>(store.Size()));

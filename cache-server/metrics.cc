@@ -184,6 +184,10 @@ void Metrics::Render(std::string& out) const {
   RenderSample(out, "corral_coalesced_requests_total", "", static_cast<double>(coalesced.Value()));
   CounterHeader(out, "corral_shed_total", "Requests shed with BUSY/503, by reason.");
   shed.Render(out, "corral_shed_total");
+  CounterHeader(out, "corral_refreshes_total",
+                "Background reloads of servable entries (refresh ahead, stale-while-revalidate), "
+                "by what became of them.");
+  refreshes.Render(out, "corral_refreshes_total");
   CounterHeader(out, "corral_invalidations_total", "Invalidations received, by source.");
   invalidations.Render(out, "corral_invalidations_total");
 }

@@ -82,6 +82,7 @@ class Metrics {
   LabeledCounter db_loads;    // corral_db_loads_total{namespace,pool,outcome}
   LabeledCounter shed;        // corral_shed_total{reason}
   LabeledCounter invalidations;  // corral_invalidations_total{source}
+  LabeledCounter refreshes;      // corral_refreshes_total{result}: background reloads
   Counter commands;           // every RESP command (INFO total_commands_processed)
   Counter connections;        // accepted connections (INFO total_connections_received)
   Counter rejected_connections;

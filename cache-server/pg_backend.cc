@@ -100,6 +100,16 @@ void PgBackend::RenderMetrics(std::string& out) const {
     RenderSample(out, "corral_replica_up", "replica=\"" + LabelValue(r.name) + "\"",
                  r.up ? 1 : 0);
   }
+  RenderGaugeHeader(out, "corral_replica_inflight_loads", "Loads running on the replica now.");
+  for (const auto& r : status) {
+    RenderSample(out, "corral_replica_inflight_loads", "replica=\"" + LabelValue(r.name) + "\"",
+                 r.inflight);
+  }
+  RenderGaugeHeader(out, "corral_replica_queued_loads", "Loads waiting for a connection.");
+  for (const auto& r : status) {
+    RenderSample(out, "corral_replica_queued_loads", "replica=\"" + LabelValue(r.name) + "\"",
+                 static_cast<double>(r.queued));
+  }
   RenderGaugeHeader(out, "corral_replica_lag_seconds", "Replay lag from the last health check.");
   for (const auto& r : status) {
     RenderSample(out, "corral_replica_lag_seconds", "replica=\"" + LabelValue(r.name) + "\"",
