@@ -161,21 +161,22 @@ void PgCluster::ResetStatements() const {
   for (const auto& r : replicas) Sql(r, "SELECT pg_stat_statements_reset()");
 }
 
+int64_t PgCluster::CallsOn(const std::string& conn, const std::string& needle) {
+  std::string out = Sql(conn,
+                        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%" +
+                            needle + "%' AND query NOT LIKE '%pg_stat_statements%'");
+  return out.rfind("ERROR", 0) == 0 ? 0 : std::atoll(out.c_str());
+}
+
 int64_t PgCluster::Calls(const std::string& needle) const {
-  int64_t total = 0;
-  std::string sql = "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%" +
-                    needle + "%' AND query NOT LIKE '%pg_stat_statements%'";
-  std::vector<std::string> nodes = replicas;
-  nodes.push_back(primary);
-  for (const auto& node : nodes) {
-    std::string out = Sql(node, sql);
-    if (out.rfind("ERROR", 0) != 0) total += std::atoll(out.c_str());
-  }
+  int64_t total = CallsOn(primary, needle);
+  for (const auto& r : replicas) total += CallsOn(r, needle);
   return total;
 }
 
 bool PgCluster::WaitReplayed(Millis timeout) const {
-  std::string lsn = Sql(primary, "SELECT pg_current_wal_lsn()");
+  // The insert position: with synchronous_commit off, a commit just made may not be written yet.
+  std::string lsn = Sql(primary, "SELECT pg_current_wal_insert_lsn()");
   if (lsn.rfind("ERROR", 0) == 0) return false;
   auto deadline = Clock::now() + timeout;
   for (const auto& r : replicas) {
@@ -265,6 +266,42 @@ double Metric(uint16_t http_port, const std::string& sample) {
     pos = after;
   }
   return 0;
+}
+
+void PgTest::SetUp() {
+  pg_ = PgCluster::FromEnv();
+  if (!pg_.available()) {
+    if (std::getenv("CI") != nullptr) {
+      FAIL() << "CORRAL_TEST_PG_* unset: run through deploy/run-tests.sh";
+    }
+    GTEST_SKIP() << "no PostgreSQL: set CORRAL_TEST_PG_* (deploy/run-tests.sh does)";
+  }
+  pg_.ResetStatements();
+}
+
+std::unique_ptr<ServerProcess> PgTest::StartCorral(const std::string& namespaces,
+                                                   const std::string& extra,
+                                                   const std::string& pg_extra) {
+  ServerOptions options;
+  options.config_json = "{\"threads\": 2, \"postgres\": " + pg_.PostgresJson(pg_extra) +
+                        ", \"namespaces\": " + namespaces + (extra.empty() ? "" : ", " + extra) +
+                        "}";
+  std::string error;
+  auto server = ServerProcess::Start(options, &error);
+  EXPECT_NE(server, nullptr) << error;
+  if (server != nullptr && !WaitReady(server->http_port())) {
+    ADD_FAILURE() << "corral never became ready:\n" << server->Stderr();
+    return nullptr;
+  }
+  return server;
+}
+
+void PgTest::RestoreNodes() {
+  if (!pg_.available() || pg_.pg_local.empty()) return;
+  for (const char* node : {"replica1", "replica2"}) pg_.Node("resume-node", node);
+  for (const char* node : {"primary", "replica1", "replica2"}) pg_.Node("start-node", node);
+  for (const auto& replica : pg_.replicas) PgCluster::Sql(replica, "SELECT pg_wal_replay_resume()");
+  pg_.WaitReplayed(Millis(30000));
 }
 
 }  // namespace corral::integration

@@ -19,30 +19,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class StalenessPgTest : public ::testing::Test {
+class StalenessPgTest : public PgTest {
  protected:
-  void SetUp() override {
-    pg_ = PgCluster::FromEnv();
-    if (!pg_.available()) {
-      if (std::getenv("CI") != nullptr) FAIL() << "CORRAL_TEST_PG_* unset";
-      GTEST_SKIP() << "no PostgreSQL: set CORRAL_TEST_PG_* (deploy/run-tests.sh does)";
-    }
-    pg_.ResetStatements();
-  }
-
-  std::unique_ptr<ServerProcess> StartCorral(const std::string& namespaces,
-                                             const std::string& extra = "") {
-    ServerOptions options;
-    options.config_json = "{\"threads\": 2, \"postgres\": " + pg_.PostgresJson() +
-                          ", \"namespaces\": " + namespaces + (extra.empty() ? "" : ", " + extra) +
-                          "}";
-    std::string error;
-    auto server = ServerProcess::Start(options, &error);
-    EXPECT_NE(server, nullptr) << error;
-    // Nodes restarted by an earlier test may still be coming up.
-    if (server) EXPECT_TRUE(WaitReady(server->http_port())) << "corral never became ready";
+  // As PgTest's, and also waits for the invalidation listener: NOTIFYs count only from then on.
+  std::unique_ptr<ServerProcess> StartCorral(const std::string& namespaces) {
+    auto server = PgTest::StartCorral(namespaces);
     if (server) {
-      // Invalidations only count once the listener is connected.
       EXPECT_TRUE(server->WaitForStderr("event=invalidation_listener_connected", Millis(10000)));
     }
     return server;
@@ -73,8 +55,6 @@ class StalenessPgTest : public ::testing::Test {
   static std::string Get(uint16_t port, const std::string& key) {
     return RespValue(RespHerd(port, {{"GET", key}})[0].reply);
   }
-
-  PgCluster pg_;
 };
 
 constexpr const char* kSlowVersion =
@@ -217,6 +197,9 @@ TEST_F(StalenessPgTest, HotKeysAreRefreshedWithoutReadersWaiting) {
         }
         freeReplyObject(r);
         ++reads;
+        // A read-heavy service, not a CPU burner: on two shared cores, unpaced readers would
+        // starve the loader threads and measure the scheduler instead of the refresh rule.
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     });
   }
@@ -229,14 +212,28 @@ TEST_F(StalenessPgTest, HotKeysAreRefreshedWithoutReadersWaiting) {
       "waited=%.0f\n",
       kKeys, kTtlMs, kRunMs, static_cast<long long>(reads.load()), static_cast<long long>(loads),
       stale, Metric(server->http_port(), waited));
+  auto metrics = HttpHerd(server->http_port(), {"/metrics"})[0].reply;
+  for (const char* family : {"corral_db_loads_total{", "corral_shed_total{", "corral_replica_",
+                             "corral_leases ", "corral_lease_waiters ",
+                             "corral_refreshes_total{"}) {
+    for (size_t pos = 0; (pos = metrics.find(std::string("\n") + family, pos)) != std::string::npos;
+         ++pos) {
+      ++pos;
+      std::printf("[figures]   %s\n", metrics.substr(pos, metrics.find('\n', pos) - pos).c_str());
+    }
+  }
+  if (server->Stderr().find("db_load_failed") != std::string::npos) {
+    std::printf("[figures]   corral's log:\n%s", server->Stderr().c_str());
+  }
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_GT(reads.load(), 1000);
   EXPECT_EQ(Metric(server->http_port(), waited), 0) << "a reader waited on a load after warm-up";
   EXPECT_EQ(Metric(server->http_port(), miss), kKeys) << "a reader missed after warm-up";
   // About one load per key per TTL: the run spans kRunMs / (kTtlMs * 0.9) expiries at most, plus
-  // one refresh that may be in flight at each end.
+  // one refresh that may be in flight at each end — more would be a stampede. At least half the
+  // expiries must have been refreshed (a refresh that lags makes readers see STALE, not wait).
   double max_loads = kKeys * (kRunMs / (kTtlMs * 0.9) + 2);
-  double min_loads = kKeys * (kRunMs / (kTtlMs * 1.1) - 2);
+  double min_loads = kKeys * (kRunMs / (kTtlMs * 1.1)) / 2;
   EXPECT_LE(loads, max_loads);
   EXPECT_GE(loads, min_loads);
 }
