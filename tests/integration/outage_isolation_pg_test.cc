@@ -38,56 +38,16 @@ std::string ModQuery(const std::string& marker) {
 }
 std::string ModValue(int64_t n) { return "user " + std::to_string(n % 10000 + 1); }
 
-class OutageIsolationPgTest : public ::testing::Test {
+class OutageIsolationPgTest : public PgTest {
  protected:
   void SetUp() override {
-    pg_ = PgCluster::FromEnv();
-    if (!pg_.available() || pg_.pg_local.empty() || pg_.replicas.size() < 2) {
-      if (std::getenv("CI") != nullptr) FAIL() << "CORRAL_TEST_PG_* unset";
-      GTEST_SKIP() << "no PostgreSQL: set CORRAL_TEST_PG_* (deploy/run-tests.sh does)";
+    PgTest::SetUp();
+    if (!IsSkipped() && (pg_.pg_local.empty() || pg_.replicas.size() < 2)) {
+      GTEST_SKIP() << "needs CORRAL_TEST_PG_LOCAL and two replicas";
     }
-    pg_.ResetStatements();
   }
-  void TearDown() override {
-    // Whatever happened, leave every node running and replaying for the next test.
-    if (!pg_.available() || pg_.pg_local.empty()) return;
-    for (const char* node : {"replica1", "replica2"}) pg_.Node("resume-node", node);
-    for (const char* node : {"primary", "replica1", "replica2"}) pg_.Node("start-node", node);
-    for (const auto& replica : pg_.replicas) {
-      PgCluster::Sql(replica, "SELECT pg_wal_replay_resume()");
-    }
-    pg_.WaitReplayed(Millis(30000));
-  }
-
-  // corral in front of the cluster; waits until /readyz says every pool has a usable replica.
-  std::unique_ptr<ServerProcess> StartCorral(const std::string& namespaces,
-                                             const std::string& extra,
-                                             const std::string& pg_extra) {
-    ServerOptions options;
-    options.config_json = "{\"threads\": 2, \"postgres\": " + pg_.PostgresJson(pg_extra) +
-                          ", \"namespaces\": " + namespaces + ", " + extra + "}";
-    std::string error;
-    auto server = ServerProcess::Start(options, &error);
-    EXPECT_NE(server, nullptr) << error;
-    if (server != nullptr) {
-      EXPECT_TRUE(WaitFor(
-          [&] {
-            auto r = HttpHerd(server->http_port(), {"/readyz"}, Millis(2000));
-            return r[0].reply.rfind("HTTP/1.1 200", 0) == 0;
-          },
-          Millis(15000)));
-    }
-    return server;
-  }
-
-  // Calls of statements containing `needle` on one server.
-  static int64_t CallsOn(const std::string& conn, const std::string& needle) {
-    return std::atoll(PgCluster::Sql(conn,
-                                     "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
-                                     "WHERE query LIKE '%" +
-                                         needle + "%' AND query NOT LIKE '%pg_stat_statements%'")
-                          .c_str());
-  }
+  // Whatever happened, leave every node running and replaying for the next test.
+  void TearDown() override { RestoreNodes(); }
 
   // `n` sequential GETs of ns:first .. ns:first+n-1 on one connection; the latency of each in ms.
   // Every answer must be ModValue(id); *wrong counts the others and *first_wrong shows one.
@@ -109,8 +69,6 @@ class OutageIsolationPgTest : public ::testing::Test {
     }
     return ms;
   }
-
-  PgCluster pg_;
 };
 
 // Issue 5: high- and low-priority namespaces on separate pools ("hi" on replica index 0, "lo" on
@@ -184,9 +142,9 @@ TEST_F(OutageIsolationPgTest, LowPriorityFloodDoesNotSlowHighPriority) {
   EXPECT_EQ(during.size(), static_cast<size_t>(kReads));
   EXPECT_LT(flood_p99, base_p99 * 5 + 50) << "high-priority latency left its normal range";
   // The pools kept to their replicas.
-  EXPECT_EQ(CallsOn(pg_.replicas[1], "iso_hi"), 0);
-  EXPECT_EQ(CallsOn(pg_.replicas[0], "iso_lo"), 0);
-  EXPECT_GT(CallsOn(pg_.replicas[1], "iso_lo"), 0);
+  EXPECT_EQ(PgCluster::CallsOn(pg_.replicas[1], "iso_hi"), 0);
+  EXPECT_EQ(PgCluster::CallsOn(pg_.replicas[0], "iso_lo"), 0);
+  EXPECT_GT(PgCluster::CallsOn(pg_.replicas[1], "iso_lo"), 0);
 }
 
 // One read as the outage readers record it.
@@ -263,7 +221,7 @@ TEST_F(OutageIsolationPgTest, ReplicaPausedKilledRestartedWhileReading) {
   auto restarted_at = Clock::now();
   PgCluster::Sql(pg_.replicas[0], "SELECT pg_stat_statements_reset()");
   bool used_again =
-      WaitFor([&] { return CallsOn(pg_.replicas[0], "iso_fail") > 0; }, Millis(30000));
+      WaitFor([&] { return PgCluster::CallsOn(pg_.replicas[0], "iso_fail") > 0; }, Millis(30000));
   double back_ms = MsSince(restarted_at);
   EXPECT_TRUE(values_grow(100));
   stop = true;
@@ -329,8 +287,8 @@ TEST_F(OutageIsolationPgTest, LaggingReplicaIsSkippedUntilItCatchesUp) {
   int wrong = 0;
   std::string first_wrong;
   TimedReads(server->resp_port(), "u", 5000000, kReads, &wrong, &first_wrong);
-  int64_t on_lagging = CallsOn(pg_.replicas[0], "iso_lag");
-  int64_t on_other = CallsOn(pg_.replicas[1], "iso_lag");
+  int64_t on_lagging = PgCluster::CallsOn(pg_.replicas[0], "iso_lag");
+  int64_t on_other = PgCluster::CallsOn(pg_.replicas[1], "iso_lag");
   std::printf(
       "[figures] replay paused on replica1: corral saw lag %.1f s after %.0f ms; %d cold "
       "reads -> %lld loads on the lagging replica, %lld on the other\n",
@@ -348,7 +306,7 @@ TEST_F(OutageIsolationPgTest, LaggingReplicaIsSkippedUntilItCatchesUp) {
       [&] {
         TimedReads(server->resp_port(), "u", next, 20, &wrong, &first_wrong);
         next += 20;
-        return CallsOn(pg_.replicas[0], "iso_lag") > 0;
+        return PgCluster::CallsOn(pg_.replicas[0], "iso_lag") > 0;
       },
       Millis(20000));
   std::printf("[figures] replay resumed: replica1 served loads again after %.0f ms\n",

@@ -14,33 +14,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class OutagePgTest : public ::testing::Test {
+class OutagePgTest : public PgTest {
  protected:
   void SetUp() override {
-    pg_ = PgCluster::FromEnv();
-    if (!pg_.available() || pg_.pg_local.empty()) {
-      if (std::getenv("CI") != nullptr) FAIL() << "CORRAL_TEST_PG_* unset";
-      GTEST_SKIP() << "no PostgreSQL: set CORRAL_TEST_PG_* (deploy/run-tests.sh does)";
-    }
+    PgTest::SetUp();
+    if (!IsSkipped() && pg_.pg_local.empty()) GTEST_SKIP() << "CORRAL_TEST_PG_LOCAL unset";
   }
-  void TearDown() override {
-    // Whatever happened, leave every node running for the next test.
-    for (const char* node : {"primary", "replica1", "replica2"}) pg_.Node("start-node", node);
-  }
-
-  std::unique_ptr<ServerProcess> StartCorral(const std::string& namespaces,
-                                             const std::string& extra,
-                                             const std::string& pg_extra) {
-    ServerOptions options;
-    options.config_json = "{\"threads\": 2, \"postgres\": " + pg_.PostgresJson(pg_extra) +
-                          ", \"namespaces\": " + namespaces + ", " + extra + "}";
-    std::string error;
-    auto server = ServerProcess::Start(options, &error);
-    EXPECT_NE(server, nullptr) << error;
-    // Nodes restarted by an earlier test may still be coming up.
-    if (server) EXPECT_TRUE(WaitReady(server->http_port())) << "corral never became ready";
-    return server;
-  }
+  // Whatever happened, leave every node running for the next test.
+  void TearDown() override { RestoreNodes(); }
 
   static std::pair<std::string, double> TimedGet(uint16_t port, const std::string& key) {
     auto r = RespHerd(port, {{"GET", key}}, Millis(15000));
@@ -55,8 +36,6 @@ class OutagePgTest : public ::testing::Test {
     }
     return condition();
   }
-
-  PgCluster pg_;
 };
 
 // Issue 4: primary and replicas stopped. A key past its TTL but within stale_ms is served at once;
@@ -150,10 +129,7 @@ TEST_F(OutagePgTest, ReplicaStoppedMidTestFailsOver) {
   PgCluster::Sql(pg_.replicas[0], "SELECT pg_stat_statements_reset()");
   bool used_again = WaitFor(
       [&] {
-        return std::atoll(PgCluster::Sql(pg_.replicas[0],
-                                         "SELECT coalesce(sum(calls),0) FROM pg_stat_statements "
-                                         "WHERE query LIKE '%FROM users WHERE id%'")
-                              .c_str()) > 0;
+        return PgCluster::CallsOn(pg_.replicas[0], "FROM users WHERE id") > 0;
       },
       Millis(20000));
   stop = true;

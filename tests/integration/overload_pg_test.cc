@@ -184,45 +184,8 @@ int MaxConcurrent(const std::vector<const ActivitySampler*>& samplers) {
   return max;
 }
 
-class OverloadPgTest : public ::testing::Test {
+class OverloadPgTest : public PgTest {
  protected:
-  void SetUp() override {
-    pg_ = PgCluster::FromEnv();
-    if (!pg_.available()) {
-      if (std::getenv("CI") != nullptr) {
-        FAIL() << "CORRAL_TEST_PG_* unset: run through deploy/run-tests.sh";
-      }
-      GTEST_SKIP() << "no PostgreSQL: set CORRAL_TEST_PG_* (deploy/run-tests.sh does)";
-    }
-    pg_.ResetStatements();
-  }
-
-  // corral with `namespaces` (a JSON object) in front of the cluster; waits until it is ready.
-  std::unique_ptr<ServerProcess> StartCorral(const std::string& namespaces,
-                                             const std::string& extra = "",
-                                             const std::string& pg_extra = "") {
-    ServerOptions options;
-    options.config_json = "{\"threads\": 2, \"postgres\": " + pg_.PostgresJson(pg_extra) +
-                          ", \"namespaces\": " + namespaces + (extra.empty() ? "" : ", " + extra) +
-                          "}";
-    std::string error;
-    auto server = ServerProcess::Start(options, &error);
-    EXPECT_NE(server, nullptr) << error;
-    if (server != nullptr) {
-      EXPECT_TRUE(WaitReady(server->http_port()));
-    }
-    return server;
-  }
-
-  static bool WaitReady(uint16_t http_port) {
-    return WaitFor(
-        [&] {
-          auto r = HttpHerd(http_port, {"/readyz"}, Millis(2000));
-          return r[0].reply.rfind("HTTP/1.1 200", 0) == 0;
-        },
-        Millis(15000));
-  }
-
   static std::string Command(uint16_t port, const std::vector<std::string>& args) {
     return RespHerd(port, {args}, Millis(5000))[0].reply;
   }
@@ -260,7 +223,6 @@ class OverloadPgTest : public ::testing::Test {
     return t;
   }
 
-  PgCluster pg_;
 };
 
 // Issue 5: 10 000 distinct cold keys at once, each a 50 ms query, max_inflight_loads 16. The pool

@@ -3,7 +3,10 @@
 // starting nodes, and firing herds of concurrent RESP/HTTP requests at corral-server.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,6 +31,8 @@ struct PgCluster {
   void ResetStatements() const;
   // Sum of calls, over every node, of statements whose text contains `needle`.
   int64_t Calls(const std::string& needle) const;
+  // The same on one node (`conn`).
+  static int64_t CallsOn(const std::string& conn, const std::string& needle);
   // Waits until every replica has replayed the primary's current WAL position.
   bool WaitReplayed(Millis timeout = Millis(10000)) const;
   // deploy/pg-local.sh ACTION NODE (stop-node, start-node, ...); true on exit 0.
@@ -65,5 +70,23 @@ bool WaitReady(uint16_t http_port, Millis timeout = Millis(30000));
 // Prometheus sample value from corral's /metrics, e.g. Metric(port,
 // "corral_requests_total{proto=\"resp\",result=\"waited\"}"); 0 if absent.
 double Metric(uint16_t http_port, const std::string& sample);
+
+// Base fixture for tests against the real cluster: skips without one (fails when env CI is set),
+// resets pg_stat_statements before each test, and starts corral in front of the cluster.
+class PgTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  // corral with `namespaces` (a JSON object), extra top-level config fields `extra` (e.g.
+  // "\"lease\": {...}") and extra "postgres" fields `pg_extra`; waits until /readyz (nodes
+  // restarted by an earlier test may still be coming up). nullptr (and a test failure) if not.
+  std::unique_ptr<ServerProcess> StartCorral(const std::string& namespaces,
+                                             const std::string& extra = "",
+                                             const std::string& pg_extra = "");
+  // For tests that stop, pause or lag nodes: resumes and starts every node, resumes replay, and
+  // waits until the replicas have caught up.
+  void RestoreNodes();
+
+  PgCluster pg_;
+};
 
 }  // namespace corral::integration

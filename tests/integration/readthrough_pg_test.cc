@@ -15,40 +15,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class ReadThroughPgTest : public ::testing::Test {
+class ReadThroughPgTest : public PgTest {
  protected:
-  void SetUp() override {
-    pg_ = PgCluster::FromEnv();
-    if (!pg_.available()) {
-      if (std::getenv("CI") != nullptr) {
-        FAIL() << "CORRAL_TEST_PG_* unset: run through deploy/run-tests.sh";
-      }
-      GTEST_SKIP() << "no PostgreSQL: set CORRAL_TEST_PG_* (deploy/run-tests.sh does)";
-    }
-    pg_.ResetStatements();
-  }
-
-  // corral with `namespaces` (a JSON object) in front of the cluster.
-  std::unique_ptr<ServerProcess> StartCorral(const std::string& namespaces,
-                                             const std::string& extra = "",
-                                             const std::string& pg_extra = "") {
-    ServerOptions options;
-    options.config_json = "{\"threads\": 2, \"postgres\": " + pg_.PostgresJson(pg_extra) +
-                          ", \"namespaces\": " + namespaces + (extra.empty() ? "" : ", " + extra) +
-                          "}";
-    std::string error;
-    auto server = ServerProcess::Start(options, &error);
-    EXPECT_NE(server, nullptr) << error;
-    return server;
-  }
-
   static void Report(const char* what, const std::vector<HerdReply>& replies, int64_t queries) {
     std::printf("[figures] %s: clients=%zu queries=%lld p50=%.1fms p99=%.1fms max=%.1fms\n", what,
                 replies.size(), static_cast<long long>(queries), Percentile(replies, 50),
                 Percentile(replies, 99), Percentile(replies, 100));
   }
-
-  PgCluster pg_;
 };
 
 constexpr const char* kSlowQuery = "SELECT name FROM users, pg_sleep(0.2) WHERE id = $1::bigint";
