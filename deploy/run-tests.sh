@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # corral's test command: installs dependencies, builds, starts a local PostgreSQL primary with two
-# replicas and a Redis on free ports, runs every test with ctest, and stops the servers again.
+# replicas, a PgBouncer in front of each replica and a Redis on free ports, runs every test with
+# ctest, and stops the servers again.
 #
 # Usage: deploy/run-tests.sh [CTEST_ARGS...]     e.g. deploy/run-tests.sh -R lease
 # Environment: CORRAL_BUILD_DIR (default build, relative to the repository root), CORRAL_CMAKE_ARGS
@@ -49,6 +50,8 @@ cleanup() {
       show_server_logs
     fi
     phase "stop PostgreSQL and Redis"
+    # The bouncers first: they live in the cluster's directory, which pg-local.sh stop deletes.
+    CORRAL_PG_DIR=${WORK_DIR}/pg "${DEPLOY_DIR}/pgbouncer-local.sh" stop || true
     CORRAL_PG_DIR=${WORK_DIR}/pg "${DEPLOY_DIR}/pg-local.sh" stop || true
     CORRAL_REDIS_DIR=${WORK_DIR}/redis "${DEPLOY_DIR}/redis-local.sh" stop || true
     rm -rf "${WORK_DIR}"
@@ -64,7 +67,8 @@ cleanup() {
 # shellcheck disable=SC2317  # called from the EXIT trap
 show_server_logs() {
   local log
-  for log in "${WORK_DIR}"/pg/*/postgres.log "${WORK_DIR}"/redis/redis.log; do
+  for log in "${WORK_DIR}"/pg/*/postgres.log "${WORK_DIR}"/pg/bouncer/*/pgbouncer.log \
+    "${WORK_DIR}"/redis/redis.log; do
     if [[ -f ${log} ]]; then
       echo "--- last lines of ${log}"
       tail -n 15 "${log}"
@@ -96,6 +100,11 @@ export CORRAL_PG_DIR CORRAL_PG_PORT
 eval "$("${DEPLOY_DIR}/pg-local.sh" env)"
 "${DEPLOY_DIR}/pg-local.sh" status
 
+phase "start PgBouncer (transaction mode) in front of each replica"
+"${DEPLOY_DIR}/pgbouncer-local.sh" start >/dev/null
+eval "$("${DEPLOY_DIR}/pgbouncer-local.sh" env)"
+"${DEPLOY_DIR}/pgbouncer-local.sh" status
+
 phase "start Redis"
 CORRAL_REDIS_DIR=${WORK_DIR}/redis
 CORRAL_REDIS_PORT=$(corral_free_port)
@@ -107,11 +116,13 @@ export CORRAL_REDIS_DIR CORRAL_REDIS_PORT
 export CORRAL_TEST_PG_PRIMARY=${CORRAL_PG_PRIMARY}
 export CORRAL_TEST_PG_REPLICAS=${CORRAL_PG_REPLICAS}
 export CORRAL_TEST_PG_LOCAL=${DEPLOY_DIR}/pg-local.sh
+export CORRAL_TEST_PG_BOUNCER_REPLICAS=${CORRAL_PG_BOUNCER_REPLICAS}
 export CORRAL_TEST_REDIS_PORT=${CORRAL_REDIS_PORT}
 printf 'CORRAL_TEST_PG_PRIMARY=%s\nCORRAL_TEST_PG_REPLICAS=%s\nCORRAL_TEST_PG_LOCAL=%s\n' \
   "${CORRAL_TEST_PG_PRIMARY}" "${CORRAL_TEST_PG_REPLICAS}" "${CORRAL_TEST_PG_LOCAL}"
 printf 'CORRAL_PG_DIR=%s\nCORRAL_PG_PORT=%s\nCORRAL_TEST_REDIS_PORT=%s\n' \
   "${CORRAL_PG_DIR}" "${CORRAL_PG_PORT}" "${CORRAL_TEST_REDIS_PORT}"
+printf 'CORRAL_TEST_PG_BOUNCER_REPLICAS=%s\n' "${CORRAL_TEST_PG_BOUNCER_REPLICAS}"
 
 phase "ctest"
 status=0
