@@ -15,6 +15,10 @@ source "${DEPLOY_DIR}/lib.sh"
 BUILD_DIR=${CORRAL_BUILD_DIR:-build}
 [[ ${BUILD_DIR} == /* ]] || BUILD_DIR=${ROOT_DIR}/${BUILD_DIR}
 SERVER_BIN=${BUILD_DIR}/cache-server/corral-server
+HERD_BIN=${BUILD_DIR}/bench/corral-herd
+# The herd's namespace: one row per key, 200 ms per query, so that a herd has time to pile up.
+SLOW_QUERY='SELECT name FROM users, pg_sleep(0.2) WHERE id = $1::bigint'
+REDIS_STARTED=0
 
 WORK_DIR=""    # temporary directory: PostgreSQL data, corral's config and log
 SERVER_PID=""  # corral-server, while it runs
@@ -54,8 +58,9 @@ install_deps() {
 build_server() {
   step "build corral-server (${BUILD_DIR})"
   cmake -S "${ROOT_DIR}" -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "${BUILD_DIR}" -j "$(nproc)" --target corral-server
+  cmake --build "${BUILD_DIR}" -j "$(nproc)" --target corral-server corral-herd
   [[ -x ${SERVER_BIN} ]] || corral_die "no ${SERVER_BIN} after the build"
+  [[ -x ${HERD_BIN} ]] || corral_die "no ${HERD_BIN} after the build"
 }
 
 start_postgres() {
@@ -82,7 +87,9 @@ write_config() {
     "${DEPLOY_DIR}/corral.example.json" |
     sed -e "s/@RESP@/127.0.0.1:${RESP_PORT}/" -e "s/@HTTP@/127.0.0.1:${HTTP_PORT}/" \
       -e "s/@PORT0@/port=${CORRAL_PG_PORT}/" -e "s/@PORT1@/port=$((CORRAL_PG_PORT + 1))/" \
-      -e "s/@PORT2@/port=$((CORRAL_PG_PORT + 2))/" >"${WORK_DIR}/corral.json"
+      -e "s/@PORT2@/port=$((CORRAL_PG_PORT + 2))/" \
+      -e "s/\"namespaces\": {/\"namespaces\": {\n    \"slow\": { \"query\": \"${SLOW_QUERY//\$/\\$}\", \"max_inflight_loads\": 512 },/" \
+      >"${WORK_DIR}/corral.json"
 }
 
 server_ready() {
@@ -105,6 +112,26 @@ start_server() {
     corral_die "corral-server did not come up"
   fi
   echo "corral-server is up (pid ${SERVER_PID}, log ${WORK_DIR}/corral.log)"
+}
+
+# The main event: herds of concurrent requests for cold keys, against corral and against the usual
+# cache-aside recipe on Redis (GET; on a miss, query PostgreSQL and SET), with PostgreSQL's own
+# pg_stat_statements counting the queries each one caused.
+demo_herd() {
+  step "start Redis for the cache-aside comparison"
+  CORRAL_REDIS_DIR=${WORK_DIR}/redis
+  CORRAL_REDIS_PORT=$(ports 6379 1)
+  export CORRAL_REDIS_DIR CORRAL_REDIS_PORT
+  "${DEPLOY_DIR}/redis-local.sh" start >/dev/null
+  REDIS_STARTED=1
+  step "a thundering herd: 1000 clients on one cold key, then 100 cold keys x 10 clients"
+  eval "$("${DEPLOY_DIR}/pg-local.sh" env)"
+  run "${HERD_BIN}" --scenario cold,keys --targets corral,redis-naive \
+    --corral "127.0.0.1:${RESP_PORT}" --redis "127.0.0.1:${CORRAL_REDIS_PORT}" \
+    --pg-primary "${CORRAL_PG_PRIMARY}" --pg-replicas "${CORRAL_PG_REPLICAS}" \
+    --namespace slow --query "${SLOW_QUERY}" --ttl-ms 60000 \
+    --clients 1000 --keys 100 --clients-per-key 10 --out "${WORK_DIR}/herd"
+  echo "# corral: one query per cold key, however many clients ask; cache-aside: one per client."
 }
 
 demo_resp() {
@@ -162,6 +189,7 @@ cleanup() {
   if [[ -n ${WORK_DIR} ]]; then
     step "stop corral-server and PostgreSQL"
     stop_server
+    if ((REDIS_STARTED)); then "${DEPLOY_DIR}/redis-local.sh" stop || true; fi
     "${DEPLOY_DIR}/pg-local.sh" stop || true
     rm -rf "${WORK_DIR}"
   fi
@@ -176,6 +204,7 @@ main() {
   build_server
   start_postgres
   start_server
+  demo_herd
   demo_resp
   demo_benchmark
   demo_http

@@ -1,0 +1,426 @@
+// Bench (scenarios.h). Each run: fresh ids, its own connections, a fill phase when the scenario
+// has one (counted apart), then the measured window: referee snapshot, sampling every 100 ms, the
+// traffic, the cache-aside loads still queued (bounded by --drain), referee snapshot again.
+#include "bench/herd/scenarios.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+#include "bench/herd/driver.h"
+
+namespace corral::herd {
+
+namespace {
+
+constexpr size_t kHerdStatement = 0;
+constexpr size_t kSteadyStatement = 1;
+constexpr auto kSamplePeriod = std::chrono::milliseconds(100);
+// A fill is set-up, not measurement: a fill shed by corral's load bound asks again after this.
+constexpr int64_t kFillBusyRetryMs = 10;
+// A client thread that did not get back to epoll_wait for this long makes latencies suspect.
+constexpr int64_t kLoopLateUs = 100'000;
+
+// The referee's view of one measured window.
+class Window {
+ public:
+  Window(Referee& referee, size_t statement) : referee_(referee), statement_(statement) {}
+
+  // Takes the first snapshot and starts sampling; t0 is the window's time origin.
+  bool Begin(TimePoint t0, std::string* error) {
+    before_ = referee_.Calls(statement_, error);
+    if (before_ < 0) return false;
+    t0_ = t0;
+    referee_.StartSampling(statement_, t0, kSamplePeriod);
+    open_ = true;
+    return true;
+  }
+  // Stops sampling and fills the DB fields of `out`.
+  void End(RunResult& out) {
+    if (!open_) return;
+    open_ = false;
+    std::vector<DbSample> samples = referee_.StopSampling();
+    std::string error;
+    int64_t after = referee_.Calls(statement_, &error);
+    if (after < 0) {
+      out.note += "referee: " + error + "; ";
+      after = samples.empty() ? before_ : samples.back().calls;
+    }
+    out.db_queries = after - before_;
+    // The series runs from the first snapshot to the last, so no query escapes it.
+    samples.insert(samples.begin(), DbSample{0, before_, 0});
+    samples.push_back(DbSample{SecondsBetween(t0_, Clock::now()), after, 0});
+    SummarizeDb(samples, out);
+  }
+  ~Window() {
+    if (open_) referee_.StopSampling();
+  }
+  int64_t before() const { return before_; }
+  std::string Progress() const {
+    return "| db " + std::to_string(referee_.latest_calls() - before_) + " q, " +
+           std::to_string(referee_.latest_active()) + " running";
+  }
+
+ private:
+  Referee& referee_;
+  size_t statement_;
+  int64_t before_ = 0;
+  TimePoint t0_;
+  bool open_ = false;
+};
+
+std::string Fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+}  // namespace
+
+KeySpace::KeySpace(int64_t min, int64_t max, uint64_t seed) : min_(min), max_(max) {
+  std::mt19937_64 rng(seed);
+  next_ = min_ + static_cast<int64_t>(rng() % static_cast<uint64_t>(max_ - min_ + 1));
+}
+
+std::vector<std::string> KeySpace::Take(size_t n) {
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(std::string(static_cast<size_t>(zeros_), '0') + std::to_string(next_));
+    if (++next_ > max_) {
+      next_ = min_;
+      ++zeros_;
+    }
+  }
+  return out;
+}
+
+Bench::Bench(Options options)
+    : o_(std::move(options)), ids_(o_.id_min, o_.id_max, o_.seed), seed_(o_.seed) {}
+
+Bench::~Bench() {
+  if (delay_in_query_ && referee_) referee_->SetSetting(o_.delay_setting, DelayValue(1));
+}
+
+std::string Bench::DelayValue(double factor) const {
+  return Fmt("%.6f", o_.db_delay_ms * factor / 1000.0);
+}
+
+std::string Bench::Setup() {
+  std::vector<std::string> nodes = {o_.pg_primary};
+  nodes.insert(nodes.end(), o_.pg_replicas.begin(), o_.pg_replicas.end());
+  std::vector<std::string> queries = {o_.query, o_.steady_query};
+  referee_ = std::make_unique<Referee>(nodes, queries);
+  if (std::string e = referee_->Connect(); !e.empty()) return "referee: " + e;
+
+  std::vector<std::string> load_nodes = o_.pg_replicas;
+  if (load_nodes.empty()) load_nodes = {o_.pg_primary};
+  int connections = o_.db_connections * static_cast<int>(load_nodes.size());
+  pool_ = std::make_unique<DbPool>(load_nodes, queries, connections, o_.db_statement_timeout_ms);
+  if (std::string e = pool_->Start(); !e.empty()) return "database pool: " + e;
+
+  bool steady = false;
+  for (const auto& s : o_.scenarios)
+    steady |= s == "expiry-storm" || s == "vicious-cycle" || s == "hit";
+  delay_in_query_ = o_.steady_query.find(o_.delay_setting) != std::string::npos;
+  if (steady && delay_in_query_) {
+    if (std::string e = referee_->SetSetting(o_.delay_setting, DelayValue(1)); !e.empty()) {
+      delay_in_query_ = false;
+      return "setting " + o_.delay_setting + " (needs a superuser): " + e;
+    }
+  }
+  return "";
+}
+
+std::vector<RunResult> Bench::RunAll() {
+  std::vector<RunResult> results;
+  for (const auto& scenario : o_.scenarios) {
+    for (int round = 0; round < o_.repeat; ++round) {
+      for (size_t i = 0; i < o_.targets.size(); ++i) {
+        TargetKind target = o_.targets[(i + static_cast<size_t>(round)) % o_.targets.size()];
+        results.push_back(RunOne(scenario, target, round + 1));
+        const RunResult& r = results.back();
+        std::fprintf(stderr,
+                     "%-13s %-11s round %d: %lld requests, %lld errors, %lld wrong, %lld DB "
+                     "queries, peak %.0f q/s, p99 %.1f ms%s%s\n",
+                     scenario.c_str(), r.target.c_str(), round + 1, (long long)r.requests,
+                     (long long)r.errors, (long long)r.wrong, (long long)r.db_queries,
+                     r.peak_db_qps, r.p99_ms, r.note.empty() ? "" : " — ", r.note.c_str());
+      }
+    }
+  }
+  return results;
+}
+
+RunResult Bench::RunOne(const std::string& scenario, TargetKind target, int round) {
+  ++seed_;
+  label_ = "[" + scenario + (o_.repeat > 1 ? " r" + std::to_string(round) : "") + "]";
+  RunResult r;
+  if (scenario == "cold") r = Cold(target);
+  if (scenario == "keys") r = Keys(target);
+  if (scenario == "expiry-storm") r = ExpiryStorm(target);
+  if (scenario == "vicious-cycle") r = ViciousCycle(target);
+  if (scenario == "hit") r = Hit(target);
+  r.scenario = scenario;
+  r.target = TargetName(target);
+  r.round = round;
+  return r;
+}
+
+TargetConfig Bench::ConfigFor(TargetKind target, size_t statement) const {
+  TargetConfig c;
+  c.kind = target;
+  c.endpoint = target == TargetKind::kCorral ? o_.corral : o_.redis;
+  c.statement = statement;
+  c.ttl_ms = o_.ttl_ms;
+  c.lock_px_ms = o_.lock_px_ms;
+  c.poll_ms = o_.poll_ms;
+  return c;
+}
+
+std::vector<std::string> Bench::KeysFor(const std::vector<std::string>& ids,
+                                        size_t statement) const {
+  const std::string& ns = statement == kHerdStatement ? o_.ns : o_.steady_ns;
+  std::vector<std::string> keys;
+  keys.reserve(ids.size());
+  for (const auto& id : ids) keys.push_back(ns + ":" + id);
+  return keys;
+}
+
+// Asks the database for every key that got an answer, through the pool, and counts the answers
+// that differ. Runs after the measured window, so its queries are not counted.
+void Bench::Verify(const Recorder& rec, const std::vector<std::string>& ids, size_t statement,
+                   RunResult& out) {
+  std::vector<LoadJob> jobs;
+  std::vector<size_t> which;
+  for (size_t k = 0; k < ids.size(); ++k) {
+    if (rec.answers()[k].empty()) continue;
+    jobs.push_back({0, statement, ids[k]});
+    which.push_back(k);
+  }
+  if (jobs.empty()) return;
+  std::vector<LoadDone> truth = pool_->RunAll(std::move(jobs), Clock::now() + Millis(120'000));
+  int unverified = 0;
+  for (size_t j = 0; j < which.size(); ++j) {
+    if (truth[j].kind == LoadDone::Kind::kError) {
+      ++unverified;
+      continue;
+    }
+    std::string expected =
+        truth[j].kind == LoadDone::Kind::kValue ? truth[j].value : std::string(kNotFoundValue);
+    for (const auto& [value, count] : rec.answers()[which[j]]) {
+      if (value != expected) out.wrong += count;
+    }
+  }
+  if (unverified > 0) out.note += std::to_string(unverified) + " keys not verified; ";
+}
+
+bool Bench::Prepare(TargetKind target, size_t statement, int keys, int clients, int64_t ttl_ms,
+                    Prepared& p, RunResult& r) {
+  p.ids = ids_.Take(static_cast<size_t>(keys));
+  p.keys = KeysFor(p.ids, statement);
+  p.statement = statement;
+  r.key_range = p.keys.front() + (p.keys.size() > 1 ? ".." + p.keys.back() : "");
+  TargetConfig config = ConfigFor(target, statement);
+  config.ttl_ms = ttl_ms;
+  p.run = std::make_unique<TargetRun>(config, p.keys, p.ids, pool_.get(), seed_);
+  std::string error;
+  if (o_.flush && !(error = p.run->FlushAll(Clock::now() + Millis(10'000))).empty()) {
+    r.note = "FLUSHALL: " + error;
+    return false;
+  }
+  p.first = p.run->OpenClients(clients, Clock::now() + Millis(60'000), &error);
+  if (p.first < 0) {
+    r.note = error;
+    return false;
+  }
+  return true;
+}
+
+void Bench::Fill(Prepared& p, RunResult& r, TimePoint& start, TimePoint& end) {
+  const int n = static_cast<int>(p.keys.size());
+  std::vector<int> assign(n);
+  for (int i = 0; i < n; ++i) assign[i] = i;
+  std::string error;
+  int64_t before = referee_->Calls(p.statement, &error);
+  start = Clock::now();
+  Recorder fill(start, p.keys.size());
+  p.run->SetRecorder(&fill);
+  p.run->SetProgress(label_ + " fill", nullptr);
+  p.run->Herd(p.first, assign, {o_.timeout_ms, 0, kFillBusyRetryMs},
+              start + Millis(o_.timeout_ms + 30'000.0));
+  p.run->Drain(Clock::now() + Millis(o_.drain_s * 1000));
+  end = Clock::now();
+  int64_t after = referee_->Calls(p.statement, &error);
+  r.fill_db_queries = before >= 0 && after >= 0 ? after - before : -1;
+  if (fill.failed() > 0) {
+    r.note += std::to_string(fill.failed()) + " of " + std::to_string(n) + " fills failed (" +
+              fill.first_error() + "); ";
+  }
+  p.run->SetRecorder(nullptr);
+}
+
+bool Bench::Measure(Prepared& p, RunResult& r, const std::function<bool()>& traffic) {
+  Window window(*referee_, p.statement);
+  TimePoint t0 = Clock::now();
+  std::string error;
+  if (!window.Begin(t0, &error)) {
+    r.note += "referee: " + error + "; ";
+    return false;
+  }
+  Recorder rec(t0, p.keys.size());
+  p.run->SetRecorder(&rec);
+  p.run->SetProgress(label_, [&] { return window.Progress(); });
+  p.run->ResetLoopStats();
+  if (!traffic()) r.note += "traffic did not finish in time; ";
+  const RespLoop::Stats loop = p.run->loop_stats();
+  size_t dropped = p.run->Drain(Clock::now() + Millis(o_.drain_s * 1000));
+  window.End(r);
+  SummarizeClients(rec, r);
+  if (dropped > 0) r.note += std::to_string(dropped) + " queued loads dropped after --drain; ";
+  r.extra.push_back({"client_loads", static_cast<double>(p.run->loads())});
+  // The client thread's own timeliness: a stall delays every answer measured across it.
+  const bool busy_worse = loop.max_busy_us >= loop.max_late_wake_us;
+  r.client_stall_ms = std::max(loop.max_busy_us, loop.max_late_wake_us) / 1000.0;
+  r.client_stall_at_s = SecondsBetween(t0, busy_worse ? loop.max_busy_at : loop.max_late_wake_at);
+  r.client_stall_cpu_ms = busy_worse ? loop.max_busy_cpu_us / 1000.0 : 0;
+  if (r.client_stall_ms * 1000 > kLoopLateUs) {
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "the client thread stalled %.0f ms at t=%.1f s (%.0f ms of it on CPU): "
+                  "latencies across it include the stall; ",
+                  r.client_stall_ms, r.client_stall_at_s, r.client_stall_cpu_ms);
+    r.note += text;
+  }
+  Verify(rec, p.ids, p.statement, r);
+  p.run->SetRecorder(nullptr);
+  return true;
+}
+
+RunResult Bench::Cold(TargetKind target) {
+  RunResult r;
+  Prepared p;
+  if (!Prepare(target, kHerdStatement, 1, o_.clients, o_.ttl_ms, p, r)) return r;
+  Measure(p, r, [&] {
+    return p.run->Herd(p.first, std::vector<int>(o_.clients, 0), {o_.timeout_ms, 0},
+                       Clock::now() + Millis(o_.timeout_ms + 30'000.0));
+  });
+  return r;
+}
+
+RunResult Bench::Keys(TargetKind target) {
+  RunResult r;
+  Prepared p;
+  const int n = o_.keys * o_.clients_per_key;
+  if (!Prepare(target, kHerdStatement, o_.keys, n, o_.ttl_ms, p, r)) return r;
+  std::vector<int> assign(n);
+  for (int i = 0; i < n; ++i) assign[i] = i % o_.keys;  // every key's herd arrives together
+  Measure(p, r, [&] {
+    return p.run->Herd(p.first, assign, {o_.timeout_ms, 0},
+                       Clock::now() + Millis(o_.timeout_ms + 30'000.0));
+  });
+  return r;
+}
+
+RunResult Bench::ExpiryStorm(TargetKind target) {
+  RunResult r;
+  Prepared p;
+  const int h = o_.hot_keys;
+  if (!Prepare(target, kSteadyStatement, h, h + o_.steady_clients, o_.ttl_ms, p, r)) return r;
+  // Every hot key asked for once, all at once, so that they all expire together.
+  TimePoint fill_start, fill_end;
+  Fill(p, r, fill_start, fill_end);
+  KeyChooser chooser(static_cast<size_t>(h), o_.zipf_s);
+  SteadyPlan plan;
+  plan.rate = o_.rate;
+  plan.duration_s = o_.duration_s;
+  plan.keys = &chooser;
+  plan.policy = {o_.steady_timeout_ms, o_.retries};
+  const double per_request_s = o_.steady_timeout_ms * (o_.retries + 1) / 1000.0;
+  TimePoint t0 = Clock::now();
+  Measure(p, r, [&] {
+    return p.run->Steady(p.first + h, o_.steady_clients, plan,
+                         Clock::now() + Millis((o_.duration_s + per_request_s + 30) * 1000));
+  });
+  // When the fill's TTLs run out (before corral's jitter), relative to the window's start.
+  const double expiry_from = SecondsBetween(t0, fill_start) + o_.ttl_ms / 1000.0;
+  const double expiry_to = SecondsBetween(t0, fill_end) + o_.ttl_ms / 1000.0;
+  r.shaded.push_back({expiry_from, expiry_to});
+  r.extra.push_back({"fill_s", SecondsBetween(fill_start, fill_end)});
+  r.extra.push_back({"expiry_at_s", expiry_from});
+  return r;
+}
+
+RunResult Bench::ViciousCycle(TargetKind target) {
+  RunResult r;
+  if (!delay_in_query_) {
+    r.note = "skipped: the steady query does not read current_setting('" + o_.delay_setting +
+             "'), so the database cannot be slowed (see README)";
+    return r;
+  }
+  Prepared p;
+  const int h = o_.hot_keys;
+  if (!Prepare(target, kSteadyStatement, h, o_.steady_clients, o_.ttl_ms, p, r)) return r;
+  if (std::string e = referee_->SetSetting(o_.delay_setting, DelayValue(1)); !e.empty()) {
+    r.note = "cannot set the delay: " + e;
+    return r;
+  }
+  KeyChooser chooser(static_cast<size_t>(h), o_.zipf_s);
+  const double slow_at = o_.vc_warm_s, fast_at = o_.vc_warm_s + o_.vc_slow_s;
+  const double end = fast_at + o_.vc_recover_s;
+  std::string event_error;
+  auto set_delay = [&](double factor) {
+    std::string e = referee_->SetSetting(o_.delay_setting, DelayValue(factor));
+    if (!e.empty() && event_error.empty()) event_error = e;
+  };
+  SteadyPlan plan;
+  plan.rate = o_.rate;
+  plan.duration_s = end;
+  plan.keys = &chooser;
+  plan.policy = {o_.steady_timeout_ms, o_.retries};
+  plan.events.push_back({slow_at, [&] { set_delay(o_.slow_factor); }});
+  plan.events.push_back({fast_at, [&] { set_delay(1); }});
+  const double per_request_s = o_.steady_timeout_ms * (o_.retries + 1) / 1000.0;
+  Measure(p, r, [&] {
+    bool ok = p.run->Steady(p.first, o_.steady_clients, plan,
+                            Clock::now() + Millis((end + per_request_s + 30) * 1000));
+    set_delay(1);  // whatever became of the events
+    return ok;
+  });
+  if (!event_error.empty()) r.note += "delay switch: " + event_error + "; ";
+  r.shaded.push_back({slow_at, fast_at});
+  const double before = MeanGoodput(r, std::min(1.0, slow_at / 2), slow_at);
+  const double after = MeanGoodput(r, fast_at + o_.vc_recover_s / 2, end);
+  r.extra.push_back({"goodput_before", before});
+  r.extra.push_back({"goodput_slow", MeanGoodput(r, slow_at, fast_at)});
+  r.extra.push_back({"goodput_recovered", after});
+  r.extra.push_back({"recovery_ratio", before > 0 ? after / before : 0});
+  return r;
+}
+
+RunResult Bench::Hit(TargetKind target) {
+  RunResult r;
+  Prepared p;
+  const int h = o_.hit_keys;
+  // Redis keeps the fill for the whole run; corral keeps read keys fresh by refreshing ahead.
+  const int64_t ttl_ms =
+      std::max<int64_t>(o_.ttl_ms, static_cast<int64_t>((o_.hit_duration_s + 120) * 1000));
+  if (!Prepare(target, kSteadyStatement, h, h + o_.hit_clients, ttl_ms, p, r)) return r;
+  TimePoint fill_start, fill_end;
+  Fill(p, r, fill_start, fill_end);
+  KeyChooser chooser(static_cast<size_t>(h), 0);  // uniform
+  SteadyPlan plan;
+  plan.rate = 0;  // closed loop: each client asks again as soon as it has its answer
+  plan.duration_s = o_.hit_duration_s;
+  plan.keys = &chooser;
+  plan.policy = {o_.timeout_ms, 0};
+  Measure(p, r, [&] {
+    return p.run->Steady(
+        p.first + h, o_.hit_clients, plan,
+        Clock::now() + Millis((o_.hit_duration_s + o_.timeout_ms / 1000.0 + 30) * 1000));
+  });
+  r.extra.push_back({"clients", static_cast<double>(o_.hit_clients)});
+  return r;
+}
+
+}  // namespace corral::herd

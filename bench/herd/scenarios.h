@@ -1,0 +1,87 @@
+// The five scenarios (cold, keys, expiry-storm, vicious-cycle, hit) run against each target, with
+// the referee's counts taken around every measured window and every answer checked against the
+// database afterwards.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bench/herd/db_pool.h"
+#include "bench/herd/driver.h"
+#include "bench/herd/options.h"
+#include "bench/herd/referee.h"
+#include "bench/herd/stats.h"
+
+namespace corral::herd {
+
+// Hands out ids that no earlier run of this process has used, so every target run starts cold.
+// Ids run over [min, max] from a random start; once the range is used up they repeat with one more
+// leading zero ("42", then "042"): a different cache key for the same row when the query casts
+// $1 to a number.
+class KeySpace {
+ public:
+  KeySpace(int64_t min, int64_t max, uint64_t seed);
+  std::vector<std::string> Take(size_t n);
+
+ private:
+  int64_t min_, max_, next_;
+  int zeros_ = 0;
+};
+
+class Bench {
+ public:
+  explicit Bench(Options options);
+  ~Bench();
+
+  // Connects the referee and the database pool, and sets the normal database delay when a steady
+  // scenario's query reads it. "" or why it cannot run.
+  std::string Setup();
+  // Every scenario × round × target, targets alternating; results in run order.
+  std::vector<RunResult> RunAll();
+
+ private:
+  RunResult RunOne(const std::string& scenario, TargetKind target, int round);
+  RunResult Cold(TargetKind target);
+  RunResult Keys(TargetKind target);
+  RunResult ExpiryStorm(TargetKind target);
+  RunResult ViciousCycle(TargetKind target);
+  RunResult Hit(TargetKind target);
+
+  // A run's keys and connections, ready before its measured window.
+  struct Prepared {
+    std::vector<std::string> ids;
+    std::vector<std::string> keys;
+    size_t statement = 0;
+    std::unique_ptr<TargetRun> run;
+    int first = -1;  // the run's first client
+  };
+  // Takes fresh ids and opens `clients` connections (FLUSHALL first with --flush). False, with
+  // r.note saying why, if the target cannot be reached.
+  bool Prepare(TargetKind target, size_t statement, int keys, int clients, int64_t ttl_ms,
+               Prepared& p, RunResult& r);
+  // Clients first..first+keys-1 ask for one key each, all at once (a shed fill asks again).
+  // Counted apart from the measured window: r.fill_db_queries.
+  void Fill(Prepared& p, RunResult& r, TimePoint& start, TimePoint& end);
+  // The measured window around `traffic` (which returns false if it ran out of time): referee
+  // snapshots and samples, the drain of queued cache-aside loads, the summary, the answer check.
+  bool Measure(Prepared& p, RunResult& r, const std::function<bool()>& traffic);
+
+  TargetConfig ConfigFor(TargetKind target, size_t statement) const;
+  std::vector<std::string> KeysFor(const std::vector<std::string>& ids, size_t statement) const;
+  void Verify(const Recorder& rec, const std::vector<std::string>& ids, size_t statement,
+              RunResult& out);
+  std::string DelayValue(double factor) const;
+
+  Options o_;
+  KeySpace ids_;
+  uint64_t seed_;
+  std::unique_ptr<Referee> referee_;
+  std::unique_ptr<DbPool> pool_;
+  bool delay_in_query_ = false;
+  std::string label_;
+};
+
+}  // namespace corral::herd
