@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/integration/server_process.h"
+#include "tests/integration/shared_server.h"
 
 namespace corral::integration {
 namespace {
@@ -21,21 +22,8 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-class HttpTest : public ::testing::Test {
+class HttpTest : public SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    std::string error;
-    server_ = ServerProcess::Start(ServerOptions{}, &error).release();
-    ASSERT_NE(server_, nullptr) << error;
-  }
-  static void TearDownTestSuite() {
-    if (server_ == nullptr) return;
-    ExitStatus status = server_->Stop();
-    EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << server_->Stderr();
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_NE(server_, nullptr); }
 
   // One request on a fresh connection; fails the test if there is no response.
   HttpResponse Request(std::string_view method, std::string_view target, std::string_view body = {},
@@ -52,10 +40,8 @@ class HttpTest : public ::testing::Test {
     return c == nullptr ? "" : ReplyText(RedisCmd(c.get(), {"GET", key}).get());
   }
 
-  static ServerProcess* server_;
 };
 
-ServerProcess* HttpTest::server_ = nullptr;
 
 TEST_F(HttpTest, PutGetDelete) {
   const std::string json = R"({"name":"ada","n":1})";

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/integration/server_process.h"
+#include "tests/integration/shared_server.h"
 
 namespace corral::integration {
 namespace {
@@ -20,20 +21,8 @@ std::string Lower(std::string s) {
   return s;
 }
 
-class RedisToolsTest : public ::testing::Test {
+class RedisToolsTest : public SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    std::string error;
-    server_ = ServerProcess::Start(ServerOptions{}, &error).release();
-    ASSERT_NE(server_, nullptr) << error;
-  }
-  static void TearDownTestSuite() {
-    if (server_ == nullptr) return;
-    ExitStatus status = server_->Stop();
-    EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << server_->Stderr();
-    delete server_;
-    server_ = nullptr;
-  }
 
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
@@ -93,10 +82,8 @@ class RedisToolsTest : public ::testing::Test {
     return reported;
   }
 
-  static ServerProcess* server_;
 };
 
-ServerProcess* RedisToolsTest::server_ = nullptr;
 
 TEST_F(RedisToolsTest, CliPing) {
   ProcessResult r = Cli({"ping"});

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tests/integration/server_process.h"
+#include "tests/integration/shared_server.h"
 
 namespace corral::integration {
 namespace {
@@ -16,20 +17,8 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 // One server for the suite (no password, default limits); every test starts from FLUSHALL.
-class RespTest : public ::testing::Test {
+class RespTest : public SharedServerTest {
  protected:
-  static void SetUpTestSuite() {
-    std::string error;
-    server_ = ServerProcess::Start(ServerOptions{}, &error).release();
-    ASSERT_NE(server_, nullptr) << error;
-  }
-  static void TearDownTestSuite() {
-    if (server_ == nullptr) return;
-    ExitStatus status = server_->Stop();
-    EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << server_->Stderr();
-    delete server_;
-    server_ = nullptr;
-  }
 
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
@@ -49,11 +38,9 @@ class RespTest : public ::testing::Test {
     return r != nullptr && r->type == REDIS_REPLY_INTEGER ? r->integer : INT64_MIN;
   }
 
-  static ServerProcess* server_;
   RedisConnection conn_;
 };
 
-ServerProcess* RespTest::server_ = nullptr;
 
 TEST_F(RespTest, PingAndEcho) {
   EXPECT_EQ(Cmd({"PING"}), "+PONG");
