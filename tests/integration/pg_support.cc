@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <sstream>
 #include <thread>
@@ -241,6 +242,12 @@ double Percentile(const std::vector<HerdReply>& replies, double p) {
   std::sort(ms.begin(), ms.end());
   size_t idx = static_cast<size_t>(p / 100.0 * static_cast<double>(ms.size() - 1) + 0.5);
   return ms[std::min(idx, ms.size() - 1)];
+}
+
+void ReportHerd(const char* what, const std::vector<HerdReply>& replies, int64_t queries) {
+  std::printf("[figures] %s: clients=%zu queries=%lld p50=%.1fms p99=%.1fms max=%.1fms\n", what,
+              replies.size(), static_cast<long long>(queries), Percentile(replies, 50),
+              Percentile(replies, 99), Percentile(replies, 100));
 }
 
 bool WaitReady(uint16_t http_port, Millis timeout) {

@@ -64,6 +64,9 @@ std::string RespValue(const std::string& reply);
 // p-th percentile (0..100) of the replies' latencies (ignores missing replies).
 double Percentile(const std::vector<HerdReply>& replies, double p);
 
+// Prints a "[figures]" line: clients, database queries and latency percentiles of a herd.
+void ReportHerd(const char* what, const std::vector<HerdReply>& replies, int64_t queries);
+
 // Waits until corral's /readyz says every pool has a usable replica.
 bool WaitReady(uint16_t http_port, Millis timeout = Millis(30000));
 

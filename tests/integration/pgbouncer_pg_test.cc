@@ -99,17 +99,6 @@ class PgBouncerPgTest : public ::testing::Test {
     return server;
   }
 
-  // Waits until /readyz says every pool has a usable replica.
-  static bool WaitReady(uint16_t http_port, Millis timeout = Millis(15000)) {
-    auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      auto r = HttpHerd(http_port, {"/readyz"}, Millis(2000));
-      if (r[0].reply.rfind("HTTP/1.1 200", 0) == 0) return true;
-      std::this_thread::sleep_for(Millis(50));  // polling a condition with a deadline
-    }
-    return false;
-  }
-
   // The console as an admin (postgres is in the bouncers' admin_users).
   static std::string Admin(const std::string& bouncer) {
     std::string conn = Console(bouncer);
@@ -146,12 +135,6 @@ class PgBouncerPgTest : public ::testing::Test {
     return clients;
   }
 
-  static void Report(const char* what, const std::vector<HerdReply>& replies, int64_t queries) {
-    std::printf("[figures] %s: clients=%zu queries=%lld p50=%.1fms p99=%.1fms max=%.1fms\n", what,
-                replies.size(), static_cast<long long>(queries), Percentile(replies, 50),
-                Percentile(replies, 99), Percentile(replies, 100));
-  }
-
   PgCluster pg_;  // direct connections: counting queries, writing rows
   std::vector<std::string> bouncers_;
 };
@@ -170,7 +153,7 @@ TEST_F(PgBouncerPgTest, HerdOnOneColdKeyCausesOneQuery) {
     ASSERT_EQ(RespValue(replies[i].reply), "user 4343") << "client " << i;
   }
   int64_t queries = pg_.Calls("pg_sleep");
-  Report("through PgBouncer: cold key, 500 RESP clients, 200 ms query", replies, queries);
+  ReportHerd("through PgBouncer: cold key, 500 RESP clients, 200 ms query", replies, queries);
   EXPECT_EQ(queries, 1);
 }
 
@@ -191,7 +174,7 @@ TEST_F(PgBouncerPgTest, ManyDistinctKeys) {
     EXPECT_EQ(RespValue(replies[i].reply), "user " + commands[i][1].substr(5)) << i;
   }
   int64_t queries = pg_.Calls("pg_sleep");
-  Report("through PgBouncer: 200 keys x 5 clients", replies, queries);
+  ReportHerd("through PgBouncer: 200 keys x 5 clients", replies, queries);
   EXPECT_EQ(queries, 200);
 }
 

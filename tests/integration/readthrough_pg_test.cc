@@ -15,14 +15,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class ReadThroughPgTest : public PgTest {
- protected:
-  static void Report(const char* what, const std::vector<HerdReply>& replies, int64_t queries) {
-    std::printf("[figures] %s: clients=%zu queries=%lld p50=%.1fms p99=%.1fms max=%.1fms\n", what,
-                replies.size(), static_cast<long long>(queries), Percentile(replies, 50),
-                Percentile(replies, 99), Percentile(replies, 100));
-  }
-};
+class ReadThroughPgTest : public PgTest {};
 
 constexpr const char* kSlowQuery = "SELECT name FROM users, pg_sleep(0.2) WHERE id = $1::bigint";
 
@@ -40,7 +33,7 @@ TEST_F(ReadThroughPgTest, ThousandClientsOneColdKeyCauseOneQuery) {
     ASSERT_EQ(RespValue(replies[i].reply), "user 4242") << "client " << i;
   }
   int64_t queries = pg_.Calls("pg_sleep");
-  Report("cold key, 1000 RESP clients, 200 ms query", replies, queries);
+  ReportHerd("cold key, 1000 RESP clients, 200 ms query", replies, queries);
   std::printf("[figures] herd wall time %.1f ms\n", wall_ms);
   EXPECT_EQ(queries, 1);
   EXPECT_GE(Metric(server->http_port(), "corral_coalesced_requests_total"), 1);
@@ -62,7 +55,7 @@ TEST_F(ReadThroughPgTest, TwoHundredKeysTimesTenClients) {
     EXPECT_EQ(RespValue(replies[i].reply), "user " + commands[i][1].substr(5)) << i;
   }
   int64_t queries = pg_.Calls("pg_sleep");
-  Report("200 keys x 10 clients", replies, queries);
+  ReportHerd("200 keys x 10 clients", replies, queries);
   EXPECT_LE(queries, 200);
   EXPECT_GE(queries, 200);  // every key is cold, so each is loaded exactly once
 }
@@ -83,7 +76,7 @@ TEST_F(ReadThroughPgTest, HttpHerdCausesOneQuery) {
     if (r.reply.find("X-Cache: HIT") != std::string::npos) ++hit;
   }
   int64_t queries = pg_.Calls("pg_sleep");
-  Report("cold key, 300 HTTP clients", replies, queries);
+  ReportHerd("cold key, 300 HTTP clients", replies, queries);
   EXPECT_EQ(queries, 1);
   EXPECT_EQ(miss, 1);
   EXPECT_EQ(miss + waited + hit, 300);
