@@ -431,7 +431,26 @@ void Loader::Impl::RunBatch(size_t index, Session& session, std::vector<Job> job
     result = session.LoadBatch(statement_index, statement.batch_sql, plan.ids, timeout_ms,
                                options.prepared_statements);
   }
-  const bool cut = watchdog.Disarm(watch);
+  bool cut = watchdog.Disarm(watch);
+  if (result.data_error && !cut) {
+    // One bad id (say "abc" for a bigint column) fails the whole batch with a data exception.
+    // Ask each id alone so that only the bad one fails: the others must not inherit its error
+    // (and its hold-off). Statement-level errors and timeouts are not re-run: every single query
+    // would fail the same way, and under overload that would multiply the load.
+    for (size_t i = 0; i < plan.ids.size() && !result.connection_lost && !cut; ++i) {
+      const uint64_t one = watchdog.Arm(session.socket(), Deadline(timeout_ms));
+      SessionResult single = session.Load(statement_index, statement.sql, plan.ids[i], timeout_ms,
+                                          options.prepared_statements);
+      cut = watchdog.Disarm(one);
+      result.micros += single.micros;
+      if (single.connection_lost) {
+        result.connection_lost = true;
+        result.lost_reason = std::move(single.data);
+      } else {
+        result.answers[i] = KeyAnswer{single.kind, std::move(single.data)};
+      }
+    }
+  }
   node.state.FinishCall(jobs.size());
   if (result.connection_lost || cut) {
     session.Close();

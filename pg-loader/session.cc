@@ -153,6 +153,7 @@ struct Session::Impl {
         out = Lost(e.what());
       } else {
         out = SessionResult{Kind::kError, FirstErrorLine(e.what())};
+        out.sqlstate = e.sqlstate();
       }
     } catch (const pqxx::in_doubt_error& e) {
       out = Lost(e.what());
@@ -266,6 +267,7 @@ SessionBatchResult Session::LoadBatch(size_t statement, const std::string& batch
   } else if (status.kind == Kind::kError) {
     // The query failed (or the commit did): nothing it returned counts.
     out.answers = AnswerAll(ids.size(), Kind::kError, status.data);
+    out.data_error = status.sqlstate.starts_with("22");
   }
   if (!out.connection_lost) {
     for (size_t i = 0; i < ids.size(); ++i) {

@@ -20,6 +20,7 @@ struct SessionResult {
   std::string data;              // value, or a one-line error
   bool connection_lost = false;  // the connection broke (data says why); the load may be retried
   int64_t micros = 0;            // time in the transaction
+  std::string sqlstate;          // of an SQL error, when the server sent one
 };
 
 // A batch load's result: one answer per id asked (an SQL error answers them all), or a broken
@@ -29,6 +30,9 @@ struct SessionBatchResult {
   bool connection_lost = false;
   std::string lost_reason;  // when connection_lost
   int64_t micros = 0;       // time in the transaction
+  // The batch query failed with a data exception (SQLSTATE class 22, e.g. one id that is not a
+  // valid bigint): the error may belong to one id only, and the others deserve their own answers.
+  bool data_error = false;
 };
 
 struct HealthResult {
