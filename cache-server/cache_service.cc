@@ -44,9 +44,17 @@ CacheService::CacheService(const Config& config, lease::Store& store, lease::Lea
       backend_(backend),
       holdoff_(config.lease.error_holdoff_ms, clock),
       pending_gate_(config.shedding.max_pending_loads, 0, false, clock) {
+  if (config.postgres) {
+    for (const auto& [name, pool] : config.postgres->pools) {
+      pool_gates_.emplace(name,
+                          std::make_unique<lease::LoadGate>(pool.max_inflight_loads, 0, false, clock));
+    }
+  }
   size_t index = 0;
   for (const auto& [name, ns] : config.namespaces) {
-    namespaces_.emplace(name, std::make_unique<Namespace>(ns, index++, clock));
+    auto pool = pool_gates_.find(ns.pool);
+    lease::LoadGate* pool_gate = pool == pool_gates_.end() ? nullptr : pool->second.get();
+    namespaces_.emplace(name, std::make_unique<Namespace>(ns, index++, clock, pool_gate));
   }
 }
 
@@ -71,14 +79,23 @@ lease::FillOptions CacheService::FillFor(const Namespace& ns, LoadResult::Kind k
 }
 
 Admission CacheService::Admit(const Namespace& ns) {
+  // Every bound the load counts against: all of them admit it, or none keeps it.
   if (pending_gate_.TryAdmit() != Admission::kAdmitted) return Admission::kPending;
+  if (ns.pool_gate != nullptr && ns.pool_gate->TryAdmit() != Admission::kAdmitted) {
+    pending_gate_.Done();
+    return Admission::kPoolInflight;
+  }
   Admission a = ns.gate.TryAdmit();
-  if (a != Admission::kAdmitted) pending_gate_.Done();
+  if (a != Admission::kAdmitted) {
+    if (ns.pool_gate != nullptr) ns.pool_gate->Done();
+    pending_gate_.Done();
+  }
   return a;
 }
 
 void CacheService::FinishAdmitted(const Namespace& ns) {
   ns.gate.Done();
+  if (ns.pool_gate != nullptr) ns.pool_gate->Done();
   pending_gate_.Done();
 }
 

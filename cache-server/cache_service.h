@@ -119,13 +119,15 @@ class CacheService {
 
  private:
   struct Namespace {
-    Namespace(const NamespaceConfig& c, size_t i, const lease::Clock& clock)
+    Namespace(const NamespaceConfig& c, size_t i, const lease::Clock& clock, lease::LoadGate* pool)
         : config(c),
           index(i),
+          pool_gate(pool),
           gate(c.max_inflight_loads, c.max_loads_per_s, c.blocked, clock),
           label("namespace=\"" + LabelValue(c.name) + "\",pool=\"" + LabelValue(c.pool) + "\"") {}
     NamespaceConfig config;
     size_t index;
+    lease::LoadGate* pool_gate;    // the pool's bound, shared with its other namespaces; may be null
     mutable lease::LoadGate gate;  // admission state changes on every load
     std::string label;  // namespace="...",pool="..."
   };
@@ -165,6 +167,7 @@ class CacheService {
   LoadBackend* backend_;
   lease::ErrorHoldoff holdoff_;
   lease::LoadGate pending_gate_;  // shedding.max_pending_loads across all namespaces
+  std::unordered_map<std::string, std::unique_ptr<lease::LoadGate>> pool_gates_;  // by pool name
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }

@@ -235,7 +235,7 @@ HostPort AsHostPort(const std::string& path, const Json& value) {
 
 PoolConfig ParsePool(const std::string& path, const Json& json, const PostgresConfig& pg) {
   CheckObject(path, json);
-  CheckKnownKeys(path, json, {"replicas", "connections", "routing"});
+  CheckKnownKeys(path, json, {"replicas", "connections", "routing", "max_inflight_loads"});
   PoolConfig pool;
   const std::string replicas_path = Join(path, "replicas");
   const Json* replicas = Find(json, "replicas");
@@ -261,6 +261,7 @@ PoolConfig ParsePool(const std::string& path, const Json& json, const PostgresCo
   }
   GetInt(path, json, "connections", &pool.connections, 1);
   GetChoice(path, json, "routing", &pool.routing, {"round_robin", "least_loaded"});
+  GetInt(path, json, "max_inflight_loads", &pool.max_inflight_loads, 0);
   return pool;
 }
 

@@ -24,6 +24,9 @@ struct PoolConfig {
   std::vector<std::string> replicas;    // connection strings, resolved from "all" or indices
   int connections = 8;                  // per replica
   std::string routing = "round_robin";  // or "least_loaded"
+  // Loads in flight across every namespace of the pool; past it they are shed like a namespace's
+  // (-BUSY / 503). 0: bounded only by connections x replicas (further loads queue in the loader).
+  int64_t max_inflight_loads = 0;
 };
 
 struct PostgresConfig {

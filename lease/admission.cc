@@ -17,6 +17,8 @@ std::string_view AdmissionReason(Admission a) {
       return "max_loads_per_s";
     case Admission::kPending:
       return "max_pending_loads";
+    case Admission::kPoolInflight:
+      return "pool_max_inflight_loads";
   }
   return "unknown";
 }

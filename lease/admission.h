@@ -11,7 +11,14 @@
 
 namespace corral::lease {
 
-enum class Admission { kAdmitted, kBlocked, kInflight, kRate, kPending /*global pending bound*/ };
+enum class Admission {
+  kAdmitted,
+  kBlocked,
+  kInflight,      // the namespace's max_inflight_loads
+  kRate,          // the namespace's max_loads_per_s
+  kPending,       // shedding.max_pending_loads, across every namespace
+  kPoolInflight,  // the pool's max_inflight_loads, across its namespaces
+};
 
 // Why a load was shed, as the corral_shed_total{reason} label.
 std::string_view AdmissionReason(Admission a);

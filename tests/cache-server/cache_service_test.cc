@@ -825,6 +825,33 @@ TEST_F(CacheServiceTest, MaxInflightLoadsShedsAtOnce) {
   EXPECT_EQ(backend_.loads(), 4u);
 }
 
+// SPEC rule 8: loads are bounded per pool too, across the namespaces that share it.
+TEST_F(CacheServiceTest, PoolMaxInflightLoadsBoundsItsNamespacesTogether) {
+  Config config = TestConfig();
+  config.postgres.emplace();
+  config.postgres->pools["default"].max_inflight_loads = 2;
+  config.namespaces["other"] = Ns("other");  // shares pool "default" with "user"
+  Start(config);
+  RecordPtr a = Read("user:1");
+  RecordPtr b = Read("other:1");
+  RecordPtr c = Read("user:2");
+  EXPECT_EQ(backend_.loads(), 2u);
+  EXPECT_TRUE(c->answered_during_call) << "shed at once, not queued";
+  Answer shed = c->only();
+  EXPECT_EQ(shed.kind, AnswerKind::kBusy);
+  EXPECT_EQ(shed.error, "load shed: pool_max_inflight_loads for namespace user");
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("pool_max_inflight_loads")), 1u);
+  // A namespace in another pool is not held back by this one.
+  Read("item:1");
+  EXPECT_EQ(backend_.loads(), 3u);
+  // A finished load frees its slot in the pool.
+  ASSERT_TRUE(backend_.Complete("1", Found("v")));
+  RecordPtr d = Read("other:2");
+  EXPECT_FALSE(d->answered_during_call);
+  EXPECT_EQ(backend_.loads(), 4u);
+  EXPECT_EQ(a->count() + b->count(), 1u);
+}
+
 TEST_F(CacheServiceTest, BlockedNamespaceShedsEveryLoad) {
   Config config = TestConfig();
   config.namespaces["user"].blocked = true;

@@ -183,7 +183,8 @@ TEST(ConfigTest, EveryOptionalFieldIsRead) {
     'threads': 256, 'memory': {'max_bytes': 1e9}, 'log_level': 'debug',
     'postgres': {
       'primary': 'P', 'replicas': ['R0', 'R1', 'R2'],
-      'pools': {'fast': {'replicas': [2, 0], 'connections': 3, 'routing': 'least_loaded'},
+      'pools': {'fast': {'replicas': [2, 0], 'connections': 3, 'routing': 'least_loaded',
+                         'max_inflight_loads': 6},
                 'none': {'replicas': []}},
       'statement_timeout_ms': 0, 'max_replica_lag_ms': 7, 'health_check_interval_ms': 250,
       'fallback_to_primary': true, 'invalidation_channel': 'inv', 'prepared_statements': false},
@@ -209,6 +210,8 @@ TEST(ConfigTest, EveryOptionalFieldIsRead) {
   EXPECT_EQ(pg.pools.at("fast").replicas, (std::vector<std::string>{"R2", "R0"}));
   EXPECT_EQ(pg.pools.at("fast").connections, 3);
   EXPECT_EQ(pg.pools.at("fast").routing, "least_loaded");
+  EXPECT_EQ(pg.pools.at("fast").max_inflight_loads, 6);
+  EXPECT_EQ(pg.pools.at("none").max_inflight_loads, 0);  // default: no bound beyond connections
   EXPECT_TRUE(pg.pools.at("none").replicas.empty());  // allowed: fallback_to_primary
   EXPECT_EQ(pg.statement_timeout_ms, 0);
   EXPECT_EQ(pg.max_replica_lag_ms, 7);
@@ -368,6 +371,8 @@ TEST(ConfigTest, OutOfRangeValues) {
       {ns + "'batch_window_us':-1}}}", "namespaces.u.batch_window_us", "got -1"},
       {"{'postgres':{'primary':'P','replicas':['R'],'pools':{'p':{'connections':0}}}}",
        "postgres.pools.p.connections", "expected a positive integer, got 0"},
+      {"{'postgres':{'primary':'P','replicas':['R'],'pools':{'p':{'max_inflight_loads':-1}}}}",
+       "postgres.pools.p.max_inflight_loads", "got -1"},
       {"{'postgres':{'primary':'P','replicas':['R'],'statement_timeout_ms':-1}}",
        "postgres.statement_timeout_ms", "got -1"},
       {"{'postgres':{'primary':'P','replicas':['R'],'health_check_interval_ms':0}}",
