@@ -88,3 +88,26 @@ corral_free_port_range() {
 corral_free_port() {
   corral_free_port_range 1
 }
+
+# ---- PostgreSQL (shared by pg-local.sh and pgbouncer-local.sh) ----------------------------------
+
+# corral_conninfo PORT [USER [DBNAME]]: a libpq connection string for 127.0.0.1.
+corral_conninfo() {
+  echo "host=127.0.0.1 port=$1 dbname=${3:-app} user=${2:-app}"
+}
+
+# Runs a command as the postgres user when we are root (PostgreSQL and PgBouncer refuse to run as
+# root), else as ourselves. The working directory is / so postgres can always read it.
+corral_as_postgres() {
+  if ((EUID == 0)); then
+    (cd / && runuser -u postgres -- "$@")
+  else
+    "$@"
+  fi
+}
+
+# corral_psql_at PORT USER DBNAME SQL: prints the unaligned result; fails if nothing answers.
+corral_psql_at() {
+  "${CORRAL_PG_BIN:-/usr/lib/postgresql/15/bin}/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
+    -d "$(corral_conninfo "$1" "$2" "$3") connect_timeout=5" -c "$4"
+}

@@ -82,27 +82,7 @@ node_dir() { echo "${PG_DIR}/$1"; }
 node_data() { echo "${PG_DIR}/$1/data"; }
 node_log() { echo "${PG_DIR}/$1/postgres.log"; }
 
-conninfo() { # PORT [USER [DBNAME]]
-  echo "host=127.0.0.1 port=$1 dbname=${3:-app} user=${2:-app}"
-}
-
 # ---- Running commands ----------------------------------------------------------------------------
-
-# Runs a command as the server's owner: the postgres user when we are root (PostgreSQL refuses to
-# run as root), else ourselves. The working directory is / so postgres can always read it.
-as_pg() {
-  if ((EUID == 0)); then
-    (cd / && runuser -u postgres -- "$@")
-  else
-    "$@"
-  fi
-}
-
-# psql_at PORT USER DBNAME SQL: prints the unaligned result; fails if the node does not answer.
-psql_at() {
-  "${PG_BIN}/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
-    -d "$(conninfo "$1" "$2" "$3") connect_timeout=5" -c "$4"
-}
 
 pg_ready() { "${PG_BIN}/pg_isready" -q -h 127.0.0.1 -p "$1" -U postgres -d postgres -t 2; }
 
@@ -146,7 +126,7 @@ signal_node() {
 # write_node_conf NODE: the node's settings, included from postgresql.conf.
 write_node_conf() {
   local node=$1
-  as_pg tee "$(node_data "${node}")/corral.conf" >/dev/null <<EOF
+  corral_as_postgres tee "$(node_data "${node}")/corral.conf" >/dev/null <<EOF
 # Written by deploy/pg-local.sh for ${node}: a fast, throwaway local cluster (fsync is off).
 cluster_name = '${node}'
 port = $(node_port "${node}")
@@ -182,20 +162,20 @@ EOF
 init_primary() {
   local data
   data=$(node_data primary)
-  as_pg mkdir -p "$(node_dir primary)/run"
-  as_pg "${PG_BIN}/initdb" -D "${data}" -U postgres -A trust -E UTF8 --locale=C --no-sync \
+  corral_as_postgres mkdir -p "$(node_dir primary)/run"
+  corral_as_postgres "${PG_BIN}/initdb" -D "${data}" -U postgres -A trust -E UTF8 --locale=C --no-sync \
     >"${PG_DIR}/initdb.log" 2>&1 || {
     cat "${PG_DIR}/initdb.log" >&2
     corral_die "initdb failed"
   }
-  as_pg tee "${data}/pg_hba.conf" >/dev/null <<'EOF'
+  corral_as_postgres tee "${data}/pg_hba.conf" >/dev/null <<'EOF'
 # Written by deploy/pg-local.sh: trust on loopback and the local socket, for tests only.
 local all         all                trust
 local replication all                trust
 host  all         all  127.0.0.1/32  trust
 host  replication all  127.0.0.1/32  trust
 EOF
-  echo "include 'corral.conf'" | as_pg tee -a "${data}/postgresql.conf" >/dev/null
+  echo "include 'corral.conf'" | corral_as_postgres tee -a "${data}/postgresql.conf" >/dev/null
   write_node_conf primary
 }
 
@@ -204,9 +184,9 @@ seed_primary() {
   local port
   port=$(node_port primary)
   # app is a superuser: tests also pause replay, reset statistics and end backends.
-  psql_at "${port}" postgres postgres "CREATE ROLE app LOGIN SUPERUSER" >/dev/null
-  psql_at "${port}" postgres postgres "CREATE DATABASE app OWNER app" >/dev/null
-  "${PG_BIN}/psql" -X -q -v ON_ERROR_STOP=1 -d "$(conninfo "${port}")" \
+  corral_psql_at "${port}" postgres postgres "CREATE ROLE app LOGIN SUPERUSER" >/dev/null
+  corral_psql_at "${port}" postgres postgres "CREATE DATABASE app OWNER app" >/dev/null
+  "${PG_BIN}/psql" -X -q -v ON_ERROR_STOP=1 -d "$(corral_conninfo "${port}")" \
     -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
     -f "${DEPLOY_DIR}/sql/schema.sql" -f "${DEPLOY_DIR}/sql/invalidate.sql" >/dev/null
 }
@@ -215,14 +195,14 @@ seed_primary() {
 init_replica() {
   local node=$1 data primary
   data=$(node_data "${node}")
-  primary=$(conninfo "$(node_port primary)" postgres postgres)
-  as_pg mkdir -p "$(node_dir "${node}")/run"
-  as_pg "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$(node_port primary)" -U postgres \
+  primary=$(corral_conninfo "$(node_port primary)" postgres postgres)
+  corral_as_postgres mkdir -p "$(node_dir "${node}")/run"
+  corral_as_postgres "${PG_BIN}/pg_basebackup" -h 127.0.0.1 -p "$(node_port primary)" -U postgres \
     -D "${data}" -R -X stream -C -S "${node}" -c fast --no-sync
   write_node_conf "${node}"
   # Overrides the primary_conninfo that -R wrote, so pg_stat_replication names the replica.
   echo "primary_conninfo = '${primary} application_name=${node}'" |
-    as_pg tee -a "${data}/postgresql.auto.conf" >/dev/null
+    corral_as_postgres tee -a "${data}/postgresql.auto.conf" >/dev/null
 }
 
 # start_server NODE: starts NODE's postmaster and waits until it accepts connections.
@@ -231,7 +211,7 @@ start_server() {
   if corral_port_is_listening "$(node_port "${node}")"; then
     corral_die "port $(node_port "${node}") for ${node} is already in use"
   fi
-  as_pg "${PG_BIN}/pg_ctl" -D "$(node_data "${node}")" -l "$(node_log "${node}")" \
+  corral_as_postgres "${PG_BIN}/pg_ctl" -D "$(node_data "${node}")" -l "$(node_log "${node}")" \
     -w -t "${START_TIMEOUT}" -s start || {
     tail -n 20 "$(node_log "${node}")" >&2
     corral_die "${node} did not start"
@@ -245,8 +225,8 @@ stop_server() {
   data=$(node_data "${node}")
   postmaster_pid "${node}" >/dev/null || return 0
   signal_node "${node}" CONT
-  as_pg "${PG_BIN}/pg_ctl" -D "${data}" -m "${mode}" -w -t 30 -s stop ||
-    as_pg "${PG_BIN}/pg_ctl" -D "${data}" -m immediate -w -t 10 -s stop || {
+  corral_as_postgres "${PG_BIN}/pg_ctl" -D "${data}" -m "${mode}" -w -t 30 -s stop ||
+    corral_as_postgres "${PG_BIN}/pg_ctl" -D "${data}" -m immediate -w -t 10 -s stop || {
     corral_log "${node} ignores shutdown; killing it"
     kill_server "${node}"
   }
@@ -280,17 +260,17 @@ no_process_left() {
 # ---- Conditions ----------------------------------------------------------------------------------
 
 replica_streaming() { # NODE: its WAL receiver streams from the primary
-  [[ $(psql_at "$(node_port "$1")" postgres postgres \
+  [[ $(corral_psql_at "$(node_port "$1")" postgres postgres \
     "SELECT status FROM pg_stat_wal_receiver") == streaming ]]
 }
 
 primary_sees_replica() { # NODE: the primary streams to it
-  [[ $(psql_at "$(node_port primary)" postgres postgres \
+  [[ $(corral_psql_at "$(node_port primary)" postgres postgres \
     "SELECT state FROM pg_stat_replication WHERE application_name = '$1'") == streaming ]]
 }
 
 seed_visible() { # NODE: the seeded users are readable on it
-  [[ $(psql_at "$(node_port "$1")" app app "SELECT count(*) FROM users") == "${SEED_ROWS}" ]]
+  [[ $(corral_psql_at "$(node_port "$1")" app app "SELECT count(*) FROM users") == "${SEED_ROWS}" ]]
 }
 
 # Waits (at most START_TIMEOUT seconds in all) until the primary is up, both replicas stream, and
@@ -310,9 +290,9 @@ wait_cluster_ready() {
 # ---- Commands ------------------------------------------------------------------------------------
 
 print_env() {
-  printf "export CORRAL_PG_PRIMARY='%s'\n" "$(conninfo "$(node_port primary)")"
-  printf "export CORRAL_PG_REPLICAS='%s;%s'\n" "$(conninfo "$(node_port replica1)")" \
-    "$(conninfo "$(node_port replica2)")"
+  printf "export CORRAL_PG_PRIMARY='%s'\n" "$(corral_conninfo "$(node_port primary)")"
+  printf "export CORRAL_PG_REPLICAS='%s;%s'\n" "$(corral_conninfo "$(node_port replica1)")" \
+    "$(corral_conninfo "$(node_port replica2)")"
   printf "export CORRAL_PG_DIR=%q\n" "${PG_DIR}"
   printf "export CORRAL_PG_PORT=%s\n" "${PG_PORT}"
 }
@@ -338,7 +318,7 @@ create_cluster() {
   echo "${PG_PORT}" >"${MARKER}"
   if ((EUID == 0)); then
     chown postgres:postgres "${PG_DIR}"
-    as_pg test -w "${PG_DIR}" -a -x "${PG_DIR}" ||
+    corral_as_postgres test -w "${PG_DIR}" -a -x "${PG_DIR}" ||
       corral_die "user postgres cannot use ${PG_DIR}; a parent directory may be private (chmod o+x)"
   fi
 
@@ -415,13 +395,13 @@ cmd_status() {
     detail=""
     if [[ ${state} == running ]]; then
       if [[ ${node} == primary ]]; then
-        detail=$(psql_at "${port}" postgres postgres "SELECT coalesce(string_agg(application_name ||
+        detail=$(corral_psql_at "${port}" postgres postgres "SELECT coalesce(string_agg(application_name ||
           ' ' || state, ', ' ORDER BY application_name), 'none') FROM pg_stat_replication" ||
           echo "not answering")
         detail="streaming to: ${detail}"
       else
         # WAL received but not yet replayed; the receive position can trail replay after a restart.
-        detail=$(psql_at "${port}" postgres postgres "SELECT coalesce((SELECT status FROM
+        detail=$(corral_psql_at "${port}" postgres postgres "SELECT coalesce((SELECT status FROM
           pg_stat_wal_receiver), 'no wal receiver') || ', replay behind by ' || coalesce(greatest(0,
           pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()))::text, '0') ||
           ' bytes'" || echo "not answering")

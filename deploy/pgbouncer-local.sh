@@ -82,31 +82,11 @@ replica_port() {
   esac
 }
 
-conninfo() { # PORT [USER [DBNAME]]
-  echo "host=127.0.0.1 port=$1 dbname=${3:-app} user=${2:-app}"
-}
-
 # ---- Running commands ----------------------------------------------------------------------------
-
-# Runs a command as the bouncer's owner: the postgres user when we are root, else ourselves. The
-# working directory is / so postgres can always read it.
-as_owner() {
-  if ((EUID == 0)); then
-    (cd / && runuser -u postgres -- "$@")
-  else
-    "$@"
-  fi
-}
-
-# psql_at PORT USER DBNAME SQL: prints the unaligned result; fails if nothing answers.
-psql_at() {
-  "${PG_BIN}/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
-    -d "$(conninfo "$1" "$2" "$3") connect_timeout=5" -c "$4"
-}
 
 # A query through NODE's bouncer reaches its replica.
 bouncer_answers() {
-  [[ $(psql_at "$(node_port "$1")" app app "SELECT 1") == 1 ]]
+  [[ $(corral_psql_at "$(node_port "$1")" app app "SELECT 1") == 1 ]]
 }
 
 # Prints the pid if NODE's pgbouncer is alive.
@@ -127,7 +107,7 @@ bouncer_gone() { ! bouncer_pid "$1" >/dev/null; }
 # write_userlist: with auth_type trust no password is checked, but pgbouncer still only admits the
 # users listed in auth_file. app is corral's user; postgres may use the admin console.
 write_userlist() {
-  as_owner tee "${BOUNCER_DIR}/userlist.txt" >/dev/null <<'EOF'
+  corral_as_postgres tee "${BOUNCER_DIR}/userlist.txt" >/dev/null <<'EOF'
 "app" ""
 "postgres" ""
 EOF
@@ -136,7 +116,7 @@ EOF
 # write_node_ini NODE PORT: the bouncer's configuration.
 write_node_ini() {
   local node=$1 port=$2
-  as_owner tee "$(node_ini "${node}")" >/dev/null <<EOF
+  corral_as_postgres tee "$(node_ini "${node}")" >/dev/null <<EOF
 ; Written by deploy/pgbouncer-local.sh: PgBouncer in front of ${node}, for tests only (trust auth).
 [databases]
 ; Every database name maps to the same-named database on the replica.
@@ -192,7 +172,7 @@ start_node() {
     # The ini names the replica's current port, in case the cluster was rebuilt.
     write_node_ini "${node}" "${port}"
     corral_log "starting the bouncer for ${node} on port ${port}"
-    as_owner "${PGBOUNCER}" -d "$(node_ini "${node}")" || {
+    corral_as_postgres "${PGBOUNCER}" -d "$(node_ini "${node}")" || {
       tail -n 20 "$(node_log "${node}")" >&2 || true
       corral_die "pgbouncer for ${node} did not start"
     }
@@ -235,12 +215,12 @@ create_layout() {
   touch "${MARKER}"
   if ((EUID == 0)); then
     chown postgres:postgres "${BOUNCER_DIR}"
-    as_owner test -w "${BOUNCER_DIR}" -a -x "${BOUNCER_DIR}" ||
+    corral_as_postgres test -w "${BOUNCER_DIR}" -a -x "${BOUNCER_DIR}" ||
       corral_die "user postgres cannot use ${BOUNCER_DIR}; a parent directory may be private"
   fi
   for node in "${NODES[@]}"; do
-    as_owner mkdir -p "$(node_dir "${node}")"
-    echo $((base + i)) | as_owner tee "$(node_port_file "${node}")" >/dev/null
+    corral_as_postgres mkdir -p "$(node_dir "${node}")"
+    echo $((base + i)) | corral_as_postgres tee "$(node_port_file "${node}")" >/dev/null
     i=$((i + 1))
   done
   write_userlist
@@ -248,7 +228,7 @@ create_layout() {
 
 # show_pools PORT: one summary per pool from the admin console's SHOW POOLS, found by column name.
 show_pools() {
-  "${PG_BIN}/psql" -X -q -A -F '|' -d "$(conninfo "$1" postgres pgbouncer) connect_timeout=5" \
+  "${PG_BIN}/psql" -X -q -A -F '|' -d "$(corral_conninfo "$1" postgres pgbouncer) connect_timeout=5" \
     -c "SHOW POOLS" 2>/dev/null | awk -F'|' '
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     NF > 1 && $col["database"] != "pgbouncer" {
@@ -262,8 +242,8 @@ show_pools() {
 # ---- Commands ------------------------------------------------------------------------------------
 
 print_env() {
-  printf "export CORRAL_PG_BOUNCER_REPLICAS='%s;%s'\n" "$(conninfo "$(node_port replica1)")" \
-    "$(conninfo "$(node_port replica2)")"
+  printf "export CORRAL_PG_BOUNCER_REPLICAS='%s;%s'\n" "$(corral_conninfo "$(node_port replica1)")" \
+    "$(corral_conninfo "$(node_port replica2)")"
   printf "export CORRAL_BOUNCER_DIR=%q\n" "${BOUNCER_DIR}"
 }
 
