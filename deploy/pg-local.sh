@@ -17,7 +17,8 @@
 # 5432) is the primary's port, replica1 and replica2 listen on +1 and +2. Once a cluster exists its
 # port is remembered in CORRAL_PG_DIR, so later commands need only CORRAL_PG_DIR. Several clusters
 # may run side by side with different directories and ports. Commands on one cluster must not run
-# concurrently. As root, the servers run as the `postgres` user.
+# concurrently. CORRAL_PG_MAX_CONNECTIONS (default 300) is every node's max_connections, read when
+# the cluster is built (benchmarks give cache-aside clients hundreds of connections). As root, the servers run as the `postgres` user.
 set -euo pipefail
 
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -132,7 +133,7 @@ cluster_name = '${node}'
 port = $(node_port "${node}")
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$(node_dir "${node}")/run'
-max_connections = 300
+max_connections = ${CORRAL_PG_MAX_CONNECTIONS:-300}
 shared_buffers = 64MB
 max_parallel_workers_per_gather = 0
 timezone = 'UTC'

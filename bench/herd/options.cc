@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <functional>
 #include <sstream>
+#include <tuple>
 
 namespace corral::herd {
 
@@ -28,6 +30,65 @@ std::vector<std::string> Split(const std::string& text, char sep) {
 [[noreturn]] void Die(const std::string& why) {
   std::fprintf(stderr, "corral-herd: %s (see --help)\n", why.c_str());
   std::exit(2);
+}
+
+// A steady-traffic field: the plain flag sets it for every steady scenario (with its default);
+// --storm-SUFFIX and --vc-SUFFIX, when given, set it for expiry-storm or vicious-cycle alone.
+class SteadyFlags {
+ public:
+  SteadyFlags(Options& o, po::options_description& plain, po::options_description& overrides)
+      : o_(o), plain_(plain), overrides_(overrides) {}
+
+  template <typename T>
+  void Add(const std::string& plain_name, const std::string& suffix, T SteadyTraffic::*field,
+           const std::string& help, bool with_default = true) {
+    auto* value = po::value<T>(&(o_.steady.*field));
+    if (with_default) value->default_value(o_.steady.*field);
+    plain_.add_options()(plain_name.c_str(), value, help.c_str());
+    for (const auto& [prefix, scenario, traffic] :
+         {std::tuple{"storm-", "expiry-storm", &o_.storm},
+          std::tuple{"vc-", "vicious-cycle", &o_.cycle}}) {
+      std::string name = prefix + suffix;
+      overrides_.add_options()(name.c_str(), po::value<T>(),
+                               (std::string(scenario) + ": --" + plain_name).c_str());
+      apply_.push_back([name, field, traffic = traffic](const po::variables_map& vm,
+                                                        const SteadyTraffic& base) {
+        traffic->*field = vm.count(name) ? vm[name].as<T>() : base.*field;
+      });
+    }
+  }
+
+  // Copies the plain values, then the overrides given, into o.storm and o.cycle.
+  void Apply(const po::variables_map& vm) const {
+    for (const auto& f : apply_) f(vm, o_.steady);
+  }
+
+ private:
+  Options& o_;
+  po::options_description& plain_;
+  po::options_description& overrides_;
+  std::vector<std::function<void(const po::variables_map&, const SteadyTraffic&)>> apply_;
+};
+
+void Positive(const std::string& name, double v, double max) {
+  if (!(v > 0) || v > max) {
+    Die("--" + name + " must be in (0, " + std::to_string(static_cast<long long>(max)) + "]");
+  }
+}
+
+// `prefix`: "" for the plain flags, else "storm-" or "vc-".
+void CheckTraffic(const std::string& prefix, const SteadyTraffic& t) {
+  auto name = [&](const char* plain, const char* suffix) {
+    return prefix.empty() ? std::string(plain) : prefix + suffix;
+  };
+  Positive(name("steady-ttl-ms", "ttl-ms"), static_cast<double>(t.ttl_ms), 1e9);
+  Positive(name("hot-keys", "hot-keys"), t.hot_keys, 100000);
+  Positive(name("rate", "rate"), t.rate, 1e7);
+  Positive(name("steady-clients", "clients"), t.clients, 60000);
+  Positive(name("steady-timeout-ms", "timeout-ms"), static_cast<double>(t.timeout_ms), 600000);
+  Positive(name("db-delay-ms", "db-delay-ms"), t.db_delay_ms, 600000);
+  if (t.retries < 0 || t.retries > 100) Die("--" + name("retries", "retries") + " must be in [0, 100]");
+  if (t.zipf_s < 0) Die("--" + name("zipf", "zipf") + " must be >= 0");
 }
 
 }  // namespace
@@ -54,33 +115,18 @@ Options ParseOptions(int argc, char** argv) {
     ("namespace", po::value(&o.ns), "corral namespace of cold/keys (required)")
     ("query", po::value(&o.query),
      "the namespace's query, text identical to corral's config (required)")
-    ("steady-namespace", po::value(&o.steady_ns),
-     "namespace of expiry-storm, vicious-cycle, hit (default: --namespace)")
-    ("steady-query", po::value(&o.steady_query), "its query (default: --query)")
     ("ttl-ms", po::value(&o.ttl_ms)->default_value(o.ttl_ms),
-     "PX of cache-aside SETs; equal to the namespaces' ttl_ms")
+     "PX of cache-aside SETs in cold/keys: the namespace's ttl_ms")
     ("clients", po::value(&o.clients)->default_value(o.clients), "cold: clients on one key")
     ("keys", po::value(&o.keys)->default_value(o.keys), "keys: cold keys")
     ("clients-per-key", po::value(&o.clients_per_key)->default_value(o.clients_per_key),
      "keys: clients per key")
     ("timeout-ms", po::value(&o.timeout_ms)->default_value(o.timeout_ms),
      "cold/keys: a client's timeout (no retry)")
-    ("hot-keys", po::value(&o.hot_keys)->default_value(o.hot_keys),
-     "expiry-storm/vicious-cycle: hot set size")
-    ("zipf", po::value(&o.zipf_s)->default_value(o.zipf_s), "Zipf exponent of steady traffic")
-    ("rate", po::value(&o.rate)->default_value(o.rate), "steady traffic, requests/s")
-    ("steady-clients", po::value(&o.steady_clients)->default_value(o.steady_clients),
-     "connections that carry steady traffic")
     ("duration", po::value(&o.duration_s)->default_value(o.duration_s),
      "expiry-storm: seconds of traffic after the fill")
-    ("steady-timeout-ms", po::value(&o.steady_timeout_ms)->default_value(o.steady_timeout_ms),
-     "steady scenarios: timeout per attempt")
-    ("retries", po::value(&o.retries)->default_value(o.retries),
-     "steady scenarios: retries after a timeout")
     ("delay-setting", po::value(&o.delay_setting)->default_value(o.delay_setting),
      "custom setting that the steady query passes to pg_sleep (seconds)")
-    ("db-delay-ms", po::value(&o.db_delay_ms)->default_value(o.db_delay_ms),
-     "its normal value, in ms")
     ("slow-factor", po::value(&o.slow_factor)->default_value(o.slow_factor),
      "vicious-cycle: how much slower the database gets")
     ("vc-warm", po::value(&o.vc_warm_s)->default_value(o.vc_warm_s), "vicious-cycle: s before")
@@ -110,6 +156,28 @@ Options ParseOptions(int argc, char** argv) {
     ("self-test", po::bool_switch(&o.self_test),
      "tiny cold + keys; exit 1 if corral ran more queries than keys or any answer was wrong");
   // clang-format on
+  po::options_description overrides(
+      "Per-scenario steady traffic (default: the plain flag's value)");
+  SteadyFlags steady(o, desc, overrides);
+  steady.Add("steady-namespace", "namespace", &SteadyTraffic::ns,
+             "namespace of the steady scenarios (default: --namespace)", false);
+  steady.Add("steady-query", "query", &SteadyTraffic::query,
+             "its query, text identical to corral's config (default: --query)", false);
+  steady.Add("steady-ttl-ms", "ttl-ms", &SteadyTraffic::ttl_ms,
+             "PX of their cache-aside SETs: that namespace's ttl_ms (default: --ttl-ms)", false);
+  steady.Add("hot-keys", "hot-keys", &SteadyTraffic::hot_keys,
+             "expiry-storm/vicious-cycle: hot set size");
+  steady.Add("zipf", "zipf", &SteadyTraffic::zipf_s, "Zipf exponent of steady traffic");
+  steady.Add("rate", "rate", &SteadyTraffic::rate, "steady traffic, requests/s");
+  steady.Add("steady-clients", "clients", &SteadyTraffic::clients,
+             "connections that carry steady traffic");
+  steady.Add("steady-timeout-ms", "timeout-ms", &SteadyTraffic::timeout_ms,
+             "steady scenarios: timeout per attempt");
+  steady.Add("retries", "retries", &SteadyTraffic::retries,
+             "steady scenarios: retries after a timeout");
+  steady.Add("db-delay-ms", "db-delay-ms", &SteadyTraffic::db_delay_ms,
+             "normal value of --delay-setting, in ms");
+  desc.add(overrides);
 
   po::variables_map vm;
   try {
@@ -145,38 +213,36 @@ Options ParseOptions(int argc, char** argv) {
   if (o.pg_primary.empty()) Die("--pg-primary is required");
   o.pg_replicas = Split(replicas, ';');
   if (o.ns.empty() || o.query.empty()) Die("--namespace and --query are required");
-  if (o.steady_ns.empty()) o.steady_ns = o.ns;
-  if (o.steady_query.empty()) o.steady_query = o.steady_ns == o.ns ? o.query : "";
-  if (o.steady_query.empty()) Die("--steady-namespace needs --steady-query");
-
-  auto positive = [](const char* name, double v, double max) {
-    if (!(v > 0) || v > max) {
-      Die(std::string("--") + name + " must be in (0, " +
-          std::to_string(static_cast<long long>(max)) + "]");
+  if (o.steady.ns.empty()) o.steady.ns = o.ns;
+  if (o.steady.query.empty()) o.steady.query = o.steady.ns == o.ns ? o.query : "";
+  if (!vm.count("steady-ttl-ms")) o.steady.ttl_ms = o.ttl_ms;
+  if (o.steady.query.empty()) Die("--steady-namespace needs --steady-query");
+  steady.Apply(vm);
+  for (const char* prefix : {"storm-", "vc-"}) {
+    const std::string p = prefix;
+    if (vm.count(p + "namespace") && !vm.count(p + "query")) {
+      Die("--" + p + "namespace needs --" + p + "query");
     }
-  };
-  positive("clients", o.clients, 60000);
-  positive("keys", o.keys, 100000);
-  positive("clients-per-key", o.clients_per_key, 10000);
+  }
+  Positive("clients", o.clients, 60000);
+  Positive("keys", o.keys, 100000);
+  Positive("clients-per-key", o.clients_per_key, 10000);
   if (static_cast<int64_t>(o.keys) * o.clients_per_key > 60000)
     Die("--keys × --clients-per-key > 60000");
-  positive("timeout-ms", o.timeout_ms, 600000);
-  positive("hot-keys", o.hot_keys, 100000);
-  positive("rate", o.rate, 1e7);
-  positive("steady-clients", o.steady_clients, 60000);
-  positive("duration", o.duration_s, 3600);
-  positive("steady-timeout-ms", o.steady_timeout_ms, 600000);
-  positive("vc-warm", o.vc_warm_s, 3600);
-  positive("vc-slow", o.vc_slow_s, 3600);
-  positive("vc-recover", o.vc_recover_s, 3600);
-  positive("hit-keys", o.hit_keys, 100000);
-  positive("hit-clients", o.hit_clients, 60000);
-  positive("hit-duration", o.hit_duration_s, 3600);
-  positive("db-connections", o.db_connections, 1000);
-  positive("ttl-ms", static_cast<double>(o.ttl_ms), 1e9);
-  positive("repeat", o.repeat, 100);
-  if (o.retries < 0 || o.retries > 100) Die("--retries must be in [0, 100]");
-  if (o.zipf_s < 0) Die("--zipf must be >= 0");
+  Positive("timeout-ms", o.timeout_ms, 600000);
+  CheckTraffic("", o.steady);
+  CheckTraffic("storm-", o.storm);
+  CheckTraffic("vc-", o.cycle);
+  Positive("duration", o.duration_s, 3600);
+  Positive("vc-warm", o.vc_warm_s, 3600);
+  Positive("vc-slow", o.vc_slow_s, 3600);
+  Positive("vc-recover", o.vc_recover_s, 3600);
+  Positive("hit-keys", o.hit_keys, 100000);
+  Positive("hit-clients", o.hit_clients, 60000);
+  Positive("hit-duration", o.hit_duration_s, 3600);
+  Positive("db-connections", o.db_connections, 1000);
+  Positive("ttl-ms", static_cast<double>(o.ttl_ms), 1e9);
+  Positive("repeat", o.repeat, 100);
   if (o.drain_s < 0) Die("--drain must be >= 0");
   if (o.id_min > o.id_max) Die("--id-min > --id-max");
   if (o.slow_factor < 1) Die("--slow-factor must be >= 1");

@@ -14,6 +14,23 @@ namespace corral::herd {
 inline const std::vector<std::string> kAllScenarios = {"cold", "keys", "expiry-storm",
                                                        "vicious-cycle", "hit"};
 
+// The traffic of a steady scenario and the namespace it reads. The plain flags (--rate,
+// --steady-namespace, ...) set it for every steady scenario; --storm-X and --vc-X change one field
+// for expiry-storm or vicious-cycle alone, so that one invocation can run both with their own
+// namespaces, TTLs and load.
+struct SteadyTraffic {
+  std::string ns;
+  std::string query;
+  int64_t ttl_ms = 5000;  // PX of the cache-aside SETs: the namespace's ttl_ms
+  int hot_keys = 1000;
+  double zipf_s = 1.0;
+  double rate = 2000;  // requests/s
+  int clients = 400;   // connections that carry it
+  int64_t timeout_ms = 200;
+  int retries = 3;
+  double db_delay_ms = 20;  // the normal value of the delay setting
+};
+
 struct Options {
   std::vector<std::string> scenarios;
   std::vector<TargetKind> targets;
@@ -22,13 +39,10 @@ struct Options {
   std::string pg_primary;
   std::vector<std::string> pg_replicas;
 
-  // Herd scenarios (cold, keys) use `ns`/`query`; the steady ones (expiry-storm, vicious-cycle,
-  // hit) use `steady_ns`/`steady_query`, which default to the same.
+  // Herd scenarios (cold, keys) use `ns`/`query`/`ttl_ms`.
   std::string ns;
   std::string query;
-  std::string steady_ns;
-  std::string steady_query;
-  int64_t ttl_ms = 5000;  // PX of the cache-aside SETs: set it to the namespaces' ttl_ms
+  int64_t ttl_ms = 5000;  // PX of the cache-aside SETs: set it to the namespace's ttl_ms
 
   // cold / keys
   int clients = 1000;
@@ -36,18 +50,14 @@ struct Options {
   int clients_per_key = 10;
   int64_t timeout_ms = 5000;
 
-  // steady scenarios
-  int hot_keys = 1000;
-  double zipf_s = 1.0;
-  double rate = 2000;
-  int steady_clients = 400;
+  // Steady scenarios: `steady` for hit, `storm` for expiry-storm, `cycle` for vicious-cycle.
+  SteadyTraffic steady;
+  SteadyTraffic storm;
+  SteadyTraffic cycle;
   double duration_s = 10;  // expiry-storm's traffic after the fill
-  int64_t steady_timeout_ms = 200;
-  int retries = 3;
 
   // vicious-cycle: the database is slowed with pg_sleep(current_setting(delay_setting)).
   std::string delay_setting = "herd.delay_s";
-  double db_delay_ms = 20;
   double slow_factor = 10;
   double vc_warm_s = 5;
   double vc_slow_s = 5;

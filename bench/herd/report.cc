@@ -218,6 +218,21 @@ std::vector<std::pair<double, double>> Rebin(const std::vector<std::pair<double,
   return out;
 }
 
+nlohmann::ordered_json TrafficJson(const SteadyTraffic& t) {
+  nlohmann::ordered_json j;
+  j["namespace"] = t.ns;
+  j["query"] = t.query;
+  j["ttl_ms"] = t.ttl_ms;
+  j["hot_keys"] = t.hot_keys;
+  j["zipf"] = t.zipf_s;
+  j["rate"] = t.rate;
+  j["clients"] = t.clients;
+  j["timeout_ms"] = t.timeout_ms;
+  j["retries"] = t.retries;
+  j["db_delay_ms"] = t.db_delay_ms;
+  return j;
+}
+
 }  // namespace
 
 std::string DescribeScenario(const Options& o, const std::string& scenario) {
@@ -229,20 +244,22 @@ std::string DescribeScenario(const Options& o, const std::string& scenario) {
            " clients each; namespace " + o.ns;
   }
   if (scenario == "expiry-storm") {
-    return std::to_string(o.hot_keys) + " keys filled at once (TTL " + std::to_string(o.ttl_ms) +
-           " ms), then Zipf(" + Num(o.zipf_s, 1) + ") traffic at " + Num(o.rate, 0) + "/s for " +
-           Num(o.duration_s, 0) + " s; namespace " + o.steady_ns;
+    const SteadyTraffic& t = o.storm;
+    return std::to_string(t.hot_keys) + " keys filled at once (TTL " + std::to_string(t.ttl_ms) +
+           " ms), then Zipf(" + Num(t.zipf_s, 1) + ") traffic at " + Num(t.rate, 0) + "/s for " +
+           Num(o.duration_s, 0) + " s; DB " + Num(t.db_delay_ms, 0) + " ms; namespace " + t.ns;
   }
   if (scenario == "vicious-cycle") {
-    return Num(o.rate, 0) + " req/s Zipf over " + std::to_string(o.hot_keys) + " keys; DB " +
-           Num(o.db_delay_ms, 0) + " ms, x" + Num(o.slow_factor, 0) + " from " +
-           Num(o.vc_warm_s, 0) + " s for " + Num(o.vc_slow_s, 0) + " s; timeout " +
-           std::to_string(o.steady_timeout_ms) + " ms, " + std::to_string(o.retries) +
-           " retries; namespace " + o.steady_ns;
+    const SteadyTraffic& t = o.cycle;
+    return Num(t.rate, 0) + " req/s Zipf over " + std::to_string(t.hot_keys) + " keys (TTL " +
+           std::to_string(t.ttl_ms) + " ms); DB " + Num(t.db_delay_ms, 0) + " ms, x" +
+           Num(o.slow_factor, 0) + " from " + Num(o.vc_warm_s, 0) + " s for " +
+           Num(o.vc_slow_s, 0) + " s; timeout " + std::to_string(t.timeout_ms) + " ms, " +
+           std::to_string(t.retries) + " retries; namespace " + t.ns;
   }
   if (scenario == "hit") {
     return std::to_string(o.hit_clients) + " closed-loop clients on " + std::to_string(o.hit_keys) +
-           " pre-filled keys for " + Num(o.hit_duration_s, 0) + " s; namespace " + o.steady_ns;
+           " pre-filled keys for " + Num(o.hit_duration_s, 0) + " s; namespace " + o.steady.ns;
   }
   return scenario;
 }
@@ -415,23 +432,17 @@ std::string WriteOutputs(const Options& o, const std::vector<RunResult>& runs,
   opts["redis"] = o.redis.host + ":" + std::to_string(o.redis.port);
   opts["namespace"] = o.ns;
   opts["query"] = o.query;
-  opts["steady_namespace"] = o.steady_ns;
-  opts["steady_query"] = o.steady_query;
   opts["ttl_ms"] = o.ttl_ms;
   opts["clients"] = o.clients;
   opts["keys"] = o.keys;
   opts["clients_per_key"] = o.clients_per_key;
   opts["timeout_ms"] = o.timeout_ms;
-  opts["hot_keys"] = o.hot_keys;
-  opts["zipf"] = o.zipf_s;
-  opts["rate"] = o.rate;
-  opts["steady_clients"] = o.steady_clients;
-  opts["duration_s"] = o.duration_s;
-  opts["steady_timeout_ms"] = o.steady_timeout_ms;
-  opts["retries"] = o.retries;
-  opts["db_delay_ms"] = o.db_delay_ms;
-  opts["slow_factor"] = o.slow_factor;
-  opts["vc_phases_s"] = {o.vc_warm_s, o.vc_slow_s, o.vc_recover_s};
+  opts["hit"] = TrafficJson(o.steady);
+  opts["expiry_storm"] = TrafficJson(o.storm);
+  opts["expiry_storm"]["duration_s"] = o.duration_s;
+  opts["vicious_cycle"] = TrafficJson(o.cycle);
+  opts["vicious_cycle"]["slow_factor"] = o.slow_factor;
+  opts["vicious_cycle"]["phases_s"] = {o.vc_warm_s, o.vc_slow_s, o.vc_recover_s};
   opts["hit_keys"] = o.hit_keys;
   opts["hit_clients"] = o.hit_clients;
   opts["hit_duration_s"] = o.hit_duration_s;

@@ -13,8 +13,11 @@ namespace corral::herd {
 
 namespace {
 
+// Index of each scenario family's query in the referee and the pool (texts may repeat).
 constexpr size_t kHerdStatement = 0;
-constexpr size_t kSteadyStatement = 1;
+constexpr size_t kHitStatement = 1;
+constexpr size_t kStormStatement = 2;
+constexpr size_t kCycleStatement = 3;
 constexpr auto kSamplePeriod = std::chrono::milliseconds(100);
 // A fill is set-up, not measurement: a fill shed by corral's load bound asks again after this.
 constexpr int64_t kFillBusyRetryMs = 10;
@@ -99,17 +102,33 @@ Bench::Bench(Options options)
     : o_(std::move(options)), ids_(o_.id_min, o_.id_max, o_.seed), seed_(o_.seed) {}
 
 Bench::~Bench() {
-  if (delay_in_query_ && referee_) referee_->SetSetting(o_.delay_setting, DelayValue(1));
+  if (delay_set_ && referee_) referee_->SetSetting(o_.delay_setting, DelayValue(o_.steady, 1));
 }
 
-std::string Bench::DelayValue(double factor) const {
-  return Fmt("%.6f", o_.db_delay_ms * factor / 1000.0);
+const SteadyTraffic& Bench::Traffic(size_t statement) const {
+  if (statement == kStormStatement) return o_.storm;
+  if (statement == kCycleStatement) return o_.cycle;
+  return o_.steady;
+}
+
+bool Bench::ReadsDelay(const SteadyTraffic& t) const {
+  return t.query.find(o_.delay_setting) != std::string::npos;
+}
+
+std::string Bench::DelayValue(const SteadyTraffic& t, double factor) const {
+  return Fmt("%.6f", t.db_delay_ms * factor / 1000.0);
+}
+
+std::string Bench::SetDelay(const SteadyTraffic& t, double factor) {
+  if (!ReadsDelay(t)) return "";
+  delay_set_ = true;
+  return referee_->SetSetting(o_.delay_setting, DelayValue(t, factor));
 }
 
 std::string Bench::Setup() {
   std::vector<std::string> nodes = {o_.pg_primary};
   nodes.insert(nodes.end(), o_.pg_replicas.begin(), o_.pg_replicas.end());
-  std::vector<std::string> queries = {o_.query, o_.steady_query};
+  std::vector<std::string> queries = {o_.query, o_.steady.query, o_.storm.query, o_.cycle.query};
   referee_ = std::make_unique<Referee>(nodes, queries);
   if (std::string e = referee_->Connect(); !e.empty()) return "referee: " + e;
 
@@ -119,13 +138,14 @@ std::string Bench::Setup() {
   pool_ = std::make_unique<DbPool>(load_nodes, queries, connections, o_.db_statement_timeout_ms);
   if (std::string e = pool_->Start(); !e.empty()) return "database pool: " + e;
 
-  bool steady = false;
-  for (const auto& s : o_.scenarios)
-    steady |= s == "expiry-storm" || s == "vicious-cycle" || s == "hit";
-  delay_in_query_ = o_.steady_query.find(o_.delay_setting) != std::string::npos;
-  if (steady && delay_in_query_) {
-    if (std::string e = referee_->SetSetting(o_.delay_setting, DelayValue(1)); !e.empty()) {
-      delay_in_query_ = false;
+  // Fail now, not half-way through the run, if the delay cannot be set.
+  for (const auto& s : o_.scenarios) {
+    const SteadyTraffic* t = s == "expiry-storm"    ? &o_.storm
+                             : s == "vicious-cycle" ? &o_.cycle
+                             : s == "hit"           ? &o_.steady
+                                                    : nullptr;
+    if (t == nullptr) continue;
+    if (std::string e = SetDelay(*t, 1); !e.empty()) {
       return "setting " + o_.delay_setting + " (needs a superuser): " + e;
     }
   }
@@ -172,7 +192,7 @@ TargetConfig Bench::ConfigFor(TargetKind target, size_t statement) const {
   c.kind = target;
   c.endpoint = target == TargetKind::kCorral ? o_.corral : o_.redis;
   c.statement = statement;
-  c.ttl_ms = o_.ttl_ms;
+  c.ttl_ms = statement == kHerdStatement ? o_.ttl_ms : Traffic(statement).ttl_ms;
   c.lock_px_ms = o_.lock_px_ms;
   c.poll_ms = o_.poll_ms;
   return c;
@@ -180,7 +200,7 @@ TargetConfig Bench::ConfigFor(TargetKind target, size_t statement) const {
 
 std::vector<std::string> Bench::KeysFor(const std::vector<std::string>& ids,
                                         size_t statement) const {
-  const std::string& ns = statement == kHerdStatement ? o_.ns : o_.steady_ns;
+  const std::string& ns = statement == kHerdStatement ? o_.ns : Traffic(statement).ns;
   std::vector<std::string> keys;
   keys.reserve(ids.size());
   for (const auto& id : ids) keys.push_back(ns + ":" + id);
@@ -325,26 +345,31 @@ RunResult Bench::Keys(TargetKind target) {
 RunResult Bench::ExpiryStorm(TargetKind target) {
   RunResult r;
   Prepared p;
-  const int h = o_.hot_keys;
-  if (!Prepare(target, kSteadyStatement, h, h + o_.steady_clients, o_.ttl_ms, p, r)) return r;
+  const SteadyTraffic& t = o_.storm;
+  const int h = t.hot_keys;
+  if (std::string e = SetDelay(t, 1); !e.empty()) {
+    r.note = "cannot set the delay: " + e;
+    return r;
+  }
+  if (!Prepare(target, kStormStatement, h, h + t.clients, t.ttl_ms, p, r)) return r;
   // Every hot key asked for once, all at once, so that they all expire together.
   TimePoint fill_start, fill_end;
   Fill(p, r, fill_start, fill_end);
-  KeyChooser chooser(static_cast<size_t>(h), o_.zipf_s);
+  KeyChooser chooser(static_cast<size_t>(h), t.zipf_s);
   SteadyPlan plan;
-  plan.rate = o_.rate;
+  plan.rate = t.rate;
   plan.duration_s = o_.duration_s;
   plan.keys = &chooser;
-  plan.policy = {o_.steady_timeout_ms, o_.retries};
-  const double per_request_s = o_.steady_timeout_ms * (o_.retries + 1) / 1000.0;
+  plan.policy = {t.timeout_ms, t.retries};
+  const double per_request_s = t.timeout_ms * (t.retries + 1) / 1000.0;
   TimePoint t0 = Clock::now();
   Measure(p, r, [&] {
-    return p.run->Steady(p.first + h, o_.steady_clients, plan,
+    return p.run->Steady(p.first + h, t.clients, plan,
                          Clock::now() + Millis((o_.duration_s + per_request_s + 30) * 1000));
   });
   // When the fill's TTLs run out (before corral's jitter), relative to the window's start.
-  const double expiry_from = SecondsBetween(t0, fill_start) + o_.ttl_ms / 1000.0;
-  const double expiry_to = SecondsBetween(t0, fill_end) + o_.ttl_ms / 1000.0;
+  const double expiry_from = SecondsBetween(t0, fill_start) + t.ttl_ms / 1000.0;
+  const double expiry_to = SecondsBetween(t0, fill_end) + t.ttl_ms / 1000.0;
   r.shaded.push_back({expiry_from, expiry_to});
   r.extra.push_back({"fill_s", SecondsBetween(fill_start, fill_end)});
   r.extra.push_back({"expiry_at_s", expiry_from});
@@ -353,36 +378,37 @@ RunResult Bench::ExpiryStorm(TargetKind target) {
 
 RunResult Bench::ViciousCycle(TargetKind target) {
   RunResult r;
-  if (!delay_in_query_) {
-    r.note = "skipped: the steady query does not read current_setting('" + o_.delay_setting +
+  const SteadyTraffic& t = o_.cycle;
+  if (!ReadsDelay(t)) {
+    r.note = "skipped: the query does not read current_setting('" + o_.delay_setting +
              "'), so the database cannot be slowed (see README)";
     return r;
   }
   Prepared p;
-  const int h = o_.hot_keys;
-  if (!Prepare(target, kSteadyStatement, h, o_.steady_clients, o_.ttl_ms, p, r)) return r;
-  if (std::string e = referee_->SetSetting(o_.delay_setting, DelayValue(1)); !e.empty()) {
+  const int h = t.hot_keys;
+  if (!Prepare(target, kCycleStatement, h, t.clients, t.ttl_ms, p, r)) return r;
+  if (std::string e = SetDelay(t, 1); !e.empty()) {
     r.note = "cannot set the delay: " + e;
     return r;
   }
-  KeyChooser chooser(static_cast<size_t>(h), o_.zipf_s);
+  KeyChooser chooser(static_cast<size_t>(h), t.zipf_s);
   const double slow_at = o_.vc_warm_s, fast_at = o_.vc_warm_s + o_.vc_slow_s;
   const double end = fast_at + o_.vc_recover_s;
   std::string event_error;
   auto set_delay = [&](double factor) {
-    std::string e = referee_->SetSetting(o_.delay_setting, DelayValue(factor));
+    std::string e = SetDelay(t, factor);
     if (!e.empty() && event_error.empty()) event_error = e;
   };
   SteadyPlan plan;
-  plan.rate = o_.rate;
+  plan.rate = t.rate;
   plan.duration_s = end;
   plan.keys = &chooser;
-  plan.policy = {o_.steady_timeout_ms, o_.retries};
+  plan.policy = {t.timeout_ms, t.retries};
   plan.events.push_back({slow_at, [&] { set_delay(o_.slow_factor); }});
   plan.events.push_back({fast_at, [&] { set_delay(1); }});
-  const double per_request_s = o_.steady_timeout_ms * (o_.retries + 1) / 1000.0;
+  const double per_request_s = t.timeout_ms * (t.retries + 1) / 1000.0;
   Measure(p, r, [&] {
-    bool ok = p.run->Steady(p.first, o_.steady_clients, plan,
+    bool ok = p.run->Steady(p.first, t.clients, plan,
                             Clock::now() + Millis((end + per_request_s + 30) * 1000));
     set_delay(1);  // whatever became of the events
     return ok;
@@ -403,9 +429,13 @@ RunResult Bench::Hit(TargetKind target) {
   Prepared p;
   const int h = o_.hit_keys;
   // Redis keeps the fill for the whole run; corral keeps read keys fresh by refreshing ahead.
-  const int64_t ttl_ms =
-      std::max<int64_t>(o_.ttl_ms, static_cast<int64_t>((o_.hit_duration_s + 120) * 1000));
-  if (!Prepare(target, kSteadyStatement, h, h + o_.hit_clients, ttl_ms, p, r)) return r;
+  const int64_t ttl_ms = std::max<int64_t>(
+      o_.steady.ttl_ms, static_cast<int64_t>((o_.hit_duration_s + 120) * 1000));
+  if (std::string e = SetDelay(o_.steady, 1); !e.empty()) {
+    r.note = "cannot set the delay: " + e;
+    return r;
+  }
+  if (!Prepare(target, kHitStatement, h, h + o_.hit_clients, ttl_ms, p, r)) return r;
   TimePoint fill_start, fill_end;
   Fill(p, r, fill_start, fill_end);
   KeyChooser chooser(static_cast<size_t>(h), 0);  // uniform

@@ -37,7 +37,7 @@ class Bench {
   ~Bench();
 
   // Connects the referee and the database pool, and sets the normal database delay when a steady
-  // scenario's query reads it. "" or why it cannot run.
+  // scenario's query reads it (each steady run sets its own again). "" or why it cannot run.
   std::string Setup();
   // Every scenario × round × target, targets alternating; results in run order.
   std::vector<RunResult> RunAll();
@@ -73,14 +73,19 @@ class Bench {
   std::vector<std::string> KeysFor(const std::vector<std::string>& ids, size_t statement) const;
   void Verify(const Recorder& rec, const std::vector<std::string>& ids, size_t statement,
               RunResult& out);
-  std::string DelayValue(double factor) const;
+  // The steady traffic whose query is `statement` (o_.steady for the herd and hit statements).
+  const SteadyTraffic& Traffic(size_t statement) const;
+  bool ReadsDelay(const SteadyTraffic& t) const;
+  std::string DelayValue(const SteadyTraffic& t, double factor) const;
+  // Sets the database delay to t's normal value × factor when t's query reads it. "" or an error.
+  std::string SetDelay(const SteadyTraffic& t, double factor);
 
   Options o_;
   KeySpace ids_;
   uint64_t seed_;
   std::unique_ptr<Referee> referee_;
   std::unique_ptr<DbPool> pool_;
-  bool delay_in_query_ = false;
+  bool delay_set_ = false;  // restored to the normal value on exit
   std::string label_;
 };
 
