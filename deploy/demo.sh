@@ -17,12 +17,11 @@ BUILD_DIR=${CORRAL_BUILD_DIR:-build}
 SERVER_BIN=${BUILD_DIR}/cache-server/corral-server
 HERD_BIN=${BUILD_DIR}/bench/corral-herd
 # The herd's namespace: one row per key, 200 ms per query, so that a herd has time to pile up.
+# shellcheck disable=SC2016  # $1 is the query's parameter, not the shell's
 SLOW_QUERY='SELECT name FROM users, pg_sleep(0.2) WHERE id = $1::bigint'
 REDIS_STARTED=0
 
-WORK_DIR=""    # temporary directory: PostgreSQL data, corral's config and log
-SERVER_PID=""  # corral-server, while it runs
-SERVER_DIED=0
+WORK_DIR=""  # temporary directory: PostgreSQL data, corral's config and log
 RESP_PORT=""
 HTTP_PORT=""
 
@@ -92,26 +91,12 @@ write_config() {
       >"${WORK_DIR}/corral.json"
 }
 
-server_ready() {
-  if ! kill -0 "${SERVER_PID}" 2>/dev/null; then
-    SERVER_DIED=1
-    return 0
-  fi
-  [[ $(redis-cli -h 127.0.0.1 -p "${RESP_PORT}" ping 2>/dev/null) == PONG ]] &&
-    curl -fsS "http://127.0.0.1:${HTTP_PORT}/healthz" >/dev/null
-}
-
 start_server() {
   write_config
   step "start corral-server: RESP 127.0.0.1:${RESP_PORT}, HTTP 127.0.0.1:${HTTP_PORT}"
   run "${SERVER_BIN}" --check-config "${WORK_DIR}/corral.json"
-  "${SERVER_BIN}" --config "${WORK_DIR}/corral.json" 2>"${WORK_DIR}/corral.log" &
-  SERVER_PID=$!
-  if ! corral_wait_until 30 "corral-server to answer" server_ready || ((SERVER_DIED)); then
-    tail -n 20 "${WORK_DIR}/corral.log" >&2
-    corral_die "corral-server did not come up"
-  fi
-  echo "corral-server is up (pid ${SERVER_PID}, log ${WORK_DIR}/corral.log)"
+  corral_server_start "${SERVER_BIN}" "${WORK_DIR}/corral.json" "${WORK_DIR}/corral.log"
+  echo "corral-server is up (pid ${CORRAL_SERVER_PID}, log ${WORK_DIR}/corral.log)"
 }
 
 # The main event: herds of concurrent requests for cold keys, against corral and against the usual
@@ -168,27 +153,13 @@ demo_http() {
 
 # ---- Teardown ------------------------------------------------------------------------------------
 
-server_gone() {
-  ! kill -0 "${SERVER_PID}" 2>/dev/null
-}
-
-stop_server() {
-  [[ -n ${SERVER_PID} ]] || return 0
-  kill -TERM "${SERVER_PID}" 2>/dev/null || true
-  if ! corral_wait_until 10 "corral-server to exit after SIGTERM" server_gone; then
-    kill -KILL "${SERVER_PID}" 2>/dev/null || true
-  fi
-  wait "${SERVER_PID}" 2>/dev/null || true
-  SERVER_PID=""
-}
-
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   if [[ -n ${WORK_DIR} ]]; then
     step "stop corral-server and PostgreSQL"
-    stop_server
+    corral_server_stop
     if ((REDIS_STARTED)); then "${DEPLOY_DIR}/redis-local.sh" stop || true; fi
     "${DEPLOY_DIR}/pg-local.sh" stop || true
     rm -rf "${WORK_DIR}"

@@ -111,3 +111,43 @@ corral_psql_at() {
   "${CORRAL_PG_BIN:-/usr/lib/postgresql/15/bin}/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
     -d "$(corral_conninfo "$1" "$2" "$3") connect_timeout=5" -c "$4"
 }
+
+# ---- corral-server (shared by demo.sh and bench/herd/record.sh) ----------------------------------
+
+CORRAL_SERVER_PID=""
+
+# corral_server_start BIN CONFIG LOG: starts corral-server in the background (pid in
+# CORRAL_SERVER_PID) and returns once it answers PING on RESP_PORT and /healthz on HTTP_PORT (both
+# from the environment, as in CONFIG); dies with the log's tail if it exits or does not come up.
+corral_server_start() {
+  local bin=$1 config=$2 log=$3
+  "${bin}" --config "${config}" 2>"${log}" &
+  CORRAL_SERVER_PID=$!
+  if ! corral_wait_until 30 "corral-server to answer" _corral_server_ready ||
+    ! kill -0 "${CORRAL_SERVER_PID}" 2>/dev/null; then
+    tail -n 20 "${log}" >&2
+    corral_die "corral-server did not come up"
+  fi
+}
+
+# Ready, or gone (so that the wait ends at once when the server died).
+_corral_server_ready() {
+  kill -0 "${CORRAL_SERVER_PID}" 2>/dev/null || return 0
+  [[ $(redis-cli -h 127.0.0.1 -p "${RESP_PORT}" ping 2>/dev/null) == PONG ]] &&
+    curl -fsS "http://127.0.0.1:${HTTP_PORT}/healthz" >/dev/null
+}
+
+_corral_server_gone() {
+  ! kill -0 "${CORRAL_SERVER_PID}" 2>/dev/null
+}
+
+# corral_server_stop: SIGTERM (a graceful drain), SIGKILL after 10 s. Does nothing if not started.
+corral_server_stop() {
+  [[ -n ${CORRAL_SERVER_PID} ]] || return 0
+  kill -TERM "${CORRAL_SERVER_PID}" 2>/dev/null || true
+  if ! corral_wait_until 10 "corral-server to exit after SIGTERM" _corral_server_gone; then
+    kill -KILL "${CORRAL_SERVER_PID}" 2>/dev/null || true
+  fi
+  wait "${CORRAL_SERVER_PID}" 2>/dev/null || true
+  CORRAL_SERVER_PID=""
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# The performance record in README.md: every corral-herd scenario against corral, redis-naive and
+# redis-lock in one invocation, on a throwaway local PostgreSQL (primary + 2 streaming replicas),
+# Redis and corral-server that this script starts and stops.
+#
+# Usage: bench/herd/record.sh [OUT_DIR]   (default: a new directory under /tmp)
+# Writes OUT_DIR/results.json, results.csv, one SVG per scenario, corral.json (corral's config for
+# the run) and herd.txt (the printed table). Environment: CORRAL_BUILD_DIR (default build).
+# Takes about 15 minutes; needs what deploy/install-deps.sh installs.
+#
+# Scenario parameters, and why:
+# - cold, keys: the namespace `herd` sleeps 200 ms per query, so that a herd has time to pile up.
+#   corral gets 64 connections per replica: 200 cold keys × 200 ms over the default 8 would take
+#   2.5 s, past lease.wait_timeout_ms (2 s), and the last waiters would get BUSY.
+# - expiry-storm: 50 hot keys on `storm`, corral's default TTL (60 s) and jitter (0.1), 200 ms
+#   loads, Zipf traffic at 5000 requests/s over 2000 connections. The cache-aside clients get a
+#   pool of 512 connections per replica, like a fleet of application servers, so their stampede
+#   is not capped by one process's pool.
+# - vicious-cycle: 1000 keys on `cycle` (TTL 10 s), 2000 requests/s, 200 ms client timeout and 3
+#   retries; each query sleeps 2 ms × the number of active backends, a database that slows down as
+#   its load grows; ×10 slower for 5 s after 20 s. corral bounds the namespace at 32 loads.
+set -euo pipefail
+
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+DEPLOY_DIR=${ROOT_DIR}/deploy
+# shellcheck source=deploy/lib.sh
+source "${DEPLOY_DIR}/lib.sh"
+
+BUILD_DIR=${CORRAL_BUILD_DIR:-build}
+[[ ${BUILD_DIR} == /* ]] || BUILD_DIR=${ROOT_DIR}/${BUILD_DIR}
+SERVER_BIN=${BUILD_DIR}/cache-server/corral-server
+HERD_BIN=${BUILD_DIR}/bench/corral-herd
+OUT_DIR=${1:-$(mktemp -d /tmp/corral-record.XXXXXX)}
+[[ ${OUT_DIR} == /* ]] || OUT_DIR=${PWD}/${OUT_DIR}
+
+# shellcheck disable=SC2016  # $1 is the queries' parameter, not the shell's
+HERD_QUERY='SELECT name FROM users, pg_sleep(0.2) WHERE id = $1::bigint'
+# shellcheck disable=SC2016
+STORM_QUERY="SELECT name FROM users, pg_sleep(current_setting('herd.delay_s', true)::float8) WHERE id = \$1::bigint"
+# shellcheck disable=SC2016
+CYCLE_QUERY="SELECT name FROM users, pg_sleep(current_setting('herd.delay_s', true)::float8 * (SELECT count(*) FROM pg_stat_activity WHERE state = 'active')) WHERE id = \$1::bigint"
+
+WORK_DIR=""
+REDIS_STARTED=0
+
+# shellcheck disable=SC2317  # called from the EXIT trap
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [[ -n ${WORK_DIR} ]]; then
+    corral_server_stop
+    if ((REDIS_STARTED)); then "${DEPLOY_DIR}/redis-local.sh" stop >/dev/null || true; fi
+    "${DEPLOY_DIR}/pg-local.sh" stop >/dev/null || true
+    rm -rf "${WORK_DIR}"
+  fi
+  exit "${status}"
+}
+
+# JSON string literal of $1 (the queries hold quotes).
+json_string() {
+  python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"
+}
+
+write_config() {
+  cat >"$1" <<EOF
+{
+  "listen": { "resp": "127.0.0.1:${RESP_PORT}", "http": "127.0.0.1:${HTTP_PORT}" },
+  "postgres": {
+    "primary": "$(corral_conninfo "${CORRAL_PG_PORT}")",
+    "replicas": ["$(corral_conninfo $((CORRAL_PG_PORT + 1)))",
+                 "$(corral_conninfo $((CORRAL_PG_PORT + 2)))"],
+    "pools": { "default": { "connections": 64 } }
+  },
+  "namespaces": {
+    "herd": { "query": $(json_string "${HERD_QUERY}"), "max_inflight_loads": 1024 },
+    "storm": { "query": $(json_string "${STORM_QUERY}") },
+    "cycle": { "query": $(json_string "${CYCLE_QUERY}"), "ttl_ms": 10000,
+               "max_inflight_loads": 32 }
+  },
+  "shedding": { "max_clients": 20000 }
+}
+EOF
+}
+
+main() {
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  mkdir -p "${OUT_DIR}"
+  cmake -S "${ROOT_DIR}" -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "${BUILD_DIR}" -j "$(nproc)" --target corral-server corral-herd
+
+  WORK_DIR=$(mktemp -d /tmp/corral-record-run.XXXXXX)
+  chmod 755 "${WORK_DIR}" # the postgres user must reach its data directory inside
+  CORRAL_PG_DIR=${WORK_DIR}/pg
+  CORRAL_PG_PORT=$(corral_free_port_range 3)
+  # 512 cache-aside connections per replica, corral's pools, the referee.
+  CORRAL_PG_MAX_CONNECTIONS=600
+  export CORRAL_PG_DIR CORRAL_PG_PORT CORRAL_PG_MAX_CONNECTIONS
+  "${DEPLOY_DIR}/pg-local.sh" start >/dev/null
+  eval "$("${DEPLOY_DIR}/pg-local.sh" env)"
+  CORRAL_REDIS_DIR=${WORK_DIR}/redis
+  CORRAL_REDIS_PORT=$(corral_free_port)
+  export CORRAL_REDIS_DIR CORRAL_REDIS_PORT
+  "${DEPLOY_DIR}/redis-local.sh" start >/dev/null
+  REDIS_STARTED=1
+
+  RESP_PORT=$(corral_free_port)
+  HTTP_PORT=$(corral_free_port)
+  write_config "${OUT_DIR}/corral.json"
+  corral_server_start "${SERVER_BIN}" "${OUT_DIR}/corral.json" "${WORK_DIR}/corral.log"
+
+  # shellcheck disable=SC2054  # the commas are in one argument
+  local args=(
+    --scenario all --targets corral,redis-naive,redis-lock
+    --corral "127.0.0.1:${RESP_PORT}" --redis "127.0.0.1:${CORRAL_REDIS_PORT}"
+    --pg-primary "${CORRAL_PG_PRIMARY}" --pg-replicas "${CORRAL_PG_REPLICAS}"
+    --db-connections 512
+    --namespace herd --query "${HERD_QUERY}" --ttl-ms 60000 --clients 10000 --keys 200 --clients-per-key 10
+    --storm-namespace storm --storm-query "${STORM_QUERY}" --storm-ttl-ms 60000
+    --storm-hot-keys 50 --storm-rate 5000 --storm-clients 2000 --storm-timeout-ms 1000
+    --storm-db-delay-ms 200 --duration 66
+    --vc-namespace cycle --vc-query "${CYCLE_QUERY}" --vc-ttl-ms 10000 --vc-hot-keys 1000
+    --vc-rate 2000 --vc-clients 400 --vc-timeout-ms 200 --vc-retries 3 --vc-db-delay-ms 2
+    --vc-warm 20 --vc-slow 5 --vc-recover 25
+    --out "${OUT_DIR}"
+  )
+  printf '$ corral-herd'
+  printf ' %q' "${args[@]}"
+  printf '\n'
+  "${HERD_BIN}" "${args[@]}" | tee "${OUT_DIR}/herd.txt"
+  echo "record: ${OUT_DIR}"
+}
+
+main "$@"
