@@ -1,6 +1,7 @@
 // ParseOptions (options.h): flags, defaults and the checks that keep every run bounded.
 #include "bench/herd/options.h"
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <cstdlib>
@@ -196,7 +197,7 @@ Options ParseOptions(int argc, char** argv) {
   } else {
     for (const auto& s : Split(scenario, ',')) {
       if (std::find(kAllScenarios.begin(), kAllScenarios.end(), s) == kAllScenarios.end()) {
-        Die("unknown scenario '" + s + "'");
+        Die("--scenario: unknown scenario '" + s + "'");
       }
       o.scenarios.push_back(s);
     }
@@ -220,8 +221,9 @@ Options ParseOptions(int argc, char** argv) {
   steady.Apply(vm);
   for (const char* prefix : {"storm-", "vc-"}) {
     const std::string p = prefix;
-    if (vm.count(p + "namespace") && !vm.count(p + "query")) {
-      Die("--" + p + "namespace needs --" + p + "query");
+    // A namespace has one query: change both or neither.
+    if (vm.count(p + "namespace") != vm.count(p + "query")) {
+      Die("--" + p + "namespace and --" + p + "query go together");
     }
   }
   Positive("clients", o.clients, 60000);
