@@ -31,10 +31,15 @@ class RespSession final : public AsyncReplyTarget,
   void Drain() override;
 
  private:
+  // Waits for input: a connection with an input buffer reads straight into it (async_read_some);
+  // one without (new, or idle after a big request) waits for readiness first (async_wait).
   void WaitReadable();
   void OnReadable(const boost::system::error_code& ec);
+  void OnReceived(const boost::system::error_code& ec, size_t n);
   // Reads what the socket has; false when the connection is finished (EOF, error, over limit).
   bool ReadAvailable();
+  // Frees or grows space after in_end_; false (peer_closed_ set) at max_query_buffer.
+  bool MakeRoom();
   // Reallocates the input buffer to `capacity`, keeping the unparsed bytes (moved to the front).
   void ResizeInput(size_t capacity);
   // Parses and executes complete commands until input runs out, a command is pending, the
@@ -63,7 +68,7 @@ class RespSession final : public AsyncReplyTarget,
   std::string out_;       // replies not yet written
   std::string writing_buf_;  // the bytes an async write is sending
 
-  bool reading_ = false;   // an async_wait for readability is outstanding
+  bool reading_ = false;   // an async_wait or async_read_some is outstanding
   bool writing_ = false;   // an async_write is outstanding
   bool pending_ = false;   // a command awaits DeliverLater
   bool peer_closed_ = false;
