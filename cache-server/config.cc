@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 namespace corral::server {
@@ -26,6 +27,10 @@ ConfigError::ConfigError(std::string path_in, std::string problem_in)
     : std::runtime_error(path_in.empty() ? problem_in : path_in + ": " + problem_in),
       path(std::move(path_in)),
       problem(std::move(problem_in)) {}
+
+int DefaultThreads() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
+}
 
 namespace {
 

@@ -85,10 +85,16 @@ struct HttpConfig {
   int max_pipelined = 16;
 };
 
+// `threads` when the config does not say: half the cores, at least 1. The I/O threads share the
+// machine with the loader's connections and often with clients; on 2 cores one I/O thread
+// served redis-benchmark faster than two (bench/hit-vs-redis.sh, README), as with Redis's
+// io-threads, which its docs advise only from 4 cores up.
+int DefaultThreads();
+
 struct Config {
   HostPort resp{"127.0.0.1", 6380};  // JSON listen.resp
   HostPort http{"127.0.0.1", 8080};  // JSON listen.http
-  int threads = 2;
+  int threads = DefaultThreads();
   int64_t max_bytes = 256LL << 20;         // JSON memory.max_bytes
   std::string log_level = "info";          // debug | info | warn | error
   std::optional<PostgresConfig> postgres;  // absent = plain cache, no read-through

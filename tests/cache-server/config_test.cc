@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 namespace corral::server {
 namespace {
@@ -37,13 +38,19 @@ ConfigError ErrorOf(const std::string& json) {
   return ConfigError("<accepted>", "");
 }
 
+TEST(ConfigTest, DefaultThreadsIsHalfTheCoresAtLeastOne) {
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  EXPECT_EQ(DefaultThreads(), std::max(1, cores / 2));
+  EXPECT_GE(DefaultThreads(), 1);
+}
+
 TEST(ConfigTest, EmptyObjectGivesDefaults) {
   Config c = ParseConfig("{}");
   EXPECT_EQ(c.resp.host, "127.0.0.1");
   EXPECT_EQ(c.resp.port, 6380);
   EXPECT_EQ(c.http.host, "127.0.0.1");
   EXPECT_EQ(c.http.port, 8080);
-  EXPECT_EQ(c.threads, 2);
+  EXPECT_EQ(c.threads, DefaultThreads());
   EXPECT_EQ(c.max_bytes, 256LL << 20);
   EXPECT_EQ(c.log_level, "info");
   EXPECT_FALSE(c.postgres.has_value());
@@ -507,7 +514,8 @@ TEST(ConfigTest, LoadConfigFile) {
 }
 
 TEST(ConfigTest, DescribeConfigIsOneLineWithoutSecrets) {
-  Config c = ParseConfig(J(R"({'listen': {'resp': '[::1]:6390'}, 'resp': {'requirepass': 'hunter2'},
+  Config c = ParseConfig(J(R"({'listen': {'resp': '[::1]:6390'}, 'threads': 2,
+      'resp': {'requirepass': 'hunter2'},
       'postgres': {'primary': 'host=p password=s3cret', 'replicas': ['host=r password=s3cret']},
       'namespaces': {'user': {'query': '$1'}, 'post': {'query': '$1'}}})"));
   std::string line = DescribeConfig(c);
@@ -516,8 +524,8 @@ TEST(ConfigTest, DescribeConfigIsOneLineWithoutSecrets) {
             "auth=on postgres=on replicas=1 "
             "pools=default(replicas=1,connections=8,routing=round_robin) "
             "fallback_to_primary=false prepared_statements=true namespaces=post,user");
-  EXPECT_EQ(DescribeConfig(ParseConfig("{}")),
-            "resp=127.0.0.1:6380 http=127.0.0.1:8080 threads=2 max_bytes=268435456 "
+  EXPECT_EQ(DescribeConfig(ParseConfig(R"({"threads": 3})")),
+            "resp=127.0.0.1:6380 http=127.0.0.1:8080 threads=3 max_bytes=268435456 "
             "log_level=info auth=off postgres=off namespaces=none");
 }
 
