@@ -125,10 +125,12 @@ main() {
     --vc-warm 20 --vc-slow 5 --vc-recover 25
     --out "${OUT_DIR}"
   )
-  printf '$ corral-herd'
-  printf ' %q' "${args[@]}"
-  printf '\n'
-  "${HERD_BIN}" "${args[@]}" | tee "${OUT_DIR}/herd.txt"
+  {
+    printf '$ corral-herd'
+    printf ' %q' "${args[@]}"
+    printf '\n'
+  } | tee "${OUT_DIR}/herd.txt"
+  "${HERD_BIN}" "${args[@]}" | tee -a "${OUT_DIR}/herd.txt"
   echo "record: ${OUT_DIR}"
 }
 
