@@ -105,6 +105,18 @@ Json ReadResults(const std::string& dir) {
   return Json::parse(ReadFile(dir + "/results.json"), nullptr, /*allow_exceptions=*/false);
 }
 
+// Runs corral-herd with `args`, plus --redis when there is a Redis, echoes its one summary line
+// per run, and returns how it ended.
+ProcessResult RunHerdWithRedis(std::vector<std::string> args, Millis deadline) {
+  if (RedisPort() != 0) {
+    args.push_back("--redis");
+    args.push_back(Loopback(RedisPort()));
+  }
+  ProcessResult r = RunHerd(args, deadline);
+  std::printf("%s", r.err.c_str());
+  return r;
+}
+
 // Typed field reads that never throw: a missing or mistyped field reads as a value no assertion
 // expects (-1, NaN, "<missing>").
 int64_t Int(const Json& j, const char* key) {
@@ -186,12 +198,7 @@ class HerdPgTest : public PgTest {
         "--drain", "15",
         "--out", out.path()};
     // clang-format on
-    if (RedisPort() != 0) {
-      args.push_back("--redis");
-      args.push_back(Loopback(RedisPort()));
-    }
-    ProcessResult r = RunHerd(args, kSelfTestDeadline);
-    std::printf("%s", r.err.c_str());  // one summary line per run
+    ProcessResult r = RunHerdWithRedis(args, kSelfTestDeadline);
     EXPECT_TRUE(r.status.ok()) << Describe(r);
     EXPECT_NE(r.out.find("self-test: PASS"), std::string::npos) << Describe(r);
 
@@ -311,12 +318,7 @@ TEST_F(HerdPgTest, StormAndCycleOverridesApplyToTheirScenarioAlone) {
       "--drain", "15",
       "--out", out.path()};
   // clang-format on
-  if (RedisPort() != 0) {
-    args.push_back("--redis");
-    args.push_back(Loopback(RedisPort()));
-  }
-  ProcessResult r = RunHerd(args, kSteadyDeadline);
-  std::printf("%s", r.err.c_str());
+  ProcessResult r = RunHerdWithRedis(args, kSteadyDeadline);
   ASSERT_TRUE(r.status.ok()) << Describe(r);
   Json doc = ReadResults(out.path());
   ASSERT_FALSE(doc.is_discarded()) << "results.json missing or malformed\n" << Describe(r);
