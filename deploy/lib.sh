@@ -89,6 +89,28 @@ corral_free_port() {
   corral_free_port_range 1
 }
 
+# corral_remembered_port MARKER VAR DEFAULT COUNT WHAT
+# Prints the base port of a local service (WHAT, for messages) whose directory remembers its port in
+# MARKER once started: the remembered port (dies if the environment variable VAR names another),
+# else $VAR, else DEFAULT. Dies unless COUNT consecutive ports from it are valid. Call it as
+# `port=$(corral_remembered_port ...) || exit 1`.
+corral_remembered_port() {
+  local marker=$1 var=$2 default=$3 count=$4 what=$5 port
+  local requested=${!var:-}
+  if [[ -f ${marker} ]]; then
+    port=$(<"${marker}")
+    if [[ -n ${requested} && ${requested} != "${port}" ]]; then
+      corral_die "${what} uses port ${port}, not ${var}=${requested}"
+    fi
+  else
+    port=${requested:-${default}}
+  fi
+  if [[ ! ${port} =~ ^[0-9]+$ ]] || ((port == 0 || port + count - 1 > 65535)); then
+    corral_die "bad port '${port}'"
+  fi
+  echo "${port}"
+}
+
 # ---- PostgreSQL (shared by pg-local.sh and pgbouncer-local.sh) ----------------------------------
 
 # corral_conninfo PORT [USER [DBNAME]]: a libpq connection string for 127.0.0.1.

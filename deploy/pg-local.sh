@@ -51,17 +51,8 @@ usage() {
 # ---- Cluster layout ------------------------------------------------------------------------------
 
 resolve_port() {
-  if [[ -f ${MARKER} ]]; then
-    PG_PORT=$(<"${MARKER}")
-    if [[ -n ${CORRAL_PG_PORT:-} && ${CORRAL_PG_PORT} != "${PG_PORT}" ]]; then
-      corral_die "cluster in ${PG_DIR} uses port ${PG_PORT}, not CORRAL_PG_PORT=${CORRAL_PG_PORT}"
-    fi
-  else
-    PG_PORT=${CORRAL_PG_PORT:-5432}
-  fi
-  if [[ ! ${PG_PORT} =~ ^[0-9]+$ ]] || ((PG_PORT == 0 || PG_PORT + 2 > 65535)); then
-    corral_die "bad port '${PG_PORT}'"
-  fi
+  PG_PORT=$(corral_remembered_port "${MARKER}" CORRAL_PG_PORT 5432 3 "cluster in ${PG_DIR}") ||
+    exit 1
 }
 
 check_node() {

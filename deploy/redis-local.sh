@@ -26,17 +26,8 @@ usage() {
 }
 
 resolve_port() {
-  if [[ -f ${MARKER} ]]; then
-    REDIS_PORT=$(<"${MARKER}")
-    if [[ -n ${CORRAL_REDIS_PORT:-} && ${CORRAL_REDIS_PORT} != "${REDIS_PORT}" ]]; then
-      corral_die "redis in ${REDIS_DIR} uses port ${REDIS_PORT}, not ${CORRAL_REDIS_PORT}"
-    fi
-  else
-    REDIS_PORT=${CORRAL_REDIS_PORT:-6379}
-  fi
-  if [[ ! ${REDIS_PORT} =~ ^[0-9]+$ ]] || ((REDIS_PORT == 0 || REDIS_PORT > 65535)); then
-    corral_die "bad port '${REDIS_PORT}'"
-  fi
+  REDIS_PORT=$(corral_remembered_port "${MARKER}" CORRAL_REDIS_PORT 6379 1 "redis in ${REDIS_DIR}") ||
+    exit 1
 }
 
 # Prints the server's pid if it is alive.
