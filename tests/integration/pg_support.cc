@@ -224,6 +224,23 @@ std::vector<HerdReply> HttpHerd(uint16_t port, const std::vector<std::string>& t
   return Herd(port, requests, timeout, true);
 }
 
+std::vector<HerdReply> ManyKeysHerd(uint16_t port, const std::string& ns, int first_id, int keys,
+                                    int clients_per_key) {
+  std::vector<std::vector<std::string>> commands;
+  std::vector<std::string> ids;
+  for (int c = 0; c < clients_per_key; ++c) {
+    for (int k = 1; k <= keys; ++k) {
+      ids.push_back(std::to_string(first_id + k));
+      commands.push_back({"GET", ns + ":" + ids.back()});
+    }
+  }
+  std::vector<HerdReply> replies = RespHerd(port, commands);
+  for (size_t i = 0; i < replies.size(); ++i) {
+    EXPECT_EQ(RespValue(replies[i].reply), "user " + ids[i]) << commands[i][1];
+  }
+  return replies;
+}
+
 std::string RespValue(const std::string& reply) {
   size_t len = CompleteResp(reply);
   if (len == 0) return "<incomplete:" + reply + ">";

@@ -56,6 +56,11 @@ std::vector<HerdReply> RespHerd(uint16_t port,
 // The same over HTTP: one GET of `targets[i]` per connection ("Connection: close").
 std::vector<HerdReply> HttpHerd(uint16_t port, const std::vector<std::string>& targets,
                                 Millis timeout = Millis(20000));
+// `clients_per_key` concurrent GETs of each of the cold keys NS:first_id+1 .. NS:first_id+keys (a
+// namespace whose query returns the seeded users.name), all sent at once over RESP; checks that
+// every answer is its own key's row ("user <id>") and returns the replies.
+std::vector<HerdReply> ManyKeysHerd(uint16_t port, const std::string& ns, int first_id, int keys,
+                                    int clients_per_key);
 
 // The bulk string of a RESP reply ("$3\r\nabc\r\n" -> "abc"); "<nil>" for "$-1", the line itself
 // for +, -, : replies.

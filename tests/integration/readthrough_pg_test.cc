@@ -46,14 +46,7 @@ TEST_F(ReadThroughPgTest, TwoHundredKeysTimesTenClients) {
       " \"max_inflight_loads\": 256}}");
   ASSERT_NE(server, nullptr);
   ASSERT_TRUE(WaitReady(server->http_port()));
-  std::vector<std::vector<std::string>> commands;
-  for (int c = 0; c < 10; ++c) {
-    for (int k = 1; k <= 200; ++k) commands.push_back({"GET", "slow:" + std::to_string(1000 + k)});
-  }
-  std::vector<HerdReply> replies = RespHerd(server->resp_port(), commands);
-  for (size_t i = 0; i < replies.size(); ++i) {
-    EXPECT_EQ(RespValue(replies[i].reply), "user " + commands[i][1].substr(5)) << i;
-  }
+  std::vector<HerdReply> replies = ManyKeysHerd(server->resp_port(), "slow", 1000, 200, 10);
   int64_t queries = pg_.Calls("pg_sleep");
   ReportHerd("200 keys x 10 clients", replies, queries);
   EXPECT_LE(queries, 200);
