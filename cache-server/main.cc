@@ -84,12 +84,8 @@ int Serve(const Config& config) {
   SetLogLevel(level);
   lease::SteadyClock clock;
   lease::SystemRandom random;
-  lease::Store store(lease::StoreOptions{.max_bytes = static_cast<size_t>(config.max_bytes)},
-                     clock, random);
-  lease::LeaseTable leases(
-      lease::LeaseTableOptions{.wait_timeout_ms = config.lease.wait_timeout_ms,
-                               .lease_ttl_ms = config.lease.lease_ttl_ms},
-      clock);
+  lease::Store store(config.memory, clock, random);
+  lease::LeaseTable leases(config.lease, clock);
   Metrics metrics;
   std::unique_ptr<PgBackend> backend;
   if (config.postgres) backend = std::make_unique<PgBackend>(config);

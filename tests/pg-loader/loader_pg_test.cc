@@ -58,7 +58,7 @@ class LoaderPgTest : public ::testing::TestWithParam<bool> {
     LoaderOptions options;
     options.primary = env_.primary;
     options.replicas = {env_.replicas[0], env_.replicas[1]};
-    options.pools = {PoolOptions{"default", {0, 1}, 2}};
+    options.pools = {{"default", PoolOptions{{0, 1}, 2}}};
     options.health_check_interval_ms = 200;
     options.prepared_statements = GetParam();
     return options;
@@ -189,7 +189,7 @@ TEST_P(LoaderPgTest, RoundRobinSpreadsLoadsOverBothReplicas) {
 
 TEST_P(LoaderPgTest, ConcurrentLoadsAllComplete) {
   LoaderOptions options = Options();
-  options.pools[0].routing = Routing::kLeastLoaded;
+  options.pools["default"].routing = Routing::kLeastLoaded;
   auto loader = StartLoader(options);
   Collector collector;
   constexpr int kLoads = 400;
@@ -209,7 +209,7 @@ TEST_P(LoaderPgTest, PoolWithoutReplicasFallsBackToThePrimary) {
   LoaderOptions options = Options();
   options.fallback_to_primary = true;
   options.replicas.clear();
-  options.pools = {PoolOptions{"default", {}, 2}};  // no replicas at all: only the primary serves
+  options.pools = {{"default", PoolOptions{{}, 2}}};  // no replicas at all: only the primary serves
   auto loader = std::make_unique<Loader>(options, TestStatements());
   loader->Start();
   ASSERT_TRUE(WaitFor([&] { return loader->Ready(); }));
