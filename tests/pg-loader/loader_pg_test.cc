@@ -28,6 +28,7 @@ enum StatementIndex : size_t {
   kBadColumn,
   kSleep,
   kTypes,
+  kShortSleep,
 };
 
 std::vector<Statement> TestStatements() {
@@ -44,6 +45,7 @@ std::vector<Statement> TestStatements() {
           "SELECT $1::int AS i, 2.5::float8 AS f, 12.50::numeric AS n, 'NaN'::float8 AS nan,"
           " true AS b, false AS b2, '{\"k\": [1, \"two\"]}'::jsonb AS jb, '[1, 2]'::json AS js,"
           " NULL::int AS nothing, 'say \"hi\"\n'::text AS t, '2024-01-01'::date AS d"),
+      MakeStatement("short_sleep", "SELECT pg_sleep(1.3)::text || $1"),
   };
 }
 
@@ -171,6 +173,18 @@ TEST_P(LoaderPgTest, StatementTimeoutIsAnErrorNotARetry) {
   EXPECT_EQ(loads, 1u);
   EXPECT_TRUE(loader->Status()[0].up && loader->Status()[1].up);  // a timeout is not "down"
   EXPECT_EQ(LoadSync(*loader, kRowJson, "1").kind, Kind::kValue);
+}
+
+// statement_timeout_ms 0 is "no statement timeout" (as the configuration documents): no SET LOCAL
+// limit, and no watchdog cut-off either (with a timeout it would cut this load after 1 s).
+TEST_P(LoaderPgTest, ZeroStatementTimeoutLetsAQueryRunLong) {
+  LoaderOptions options = Options();
+  options.statement_timeout_ms = 0;
+  auto loader = StartLoader(options);
+  LoadOutcome outcome = LoadSync(*loader, kShortSleep, "x");
+  EXPECT_EQ(outcome.kind, Kind::kValue) << outcome.data;
+  EXPECT_EQ(outcome.data, "x");
+  EXPECT_GE(outcome.micros, 1'200'000);
 }
 
 TEST_P(LoaderPgTest, RoundRobinSpreadsLoadsOverBothReplicas) {
