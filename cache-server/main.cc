@@ -162,9 +162,9 @@ int main(int argc, char** argv) {
     if (vm.count("resp")) OverrideListen("resp", vm["resp"].as<std::string>(), &config.resp);
     if (vm.count("http")) OverrideListen("http", vm["http"].as<std::string>(), &config.http);
     if (vm.count("threads")) {
-      int threads = vm["threads"].as<int>();
-      if (threads < 1 || threads > 256) throw ConfigError("--threads", "expected 1-256");
-      config.threads = threads;
+      config.threads = vm["threads"].as<int>();
+      // The rest was valid already: only the override can fail, by the config's own rule.
+      if (auto error = ValidateServerOptions(config)) throw ConfigError("--threads", error->problem);
     }
     if (vm.count("log-level")) {
       LogLevel level;
