@@ -12,11 +12,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <initializer_list>
 #include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -28,6 +28,14 @@ ConfigError::ConfigError(std::string path_in, std::string problem_in)
       path(std::move(path_in)),
       problem(std::move(problem_in)) {}
 
+namespace {
+// The cache-server's own tables, declared below with the JSON helpers.
+const std::vector<options::Field<Config>>& RootFields();
+const std::vector<options::Field<SheddingConfig>>& SheddingFields();
+const std::vector<options::Field<RespConfig>>& RespFields();
+const std::vector<options::Field<HttpConfig>>& HttpFields();
+}  // namespace
+
 int DefaultThreads() {
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2));
 }
@@ -35,33 +43,92 @@ int DefaultThreads() {
 namespace {
 
 using Json = nlohmann::json;
+using options::Field;
+using options::kMaxMs;
+using options::kMaxSeconds;
+using options::kNoMax;
 
-constexpr int64_t kMiB = 1LL << 20;
-// Durations are capped so that callers may convert them to nanoseconds and add them to a clock.
-constexpr int64_t kMaxSeconds = 365LL * 24 * 3600;  // one year
-constexpr int64_t kMaxMs = kMaxSeconds * 1000;
-constexpr int64_t kMaxUs = kMaxMs * 1000;
-constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
-constexpr size_t kMaxChannelBytes = 63;  // PostgreSQL identifiers (NAMEDATALEN - 1)
+// ---- The cache-server's own field tables (the modules' are in lease/options.h and
+// pg-loader/options.h). Ranges are inclusive; see options::Field. ----
+
+const std::vector<Field<Config>>& RootFields() {
+  static const std::vector<Field<Config>> fields = {
+      {.name = "threads",
+       .member = &Config::threads,
+       .min = 1,
+       .max = 256,
+       .default_text = "half the cores, at least 1"},
+  };
+  return fields;
+}
+
+const std::vector<Field<NamespaceCacheOptions>>& NamespaceCacheFields() {
+  using N = NamespaceCacheOptions;
+  static const std::vector<Field<N>> fields = {
+      {.name = "ttl_ms", .member = &N::ttl_ms, .min = 1, .max = kMaxMs},
+      {.name = "ttl_jitter", .member = &N::ttl_jitter, .max_number = 1},
+      {.name = "stale_ms", .member = &N::stale_ms, .max = kMaxMs},
+      {.name = "negative_ttl_ms", .member = &N::negative_ttl_ms, .max = kMaxMs},
+      {.name = "max_inflight_loads", .member = &N::max_inflight_loads, .min = 1},
+      {.name = "max_loads_per_s", .member = &N::max_loads_per_s},
+      {.name = "blocked", .member = &N::blocked},
+  };
+  return fields;
+}
+
+const std::vector<Field<SheddingConfig>>& SheddingFields() {
+  static const std::vector<Field<SheddingConfig>> fields = {
+      {.name = "max_pending_loads", .member = &SheddingConfig::max_pending_loads, .min = 1},
+      {.name = "max_clients", .member = &SheddingConfig::max_clients, .min = 1},
+  };
+  return fields;
+}
+
+const std::vector<Field<RespConfig>>& RespFields() {
+  static const std::vector<Field<RespConfig>> fields = {
+      {.name = "requirepass", .member = &RespConfig::requirepass},
+      {.name = "proto_max_bulk_len", .member = &RespConfig::proto_max_bulk_len, .min = 1},
+      {.name = "max_query_buffer", .member = &RespConfig::max_query_buffer, .min = 1},
+      {.name = "idle_timeout_s", .member = &RespConfig::idle_timeout_s, .max = kMaxSeconds},
+  };
+  return fields;
+}
+
+const std::vector<Field<HttpConfig>>& HttpFields() {
+  static const std::vector<Field<HttpConfig>> fields = {
+      // Beast's header limit is a uint32_t.
+      {.name = "max_header_bytes",
+       .member = &HttpConfig::max_header_bytes,
+       .min = 1,
+       .max = std::numeric_limits<uint32_t>::max()},
+      {.name = "max_body_bytes", .member = &HttpConfig::max_body_bytes},
+      {.name = "read_timeout_ms", .member = &HttpConfig::read_timeout_ms, .min = 1, .max = kMaxMs},
+      {.name = "idle_timeout_ms", .member = &HttpConfig::idle_timeout_ms, .min = 1, .max = kMaxMs},
+      {.name = "max_pipelined", .member = &HttpConfig::max_pipelined, .min = 1},
+  };
+  return fields;
+}
+
+constexpr std::string_view kLogLevels[] = {"debug", "info", "warn", "error"};
+constexpr char kAddressExpected[] =
+    "an address \"ipv4:port\", \"[ipv6]:port\" or \":port\" (port 0-65535)";
+
+// ---- JSON helpers: each names the JSON path it failed on. ----
 
 [[noreturn]] void Fail(const std::string& path, std::string problem) {
   throw ConfigError(path, std::move(problem));
 }
 
-// Appends `key` to a JSON path; keys that are not plain words are quoted so the path stays
-// unambiguous ("namespaces.\"a.b\"").
-std::string Join(const std::string& path, std::string_view key) {
-  bool plain = !key.empty();
-  for (char c : key) {
-    plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
-  }
-  std::string segment = plain ? std::string(key) : Json(std::string(key)).dump();
-  return path.empty() ? segment : path + "." + segment;
+// A module's Validate result, thrown when it found a problem.
+void Check(const std::optional<options::OptionError>& error) {
+  if (error) Fail(error->path, error->problem);
 }
 
-std::string Index(const std::string& path, size_t i) {
-  return path + "[" + std::to_string(i) + "]";
+std::string Join(const std::string& path, std::string_view key) {
+  return options::JoinPath(path, key);
 }
+
+std::string Index(const std::string& path, size_t i) { return options::IndexPath(path, i); }
 
 // The offending value as JSON, shortened so that a misplaced section does not flood the message.
 std::string Show(const Json& value) {
@@ -87,20 +154,28 @@ void CheckObject(const std::string& path, const Json& value) {
 
 // Rejects keys outside `known`, naming the first unknown key and listing the known ones.
 void CheckKnownKeys(const std::string& path, const Json& object,
-                    std::initializer_list<std::string_view> known) {
+                    const std::vector<std::string_view>& known) {
   for (const auto& [key, value] : object.items()) {
-    bool found = false;
-    for (std::string_view k : known) found = found || k == key;
-    if (found) continue;
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     std::string list;
     for (std::string_view k : known) list += (list.empty() ? "" : ", ") + std::string(k);
     Fail(Join(path, key), "unknown field (expected one of: " + list + ")");
   }
 }
 
+// `extra` followed by the names of every field table given.
+template <typename... S>
+std::vector<std::string_view> Names(std::vector<std::string_view> extra,
+                                    const std::vector<Field<S>>&... tables) {
+  (..., [&] {
+    for (const auto& field : tables) extra.push_back(field.name);
+  }());
+  return extra;
+}
+
 // The section `key` of `parent`, checked to be an object with only `known` keys; null if absent.
 const Json* GetSection(const std::string& path, const Json& parent, std::string_view key,
-                       std::initializer_list<std::string_view> known) {
+                       const std::vector<std::string_view>& known) {
   const Json* section = Find(parent, key);
   if (section == nullptr) return nullptr;
   CheckObject(Join(path, key), *section);
@@ -108,19 +183,9 @@ const Json* GetSection(const std::string& path, const Json& parent, std::string_
   return section;
 }
 
-std::string DescribeIntRange(int64_t min, int64_t max, int64_t type_max) {
-  if (max < type_max) {
-    return "an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
-  }
-  if (min == 0) return "a non-negative integer";
-  if (min == 1) return "a positive integer";
-  return "an integer >= " + std::to_string(min);
-}
-
 // An integer in [min, max]. Integral floats (1e9) are accepted; 2.5, "2", true are not.
 int64_t AsInt(const std::string& path, const Json& value, int64_t min, int64_t max,
-              int64_t type_max) {
-  std::string expected = DescribeIntRange(min, max, type_max);
+              const std::string& expected) {
   int64_t n = 0;
   if (value.is_number_unsigned()) {
     uint64_t u = value.get<uint64_t>();
@@ -142,42 +207,6 @@ int64_t AsInt(const std::string& path, const Json& value, int64_t min, int64_t m
   return n;
 }
 
-// Reads object[key] into *out when present (else *out keeps its default). Same for the Get*
-// helpers below. T is an integer type; `max` defaults to T's own limit.
-template <typename T>
-void GetInt(const std::string& path, const Json& object, std::string_view key, T* out, int64_t min,
-            int64_t max = static_cast<int64_t>(std::numeric_limits<T>::max())) {
-  constexpr int64_t kTypeMax = static_cast<int64_t>(std::numeric_limits<T>::max());
-  if (const Json* value = Find(object, key)) {
-    *out = static_cast<T>(AsInt(Join(path, key), *value, min, std::min(max, kTypeMax), kTypeMax));
-  }
-}
-
-void GetDouble(const std::string& path, const Json& object, std::string_view key, double* out,
-               double min, double max = std::numeric_limits<double>::infinity()) {
-  const Json* value = Find(object, key);
-  if (value == nullptr) return;
-  auto show = [](double d) {  // "1", not "1.0"
-    std::ostringstream out;
-    out << d;
-    return out.str();
-  };
-  std::string expected = std::isinf(max)
-                             ? (min == 0 ? "a non-negative number" : "a number >= " + show(min))
-                             : "a number in [" + show(min) + ", " + show(max) + "]";
-  if (!value->is_number()) FailExpected(Join(path, key), expected, *value);
-  double d = value->get<double>();
-  if (!std::isfinite(d) || d < min || d > max) FailExpected(Join(path, key), expected, *value);
-  *out = d;
-}
-
-void GetBool(const std::string& path, const Json& object, std::string_view key, bool* out) {
-  const Json* value = Find(object, key);
-  if (value == nullptr) return;
-  if (!value->is_boolean()) FailExpected(Join(path, key), "true or false", *value);
-  *out = value->get<bool>();
-}
-
 enum class Empty { kAllowed, kRejected };
 
 std::string AsString(const std::string& path, const Json& value, Empty empty) {
@@ -188,51 +217,61 @@ std::string AsString(const std::string& path, const Json& value, Empty empty) {
   return value.get<std::string>();
 }
 
-// Returns whether object[key] was present.
-bool GetString(const std::string& path, const Json& object, std::string_view key, std::string* out,
-               Empty empty) {
-  const Json* value = Find(object, key);
-  if (value == nullptr) return false;
-  *out = AsString(Join(path, key), *value, empty);
-  return true;
-}
-
-void GetChoice(const std::string& path, const Json& object, std::string_view key, std::string* out,
-               std::initializer_list<std::string_view> choices) {
-  const Json* value = Find(object, key);
-  if (value == nullptr) return;
-  std::string list;
-  for (std::string_view c : choices) list += (list.empty() ? "" : ", ") + Json(c).dump();
-  std::string expected = "one of " + list;
-  if (!value->is_string()) FailExpected(Join(path, key), expected, *value);
-  for (std::string_view c : choices) {
-    if (c == value->get_ref<const std::string&>()) {
-      *out = c;
-      return;
+// Reads every field of `fields` present in `object` into `out` (absent ones keep their
+// defaults), checking each value's type and range as the table says.
+template <typename S>
+void ReadFields(const std::string& path, const Json& object, S& out,
+                const std::vector<Field<S>>& fields) {
+  for (const Field<S>& field : fields) {
+    const Json* value = Find(object, field.name);
+    if (value == nullptr) continue;
+    const std::string at = Join(path, field.name);
+    if (field.is_integer()) {
+      field.SetInteger(out, AsInt(at, *value, field.min, field.effective_max(), field.Expected()));
+    } else if (auto number = std::get_if<double S::*>(&field.member)) {
+      if (!value->is_number()) FailExpected(at, field.Expected(), *value);
+      double d = value->get<double>();
+      if (!std::isfinite(d) || d < field.min_number || d > field.max_number) {
+        FailExpected(at, field.Expected(), *value);
+      }
+      out.** number = d;
+    } else if (auto flag = std::get_if<bool S::*>(&field.member)) {
+      if (!value->is_boolean()) FailExpected(at, field.Expected(), *value);
+      out.** flag = value->get<bool>();
+    } else {
+      out.*std::get<std::string S::*>(field.member) =
+          AsString(at, *value, field.non_empty ? Empty::kRejected : Empty::kAllowed);
     }
   }
-  FailExpected(Join(path, key), expected, *value);
+}
+
+std::string ChoiceList(std::span<const std::string_view> choices) {
+  std::string list;
+  for (std::string_view c : choices) list += (list.empty() ? "" : ", ") + Json(c).dump();
+  return "one of " + list;
+}
+
+// The index in `choices` of object[key], or nullopt when absent.
+std::optional<size_t> GetChoice(const std::string& path, const Json& object, std::string_view key,
+                                std::span<const std::string_view> choices) {
+  const Json* value = Find(object, key);
+  if (value == nullptr) return std::nullopt;
+  if (value->is_string()) {
+    for (size_t i = 0; i < choices.size(); ++i) {
+      if (choices[i] == value->get_ref<const std::string&>()) return i;
+    }
+  }
+  FailExpected(Join(path, key), ChoiceList(choices), *value);
 }
 
 void RequirePresent(const std::string& path, bool present) {
   if (!present) Fail(path, "required field is missing");
 }
 
-// True when `sql` uses parameter $1 ("$10" alone does not count).
-bool UsesParameterOne(std::string_view sql) {
-  for (size_t at = sql.find("$1"); at != std::string_view::npos; at = sql.find("$1", at + 2)) {
-    if (at + 2 == sql.size() || !std::isdigit(static_cast<unsigned char>(sql[at + 2]))) return true;
-  }
-  return false;
-}
-
 HostPort AsHostPort(const std::string& path, const Json& value) {
   std::optional<HostPort> address;
   if (value.is_string()) address = ParseHostPort(value.get_ref<const std::string&>());
-  if (!address) {
-    FailExpected(path, "an address \"ipv4:port\", \"[ipv6]:port\" or \":port\" (port 0-65535)",
-                 value);
-  }
+  if (!address) FailExpected(path, kAddressExpected, value);
   return *address;
 }
 
@@ -240,40 +279,36 @@ HostPort AsHostPort(const std::string& path, const Json& value) {
 
 PoolConfig ParsePool(const std::string& path, const Json& json, const PostgresConfig& pg) {
   CheckObject(path, json);
-  CheckKnownKeys(path, json, {"replicas", "connections", "routing", "max_inflight_loads"});
+  CheckKnownKeys(path, json, Names({"replicas", "routing"}, pg::PoolFields()));
   PoolConfig pool;
   const std::string replicas_path = Join(path, "replicas");
   const Json* replicas = Find(json, "replicas");
   if (replicas == nullptr || *replicas == "all") {
-    pool.replicas = pg.replicas;
+    for (size_t i = 0; i < pg.replicas.size(); ++i) pool.replicas.push_back(i);
   } else if (replicas->is_array()) {
-    std::set<int64_t> seen;
+    // Only the type here: range and repeats are pg::Validate's.
+    const std::string expected =
+        pg.replicas.empty() ? "an index into postgres.replicas"
+                            : "an integer in [0, " + std::to_string(pg.replicas.size() - 1) + "]";
     for (size_t i = 0; i < replicas->size(); ++i) {
-      const std::string at = Index(replicas_path, i);
-      if (pg.replicas.empty()) Fail(at, "no replica to refer to: postgres.replicas is empty");
-      int64_t index =
-          AsInt(at, (*replicas)[i], 0, static_cast<int64_t>(pg.replicas.size()) - 1, kNoMax);
-      if (!seen.insert(index).second) {
-        Fail(at, "replica " + std::to_string(index) + " listed twice");
-      }
-      pool.replicas.push_back(pg.replicas[index]);
+      pool.replicas.push_back(
+          static_cast<size_t>(AsInt(Index(replicas_path, i), (*replicas)[i], 0, kNoMax, expected)));
     }
   } else {
     FailExpected(replicas_path, "\"all\" or an array of indices into postgres.replicas", *replicas);
   }
-  if (pool.replicas.empty() && !pg.fallback_to_primary) {
-    Fail(replicas_path, "pool has no replicas and postgres.fallback_to_primary is false");
+  ReadFields(path, json, pool, pg::PoolFields());
+  if (auto routing = GetChoice(path, json, "routing", pg::kRoutingNames)) {
+    pool.routing = static_cast<pg::Routing>(*routing);
   }
-  GetInt(path, json, "connections", &pool.connections, 1);
-  GetChoice(path, json, "routing", &pool.routing, {"round_robin", "least_loaded"});
-  GetInt(path, json, "max_inflight_loads", &pool.max_inflight_loads, 0);
   return pool;
 }
 
 PostgresConfig ParsePostgres(const std::string& path, const Json& json) {
   PostgresConfig pg;
-  RequirePresent(Join(path, "primary"),
-                 GetString(path, json, "primary", &pg.primary, Empty::kRejected));
+  RequirePresent(Join(path, "primary"), Find(json, "primary") != nullptr);
+  ReadFields<pg::LoaderOptions>(path, json, pg, pg::LoaderFields());
+  ReadFields<pg::ListenerOptions>(path, json, pg, pg::ListenerFields());
   if (const Json* replicas = Find(json, "replicas")) {
     const std::string replicas_path = Join(path, "replicas");
     if (!replicas->is_array()) {
@@ -283,30 +318,16 @@ PostgresConfig ParsePostgres(const std::string& path, const Json& json) {
       pg.replicas.push_back(AsString(Index(replicas_path, i), (*replicas)[i], Empty::kRejected));
     }
   }
-  GetInt(path, json, "statement_timeout_ms", &pg.statement_timeout_ms, 0, kMaxMs);
-  GetInt(path, json, "max_replica_lag_ms", &pg.max_replica_lag_ms, 0, kMaxMs);
-  GetInt(path, json, "health_check_interval_ms", &pg.health_check_interval_ms, 1, kMaxMs);
-  GetBool(path, json, "fallback_to_primary", &pg.fallback_to_primary);
-  GetBool(path, json, "prepared_statements", &pg.prepared_statements);
-  if (GetString(path, json, "invalidation_channel", &pg.invalidation_channel, Empty::kRejected) &&
-      pg.invalidation_channel.size() > kMaxChannelBytes) {
-    Fail(Join(path, "invalidation_channel"), "longer than PostgreSQL's 63-byte identifier limit");
-  }
-
   const std::string pools_path = Join(path, "pools");
   if (const Json* pools = Find(json, "pools")) {
     CheckObject(pools_path, *pools);
     for (const auto& [name, pool] : pools->items()) {
-      if (name.empty()) Fail(Join(pools_path, name), "pool name must be non-empty");
       pg.pools.emplace(name, ParsePool(Join(pools_path, name), pool, pg));
     }
-  } else {
-    if (pg.replicas.empty() && !pg.fallback_to_primary) {
-      Fail(Join(path, "replicas"),
-           "no replicas and postgres.fallback_to_primary is false: loads have nowhere to go");
-    }
-    pg.pools.emplace("default", PoolConfig{pg.replicas});
   }
+  Check(pg::Validate(static_cast<const pg::LoaderOptions&>(pg), path));
+  Check(pg::Validate(static_cast<const pg::ListenerOptions&>(pg), path));
+  pg::AddDefaultPool(pg);
   return pg;
 }
 
@@ -316,38 +337,19 @@ NamespaceConfig ParseNamespace(const std::string& path, const std::string& name,
     Fail(path, "a namespace name must be non-empty and contain no ':'");
   }
   CheckObject(path, json);
-  CheckKnownKeys(
-      path, json,
-      {"query", "batch_query", "pool", "ttl_ms", "ttl_jitter", "stale_ms", "negative_ttl_ms",
-       "max_inflight_loads", "max_loads_per_s", "blocked", "batch_max", "batch_window_us"});
+  CheckKnownKeys(path, json, Names({}, pg::StatementFields(), NamespaceCacheFields()));
   NamespaceConfig ns;
   ns.name = name;
   const std::string query_path = Join(path, "query");
-  RequirePresent(query_path, GetString(path, json, "query", &ns.query, Empty::kRejected));
-  if (!UsesParameterOne(ns.query)) Fail(query_path, "must use $1 (the key's ID)");
-  if (!pg) Fail(query_path, "a namespace with a query needs a \"postgres\" section");
-  if (GetString(path, json, "batch_query", &ns.batch_query, Empty::kRejected) &&
-      !UsesParameterOne(ns.batch_query)) {
-    Fail(Join(path, "batch_query"), "must use $1 (the array of IDs)");
+  RequirePresent(query_path, Find(json, "query") != nullptr);
+  ReadFields<pg::Statement>(path, json, ns, pg::StatementFields());
+  ReadFields<NamespaceCacheOptions>(path, json, ns, NamespaceCacheFields());
+  if (!pg) {
+    if (!pg::UsesParameterOne(ns.query)) Fail(query_path, "must use $1 (the key's ID)");
+    Fail(query_path, "a namespace with a query needs a \"postgres\" section");
   }
-  GetString(path, json, "pool", &ns.pool, Empty::kRejected);
-  if (!pg->pools.contains(ns.pool)) {
-    std::string known;
-    for (const auto& [pool_name, pool] : pg->pools) {
-      known += (known.empty() ? "" : ", ") + pool_name;
-    }
-    Fail(Join(path, "pool"), "unknown pool " + Json(ns.pool).dump() +
-                                 " (postgres.pools has: " + (known.empty() ? "none" : known) + ")");
-  }
-  GetInt(path, json, "ttl_ms", &ns.ttl_ms, 1, kMaxMs);
-  GetDouble(path, json, "ttl_jitter", &ns.ttl_jitter, 0, 1);
-  GetInt(path, json, "stale_ms", &ns.stale_ms, 0, kMaxMs);
-  GetInt(path, json, "negative_ttl_ms", &ns.negative_ttl_ms, 0, kMaxMs);
-  GetInt(path, json, "max_inflight_loads", &ns.max_inflight_loads, 1);
-  GetDouble(path, json, "max_loads_per_s", &ns.max_loads_per_s, 0);
-  GetBool(path, json, "blocked", &ns.blocked);
-  GetInt(path, json, "batch_max", &ns.batch_max, 1);
-  GetInt(path, json, "batch_window_us", &ns.batch_window_us, 0, kMaxUs);
+  Check(pg::Validate(static_cast<const pg::Statement&>(ns), path, *pg, "postgres"));
+  Check(options::CheckFields<NamespaceCacheOptions>(ns, NamespaceCacheFields(), path));
   return ns;
 }
 
@@ -361,16 +363,16 @@ Config ParseRoot(const Json& root) {
     if (const Json* resp = Find(*listen, "resp")) config.resp = AsHostPort("listen.resp", *resp);
     if (const Json* http = Find(*listen, "http")) config.http = AsHostPort("listen.http", *http);
   }
-  GetInt("", root, "threads", &config.threads, 1, 256);
-  if (const Json* memory = GetSection("", root, "memory", {"max_bytes"})) {
-    GetInt("memory", *memory, "max_bytes", &config.max_bytes, kMiB);
+  ReadFields("", root, config, RootFields());
+  if (const Json* memory = GetSection("", root, "memory", Names({}, lease::StoreFields()))) {
+    ReadFields("memory", *memory, config.memory, lease::StoreFields());
   }
-  GetChoice("", root, "log_level", &config.log_level, {"debug", "info", "warn", "error"});
+  Check(lease::Validate(config.memory, "memory"));
+  if (auto level = GetChoice("", root, "log_level", kLogLevels))
+    config.log_level = kLogLevels[*level];
   if (const Json* pg =
           GetSection("", root, "postgres",
-                     {"primary", "replicas", "pools", "statement_timeout_ms", "max_replica_lag_ms",
-                      "health_check_interval_ms", "fallback_to_primary", "invalidation_channel",
-                      "prepared_statements"})) {
+                     Names({"replicas", "pools"}, pg::LoaderFields(), pg::ListenerFields()))) {
     config.postgres = ParsePostgres("postgres", *pg);
   }
   if (const Json* namespaces = Find(root, "namespaces")) {
@@ -380,37 +382,24 @@ Config ParseRoot(const Json& root) {
           name, ParseNamespace(Join("namespaces", name), name, ns, config.postgres));
     }
   }
-  if (const Json* lease =
-          GetSection("", root, "lease", {"wait_timeout_ms", "lease_ttl_ms", "error_holdoff_ms"})) {
-    GetInt("lease", *lease, "wait_timeout_ms", &config.lease.wait_timeout_ms, 0, kMaxMs);
-    GetInt("lease", *lease, "lease_ttl_ms", &config.lease.lease_ttl_ms, 1, kMaxMs);
-    GetInt("lease", *lease, "error_holdoff_ms", &config.lease.error_holdoff_ms, 0, kMaxMs);
+  if (const Json* lease = GetSection(
+          "", root, "lease", Names({}, lease::LeaseTableFields(), lease::ErrorHoldoffFields()))) {
+    ReadFields<lease::LeaseTableOptions>("lease", *lease, config.lease, lease::LeaseTableFields());
+    ReadFields<lease::ErrorHoldoffOptions>("lease", *lease, config.lease,
+                                           lease::ErrorHoldoffFields());
   }
-  if (const Json* shed = GetSection("", root, "shedding", {"max_pending_loads", "max_clients"})) {
-    GetInt("shedding", *shed, "max_pending_loads", &config.shedding.max_pending_loads, 1);
-    GetInt("shedding", *shed, "max_clients", &config.shedding.max_clients, 1);
+  Check(lease::Validate(static_cast<const lease::LeaseTableOptions&>(config.lease), "lease"));
+  Check(lease::Validate(static_cast<const lease::ErrorHoldoffOptions&>(config.lease), "lease"));
+  if (const Json* shed = GetSection("", root, "shedding", Names({}, SheddingFields()))) {
+    ReadFields("shedding", *shed, config.shedding, SheddingFields());
   }
-  if (const Json* resp =
-          GetSection("", root, "resp",
-                     {"requirepass", "proto_max_bulk_len", "max_query_buffer", "idle_timeout_s"})) {
-    RespConfig& r = config.resp_options;
-    GetString("resp", *resp, "requirepass", &r.requirepass, Empty::kAllowed);
-    GetInt("resp", *resp, "proto_max_bulk_len", &r.proto_max_bulk_len, 1);
-    GetInt("resp", *resp, "max_query_buffer", &r.max_query_buffer, 1);
-    GetInt("resp", *resp, "idle_timeout_s", &r.idle_timeout_s, 0, kMaxSeconds);
+  if (const Json* resp = GetSection("", root, "resp", Names({}, RespFields()))) {
+    ReadFields("resp", *resp, config.resp_options, RespFields());
   }
-  if (const Json* http = GetSection("", root, "http",
-                                    {"max_header_bytes", "max_body_bytes", "read_timeout_ms",
-                                     "idle_timeout_ms", "max_pipelined"})) {
-    HttpConfig& h = config.http_options;
-    // Beast's header limit is a uint32_t.
-    GetInt("http", *http, "max_header_bytes", &h.max_header_bytes, 1,
-           std::numeric_limits<uint32_t>::max());
-    GetInt("http", *http, "max_body_bytes", &h.max_body_bytes, 0);
-    GetInt("http", *http, "read_timeout_ms", &h.read_timeout_ms, 1, kMaxMs);
-    GetInt("http", *http, "idle_timeout_ms", &h.idle_timeout_ms, 1, kMaxMs);
-    GetInt("http", *http, "max_pipelined", &h.max_pipelined, 1);
+  if (const Json* http = GetSection("", root, "http", Names({}, HttpFields()))) {
+    ReadFields("http", *http, config.http_options, HttpFields());
   }
+  Check(ValidateServerOptions(config));
   return config;
 }
 
@@ -468,6 +457,57 @@ class DuplicateKeyCheck {
 };
 
 }  // namespace
+
+std::optional<options::OptionError> ValidateServerOptions(const Config& config) {
+  if (auto error = options::CheckFields(config, RootFields(), "")) return error;
+  if (auto error = options::CheckFields(config.shedding, SheddingFields(), "shedding"))
+    return error;
+  if (auto error = options::CheckFields(config.resp_options, RespFields(), "resp")) return error;
+  return options::CheckFields(config.http_options, HttpFields(), "http");
+}
+
+std::optional<options::OptionError> Validate(const NamespaceCacheOptions& o,
+                                             std::string_view path) {
+  return options::CheckFields(o, NamespaceCacheFields(), path);
+}
+
+namespace {
+// Appends one ConfigField per entry of `fields`, under `path`.
+template <typename S>
+void AddFields(std::vector<ConfigField>& out, const std::string& path,
+               const std::vector<Field<S>>& fields) {
+  for (const Field<S>& field : fields) {
+    out.push_back(
+        ConfigField{Join(path, field.name), field.DefaultText(), field.InvalidExamples()});
+  }
+}
+}  // namespace
+
+std::vector<ConfigField> ConfigFields() {
+  // Sections in ParseRoot's order; fields not in a table (addresses, choices, arrays) by hand.
+  std::vector<ConfigField> out;
+  const std::vector<std::string> bad_address = {"\"localhost:1\"", "\":65536\"", "6380"};
+  out.push_back({"listen.resp", FormatHostPort(Config{}.resp), bad_address});
+  out.push_back({"listen.http", FormatHostPort(Config{}.http), bad_address});
+  AddFields(out, "", RootFields());
+  AddFields(out, "memory", lease::StoreFields());
+  out.push_back({"log_level", Config{}.log_level, {"\"trace\"", "1"}});
+  AddFields(out, "postgres", pg::LoaderFields());
+  out.push_back({"postgres.replicas", "[]", {"\"R\"", "[\"\"]", "[1]"}});
+  AddFields(out, "postgres", pg::ListenerFields());
+  out.push_back({"postgres.pools.NAME.replicas", "all", {"\"some\"", "[9]", "[0,0]", "[\"0\"]"}});
+  AddFields(out, "postgres.pools.NAME", pg::PoolFields());
+  out.push_back(
+      {"postgres.pools.NAME.routing", std::string(pg::kRoutingNames[0]), {"\"random\"", "1"}});
+  AddFields(out, "namespaces.NAME", pg::StatementFields());
+  AddFields(out, "namespaces.NAME", NamespaceCacheFields());
+  AddFields(out, "lease", lease::LeaseTableFields());
+  AddFields(out, "lease", lease::ErrorHoldoffFields());
+  AddFields(out, "shedding", SheddingFields());
+  AddFields(out, "resp", RespFields());
+  AddFields(out, "http", HttpFields());
+  return out;
+}
 
 Config ParseConfig(std::string_view json_text) {
   Json root;
@@ -531,7 +571,7 @@ std::string DescribeConfig(const Config& config) {
   std::string line =
       "resp=" + FormatHostPort(config.resp) + " http=" + FormatHostPort(config.http) +
       " threads=" + std::to_string(config.threads) +
-      " max_bytes=" + std::to_string(config.max_bytes) + " log_level=" + config.log_level +
+      " max_bytes=" + std::to_string(config.memory.max_bytes) + " log_level=" + config.log_level +
       " auth=" + (config.resp_options.requirepass.empty() ? "off" : "on");
   if (!config.postgres) return line + " postgres=off namespaces=" + join_names(config.namespaces);
   const PostgresConfig& pg = *config.postgres;
@@ -539,7 +579,8 @@ std::string DescribeConfig(const Config& config) {
   bool first = true;
   for (const auto& [name, pool] : pg.pools) {
     line += (first ? "" : ",") + name + "(replicas=" + std::to_string(pool.replicas.size()) +
-            ",connections=" + std::to_string(pool.connections) + ",routing=" + pool.routing + ")";
+            ",connections=" + std::to_string(pool.connections) +
+            ",routing=" + std::string(pg::kRoutingNames[static_cast<size_t>(pool.routing)]) + ")";
     first = false;
   }
   return line + " fallback_to_primary=" + (pg.fallback_to_primary ? "true" : "false") +

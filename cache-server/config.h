@@ -10,6 +10,10 @@
 #include <string_view>
 #include <vector>
 
+#include "lease/option_table.h"
+#include "lease/options.h"
+#include "pg-loader/options.h"
+
 namespace corral::server {
 
 // A listening address. host is an IPv4 or IPv6 literal without brackets ("127.0.0.1", "::1").
@@ -19,35 +23,21 @@ struct HostPort {
   uint16_t port = 0;
 };
 
-// One pool of connections per replica, shared by the namespaces that name the pool.
-struct PoolConfig {
-  std::vector<std::string> replicas;    // connection strings, resolved from "all" or indices
-  int connections = 8;                  // per replica
-  std::string routing = "round_robin";  // or "least_loaded"
-  // Loads in flight across every namespace of the pool; past it they are shed like a namespace's
-  // (-BUSY / 503). 0: bounded only by connections x replicas (further loads queue in the loader).
-  int64_t max_inflight_loads = 0;
-};
+// The configuration is one tree of the modules' own option structs (as Pelikan's setting.h), parsed
+// straight into them: PgBackend hands pg-loader its LoaderOptions, ListenerOptions and Statements,
+// Serve() hands lease/ its StoreOptions and LeaseTableOptions, and the cache-server's own parts
+// are declared here. Each module validates its part once (its Validate, reading the same field
+// table the JSON loader reads), so --check-config and start-up cannot disagree.
 
-struct PostgresConfig {
-  std::string primary;                // connection string; LISTEN and (optionally) fallback loads
-  std::vector<std::string> replicas;  // connection strings
-  // Without "pools" in the JSON: {"default": every replica, 8 connections, round_robin}.
-  std::map<std::string, PoolConfig> pools;
-  int64_t statement_timeout_ms = 1000;  // 0 = no timeout
-  int64_t max_replica_lag_ms = 5000;
-  int64_t health_check_interval_ms = 1000;
-  bool fallback_to_primary = false;
-  std::string invalidation_channel = "corral_invalidate";
-  bool prepared_statements = true;  // false through PgBouncer in transaction mode
-};
+// JSON "postgres.pools.NAME": replicas as indices into postgres.replicas ("all" = every one).
+using PoolConfig = pg::PoolOptions;
 
-// A read-through namespace: keys "name:ID" are loaded with `query`, $1 bound to ID.
-struct NamespaceConfig {
-  std::string name;
-  std::string query;        // contains $1
-  std::string batch_query;  // empty = no batching; else contains $1 (the array of IDs)
-  std::string pool = "default";
+// JSON "postgres": pg-loader's LoaderOptions and the invalidation listener's channel. Without
+// "pools" in the JSON: {"default": every replica, 8 connections, round_robin}.
+struct PostgresConfig : pg::LoaderOptions, pg::ListenerOptions {};
+
+// The cache side of a namespace: TTLs, staleness and load shedding.
+struct NamespaceCacheOptions {
   int64_t ttl_ms = 60000;
   double ttl_jitter = 0.1;  // in [0, 1]
   int64_t stale_ms = 300000;
@@ -55,21 +45,24 @@ struct NamespaceConfig {
   int max_inflight_loads = 64;
   double max_loads_per_s = 0;  // 0 = unlimited
   bool blocked = false;
-  int batch_max = 64;
-  int64_t batch_window_us = 200;
 };
 
-struct LeaseConfig {
-  int64_t wait_timeout_ms = 2000;
-  int64_t lease_ttl_ms = 10000;
-  int64_t error_holdoff_ms = 1000;
-};
+// JSON "namespaces.NAME": a read-through namespace, keys "name:ID" loaded with `query` ($1 = ID).
+// pg::Statement holds name, query, batch_query (empty = no batching), pool, batch_max and
+// batch_window_us; NamespaceCacheOptions the rest.
+struct NamespaceConfig : pg::Statement, NamespaceCacheOptions {};
 
+// JSON "lease": the lease table's wait_timeout_ms and lease_ttl_ms, and error_holdoff_ms.
+struct LeaseConfig : lease::LeaseTableOptions, lease::ErrorHoldoffOptions {};
+
+// JSON "shedding".
 struct SheddingConfig {
-  int64_t max_pending_loads = 10000;
+  int64_t max_pending_loads = 10000;  // loads in flight across namespaces; also each replica's
+                                      // queue bound in the loader
   int64_t max_clients = 10000;
 };
 
+// JSON "resp".
 struct RespConfig {
   std::string requirepass;  // empty = no AUTH
   int64_t proto_max_bulk_len = 512LL << 20;
@@ -77,6 +70,7 @@ struct RespConfig {
   int64_t idle_timeout_s = 0;  // 0 = never
 };
 
+// JSON "http".
 struct HttpConfig {
   int64_t max_header_bytes = 8192;
   int64_t max_body_bytes = 1 << 20;
@@ -95,7 +89,7 @@ struct Config {
   HostPort resp{"127.0.0.1", 6380};  // JSON listen.resp
   HostPort http{"127.0.0.1", 8080};  // JSON listen.http
   int threads = DefaultThreads();
-  int64_t max_bytes = 256LL << 20;         // JSON memory.max_bytes
+  lease::StoreOptions memory;              // JSON "memory": max_bytes
   std::string log_level = "info";          // debug | info | warn | error
   std::optional<PostgresConfig> postgres;  // absent = plain cache, no read-through
   std::map<std::string, NamespaceConfig> namespaces;
@@ -118,7 +112,9 @@ struct ConfigError : std::runtime_error {
   std::string problem;  // what is wrong, without the path
 };
 
-// Parses and validates a whole configuration. Every field is optional except postgres.primary
+// Parses and validates a whole configuration: types, unknown and duplicate fields here, then each
+// module's Validate on its part, called with the part's JSON path. Every field is optional except
+// postgres.primary
 // (when "postgres" is present) and each namespace's "query". Unknown fields, wrong types and
 // out-of-range values are errors. Throws ConfigError; a JSON syntax error has an empty path and
 // the parser's line and column in its problem. Thread-safe (no shared state).
@@ -134,6 +130,20 @@ std::optional<HostPort> ParseHostPort(std::string_view text);
 
 // The inverse of ParseHostPort: "127.0.0.1:6380", "[::1]:6380".
 std::string FormatHostPort(const HostPort& address);
+
+// The cache-server's own Validate: threads, shedding, resp and http against their field tables
+// (config.cc), and a namespace's cache options under `path`. Pure; the first problem found.
+std::optional<options::OptionError> ValidateServerOptions(const Config& config);
+std::optional<options::OptionError> Validate(const NamespaceCacheOptions& o, std::string_view path);
+
+// One field of the configuration as the JSON shows it, for README's table and the tests that walk
+// every field. Read from the same field tables the parser reads.
+struct ConfigField {
+  std::string path;          // "namespaces.NAME.ttl_ms"; NAME stands for any pool or namespace
+  std::string default_text;  // as README shows it: "60000", "info", "none", "required", ...
+  std::vector<std::string> invalid;  // JSON values that the parser rejects at `path`
+};
+std::vector<ConfigField> ConfigFields();
 
 // A one-line key=value summary for the start-up log. Never includes connection strings or the
 // password (connection strings may carry one).

@@ -193,7 +193,7 @@ HttpResponse HttpHandler::Stats(const HttpRequest& req) const {
   lease::Store& store = state_.cache.store();
   j["entries"] = store.Size();
   j["memory_bytes"] = store.MemoryBytes();
-  j["max_bytes"] = state_.config.max_bytes;
+  j["max_bytes"] = state_.config.memory.max_bytes;
   j["evictions"] = store.evictions();
   j["expirations"] = store.expirations();
   j["connected_clients"] = state_.connected_clients.load();

@@ -84,12 +84,8 @@ int Serve(const Config& config) {
   SetLogLevel(level);
   lease::SteadyClock clock;
   lease::SystemRandom random;
-  lease::Store store(lease::StoreOptions{.max_bytes = static_cast<size_t>(config.max_bytes)},
-                     clock, random);
-  lease::LeaseTable leases(
-      lease::LeaseTableOptions{.wait_timeout_ms = config.lease.wait_timeout_ms,
-                               .lease_ttl_ms = config.lease.lease_ttl_ms},
-      clock);
+  lease::Store store(config.memory, clock, random);
+  lease::LeaseTable leases(config.lease, clock);
   Metrics metrics;
   std::unique_ptr<PgBackend> backend;
   if (config.postgres) backend = std::make_unique<PgBackend>(config);
@@ -166,9 +162,9 @@ int main(int argc, char** argv) {
     if (vm.count("resp")) OverrideListen("resp", vm["resp"].as<std::string>(), &config.resp);
     if (vm.count("http")) OverrideListen("http", vm["http"].as<std::string>(), &config.http);
     if (vm.count("threads")) {
-      int threads = vm["threads"].as<int>();
-      if (threads < 1 || threads > 256) throw ConfigError("--threads", "expected 1-256");
-      config.threads = threads;
+      config.threads = vm["threads"].as<int>();
+      // The rest was valid already: only the override can fail, by the config's own rule.
+      if (auto error = ValidateServerOptions(config)) throw ConfigError("--threads", error->problem);
     }
     if (vm.count("log-level")) {
       LogLevel level;

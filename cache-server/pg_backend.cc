@@ -1,8 +1,6 @@
 // See pg_backend.h.
 #include "cache-server/pg_backend.h"
 
-#include <algorithm>
-#include <stdexcept>
 
 #include "cache-server/log.h"
 #include "pg-loader/listener.h"
@@ -11,45 +9,24 @@
 namespace corral::server {
 
 namespace {
-pg::LoaderOptions ToLoaderOptions(const Config& config) {
-  const PostgresConfig& pg = *config.postgres;
-  pg::LoaderOptions o;
-  o.primary = pg.primary;
-  o.replicas = pg.replicas;
-  o.statement_timeout_ms = pg.statement_timeout_ms;
-  o.max_replica_lag_ms = pg.max_replica_lag_ms;
-  o.health_check_interval_ms = pg.health_check_interval_ms;
-  o.fallback_to_primary = pg.fallback_to_primary;
-  o.prepared_statements = pg.prepared_statements;
-  o.max_queued_per_replica = static_cast<size_t>(std::max<int64_t>(1, config.shedding.max_pending_loads));
-  for (const auto& [name, pool] : pg.pools) {
-    pg::PoolOptions p;
-    p.name = name;
-    p.connections = pool.connections;
-    p.routing = pool.routing == "least_loaded" ? pg::Routing::kLeastLoaded : pg::Routing::kRoundRobin;
-    for (const std::string& conn : pool.replicas) {
-      auto it = std::find(pg.replicas.begin(), pg.replicas.end(), conn);
-      if (it == pg.replicas.end()) throw std::invalid_argument("pool " + name + ": unknown replica");
-      p.replicas.push_back(static_cast<size_t>(it - pg.replicas.begin()));
-    }
-    o.pools.push_back(std::move(p));
-  }
-  return o;
+// pg-loader's own options, as parsed. The one thing wired across modules: each replica's queue
+// holds at most shedding.max_pending_loads, the bound the cache already puts on loads in flight.
+pg::LoaderOptions LoaderOptionsOf(const Config& config) {
+  pg::LoaderOptions options = *config.postgres;
+  options.max_queued_per_replica = static_cast<size_t>(config.shedding.max_pending_loads);
+  return options;
 }
 
-// One statement per namespace, in the same order CacheService numbers them (config map order).
-std::vector<pg::Statement> ToStatements(const Config& config) {
+// The namespaces' statements, in the order CacheService numbers them (config map order).
+std::vector<pg::Statement> StatementsOf(const Config& config) {
   std::vector<pg::Statement> statements;
-  for (const auto& [name, ns] : config.namespaces) {
-    statements.push_back(pg::Statement{name, ns.query, ns.pool, ns.batch_query, ns.batch_max,
-                                       ns.batch_window_us});
-  }
+  for (const auto& [name, ns] : config.namespaces) statements.push_back(ns);
   return statements;
 }
 }  // namespace
 
 PgBackend::PgBackend(const Config& config)
-    : loader_(std::make_unique<pg::Loader>(ToLoaderOptions(config), ToStatements(config))),
+    : loader_(std::make_unique<pg::Loader>(LoaderOptionsOf(config), StatementsOf(config))),
       config_(config) {}
 
 PgBackend::~PgBackend() { Stop(); }

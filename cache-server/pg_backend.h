@@ -18,7 +18,8 @@ namespace corral::server {
 
 class PgBackend final : public LoadBackend {
  public:
-  // Throws std::invalid_argument (start-up only) when the options do not fit together.
+  // Hands pg-loader its parts of `config` (which ParseConfig has validated with the loader's own
+  // Validate, so this does not throw for a parsed config). `config` must outlive the backend.
   explicit PgBackend(const Config& config);
   ~PgBackend() override;
 

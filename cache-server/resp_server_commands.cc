@@ -307,7 +307,7 @@ CommandStatus RespCommands::Config(RespClient&, Args args, std::string& out, Asy
       {"save", ""},
       {"appendonly", "no"},
       {"databases", "1"},
-      {"maxmemory", std::to_string(cfg.max_bytes)},
+      {"maxmemory", std::to_string(cfg.memory.max_bytes)},
       {"maxmemory-policy", "allkeys-lru"},
       {"maxclients", std::to_string(cfg.shedding.max_clients)},
       {"proto-max-bulk-len", std::to_string(cfg.resp_options.proto_max_bulk_len)},
@@ -440,7 +440,7 @@ std::string RespCommands::Info(std::string_view section) const {
       std::fclose(f);
     }
     field("used_memory_rss", std::to_string(resident * sysconf(_SC_PAGESIZE)));
-    field("maxmemory", std::to_string(state_.config.max_bytes));
+    field("maxmemory", std::to_string(state_.config.memory.max_bytes));
     field("maxmemory_policy", "allkeys-lru");
     out += "\r\n";
   }

@@ -13,6 +13,12 @@
 
 namespace corral::lease {
 
+// JSON "lease.error_holdoff_ms" (with LeaseTableOptions' fields). Checked by Validate in
+// lease/options.h.
+struct ErrorHoldoffOptions {
+  Millis error_holdoff_ms = 1000;  // 0: failures are not remembered
+};
+
 // Thread-safe (sharded locks). Memory is bounded by the keys that failed within the last
 // holdoff_ms: expired records are swept as new ones arrive.
 class ErrorHoldoff {

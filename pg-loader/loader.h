@@ -10,53 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "pg-loader/options.h"
+
 namespace corral::pg {
-
-enum class Routing {
-  kRoundRobin,   // each load goes to the next usable replica of the pool
-  kLeastLoaded,  // each load goes to the usable replica with the fewest in-flight + queued loads
-};
-
-struct PoolOptions {
-  std::string name;
-  std::vector<size_t> replicas;  // indices into LoaderOptions::replicas; empty means "all"
-  // Worker threads (one connection each) per replica of this pool; a replica shared by several
-  // pools gets the largest of their counts, and one queue.
-  int connections = 8;
-  Routing routing = Routing::kRoundRobin;
-};
-
-struct LoaderOptions {
-  std::string primary;                // libpq connection string (key=value or URI)
-  std::vector<std::string> replicas;  // named "replica0", "replica1", ... by index
-  std::vector<PoolOptions> pools;     // empty: one pool "default" over all replicas
-  int64_t statement_timeout_ms = 1000;
-  int64_t max_replica_lag_ms = 5000;
-  int64_t health_check_interval_ms = 1000;
-  int64_t connect_timeout_ms = 2000;  // added to connection strings that do not set one; libpq
-                                      // counts whole seconds, at least 2
-  bool fallback_to_primary = false;   // serve a pool from the primary when none of its replicas can
-  int primary_connections = 2;        // workers on the primary (used only with fallback)
-  bool prepared_statements = true;    // false through PgBouncer in transaction mode
-  size_t max_queued_per_replica = 10000;  // beyond: kError "queue full ..." at once
-};
-
-// One read-through query. `sql` takes the id as $1 (bound as text) and returns zero or one row.
-//
-// With `batch_sql`, concurrent loads of this statement queued on one server go to the database as
-// one query: $1 is bound to a text array literal of the distinct ids ({"1","2"}); each result row's
-// first column is an id as text and the rest is the value, read as `sql`'s row would be. Ids
-// without a row are kNotFound; rows for ids not asked for are ignored. A worker that takes such a
-// load also takes the other queued loads of the statement, up to `batch_max`, and while it has
-// fewer it waits up to `batch_window_us` for more. A batch of one distinct id runs `sql`.
-struct Statement {
-  std::string name;  // for messages and metrics
-  std::string sql;
-  std::string pool;               // a PoolOptions::name; empty means "default"
-  std::string batch_sql;          // empty: no batching
-  int batch_max = 64;             // loads per batch (positive; 1 turns batching off)
-  int64_t batch_window_us = 200;  // 0: take only what is already queued
-};
 
 struct LoadOutcome {
   enum class Kind { kValue, kNotFound, kError };
@@ -92,12 +48,14 @@ struct ReplicaStatus {
 // In a batch, an SQL error or timeout answers every load of it with the error, and a broken
 // connection retries the whole batch once, on one other replica.
 // A server that stops answering altogether (frozen, network gone) is cut off after
-// statement_timeout_ms + max(statement_timeout_ms, 1 s) and treated as a broken connection.
+// statement_timeout_ms + max(statement_timeout_ms, 1 s) and treated as a broken connection. With
+// statement_timeout_ms 0 (no statement timeout) loads are not cut off: a query may run as long as
+// it needs, and only TCP keepalives notice a server that is gone.
 class Loader {
  public:
-  // Validates the options (pools name existing replicas, statements name existing pools, positive
-  // sizes and intervals). Throws std::invalid_argument naming the problem; start-up only. Connects
-  // nothing.
+  // Validates the options and statements with Validate (options.h), the same rules the
+  // configuration is checked with. Throws std::invalid_argument "pg loader: <field>: <problem>"
+  // (a statement's fields are under its name); start-up only. Connects nothing.
   Loader(LoaderOptions options, std::vector<Statement> statements);
   ~Loader();  // Stop()
 
@@ -116,7 +74,7 @@ class Loader {
   void Stop();
 
   // Queues one load of `statement` (an index into the constructor's statements) with $1 = `id`;
-  // with batch_sql it may be answered by a batch query (LoadOutcome::micros is then the batch's).
+  // with batch_query it may be answered by a batch query (LoadOutcome::micros is then the batch's).
   // Never blocks on the database, thread-safe. Rejections (unknown statement, no usable replica,
   // queue full) are answered at once with kError, still on a loader thread. Before Start() or after
   // Stop() has returned, `done` runs inline on the caller's thread with kError.

@@ -27,7 +27,7 @@ struct Job {
   bool retried = false;  // already moved once after a broken connection
 };
 
-// How loads of one statement are batched on a server (see Statement::batch_sql).
+// How loads of one statement are batched on a server (see Statement::batch_query).
 struct BatchRule {
   size_t max = 1;  // 1: never batched
   std::chrono::microseconds window{0};

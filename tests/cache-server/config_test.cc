@@ -9,8 +9,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
+
+#include "tests/cache-server/config_walk.h"
 
 namespace corral::server {
 namespace {
@@ -51,7 +56,7 @@ TEST(ConfigTest, EmptyObjectGivesDefaults) {
   EXPECT_EQ(c.http.host, "127.0.0.1");
   EXPECT_EQ(c.http.port, 8080);
   EXPECT_EQ(c.threads, DefaultThreads());
-  EXPECT_EQ(c.max_bytes, 256LL << 20);
+  EXPECT_EQ(c.memory.max_bytes, size_t{256} << 20);
   EXPECT_EQ(c.log_level, "info");
   EXPECT_FALSE(c.postgres.has_value());
   EXPECT_TRUE(c.namespaces.empty());
@@ -79,9 +84,9 @@ TEST(ConfigTest, PostgresDefaults) {
   EXPECT_EQ(pg.replicas, (std::vector<std::string>{"R0", "R1"}));
   ASSERT_EQ(pg.pools.size(), 1u);
   const PoolConfig& pool = pg.pools.at("default");
-  EXPECT_EQ(pool.replicas, pg.replicas);
+  EXPECT_EQ(pool.replicas, (std::vector<size_t>{0, 1}));  // "all", as indices
   EXPECT_EQ(pool.connections, 8);
-  EXPECT_EQ(pool.routing, "round_robin");
+  EXPECT_EQ(pool.routing, pg::Routing::kRoundRobin);
   EXPECT_EQ(pg.statement_timeout_ms, 1000);
   EXPECT_EQ(pg.max_replica_lag_ms, 5000);
   EXPECT_EQ(pg.health_check_interval_ms, 1000);
@@ -152,13 +157,13 @@ TEST(ConfigTest, SpecExampleParses) {
   EXPECT_EQ(FormatHostPort(c.resp), "127.0.0.1:6380");
   EXPECT_EQ(FormatHostPort(c.http), "127.0.0.1:8080");
   EXPECT_EQ(c.threads, 2);
-  EXPECT_EQ(c.max_bytes, 268435456);
+  EXPECT_EQ(c.memory.max_bytes, 268435456u);
   ASSERT_TRUE(c.postgres.has_value());
   EXPECT_EQ(c.postgres->primary, "host=127.0.0.1 port=5432 dbname=app user=app");
   ASSERT_EQ(c.postgres->replicas.size(), 1u);
   EXPECT_EQ(c.postgres->replicas[0], "host=127.0.0.1 port=5433 dbname=app user=app");
   ASSERT_EQ(c.postgres->pools.size(), 1u);
-  EXPECT_EQ(c.postgres->pools.at("default").replicas, c.postgres->replicas);
+  EXPECT_EQ(c.postgres->pools.at("default").replicas, (std::vector<size_t>{0}));
   EXPECT_EQ(c.postgres->pools.at("default").connections, 8);
   EXPECT_EQ(c.postgres->statement_timeout_ms, 1000);
   EXPECT_EQ(c.postgres->max_replica_lag_ms, 5000);
@@ -210,16 +215,16 @@ TEST(ConfigTest, EveryOptionalFieldIsRead) {
   EXPECT_EQ(c.http.host, "0.0.0.0");
   EXPECT_EQ(c.http.port, 9090);
   EXPECT_EQ(c.threads, 256);
-  EXPECT_EQ(c.max_bytes, 1000000000);
+  EXPECT_EQ(c.memory.max_bytes, 1000000000u);
   EXPECT_EQ(c.log_level, "debug");
   const PostgresConfig& pg = *c.postgres;
   ASSERT_EQ(pg.pools.size(), 2u);
-  EXPECT_EQ(pg.pools.at("fast").replicas, (std::vector<std::string>{"R2", "R0"}));
+  EXPECT_EQ(pg.pools.at("fast").replicas, (std::vector<size_t>{2, 0}));
   EXPECT_EQ(pg.pools.at("fast").connections, 3);
-  EXPECT_EQ(pg.pools.at("fast").routing, "least_loaded");
+  EXPECT_EQ(pg.pools.at("fast").routing, pg::Routing::kLeastLoaded);
   EXPECT_EQ(pg.pools.at("fast").max_inflight_loads, 6);
   EXPECT_EQ(pg.pools.at("none").max_inflight_loads, 0);  // default: no bound beyond connections
-  EXPECT_TRUE(pg.pools.at("none").replicas.empty());  // allowed: fallback_to_primary
+  EXPECT_TRUE(pg.pools.at("none").replicas.empty());     // allowed: fallback_to_primary
   EXPECT_EQ(pg.statement_timeout_ms, 0);
   EXPECT_EQ(pg.max_replica_lag_ms, 7);
   EXPECT_EQ(pg.health_check_interval_ms, 250);
@@ -527,6 +532,88 @@ TEST(ConfigTest, DescribeConfigIsOneLineWithoutSecrets) {
   EXPECT_EQ(DescribeConfig(ParseConfig(R"({"threads": 3})")),
             "resp=127.0.0.1:6380 http=127.0.0.1:8080 threads=3 max_bytes=268435456 "
             "log_level=info auth=off postgres=off namespaces=none");
+}
+
+// Every field the parser knows is in ConfigFields() (the README check and the walkers below rely on
+// it): a config that sets each to its default is accepted, and one that sets it to an invalid
+// value is rejected naming that field.
+TEST(ConfigWalkTest, EveryFieldRejectsItsInvalidValuesByPath) {
+  size_t walked = 0;
+  for (const ConfigField& field : ConfigFields()) {
+    const std::string path = config_walk::ConcretePath(field.path);
+    ASSERT_FALSE(field.invalid.empty()) << field.path;
+    for (const std::string& bad : field.invalid) {
+      SCOPED_TRACE(path + " = " + bad);
+      ConfigError e = ErrorOf(config_walk::ConfigWith(path, bad));
+      EXPECT_TRUE(e.path == path || e.path.starts_with(path + "[")) << e.what();
+      ++walked;
+    }
+  }
+  EXPECT_GT(walked, 80u);
+}
+
+TEST(ConfigWalkTest, ConfigFieldsListsEveryFieldOnce) {
+  std::set<std::string> paths;
+  for (const ConfigField& field : ConfigFields()) {
+    EXPECT_TRUE(paths.insert(field.path).second) << field.path << " listed twice";
+  }
+  // A sample from each section, so that a section left out of ConfigFields() is noticed.
+  for (const char* path :
+       {"listen.resp", "threads", "memory.max_bytes", "log_level", "postgres.primary",
+        "postgres.pools.NAME.routing", "namespaces.NAME.ttl_ms", "namespaces.NAME.batch_query",
+        "lease.error_holdoff_ms", "shedding.max_clients", "resp.idle_timeout_s",
+        "http.max_pipelined"}) {
+    EXPECT_TRUE(paths.contains(path)) << path;
+  }
+}
+
+// README.md's "## Configuration" table: field -> default cell, one field per row.
+std::map<std::string, std::string> ReadmeTable() {
+  std::ifstream in(CORRAL_README_PATH);
+  EXPECT_TRUE(in) << "cannot read " << CORRAL_README_PATH;
+  std::map<std::string, std::string> table;
+  std::string line;
+  bool in_section = false;
+  while (std::getline(in, line)) {
+    if (line.starts_with("## ")) in_section = line == "## Configuration";
+    if (!in_section || !line.starts_with("| `")) continue;
+    std::vector<std::string> cells;
+    std::stringstream row(line.substr(2));
+    for (std::string cell; std::getline(row, cell, '|');) cells.push_back(cell);
+    if (cells.size() < 3) {
+      ADD_FAILURE() << "malformed README row: " << line;
+      continue;
+    }
+    auto strip = [](std::string text) {
+      std::erase(text, '`');
+      text.erase(0, text.find_first_not_of(' '));
+      text.erase(text.find_last_not_of(' ') + 1);
+      return text;
+    };
+    EXPECT_TRUE(table.emplace(strip(cells[0]), strip(cells[1])).second)
+        << "README lists " << cells[0] << " twice";
+  }
+  return table;
+}
+
+TEST(ConfigReadmeTest, TableMatchesTheDefaultsInCode) {
+  std::map<std::string, std::string> readme = ReadmeTable();
+  ASSERT_FALSE(readme.empty()) << "no configuration table found in README.md";
+  std::set<std::string> in_code;
+  for (const ConfigField& field : ConfigFields()) {
+    in_code.insert(field.path);
+    auto row = readme.find(field.path);
+    if (row == readme.end()) {
+      ADD_FAILURE() << field.path << " is missing from README's configuration table";
+      continue;
+    }
+    // "0 (off)" documents the default 0: what follows " (" is commentary.
+    std::string documented = row->second.substr(0, row->second.find(" ("));
+    EXPECT_EQ(documented, field.default_text) << "README's default for " << field.path;
+  }
+  for (const auto& [path, value] : readme) {
+    EXPECT_TRUE(in_code.contains(path)) << "README documents " << path << ", which the code lacks";
+  }
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "cache-server/config.h"
+#include "tests/cache-server/config_walk.h"
 #include "tests/integration/server_process.h"
 
 namespace corral::integration {
@@ -117,6 +119,32 @@ TEST_F(ConfigCliTest, BadConfigsNameTheField) {
     EXPECT_TRUE(r.status.exited && r.status.code != 0) << r.status.ToString();
     EXPECT_THAT(r.err, HasSubstr("config error: " + c.path + ": ")) << r.err;
   }
+}
+
+// For every validated field (the parser's own field list, so a new field is walked too), each
+// invalid value is rejected by --check-config naming the field's path, and start-up with --config
+// refuses the field's first invalid value the same way, before listening: the two cannot disagree.
+TEST_F(ConfigCliTest, EveryInvalidFieldIsRejectedByCheckAndAtStartUp) {
+  size_t walked = 0;
+  for (const server::ConfigField& field : server::ConfigFields()) {
+    const std::string path = server::config_walk::ConcretePath(field.path);
+    for (const std::string& bad : field.invalid) {
+      SCOPED_TRACE(path + " = " + bad);
+      const std::string file = Write("walk.json", server::config_walk::ConfigWith(path, bad));
+      ++walked;
+      ProcessResult check = Server({"--check-config", file});
+      EXPECT_TRUE(check.status.exited && check.status.code == 2) << check.status.ToString();
+      EXPECT_THAT(check.err, HasSubstr("config error: " + path)) << check.err;
+      if (bad != field.invalid.front()) continue;
+
+      ProcessResult start =
+          Server({"--config", file, "--resp", "127.0.0.1:0", "--http", "127.0.0.1:0"});
+      EXPECT_TRUE(start.status.exited && start.status.code == 2) << start.status.ToString();
+      EXPECT_THAT(start.err, HasSubstr("config error: " + path)) << start.err;
+      EXPECT_THAT(start.err, Not(HasSubstr("event=listening")));
+    }
+  }
+  EXPECT_GT(walked, 80u);
 }
 
 TEST_F(ConfigCliTest, UnreadableOrInvalidFiles) {

@@ -54,8 +54,8 @@ class BatchPgTest : public ::testing::TestWithParam<bool> {
     LoaderOptions options;
     options.primary = env_.primary;
     options.replicas = {env_.replicas[0], env_.replicas[1]};
-    options.pools = {PoolOptions{"default", {0}, connections}};
-    if (both_replicas) options.pools[0].replicas = {0, 1};
+    options.pools = {{"default", PoolOptions{{0}, connections}}};
+    if (both_replicas) options.pools["default"].replicas = {0, 1};
     options.health_check_interval_ms = 200;
     options.prepared_statements = GetParam();
     return options;

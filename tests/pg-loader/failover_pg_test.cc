@@ -38,7 +38,7 @@ class FailoverPgTest : public ::testing::Test {
     LoaderOptions options;
     options.primary = env_.primary;
     options.replicas = {env_.replicas[0], env_.replicas[1]};
-    options.pools = {PoolOptions{"default", {0, 1}, 4}};
+    options.pools = {{"default", PoolOptions{{0, 1}, 4}}};
     options.health_check_interval_ms = 100;
     return options;
   }

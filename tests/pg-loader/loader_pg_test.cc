@@ -28,6 +28,7 @@ enum StatementIndex : size_t {
   kBadColumn,
   kSleep,
   kTypes,
+  kShortSleep,
 };
 
 std::vector<Statement> TestStatements() {
@@ -44,6 +45,7 @@ std::vector<Statement> TestStatements() {
           "SELECT $1::int AS i, 2.5::float8 AS f, 12.50::numeric AS n, 'NaN'::float8 AS nan,"
           " true AS b, false AS b2, '{\"k\": [1, \"two\"]}'::jsonb AS jb, '[1, 2]'::json AS js,"
           " NULL::int AS nothing, 'say \"hi\"\n'::text AS t, '2024-01-01'::date AS d"),
+      MakeStatement("short_sleep", "SELECT pg_sleep(1.3)::text || $1"),
   };
 }
 
@@ -58,7 +60,7 @@ class LoaderPgTest : public ::testing::TestWithParam<bool> {
     LoaderOptions options;
     options.primary = env_.primary;
     options.replicas = {env_.replicas[0], env_.replicas[1]};
-    options.pools = {PoolOptions{"default", {0, 1}, 2}};
+    options.pools = {{"default", PoolOptions{{0, 1}, 2}}};
     options.health_check_interval_ms = 200;
     options.prepared_statements = GetParam();
     return options;
@@ -173,6 +175,18 @@ TEST_P(LoaderPgTest, StatementTimeoutIsAnErrorNotARetry) {
   EXPECT_EQ(LoadSync(*loader, kRowJson, "1").kind, Kind::kValue);
 }
 
+// statement_timeout_ms 0 is "no statement timeout" (as the configuration documents): no SET LOCAL
+// limit, and no watchdog cut-off either (with a timeout it would cut this load after 1 s).
+TEST_P(LoaderPgTest, ZeroStatementTimeoutLetsAQueryRunLong) {
+  LoaderOptions options = Options();
+  options.statement_timeout_ms = 0;
+  auto loader = StartLoader(options);
+  LoadOutcome outcome = LoadSync(*loader, kShortSleep, "x");
+  EXPECT_EQ(outcome.kind, Kind::kValue) << outcome.data;
+  EXPECT_EQ(outcome.data, "x");
+  EXPECT_GE(outcome.micros, 1'200'000);
+}
+
 TEST_P(LoaderPgTest, RoundRobinSpreadsLoadsOverBothReplicas) {
   auto loader = StartLoader(Options());
   std::map<std::string, int> served_by;
@@ -189,7 +203,7 @@ TEST_P(LoaderPgTest, RoundRobinSpreadsLoadsOverBothReplicas) {
 
 TEST_P(LoaderPgTest, ConcurrentLoadsAllComplete) {
   LoaderOptions options = Options();
-  options.pools[0].routing = Routing::kLeastLoaded;
+  options.pools["default"].routing = Routing::kLeastLoaded;
   auto loader = StartLoader(options);
   Collector collector;
   constexpr int kLoads = 400;
@@ -209,7 +223,7 @@ TEST_P(LoaderPgTest, PoolWithoutReplicasFallsBackToThePrimary) {
   LoaderOptions options = Options();
   options.fallback_to_primary = true;
   options.replicas.clear();
-  options.pools = {PoolOptions{"default", {}, 2}};  // no replicas at all: only the primary serves
+  options.pools = {{"default", PoolOptions{{}, 2}}};  // no replicas at all: only the primary serves
   auto loader = std::make_unique<Loader>(options, TestStatements());
   loader->Start();
   ASSERT_TRUE(WaitFor([&] { return loader->Ready(); }));

@@ -46,30 +46,28 @@ TEST(LoaderOptionsTest, RejectsBadOptionsAtConstruction) {
   LoaderOptions base = OptionsFor({"host=a", "host=b"});
   {
     LoaderOptions o = base;
-    o.pools = {PoolOptions{"p", {0, 2}}};
-    ExpectInvalid(o, OneStatement("p"), "out of range");
+    o.pools = {{"p", PoolOptions{{0, 2}}}};
+    ExpectInvalid(o, OneStatement("p"),
+                  "pools.p.replicas[1]: expected an integer in [0, 1], got 2");
   }
   {
     LoaderOptions o = base;
-    o.pools = {PoolOptions{"p", {0}}, PoolOptions{"p", {1}}};
-    ExpectInvalid(o, OneStatement("p"), "defined twice");
-  }
-  {
-    LoaderOptions o = base;
-    o.pools = {PoolOptions{"p", {0, 0}}};
+    o.pools = {{"p", PoolOptions{{0, 0}}}};
     ExpectInvalid(o, OneStatement("p"), "listed twice");
   }
   {
     LoaderOptions o = base;
-    o.pools = {PoolOptions{"p", {0}, 0}};
-    ExpectInvalid(o, OneStatement("p"), "connections must be positive");
+    o.pools = {{"p", PoolOptions{{0}, 0}}};
+    ExpectInvalid(o, OneStatement("p"), "pools.p.connections: expected a positive integer, got 0");
   }
-  ExpectInvalid(base, OneStatement("nope"), "unknown pool 'nope'");
-  ExpectInvalid(base, {testing::MakeStatement("user", "")}, "has no sql");
+  ExpectInvalid(base, OneStatement("nope"), "user.pool: unknown pool \"nope\"");
+  ExpectInvalid(base, {testing::MakeStatement("user", "")}, "user.query: must use $1");
   {
     LoaderOptions o = base;
-    o.statement_timeout_ms = 0;
+    o.statement_timeout_ms = -1;
     ExpectInvalid(o, OneStatement(), "statement_timeout_ms");
+    o.statement_timeout_ms = 0;  // no statement timeout, as the configuration allows
+    EXPECT_NO_THROW(Loader(o, OneStatement()));
   }
   {
     LoaderOptions o = base;
@@ -94,14 +92,14 @@ TEST(LoaderOptionsTest, RejectsBadOptionsAtConstruction) {
   {
     Statement batched = testing::MakeBatchStatement(
         "user", "SELECT $1::text", "SELECT x, x FROM unnest($1::text[]) x", 0, 200);
-    ExpectInvalid(base, {batched}, "'user': batch_max must be positive");
+    ExpectInvalid(base, {batched}, "user.batch_max: expected a positive integer, got 0");
     batched.batch_max = 4;
     batched.batch_window_us = -1;
-    ExpectInvalid(base, {batched}, "'user': batch_window_us must not be negative");
-    // Without batch_sql the batch fields are not used, so not checked.
-    batched.batch_sql.clear();
+    ExpectInvalid(base, {batched}, "user.batch_window_us: expected an integer in [0, ");
+    // The batch fields are checked without batch_query too, as the configuration does.
+    batched.batch_query.clear();
     batched.batch_max = 0;
-    EXPECT_NO_THROW(Loader(base, {batched}));
+    ExpectInvalid(base, {batched}, "user.batch_max");
   }
 }
 
@@ -185,7 +183,7 @@ TEST(LoaderTest, FullQueueIsRefusedAtOnceAndStopAnswersTheQueue) {
   // A server that accepts TCP and never speaks: the one worker blocks connecting, loads queue up.
   LoopbackSocket silent(/*listen=*/true);
   LoaderOptions options = OptionsFor({silent.conninfo()});
-  options.pools = {PoolOptions{"default", {0}, 1}};
+  options.pools = {{"default", PoolOptions{{0}, 1}}};
   options.max_queued_per_replica = 2;
   options.health_check_interval_ms = 60'000;
   Loader loader(options, OneStatement());

@@ -31,16 +31,16 @@ using Clock = std::chrono::steady_clock;
 inline Statement MakeStatement(std::string name, std::string sql, std::string pool = {}) {
   Statement statement;
   statement.name = std::move(name);
-  statement.sql = std::move(sql);
+  statement.query = std::move(sql);
   statement.pool = std::move(pool);
   return statement;
 }
 
-// A statement whose loads are batched by `batch_sql`.
+// A statement whose loads are batched by `batch_query`.
 inline Statement MakeBatchStatement(std::string name, std::string sql, std::string batch_sql,
                                     int batch_max, int64_t batch_window_us) {
   Statement statement = MakeStatement(std::move(name), std::move(sql));
-  statement.batch_sql = std::move(batch_sql);
+  statement.batch_query = std::move(batch_sql);
   statement.batch_max = batch_max;
   statement.batch_window_us = batch_window_us;
   return statement;
