@@ -23,6 +23,7 @@
 #include "lease/lease_table.h"
 #include "lease/random.h"
 #include "lease/store.h"
+#include "proto/errors.h"
 #include "proto/key.h"
 
 namespace corral::server {
@@ -32,9 +33,17 @@ struct ReadAnswer {
   enum class Kind { kValue, kNotFound, kBusy, kError } kind = Kind::kNotFound;
   Outcome outcome = Outcome::kMiss;  // for metrics and HTTP X-Cache
   std::string_view value;
-  std::string_view error;  // kBusy: the text after "-BUSY "; kError: the text after "-ERR "
+  // kBusy: proto::ShedText(shed, namespace), the text after "-BUSY " / "busy: ";
+  // kError: the text after "-ERR ".
+  std::string_view error;
+  proto::ShedReason shed = proto::ShedReason::kWaitTimeout;  // kBusy: why
   lease::Millis age_ms = 0;
 };
+
+// A busy answer for `reason`; `scratch` keeps its text, so it must outlive the answer.
+ReadAnswer BusyAnswer(proto::ShedReason reason, std::string_view ns, std::string& scratch);
+// Why a load refused by admission control is shed.
+proto::ShedReason ShedReasonOf(lease::Admission a);
 
 // Called once when a read could not be answered at once; may run on any thread, must not block.
 using ReadLater = std::function<void(const ReadAnswer&)>;
@@ -157,6 +166,8 @@ class CacheService {
   // Answers a timed-out waiter: the stale value if the store has one, else BUSY.
   void AnswerTimedOut(const std::string& key, Request& request);
   void Count(Proto proto, Outcome outcome, std::chrono::steady_clock::time_point start);
+  // corral_shed_total{reason}: once per shed request, and once per shed background refresh.
+  void CountShed(proto::ShedReason reason);
 
   const Config& config_;
   lease::Store& store_;
@@ -194,7 +205,10 @@ struct CacheService::Request {
   void Answer(CacheService& svc, const ReadAnswer& answer) {
     answered = true;
     Outcome outcome = answer.outcome;
-    if (answer.kind == ReadAnswer::Kind::kBusy) outcome = Outcome::kShed;
+    if (answer.kind == ReadAnswer::Kind::kBusy) {
+      outcome = Outcome::kShed;
+      svc.CountShed(answer.shed);
+    }
     if (answer.kind == ReadAnswer::Kind::kError) outcome = Outcome::kError;
     svc.Count(proto, outcome, start);
     later(answer);
@@ -235,7 +249,8 @@ bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&
     return true;
   }
   if (std::optional<std::string> error = holdoff_.Check(key)) {
-    std::string text = "upstream: " + *error + " (held off)";
+    std::string text =
+        std::string(proto::kUpstreamPrefix) + *error + std::string(proto::kHeldOffSuffix);
     ReadAnswer answer;
     answer.kind = ReadAnswer::Kind::kError;
     answer.outcome = Outcome::kError;
