@@ -186,11 +186,12 @@ class CacheService {
   std::unordered_map<std::string, std::unique_ptr<Namespace>, Hash, std::equal_to<>> namespaces_;
 };
 
+// A request answered in the batch that read it ends at the batch's clock snapshot, like it
+// started: its time is below the first histogram bucket either way (lease::ClockSnapshot).
 inline void CacheService::Count(Proto proto, Outcome outcome,
                                 std::chrono::steady_clock::time_point start) {
-  metrics_.CountRequest(
-      proto, outcome,
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  metrics_.CountRequest(proto, outcome,
+                        std::chrono::duration<double>(lease::SteadyNow() - start).count());
 }
 
 struct CacheService::Request {
@@ -217,7 +218,7 @@ struct CacheService::Request {
 
 template <class Now, class MakeLater>
 bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&& make_later) {
-  auto start = std::chrono::steady_clock::now();
+  auto start = lease::SteadyNow();
   const Namespace* ns = FindNamespace(key);
   lease::Millis now_ms = clock_.NowMs();
   lease::Freshness freshness = lease::Freshness::kFresh;
@@ -272,7 +273,7 @@ template <class Now>
 CacheService::LeaseGetAnswer CacheService::LeaseGet(std::string_view key, Now&& now,
                                                     std::function<ReadLater()> make_later,
                                                     std::function<void(lease::LeaseToken)> granted) {
-  auto start = std::chrono::steady_clock::now();
+  auto start = lease::SteadyNow();
   lease::Millis now_ms = clock_.NowMs();
   bool served = false;
   store_.Get(key, [&](std::string_view value, const lease::EntryMeta& meta) {
