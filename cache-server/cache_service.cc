@@ -1,6 +1,7 @@
 // Read-through, leases, staleness and shedding; see cache_service.h and lease/README.md.
 #include "cache-server/cache_service.h"
 
+#include <array>
 #include <atomic>
 #include <cmath>
 
@@ -128,12 +129,45 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns,
   });
 }
 
-namespace {
-// A lease whose holder was shed is completed with this error, so that every waiter on it is
-// answered BUSY at once (handing the lease from waiter to waiter would shed them one by one,
-// each inside the previous one's callback). Never cached, never held off.
-constexpr std::string_view kShedMarker = "\x01shed:";
-}  // namespace
+proto::ShedReason ShedReasonOf(Admission a) {
+  switch (a) {
+    case Admission::kBlocked:
+      return proto::ShedReason::kBlocked;
+    case Admission::kRate:
+      return proto::ShedReason::kRate;
+    case Admission::kPending:
+      return proto::ShedReason::kPendingLoads;
+    case Admission::kPoolInflight:
+      return proto::ShedReason::kPoolInflight;
+    case Admission::kInflight:
+    case Admission::kAdmitted:  // not a shed; never asked
+      break;
+  }
+  return proto::ShedReason::kNamespaceInflight;
+}
+
+ReadAnswer BusyAnswer(proto::ShedReason reason, std::string_view ns, std::string& scratch) {
+  scratch = proto::ShedText(reason, ns);
+  ReadAnswer answer;
+  answer.kind = ReadAnswer::Kind::kBusy;
+  answer.outcome = Outcome::kShed;
+  answer.shed = reason;
+  answer.error = scratch;
+  return answer;
+}
+
+void CacheService::CountShed(proto::ShedReason reason) {
+  // The label text of each reason, built once.
+  static const std::array<std::string, proto::kShedReasonCount> kLabels = [] {
+    std::array<std::string, proto::kShedReasonCount> labels;
+    for (size_t i = 0; i < labels.size(); ++i) {
+      labels[i] = "reason=\"" +
+                  std::string(proto::ShedReasonLabel(static_cast<proto::ShedReason>(i))) + "\"";
+    }
+    return labels;
+  }();
+  metrics_.shed.Add(kLabels[static_cast<size_t>(reason)]);
+}
 
 ReadAnswer CacheService::AnswerFromResult(const LoadResult& r, Outcome outcome,
                                           std::string& scratch) {
@@ -149,14 +183,12 @@ ReadAnswer CacheService::AnswerFromResult(const LoadResult& r, Outcome outcome,
       answer.outcome = Outcome::kNotFound;
       break;
     case LoadResult::Kind::kError:
-      if (r.data.starts_with(kShedMarker)) {
-        answer.kind = ReadAnswer::Kind::kBusy;
-        scratch = r.data.substr(kShedMarker.size());
-      } else {
-        answer.kind = ReadAnswer::Kind::kError;
-        scratch = "upstream: " + r.data;
-      }
+      answer.kind = ReadAnswer::Kind::kError;
+      scratch = std::string(proto::kUpstreamPrefix) + r.data;
       answer.error = scratch;
+      break;
+    case LoadResult::Kind::kShed:
+      answer = BusyAnswer(ShedReasonOf(r.shed), r.data, scratch);
       break;
   }
   return answer;
@@ -194,15 +226,12 @@ void CacheService::LeadAndWait(const std::string& key, const Namespace& ns,
                                const std::shared_ptr<Request>& request, lease::LeaseToken token) {
   Admission a = Admit(ns);
   if (a != Admission::kAdmitted) {
-    std::string reason(lease::AdmissionReason(a));
-    metrics_.shed.Add("reason=\"" + reason + "\"");
-    std::string text = "load shed: " + reason + " for namespace " + ns.config.name;
-    ReadAnswer answer;
-    answer.kind = ReadAnswer::Kind::kBusy;
-    answer.error = text;
-    request->Answer(*this, answer);
-    // Whoever waits on this lease is shed with it, at once.
-    leases_.Complete(key, token, LoadResult{LoadResult::Kind::kError, std::string(kShedMarker) + text});
+    std::string scratch;
+    request->Answer(*this, BusyAnswer(ShedReasonOf(a), ns.config.name, scratch));
+    // Whoever waits on this lease is shed with it, at once (handing the lease from waiter to
+    // waiter would shed them one by one, each inside the previous one's callback). A kShed result
+    // is never cached and never held off.
+    leases_.Complete(key, token, LoadResult{LoadResult::Kind::kShed, ns.config.name, a});
     return;
   }
   // The holder waits on its own lease too, so its wait is bounded like everybody else's. It
@@ -223,10 +252,9 @@ void CacheService::LeadAndWait(const std::string& key, const Namespace& ns,
     token = acq.token;
     if (round == 3) {
       FinishAdmitted(ns);
-      ReadAnswer answer;
-      answer.kind = ReadAnswer::Kind::kBusy;
-      answer.error = "key invalidated repeatedly during load";
-      request->Answer(*this, answer);
+      std::string scratch;
+      request->Answer(
+          *this, BusyAnswer(proto::ShedReason::kInvalidatedRepeatedly, ns.config.name, scratch));
       leases_.Release(key, token);
       return;
     }
@@ -266,6 +294,7 @@ void CacheService::AnswerTimedOut(const std::string& key, Request& request) {
     age = now_ms - meta.filled_at;
     served = true;
   });
+  std::string scratch;
   ReadAnswer answer;
   if (served) {
     answer.kind = ReadAnswer::Kind::kValue;
@@ -273,8 +302,7 @@ void CacheService::AnswerTimedOut(const std::string& key, Request& request) {
     answer.value = value;
     answer.age_ms = age;
   } else {
-    answer.kind = ReadAnswer::Kind::kBusy;
-    answer.error = "lease wait timed out";
+    answer = BusyAnswer(proto::ShedReason::kWaitTimeout, {}, scratch);
   }
   request.Answer(*this, answer);
 }
@@ -291,7 +319,7 @@ void CacheService::Refresh(std::string_view key, const Namespace& ns) {
   if (a != Admission::kAdmitted) {
     leases_.Release(key, *token);
     metrics_.refreshes.Add("result=\"shed\"");
-    metrics_.shed.Add("reason=\"" + std::string(lease::AdmissionReason(a)) + "\"");
+    CountShed(ShedReasonOf(a));
     return;
   }
   metrics_.refreshes.Add("result=\"started\"");

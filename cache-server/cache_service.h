@@ -23,6 +23,7 @@
 #include "lease/lease_table.h"
 #include "lease/random.h"
 #include "lease/store.h"
+#include "proto/errors.h"
 #include "proto/key.h"
 
 namespace corral::server {
@@ -32,9 +33,17 @@ struct ReadAnswer {
   enum class Kind { kValue, kNotFound, kBusy, kError } kind = Kind::kNotFound;
   Outcome outcome = Outcome::kMiss;  // for metrics and HTTP X-Cache
   std::string_view value;
-  std::string_view error;  // kBusy: the text after "-BUSY "; kError: the text after "-ERR "
+  // kBusy: proto::ShedText(shed, namespace), the text after "-BUSY " / "busy: ";
+  // kError: the text after "-ERR ".
+  std::string_view error;
+  proto::ShedReason shed = proto::ShedReason::kWaitTimeout;  // kBusy: why
   lease::Millis age_ms = 0;
 };
+
+// A busy answer for `reason`; `scratch` keeps its text, so it must outlive the answer.
+ReadAnswer BusyAnswer(proto::ShedReason reason, std::string_view ns, std::string& scratch);
+// Why a load refused by admission control is shed.
+proto::ShedReason ShedReasonOf(lease::Admission a);
 
 // Called once when a read could not be answered at once; may run on any thread, must not block.
 using ReadLater = std::function<void(const ReadAnswer&)>;
@@ -157,6 +166,8 @@ class CacheService {
   // Answers a timed-out waiter: the stale value if the store has one, else BUSY.
   void AnswerTimedOut(const std::string& key, Request& request);
   void Count(Proto proto, Outcome outcome, std::chrono::steady_clock::time_point start);
+  // corral_shed_total{reason}: once per shed request, and once per shed background refresh.
+  void CountShed(proto::ShedReason reason);
 
   const Config& config_;
   lease::Store& store_;
@@ -175,11 +186,12 @@ class CacheService {
   std::unordered_map<std::string, std::unique_ptr<Namespace>, Hash, std::equal_to<>> namespaces_;
 };
 
+// A request answered in the batch that read it ends at the batch's clock snapshot, like it
+// started: its time is below the first histogram bucket either way (lease::ClockSnapshot).
 inline void CacheService::Count(Proto proto, Outcome outcome,
                                 std::chrono::steady_clock::time_point start) {
-  metrics_.CountRequest(
-      proto, outcome,
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  metrics_.CountRequest(proto, outcome,
+                        std::chrono::duration<double>(lease::SteadyNow() - start).count());
 }
 
 struct CacheService::Request {
@@ -194,7 +206,10 @@ struct CacheService::Request {
   void Answer(CacheService& svc, const ReadAnswer& answer) {
     answered = true;
     Outcome outcome = answer.outcome;
-    if (answer.kind == ReadAnswer::Kind::kBusy) outcome = Outcome::kShed;
+    if (answer.kind == ReadAnswer::Kind::kBusy) {
+      outcome = Outcome::kShed;
+      svc.CountShed(answer.shed);
+    }
     if (answer.kind == ReadAnswer::Kind::kError) outcome = Outcome::kError;
     svc.Count(proto, outcome, start);
     later(answer);
@@ -203,7 +218,7 @@ struct CacheService::Request {
 
 template <class Now, class MakeLater>
 bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&& make_later) {
-  auto start = std::chrono::steady_clock::now();
+  auto start = lease::SteadyNow();
   const Namespace* ns = FindNamespace(key);
   lease::Millis now_ms = clock_.NowMs();
   lease::Freshness freshness = lease::Freshness::kFresh;
@@ -235,7 +250,8 @@ bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&
     return true;
   }
   if (std::optional<std::string> error = holdoff_.Check(key)) {
-    std::string text = "upstream: " + *error + " (held off)";
+    std::string text =
+        std::string(proto::kUpstreamPrefix) + *error + std::string(proto::kHeldOffSuffix);
     ReadAnswer answer;
     answer.kind = ReadAnswer::Kind::kError;
     answer.outcome = Outcome::kError;
@@ -257,7 +273,7 @@ template <class Now>
 CacheService::LeaseGetAnswer CacheService::LeaseGet(std::string_view key, Now&& now,
                                                     std::function<ReadLater()> make_later,
                                                     std::function<void(lease::LeaseToken)> granted) {
-  auto start = std::chrono::steady_clock::now();
+  auto start = lease::SteadyNow();
   lease::Millis now_ms = clock_.NowMs();
   bool served = false;
   store_.Get(key, [&](std::string_view value, const lease::EntryMeta& meta) {

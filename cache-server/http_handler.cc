@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "proto/errors.h"
 #include "proto/http_route.h"
 
 namespace corral::server {
@@ -75,7 +76,7 @@ HttpResponse ReadResponse(const ReadAnswer& answer, unsigned version, bool keep_
       res.result(http::status::service_unavailable);
       res.set(http::field::retry_after, std::to_string(RetryAfterSeconds()));
       res.set(http::field::content_type, "text/plain; charset=utf-8");
-      res.body() = std::string("busy: ").append(answer.error) + "\n";
+      res.body() = std::string(proto::kHttpBusyPrefix).append(answer.error) + "\n";
       break;
     case ReadAnswer::Kind::kError:
       res.result(http::status::bad_gateway);

@@ -1,9 +1,10 @@
-// corral's RESP data commands (GET, MGET, SET, DEL, EXISTS, TTL, EXPIRE, LEASE.*, FLUSHALL,
-// DBSIZE) and the command table; see resp_commands.h. Behaviour and error texts follow Redis 7.0
-// (t_string.c, expire.c, networking.c) wherever a Redis client could tell the difference. The
-// connection and server commands (PING ... INFO) are in resp_server_commands.cc.
+// corral's RESP command table, its dispatch, and the data commands (GET, MGET, SET, DEL, EXISTS,
+// TTL, EXPIRE, LEASE.*, FLUSHALL, DBSIZE); see resp_commands.h. Behaviour and error texts follow
+// Redis 7.0 (t_string.c, expire.c, networking.c) wherever a Redis client could tell the difference.
+// The connection and server commands (PING ... INFO) are in resp_server_commands.cc.
 #include "cache-server/resp_commands.h"
 
+#include <array>
 #include <mutex>
 
 #include "cache-server/resp_util.h"
@@ -19,12 +20,89 @@ using proto::AppendInteger;
 using proto::AppendNullBulk;
 using proto::AppendSimple;
 
-struct RespCommands::Spec {
-  std::string_view name;  // lower case
-  int arity;              // Redis convention: exact if > 0, at least -arity if < 0 (name included)
-  bool allowed_before_auth;
-  CommandStatus (RespCommands::*handler)(RespClient&, Args, std::string&, AsyncReplyTarget&);
+std::span<const CommandSpec> RespCommands::Table() {
+  using R = RespCommands;
+  // Flags and key positions as Redis 7.0's COMMAND reports them for the same commands.
+  constexpr uint32_t kKeyRead = kAclKeyspace | kAclRead;
+  constexpr uint32_t kKeyWrite = kAclKeyspace | kAclWrite;
+  // clang-format off
+  static constexpr CommandSpec kTable[] = {
+    // name, arity, flags, ACL categories, first/last key and step, handler, docs group and summary, param
+    {"get",            2, kCmdReadonly | kCmdFast,                      kAclRead | kAclString,               1,  1, 1, &R::Get,          "string",     "Get the value of a key (read-through for namespace keys)"},
+    {"set",           -3, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1,  1, 1, &R::Set,          "string",     "Set the value of a key, with optional expiry and condition"},
+    {"mget",          -2, kCmdReadonly | kCmdFast,                      kAclRead | kAclString,               1, -1, 1, &R::MGet,         "string",     "Get the values of several keys"},
+    {"ping",          -1, kCmdFast,                                     kAclConnection,                      0,  0, 0, &R::Ping,         "connection", "Ping the server"},
+    {"del",           -2, kCmdWrite,                                    kKeyWrite,                           1, -1, 1, &R::Del,          "generic",    "Delete keys and invalidate their leases"},
+    {"unlink",        -2, kCmdWrite | kCmdFast,                         kKeyWrite,                           1, -1, 1, &R::Del,          "generic",    "Delete keys and invalidate their leases"},
+    {"exists",        -2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1, -1, 1, &R::Exists,       "generic",    "Count the given keys that exist"},
+    {"ttl",            2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::Ttl,          "generic",    "Get the time to live of a key in seconds",            1000},
+    {"pttl",           2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::Ttl,          "generic",    "Get the time to live of a key in milliseconds",       1},
+    {"expire",        -3, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  1, 1, &R::Expire,       "generic",    "Set a key's time to live in seconds",                 1000},
+    {"pexpire",       -3, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  1, 1, &R::Expire,       "generic",    "Set a key's time to live in milliseconds",            1},
+    {"echo",           2, kCmdFast,                                     kAclConnection,                      0,  0, 0, &R::Echo,         "connection", "Echo the given string"},
+    {"hello",         -1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNoAuth, kAclConnection, 0,  0, 0, &R::Hello,        "connection", "Handshake: protocol version, authentication, client name"},
+    {"auth",          -2, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNoAuth, kAclConnection, 0,  0, 0, &R::Auth,         "connection", "Authenticate the connection"},
+    {"client",        -2, kCmdNoScript | kCmdLoading | kCmdStale,       kAclConnection,                      0,  0, 0, &R::Client,       "connection", "Connection name, id, library and info"},
+    {"select",         2, kCmdLoading | kCmdStale | kCmdFast,           kAclConnection,                      0,  0, 0, &R::Select,       "connection", "Select the database (only 0 exists)"},
+    {"quit",          -1, kCmdFast | kCmdNoAuth,                        kAclConnection,                      0,  0, 0, &R::Quit,         "connection", "Close the connection"},
+    {"command",       -1, kCmdLoading | kCmdStale,                      kAclConnection,                      0,  0, 0, &R::Command,      "server",     "Describe the commands (COUNT, INFO, DOCS)"},
+    {"config",        -2, kCmdAdmin | kCmdNoScript | kCmdLoading | kCmdStale, kAclAdmin | kAclDangerous,   0,  0, 0, &R::Config,       "server",     "Read parameters; set the namespaces' shedding limits"},
+    {"info",          -1, kCmdLoading | kCmdStale,                      kAclDangerous,                       0,  0, 0, &R::InfoCmd,      "server",     "Server information and statistics"},
+    {"dbsize",         1, kCmdReadonly | kCmdFast,                      kAclKeyspace | kAclRead,             0,  0, 0, &R::DbSize,       "server",     "Count the keys"},
+    {"flushall",      -1, kCmdWrite,                                    kKeyWrite | kAclDangerous,           0,  0, 0, &R::Flush,        "server",     "Delete every key and void every lease"},
+    {"flushdb",       -1, kCmdWrite,                                    kKeyWrite | kAclDangerous,           0,  0, 0, &R::Flush,        "server",     "Delete every key and void every lease"},
+    {"lease.get",      2, kCmdReadonly,                                 kAclRead | kAclString,               1,  1, 1, &R::LeaseGet,     "lease",      "Get a value, or a lease to load it"},
+    {"lease.set",     -4, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1,  1, 1, &R::LeaseSet,     "lease",      "Fill a key under its lease"},
+    {"lease.release",  3, kCmdWrite | kCmdFast,                         kAclWrite | kAclString,              1,  1, 1, &R::LeaseRelease, "lease",      "Give a lease up"},
+  };
+  // clang-format on
+  return kTable;
+}
+
+namespace {
+
+// Case-insensitive open-addressing index over the table, built once: Find() hashes the name's
+// bytes folded to lower case (no copy, no allocation) and compares one or two entries.
+class CommandIndex {
+ public:
+  explicit CommandIndex(std::span<const CommandSpec> table) : table_(table) {
+    slots_.fill(kEmpty);
+    for (size_t i = 0; i < table.size(); ++i) {
+      size_t s = Hash(table[i].name) & kMask;
+      while (slots_[s] != kEmpty) s = (s + 1) & kMask;
+      slots_[s] = static_cast<uint16_t>(i);
+    }
+  }
+  const CommandSpec* Find(std::string_view name) const {
+    if (name.size() > kMaxName) return nullptr;
+    for (size_t s = Hash(name) & kMask;; s = (s + 1) & kMask) {
+      if (slots_[s] == kEmpty) return nullptr;
+      const CommandSpec& spec = table_[slots_[s]];
+      if (EqualsIgnoreCase(spec.name, name)) return &spec;
+    }
+  }
+
+ private:
+  static constexpr size_t kSlots = 512;  // a power of two, well above twice the commands
+  static constexpr size_t kMask = kSlots - 1;
+  static constexpr size_t kMaxName = 64;
+  static constexpr uint16_t kEmpty = 0xffff;
+  // FNV-1a over the bytes with ASCII letters folded to lower case.
+  static size_t Hash(std::string_view s) {
+    uint32_t h = 2166136261u;
+    for (char c : s) h = (h ^ static_cast<uint8_t>(AsciiLower(c))) * 16777619u;
+    return h ^ (h >> 16);
+  }
+  std::span<const CommandSpec> table_;
+  std::array<uint16_t, kSlots> slots_;
 };
+
+}  // namespace
+
+const CommandSpec* RespCommands::Find(std::string_view name) {
+  static const CommandIndex index(Table());
+  return index.Find(name);
+}
 
 RespCommands::RespCommands(ServerState& state) : state_(state) {}
 
@@ -33,7 +111,7 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
   if (args.empty()) return CommandStatus::kDone;
   state_.metrics.commands.Add();
   // The order of checks is Redis's (processCommand): unknown command, arity, then NOAUTH.
-  const Spec* spec = FindSpec(args[0]);
+  const CommandSpec* spec = Find(args[0]);
   if (spec == nullptr) {
     AppendError(out, proto::UnknownCommandError(args));
     return CommandStatus::kDone;
@@ -43,10 +121,11 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
     AppendError(out, proto::WrongArgsError(spec->name));
     return CommandStatus::kDone;
   }
-  if (!client.authenticated && !spec->allowed_before_auth) {
+  if (!client.authenticated && !(spec->flags & kCmdNoAuth)) {
     AppendError(out, proto::kNoAuth);
     return CommandStatus::kDone;
   }
+  client.cmd = spec;
   return (this->*(spec->handler))(client, args, out, target);
 }
 
@@ -59,10 +138,10 @@ void AppendReadAnswer(std::string& out, const ReadAnswer& answer) {
       AppendNullBulk(out);
       return;
     case ReadAnswer::Kind::kBusy:
-      AppendError(out, std::string("BUSY ").append(answer.error));
+      AppendError(out, std::string(proto::kBusyPrefix).append(answer.error));
       return;
     case ReadAnswer::Kind::kError:
-      AppendError(out, std::string("ERR ").append(answer.error));
+      AppendError(out, std::string(proto::kErrPrefix).append(answer.error));
       return;
   }
 }
@@ -189,7 +268,7 @@ CommandStatus RespCommands::LeaseSet(RespClient&, Args args, std::string& out, A
   // LEASE.SET key token value [PX ms]
   lease::LeaseToken token;
   if (!ParseToken(args[2], &token)) {
-    AppendError(out, "ERR invalid lease token");
+    AppendError(out, proto::kInvalidLeaseToken);
     return CommandStatus::kDone;
   }
   std::optional<lease::Millis> ttl;
@@ -209,10 +288,9 @@ CommandStatus RespCommands::LeaseSet(RespClient&, Args args, std::string& out, A
     return CommandStatus::kDone;
   }
   if (state_.cache.LeaseSet(args[1], token, args[3], ttl)) {
-    AppendSimple(out, "OK");
+    AppendSimple(out, proto::kOk);
   } else {
-    AppendError(out,
-                "ERR lease voided: the key was invalidated, or the token is not its live lease");
+    AppendError(out, proto::kLeaseVoided);
   }
   return CommandStatus::kDone;
 }
@@ -221,11 +299,11 @@ CommandStatus RespCommands::LeaseRelease(RespClient&, Args args, std::string& ou
                                          AsyncReplyTarget&) {
   lease::LeaseToken token;
   if (!ParseToken(args[2], &token)) {
-    AppendError(out, "ERR invalid lease token");
+    AppendError(out, proto::kInvalidLeaseToken);
   } else if (state_.cache.LeaseRelease(args[1], token)) {
-    AppendSimple(out, "OK");
+    AppendSimple(out, proto::kOk);
   } else {
-    AppendError(out, "ERR no such lease: the token is not the key's live lease");
+    AppendError(out, proto::kNoSuchLease);
   }
   return CommandStatus::kDone;
 }
@@ -296,7 +374,7 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
   if (have_expire && expire_ms <= 0) {
     // An absolute time in the past: Redis sets and at once expires the key.
     state_.cache.Invalidate(args[1], "set");
-    if (!get) AppendSimple(out, "OK");
+    if (!get) AppendSimple(out, proto::kOk);
     return CommandStatus::kDone;
   }
   std::optional<lease::Millis> ttl;
@@ -305,13 +383,13 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
   if (get) return CommandStatus::kDone;
   switch (result) {
     case lease::SetResult::kStored:
-      AppendSimple(out, "OK");
+      AppendSimple(out, proto::kOk);
       break;
     case lease::SetResult::kNotStored:
       AppendNullBulk(out);
       break;
     case lease::SetResult::kTooLarge:
-      AppendError(out, "OOM command not allowed when used memory > 'maxmemory'.");
+      AppendError(out, proto::kOutOfMemory);
       break;
   }
   return CommandStatus::kDone;
@@ -333,30 +411,32 @@ CommandStatus RespCommands::Exists(RespClient&, Args args, std::string& out, Asy
   return CommandStatus::kDone;
 }
 
-CommandStatus RespCommands::Ttl(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
+CommandStatus RespCommands::Ttl(RespClient& client, Args args, std::string& out,
+                                AsyncReplyTarget&) {
+  // TTL/PTTL: the table's param is the reply's unit in milliseconds (1000 or 1).
   lease::Millis pttl = state_.cache.Pttl(args[1]);
-  bool millis = args[0].size() == 4;  // PTTL vs TTL
-  if (pttl >= 0 && !millis) pttl = (pttl + 500) / 1000;
+  int64_t unit = client.cmd->param;
+  if (pttl >= 0 && unit > 1) pttl = (pttl + unit / 2) / unit;
   AppendInteger(out, pttl);
   return CommandStatus::kDone;
 }
 
-CommandStatus RespCommands::Expire(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
-  // EXPIRE/PEXPIRE key n [NX|XX|GT|LT]
+CommandStatus RespCommands::Expire(RespClient& client, Args args, std::string& out,
+                                   AsyncReplyTarget&) {
+  // EXPIRE/PEXPIRE key n [NX|XX|GT|LT]; the table's param is n's unit in milliseconds.
   int64_t n;
   if (!proto::ParseInt64(args[2], &n)) {
     AppendError(out, proto::kNotInteger);
     return CommandStatus::kDone;
   }
-  bool millis = args[0].size() == 7;  // PEXPIRE vs EXPIRE
-  std::string lower_name = millis ? "pexpire" : "expire";
-  if (!millis && (n > INT64_MAX / 1000 || n < INT64_MIN / 1000)) {
-    AppendError(out, proto::InvalidExpireError(lower_name));
+  int64_t unit = client.cmd->param;
+  if (n > INT64_MAX / unit || n < INT64_MIN / unit) {
+    AppendError(out, proto::InvalidExpireError(client.cmd->name));
     return CommandStatus::kDone;
   }
-  int64_t ttl_ms = millis ? n : n * 1000;
+  int64_t ttl_ms = n * unit;
   if (ttl_ms > INT64_MAX - UnixMillis()) {
-    AppendError(out, proto::InvalidExpireError(lower_name));
+    AppendError(out, proto::InvalidExpireError(client.cmd->name));
     return CommandStatus::kDone;
   }
   bool nx = false, xx = false, gt = false, lt = false;
@@ -370,16 +450,16 @@ CommandStatus RespCommands::Expire(RespClient&, Args args, std::string& out, Asy
     else if (EqualsIgnoreCase(args[i], "lt"))
       lt = true;
     else {
-      AppendError(out, std::string("ERR Unsupported option ").append(args[i]));
+      AppendError(out, proto::UnsupportedOptionError(args[i]));
       return CommandStatus::kDone;
     }
   }
   if (nx && (xx || gt || lt)) {
-    AppendError(out, "ERR NX and XX, GT or LT options at the same time are not compatible");
+    AppendError(out, proto::kExpireNxConflict);
     return CommandStatus::kDone;
   }
   if (gt && lt) {
-    AppendError(out, "ERR GT and LT options at the same time are not compatible");
+    AppendError(out, proto::kExpireGtLtConflict);
     return CommandStatus::kDone;
   }
   lease::Millis current = state_.cache.Pttl(args[1]);
@@ -410,45 +490,8 @@ CommandStatus RespCommands::Flush(RespClient&, Args args, std::string& out, Asyn
     return CommandStatus::kDone;
   }
   state_.cache.FlushAll();
-  AppendSimple(out, "OK");
+  AppendSimple(out, proto::kOk);
   return CommandStatus::kDone;
-}
-
-const RespCommands::Spec* RespCommands::FindSpec(std::string_view name) {
-  using R = RespCommands;
-  // The hot commands first: lookup is a short linear scan, length first, then bytes.
-  static constexpr Spec kSpecs[] = {
-      {"get", 2, false, &R::Get},
-      {"set", -3, false, &R::Set},
-      {"mget", -2, false, &R::MGet},
-      {"ping", -1, false, &R::Ping},
-      {"del", -2, false, &R::Del},
-      {"unlink", -2, false, &R::Del},
-      {"exists", -2, false, &R::Exists},
-      {"ttl", 2, false, &R::Ttl},
-      {"pttl", 2, false, &R::Ttl},
-      {"expire", -3, false, &R::Expire},
-      {"pexpire", -3, false, &R::Expire},
-      {"echo", 2, false, &R::Echo},
-      {"hello", -1, true, &R::Hello},
-      {"auth", -2, true, &R::Auth},
-      {"client", -2, false, &R::Client},
-      {"select", 2, false, &R::Select},
-      {"quit", -1, true, &R::Quit},
-      {"command", -1, false, &R::Command},
-      {"config", -2, false, &R::Config},
-      {"info", -1, false, &R::InfoCmd},
-      {"dbsize", 1, false, &R::DbSize},
-      {"flushall", -1, false, &R::Flush},
-      {"flushdb", -1, false, &R::Flush},
-      {"lease.get", 2, false, &R::LeaseGet},
-      {"lease.set", -4, false, &R::LeaseSet},
-      {"lease.release", 3, false, &R::LeaseRelease},
-  };
-  for (const Spec& spec : kSpecs) {
-    if (spec.name.size() == name.size() && EqualsIgnoreCase(spec.name, name)) return &spec;
-  }
-  return nullptr;
 }
 
 }  // namespace corral::server

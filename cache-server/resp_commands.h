@@ -1,4 +1,5 @@
-// corral's RESP command set (SPEC.md "RESP endpoint"): turns one parsed command into reply bytes.
+// corral's RESP command set (SPEC.md "RESP endpoint"): one declarative table (CommandSpec) that
+// drives dispatch, the before-AUTH rule and COMMAND; turns one parsed command into reply bytes.
 // No sockets here: the session feeds commands in and writes out what this appends.
 #pragma once
 
@@ -13,8 +14,11 @@
 
 namespace corral::server {
 
+struct CommandSpec;
+
 // Per-connection state that commands read and change.
 struct RespClient {
+  const CommandSpec* cmd = nullptr;  // the command being executed (Redis's c->cmd)
   uint64_t id = 0;
   std::string name, lib_name, lib_ver;
   std::string addr, laddr;
@@ -41,6 +45,55 @@ enum class CommandStatus {
 // Appends the answer to a read as a RESP reply (bulk, null, -BUSY ... or -ERR ...).
 void AppendReadAnswer(std::string& out, const ReadAnswer& answer);
 
+// Redis 7.0's command flags, as COMMAND reports them.
+enum CommandFlag : uint32_t {
+  kCmdWrite = 1u << 0,
+  kCmdReadonly = 1u << 1,
+  kCmdDenyOom = 1u << 2,
+  kCmdAdmin = 1u << 3,
+  kCmdNoScript = 1u << 4,
+  kCmdLoading = 1u << 5,
+  kCmdStale = 1u << 6,
+  kCmdFast = 1u << 7,
+  kCmdNoAuth = 1u << 8,  // allowed before AUTH
+};
+
+// Redis 7.0's ACL categories (ACL CAT). @slow is every command that is not `fast`, as in Redis.
+enum AclCategory : uint32_t {
+  kAclKeyspace = 1u << 0,
+  kAclRead = 1u << 1,
+  kAclWrite = 1u << 2,
+  kAclString = 1u << 3,
+  kAclFast = 1u << 4,  // set from kCmdFast, never written in the table
+  kAclSlow = 1u << 5,  // set from the absence of kCmdFast, never written in the table
+  kAclAdmin = 1u << 6,
+  kAclDangerous = 1u << 7,
+  kAclConnection = 1u << 8,
+};
+
+class RespCommands;
+using Args = std::span<const std::string_view>;
+using CommandHandler = CommandStatus (RespCommands::*)(RespClient&, Args, std::string&,
+                                                       AsyncReplyTarget&);
+
+// One command, declared once: dispatch, the before-AUTH rule, COMMAND (INFO, COUNT, DOCS) and ACL
+// categories all read this. Adding a command is one table entry (resp_commands.cc) + a handler.
+struct CommandSpec {
+  std::string_view name;  // lower case
+  int arity;              // Redis convention: exact if > 0, at least -arity if < 0 (name included)
+  uint32_t flags;         // CommandFlag bits
+  uint32_t acl;           // AclCategory bits, besides @fast/@slow (derived from kCmdFast)
+  int first_key, last_key, key_step;  // Redis's legacy key positions; 0 0 0 when keyless
+  CommandHandler handler;
+  std::string_view group;    // COMMAND DOCS's group: "string", "generic", "connection", ...
+  std::string_view summary;  // COMMAND DOCS's summary
+  // The handler's parameter, so that no handler looks at its own name. TTL/PTTL and
+  // EXPIRE/PEXPIRE: milliseconds per unit of the command's argument or reply (1000 or 1).
+  int64_t param = 0;
+
+  uint32_t acl_categories() const { return acl | ((flags & kCmdFast) ? kAclFast : kAclSlow); }
+};
+
 class RespCommands {
  public:
   explicit RespCommands(ServerState& state);
@@ -53,10 +106,12 @@ class RespCommands {
   // The INFO text (Redis format) for `section` ("" = default).
   std::string Info(std::string_view section) const;
 
+  // Every command corral answers, in the table's order.
+  static std::span<const CommandSpec> Table();
+  // The command `name` (any case), or null. Does not allocate; a hash probe and one compare.
+  static const CommandSpec* Find(std::string_view name);
+
  private:
-  struct Spec;
-  static const Spec* FindSpec(std::string_view name);
-  using Args = std::span<const std::string_view>;
   CommandStatus Get(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus MGet(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Set(RespClient&, Args, std::string&, AsyncReplyTarget&);

@@ -27,7 +27,7 @@ CommandStatus RespCommands::Ping(RespClient&, Args args, std::string& out, Async
   } else if (args.size() == 2) {
     AppendBulk(out, args[1]);
   } else {
-    AppendSimple(out, "PONG");
+    AppendSimple(out, proto::kPong);
   }
   return CommandStatus::kDone;
 }
@@ -57,15 +57,13 @@ CommandStatus RespCommands::Auth(RespClient& client, Args args, std::string& out
     return CommandStatus::kDone;
   }
   if (state_.config.resp_options.requirepass.empty()) {
-    AppendError(out,
-                "ERR AUTH <password> called without any password configured for the default "
-                "user. Are you sure your configuration is correct?");
+    AppendError(out, proto::kAuthWithoutPassword);
     return CommandStatus::kDone;
   }
   bool user_ok = args.size() == 2 || args[1] == "default";
   if (user_ok && CheckPassword(args.back())) {
     client.authenticated = true;
-    AppendSimple(out, "OK");
+    AppendSimple(out, proto::kOk);
   } else {
     AppendError(out, proto::kWrongPass);
   }
@@ -78,7 +76,7 @@ CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& ou
   int64_t ver = 2;
   if (args.size() >= 2) {
     if (!proto::ParseInt64(args[1], &ver)) {
-      AppendError(out, "ERR Protocol version is not an integer or out of range");
+      AppendError(out, proto::kProtocolVersionNotInteger);
       return CommandStatus::kDone;
     }
     if (ver < 2 || ver > 3) {
@@ -101,15 +99,12 @@ CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& ou
       setname = args[++i];
       have_setname = true;
     } else {
-      AppendError(out, std::string("ERR Syntax error in HELLO option '").append(args[i]) + "'");
+      AppendError(out, proto::HelloOptionError(args[i]));
       return CommandStatus::kDone;
     }
   }
   if (!client.authenticated) {
-    AppendError(out,
-                "NOAUTH HELLO must be called with the client already authenticated, "
-                "otherwise the HELLO AUTH <user> <pass> option can be used to authenticate "
-                "the client and select the RESP protocol version at the same time");
+    AppendError(out, proto::kHelloNoAuth);
     return CommandStatus::kDone;
   }
   // RESP3 is refused until it is complete (SPEC.md), after the checks Redis makes first.
@@ -153,12 +148,12 @@ CommandStatus RespCommands::Client(RespClient& client, Args args, std::string& o
   if (EqualsIgnoreCase(sub, "setname") && args.size() == 3) {
     for (char c : args[2]) {
       if (c < '!' || c > '~') {
-        AppendError(out, "ERR Client names cannot contain spaces, newlines or special characters.");
+        AppendError(out, proto::kBadClientName);
         return CommandStatus::kDone;
       }
     }
     client.name = std::string(args[2]);
-    AppendSimple(out, "OK");
+    AppendSimple(out, proto::kOk);
   } else if (EqualsIgnoreCase(sub, "getname") && args.size() == 2) {
     if (client.name.empty()) {
       AppendNullBulk(out);
@@ -173,10 +168,10 @@ CommandStatus RespCommands::Client(RespClient& client, Args args, std::string& o
     } else if (EqualsIgnoreCase(args[2], "lib-ver")) {
       client.lib_ver = std::string(args[3]);
     } else {
-      AppendError(out, std::string("ERR Unrecognized option '").append(args[2]) + "'");
+      AppendError(out, proto::UnrecognizedOptionError(args[2]));
       return CommandStatus::kDone;
     }
-    AppendSimple(out, "OK");
+    AppendSimple(out, proto::kOk);
   } else if (EqualsIgnoreCase(sub, "info") && args.size() == 2) {
     AppendBulk(out, ClientInfoLine(client));
   } else if (EqualsIgnoreCase(sub, "setname") || EqualsIgnoreCase(sub, "getname") ||
@@ -198,93 +193,144 @@ CommandStatus RespCommands::Select(RespClient&, Args args, std::string& out, Asy
   } else if (db != 0) {
     AppendError(out, proto::kDbIndexOutOfRange);
   } else {
-    AppendSimple(out, "OK");
+    AppendSimple(out, proto::kOk);
   }
   return CommandStatus::kDone;
 }
 
 CommandStatus RespCommands::Quit(RespClient&, Args, std::string& out, AsyncReplyTarget&) {
-  AppendSimple(out, "OK");
+  AppendSimple(out, proto::kOk);
   return CommandStatus::kClose;
 }
 
 namespace {
-struct CommandInfo {
-  std::string_view name;
-  int arity;
-  std::string_view flags;  // space-separated
-  int first_key, last_key, step;
+
+// Redis 7.0's names for the CommandFlag and AclCategory bits, in the order Redis lists them.
+constexpr std::pair<uint32_t, std::string_view> kFlagNames[] = {
+    {kCmdWrite, "write"}, {kCmdReadonly, "readonly"}, {kCmdDenyOom, "denyoom"},
+    {kCmdAdmin, "admin"}, {kCmdNoScript, "noscript"}, {kCmdLoading, "loading"},
+    {kCmdStale, "stale"}, {kCmdFast, "fast"},         {kCmdNoAuth, "no_auth"},
 };
-// What COMMAND reports: enough for redis-cli and client libraries that route by key position.
-constexpr CommandInfo kCommandInfo[] = {
-    {"get", 2, "readonly fast", 1, 1, 1},
-    {"mget", -2, "readonly fast", 1, -1, 1},
-    {"set", -3, "write denyoom", 1, 1, 1},
-    {"del", -2, "write", 1, -1, 1},
-    {"unlink", -2, "write fast", 1, -1, 1},
-    {"exists", -2, "readonly fast", 1, -1, 1},
-    {"ttl", 2, "readonly fast", 1, 1, 1},
-    {"pttl", 2, "readonly fast", 1, 1, 1},
-    {"expire", -3, "write fast", 1, 1, 1},
-    {"pexpire", -3, "write fast", 1, 1, 1},
-    {"ping", -1, "fast", 0, 0, 0},
-    {"echo", 2, "fast", 0, 0, 0},
-    {"hello", -1, "noscript loading stale fast no_auth", 0, 0, 0},
-    {"auth", -2, "noscript loading stale fast no_auth", 0, 0, 0},
-    {"client", -2, "noscript loading stale", 0, 0, 0},
-    {"select", 2, "loading stale fast", 0, 0, 0},
-    {"quit", -1, "fast no_auth", 0, 0, 0},
-    {"command", -1, "loading stale", 0, 0, 0},
-    {"config", -2, "admin noscript loading stale", 0, 0, 0},
-    {"info", -1, "loading stale", 0, 0, 0},
-    {"dbsize", 1, "readonly fast", 0, 0, 0},
-    {"flushall", -1, "write", 0, 0, 0},
-    {"flushdb", -1, "write", 0, 0, 0},
-    {"lease.get", 2, "readonly", 1, 1, 1},
-    {"lease.set", -4, "write", 1, 1, 1},
-    {"lease.release", 3, "write fast", 1, 1, 1},
+constexpr std::pair<uint32_t, std::string_view> kAclNames[] = {
+    {kAclKeyspace, "@keyspace"}, {kAclRead, "@read"},           {kAclWrite, "@write"},
+    {kAclString, "@string"},     {kAclAdmin, "@admin"},         {kAclFast, "@fast"},
+    {kAclSlow, "@slow"},         {kAclDangerous, "@dangerous"}, {kAclConnection, "@connection"},
 };
 
-void AppendCommandInfo(std::string& out, const CommandInfo& c) {
+// A RESP2 set of the status names of the bits in `bits`.
+template <size_t N>
+void AppendBitNames(std::string& out, uint32_t bits,
+                    const std::pair<uint32_t, std::string_view> (&names)[N]) {
+  size_t n = 0;
+  for (const auto& [bit, name] : names) n += (bits & bit) ? 1 : 0;
+  AppendArrayHeader(out, n);
+  for (const auto& [bit, name] : names) {
+    if (bits & bit) AppendSimple(out, name);
+  }
+}
+
+// Redis 7.0's key specs (a RESP2 map is a flat array), derived from the legacy key positions:
+// one range spec, read-only access for readonly commands, read-write update otherwise.
+void AppendKeySpecs(std::string& out, const CommandSpec& c) {
+  if (c.first_key == 0) {
+    AppendArrayHeader(out, 0);
+    return;
+  }
+  AppendArrayHeader(out, 1);
   AppendArrayHeader(out, 6);
+  AppendBulk(out, "flags");
+  AppendArrayHeader(out, 2);
+  bool readonly = (c.flags & kCmdReadonly) != 0;
+  AppendSimple(out, readonly ? "RO" : "RW");
+  AppendSimple(out, readonly ? "access" : "update");
+  AppendBulk(out, "begin_search");
+  AppendArrayHeader(out, 4);
+  AppendBulk(out, "type");
+  AppendBulk(out, "index");
+  AppendBulk(out, "spec");
+  AppendArrayHeader(out, 2);
+  AppendBulk(out, "index");
+  AppendInteger(out, c.first_key);
+  AppendBulk(out, "find_keys");
+  AppendArrayHeader(out, 4);
+  AppendBulk(out, "type");
+  AppendBulk(out, "range");
+  AppendBulk(out, "spec");
+  AppendArrayHeader(out, 6);
+  AppendBulk(out, "lastkey");
+  AppendInteger(out, c.last_key < 0 ? c.last_key : c.last_key - c.first_key);
+  AppendBulk(out, "keystep");
+  AppendInteger(out, c.key_step);
+  AppendBulk(out, "limit");
+  AppendInteger(out, 0);
+}
+
+// One COMMAND / COMMAND INFO element in Redis 7.0's shape: name, arity, flags, first key, last
+// key, step, ACL categories, tips, key specs, subcommands.
+void AppendCommandInfo(std::string& out, const CommandSpec& c) {
+  AppendArrayHeader(out, 10);
   AppendBulk(out, c.name);
   AppendInteger(out, c.arity);
-  size_t nflags = 1 + std::count(c.flags.begin(), c.flags.end(), ' ');
-  AppendArrayHeader(out, nflags);
-  std::string_view rest = c.flags;
-  while (!rest.empty()) {
-    size_t sp = rest.find(' ');
-    AppendSimple(out, rest.substr(0, sp));
-    rest = sp == std::string_view::npos ? std::string_view() : rest.substr(sp + 1);
-  }
+  AppendBitNames(out, c.flags, kFlagNames);
   AppendInteger(out, c.first_key);
   AppendInteger(out, c.last_key);
-  AppendInteger(out, c.step);
+  AppendInteger(out, c.key_step);
+  AppendBitNames(out, c.acl_categories(), kAclNames);
+  AppendArrayHeader(out, 0);  // tips
+  AppendKeySpecs(out, c);
+  AppendArrayHeader(out, 0);  // subcommands
 }
+
+// One COMMAND DOCS entry: the name, then its doc map (summary, since, group) as a flat array.
+void AppendCommandDocs(std::string& out, const CommandSpec& c) {
+  AppendBulk(out, c.name);
+  AppendArrayHeader(out, 6);
+  AppendBulk(out, "summary");
+  AppendBulk(out, c.summary);
+  AppendBulk(out, "since");
+  AppendBulk(out, kCorralVersion);
+  AppendBulk(out, "group");
+  AppendBulk(out, c.group);
+}
+
 }  // namespace
 
 CommandStatus RespCommands::Command(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
+  std::span<const CommandSpec> table = Table();
   if (args.size() == 1) {
-    AppendArrayHeader(out, std::size(kCommandInfo));
-    for (const auto& c : kCommandInfo) AppendCommandInfo(out, c);
+    AppendArrayHeader(out, table.size());
+    for (const CommandSpec& c : table) AppendCommandInfo(out, c);
   } else if (EqualsIgnoreCase(args[1], "count") && args.size() == 2) {
-    AppendInteger(out, static_cast<int64_t>(std::size(kCommandInfo)));
+    AppendInteger(out, static_cast<int64_t>(table.size()));
   } else if (EqualsIgnoreCase(args[1], "info")) {
+    // COMMAND INFO with no name lists every command, as COMMAND does (Redis 7.0).
+    if (args.size() == 2) {
+      AppendArrayHeader(out, table.size());
+      for (const CommandSpec& c : table) AppendCommandInfo(out, c);
+      return CommandStatus::kDone;
+    }
     AppendArrayHeader(out, args.size() - 2);
     for (size_t i = 2; i < args.size(); ++i) {
-      const CommandInfo* found = nullptr;
-      for (const auto& c : kCommandInfo) {
-        if (EqualsIgnoreCase(c.name, args[i])) found = &c;
-      }
-      if (found) {
-        AppendCommandInfo(out, *found);
+      if (const CommandSpec* c = Find(args[i])) {
+        AppendCommandInfo(out, *c);
       } else {
         proto::AppendNullArray(out);
       }
     }
   } else if (EqualsIgnoreCase(args[1], "docs")) {
-    // redis-cli asks for docs to show hints; an empty reply makes it use its built-in help.
-    AppendArrayHeader(out, 0);
+    // A map of name to docs; unknown names are left out (Redis 7.0). redis-cli builds its
+    // command hints from it.
+    if (args.size() == 2) {
+      AppendArrayHeader(out, table.size() * 2);
+      for (const CommandSpec& c : table) AppendCommandDocs(out, c);
+      return CommandStatus::kDone;
+    }
+    std::vector<const CommandSpec*> found;
+    for (size_t i = 2; i < args.size(); ++i) {
+      if (const CommandSpec* c = Find(args[i])) found.push_back(c);
+    }
+    AppendArrayHeader(out, found.size() * 2);
+    for (const CommandSpec* c : found) AppendCommandDocs(out, *c);
   } else {
     AppendError(out, proto::UnknownSubcommandError("COMMAND", args[1]));
   }
@@ -352,9 +398,7 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   for (size_t i = 2; i < args.size(); i += 2) {
     std::string_view name = args[i], value = args[i + 1];
     auto bad = [&](std::string_view why) {
-      AppendError(
-          out, std::string("ERR CONFIG SET failed (possibly related to argument '").append(name) +
-                   "') - " + std::string(why));
+      AppendError(out, proto::ConfigSetError(name, why));
       return CommandStatus::kDone;
     };
     if (name.substr(0, 10) != "namespace.") return bad("unknown or read-only parameter");
@@ -393,7 +437,7 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   // All arguments were valid: apply them together.
   for (const Change& c : changes)
     state_.cache.SetNamespaceLimit(c.ns, c.inflight, c.rate, c.blocked);
-  AppendSimple(out, "OK");
+  AppendSimple(out, proto::kOk);
   return CommandStatus::kDone;
 }
 

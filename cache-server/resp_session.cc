@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "cache-server/log.h"
+#include "lease/clock.h"
 #include "proto/resp_writer.h"
 
 namespace corral::server {
@@ -158,6 +159,9 @@ bool RespSession::ReadAvailable() {
 }
 
 void RespSession::Process() {
+  // One reading of the clocks for every command of this batch (see lease::ClockSnapshot).
+  lease::ClockSnapshot now;
+  client_.last_command_unix = std::time(nullptr);
   while (!pending_ && !close_after_write_ && in_start_ < in_end_ && out_.size() < kFlushAbove) {
     std::string_view input(in_.get() + in_start_, in_end_ - in_start_);
     proto::ParseStatus status = parser_.Parse(input);
@@ -167,7 +171,6 @@ void RespSession::Process() {
       close_after_write_ = true;
       break;
     }
-    client_.last_command_unix = std::time(nullptr);
     CommandStatus result = commands_.Execute(client_, parser_.args(), out_, *this);
     in_start_ += parser_.consumed();
     if (client_.authenticated) parser_.set_authenticated(true);

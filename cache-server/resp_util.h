@@ -12,12 +12,18 @@ namespace corral::server {
 inline constexpr std::string_view kCompatVersion = "7.0.0";  // INFO/HELLO's redis_version
 inline constexpr std::string_view kCorralVersion = "0.1.0";
 
+// ASCII lower case, without the C locale's table lookup (command names are ASCII).
+constexpr char AsciiLower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 // ASCII case-insensitive equality, as Redis compares command names and options.
 inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  }
+  return true;
 }
 
 // Wall-clock milliseconds since the Unix epoch (EXAT/PXAT and expiry overflow checks).

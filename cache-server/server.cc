@@ -6,6 +6,7 @@
 #include "cache-server/http_session.h"
 #include "cache-server/log.h"
 #include "cache-server/resp_session.h"
+#include "proto/errors.h"
 
 namespace corral::server {
 
@@ -68,7 +69,8 @@ void Server::Accept(Acceptor& acceptor, bool resp) {
       state_.metrics.rejected_connections.Add();
       state_.metrics.shed.Add("reason=\"max_clients\"");
       // As Redis does: say why, then close. Blocking write of a few bytes to a fresh socket.
-      std::string_view msg = resp ? "-ERR max number of clients reached\r\n"
+      const std::string refusal = "-" + std::string(proto::kMaxClients) + "\r\n";
+      std::string_view msg = resp ? std::string_view(refusal)
                                   : "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
                                     "Content-Length: 0\r\nConnection: close\r\n\r\n";
       error_code ignored;

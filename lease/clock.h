@@ -20,11 +20,36 @@ class Clock {
   virtual Millis NowMs() const = 0;
 };
 
+// The time of one batch of work on one thread — a read from a socket and the commands in it —
+// read once, as Redis reads it once per event-loop iteration instead of once per command. While a
+// snapshot is open on a thread, SteadyNow() and SteadyClock::NowMs() on that thread return it; on
+// every other thread (timers, database callbacks) they read the clock. Snapshots nest; each must
+// be closed on the thread that opened it, innermost first (RAII). A FakeClock ignores them.
+class ClockSnapshot {
+ public:
+  ClockSnapshot() : now_(std::chrono::steady_clock::now()), outer_(current_) { current_ = this; }
+  ~ClockSnapshot() { current_ = outer_; }
+  ClockSnapshot(const ClockSnapshot&) = delete;
+  ClockSnapshot& operator=(const ClockSnapshot&) = delete;
+
+  // The innermost open snapshot's time on this thread, or the clock's.
+  static std::chrono::steady_clock::time_point Now() {
+    return current_ != nullptr ? current_->now_ : std::chrono::steady_clock::now();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point now_;
+  const ClockSnapshot* outer_;
+  static inline thread_local const ClockSnapshot* current_ = nullptr;
+};
+
+// steady_clock::now(), or the open snapshot's time (see ClockSnapshot).
+inline std::chrono::steady_clock::time_point SteadyNow() { return ClockSnapshot::Now(); }
+
 class SteadyClock final : public Clock {
  public:
   Millis NowMs() const override {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyNow().time_since_epoch())
         .count();
   }
 };

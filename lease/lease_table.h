@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "lease/admission.h"
 #include "lease/clock.h"
 
 namespace corral::lease {
@@ -19,11 +20,13 @@ namespace corral::lease {
 // Names one grant of a lease. Never 0; never reused by the same table.
 using LeaseToken = uint64_t;
 
-// What a load produced. kError's data is the error text.
+// What a load produced. kError's data is the error text. kShed: the holder was refused admission
+// (`shed` says why) and gives every waiter that answer at once; `data` is the namespace's name.
 struct LoadResult {
-  enum class Kind { kValue, kNotFound, kError };
+  enum class Kind { kValue, kNotFound, kError, kShed };
   Kind kind = Kind::kNotFound;
   std::string data;
+  Admission shed = Admission::kAdmitted;
 };
 
 // How a wait ended.

@@ -67,6 +67,72 @@ std::string InvalidExpireError(std::string_view cmd) {
   return out;
 }
 
+std::string_view ShedReasonLabel(ShedReason reason) {
+  switch (reason) {
+    case ShedReason::kBlocked:
+      return "blocked";
+    case ShedReason::kNamespaceInflight:
+      return "max_inflight_loads";
+    case ShedReason::kRate:
+      return "max_loads_per_s";
+    case ShedReason::kPendingLoads:
+      return "max_pending_loads";
+    case ShedReason::kPoolInflight:
+      return "pool_max_inflight_loads";
+    case ShedReason::kWaitTimeout:
+      return "wait_timeout";
+    case ShedReason::kInvalidatedRepeatedly:
+      return "invalidated_repeatedly";
+    case ShedReason::kMaxClients:
+      return "max_clients";
+  }
+  return "unknown";
+}
+
+std::string ShedText(ShedReason reason, std::string_view ns) {
+  switch (reason) {
+    case ShedReason::kWaitTimeout:
+      return "lease wait timed out";
+    case ShedReason::kInvalidatedRepeatedly:
+      return "key invalidated repeatedly during load";
+    case ShedReason::kMaxClients:
+      return "max number of clients reached";
+    default: {
+      std::string out = "load shed: ";
+      out.append(ShedReasonLabel(reason)).append(" for namespace ").append(ns);
+      return out;
+    }
+  }
+}
+
+std::string UnsupportedOptionError(std::string_view option) {
+  std::string out = "ERR Unsupported option ";
+  out.append(option);
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
+std::string HelloOptionError(std::string_view option) {
+  std::string out = "ERR Syntax error in HELLO option '";
+  out.append(option).append("'");
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
+std::string UnrecognizedOptionError(std::string_view option) {
+  std::string out = "ERR Unrecognized option '";
+  out.append(option).append("'");
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
+std::string ConfigSetError(std::string_view name, std::string_view why) {
+  std::string out = "ERR CONFIG SET failed (possibly related to argument '";
+  out.append(name).append("') - ").append(why);
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
 bool ParseInt64(std::string_view s, int64_t* value) {
   // Redis's LONG_STR_SIZE is 21: anything of 21 characters or more is not a long long.
   if (s.empty() || s.size() >= 21) return false;

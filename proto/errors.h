@@ -1,6 +1,7 @@
-// Redis 7.0 error texts in one place, so that clients that match on them see the same bytes,
-// and Redis's strict integer parsing (string2ll) that commands and the RESP parser share.
-// All strings exclude the leading '-' and the trailing CRLF; pass them to AppendError().
+// Every RESP reply text corral writes (Redis 7.0's exact error and status texts, and corral's own
+// BUSY/upstream texts), so that clients that match on them see the same bytes; and Redis's strict
+// integer parsing (string2ll) that commands and the RESP parser share.
+// Error strings exclude the leading '-' and the trailing CRLF: pass them to AppendError().
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,73 @@ inline constexpr std::string_view kWrongPass =
     "WRONGPASS invalid username-password pair or user is disabled.";
 inline constexpr std::string_view kNoProto = "NOPROTO unsupported protocol version";
 inline constexpr std::string_view kDbIndexOutOfRange = "ERR DB index is out of range";
+inline constexpr std::string_view kOutOfMemory =
+    "OOM command not allowed when used memory > 'maxmemory'.";
+inline constexpr std::string_view kMaxClients = "ERR max number of clients reached";
+inline constexpr std::string_view kAuthWithoutPassword =
+    "ERR AUTH <password> called without any password configured for the default user. Are you "
+    "sure your configuration is correct?";
+inline constexpr std::string_view kHelloNoAuth =
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH "
+    "<user> <pass> option can be used to authenticate the client and select the RESP protocol "
+    "version at the same time";
+inline constexpr std::string_view kProtocolVersionNotInteger =
+    "ERR Protocol version is not an integer or out of range";
+inline constexpr std::string_view kBadClientName =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+inline constexpr std::string_view kExpireNxConflict =
+    "ERR NX and XX, GT or LT options at the same time are not compatible";
+inline constexpr std::string_view kExpireGtLtConflict =
+    "ERR GT and LT options at the same time are not compatible";
+
+// corral's lease protocol (LEASE.SET / LEASE.RELEASE, lease/README.md).
+inline constexpr std::string_view kInvalidLeaseToken = "ERR invalid lease token";
+inline constexpr std::string_view kLeaseVoided =
+    "ERR lease voided: the key was invalidated, or the token is not its live lease";
+inline constexpr std::string_view kNoSuchLease =
+    "ERR no such lease: the token is not the key's live lease";
+
+// Status replies (pass to AppendSimple()).
+inline constexpr std::string_view kOk = "OK";
+inline constexpr std::string_view kPong = "PONG";
+
+// The prefixes of corral's own answers to a read: "-BUSY <text>" (shed or wait timed out) and
+// "-ERR upstream: <reason>" (the load failed); on HTTP, a 503 whose body is "busy: <text>\n".
+inline constexpr std::string_view kBusyPrefix = "BUSY ";
+inline constexpr std::string_view kErrPrefix = "ERR ";
+inline constexpr std::string_view kHttpBusyPrefix = "busy: ";
+inline constexpr std::string_view kUpstreamPrefix = "upstream: ";
+inline constexpr std::string_view kHeldOffSuffix = " (held off)";
+
+// Why a request was shed: answered at once with -BUSY / HTTP 503 instead of waiting or loading.
+// The label is corral_shed_total{reason}; the text follows "BUSY " (RESP) or "busy: " (HTTP).
+enum class ShedReason : uint8_t {
+  kBlocked,                // the namespace's `blocked` switch
+  kNamespaceInflight,      // the namespace's max_inflight_loads
+  kRate,                   // the namespace's max_loads_per_s
+  kPendingLoads,           // shedding.max_pending_loads, across every namespace
+  kPoolInflight,           // the pool's max_inflight_loads, across its namespaces
+  kWaitTimeout,            // lease.wait_timeout_ms passed and nothing stale was there
+  kInvalidatedRepeatedly,  // the key was invalidated again and again while its holder loaded
+  kMaxClients,             // shedding.max_clients: the connection itself was refused
+};
+inline constexpr size_t kShedReasonCount = 8;
+
+// "blocked", "max_inflight_loads", ... (the metric label value).
+std::string_view ShedReasonLabel(ShedReason reason);
+
+// The text after "BUSY ": "load shed: max_inflight_loads for namespace user" for an admission
+// refusal (`ns` is the namespace), "lease wait timed out", ...
+std::string ShedText(ShedReason reason, std::string_view ns);
+
+// "ERR Unsupported option x" (EXPIRE's option check).
+std::string UnsupportedOptionError(std::string_view option);
+// "ERR Syntax error in HELLO option 'x'".
+std::string HelloOptionError(std::string_view option);
+// "ERR Unrecognized option 'x'" (CLIENT SETINFO).
+std::string UnrecognizedOptionError(std::string_view option);
+// "ERR CONFIG SET failed (possibly related to argument 'name') - why".
+std::string ConfigSetError(std::string_view name, std::string_view why);
 
 // "ERR unknown command 'foo', with args beginning with: 'a' 'b' " as Redis 7.0 builds it: the
 // name is cut to 128 bytes, the arguments are quoted one after another while their text is

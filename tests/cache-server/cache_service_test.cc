@@ -961,6 +961,27 @@ TEST_F(CacheServiceTest, LeaseHandedOverWhileBoundIsFullShedsEachWaiter) {
   EXPECT_EQ(leases_->waiters(), 0u);
 }
 
+// A shed is a typed outcome from the decision to the counter: every request answered BUSY is
+// counted once under its reason, including the waiters of a shed lease and timed-out waiters.
+TEST_F(CacheServiceTest, EveryShedRequestIsCountedUnderItsReason) {
+  Config config = TestConfig();
+  config.namespaces["user"].max_inflight_loads = 1;
+  Start(config);
+  RecordPtr stuck = Read("user:1");
+  clock_.Advance(config_.lease.wait_timeout_ms);
+  service_->Tick();
+  EXPECT_EQ(stuck->only().error, "lease wait timed out");
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("wait_timeout")), 1u);
+  clock_.Advance(config_.lease.lease_ttl_ms - config_.lease.wait_timeout_ms - 100);
+  std::vector<RecordPtr> waiters;
+  for (int i = 0; i < 10; ++i) waiters.push_back(Read("user:1"));
+  clock_.Advance(100);
+  service_->Tick();  // the stuck lease expires; its next holder is shed, and its waiters with it
+  for (const RecordPtr& w : waiters) EXPECT_EQ(w->only().kind, AnswerKind::kBusy);
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("max_inflight_loads")), 10u);
+  EXPECT_EQ(Requests(Outcome::kShed), 11u);
+}
+
 // --- The lease protocol (LEASE.GET / LEASE.SET / LEASE.RELEASE) ------------------------------
 
 TEST_F(CacheServiceTest, LeaseGetSetHandsTheValueToWaiters) {

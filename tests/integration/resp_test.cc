@@ -269,6 +269,50 @@ TEST_F(RespTest, CommandCount) {
   EXPECT_EQ(get->element[1]->type, REDIS_REPLY_NIL);
 }
 
+// COMMAND INFO is generated from the command table in Redis 7.0's shape: name, arity, flags,
+// first/last key, step, ACL categories, tips, key specs, subcommands.
+TEST_F(RespTest, CommandInfoHasRedis7Shape) {
+  EXPECT_EQ(Cmd({"COMMAND", "INFO", "get"}),
+            "[[$get, :2, [+readonly, +fast], :1, :1, :1, [+@read, +@string, +@fast], [], "
+            "[[$flags, [+RO, +access], $begin_search, [$type, $index, $spec, [$index, :1]], "
+            "$find_keys, [$type, $range, $spec, [$lastkey, :0, $keystep, :1, $limit, :0]]]], []]]");
+  EXPECT_EQ(Cmd({"COMMAND", "INFO", "PING"}),
+            "[[$ping, :-1, [+fast], :0, :0, :0, [+@fast, +@connection], [], [], []]]");
+  EXPECT_THAT(Cmd({"COMMAND", "INFO", "mget"}),
+              StartsWith("[[$mget, :-2, [+readonly, +fast], :1, :-1, :1, "));
+  EXPECT_THAT(Cmd({"COMMAND", "INFO", "auth"}), HasSubstr("+no_auth"));
+  EXPECT_THAT(Cmd({"COMMAND", "INFO", "config"}), HasSubstr("+@admin, +@slow, +@dangerous"));
+  EXPECT_EQ(Cmd({"COMMAND", "FOO"}), "-ERR unknown subcommand 'FOO'. Try COMMAND HELP.");
+}
+
+TEST_F(RespTest, CommandDocs) {
+  EXPECT_EQ(Cmd({"COMMAND", "DOCS", "get", "nosuch"}),
+            "[$get, [$summary, $Get the value of a key (read-through for namespace keys), $since, "
+            "$0.1.0, $group, $string]]");
+  RedisReplyPtr all = RedisCmd(conn_.get(), {"COMMAND", "DOCS"});
+  ASSERT_NE(all, nullptr);
+  ASSERT_EQ(all->type, REDIS_REPLY_ARRAY);
+  EXPECT_EQ(static_cast<int64_t>(all->elements), 2 * Int({"COMMAND", "COUNT"}));
+}
+
+// Dispatch is case-insensitive; TTL and PTTL differ only by the table's unit.
+TEST_F(RespTest, DispatchIgnoresCaseAndTtlUnitsComeFromTheTable) {
+  EXPECT_EQ(Cmd({"sEt", "unit", "v", "PX", "90000"}), "+OK");
+  EXPECT_EQ(Cmd({"gEt", "unit"}), "$v");
+  EXPECT_EQ(Int({"Ttl", "unit"}), 90);
+  int64_t pttl = Int({"pTTL", "unit"});
+  EXPECT_GT(pttl, 80000);
+  EXPECT_LE(pttl, 90000);
+  EXPECT_EQ(Int({"PEXPIRE", "unit", "5000"}), 1);
+  EXPECT_EQ(Int({"TTL", "unit"}), 5);
+  EXPECT_EQ(Int({"EXPIRE", "unit", "7"}), 1);
+  EXPECT_EQ(Int({"TTL", "unit"}), 7);
+  EXPECT_EQ(Cmd({"EXPIRE", "unit", "9223372036854775807"}),
+            "-ERR invalid expire time in 'expire' command");
+  EXPECT_EQ(Cmd({"GETX", "a"}), "-ERR unknown command 'GETX', with args beginning with: 'a' ");
+  EXPECT_EQ(Cmd({"LEASE.GETX"}), "-ERR unknown command 'LEASE.GETX', with args beginning with: ");
+}
+
 TEST_F(RespTest, ConfigGet) {
   EXPECT_EQ(Cmd({"CONFIG", "GET", "save"}), "[$save, $]");
   EXPECT_EQ(Cmd({"CONFIG", "GET", "appendonly"}), "[$appendonly, $no]");

@@ -130,5 +130,37 @@ TEST(ParseInt64, RejectsWhatString2llRejects) {
   }
 }
 
+TEST(Errors, ShedTextsAndLabels) {
+  // The BUSY texts clients and tests match on: byte-identical to the texts before ShedReason.
+  EXPECT_EQ(ShedText(ShedReason::kNamespaceInflight, "user"),
+            "load shed: max_inflight_loads for namespace user");
+  EXPECT_EQ(ShedText(ShedReason::kPoolInflight, "user"),
+            "load shed: pool_max_inflight_loads for namespace user");
+  EXPECT_EQ(ShedText(ShedReason::kBlocked, "blk"), "load shed: blocked for namespace blk");
+  EXPECT_EQ(ShedText(ShedReason::kRate, "r"), "load shed: max_loads_per_s for namespace r");
+  EXPECT_EQ(ShedText(ShedReason::kPendingLoads, "p"),
+            "load shed: max_pending_loads for namespace p");
+  EXPECT_EQ(ShedText(ShedReason::kWaitTimeout, "user"), "lease wait timed out");
+  EXPECT_EQ(ShedText(ShedReason::kInvalidatedRepeatedly, "user"),
+            "key invalidated repeatedly during load");
+  // Every reason has its own label, and none is "unknown".
+  for (size_t i = 0; i < kShedReasonCount; ++i) {
+    std::string_view label = ShedReasonLabel(static_cast<ShedReason>(i));
+    EXPECT_NE(label, "unknown") << i;
+    for (size_t j = 0; j < i; ++j) EXPECT_NE(label, ShedReasonLabel(static_cast<ShedReason>(j)));
+  }
+  EXPECT_EQ(ShedReasonLabel(ShedReason::kMaxClients), "max_clients");
+}
+
+TEST(Errors, OptionErrorsKeepOneLine) {
+  EXPECT_EQ(UnsupportedOptionError("foo"), "ERR Unsupported option foo");
+  EXPECT_EQ(UnsupportedOptionError("a\r\nb"), "ERR Unsupported option a  b");
+  EXPECT_EQ(HelloOptionError("x"), "ERR Syntax error in HELLO option 'x'");
+  EXPECT_EQ(UnrecognizedOptionError("lib-x"), "ERR Unrecognized option 'lib-x'");
+  EXPECT_EQ(ConfigSetError("namespace.x.blocked", "no such namespace"),
+            "ERR CONFIG SET failed (possibly related to argument 'namespace.x.blocked') - no such "
+            "namespace");
+}
+
 }  // namespace
 }  // namespace corral::proto
