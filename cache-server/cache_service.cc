@@ -109,9 +109,10 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns,
   std::string id(parts->id);
   backend_->Load(ns.index, std::move(id), [this, key, &ns, token](BackendResult r) {
     FinishAdmitted(ns);
-    metrics_.db_loads.Add(ns.index, r.kind == LoadResult::Kind::kValue      ? LoadOutcome::kValue
-                                    : r.kind == LoadResult::Kind::kNotFound ? LoadOutcome::kNotFound
-                                                                            : LoadOutcome::kError);
+    LoadOutcome outcome = r.kind == LoadResult::Kind::kValue      ? LoadOutcome::kValue
+                          : r.kind == LoadResult::Kind::kNotFound ? LoadOutcome::kNotFound
+                                                                  : LoadOutcome::kError;
+    metrics_.db_loads.Add(ns.index, outcome);
     if (r.micros > 0) metrics_.db_load_seconds.Observe(static_cast<double>(r.micros) / 1e6);
     if (r.kind == LoadResult::Kind::kError) {
       LogLoadFailure(ns.config.name, key, r.data);

@@ -1,7 +1,6 @@
-// corral's metrics module: every family declared once (kFamilies: name, type, labels, help), the
-// counters the cache service bumps (sharded, so the hit path never contends), and the only
-// renderers of what the modules expose: /metrics (Prometheus text 0.0.4), INFO and /v1/stats.
-// Label values are enums or config-given names indexed at start-up; no key is ever a label.
+// corral's metrics: every family declared once (kFamilies), the sharded counters the cache service
+// bumps, and the one renderer of what the modules expose for /metrics, INFO and /v1/stats. Label
+// values are enums or config-given names indexed at start-up; no key is ever a label.
 #pragma once
 
 #include <array>
