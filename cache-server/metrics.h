@@ -294,6 +294,7 @@ struct MetricSources {
   std::string_view corral_version;  // INFO corral_version
 };
 
+// The three renderers are thread-safe: they read atomics and the sources' own accessors.
 // /metrics: every family of kFamilies, in order, in Prometheus text format 0.0.4.
 std::string RenderPrometheus(const MetricSources& s);
 // INFO [section] (Redis format: "# Section", field:value, CRLF); section is case-insensitive,
