@@ -52,11 +52,15 @@ CacheService::CacheService(const Config& config, lease::Store& store, lease::Lea
     }
   }
   size_t index = 0;
+  std::vector<DbLoadCounter::NamespaceLabel> labels;
   for (const auto& [name, ns] : config.namespaces) {
     auto pool = pool_gates_.find(ns.pool);
     lease::LoadGate* pool_gate = pool == pool_gates_.end() ? nullptr : pool->second.get();
     namespaces_.emplace(name, std::make_unique<Namespace>(ns, index++, clock, pool_gate));
+    labels.push_back({name, ns.pool});
   }
+  // corral_db_loads_total is indexed by the same namespace numbers.
+  metrics_.db_loads.Declare(std::move(labels));
 }
 
 const CacheService::Namespace* CacheService::FindNamespace(std::string_view key) const {
@@ -106,10 +110,10 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns,
   std::string id(parts->id);
   backend_->Load(ns.index, std::move(id), [this, key, &ns, token](BackendResult r) {
     FinishAdmitted(ns);
-    std::string_view outcome = r.kind == LoadResult::Kind::kValue      ? "value"
-                               : r.kind == LoadResult::Kind::kNotFound ? "not_found"
-                                                                       : "error";
-    metrics_.db_loads.Add(ns.label + ",outcome=\"" + std::string(outcome) + "\"");
+    LoadOutcome outcome = r.kind == LoadResult::Kind::kValue      ? LoadOutcome::kValue
+                          : r.kind == LoadResult::Kind::kNotFound ? LoadOutcome::kNotFound
+                                                                  : LoadOutcome::kError;
+    metrics_.db_loads.Add(ns.index, outcome);
     if (r.micros > 0) metrics_.db_load_seconds.Observe(static_cast<double>(r.micros) / 1e6);
     if (r.kind == LoadResult::Kind::kError) {
       LogLoadFailure(ns.config.name, key, r.data);
@@ -156,18 +160,7 @@ ReadAnswer BusyAnswer(proto::ShedReason reason, std::string_view ns, std::string
   return answer;
 }
 
-void CacheService::CountShed(proto::ShedReason reason) {
-  // The label text of each reason, built once.
-  static const std::array<std::string, proto::kShedReasonCount> kLabels = [] {
-    std::array<std::string, proto::kShedReasonCount> labels;
-    for (size_t i = 0; i < labels.size(); ++i) {
-      labels[i] = "reason=\"" +
-                  std::string(proto::ShedReasonLabel(static_cast<proto::ShedReason>(i))) + "\"";
-    }
-    return labels;
-  }();
-  metrics_.shed.Add(kLabels[static_cast<size_t>(reason)]);
-}
+void CacheService::CountShed(proto::ShedReason reason) { metrics_.shed.Add(reason); }
 
 ReadAnswer CacheService::AnswerFromResult(const LoadResult& r, Outcome outcome,
                                           std::string& scratch) {
@@ -199,10 +192,7 @@ void CacheService::Miss(std::string_view key, const Namespace& ns,
   std::string k(key);
   lease::LeaseTable::Acquired acq =
       leases_.AcquireOrWait(k, Waiter(k, ns, request), request->deadline);
-  if (!acq.leader) {
-    metrics_.coalesced.Add();
-    return;
-  }
+  if (!acq.leader) return;  // counted in leases_.coalesced_total()
   // Between this request's store miss and its lease grant, another load may have completed and
   // filled the key: then the lease is completed with what is cached instead of a second query.
   std::optional<LoadResult> cached;
@@ -240,7 +230,7 @@ void CacheService::LeadAndWait(const std::string& key, const Namespace& ns,
   // new one (the admission carries over; each round still starts at most one load).
   for (int round = 0;; ++round) {
     lease::LeaseTable::Acquired acq =
-        leases_.AcquireOrWait(key, Waiter(key, ns, request), request->deadline);
+        leases_.AcquireOrWait(key, Waiter(key, ns, request), request->deadline, token);
     if (!acq.leader) {
       if (leases_.IsValid(key, token)) break;  // waiting on our own lease: go load
       // Our lease was voided and the request now waits on another, newer load: no query here.
@@ -310,7 +300,7 @@ void CacheService::AnswerTimedOut(const std::string& key, Request& request) {
 void CacheService::Refresh(std::string_view key, const Namespace& ns) {
   if (holdoff_.Check(key)) {
     // stale-if-error: keep serving, do not hammer the database
-    metrics_.refreshes.Add("result=\"held_off\"");
+    metrics_.refreshes.Add(RefreshResult::kHeldOff);
     return;
   }
   std::optional<lease::LeaseToken> token = leases_.TryAcquire(key);
@@ -318,11 +308,11 @@ void CacheService::Refresh(std::string_view key, const Namespace& ns) {
   Admission a = Admit(ns);
   if (a != Admission::kAdmitted) {
     leases_.Release(key, *token);
-    metrics_.refreshes.Add("result=\"shed\"");
+    metrics_.refreshes.Add(RefreshResult::kShed);
     CountShed(ShedReasonOf(a));
     return;
   }
-  metrics_.refreshes.Add("result=\"started\"");
+  metrics_.refreshes.Add(RefreshResult::kStarted);
   StartLoad(std::string(key), ns, *token);
 }
 
@@ -341,12 +331,12 @@ lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
   return store_.Set(key, value, ttl_ms, cond, keep_ttl);
 }
 
-bool CacheService::Invalidate(std::string_view key, std::string_view source) {
+bool CacheService::Invalidate(std::string_view key, InvalidationSource source) {
   // Void first, then delete: a load completing in between finds its lease voided and caches
   // nothing; one that completed before has its fill deleted here.
   leases_.Void(key);
   holdoff_.Clear(key);
-  metrics_.invalidations.Add("source=\"" + std::string(source) + "\"");
+  metrics_.invalidations.Add(source);
   return store_.Del(key);
 }
 

@@ -88,7 +88,7 @@ class CacheService {
                        bool keep_ttl = false);
   // DEL / HTTP DELETE / NOTIFY: voids the key's lease, ends its error hold-off and deletes it;
   // true if an entry existed. `source` labels corral_invalidations_total.
-  bool Invalidate(std::string_view key, std::string_view source);
+  bool Invalidate(std::string_view key, InvalidationSource source);
   // The invalidation listener lost its connection: notifications may have been lost, so every
   // read-through entry is treated as stale from now on and every lease is voided.
   void MarkAllStale();
@@ -132,13 +132,11 @@ class CacheService {
         : config(c),
           index(i),
           pool_gate(pool),
-          gate(c.max_inflight_loads, c.max_loads_per_s, c.blocked, clock),
-          label("namespace=\"" + LabelValue(c.name) + "\",pool=\"" + LabelValue(c.pool) + "\"") {}
+          gate(c.max_inflight_loads, c.max_loads_per_s, c.blocked, clock) {}
     NamespaceConfig config;
     size_t index;
     lease::LoadGate* pool_gate;    // the pool's bound, shared with its other namespaces; may be null
     mutable lease::LoadGate gate;  // admission state changes on every load
-    std::string label;  // namespace="...",pool="..."
   };
   // One read request that went past the store: how it ends up being answered.
   struct Request;
@@ -313,7 +311,6 @@ CacheService::LeaseGetAnswer CacheService::LeaseGet(std::string_view key, Now&& 
     Count(Proto::kResp, Outcome::kMiss, start);
     return {LeaseGetAnswer::Kind::kLease, acq.token};
   }
-  metrics_.coalesced.Add();
   return {LeaseGetAnswer::Kind::kPending, 0};
 }
 

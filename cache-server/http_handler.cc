@@ -177,7 +177,7 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
       return respond(NoContent(req));
     }
     case http::verb::delete_: {
-      state_.cache.Invalidate(key, "http");
+      state_.cache.Invalidate(key, InvalidationSource::kHttp);
       return respond(NoContent(req));
     }
     default: {
@@ -190,25 +190,7 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
 }
 
 HttpResponse HttpHandler::Stats(const HttpRequest& req) const {
-  nlohmann::json j;
-  lease::Store& store = state_.cache.store();
-  j["entries"] = store.Size();
-  j["memory_bytes"] = store.MemoryBytes();
-  j["max_bytes"] = state_.config.memory.max_bytes;
-  j["evictions"] = store.evictions();
-  j["expirations"] = store.expirations();
-  j["connected_clients"] = state_.connected_clients.load();
-  j["uptime_s"] = std::time(nullptr) - state_.started_unix;
-  nlohmann::json requests;
-  for (Proto p : {Proto::kResp, Proto::kHttp}) {
-    for (size_t o = 0; o < kOutcomeCount; ++o) {
-      requests[std::string(ProtoName(p))][std::string(OutcomeName(static_cast<Outcome>(o)))] =
-          state_.metrics.Requests(p, static_cast<Outcome>(o));
-    }
-  }
-  j["requests"] = requests;
-  j["coalesced_requests"] = state_.metrics.coalesced.Value();
-  return Text(http::status::ok, req, j.dump(2) + "\n", "application/json");
+  return Text(http::status::ok, req, RenderStatsJson(MetricSourcesOf(state_)), "application/json");
 }
 
 }  // namespace corral::server

@@ -37,29 +37,6 @@ void OverrideListen(const std::string& flag, const std::string& value, HostPort*
   *where = *parsed;
 }
 
-std::string RenderMetrics(const Metrics& metrics, const ServerState& state, lease::Store& store,
-                          const lease::LeaseTable& leases, const PgBackend* backend) {
-  std::string out;
-  out.reserve(16 * 1024);
-  metrics.Render(out);
-  RenderGaugeHeader(out, "corral_lease_waiters", "Requests waiting on another request's load.");
-  RenderSample(out, "corral_lease_waiters", "", static_cast<double>(leases.waiters()));
-  RenderGaugeHeader(out, "corral_leases", "Keys with a load in flight (leases held).");
-  RenderSample(out, "corral_leases", "", static_cast<double>(leases.leases()));
-  if (backend != nullptr) backend->RenderMetrics(out);
-  RenderGaugeHeader(out, "corral_entries", "Entries in the store.");
-  RenderSample(out, "corral_entries", "", static_cast<double>(store.Size()));
-  RenderGaugeHeader(out, "corral_memory_bytes", "Bytes accounted to entries (keys, values, overhead).");
-  RenderSample(out, "corral_memory_bytes", "", static_cast<double>(store.MemoryBytes()));
-  out += "# HELP corral_evictions_total Entries evicted to stay within memory.max_bytes.\n";
-  out += "# TYPE corral_evictions_total counter\n";
-  RenderSample(out, "corral_evictions_total", "", static_cast<double>(store.evictions()));
-  RenderGaugeHeader(out, "corral_connected_clients", "Open RESP and HTTP connections.");
-  RenderSample(out, "corral_connected_clients", "",
-               static_cast<double>(state.connected_clients.load()));
-  return out;
-}
-
 // As Redis does for maxclients: raise the open-file limit so that max_clients connections (plus
 // the database connections and some slack) fit; warn when the hard limit does not allow it.
 void RaiseFileLimit(const Config& config) {
@@ -93,7 +70,12 @@ int Serve(const Config& config) {
   ServerState state(config, cache, metrics);
   RespCommands commands(state);
   HttpHandler http_handler(
-      state, [&] { return RenderMetrics(metrics, state, store, leases, backend.get()); },
+      state,
+      [&] {
+        MetricSources sources = MetricSourcesOf(state);
+        if (backend) sources.replicas = backend->ReplicaStatus();
+        return RenderPrometheus(sources);
+      },
       [&] { return backend == nullptr || backend->Ready(); });
   Server server(state, commands, http_handler);
   server.Bind();

@@ -1,9 +1,17 @@
-// Sharded counters/histograms and the Prometheus text format; see metrics.h.
+// Sharded counters/histograms and the one place that renders metrics (/metrics, INFO, /v1/stats);
+// see metrics.h.
 #include "cache-server/metrics.h"
 
+#include <unistd.h>
+
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "lease/lease_table.h"
+#include "lease/store.h"
 
 namespace corral::server {
 namespace {
@@ -20,6 +28,10 @@ void AppendDouble(std::string& out, double v) {
     out += v > 0 ? "+Inf" : "-Inf";
     return;
   }
+  if (std::isnan(v)) {
+    out += "NaN";
+    return;
+  }
   char buf[64];
   auto res = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, res.ptr);
@@ -30,7 +42,28 @@ const std::vector<double> kRequestBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0
 const std::vector<double> kLoadBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                           0.1,    0.25,  0.5,    1,     2.5,  5,     10};
 
+// The registry must list each family at its own index: Spec(f) relies on it.
+constexpr bool RegistryInOrder() {
+  for (size_t i = 0; i < kFamilyCount; ++i) {
+    if (static_cast<size_t>(kFamilies[i].id) != i) return false;
+  }
+  return true;
+}
+static_assert(RegistryInOrder(), "kFamilies[i].id must be Family(i)");
+
 }  // namespace
+
+std::string_view MetricTypeName(MetricType t) {
+  switch (t) {
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kHistogram:
+      return "histogram";
+  }
+  return "untyped";
+}
 
 std::string_view ProtoName(Proto p) { return p == Proto::kResp ? "resp" : "http"; }
 
@@ -39,6 +72,37 @@ std::string_view OutcomeName(Outcome o) {
                                                 "not_found", "shed", "error"};
   return kNames[static_cast<size_t>(o)];
 }
+
+std::string_view LoadOutcomeName(LoadOutcome o) {
+  static constexpr std::string_view kNames[] = {"value", "not_found", "error"};
+  return kNames[static_cast<size_t>(o)];
+}
+
+std::string_view LabelValues<RefreshResult>::Name(RefreshResult r) {
+  static constexpr std::string_view kNames[] = {"started", "held_off", "shed"};
+  return kNames[static_cast<size_t>(r)];
+}
+
+std::string_view LabelValues<InvalidationSource>::Name(InvalidationSource s) {
+  static constexpr std::string_view kNames[] = {"notify", "set", "del", "http"};
+  return kNames[static_cast<size_t>(s)];
+}
+
+std::string LabelValue(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// --- Counters ----------------------------------------------------------------------------------
 
 void Counter::Add(uint64_t n) { cells_[MyShard()].v.fetch_add(n, std::memory_order_relaxed); }
 
@@ -67,7 +131,9 @@ void Histogram::Render(std::string& out, std::string_view name, std::string_view
   std::vector<uint64_t> counts(bounds_.size() + 1, 0);
   uint64_t count = 0, sum_ns = 0;
   for (const auto& s : shards_) {
-    for (size_t i = 0; i < counts.size(); ++i) counts[i] += s.buckets[i].load(std::memory_order_relaxed);
+    for (size_t i = 0; i < counts.size(); ++i) {
+      counts[i] += s.buckets[i].load(std::memory_order_relaxed);
+    }
     count += s.count.load(std::memory_order_relaxed);
     sum_ns += s.sum_ns.load(std::memory_order_relaxed);
   }
@@ -87,28 +153,45 @@ void Histogram::Render(std::string& out, std::string_view name, std::string_view
   out.append("\n");
 }
 
-void LabeledCounter::Add(const std::string& labels, uint64_t n) {
-  std::lock_guard lock(mu_);
-  values_[labels] += n;
-}
-
-uint64_t LabeledCounter::Value(const std::string& labels) const {
-  std::lock_guard lock(mu_);
-  auto it = values_.find(labels);
-  return it == values_.end() ? 0 : it->second;
-}
-
-void LabeledCounter::Render(std::string& out, std::string_view name) const {
-  std::lock_guard lock(mu_);
-  for (const auto& [labels, v] : values_) {
-    out.append(name).append("{").append(labels).append("} ").append(std::to_string(v));
-    out.append("\n");
+void DbLoadCounter::Declare(std::vector<NamespaceLabel> namespaces) {
+  if (namespaces == namespaces_ && counts_) return;
+  labels_.clear();
+  for (const NamespaceLabel& ns : namespaces) {
+    labels_.push_back("namespace=\"" + LabelValue(ns.name) + "\",pool=\"" + LabelValue(ns.pool) +
+                      "\"");
   }
+  namespaces_ = std::move(namespaces);
+  counts_ = std::make_unique<std::array<Counter, kLoadOutcomeCount>[]>(namespaces_.size());
+}
+
+void DbLoadCounter::Add(size_t ns_index, LoadOutcome o) {
+  if (ns_index >= namespaces_.size()) return;
+  counts_[ns_index][static_cast<size_t>(o)].Add();
+}
+
+uint64_t DbLoadCounter::Value(size_t ns_index, LoadOutcome o) const {
+  if (ns_index >= namespaces_.size()) return 0;
+  return counts_[ns_index][static_cast<size_t>(o)].Value();
+}
+
+std::string DbLoadCounter::LabelSet(size_t ns_index, LoadOutcome o) const {
+  return labels_[ns_index] + ",outcome=\"" + std::string(LoadOutcomeName(o)) + "\"";
+}
+
+uint64_t DbLoadCounter::Value(std::string_view labels) const {
+  for (size_t i = 0; i < namespaces_.size(); ++i) {
+    for (size_t o = 0; o < kLoadOutcomeCount; ++o) {
+      if (LabelSet(i, static_cast<LoadOutcome>(o)) == labels) {
+        return counts_[i][o].Value();
+      }
+    }
+  }
+  return 0;
 }
 
 Metrics::Metrics()
-    : db_load_seconds(kLoadBuckets), request_seconds_{Histogram(kRequestBuckets),
-                                                      Histogram(kRequestBuckets)} {}
+    : db_load_seconds(kLoadBuckets),
+      request_seconds_{Histogram(kRequestBuckets), Histogram(kRequestBuckets)} {}
 
 void Metrics::CountRequest(Proto proto, Outcome outcome, double seconds) {
   size_t p = static_cast<size_t>(proto);
@@ -121,12 +204,17 @@ uint64_t Metrics::Requests(Proto proto, Outcome outcome) const {
       .Value();
 }
 
-void RenderGaugeHeader(std::string& out, std::string_view name, std::string_view help) {
-  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-  out.append("# TYPE ").append(name).append(" gauge\n");
+// --- /metrics ----------------------------------------------------------------------------------
+
+namespace {
+
+void Header(std::string& out, const FamilySpec& f) {
+  out.append("# HELP ").append(f.name).append(" ").append(f.help).append("\n");
+  out.append("# TYPE ").append(f.name).append(" ").append(MetricTypeName(f.type)).append("\n");
 }
 
-void RenderSample(std::string& out, std::string_view name, std::string_view labels, double value) {
+// `labels` is a rendered label set (`a="x",b="y"`) or "".
+void Sample(std::string& out, std::string_view name, std::string_view labels, double value) {
   out.append(name);
   if (!labels.empty()) out.append("{").append(labels).append("}");
   out.append(" ");
@@ -134,62 +222,208 @@ void RenderSample(std::string& out, std::string_view name, std::string_view labe
   out.append("\n");
 }
 
-std::string LabelValue(std::string_view v) {
+template <class E, Family F>
+void RenderEnumCounter(std::string& out, const EnumCounter<E, F>& c) {
+  for (size_t i = 0; i < EnumCounter<E, F>::kCount; ++i) {
+    E e = static_cast<E>(i);
+    Sample(out, Spec(F).name, EnumCounter<E, F>::LabelSet(e), static_cast<double>(c.Value(e)));
+  }
+}
+
+template <class Field>
+void RenderReplicas(std::string& out, const FamilySpec& f, const MetricSources& s, Field field) {
+  for (const ReplicaGauges& r : s.replicas) {
+    Sample(out, f.name, "replica=\"" + LabelValue(r.name) + "\"", field(r));
+  }
+}
+
+void RenderFamily(std::string& out, const FamilySpec& f, const MetricSources& s) {
+  const Metrics& m = *s.metrics;
+  switch (f.id) {
+    case Family::kRequests:
+      for (size_t p = 0; p < kProtoCount; ++p) {
+        for (size_t o = 0; o < kOutcomeCount; ++o) {
+          std::string labels = "proto=\"" + std::string(ProtoName(static_cast<Proto>(p))) +
+                               "\",result=\"" + std::string(OutcomeName(static_cast<Outcome>(o))) +
+                               "\"";
+          Sample(out, f.name, labels,
+                 static_cast<double>(m.Requests(static_cast<Proto>(p), static_cast<Outcome>(o))));
+        }
+      }
+      return;
+    case Family::kRequestSeconds:
+      for (size_t p = 0; p < kProtoCount; ++p) {
+        Proto proto = static_cast<Proto>(p);
+        m.request_seconds(proto).Render(out, f.name,
+                                        "proto=\"" + std::string(ProtoName(proto)) + "\"");
+      }
+      return;
+    case Family::kDbLoads:
+      for (size_t i = 0; i < m.db_loads.size(); ++i) {
+        for (size_t o = 0; o < kLoadOutcomeCount; ++o) {
+          LoadOutcome outcome = static_cast<LoadOutcome>(o);
+          Sample(out, f.name, m.db_loads.LabelSet(i, outcome),
+                 static_cast<double>(m.db_loads.Value(i, outcome)));
+        }
+      }
+      return;
+    case Family::kDbLoadSeconds:
+      m.db_load_seconds.Render(out, f.name, "");
+      return;
+    case Family::kCoalesced:
+      Sample(out, f.name, "", static_cast<double>(s.leases->coalesced_total()));
+      return;
+    case Family::kShed:
+      RenderEnumCounter(out, m.shed);
+      return;
+    case Family::kRefreshes:
+      RenderEnumCounter(out, m.refreshes);
+      return;
+    case Family::kInvalidations:
+      RenderEnumCounter(out, m.invalidations);
+      return;
+    case Family::kLeaseWaiters:
+      Sample(out, f.name, "", static_cast<double>(s.leases->waiters()));
+      return;
+    case Family::kLeases:
+      Sample(out, f.name, "", static_cast<double>(s.leases->leases()));
+      return;
+    case Family::kEntries:
+      Sample(out, f.name, "", static_cast<double>(s.store->Size()));
+      return;
+    case Family::kMemoryBytes:
+      Sample(out, f.name, "", static_cast<double>(s.store->MemoryBytes()));
+      return;
+    case Family::kEvictions:
+      Sample(out, f.name, "", static_cast<double>(s.store->evictions()));
+      return;
+    case Family::kConnectedClients:
+      Sample(out, f.name, "", static_cast<double>(s.connected_clients));
+      return;
+    case Family::kReplicaUp:
+      return RenderReplicas(out, f, s, [](const ReplicaGauges& r) { return r.up ? 1.0 : 0.0; });
+    case Family::kReplicaLag:
+      return RenderReplicas(out, f, s, [](const ReplicaGauges& r) { return r.lag_seconds; });
+    case Family::kReplicaInflight:
+      return RenderReplicas(out, f, s,
+                            [](const ReplicaGauges& r) { return static_cast<double>(r.inflight); });
+    case Family::kReplicaQueued:
+      return RenderReplicas(out, f, s,
+                            [](const ReplicaGauges& r) { return static_cast<double>(r.queued); });
+    case Family::kCount:
+      return;
+  }
+}
+
+}  // namespace
+
+std::string RenderPrometheus(const MetricSources& s) {
   std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
+  out.reserve(16 * 1024);
+  for (const FamilySpec& f : kFamilies) {
+    Header(out, f);
+    RenderFamily(out, f, s);
   }
   return out;
 }
 
-namespace {
-void CounterHeader(std::string& out, std::string_view name, std::string_view help) {
-  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-  out.append("# TYPE ").append(name).append(" counter\n");
-}
-void HistogramHeader(std::string& out, std::string_view name, std::string_view help) {
-  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-  out.append("# TYPE ").append(name).append(" histogram\n");
-}
-}  // namespace
+// --- INFO --------------------------------------------------------------------------------------
 
-void Metrics::Render(std::string& out) const {
-  CounterHeader(out, "corral_requests_total", "Requests answered, by protocol and result.");
-  for (size_t p = 0; p < kProtoCount; ++p) {
+std::string RenderInfo(const MetricSources& s, std::string_view section) {
+  std::string lower;
+  for (char c : section) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool all = lower.empty() || lower == "default" || lower == "all" || lower == "everything";
+  auto want = [&](std::string_view name) { return all || lower == name; };
+  std::string out;
+  auto field = [&](std::string_view k, const std::string& v) {
+    out.append(k).append(":").append(v).append("\r\n");
+  };
+  const Metrics& m = *s.metrics;
+  const lease::Store& store = *s.store;
+  if (want("server")) {
+    out += "# Server\r\n";
+    field("redis_version", std::string(s.redis_version));
+    field("corral_version", std::string(s.corral_version));
+    field("redis_mode", "standalone");
+    field("os", "Linux");
+    field("arch_bits", "64");
+    field("multiplexing_api", "epoll");
+    field("process_id", std::to_string(getpid()));
+    field("tcp_port", std::to_string(s.resp_port));
+    std::time_t up = std::time(nullptr) - s.started_unix;
+    field("uptime_in_seconds", std::to_string(up));
+    field("uptime_in_days", std::to_string(up / 86400));
+    field("io_threads_active", std::to_string(s.io_threads > 1 ? 1 : 0));
+    out += "\r\n";
+  }
+  if (want("clients")) {
+    out += "# Clients\r\n";
+    field("connected_clients", std::to_string(s.connected_clients));
+    field("maxclients", std::to_string(s.max_clients));
+    field("blocked_clients", "0");
+    out += "\r\n";
+  }
+  if (want("memory")) {
+    out += "# Memory\r\n";
+    field("used_memory", std::to_string(store.MemoryBytes()));
+    long pages = 0, resident = 0;
+    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+      if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+      std::fclose(f);
+    }
+    field("used_memory_rss", std::to_string(resident * sysconf(_SC_PAGESIZE)));
+    field("maxmemory", std::to_string(s.max_bytes));
+    field("maxmemory_policy", "allkeys-lru");
+    out += "\r\n";
+  }
+  if (want("stats")) {
+    out += "# Stats\r\n";
+    field("total_connections_received", std::to_string(m.connections.Value()));
+    field("total_commands_processed", std::to_string(m.commands.Value()));
+    field("rejected_connections", std::to_string(m.rejected_connections.Value()));
+    field("expired_keys", std::to_string(store.expirations()));
+    field("evicted_keys", std::to_string(store.evictions()));
+    uint64_t hits = 0, misses = 0;
+    for (Proto p : {Proto::kResp, Proto::kHttp}) {
+      hits += m.Requests(p, Outcome::kHit) + m.Requests(p, Outcome::kStale);
+      misses += m.Requests(p, Outcome::kMiss) + m.Requests(p, Outcome::kWaited);
+    }
+    field("keyspace_hits", std::to_string(hits));
+    field("keyspace_misses", std::to_string(misses));
+    field("coalesced_requests", std::to_string(s.leases->coalesced_total()));
+    out += "\r\n";
+  }
+  if (want("keyspace")) {
+    out += "# Keyspace\r\n";
+    size_t keys = store.Size();
+    if (keys > 0) field("db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
+    out += "\r\n";
+  }
+  return out;
+}
+
+// --- /v1/stats ---------------------------------------------------------------------------------
+
+std::string RenderStatsJson(const MetricSources& s) {
+  nlohmann::json j;
+  const lease::Store& store = *s.store;
+  j["entries"] = store.Size();
+  j["memory_bytes"] = store.MemoryBytes();
+  j["max_bytes"] = s.max_bytes;
+  j["evictions"] = store.evictions();
+  j["expirations"] = store.expirations();
+  j["connected_clients"] = s.connected_clients;
+  j["uptime_s"] = std::time(nullptr) - s.started_unix;
+  nlohmann::json requests;
+  for (Proto p : {Proto::kResp, Proto::kHttp}) {
     for (size_t o = 0; o < kOutcomeCount; ++o) {
-      std::string labels = "proto=\"" + std::string(ProtoName(static_cast<Proto>(p))) +
-                           "\",result=\"" + std::string(OutcomeName(static_cast<Outcome>(o))) +
-                           "\"";
-      RenderSample(out, "corral_requests_total", labels,
-                   static_cast<double>(requests_[p * kOutcomeCount + o].Value()));
+      requests[std::string(ProtoName(p))][std::string(OutcomeName(static_cast<Outcome>(o)))] =
+          s.metrics->Requests(p, static_cast<Outcome>(o));
     }
   }
-  HistogramHeader(out, "corral_request_seconds", "Time from a request's parse to its answer.");
-  for (size_t p = 0; p < kProtoCount; ++p) {
-    request_seconds_[p].Render(
-        out, "corral_request_seconds",
-        "proto=\"" + std::string(ProtoName(static_cast<Proto>(p))) + "\"");
-  }
-  CounterHeader(out, "corral_db_loads_total", "Database loads, by namespace, pool and outcome.");
-  db_loads.Render(out, "corral_db_loads_total");
-  HistogramHeader(out, "corral_db_load_seconds", "Duration of database loads.");
-  db_load_seconds.Render(out, "corral_db_load_seconds", "");
-  CounterHeader(out, "corral_coalesced_requests_total",
-                "Requests answered by another request's load (they waited on its lease).");
-  RenderSample(out, "corral_coalesced_requests_total", "", static_cast<double>(coalesced.Value()));
-  CounterHeader(out, "corral_shed_total", "Requests shed with BUSY/503, by reason.");
-  shed.Render(out, "corral_shed_total");
-  CounterHeader(out, "corral_refreshes_total",
-                "Background reloads of servable entries (refresh ahead, stale-while-revalidate), "
-                "by what became of them.");
-  refreshes.Render(out, "corral_refreshes_total");
-  CounterHeader(out, "corral_invalidations_total", "Invalidations received, by source.");
-  invalidations.Render(out, "corral_invalidations_total");
+  j["requests"] = requests;
+  j["coalesced_requests"] = s.leases->coalesced_total();
+  return j.dump(2) + "\n";
 }
 
 }  // namespace corral::server

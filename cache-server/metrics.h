@@ -1,32 +1,155 @@
-// Prometheus metrics for corral-server: counters and histograms sharded per thread so the hit
-// path never contends on a shared cache line, and the text exposition format (version 0.0.4).
-// No key is ever used as a label.
+// corral's metrics: every family declared once (kFamilies), the sharded counters the cache service
+// bumps, and the one renderer of what the modules expose for /metrics, INFO and /v1/stats. Label
+// values are enums or config-given names indexed at start-up; no key is ever a label.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <functional>
-#include <map>
-#include <mutex>
+#include <ctime>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "proto/errors.h"
+
+namespace corral::lease {
+class LeaseTable;
+class Store;
+}  // namespace corral::lease
 
 namespace corral::server {
 
-enum class Proto { kResp = 0, kHttp = 1 };
+// --- The registry ------------------------------------------------------------------------------
+
+enum class MetricType { kCounter, kGauge, kHistogram };
+std::string_view MetricTypeName(MetricType t);  // "counter", "gauge", "histogram"
+
+enum class Family : size_t {
+  kRequests,
+  kRequestSeconds,
+  kDbLoads,
+  kDbLoadSeconds,
+  kCoalesced,
+  kShed,
+  kRefreshes,
+  kInvalidations,
+  kLeaseWaiters,
+  kLeases,
+  kEntries,
+  kMemoryBytes,
+  kEvictions,
+  kConnectedClients,
+  kReplicaUp,
+  kReplicaLag,
+  kReplicaInflight,
+  kReplicaQueued,
+  kCount
+};
+inline constexpr size_t kFamilyCount = static_cast<size_t>(Family::kCount);
+
+struct FamilySpec {
+  Family id;
+  std::string_view name;
+  MetricType type;
+  std::string_view labels;  // label names, comma-separated; "" for none (histograms: besides le)
+  std::string_view help;
+};
+
+// Every family corral exports, in rendering order (README.md "Metrics" lists the same, checked
+// by metrics_test). kFamilies[i].id == Family(i).
+inline constexpr std::array<FamilySpec, kFamilyCount> kFamilies = {{
+    {Family::kRequests, "corral_requests_total", MetricType::kCounter, "proto,result",
+     "Requests answered, by protocol and result."},
+    {Family::kRequestSeconds, "corral_request_seconds", MetricType::kHistogram, "proto",
+     "Time from a request's parse to its answer."},
+    {Family::kDbLoads, "corral_db_loads_total", MetricType::kCounter, "namespace,pool,outcome",
+     "Database loads, by namespace, pool and outcome."},
+    {Family::kDbLoadSeconds, "corral_db_load_seconds", MetricType::kHistogram, "",
+     "Duration of database loads."},
+    {Family::kCoalesced, "corral_coalesced_requests_total", MetricType::kCounter, "",
+     "Requests answered by another request's load (they waited on its lease)."},
+    {Family::kShed, "corral_shed_total", MetricType::kCounter, "reason",
+     "Loads shed with BUSY/503 and connections refused, by reason."},
+    {Family::kRefreshes, "corral_refreshes_total", MetricType::kCounter, "result",
+     "Background reloads of servable entries (refresh ahead, stale-while-revalidate), by what "
+     "became of them."},
+    {Family::kInvalidations, "corral_invalidations_total", MetricType::kCounter, "source",
+     "Invalidations received, by source."},
+    {Family::kLeaseWaiters, "corral_lease_waiters", MetricType::kGauge, "",
+     "Requests waiting on another request's load."},
+    {Family::kLeases, "corral_leases", MetricType::kGauge, "",
+     "Keys with a load in flight (leases held)."},
+    {Family::kEntries, "corral_entries", MetricType::kGauge, "", "Entries in the store."},
+    {Family::kMemoryBytes, "corral_memory_bytes", MetricType::kGauge, "",
+     "Bytes accounted to entries (keys, values, overhead)."},
+    {Family::kEvictions, "corral_evictions_total", MetricType::kCounter, "",
+     "Entries evicted to stay within memory.max_bytes."},
+    {Family::kConnectedClients, "corral_connected_clients", MetricType::kGauge, "",
+     "Open RESP and HTTP connections."},
+    {Family::kReplicaUp, "corral_replica_up", MetricType::kGauge, "replica",
+     "1 if the replica passes its health check."},
+    {Family::kReplicaLag, "corral_replica_lag_seconds", MetricType::kGauge, "replica",
+     "Replay lag from the last health check."},
+    {Family::kReplicaInflight, "corral_replica_inflight_loads", MetricType::kGauge, "replica",
+     "Loads running on the replica now."},
+    {Family::kReplicaQueued, "corral_replica_queued_loads", MetricType::kGauge, "replica",
+     "Loads waiting for a connection."},
+}};
+
+constexpr const FamilySpec& Spec(Family f) { return kFamilies[static_cast<size_t>(f)]; }
+
+// --- Label values ------------------------------------------------------------------------------
+
+enum class Proto { kResp = 0, kHttp = 1 };  // proto
 inline constexpr size_t kProtoCount = 2;
 // corral_requests_total's result label.
 enum class Outcome { kHit = 0, kMiss, kStale, kWaited, kNotFound, kShed, kError };
 inline constexpr size_t kOutcomeCount = 7;
+// corral_db_loads_total's outcome label.
+enum class LoadOutcome { kValue = 0, kNotFound, kError };
+inline constexpr size_t kLoadOutcomeCount = 3;
+// corral_refreshes_total's result label.
+enum class RefreshResult { kStarted = 0, kHeldOff, kShed };
+// corral_invalidations_total's source label: NOTIFY, RESP SET/DEL of a namespace key, HTTP DELETE.
+enum class InvalidationSource { kNotify = 0, kSet, kDel, kHttp };
+// corral_shed_total's reason label: why a request (or a connection) was refused. Declared with
+// its answer texts in proto/errors.h.
+using ShedReason = proto::ShedReason;
 
 std::string_view ProtoName(Proto p);
 std::string_view OutcomeName(Outcome o);
+std::string_view LoadOutcomeName(LoadOutcome o);
+
+// Each label enum's values, for the renderer: kCount values 0..kCount-1, Name(value).
+template <class E>
+struct LabelValues;
+template <>
+struct LabelValues<ShedReason> {
+  static constexpr size_t kCount = proto::kShedReasonCount;
+  static std::string_view Name(ShedReason r) { return proto::ShedReasonLabel(r); }
+};
+template <>
+struct LabelValues<RefreshResult> {
+  static constexpr size_t kCount = 3;
+  static std::string_view Name(RefreshResult r);
+};
+template <>
+struct LabelValues<InvalidationSource> {
+  static constexpr size_t kCount = 4;
+  static std::string_view Name(InvalidationSource s);
+};
+
+// Escapes a Prometheus label value (backslash, quote, newline): the one place it is done.
+std::string LabelValue(std::string_view v);
+
+// --- Counters ----------------------------------------------------------------------------------
 
 inline constexpr size_t kMetricShards = 16;
 
-// A monotonically increasing count; Add is wait-free and thread-safe.
+// A monotonically increasing count; Add is wait-free and thread-safe, and allocates nothing.
 class Counter {
  public:
   void Add(uint64_t n = 1);
@@ -57,48 +180,119 @@ class Histogram {
   std::vector<Shard> shards_;
 };
 
-// Counters keyed by a rendered label set, for the miss path (a mutex is fine there).
-class LabeledCounter {
+// A counter family with one enum label (family F's only label): one Counter per value, so Add
+// takes no lock and allocates nothing.
+template <class E, Family F>
+class EnumCounter {
  public:
-  void Add(const std::string& labels, uint64_t n = 1);
-  uint64_t Value(const std::string& labels) const;
-  void Render(std::string& out, std::string_view name) const;
+  static constexpr size_t kCount = LabelValues<E>::kCount;
+  void Add(E e, uint64_t n = 1) { cells_[static_cast<size_t>(e)].Add(n); }
+  uint64_t Value(E e) const { return cells_[static_cast<size_t>(e)].Value(); }
+  // The count of the label set as /metrics renders it (`reason="blocked"`); 0 if none matches.
+  uint64_t Value(std::string_view labels) const {
+    for (size_t i = 0; i < kCount; ++i) {
+      if (LabelSet(static_cast<E>(i)) == labels) return cells_[i].Value();
+    }
+    return 0;
+  }
+  static std::string LabelSet(E e) {
+    return std::string(Spec(F).labels) + "=\"" + LabelValue(LabelValues<E>::Name(e)) + "\"";
+  }
 
  private:
-  mutable std::mutex mu_;
-  std::map<std::string, uint64_t> values_;
+  std::array<Counter, kCount> cells_;
 };
 
-// Every metric corral exports (SPEC.md "Metrics"). Thread-safe.
+// corral_db_loads_total: one Counter per (namespace index, outcome). The namespaces' names and
+// pools are declared once at start-up and escaped once.
+class DbLoadCounter {
+ public:
+  struct NamespaceLabel {
+    std::string name;
+    std::string pool;
+    bool operator==(const NamespaceLabel&) const = default;
+  };
+  // Start-up only (not concurrent with Add): namespace i is `namespaces[i]`, in the order that
+  // CacheService numbers them. Re-declaring the same list keeps the counts.
+  void Declare(std::vector<NamespaceLabel> namespaces);
+  // Thread-safe, lock-free. An index that was not declared is ignored.
+  void Add(size_t ns_index, LoadOutcome o);
+  uint64_t Value(size_t ns_index, LoadOutcome o) const;
+  // As rendered: `namespace="user",pool="default",outcome="value"`; 0 if none matches.
+  uint64_t Value(std::string_view labels) const;
+  size_t size() const { return namespaces_.size(); }
+  // `namespace="...",pool="...",outcome="..."` for one counter.
+  std::string LabelSet(size_t ns_index, LoadOutcome o) const;
+
+ private:
+  std::vector<NamespaceLabel> namespaces_;
+  std::vector<std::string> labels_;  // namespace="...",pool="..." (escaped)
+  std::unique_ptr<std::array<Counter, kLoadOutcomeCount>[]> counts_;
+};
+
+// The counters the cache service and the front ends bump. Everything else the renderers show is
+// read from the modules' own accessors (store, lease table, loader, server). Thread-safe.
 class Metrics {
  public:
   Metrics();
 
   void CountRequest(Proto proto, Outcome outcome, double seconds);
   uint64_t Requests(Proto proto, Outcome outcome) const;
+  const Histogram& request_seconds(Proto proto) const {
+    return request_seconds_[static_cast<size_t>(proto)];
+  }
 
-  Counter coalesced;          // corral_coalesced_requests_total
   Histogram db_load_seconds;  // corral_db_load_seconds
-  LabeledCounter db_loads;    // corral_db_loads_total{namespace,pool,outcome}
-  LabeledCounter shed;        // corral_shed_total{reason}
-  LabeledCounter invalidations;  // corral_invalidations_total{source}
-  LabeledCounter refreshes;      // corral_refreshes_total{result}: background reloads
-  Counter commands;           // every RESP command (INFO total_commands_processed)
-  Counter connections;        // accepted connections (INFO total_connections_received)
+  DbLoadCounter db_loads;     // corral_db_loads_total{namespace,pool,outcome}
+  // corral_shed_total{reason}: the one counter of shed loads.
+  EnumCounter<ShedReason, Family::kShed> shed;
+  EnumCounter<RefreshResult, Family::kRefreshes> refreshes;  // corral_refreshes_total{result}
+  EnumCounter<InvalidationSource, Family::kInvalidations> invalidations;
+  Counter commands;     // every RESP command (INFO total_commands_processed)
+  Counter connections;  // accepted connections (INFO total_connections_received)
   Counter rejected_connections;
-
-  // Appends the counters and histograms above in Prometheus text format.
-  void Render(std::string& out) const;
 
  private:
   std::array<Counter, kProtoCount * kOutcomeCount> requests_;
   std::array<Histogram, kProtoCount> request_seconds_;
 };
 
-// Helpers for rendering gauges from the server's live state.
-void RenderGaugeHeader(std::string& out, std::string_view name, std::string_view help);
-void RenderSample(std::string& out, std::string_view name, std::string_view labels, double value);
-// Escapes a Prometheus label value (backslash, quote, newline).
-std::string LabelValue(std::string_view v);
+// --- Rendering ---------------------------------------------------------------------------------
+
+// One replica's gauges (from pg-loader's status; listed as the loader names them).
+struct ReplicaGauges {
+  std::string name;
+  bool up = false;
+  double lag_seconds = 0;
+  int inflight = 0;
+  size_t queued = 0;
+};
+
+// What one render reads: the modules' plain accessors, gathered by the caller. The pointers must
+// be non-null and outlive the call.
+struct MetricSources {
+  const Metrics* metrics = nullptr;
+  const lease::Store* store = nullptr;
+  const lease::LeaseTable* leases = nullptr;
+  int64_t connected_clients = 0;
+  std::vector<ReplicaGauges> replicas;  // empty without PostgreSQL
+  // For INFO and /v1/stats.
+  std::time_t started_unix = 0;
+  uint16_t resp_port = 0;
+  int io_threads = 1;
+  int64_t max_clients = 0;
+  int64_t max_bytes = 0;
+  std::string_view redis_version;   // INFO redis_version
+  std::string_view corral_version;  // INFO corral_version
+};
+
+// The three renderers are thread-safe: they read atomics and the sources' own accessors.
+// /metrics: every family of kFamilies, in order, in Prometheus text format 0.0.4.
+std::string RenderPrometheus(const MetricSources& s);
+// INFO [section] (Redis format: "# Section", field:value, CRLF); section is case-insensitive,
+// "" / default / all / everything give every section, an unknown one gives "".
+std::string RenderInfo(const MetricSources& s, std::string_view section);
+// GET /v1/stats: a JSON object (pretty-printed, newline-terminated).
+std::string RenderStatsJson(const MetricSources& s);
 
 }  // namespace corral::server

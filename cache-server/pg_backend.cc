@@ -36,7 +36,9 @@ void PgBackend::Start(CacheService& cache, Metrics& metrics) {
   const PostgresConfig& pg = *config_.postgres;
   listener_ = std::make_unique<pg::Listener>(
       pg.primary, pg.invalidation_channel,
-      [&cache](std::string_view payload) { cache.Invalidate(payload, "notify"); },
+      [&cache](std::string_view payload) {
+        cache.Invalidate(payload, InvalidationSource::kNotify);
+      },
       [&cache] {
         // Notifications sent while we are not listening are lost: nothing cached can be
         // trusted as fresh until it is reloaded (SPEC "Freshness promise").
@@ -70,28 +72,12 @@ void PgBackend::Load(size_t ns_index, std::string id, std::function<void(Backend
 
 bool PgBackend::Ready() const { return loader_->Ready(); }
 
-void PgBackend::RenderMetrics(std::string& out) const {
-  std::vector<pg::ReplicaStatus> status = loader_->Status();
-  RenderGaugeHeader(out, "corral_replica_up", "1 if the replica passes its health check.");
-  for (const auto& r : status) {
-    RenderSample(out, "corral_replica_up", "replica=\"" + LabelValue(r.name) + "\"",
-                 r.up ? 1 : 0);
+std::vector<ReplicaGauges> PgBackend::ReplicaStatus() const {
+  std::vector<ReplicaGauges> gauges;
+  for (const pg::ReplicaStatus& r : loader_->Status()) {
+    gauges.push_back(ReplicaGauges{r.name, r.up, r.lag_seconds, r.inflight, r.queued});
   }
-  RenderGaugeHeader(out, "corral_replica_inflight_loads", "Loads running on the replica now.");
-  for (const auto& r : status) {
-    RenderSample(out, "corral_replica_inflight_loads", "replica=\"" + LabelValue(r.name) + "\"",
-                 r.inflight);
-  }
-  RenderGaugeHeader(out, "corral_replica_queued_loads", "Loads waiting for a connection.");
-  for (const auto& r : status) {
-    RenderSample(out, "corral_replica_queued_loads", "replica=\"" + LabelValue(r.name) + "\"",
-                 static_cast<double>(r.queued));
-  }
-  RenderGaugeHeader(out, "corral_replica_lag_seconds", "Replay lag from the last health check.");
-  for (const auto& r : status) {
-    RenderSample(out, "corral_replica_lag_seconds", "replica=\"" + LabelValue(r.name) + "\"",
-                 r.lag_seconds);
-  }
+  return gauges;
 }
 
 }  // namespace corral::server

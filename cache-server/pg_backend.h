@@ -5,9 +5,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cache-server/cache_service.h"
 #include "cache-server/config.h"
+#include "cache-server/metrics.h"
 
 namespace corral::pg {
 class Loader;
@@ -31,8 +33,8 @@ class PgBackend final : public LoadBackend {
   void Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) override;
   // Every pool has a usable replica (or the primary, with fallback_to_primary).
   bool Ready() const;
-  // corral_replica_up / corral_replica_lag_seconds gauges.
-  void RenderMetrics(std::string& out) const;
+  // Each replica's health, lag and load counts, for metrics.cc's corral_replica_* gauges.
+  std::vector<ReplicaGauges> ReplicaStatus() const;
 
  private:
   std::unique_ptr<pg::Loader> loader_;

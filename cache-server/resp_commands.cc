@@ -373,7 +373,7 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
   }
   if (have_expire && expire_ms <= 0) {
     // An absolute time in the past: Redis sets and at once expires the key.
-    state_.cache.Invalidate(args[1], "set");
+    state_.cache.Invalidate(args[1], InvalidationSource::kSet);
     if (!get) AppendSimple(out, proto::kOk);
     return CommandStatus::kDone;
   }
@@ -398,7 +398,7 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
 CommandStatus RespCommands::Del(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
   int64_t deleted = 0;
   for (size_t i = 1; i < args.size(); ++i) {
-    deleted += state_.cache.Invalidate(args[i], "del") ? 1 : 0;
+    deleted += state_.cache.Invalidate(args[i], InvalidationSource::kDel) ? 1 : 0;
   }
   AppendInteger(out, deleted);
   return CommandStatus::kDone;

@@ -442,76 +442,11 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
 }
 
 std::string RespCommands::Info(std::string_view section) const {
-  std::string lower;
-  for (char c : section) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  bool all = lower.empty() || lower == "default" || lower == "all" || lower == "everything";
-  auto want = [&](std::string_view s) { return all || lower == s; };
-  std::string out;
-  auto field = [&](std::string_view k, const std::string& v) {
-    out.append(k).append(":").append(v).append("\r\n");
-  };
-  const auto& m = state_.metrics;
-  lease::Store& store = state_.cache.store();
-  if (want("server")) {
-    out += "# Server\r\n";
-    field("redis_version", std::string(kCompatVersion));
-    field("corral_version", std::string(kCorralVersion));
-    field("redis_mode", "standalone");
-    field("os", "Linux");
-    field("arch_bits", "64");
-    field("multiplexing_api", "epoll");
-    field("process_id", std::to_string(getpid()));
-    field("tcp_port", std::to_string(state_.resp_port));
-    std::time_t up = std::time(nullptr) - state_.started_unix;
-    field("uptime_in_seconds", std::to_string(up));
-    field("uptime_in_days", std::to_string(up / 86400));
-    field("io_threads_active", std::to_string(state_.config.threads > 1 ? 1 : 0));
-    out += "\r\n";
-  }
-  if (want("clients")) {
-    out += "# Clients\r\n";
-    field("connected_clients", std::to_string(state_.connected_clients.load()));
-    field("maxclients", std::to_string(state_.config.shedding.max_clients));
-    field("blocked_clients", "0");
-    out += "\r\n";
-  }
-  if (want("memory")) {
-    out += "# Memory\r\n";
-    field("used_memory", std::to_string(store.MemoryBytes()));
-    long pages = 0, resident = 0;
-    if (FILE* f = std::fopen("/proc/self/statm", "r")) {
-      if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-      std::fclose(f);
-    }
-    field("used_memory_rss", std::to_string(resident * sysconf(_SC_PAGESIZE)));
-    field("maxmemory", std::to_string(state_.config.memory.max_bytes));
-    field("maxmemory_policy", "allkeys-lru");
-    out += "\r\n";
-  }
-  if (want("stats")) {
-    out += "# Stats\r\n";
-    field("total_connections_received", std::to_string(m.connections.Value()));
-    field("total_commands_processed", std::to_string(m.commands.Value()));
-    field("rejected_connections", std::to_string(m.rejected_connections.Value()));
-    field("expired_keys", std::to_string(store.expirations()));
-    field("evicted_keys", std::to_string(store.evictions()));
-    uint64_t hits = 0, misses = 0;
-    for (Proto p : {Proto::kResp, Proto::kHttp}) {
-      hits += m.Requests(p, Outcome::kHit) + m.Requests(p, Outcome::kStale);
-      misses += m.Requests(p, Outcome::kMiss) + m.Requests(p, Outcome::kWaited);
-    }
-    field("keyspace_hits", std::to_string(hits));
-    field("keyspace_misses", std::to_string(misses));
-    field("coalesced_requests", std::to_string(m.coalesced.Value()));
-    out += "\r\n";
-  }
-  if (want("keyspace")) {
-    out += "# Keyspace\r\n";
-    size_t keys = store.Size();
-    if (keys > 0) field("db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");
-    out += "\r\n";
-  }
-  return out;
+  // Rendered by metrics.cc, with /metrics and /v1/stats.
+  MetricSources sources = MetricSourcesOf(state_);
+  sources.redis_version = kCompatVersion;
+  sources.corral_version = kCorralVersion;
+  return RenderInfo(sources, section);
 }
 
 CommandStatus RespCommands::InfoCmd(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {

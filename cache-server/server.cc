@@ -67,7 +67,7 @@ void Server::Accept(Acceptor& acceptor, bool resp) {
       Log(LogLevel::kWarn, "accept_failed", "error=" + LogQuote(ec.message()));
     } else if (state_.connected_clients.load() >= state_.config.shedding.max_clients) {
       state_.metrics.rejected_connections.Add();
-      state_.metrics.shed.Add("reason=\"max_clients\"");
+      state_.metrics.shed.Add(ShedReason::kMaxClients);
       // As Redis does: say why, then close. Blocking write of a few bytes to a fresh socket.
       const std::string refusal = "-" + std::string(proto::kMaxClients) + "\r\n";
       std::string_view msg = resp ? std::string_view(refusal)

@@ -35,4 +35,20 @@ struct ServerState {
   uint16_t http_port = 0;
 };
 
+// What metrics.cc renders (INFO, /v1/stats, /metrics) as this server's state shows it; the caller
+// adds what the state does not hold (replica gauges, INFO's version strings).
+inline MetricSources MetricSourcesOf(const ServerState& s) {
+  MetricSources m;
+  m.metrics = &s.metrics;
+  m.store = &s.cache.store();
+  m.leases = &s.cache.leases();
+  m.connected_clients = s.connected_clients.load();
+  m.started_unix = s.started_unix;
+  m.resp_port = s.resp_port;
+  m.io_threads = s.config.threads;
+  m.max_clients = s.config.shedding.max_clients;
+  m.max_bytes = s.config.memory.max_bytes;
+  return m;
+}
+
 }  // namespace corral::server

@@ -200,7 +200,8 @@ LeaseTable::Shard& LeaseTable::ShardFor(std::string_view key) const {
   return shards_[h % shard_count_];
 }
 
-LeaseTable::Acquired LeaseTable::AcquireOrWait(std::string_view key, WaiterFn fn, Millis deadline) {
+LeaseTable::Acquired LeaseTable::AcquireOrWait(std::string_view key, WaiterFn fn, Millis deadline,
+                                               LeaseToken holding) {
   Shard& shard = ShardFor(key);
   std::lock_guard lock(shard.mu);
   const Millis now = clock_.NowMs();
@@ -216,7 +217,9 @@ LeaseTable::Acquired LeaseTable::AcquireOrWait(std::string_view key, WaiterFn fn
   shard.waiter_index.emplace(seq, lease);
   shard.PushDeadline(due, seq);
   waiters_.fetch_add(1, std::memory_order_relaxed);
-  coalesced_total_.fetch_add(1, std::memory_order_relaxed);
+  if (holding == 0 || lease->token != holding) {
+    coalesced_total_.fetch_add(1, std::memory_order_relaxed);
+  }
   return {false, 0};
 }
 

@@ -75,8 +75,10 @@ class LeaseTable {
   // Otherwise register `fn` as a waiter on the live lease with deadline now + wait_timeout_ms, or
   // `deadline` (absolute, same clock) if nonzero and earlier, and return leader = false; `fn` will
   // be called exactly once. A waiter whose deadline is already past times out at the next
-  // ExpireDue. `fn` must be callable.
-  Acquired AcquireOrWait(std::string_view key, WaiterFn fn, Millis deadline = 0);
+  // ExpireDue. `fn` must be callable. `holding` is a token the caller already holds on `key` (a
+  // holder waiting on its own load): a wait on that lease is not counted in coalesced_total().
+  Acquired AcquireOrWait(std::string_view key, WaiterFn fn, Millis deadline = 0,
+                         LeaseToken holding = 0);
 
   // Grants a lease only if `key` has no live lease; never creates a waiter. For refresh-ahead and
   // stale-while-revalidate, where the caller already has something to answer with.
@@ -121,8 +123,9 @@ class LeaseTable {
 
   size_t waiters() const;  // waiters currently registered
   size_t leases() const;   // leases held, live or voided
-  // Requests that waited on someone else's lease instead of loading (counts every waiter,
-  // however its wait ended).
+  // Requests that waited on someone else's lease instead of loading (counts every waiter but a
+  // holder waiting on its own lease, however its wait ended): corral_coalesced_requests_total,
+  // the one count of that event.
   uint64_t coalesced_total() const;
 
  private:

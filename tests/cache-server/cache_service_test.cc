@@ -338,7 +338,7 @@ TEST_F(CacheServiceTest, SingleFlightOneLoadForManyReaders) {
   }
   ASSERT_EQ(backend_.loads(), 1u);
   EXPECT_EQ(backend_.call(0), std::make_pair(kUserIndex, std::string("42")));
-  EXPECT_EQ(metrics_.coalesced.Value(), kReaders - 1u);
+  EXPECT_EQ(leases_->coalesced_total(), kReaders - 1u);
 
   const std::string json = R"({"id":42,"name":"Zoë \"Z\"","tags":["a","b"],"n":null})";
   ASSERT_TRUE(backend_.Complete("42", Found(json)));
@@ -351,7 +351,7 @@ TEST_F(CacheServiceTest, SingleFlightOneLoadForManyReaders) {
   EXPECT_EQ(Requests(Outcome::kMiss), 1u);
   EXPECT_EQ(Requests(Outcome::kWaited), kReaders - 1u);
   EXPECT_EQ(AllRequests(), static_cast<uint64_t>(kReaders));
-  EXPECT_EQ(metrics_.coalesced.Value(), kReaders - 1u);
+  EXPECT_EQ(leases_->coalesced_total(), kReaders - 1u);
   EXPECT_EQ(metrics_.db_loads.Value(UserLoads("value")), 1u);
   EXPECT_EQ(leases_->leases(), 0u);
   EXPECT_EQ(leases_->waiters(), 0u);
@@ -373,7 +373,7 @@ TEST_F(CacheServiceTest, KeysLoadIndependentlyWithTheirNamespaceAndId) {
   EXPECT_EQ(backend_.call(0), std::make_pair(kUserIndex, std::string("1")));
   EXPECT_EQ(backend_.call(1), std::make_pair(kItemIndex, std::string("1")));
   EXPECT_EQ(backend_.call(2), std::make_pair(kUserIndex, std::string("a:b")));
-  EXPECT_EQ(metrics_.coalesced.Value(), 0u);
+  EXPECT_EQ(leases_->coalesced_total(), 0u);
 }
 
 // LoadBackend allows `done` to run before Load returns. The reader must still get one answer
@@ -577,7 +577,7 @@ TEST_F(CacheServiceTest, HotKeyIsRefreshedAheadByOneLoad) {
   EXPECT_EQ(backend_.loads(), 2u) << "one refresh, however many readers";
   EXPECT_EQ(backend_.call(1), std::make_pair(kUserIndex, std::string("1")));
   EXPECT_EQ(Requests(Outcome::kHit), 31u);
-  EXPECT_EQ(metrics_.coalesced.Value(), 0u) << "nobody waited";
+  EXPECT_EQ(leases_->coalesced_total(), 0u) << "nobody waited";
 
   ASSERT_TRUE(backend_.Complete("1", Found("v2", 200'000)));
   RecordPtr after = Read("user:1");
@@ -683,7 +683,7 @@ TEST_F(CacheServiceTest, InvalidateAndSetEndTheHoldoff) {
   ASSERT_TRUE(backend_.Complete("1", Failed("down")));
   ASSERT_TRUE(backend_.Complete("2", Failed("down")));
   EXPECT_TRUE(Read("user:1")->returned_now);
-  service_->Invalidate("user:1", "del");
+  service_->Invalidate("user:1", InvalidationSource::kDel);
   EXPECT_FALSE(Read("user:1")->returned_now);
   EXPECT_EQ(backend_.loads(), 3u);
   service_->Set("user:2", "v", std::nullopt);
@@ -707,7 +707,8 @@ TEST_F(CacheServiceTest, LeaseWaiterOnFailedLoadGetsUpstreamError) {
 TEST_F(CacheServiceTest, InvalidationDuringLoadIsNotOverwrittenByIt) {
   RecordPtr leader = Read("user:1");
   RecordPtr waiter = Read("user:1");
-  EXPECT_FALSE(service_->Invalidate("user:1", "notify")) << "nothing was cached yet";
+  EXPECT_FALSE(service_->Invalidate("user:1", InvalidationSource::kNotify))
+      << "nothing was cached yet";
   EXPECT_EQ(metrics_.invalidations.Value("source=\"notify\""), 1u);
   ASSERT_TRUE(backend_.Complete("1", Found("old")));
   // Those who asked before the invalidation get the old row...
@@ -725,7 +726,7 @@ TEST_F(CacheServiceTest, InvalidationDuringLoadIsNotOverwrittenByIt) {
 
 TEST_F(CacheServiceTest, ReadAfterInvalidationDoesNotJoinTheVoidedLoad) {
   RecordPtr before = Read("user:1");
-  service_->Invalidate("user:1", "del");
+  service_->Invalidate("user:1", InvalidationSource::kDel);
   RecordPtr after = Read("user:1");
   EXPECT_EQ(backend_.loads(), 2u) << "the read after the invalidation starts its own load";
   RecordPtr after2 = Read("user:1");
@@ -758,7 +759,7 @@ TEST_F(CacheServiceTest, InvalidationDuringRefreshIsNotOverwrittenByIt) {
   clock_.Advance(60'000);
   EXPECT_EQ(Read("user:1")->only().outcome, Outcome::kStale);  // starts a reload
   ASSERT_EQ(backend_.loads(), 2u);
-  EXPECT_TRUE(service_->Invalidate("user:1", "del"));
+  EXPECT_TRUE(service_->Invalidate("user:1", InvalidationSource::kDel));
   ASSERT_TRUE(backend_.Complete("1", Found("old")));
   EXPECT_FALSE(service_->Exists("user:1"));
   EXPECT_FALSE(Read("user:1")->returned_now);
@@ -993,7 +994,7 @@ TEST_F(CacheServiceTest, LeaseGetSetHandsTheValueToWaiters) {
   ASSERT_EQ(waiter.answer.kind, LeaseKind::kPending);
   RecordPtr reader = Read("user:1");  // a read-through reader joins the client's lease
   EXPECT_EQ(backend_.loads(), 0u) << "the client loads, not corral";
-  EXPECT_EQ(metrics_.coalesced.Value(), 2u);
+  EXPECT_EQ(leases_->coalesced_total(), 2u);
 
   EXPECT_TRUE(service_->LeaseSet("user:1", holder.answer.token, "client value", std::nullopt));
   EXPECT_EQ(waiter.record->only().value, "client value");
@@ -1013,7 +1014,7 @@ TEST_F(CacheServiceTest, LeaseGetSetHandsTheValueToWaiters) {
 TEST_F(CacheServiceTest, LeaseSetAfterInvalidationStoresNothing) {
   LeaseGetResult holder = LeaseGet("user:1");
   LeaseGetResult waiter = LeaseGet("user:1");
-  service_->Invalidate("user:1", "del");
+  service_->Invalidate("user:1", InvalidationSource::kDel);
   EXPECT_FALSE(service_->LeaseSet("user:1", holder.answer.token, "old", std::nullopt));
   EXPECT_EQ(waiter.record->only().value, "old") << "it asked before the invalidation";
   EXPECT_FALSE(service_->Exists("user:1"));
@@ -1157,7 +1158,8 @@ TEST_F(CacheServiceTest, ConcurrentReadersAndBackendThread) {
   phase();
   settle();
   std::map<std::string, size_t> first_phase = backend_.loads_by_id();
-  for (int k = 0; k < kKeys; ++k) service_->Invalidate("user:" + std::to_string(k), "del");
+  for (int k = 0; k < kKeys; ++k)
+    service_->Invalidate("user:" + std::to_string(k), InvalidationSource::kDel);
   phase();
   settle();
   stop.store(true);

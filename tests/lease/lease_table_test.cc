@@ -101,6 +101,25 @@ TEST_F(LeaseTableTest, LeaderAndWaitersShareOneResult) {
   EXPECT_NE(Lead("user:1"), t);
 }
 
+// corral_coalesced_requests_total is this count: a holder that waits on its own lease (as the
+// cache service's leader does) is no coalesced request; a wait on someone else's lease is, even
+// when the caller holds an older, replaced token.
+TEST_F(LeaseTableTest, HolderWaitingOnItsOwnLeaseIsNotCoalesced) {
+  LeaseToken t = Lead("user:1");
+  EXPECT_FALSE(table_.AcquireOrWait("user:1", waits_.Next(), 0, t).leader);
+  EXPECT_EQ(table_.waiters(), 1u);
+  EXPECT_EQ(table_.coalesced_total(), 0u);
+  Wait("user:1");
+  EXPECT_EQ(table_.coalesced_total(), 1u);
+  EXPECT_TRUE(table_.Void("user:1"));
+  LeaseToken newer = Lead("user:1");
+  EXPECT_FALSE(table_.AcquireOrWait("user:1", waits_.Next(), 0, t).leader);
+  EXPECT_EQ(table_.coalesced_total(), 2u) << "t is not the live lease: a wait on another's load";
+  EXPECT_FALSE(table_.Complete("user:1", t, Value("old")));
+  EXPECT_TRUE(table_.Complete("user:1", newer, Value("new")));
+  EXPECT_EQ(table_.waiters(), 0u);
+}
+
 TEST_F(LeaseTableTest, KeysAreIndependent) {
   LeaseToken a = Lead("user:1");
   LeaseToken b = Lead("user:2");

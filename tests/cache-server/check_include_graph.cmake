@@ -1,0 +1,27 @@
+# Fails if any corral_cache source includes, directly or not, an Asio, Beast or libpqxx header, or
+# if corral_cache links a library of theirs (or pg-loader / the server). Run by ctest:
+#   cmake -DCXX=<compiler> -DROOT=<repo> -DSOURCES=a.cc,b.cc -DLINKS=lib1,lib2 -P <this file>
+string(REPLACE "," ";" sources "${SOURCES}")
+string(REPLACE "," ";" links "${LINKS}")
+set(forbidden "boost/asio|boost/beast|pqxx")
+list(LENGTH sources count)
+if(count EQUAL 0)
+  message(FATAL_ERROR "no corral_cache sources given")
+endif()
+foreach(src IN LISTS sources)
+  execute_process(COMMAND ${CXX} -std=c++20 -I${ROOT} -M ${src}
+                  OUTPUT_VARIABLE deps ERROR_VARIABLE err RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${CXX} -M ${src} failed:\n${err}")
+  endif()
+  if(deps MATCHES "[^ \\\n]*(${forbidden})[^ \\\n]*")
+    message(FATAL_ERROR "${src} includes ${CMAKE_MATCH_0}: corral_cache must stay Asio-, Beast- and libpqxx-free")
+  endif()
+  message(STATUS "${src}: no Asio, Beast or libpqxx header")
+endforeach()
+foreach(lib IN LISTS links)
+  if(lib MATCHES "Boost|pqxx|^corral_pgloader$|corral_server")
+    message(FATAL_ERROR "corral_cache links ${lib}")
+  endif()
+endforeach()
+message(STATUS "corral_cache links: ${links}")
