@@ -3,6 +3,7 @@
 // with back-off. A lost connection is reported, because notifications sent meanwhile are lost.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -10,14 +11,22 @@
 
 namespace corral::pg {
 
+// A connection that has been quiet this long is pinged (SELECT 1), and one whose ping gets no
+// answer within kListenerPingTimeoutMs is treated as lost. TCP keepalives alone cannot see a
+// silent primary behind a middlebox that still ACKs (a blackholed link, a stalled proxy), so a
+// silent primary is noticed within about kListenerPingIdleMs + kListenerPingTimeoutMs.
+inline constexpr int64_t kListenerPingIdleMs = 2000;
+inline constexpr int64_t kListenerPingTimeoutMs = 2000;
+
 class Listener {
  public:
   // `primary` is a libpq connection string (a connect timeout and TCP keepalives are added unless
   // it sets them); `channel` is the NOTIFY channel, used verbatim (quoted as an identifier).
   // Callbacks run on the listener's thread, one at a time, and must not throw or call Stop():
   //   on_notify(payload)  once per notification; the view is valid during the call only.
-  //   on_disconnect()     once each time an established connection is lost (not on Stop(), not
-  //                       when a connection attempt fails).
+  //   on_disconnect()     once each time an established connection is lost, or goes silent (see
+  //                       kListenerPingIdleMs; not on Stop(), not when a connection attempt
+  //                       fails).
   //   on_connect()        each time LISTEN is in effect on a new connection; notifications sent
   //                       before this moment were missed.
   Listener(std::string primary, std::string channel,
