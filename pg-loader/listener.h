@@ -40,7 +40,8 @@ class Listener {
   // Spawns the thread, which connects at once and then keeps reconnecting (100 ms doubling to 2 s)
   // while the primary is unreachable. Call once.
   void Start();
-  // Wakes and joins the thread and closes the connection. Idempotent.
+  // Wakes and joins the thread and closes the connection. A ping or a connection attempt under
+  // way ends first (within kListenerPingTimeoutMs or the connect timeout). Idempotent.
   void Stop();
   // True while LISTEN is in effect. Thread-safe.
   bool connected() const;

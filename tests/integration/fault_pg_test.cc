@@ -269,9 +269,10 @@ struct Phase {
 };
 
 // Case 1 and 4: replica0's link goes slow (3 s a chunk, above every health and load deadline), is
-// healed, then goes black. Each time the health checks mark it down within kDetectBound while
-// steady traffic keeps being answered by replica1; no request waits past its bound; 0 wrong.
-TEST_F(FaultPgTest, SlowThenBlackReplicaLinkIsSkippedWithinTheBound) {
+// healed, then goes black, is healed, then stalls half-open. Each time the health checks mark it
+// down within kDetectBound while steady traffic keeps being answered by replica1; no request waits
+// past its bound; 0 wrong.
+TEST_F(FaultPgTest, SlowBlackOrStalledReplicaLinkIsSkippedWithinTheBound) {
   auto server = StartBehindProxies(kNameNamespaces, PgSettings(kHealthIntervalMs), kWaitTimeoutMs);
   ASSERT_NE(server, nullptr);
   const uint16_t http = server->http_port();
@@ -282,13 +283,15 @@ TEST_F(FaultPgTest, SlowThenBlackReplicaLinkIsSkippedWithinTheBound) {
   FaultProxy& link = *replica_proxies_[0];
   std::vector<Phase> phases;
   std::vector<std::pair<Clock::time_point, Clock::time_point>> skipped;  // replica0 down
-  for (const char* fault : {"slow", "black"}) {
+  for (const char* fault : {"slow", "black", "stalled"}) {
     Phase phase{fault};
     const auto t0 = Clock::now();
     if (std::string(fault) == "slow") {
       link.SetLatency(Millis(3000));
-    } else {
+    } else if (std::string(fault) == "black") {
       link.Blackhole();
+    } else {
+      link.StallHalfOpen();
     }
     ASSERT_TRUE(WaitFor([&] { return !ReplicaUp(http, 0); }, kDetectBound))
         << fault << ": replica0 still up after " << kDetectBound.count() << " ms\n"
