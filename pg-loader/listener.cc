@@ -1,5 +1,6 @@
 // LISTEN loop on the primary: poll(2) on the libpq socket and an eventfd that Stop() writes, so the
-// thread sleeps until a notification, a disconnect or Stop(), and never polls on a timer.
+// thread sleeps until a notification, a disconnect, Stop(), or a quiet spell that calls for a ping
+// (answered within a deadline that a Watchdog enforces by cutting the socket).
 #include "pg-loader/listener.h"
 
 #include <poll.h>
@@ -8,6 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <pqxx/pqxx>
@@ -17,6 +19,7 @@
 
 #include "pg-loader/conninfo.h"
 #include "pg-loader/routing.h"
+#include "pg-loader/watchdog.h"
 
 namespace corral::pg {
 namespace {
@@ -47,7 +50,8 @@ struct Listener::Impl {
   std::function<void()> on_disconnect;
   std::function<void()> on_connect;
 
-  int wake_fd = -1;  // eventfd: readable once Stop() was called
+  int wake_fd = -1;   // eventfd: readable once Stop() was called
+  Watchdog watchdog;  // cuts a ping that gets no answer
   std::atomic<bool> stopping{false};
   std::atomic<bool> connected{false};
   std::mutex start_mu;
@@ -75,15 +79,33 @@ struct Listener::Impl {
     connection.get_notifs();  // anything that arrived with the LISTEN reply
     while (true) {
       pollfd fds[2] = {{connection.sock(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
-      const int n = ::poll(fds, 2, -1);
+      const int n = ::poll(fds, 2, static_cast<int>(kListenerPingIdleMs));
       if (n < 0) {
         if (errno == EINTR) continue;
         throw std::runtime_error("poll failed");
       }
       if (stopping.load()) return false;
-      connection.get_notifs();  // throws broken_connection when the server has gone
+      if (n == 0) Ping(connection);  // throws when the primary does not answer in time
+      connection.get_notifs();       // throws broken_connection when the server has gone
       if (!connection.is_open()) throw pqxx::broken_connection("connection closed");
     }
+  }
+
+  // A round trip with a deadline: proves the primary (and every hop to it) still answers.
+  void Ping(pqxx::connection& connection) {
+    const uint64_t watch =
+        watchdog.Arm(connection.sock(),
+                     Watchdog::Clock::now() + std::chrono::milliseconds(kListenerPingTimeoutMs));
+    bool answered = true;
+    try {
+      pqxx::nontransaction ping(connection);
+      ping.exec("SELECT 1");
+    } catch (const std::exception&) {
+      answered = false;
+    }
+    const bool cut = watchdog.Disarm(watch);
+    if (cut) throw pqxx::broken_connection("no answer to a ping within the deadline");
+    if (!answered || !connection.is_open()) throw pqxx::broken_connection("ping failed");
   }
 
   void Run() {
@@ -145,6 +167,7 @@ Listener::~Listener() {
 void Listener::Start() {
   std::lock_guard lock(impl_->start_mu);
   if (impl_->thread.joinable() || impl_->stopping.load()) return;
+  impl_->watchdog.Start();
   impl_->thread = std::thread([this] { impl_->Run(); });
 }
 
@@ -154,6 +177,7 @@ void Listener::Stop() {
   const uint64_t one = 1;
   [[maybe_unused]] ssize_t written = ::write(impl_->wake_fd, &one, sizeof(one));
   if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->watchdog.Stop();
 }
 
 bool Listener::connected() const { return impl_->connected.load(); }
