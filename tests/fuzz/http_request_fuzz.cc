@@ -18,6 +18,7 @@
 #include "cache-server/cache_service.h"
 #include "cache-server/config.h"
 #include "cache-server/http_handler.h"
+#include "cache-server/log.h"
 #include "cache-server/metrics.h"
 #include "cache-server/server_state.h"
 #include "lease/clock.h"
@@ -90,7 +91,10 @@ struct World {
 };
 
 World& TheWorld() {
-  static World* world = new World();  // never destroyed: libFuzzer exits without unwinding
+  static World* world = [] {
+    server::SetLogLevel(server::LogLevel::kError);  // failed loads are expected here
+    return new World();
+  }();  // never destroyed: libFuzzer exits without unwinding
   return *world;
 }
 
