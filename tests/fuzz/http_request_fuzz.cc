@@ -57,7 +57,7 @@ class InstantBackend final : public server::LoadBackend {
 struct World {
   World()
       : config(server::ParseConfig(R"({
-          "postgres": {"primary": "host=127.0.0.1 dbname=fuzz"},
+          "postgres": {"primary": "host=127.0.0.1 dbname=fuzz", "replicas": ["host=127.0.0.1"]},
           "namespaces": {"user": {"query": "SELECT $1", "stale_ms": 1000}},
           "memory": {"max_bytes": 1048576}
         })")),
