@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pg-loader/value.h"
@@ -26,6 +27,11 @@ void Check(bool ok, const char* what) {
   }
 }
 
+std::string WithoutNul(std::string s) {
+  std::erase(s, '\0');
+  return s;
+}
+
 constexpr uint32_t kOids[] = {kBoolOid,   kInt8Oid,   kInt2Oid,    kInt4Oid,  kJsonOid,
                               kFloat4Oid, kFloat8Oid, kNumericOid, kJsonbOid, 25 /* text */,
                               1043 /* varchar */, 17 /* bytea */};
@@ -38,8 +44,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::string> names(count), texts(count);
   std::vector<Column> columns(count);
   for (size_t i = 0; i < count; ++i) {
-    names[i] = in.ConsumeRandomLengthString(32);
-    texts[i] = in.ConsumeRandomLengthString(256);
+    // PostgreSQL's text output never holds a NUL byte (and nlohmann would read one as the end).
+    names[i] = WithoutNul(in.ConsumeRandomLengthString(32));
+    texts[i] = WithoutNul(in.ConsumeRandomLengthString(256));
     Column& c = columns[i];
     c.name = names[i];
     c.type_oid = in.PickValueInArray(kOids);
@@ -66,6 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // Every text as a JSON string literal: valid, and the same text back when it was valid UTF-8.
+  // The rest of the input, NULs and all, goes through AppendJsonString too.
+  texts.push_back(in.ConsumeRemainingBytesAsString());
   for (const std::string& text : texts) {
     std::string literal;
     AppendJsonString(literal, text);
@@ -83,7 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // IsJsonNumber is exactly "a JSON parser reads a number".
     const nlohmann::json number = nlohmann::json::parse(text, nullptr, false);
     const bool json_number = !number.is_discarded() && number.is_number() &&
-                             text.find_first_of(" \t\r\n") == std::string::npos;
+                             text.find_first_of(std::string_view(" \t\r\n\0", 5)) ==
+                                 std::string::npos;
     Check(IsJsonNumber(text) == json_number, "IsJsonNumber disagrees with a JSON parser");
   }
   return 0;
