@@ -90,8 +90,8 @@ cleanup() {
   fi
   end_phase
   local total=$((SECONDS - START))
-  printf '\n==> phase timings: seconds taken / budget (total %ds; warn above %ds, fail above %ds)\n' \
-    "${total}" "${WARN_TOTAL_S}" "${MAX_TOTAL_S}"
+  printf '\n==> phase timings: seconds taken / budget (total %ds; ' "${total}"
+  printf 'warn above %ds, fail above %ds)\n' "${WARN_TOTAL_S}" "${MAX_TOTAL_S}"
   printf '%s\n' "${PHASE_TIMES[@]}"
   if ((total > MAX_TOTAL_S)); then
     printf '==> FAILED: the run took %ds, over the limit of %ds (CORRAL_CI_MAX_S)\n' \
@@ -183,7 +183,8 @@ if [[ ${CI:-} != true ]]; then
     echo "CORRAL_CI_QUICK=1: skipping the sanitizer and fuzz phases"
   elif (($# > 0)) && [[ ${CORRAL_CI_FULL:-0} != 1 ]]; then
     RUN_EXTRA=0
-    echo "ctest arguments given: skipping the sanitizer and fuzz phases (CORRAL_CI_FULL=1 runs them)"
+    echo "ctest arguments given: skipping the sanitizer and fuzz phases" \
+      "(CORRAL_CI_FULL=1 runs them)"
   fi
 fi
 if ((RUN_EXTRA)); then

@@ -19,9 +19,9 @@ inline constexpr const char* kSanitizerSkipReason =
 }  // namespace corral::testing
 
 // Skips the current test in a sanitizer build, saying why.
-#define CORRAL_SKIP_IF_SANITIZED()                                 \
-  do {                                                             \
-    if (::corral::testing::kSanitized) {                           \
-      GTEST_SKIP() << ::corral::testing::kSanitizerSkipReason;     \
-    }                                                              \
+#define CORRAL_SKIP_IF_SANITIZED()                             \
+  do {                                                         \
+    if (::corral::testing::kSanitized) {                       \
+      GTEST_SKIP() << ::corral::testing::kSanitizerSkipReason; \
+    }                                                          \
   } while (false)

@@ -166,8 +166,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         } else if (ec == http::error::body_limit) {
           status = http::status::payload_too_large;
         }
-        const std::string wire =
-            Serialize(server::HttpHandler::Error(status, 11, false, "bad request: " + ec.message()));
+        const std::string wire = Serialize(
+            server::HttpHandler::Error(status, 11, false, "bad request: " + ec.message()));
         Check(wire.rfind("HTTP/1.1 4", 0) == 0, "a malformed request without a 4xx answer");
         open = false;
         break;

@@ -32,9 +32,9 @@ std::string WithoutNul(std::string s) {
   return s;
 }
 
-constexpr uint32_t kOids[] = {kBoolOid,   kInt8Oid,   kInt2Oid,    kInt4Oid,  kJsonOid,
-                              kFloat4Oid, kFloat8Oid, kNumericOid, kJsonbOid, 25 /* text */,
-                              1043 /* varchar */, 17 /* bytea */};
+constexpr uint32_t kOids[] = {kBoolOid,  kInt8Oid,      kInt2Oid,           kInt4Oid,
+                              kJsonOid,  kFloat4Oid,    kFloat8Oid,         kNumericOid,
+                              kJsonbOid, 25 /* text */, 1043 /* varchar */, 17 /* bytea */};
 
 }  // namespace
 
@@ -91,9 +91,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     // IsJsonNumber is exactly "a JSON parser reads a number".
     const nlohmann::json number = nlohmann::json::parse(text, nullptr, false);
-    const bool json_number = !number.is_discarded() && number.is_number() &&
-                             text.find_first_of(std::string_view(" \t\r\n\0", 5)) ==
-                                 std::string::npos;
+    const bool json_number =
+        !number.is_discarded() && number.is_number() &&
+        text.find_first_of(std::string_view(" \t\r\n\0", 5)) == std::string::npos;
     Check(IsJsonNumber(text) == json_number, "IsJsonNumber disagrees with a JSON parser");
   }
   return 0;

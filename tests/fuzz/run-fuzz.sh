@@ -64,7 +64,8 @@ for binary in "$@"; do
     find "${FUZZ_DIR}/corpus/${name}" -type f ! -name 'README*' -exec cp {} "${corpus}/" \;
   fi
   log=${scratch}/${name}.log
-  echo "--- fuzzing ${name} for ${seconds}s (seed corpus: $(find "${corpus}" -type f | wc -l) files)"
+  seeds=$(find "${corpus}" -type f | wc -l)
+  echo "--- fuzzing ${name} for ${seconds}s (seed corpus: ${seeds} files)"
   target_status=0
   "${binary}" -max_total_time="${seconds}" -max_len="${MAX_LEN}" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="${artifacts_root}/${name}/" "${corpus}" \
