@@ -3,7 +3,7 @@
 // quarantine and redzones, so a test that counts allocations or bounds RSS would measure them.
 #pragma once
 
-namespace corral::testing {
+namespace corral::sanitizer {
 
 #ifdef CORRAL_SANITIZER
 inline constexpr bool kSanitized = true;
@@ -16,12 +16,12 @@ inline constexpr const char* kSanitizerSkipReason =
     "built with a sanitizer: it replaces the allocator and adds shadow memory, quarantine and "
     "redzones, so allocation counts and RSS measure the sanitizer, not corral";
 
-}  // namespace corral::testing
+}  // namespace corral::sanitizer
 
 // Skips the current test in a sanitizer build, saying why.
-#define CORRAL_SKIP_IF_SANITIZED()                             \
-  do {                                                         \
-    if (::corral::testing::kSanitized) {                       \
-      GTEST_SKIP() << ::corral::testing::kSanitizerSkipReason; \
-    }                                                          \
+#define CORRAL_SKIP_IF_SANITIZED()                               \
+  do {                                                           \
+    if (::corral::sanitizer::kSanitized) {                       \
+      GTEST_SKIP() << ::corral::sanitizer::kSanitizerSkipReason; \
+    }                                                            \
   } while (false)

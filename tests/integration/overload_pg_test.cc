@@ -305,8 +305,8 @@ TEST_F(OverloadPgTest, TenThousandColdKeysNeverExceedInflightBound) {
   EXPECT_GE(rss_before, 0);
   EXPECT_TRUE(clients_gone) << "corral still counts the herd's closed connections";
   EXPECT_EQ(second.other, 0) << second.first_other;
-  if (corral::testing::kSanitized) {
-    std::printf("[note] RSS bounds not checked: %s\n", corral::testing::kSanitizerSkipReason);
+  if (corral::sanitizer::kSanitized) {
+    std::printf("[note] RSS bounds not checked: %s\n", corral::sanitizer::kSanitizerSkipReason);
   } else {
     EXPECT_LT(rss_after - rss_before, 256LL << 20) << "corral's memory grew without bound";
     EXPECT_LT(rss_idle - rss_before, 256LL << 20);

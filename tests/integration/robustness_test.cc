@@ -49,8 +49,8 @@ void ExpectRssBounded(ServerProcess& server, int64_t rss_before) {
   int64_t rss_after = server.RssBytes();
   ASSERT_GT(rss_after, 0);
   ::testing::Test::RecordProperty("rss_growth_bytes", std::to_string(rss_after - rss_before));
-  if (corral::testing::kSanitized) {
-    std::printf("[note] RSS bound not checked: %s\n", corral::testing::kSanitizerSkipReason);
+  if (corral::sanitizer::kSanitized) {
+    std::printf("[note] RSS bound not checked: %s\n", corral::sanitizer::kSanitizerSkipReason);
     return;
   }
   EXPECT_LT(rss_after - rss_before, kMaxRssGrowth)
