@@ -160,16 +160,18 @@ void Server::Stop(std::chrono::milliseconds drain) {
       for (auto& ctx : contexts_) ctx->stop();
     });
     // Poll until every connection has gone, then cancel the drain timer so Run() returns.
+    // The poll holds itself only weakly: the pending wait owns it, so it (and its timer) is
+    // freed with the last wait rather than kept alive by a cycle (LeakSanitizer found one).
     auto poll = std::make_shared<std::function<void()>>();
     auto poll_timer = std::make_shared<asio::steady_timer>(*contexts_[0]);
-    *poll = [this, poll, poll_timer] {
+    *poll = [this, weak_poll = std::weak_ptr(poll), poll_timer] {
       if (state_.connected_clients.load() == 0) {
         drain_timer_->cancel();
         for (auto& ctx : contexts_) ctx->stop();
         return;
       }
       poll_timer->expires_after(std::chrono::milliseconds(10));
-      poll_timer->async_wait([poll](const error_code& ec) {
+      poll_timer->async_wait([poll = weak_poll.lock()](const error_code& ec) {
         if (!ec) (*poll)();
       });
     };

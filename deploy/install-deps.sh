@@ -14,6 +14,10 @@ PACKAGES=(
   libboost1.81-dev libboost-program-options1.81-dev
   libpqxx-dev libhiredis-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # Sanitizer and fuzz phases: libFuzzer needs clang (its runtime is in libclang-rt-14-dev);
+  # llvm-14 brings llvm-symbolizer for readable sanitizer stacks. GCC's ASan/UBSan/TSan runtimes
+  # come with build-essential.
+  clang-14 llvm-14 libclang-rt-14-dev
   # Servers the tests and the demo run locally (pg_stat_statements is in postgresql-contrib)
   postgresql-15 postgresql-contrib redis-server redis-tools pgbouncer
   prometheus  # promtool: the tests check /metrics with "promtool check metrics"

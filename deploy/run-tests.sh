@@ -3,10 +3,21 @@
 # replicas, a PgBouncer in front of each replica and a Redis on free ports, runs every test with
 # ctest, and stops the servers again.
 #
+# After the plain build and ctest, the checks from outside (issue 11), each a phase of its own:
+# the whole suite built with ASan+UBSan (leak detection on), the suites where threads meet built
+# with TSan, and every libFuzzer target for a bounded time. Each phase's time is printed against
+# its budget at the end; the whole run must stay under an hour on 2 cores.
+#
 # Usage: deploy/run-tests.sh [CTEST_ARGS...]     e.g. deploy/run-tests.sh -R lease
 # Environment: CORRAL_BUILD_DIR (default build, relative to the repository root), CORRAL_CMAKE_ARGS
 # (extra configure arguments), CORRAL_TEST_TIMEOUT (per-test seconds, default 300).
-# Exit status: ctest's, or non-zero if a step before it failed.
+#   CORRAL_CI_QUICK=1: skip the sanitizer and fuzz phases (quick local runs; ignored when CI=true).
+#   Also skipped when CTEST_ARGS are given (a subset run), unless CORRAL_CI_FULL=1.
+#   CORRAL_FUZZ_SECONDS: how long each fuzz target runs (default 30).
+#   CORRAL_CI_WARN_S / CORRAL_CI_MAX_S: total run time that prints a warning (default 3000) and
+#   that fails the run (default 3600).
+# Exit status: non-zero if any phase failed (every phase still runs), or the run took longer
+# than CORRAL_CI_MAX_S.
 set -euo pipefail
 
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,23 +32,44 @@ read -r -a CMAKE_ARGS <<<"${CORRAL_CMAKE_ARGS:-}"
 
 START=${SECONDS}
 PHASE_NAME=""
+PHASE_BUDGET=0
 PHASE_START=${SECONDS}
 PHASE_TIMES=()
+FAILED_PHASES=()
 WORK_DIR=""
+WARN_TOTAL_S=${CORRAL_CI_WARN_S:-3000}
+MAX_TOTAL_S=${CORRAL_CI_MAX_S:-3600}
 
-# phase NAME: ends the current phase (recording its duration) and announces the next one.
+# phase NAME [BUDGET_S]: ends the current phase (recording its duration against its budget) and
+# announces the next one. A phase over its budget is flagged in the summary, not failed.
 phase() {
   end_phase
   PHASE_NAME=$1
+  PHASE_BUDGET=${2:-0}
   PHASE_START=${SECONDS}
-  printf '\n==> [%4ds] %s\n' $((SECONDS - START)) "${PHASE_NAME}"
+  if ((PHASE_BUDGET > 0)); then
+    printf '\n==> [%4ds] %s (budget %ds)\n' $((SECONDS - START)) "${PHASE_NAME}" "${PHASE_BUDGET}"
+  else
+    printf '\n==> [%4ds] %s\n' $((SECONDS - START)) "${PHASE_NAME}"
+  fi
 }
 
 end_phase() {
   if [[ -n ${PHASE_NAME} ]]; then
-    PHASE_TIMES+=("$(printf '%5ds  %s' $((SECONDS - PHASE_START)) "${PHASE_NAME}")")
+    local took=$((SECONDS - PHASE_START)) budget="      " note=""
+    if ((PHASE_BUDGET > 0)); then
+      budget=$(printf '/%5ds' "${PHASE_BUDGET}")
+      ((took <= PHASE_BUDGET)) || note="  OVER BUDGET"
+    fi
+    PHASE_TIMES+=("$(printf '%5ds%s  %s%s' "${took}" "${budget}" "${PHASE_NAME}" "${note}")")
   fi
   PHASE_NAME=""
+}
+
+# failed WHAT: remembers that a phase failed; the run goes on and exits non-zero at the end.
+failed() {
+  FAILED_PHASES+=("$1")
+  printf '==> FAILED: %s\n' "$1"
 }
 
 # Stops the servers and prints the phase timings, whatever happened before.
@@ -57,8 +89,23 @@ cleanup() {
     rm -rf "${WORK_DIR}"
   fi
   end_phase
-  printf '\n==> phase timings (total %ds)\n' $((SECONDS - START))
+  local total=$((SECONDS - START))
+  printf '\n==> phase timings: seconds taken / budget (total %ds; ' "${total}"
+  printf 'warn above %ds, fail above %ds)\n' "${WARN_TOTAL_S}" "${MAX_TOTAL_S}"
   printf '%s\n' "${PHASE_TIMES[@]}"
+  if ((total > MAX_TOTAL_S)); then
+    printf '==> FAILED: the run took %ds, over the limit of %ds (CORRAL_CI_MAX_S)\n' \
+      "${total}" "${MAX_TOTAL_S}"
+    ((status != 0)) || status=1
+  elif ((total > WARN_TOTAL_S)); then
+    printf '==> WARNING: the run took %ds, over the %ds budget (CORRAL_CI_WARN_S)\n' \
+      "${total}" "${WARN_TOTAL_S}"
+  fi
+  if ((${#FAILED_PHASES[@]} > 0)); then
+    printf '==> failed phases:\n'
+    printf '    %s\n' "${FAILED_PHASES[@]}"
+    ((status != 0)) || status=1
+  fi
   printf '==> exit status %d\n' "${status}"
   exit "${status}"
 }
@@ -124,8 +171,23 @@ printf 'CORRAL_PG_DIR=%s\nCORRAL_PG_PORT=%s\nCORRAL_TEST_REDIS_PORT=%s\n' \
   "${CORRAL_PG_DIR}" "${CORRAL_PG_PORT}" "${CORRAL_TEST_REDIS_PORT}"
 printf 'CORRAL_TEST_PG_BOUNCER_REPLICAS=%s\n' "${CORRAL_TEST_PG_BOUNCER_REPLICAS}"
 
-phase "ctest"
-status=0
+phase "ctest" 600
 ctest --test-dir "${BUILD_DIR}" --output-on-failure -j 2 --timeout "${TEST_TIMEOUT}" "$@" ||
-  status=$?
-exit "${status}"
+  failed "ctest"
+
+# --- Sanitizer and fuzz phases (issue 11). CI runs them all; a quick local run may skip them.
+RUN_EXTRA=1
+if [[ ${CI:-} != true ]]; then
+  if [[ ${CORRAL_CI_QUICK:-0} == 1 ]]; then
+    RUN_EXTRA=0
+    echo "CORRAL_CI_QUICK=1: skipping the sanitizer and fuzz phases"
+  elif (($# > 0)) && [[ ${CORRAL_CI_FULL:-0} != 1 ]]; then
+    RUN_EXTRA=0
+    echo "ctest arguments given: skipping the sanitizer and fuzz phases" \
+      "(CORRAL_CI_FULL=1 runs them)"
+  fi
+fi
+if ((RUN_EXTRA)); then
+  # shellcheck source=deploy/run-sanitizers.sh
+  source "${DEPLOY_DIR}/run-sanitizers.sh"
+fi

@@ -17,6 +17,7 @@
 
 #include "tests/integration/pg_support.h"
 #include "tests/integration/server_process.h"
+#include "tests/sanitizer.h"
 
 namespace corral::integration {
 namespace {
@@ -302,11 +303,15 @@ TEST_F(OverloadPgTest, TenThousandColdKeysNeverExceedInflightBound) {
   // Shed at once: a queued request would wait for a slot (16 per 50 ms) or for wait_timeout_ms.
   EXPECT_LT(Percentile(t.busy_replies, 99), 3000);
   EXPECT_GE(rss_before, 0);
-  EXPECT_LT(rss_after - rss_before, 256LL << 20) << "corral's memory grew without bound";
   EXPECT_TRUE(clients_gone) << "corral still counts the herd's closed connections";
-  EXPECT_LT(rss_idle - rss_before, 256LL << 20);
   EXPECT_EQ(second.other, 0) << second.first_other;
-  EXPECT_LT(rss_second - rss_idle, 64LL << 20) << "memory grows with every herd: a leak";
+  if (corral::sanitizer::kSanitized) {
+    std::printf("[note] RSS bounds not checked: %s\n", corral::sanitizer::kSanitizerSkipReason);
+  } else {
+    EXPECT_LT(rss_after - rss_before, 256LL << 20) << "corral's memory grew without bound";
+    EXPECT_LT(rss_idle - rss_before, 256LL << 20);
+    EXPECT_LT(rss_second - rss_idle, 64LL << 20) << "memory grows with every herd: a leak";
+  }
   EXPECT_EQ(ping, "+PONG\r\n");
 }
 

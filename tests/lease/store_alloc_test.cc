@@ -8,6 +8,7 @@
 #include <string>
 
 #include "lease/store.h"
+#include "tests/sanitizer.h"
 
 namespace {
 std::atomic<bool> g_counting{false};
@@ -32,6 +33,7 @@ namespace corral::lease {
 namespace {
 
 TEST(StoreAllocTest, GetHitAndMissDoNotAllocate) {
+  CORRAL_SKIP_IF_SANITIZED();
   FakeClock clock;
   FakeRandom random({0.5});
   Store store(StoreOptions{}, clock, random);

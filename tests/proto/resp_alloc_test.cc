@@ -11,6 +11,7 @@
 
 #include "proto/resp_parser.h"
 #include "proto/resp_writer.h"
+#include "tests/sanitizer.h"
 
 namespace {
 
@@ -54,6 +55,7 @@ HeapUse Measure(Fn&& fn) {
 }
 
 TEST(RespAlloc, TheCounterSeesAllocations) {
+  CORRAL_SKIP_IF_SANITIZED();
   // Guards the tests below against a replacement that is not in effect.
   const HeapUse use = Measure([] {
     std::string s(100000, 'x');
@@ -64,6 +66,7 @@ TEST(RespAlloc, TheCounterSeesAllocations) {
 }
 
 TEST(RespAlloc, AnnouncedBulkLengthIsNotAllocated) {
+  CORRAL_SKIP_IF_SANITIZED();
   RespParser parser;
   const std::string input = "*1\r\n$67108864\r\nabc";
   std::string buffer = input;
@@ -76,6 +79,7 @@ TEST(RespAlloc, AnnouncedBulkLengthIsNotAllocated) {
 }
 
 TEST(RespAlloc, AnnouncedElementCountIsNotAllocated) {
+  CORRAL_SKIP_IF_SANITIZED();
   RespParser parser;
   const HeapUse use = Measure([&] {
     EXPECT_EQ(parser.Parse("*2000000000\r\n$1\r\na\r\n$1\r\nb\r\n"), ParseStatus::kNeedMore);
@@ -104,6 +108,7 @@ int ParseAll(RespParser& parser, std::string_view batch) {
 }
 
 TEST(RespAlloc, SteadyStateParsingAllocatesNothing) {
+  CORRAL_SKIP_IF_SANITIZED();
   const std::string gets = PipelinedGets(1000);
   std::string inline_commands;
   for (int i = 0; i < 100; ++i) inline_commands += "SET k \"quoted value\"\r\nPING\r\n";
@@ -118,6 +123,7 @@ TEST(RespAlloc, SteadyStateParsingAllocatesNothing) {
 }
 
 TEST(RespAlloc, SteadyStateWritingAllocatesNothing) {
+  CORRAL_SKIP_IF_SANITIZED();
   std::string out;
   const std::string value(100, 'v');
   auto write = [&] {

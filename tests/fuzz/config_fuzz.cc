@@ -1,0 +1,45 @@
+// libFuzzer target for the JSON configuration parser (cache-server/config.h ParseConfig): any
+// text either parses or is rejected with ConfigError; no other exception, crash or sanitizer
+// report. A configuration that parses is also described for the log and re-checked for its
+// listen addresses' round trip.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string_view>
+
+#include "cache-server/config.h"
+
+namespace {
+
+[[noreturn]] void Fail(const char* what) {
+  std::fprintf(stderr, "config_fuzz: %s\n", what);
+  std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  try {
+    corral::server::Config config = corral::server::ParseConfig(text);
+    (void)corral::server::DescribeConfig(config);
+  } catch (const corral::server::ConfigError& e) {
+    if (e.problem.empty()) Fail("a ConfigError that does not say what is wrong");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "config_fuzz: ParseConfig threw something other than ConfigError: %s\n",
+                 e.what());
+    std::abort();
+  } catch (...) {
+    Fail("ParseConfig threw a non-exception");
+  }
+  // ParseHostPort sees the listen addresses' text: it must never fail other than with nullopt.
+  if (auto parsed = corral::server::ParseHostPort(text)) {
+    auto again = corral::server::ParseHostPort(corral::server::FormatHostPort(*parsed));
+    if (!again || again->host != parsed->host || again->port != parsed->port) {
+      Fail("FormatHostPort(ParseHostPort(x)) does not parse back to the same address");
+    }
+  }
+  return 0;
+}
