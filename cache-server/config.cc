@@ -355,7 +355,7 @@ Config ParseRoot(const Json& root) {
   if (!root.is_object()) FailExpected("", "a JSON object at the top level", root);
   CheckKnownKeys("", root,
                  {"listen", "threads", "memory", "log_level", "postgres", "namespaces", "lease",
-                  "shedding", "resp", "http"});
+                  "shedding", "resp", "http", "shutdown"});
   Config config;
   if (const Json* listen = GetSection("", root, "listen", {"resp", "http"})) {
     if (const Json* resp = Find(*listen, "resp")) config.resp = AsHostPort("listen.resp", *resp);
@@ -410,6 +410,10 @@ Config ParseRoot(const Json& root) {
     GetInt("http", *http, "read_timeout_ms", &h.read_timeout_ms, 1, kMaxMs);
     GetInt("http", *http, "idle_timeout_ms", &h.idle_timeout_ms, 1, kMaxMs);
     GetInt("http", *http, "max_pipelined", &h.max_pipelined, 1);
+  }
+  if (const Json* shutdown = GetSection("", root, "shutdown", {"drain_grace_ms", "timeout_ms"})) {
+    GetInt("shutdown", *shutdown, "drain_grace_ms", &config.shutdown.drain_grace_ms, 0, kMaxMs);
+    GetInt("shutdown", *shutdown, "timeout_ms", &config.shutdown.timeout_ms, 0, kMaxMs);
   }
   return config;
 }

@@ -1,6 +1,8 @@
 // HTTP connection I/O; see http_session.h.
 #include "cache-server/http_session.h"
 
+#include "cache-server/socket_close.h"
+
 namespace corral::server {
 
 namespace asio = boost::asio;
@@ -20,20 +22,29 @@ void HttpSession::Start() {
 }
 
 void HttpSession::Read() {
-  if (state_.shutting_down.load(std::memory_order_relaxed)) return Close();
+  if (state_.shutting_down.load(std::memory_order_relaxed)) {
+    // The listeners have closed: answer (with Connection: close) a request that has already
+    // arrived, else close now.
+    return Arrived() ? ReadRequest() : Close();
+  }
   if (buffer_.size() > 0) return ReadRequest();  // a pipelined request is already here
   // Between requests the connection may sit idle for idle_timeout_ms; once the first byte of the
   // next request arrives, the whole request must follow within read_timeout_ms, so a client
   // trickling a header cannot hold the connection for the idle timeout.
   idle_ = true;
   stream_.expires_after(std::chrono::milliseconds(state_.config.http_options.idle_timeout_ms));
-  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
-                                                     const error_code& ec, size_t n) {
-    self->idle_ = false;
-    if (ec) return self->Close();
-    self->buffer_.commit(n);
-    self->ReadRequest();
-  });
+  stream_.async_read_some(
+      buffer_.prepare(4096),
+      [self = shared_from_this()](const error_code& ec, size_t n) { self->OnIdleRead(ec, n); });
+}
+
+void HttpSession::OnIdleRead(const error_code& ec, size_t n) {
+  idle_ = false;
+  buffer_.commit(n);
+  // Drain() cancels an idle read; a request that arrived meanwhile is still answered.
+  if (ec == asio::error::operation_aborted && Arrived()) return ReadRequest();
+  if (ec) return Close();
+  ReadRequest();
 }
 
 void HttpSession::ReadRequest() {
@@ -100,9 +111,17 @@ void HttpSession::Drain() {
   });
 }
 
+bool HttpSession::Arrived() {
+  error_code ec;
+  return buffer_.size() > 0 || stream_.socket().available(ec) > 0;
+}
+
 void HttpSession::Close() {
   error_code ec;
   stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  // Unread input would make close() send a reset, which may destroy the response the client has
+  // not read yet; read it away first (what arrives later is the client's to retry).
+  DiscardInput(stream_.socket());
   stream_.close();
 }
 

@@ -24,10 +24,13 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
 
  private:
   void Read();         // waits (idle timeout) for the next request to begin
+  void OnIdleRead(const boost::system::error_code& ec, size_t n);
   void ReadRequest();  // reads one request (read timeout)
   void OnRead(const boost::system::error_code& ec);
   void Write(HttpResponse response);
   void OnWrite(bool keep_alive, const boost::system::error_code& ec);
+  // True when request bytes are buffered or waiting in the socket.
+  bool Arrived();
   void Close();
 
   boost::beast::tcp_stream stream_;
