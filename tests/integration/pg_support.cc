@@ -317,6 +317,13 @@ std::unique_ptr<ServerProcess> PgTest::StartCorral(const std::string& namespaces
     ADD_FAILURE() << "corral never became ready:\n" << server->Stderr();
     return nullptr;
   }
+  // The invalidation listener marks everything stale (and voids leases) when it connects; a test
+  // whose first load raced that connection would see its fill dropped.
+  if (server != nullptr &&
+      !server->WaitForStderr("event=invalidation_listener_connected", Millis(30000))) {
+    ADD_FAILURE() << "corral's invalidation listener never connected:\n" << server->Stderr();
+    return nullptr;
+  }
   return server;
 }
 
