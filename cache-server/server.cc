@@ -167,9 +167,10 @@ void Server::Stop(std::chrono::milliseconds drain) {
     // Only now: a client whose connection closes must find the listener closed, not reconnect.
     state_.shutting_down.store(true);
     for (auto& t : timers_) t.timer->cancel();
-    // Sessions close themselves after their current request (they check shutting_down). Once
-    // none is left, the contexts run out of work; the drain timer bounds how long that takes.
-    for (auto& g : guards_) g.reset();
+    // Sessions close themselves after their current request (they check shutting_down). The
+    // work guards stay: a session waiting on a load has no I/O outstanding, and its thread must
+    // still be running when the answer is posted. The poll below stops the contexts once every
+    // connection has gone; the drain timer bounds how long that takes.
     {
       std::lock_guard lock(registry_mu_);
       for (auto& weak : registry_) {
