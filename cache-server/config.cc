@@ -34,6 +34,7 @@ const std::vector<options::Field<Config>>& RootFields();
 const std::vector<options::Field<SheddingConfig>>& SheddingFields();
 const std::vector<options::Field<RespConfig>>& RespFields();
 const std::vector<options::Field<HttpConfig>>& HttpFields();
+const std::vector<options::Field<ShutdownConfig>>& ShutdownFields();
 }  // namespace
 
 int DefaultThreads() {
@@ -105,6 +106,14 @@ const std::vector<Field<HttpConfig>>& HttpFields() {
       {.name = "read_timeout_ms", .member = &HttpConfig::read_timeout_ms, .min = 1, .max = kMaxMs},
       {.name = "idle_timeout_ms", .member = &HttpConfig::idle_timeout_ms, .min = 1, .max = kMaxMs},
       {.name = "max_pipelined", .member = &HttpConfig::max_pipelined, .min = 1},
+  };
+  return fields;
+}
+
+const std::vector<Field<ShutdownConfig>>& ShutdownFields() {
+  static const std::vector<Field<ShutdownConfig>> fields = {
+      {.name = "drain_grace_ms", .member = &ShutdownConfig::drain_grace_ms, .max = kMaxMs},
+      {.name = "timeout_ms", .member = &ShutdownConfig::timeout_ms, .max = kMaxMs},
   };
   return fields;
 }
@@ -357,7 +366,7 @@ Config ParseRoot(const Json& root) {
   if (!root.is_object()) FailExpected("", "a JSON object at the top level", root);
   CheckKnownKeys("", root,
                  {"listen", "threads", "memory", "log_level", "postgres", "namespaces", "lease",
-                  "shedding", "resp", "http"});
+                  "shedding", "resp", "http", "shutdown"});
   Config config;
   if (const Json* listen = GetSection("", root, "listen", {"resp", "http"})) {
     if (const Json* resp = Find(*listen, "resp")) config.resp = AsHostPort("listen.resp", *resp);
@@ -398,6 +407,9 @@ Config ParseRoot(const Json& root) {
   }
   if (const Json* http = GetSection("", root, "http", Names({}, HttpFields()))) {
     ReadFields("http", *http, config.http_options, HttpFields());
+  }
+  if (const Json* shutdown = GetSection("", root, "shutdown", Names({}, ShutdownFields()))) {
+    ReadFields("shutdown", *shutdown, config.shutdown, ShutdownFields());
   }
   Check(ValidateServerOptions(config));
   return config;
@@ -463,7 +475,8 @@ std::optional<options::OptionError> ValidateServerOptions(const Config& config) 
   if (auto error = options::CheckFields(config.shedding, SheddingFields(), "shedding"))
     return error;
   if (auto error = options::CheckFields(config.resp_options, RespFields(), "resp")) return error;
-  return options::CheckFields(config.http_options, HttpFields(), "http");
+  if (auto error = options::CheckFields(config.http_options, HttpFields(), "http")) return error;
+  return options::CheckFields(config.shutdown, ShutdownFields(), "shutdown");
 }
 
 std::optional<options::OptionError> Validate(const NamespaceCacheOptions& o,
@@ -506,6 +519,7 @@ std::vector<ConfigField> ConfigFields() {
   AddFields(out, "shedding", SheddingFields());
   AddFields(out, "resp", RespFields());
   AddFields(out, "http", HttpFields());
+  AddFields(out, "shutdown", ShutdownFields());
   return out;
 }
 

@@ -79,6 +79,14 @@ struct HttpConfig {
   int max_pipelined = 16;
 };
 
+// SIGTERM/SIGINT: /readyz turns 503 at once and corral keeps serving for drain_grace_ms (so a
+// load balancer stops sending new connections); then the listeners close and in-flight requests
+// and loads get at most timeout_ms before the remaining connections are closed.
+struct ShutdownConfig {
+  int64_t drain_grace_ms = 0;  // 0: stop accepting at once (outside a load balancer)
+  int64_t timeout_ms = 5000;
+};
+
 // `threads` when the config does not say: half the cores, at least 1. The I/O threads share the
 // machine with the loader's connections and often with clients; on 2 cores one I/O thread
 // served redis-benchmark faster than two (bench/hit-vs-redis.sh, README), as with Redis's
@@ -97,6 +105,7 @@ struct Config {
   SheddingConfig shedding;
   RespConfig resp_options;  // JSON "resp"
   HttpConfig http_options;  // JSON "http"
+  ShutdownConfig shutdown;  // JSON "shutdown"
 };
 
 // A configuration that cannot be used. Thrown at start-up only, never on the request path.

@@ -16,8 +16,9 @@ int RetryAfterSeconds() {
   return std::uniform_int_distribution<int>(1, 3)(rng);
 }
 
-HttpHandler::HttpHandler(ServerState& state, MetricsRenderer metrics, ReadyCheck ready)
-    : state_(state), metrics_(std::move(metrics)), ready_(std::move(ready)) {}
+HttpHandler::HttpHandler(ServerState& state, MetricsRenderer metrics,
+                         DatabaseReadyCheck database_ready)
+    : state_(state), metrics_(std::move(metrics)), database_ready_(std::move(database_ready)) {}
 
 HttpResponse HttpHandler::Error(http::status status, unsigned version, bool keep_alive,
                                 std::string_view message) {
@@ -126,9 +127,18 @@ void HttpHandler::Route(const HttpRequest& req, HttpRespond respond) {
       if (!ReadMethod(req)) break;
       return respond(Text(http::status::ok, req, "ok\n"));
     case proto::RouteKind::kReadyz:
+      // Ready to take traffic: listening and not draining. Never the database's state: a cache
+      // that serves stale values must stay behind the load balancer while PostgreSQL is down.
       if (!ReadMethod(req)) break;
-      return respond(ready_() ? Text(http::status::ok, req, "ready\n")
-                              : Text(http::status::service_unavailable, req, "not ready\n"));
+      return respond(state_.draining.load()
+                         ? Text(http::status::service_unavailable, req, "draining\n")
+                         : Text(http::status::ok, req, "ready\n"));
+    case proto::RouteKind::kReadyzDatabase:
+      // For dashboards and alerts, not for a load balancer.
+      if (!ReadMethod(req)) break;
+      return respond(database_ready_()
+                         ? Text(http::status::ok, req, "database ready\n")
+                         : Text(http::status::service_unavailable, req, "database not ready\n"));
     case proto::RouteKind::kMetrics:
       if (!ReadMethod(req)) break;
       return respond(Text(http::status::ok, req, metrics_(), "text/plain; version=0.0.4"));

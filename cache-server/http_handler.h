@@ -16,12 +16,13 @@ using HttpRespond = std::function<void(HttpResponse)>;
 
 // Renders the Prometheus text for /metrics (and the gauges that need the server's live state).
 using MetricsRenderer = std::function<std::string()>;
-// True when every pool has at least one usable replica (always true with no PostgreSQL).
-using ReadyCheck = std::function<bool()>;
+// True when every pool has at least one usable replica (always true with no PostgreSQL); what
+// /readyz/database reports. /readyz does not consult it.
+using DatabaseReadyCheck = std::function<bool()>;
 
 class HttpHandler {
  public:
-  HttpHandler(ServerState& state, MetricsRenderer metrics, ReadyCheck ready);
+  HttpHandler(ServerState& state, MetricsRenderer metrics, DatabaseReadyCheck database_ready);
 
   // Thread-safe. `respond` is called before Handle returns when the answer is known at once.
   void Handle(const HttpRequest& request, HttpRespond respond);
@@ -37,7 +38,7 @@ class HttpHandler {
 
   ServerState& state_;
   MetricsRenderer metrics_;
-  ReadyCheck ready_;
+  DatabaseReadyCheck database_ready_;
 };
 
 // Retry-After seconds for a shed request: 1-3 s, jittered so that shed clients do not return

@@ -1,6 +1,8 @@
 // HTTP connection I/O; see http_session.h.
 #include "cache-server/http_session.h"
 
+#include "cache-server/socket_close.h"
+
 namespace corral::server {
 
 namespace asio = boost::asio;
@@ -20,20 +22,37 @@ void HttpSession::Start() {
 }
 
 void HttpSession::Read() {
-  if (state_.shutting_down.load(std::memory_order_relaxed)) return Close();
+  if (closed_ || reading_ || read_done_) return;
+  // Back-pressure: past max_pipelined unanswered requests, read again once one is written.
+  if (queue_.size() >= static_cast<size_t>(state_.config.http_options.max_pipelined)) return;
+  if (state_.shutting_down.load(std::memory_order_relaxed)) {
+    // The listeners have closed: answer (with Connection: close) a request that has already
+    // arrived, else read no more.
+    if (!queue_.empty() || !Arrived()) return EndReading();
+    return ReadRequest();
+  }
   if (buffer_.size() > 0) return ReadRequest();  // a pipelined request is already here
   // Between requests the connection may sit idle for idle_timeout_ms; once the first byte of the
   // next request arrives, the whole request must follow within read_timeout_ms, so a client
-  // trickling a header cannot hold the connection for the idle timeout.
+  // trickling a header cannot hold the connection for the idle timeout. (The stream keeps
+  // separate read and write timers: this does not touch a write in progress.)
   idle_ = true;
+  reading_ = true;
   stream_.expires_after(std::chrono::milliseconds(state_.config.http_options.idle_timeout_ms));
-  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
-                                                     const error_code& ec, size_t n) {
-    self->idle_ = false;
-    if (ec) return self->Close();
-    self->buffer_.commit(n);
-    self->ReadRequest();
-  });
+  stream_.async_read_some(
+      buffer_.prepare(4096),
+      [self = shared_from_this()](const error_code& ec, size_t n) { self->OnIdleRead(ec, n); });
+}
+
+void HttpSession::OnIdleRead(const error_code& ec, size_t n) {
+  idle_ = false;
+  reading_ = false;
+  if (closed_) return;
+  buffer_.commit(n);
+  // Drain() cancels an idle read; a request that arrived meanwhile is still answered.
+  if (ec == asio::error::operation_aborted && Arrived()) return ReadRequest();
+  if (ec) return EndReading();
+  ReadRequest();
 }
 
 void HttpSession::ReadRequest() {
@@ -41,16 +60,19 @@ void HttpSession::ReadRequest() {
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
   parser_->body_limit(static_cast<std::uint64_t>(cfg.max_body_bytes));
+  reading_ = true;
   stream_.expires_after(std::chrono::milliseconds(cfg.read_timeout_ms));
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](const error_code& ec, size_t) { self->OnRead(ec); });
 }
 
 void HttpSession::OnRead(const error_code& ec) {
-  if (ec == asio::error::operation_aborted) return Close();
-  if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-      ec == asio::error::eof || ec == asio::error::connection_reset) {
-    return Close();
+  reading_ = false;
+  if (closed_) return;
+  if (ec == asio::error::operation_aborted || ec == http::error::end_of_stream ||
+      ec == beast::error::timeout || ec == asio::error::eof ||
+      ec == asio::error::connection_reset) {
+    return EndReading();
   }
   if (ec) {
     http::status status = http::status::bad_request;
@@ -62,25 +84,53 @@ void HttpSession::OnRead(const error_code& ec) {
       status = http::status::payload_too_large;
       message = "payload too large";
     } else if (ec.category() != http::make_error_code(http::error::header_limit).category()) {
-      return Close();  // a socket error: nobody to answer
+      return EndReading();  // a socket error: nobody to answer
     }
     // After a malformed request the stream cannot be trusted: answer and close.
-    return Write(HttpHandler::Error(status, 11, false, message));
+    return Reject(HttpHandler::Error(status, 11, false, message));
   }
-  stream_.expires_never();
   HttpRequest request = parser_->release();
+  if (!request.keep_alive()) read_done_ = true;  // Connection: close, or HTTP/1.0
+  Dispatch(std::move(request));
+  Read();  // the next pipelined request, while this one is answered
+}
+
+void HttpSession::Dispatch(HttpRequest request) {
+  const uint64_t seq = first_seq_ + queue_.size();
+  queue_.emplace_back();
   auto executor = stream_.get_executor();
-  handler_.Handle(request, [self = shared_from_this(), executor](HttpResponse response) {
-    asio::dispatch(executor, [self, response = std::move(response)]() mutable {
-      self->Write(std::move(response));
+  handler_.Handle(request, [self = shared_from_this(), executor, seq](HttpResponse response) {
+    asio::dispatch(executor, [self, seq, response = std::move(response)]() mutable {
+      self->Deliver(seq, std::move(response));
     });
   });
 }
 
-void HttpSession::Write(HttpResponse response) {
-  bool keep_alive = response.keep_alive() && !state_.shutting_down.load();
+void HttpSession::Deliver(uint64_t seq, HttpResponse response) {
+  if (closed_ || seq < first_seq_ || seq - first_seq_ >= queue_.size()) return;
+  queue_[seq - first_seq_] = std::move(response);
+  WriteNext();
+}
+
+void HttpSession::Reject(HttpResponse response) {
+  read_done_ = true;
+  queue_.emplace_back(std::move(response));
+  WriteNext();
+}
+
+void HttpSession::WriteNext() {
+  if (closed_ || writing_ || queue_.empty() || !queue_.front()) return;
+  HttpResponse response = std::move(*queue_.front());
+  queue_.pop_front();
+  ++first_seq_;
+  // The last response a connection will send says so: after a request that asked to close, an
+  // error that ends the stream, or once corral is shutting down (responses already queued are
+  // still written first).
+  const bool last = queue_.empty() && ((read_done_ && !reading_) || state_.shutting_down.load());
+  bool keep_alive = response.keep_alive() && !last;
   response.keep_alive(keep_alive);
   response_ = std::make_shared<HttpResponse>(std::move(response));
+  writing_ = true;
   stream_.expires_after(std::chrono::milliseconds(state_.config.http_options.read_timeout_ms));
   http::async_write(stream_, *response_,
                     [self = shared_from_this(), keep_alive](const error_code& ec, size_t) {
@@ -89,20 +139,54 @@ void HttpSession::Write(HttpResponse response) {
 }
 
 void HttpSession::OnWrite(bool keep_alive, const error_code& ec) {
+  writing_ = false;
   response_.reset();
+  if (closed_) return;
   if (ec || !keep_alive) return Close();
-  Read();
+  if (drain_ && idle_) {
+    // Drain() came while this write was outstanding; cancelling then would have cut it short.
+    error_code ignored;
+    stream_.socket().cancel(ignored);
+  }
+  WriteNext();
+  Read();  // the queue has room again
+  CloseWhenDone();
+}
+
+void HttpSession::EndReading() {
+  read_done_ = true;
+  CloseWhenDone();
+}
+
+void HttpSession::CloseWhenDone() {
+  if (read_done_ && !reading_ && !writing_ && queue_.empty()) Close();
 }
 
 void HttpSession::Drain() {
   asio::post(stream_.get_executor(), [self = shared_from_this()] {
-    if (self->idle_) self->stream_.cancel();
+    if (self->closed_ || !self->idle_) return;
+    if (self->writing_) {
+      self->drain_ = true;  // cancel the idle read once the write is done
+      return;
+    }
+    error_code ignored;
+    self->stream_.socket().cancel(ignored);
   });
 }
 
+bool HttpSession::Arrived() {
+  error_code ec;
+  return buffer_.size() > 0 || stream_.socket().available(ec) > 0;
+}
+
 void HttpSession::Close() {
+  if (closed_) return;
+  closed_ = true;
   error_code ec;
   stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  // Unread input would make close() send a reset, which may destroy the response the client has
+  // not read yet; read it away first (what arrives later is the client's to retry).
+  DiscardInput(stream_.socket());
   stream_.close();
 }
 

@@ -1,11 +1,14 @@
-// One HTTP/1.1 connection (Boost.Beast): reads a request with header/body limits and timeouts,
-// hands it to HttpHandler, writes the response, keeps the connection alive. Pipelined requests
-// are answered in order, one at a time (the queue of responses is bounded at one).
+// One HTTP/1.1 connection (Boost.Beast): reads requests with header/body limits and timeouts,
+// hands each to HttpHandler, and writes the responses in request order, keeping the connection
+// alive. Pipelined requests are read and handled while earlier responses are pending, up to
+// http.max_pipelined queued responses per connection (then reading waits for a write).
 #pragma once
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 
@@ -13,30 +16,52 @@
 
 namespace corral::server {
 
+// Lives on one io_context (one thread): every method but Drain runs there.
 class HttpSession final : public Drainable, public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(boost::asio::ip::tcp::socket socket, ServerState& state, HttpHandler& handler);
   ~HttpSession();
   // Starts serving. Call on the socket's executor.
   void Start();
-  // Thread-safe: closes now if idle between requests, else after the response in hand.
+  // Thread-safe: closes now if idle between requests, else after the responses in hand.
   void Drain() override;
 
  private:
-  void Read();         // waits (idle timeout) for the next request to begin
+  void Read();  // reads the next request if the queue has room and reading has not ended
+  void OnIdleRead(const boost::system::error_code& ec, size_t n);
   void ReadRequest();  // reads one request (read timeout)
   void OnRead(const boost::system::error_code& ec);
-  void Write(HttpResponse response);
+  // Queues a response slot for request `seq` and hands the request to the handler.
+  void Dispatch(HttpRequest request);
+  // The handler's answer to request `seq` (on the session's executor).
+  void Deliver(uint64_t seq, HttpResponse response);
+  // Queues an answer of the session's own (400/413/431) and ends reading.
+  void Reject(HttpResponse response);
+  void WriteNext();  // writes the front response once it is ready
   void OnWrite(bool keep_alive, const boost::system::error_code& ec);
+  // Reading has ended (EOF, timeout, drain, Connection: close): close once the queue is empty.
+  void EndReading();
+  void CloseWhenDone();
+  // True when request bytes are buffered or waiting in the socket.
+  bool Arrived();
   void Close();
 
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  // Responses in request order; an empty slot waits for the handler. queue_.front() answers
+  // request number first_seq_.
+  std::deque<std::optional<HttpResponse>> queue_;
+  uint64_t first_seq_ = 0;
   std::shared_ptr<HttpResponse> response_;  // alive while it is being written
   ServerState& state_;
   HttpHandler& handler_;
-  bool idle_ = false;  // waiting for the first byte of the next request
+  bool idle_ = false;       // waiting for the first byte of the next request
+  bool reading_ = false;    // a read is outstanding
+  bool writing_ = false;    // a write is outstanding
+  bool read_done_ = false;  // no more requests will be read
+  bool drain_ = false;      // Drain() arrived while a write was outstanding
+  bool closed_ = false;
 };
 
 }  // namespace corral::server

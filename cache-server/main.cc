@@ -6,7 +6,6 @@
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
-#include <thread>
 
 #include "cache-server/cache_service.h"
 #include "cache-server/config.h"
@@ -84,26 +83,15 @@ int Serve(const Config& config) {
   server.AddTimer(std::chrono::milliseconds(5), [&cache] { cache.Tick(); });
   if (backend) backend->Start(cache, metrics);
 
-  // SIGTERM/SIGINT are taken by one thread with sigwait; every other thread blocks them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    Log(LogLevel::kInfo, "shutdown", std::string("signal=") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
-    server.Stop();
-  });
+  // SIGTERM/SIGINT: /readyz turns 503, serve on for the drain grace, then stop accepting and
+  // finish in-flight requests within the shutdown timeout (SPEC "Running").
+  server.ShutdownOnSignals(std::chrono::milliseconds(config.shutdown.drain_grace_ms),
+                           std::chrono::milliseconds(config.shutdown.timeout_ms));
 
   Log(LogLevel::kInfo, "listening",
       "resp_port=" + std::to_string(server.resp_port()) +
           " http_port=" + std::to_string(server.http_port()) + " " + DescribeConfig(config));
   server.Run();
-  // Run() returned without a signal only if Stop() came from elsewhere; wake the signal thread.
-  pthread_kill(signal_thread.native_handle(), SIGTERM);
-  signal_thread.join();
   if (backend) backend->Stop();
   Log(LogLevel::kInfo, "stopped");
   return 0;

@@ -8,6 +8,7 @@
 
 #include "cache-server/log.h"
 #include "lease/clock.h"
+#include "cache-server/socket_close.h"
 #include "proto/resp_writer.h"
 
 namespace corral::server {
@@ -90,7 +91,7 @@ void RespSession::WaitReadable() {
 
 void RespSession::OnReadable(const error_code& ec) {
   reading_ = false;
-  if (ec || closed_) return Close();
+  if (closed_ || (ec && !DrainedWithInput(ec))) return Close();
   if (!ReadAvailable() && in_start_ == in_end_) return Close();
   Process();
   Flush();
@@ -99,8 +100,12 @@ void RespSession::OnReadable(const error_code& ec) {
 
 void RespSession::OnReceived(const error_code& ec, size_t n) {
   reading_ = false;
-  if (closed_ || ec == asio::error::operation_aborted) return Close();  // Drain() cancels
-  if (ec) {
+  if (closed_) return Close();
+  if (ec == asio::error::operation_aborted) {
+    // Drain() cancels the read; commands that arrived meanwhile are still answered.
+    if (!DrainedWithInput(ec)) return Close();
+    ReadAvailable();
+  } else if (ec) {
     peer_closed_ = true;  // EOF or reset: answer what is complete, then close
   } else {
     in_end_ += n;
@@ -261,12 +266,20 @@ void RespSession::Drain() {
   });
 }
 
+bool RespSession::DrainedWithInput(const error_code& ec) {
+  error_code ignored;
+  return ec == asio::error::operation_aborted &&
+         state_.shutting_down.load(std::memory_order_relaxed) && socket_.available(ignored) > 0;
+}
+
 void RespSession::Close() {
   if (closed_) return;
   closed_ = true;
   error_code ec;
   if (idle_timer_) idle_timer_->cancel();
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  // Never a reset after the last reply (see DiscardInput).
+  DiscardInput(socket_);
   socket_.close(ec);
 }
 

@@ -50,6 +50,8 @@ class RespSession final : public AsyncReplyTarget,
   void OnWriteDone(const boost::system::error_code& ec);
   // After a write, a delivery or a read: decide what to wait for next.
   void Continue();
+  // True when `ec` is Drain()'s cancellation and the client has sent more: answer it first.
+  bool DrainedWithInput(const boost::system::error_code& ec);
   void Close();
   // Redis's `timeout`: closes the connection after idle_timeout_s without a command. Armed only
   // when the option is set; it re-arms from the last command instead of on every request.

@@ -59,42 +59,62 @@ asio::io_context& Server::NextContext() {
 }
 
 void Server::Accept(Acceptor& acceptor, bool resp) {
-  acceptor.async_accept(NextContext(), [this, &acceptor, resp](const error_code& ec,
-                                                               tcp::socket socket) {
-    if (stopping_.load()) return;
-    if (ec) {
-      // Out of file descriptors or similar: log, keep accepting.
-      Log(LogLevel::kWarn, "accept_failed", "error=" + LogQuote(ec.message()));
-    } else if (state_.connected_clients.load() >= state_.config.shedding.max_clients) {
-      state_.metrics.rejected_connections.Add();
-      state_.metrics.shed.Add(ShedReason::kMaxClients);
-      // As Redis does: say why, then close. Blocking write of a few bytes to a fresh socket.
-      const std::string refusal = "-" + std::string(proto::kMaxClients) + "\r\n";
-      std::string_view msg = resp ? std::string_view(refusal)
-                                  : "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
-                                    "Content-Length: 0\r\nConnection: close\r\n\r\n";
-      error_code ignored;
-      socket.non_blocking(true, ignored);
-      socket.write_some(asio::buffer(msg), ignored);
-      socket.close(ignored);
-    } else {
-      state_.connected_clients.fetch_add(1);
-      state_.metrics.connections.Add();
-      auto executor = socket.get_executor();
-      std::shared_ptr<Drainable> drainable;
-      if (resp) {
-        auto session = std::make_shared<RespSession>(std::move(socket), state_, commands_);
-        asio::post(executor, [session] { session->Start(); });
-        drainable = session;
-      } else {
-        auto session = std::make_shared<HttpSession>(std::move(socket), state_, http_handler_);
-        asio::post(executor, [session] { session->Start(); });
-        drainable = session;
-      }
-      Register(std::move(drainable));
-    }
-    Accept(acceptor, resp);
-  });
+  acceptor.async_accept(
+      NextContext(), [this, &acceptor, resp](const error_code& ec, tcp::socket socket) {
+        if (stopping_.load()) {
+          // Stop() closed the listener under this accept: serve what it completed (AcceptBacklog).
+          if (!ec) StartSession(std::move(socket), resp);
+          return;
+        }
+        if (ec) {
+          // Out of file descriptors or similar: log, keep accepting.
+          Log(LogLevel::kWarn, "accept_failed", "error=" + LogQuote(ec.message()));
+        } else {
+          StartSession(std::move(socket), resp);
+        }
+        Accept(acceptor, resp);
+      });
+}
+
+void Server::StartSession(tcp::socket socket, bool resp) {
+  if (state_.connected_clients.load() >= state_.config.shedding.max_clients) {
+    state_.metrics.rejected_connections.Add();
+    state_.metrics.shed.Add(ShedReason::kMaxClients);
+    // As Redis does: say why, then close. Blocking write of a few bytes to a fresh socket.
+    const std::string refusal = "-" + std::string(proto::kMaxClients) + "\r\n";
+    std::string_view msg = resp ? std::string_view(refusal)
+                                : "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
+    error_code ignored;
+    socket.non_blocking(true, ignored);
+    socket.write_some(asio::buffer(msg), ignored);
+    socket.close(ignored);
+    return;
+  }
+  state_.connected_clients.fetch_add(1);
+  state_.metrics.connections.Add();
+  auto executor = socket.get_executor();
+  std::shared_ptr<Drainable> drainable;
+  if (resp) {
+    auto session = std::make_shared<RespSession>(std::move(socket), state_, commands_);
+    asio::post(executor, [session] { session->Start(); });
+    drainable = session;
+  } else {
+    auto session = std::make_shared<HttpSession>(std::move(socket), state_, http_handler_);
+    asio::post(executor, [session] { session->Start(); });
+    drainable = session;
+  }
+  Register(std::move(drainable));
+}
+
+void Server::AcceptBacklog(Acceptor& acceptor, bool resp) {
+  error_code ec;
+  acceptor.non_blocking(true, ec);
+  while (!ec) {
+    tcp::socket socket(NextContext());
+    acceptor.accept(socket, ec);
+    if (!ec) StartSession(std::move(socket), resp);
+  }
 }
 
 void Server::Register(std::shared_ptr<Drainable> session) {
@@ -135,14 +155,24 @@ void Server::Run() {
 void Server::Stop(std::chrono::milliseconds drain) {
   if (stopping_.exchange(true)) return;
   asio::post(*contexts_[0], [this, drain] {
-    state_.shutting_down.store(true);
+    state_.draining.store(true);
+    if (grace_timer_) grace_timer_->cancel();
+    if (signals_) signals_->cancel();
+    Log(LogLevel::kInfo, "shutdown_listeners_closed",
+        "timeout_ms=" + std::to_string(drain.count()) +
+            " open_connections=" + std::to_string(state_.connected_clients.load()));
     error_code ec;
+    AcceptBacklog(*resp_acceptor_, true);
+    AcceptBacklog(*http_acceptor_, false);
     resp_acceptor_->close(ec);
     http_acceptor_->close(ec);
+    // Only now: a client whose connection closes must find the listener closed, not reconnect.
+    state_.shutting_down.store(true);
     for (auto& t : timers_) t.timer->cancel();
-    // Sessions close themselves after their current request (they check shutting_down). Once
-    // none is left, the contexts run out of work; the drain timer bounds how long that takes.
-    for (auto& g : guards_) g.reset();
+    // Sessions close themselves after their current request (they check shutting_down). The
+    // work guards stay: a session waiting on a load has no I/O outstanding, and its thread must
+    // still be running when the answer is posted. The poll below stops the contexts once every
+    // connection has gone; the drain timer bounds how long that takes.
     {
       std::lock_guard lock(registry_mu_);
       for (auto& weak : registry_) {
@@ -176,6 +206,37 @@ void Server::Stop(std::chrono::milliseconds drain) {
       });
     };
     (*poll)();
+  });
+}
+
+void Server::Shutdown(std::chrono::milliseconds grace, std::chrono::milliseconds timeout) {
+  asio::post(*contexts_[0], [this, grace, timeout] {
+    if (stopping_.load()) return;
+    if (state_.draining.exchange(true) || grace.count() <= 0) {
+      // No grace configured, or a second signal: skip (the rest of) the grace.
+      return Stop(timeout);
+    }
+    Log(LogLevel::kInfo, "shutdown_draining",
+        "grace_ms=" + std::to_string(grace.count()) + " note=\"/readyz answers 503\"");
+    grace_timer_ = std::make_unique<asio::steady_timer>(*contexts_[0], grace);
+    grace_timer_->async_wait([this, timeout](const error_code& ec) {
+      if (!ec) Stop(timeout);
+    });
+  });
+}
+
+void Server::ShutdownOnSignals(std::chrono::milliseconds grace, std::chrono::milliseconds timeout) {
+  signals_ = std::make_unique<asio::signal_set>(*contexts_[0], SIGTERM, SIGINT);
+  WaitForSignal(grace, timeout);
+}
+
+void Server::WaitForSignal(std::chrono::milliseconds grace, std::chrono::milliseconds timeout) {
+  signals_->async_wait([this, grace, timeout](const error_code& ec, int signal) {
+    if (ec) return;  // cancelled by Stop()
+    Log(LogLevel::kInfo, "shutdown",
+        std::string("signal=") + (signal == SIGTERM ? "SIGTERM" : "SIGINT"));
+    Shutdown(grace, timeout);
+    WaitForSignal(grace, timeout);  // a second signal skips the rest of the grace
   });
 }
 

@@ -1,6 +1,6 @@
 // corral-server's network layer: `threads` I/O threads, each running its own io_context; the
 // RESP and HTTP acceptors hand connections to them round-robin; timers drive active expiry;
-// Stop() drains gracefully.
+// Shutdown() drains gracefully (readiness off, grace, stop accepting, finish in-flight work).
 #pragma once
 
 #include <boost/asio.hpp>
@@ -29,6 +29,13 @@ class Server {
   // Thread-safe, idempotent: stop accepting, let in-flight requests finish for at most
   // `drain`, then close every connection and return from Run().
   void Stop(std::chrono::milliseconds drain = std::chrono::milliseconds(5000));
+  // Thread-safe. The graceful shutdown of SPEC "Running": /readyz turns 503 at once, requests are
+  // served as usual for `grace` (so a load balancer takes the instance out and stops sending new
+  // connections), then Stop(timeout). A second call during the grace skips the rest of it.
+  void Shutdown(std::chrono::milliseconds grace, std::chrono::milliseconds timeout);
+  // Calls Shutdown(grace, timeout) on each SIGTERM or SIGINT (asio::signal_set, on the first
+  // I/O thread). Call before Run().
+  void ShutdownOnSignals(std::chrono::milliseconds grace, std::chrono::milliseconds timeout);
 
   uint16_t resp_port() const { return state_.resp_port; }
   uint16_t http_port() const { return state_.http_port; }
@@ -40,7 +47,13 @@ class Server {
   void Accept(Acceptor& acceptor, bool resp);
   boost::asio::io_context& NextContext();
   void ArmTimer(size_t index);
+  // Creates the session for an accepted socket, starts it on its executor and registers it.
+  void StartSession(boost::asio::ip::tcp::socket socket, bool resp);
   void Register(std::shared_ptr<Drainable> session);
+  // On thread 0 during Stop(): takes the connections the kernel completed before the listeners
+  // closed (they would otherwise be reset), so that a request already sent on one is answered.
+  void AcceptBacklog(Acceptor& acceptor, bool resp);
+  void WaitForSignal(std::chrono::milliseconds grace, std::chrono::milliseconds timeout);
 
   ServerState& state_;
   RespCommands& commands_;
@@ -55,6 +68,8 @@ class Server {
   };
   std::vector<Timer> timers_;
   std::unique_ptr<boost::asio::steady_timer> drain_timer_;
+  std::unique_ptr<boost::asio::steady_timer> grace_timer_;  // thread 0 only
+  std::unique_ptr<boost::asio::signal_set> signals_;
   size_t next_context_ = 0;
   std::atomic<bool> stopping_{false};
   // Live connections, so Stop() can close the idle ones at once. Touched on accept and stop only.

@@ -29,6 +29,9 @@ struct ServerState {
   Metrics& metrics;
   std::atomic<int64_t> connected_clients{0};
   std::atomic<uint64_t> next_client_id{1};
+  // Shutdown has begun: /readyz answers 503 so that load balancers stop sending (SPEC "Running").
+  std::atomic<bool> draining{false};
+  // The listeners have closed: sessions answer the request in hand, then close.
   std::atomic<bool> shutting_down{false};
   std::time_t started_unix = std::time(nullptr);
   uint16_t resp_port = 0;  // the ports actually bound (config may say 0)

@@ -96,7 +96,17 @@ start_server() {
   step "start corral-server: RESP 127.0.0.1:${RESP_PORT}, HTTP 127.0.0.1:${HTTP_PORT}"
   run "${SERVER_BIN}" --check-config "${WORK_DIR}/corral.json"
   corral_server_start "${SERVER_BIN}" "${WORK_DIR}/corral.json" "${WORK_DIR}/corral.log"
+  # The demo reads through PostgreSQL: wait for the database (/readyz/database), not just for
+  # corral to take traffic (/readyz says only that).
+  if ! corral_wait_until 30 "corral to reach a usable replica" database_ready; then
+    tail -n 20 "${WORK_DIR}/corral.log" >&2
+    corral_die "corral-server never reached the database"
+  fi
   echo "corral-server is up (pid ${CORRAL_SERVER_PID}, log ${WORK_DIR}/corral.log)"
+}
+
+database_ready() {
+  curl -fsS "http://127.0.0.1:${HTTP_PORT}/readyz/database" >/dev/null 2>&1
 }
 
 # The main event: herds of concurrent requests for cold keys, against corral and against the usual
@@ -142,8 +152,14 @@ demo_benchmark() {
 }
 
 demo_http() {
-  step "HTTP: health, a cached user, metrics"
+  step "HTTP: health, readiness, the database's state, a cached user, metrics"
   run curl -sS -i "http://127.0.0.1:${HTTP_PORT}/healthz"
+  echo
+  echo "# /readyz: ready to take traffic (listening, not draining); never the database's state."
+  run curl -sS -i "http://127.0.0.1:${HTTP_PORT}/readyz"
+  echo
+  echo "# /readyz/database: a usable replica in every pool (for dashboards and alerts)."
+  run curl -sS -i "http://127.0.0.1:${HTTP_PORT}/readyz/database"
   echo
   run curl -sS -i "http://127.0.0.1:${HTTP_PORT}/v1/cache/user/7"
   echo

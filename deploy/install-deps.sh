@@ -24,6 +24,10 @@ PACKAGES=(
   # Used by the scripts: curl, ps/pgrep, ss
   curl procps iproute2
 )
+# kubectl renders deploy/k8s in deploy/run-tests.sh (kubectl kustomize). Debian's
+# kubernetes-client (1.20, kustomize v2) conflicts with a kubectl from another package, so it is
+# installed only when no kubectl is on PATH.
+command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client)
 
 is_installed() {
   [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) == ii* ]]

@@ -137,6 +137,9 @@ cmake -S "${ROOT_DIR}" -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebI
 phase "build (-j$(nproc))"
 cmake --build "${BUILD_DIR}" -j "$(nproc)"
 
+phase "check Kubernetes manifests (kubectl kustomize deploy/k8s)"
+"${DEPLOY_DIR}/k8s/check.sh" "${BUILD_DIR}/cache-server/corral-server"
+
 phase "start PostgreSQL primary + 2 replicas"
 WORK_DIR=$(mktemp -d /tmp/corral-test.XXXXXX)
 chmod 755 "${WORK_DIR}" # the postgres user must reach its data directory inside

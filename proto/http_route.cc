@@ -64,6 +64,7 @@ Route ParseRoute(std::string_view target) {
   if (path == "/metrics") return Kind(RouteKind::kMetrics);
   if (path == "/healthz") return Kind(RouteKind::kHealthz);
   if (path == "/readyz") return Kind(RouteKind::kReadyz);
+  if (path == "/readyz/database") return Kind(RouteKind::kReadyzDatabase);
   if (path == "/v1/stats") return Kind(RouteKind::kStats);
   if (!path.starts_with(kCachePrefix)) return Kind(RouteKind::kNotFound);
 

@@ -7,7 +7,16 @@
 
 namespace corral::proto {
 
-enum class RouteKind { kCache, kMetrics, kHealthz, kReadyz, kStats, kNotFound, kBadRequest };
+enum class RouteKind {
+  kCache,
+  kMetrics,
+  kHealthz,
+  kReadyz,
+  kReadyzDatabase,
+  kStats,
+  kNotFound,
+  kBadRequest
+};
 
 // ns and id are set (percent-decoded) only for kCache.
 struct Route {
@@ -23,7 +32,8 @@ struct Route {
 //      after it, so it may hold raw or encoded ('%2F') slashes. Both are percent-decoded ('+'
 //      stays '+'). A missing or empty ns or id is kNotFound; a malformed %-escape, or a ':' in
 //      the decoded namespace (it would split the key NAMESPACE:ID elsewhere), is kBadRequest.
-//  /metrics, /healthz, /readyz, /v1/stats: their kinds (exact paths, no trailing '/').
+//  /metrics, /healthz, /readyz, /readyz/database, /v1/stats: their kinds (exact paths, no
+//      trailing '/').
 //  Anything else: kNotFound.
 Route ParseRoute(std::string_view target);
 

@@ -74,6 +74,14 @@ TEST(ConfigTest, EmptyObjectGivesDefaults) {
   EXPECT_EQ(c.http_options.read_timeout_ms, 10000);
   EXPECT_EQ(c.http_options.idle_timeout_ms, 60000);
   EXPECT_EQ(c.http_options.max_pipelined, 16);
+  EXPECT_EQ(c.shutdown.drain_grace_ms, 0);
+  EXPECT_EQ(c.shutdown.timeout_ms, 5000);
+}
+
+TEST(ConfigTest, ShutdownSection) {
+  Config c = ParseConfig(J("{'shutdown': {'drain_grace_ms': 5000, 'timeout_ms': 0}}"));
+  EXPECT_EQ(c.shutdown.drain_grace_ms, 5000);
+  EXPECT_EQ(c.shutdown.timeout_ms, 0);
 }
 
 TEST(ConfigTest, PostgresDefaults) {
@@ -405,6 +413,9 @@ TEST(ConfigTest, OutOfRangeValues) {
        "expected an integer in [1, 4294967295]"},
       {"{'http':{'max_pipelined':0}}", "http.max_pipelined", "got 0"},
       {"{'http':{'max_pipelined':2147483648}}", "http.max_pipelined", "got 2147483648"},
+      {"{'shutdown':{'drain_grace_ms':-1}}", "shutdown.drain_grace_ms", "got -1"},
+      {"{'shutdown':{'timeout_ms':'5s'}}", "shutdown.timeout_ms", "got \"5s\""},
+      {"{'shutdown':{'grace_ms':1}}", "shutdown.grace_ms", "unknown"},
   });
 }
 

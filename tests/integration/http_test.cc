@@ -125,6 +125,8 @@ TEST_F(HttpTest, HealthAndReadiness) {
   EXPECT_EQ(health.status, 200);
   HttpResponse ready = Request("GET", "/readyz");
   EXPECT_EQ(ready.status, 200) << "no PostgreSQL configured: nothing can be unready";
+  EXPECT_EQ(Request("GET", "/readyz/database").status, 200) << "no database to miss";
+  EXPECT_EQ(Request("DELETE", "/readyz/database").status, 405);
 }
 
 TEST_F(HttpTest, StatsIsJson) {

@@ -27,15 +27,6 @@ class OutagePgTest : public PgTest {
     auto r = RespHerd(port, {{"GET", key}}, Millis(15000));
     return {r[0].reply, r[0].ms};
   }
-
-  static bool WaitFor(const std::function<bool()>& condition, Millis timeout) {
-    auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      if (condition()) return true;
-      std::this_thread::sleep_for(Millis(50));  // polling a condition with a deadline
-    }
-    return condition();
-  }
 };
 
 // Issue 4: primary and replicas stopped. A key past its TTL but within stale_ms is served at once;

@@ -181,11 +181,11 @@ bool PgCluster::WaitReplayed(Millis timeout) const {
   if (lsn.rfind("ERROR", 0) == 0) return false;
   auto deadline = Clock::now() + timeout;
   for (const auto& r : replicas) {
-    for (;;) {
-      if (Sql(r, "SELECT pg_last_wal_replay_lsn() >= '" + lsn + "'::pg_lsn") == "t") break;
-      if (Clock::now() > deadline) return false;
-      std::this_thread::sleep_for(Millis(20));  // polling a condition with a deadline
-    }
+    auto left = std::chrono::duration_cast<Millis>(deadline - Clock::now());
+    bool replayed = WaitFor(
+        [&] { return Sql(r, "SELECT pg_last_wal_replay_lsn() >= '" + lsn + "'::pg_lsn") == "t"; },
+        std::max(left, Millis(0)), Millis(20));
+    if (!replayed) return false;
   }
   return true;
 }
@@ -268,13 +268,13 @@ void ReportHerd(const char* what, const std::vector<HerdReply>& replies, int64_t
 }
 
 bool WaitReady(uint16_t http_port, Millis timeout) {
-  auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    auto r = HttpHerd(http_port, {"/readyz"}, Millis(2000));
-    if (r[0].reply.rfind("HTTP/1.1 200", 0) == 0) return true;
-    std::this_thread::sleep_for(Millis(50));  // polling a condition with a deadline
-  }
-  return false;
+  // /readyz/database, not /readyz: /readyz says only that corral takes traffic (SPEC).
+  return WaitFor(
+      [&] {
+        auto r = HttpHerd(http_port, {"/readyz/database"}, Millis(2000));
+        return r[0].reply.rfind("HTTP/1.1 200", 0) == 0;
+      },
+      timeout, Millis(50));
 }
 
 double Metric(uint16_t http_port, const std::string& sample) {
@@ -315,6 +315,13 @@ std::unique_ptr<ServerProcess> PgTest::StartCorral(const std::string& namespaces
   EXPECT_NE(server, nullptr) << error;
   if (server != nullptr && !WaitReady(server->http_port())) {
     ADD_FAILURE() << "corral never became ready:\n" << server->Stderr();
+    return nullptr;
+  }
+  // The invalidation listener marks everything stale (and voids leases) when it connects; a test
+  // whose first load raced that connection would see its fill dropped.
+  if (server != nullptr &&
+      !server->WaitForStderr("event=invalidation_listener_connected", Millis(30000))) {
+    ADD_FAILURE() << "corral's invalidation listener never connected:\n" << server->Stderr();
     return nullptr;
   }
   return server;

@@ -72,7 +72,7 @@ double Percentile(const std::vector<HerdReply>& replies, double p);
 // Prints a "[figures]" line: clients, database queries and latency percentiles of a herd.
 void ReportHerd(const char* what, const std::vector<HerdReply>& replies, int64_t queries);
 
-// Waits until corral's /readyz says every pool has a usable replica.
+// Waits until corral's /readyz/database says every pool has a usable replica.
 bool WaitReady(uint16_t http_port, Millis timeout = Millis(30000));
 
 // Prometheus sample value from corral's /metrics, e.g. Metric(port,
@@ -85,7 +85,7 @@ class PgTest : public ::testing::Test {
  protected:
   void SetUp() override;
   // corral with `namespaces` (a JSON object), extra top-level config fields `extra` (e.g.
-  // "\"lease\": {...}") and extra "postgres" fields `pg_extra`; waits until /readyz (nodes
+  // "\"lease\": {...}") and extra "postgres" fields `pg_extra`; waits until /readyz/database (nodes
   // restarted by an earlier test may still be coming up). nullptr (and a test failure) if not.
   std::unique_ptr<ServerProcess> StartCorral(const std::string& namespaces,
                                              const std::string& extra = "",

@@ -1,5 +1,6 @@
 // The integration-test harness: child processes (fork/exec with pipes), raw sockets with poll()
-// deadlines, a small HTTP/1.1 response reader and hiredis helpers. See server_process.h.
+// deadlines, HTTP/1.1 responses read with Boost.Beast's parser, and hiredis helpers. See
+// server_process.h.
 #include "tests/integration/server_process.h"
 
 #include <arpa/inet.h>
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -123,13 +126,6 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-std::string Trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string_view::npos) return "";
-  size_t e = s.find_last_not_of(" \t");
-  return std::string(s.substr(b, e - b + 1));
 }
 
 bool HasFlag(const std::vector<std::string>& args, std::string_view flag) {
@@ -287,6 +283,15 @@ ExitStatus ServerProcess::Reap(Millis timeout) {
 ExitStatus ServerProcess::Stop(Millis timeout) {
   if (pid_ <= 0) return ExitStatus{};
   if (!exit_status_ && Running()) kill(pid_, SIGTERM);
+  return Reap(timeout);
+}
+
+void ServerProcess::Signal(int signal) {
+  if (pid_ > 0 && !exit_status_ && Running()) kill(pid_, signal);
+}
+
+ExitStatus ServerProcess::Wait(Millis timeout) {
+  if (pid_ <= 0) return ExitStatus{};
   return Reap(timeout);
 }
 
@@ -562,81 +567,57 @@ std::string HttpResponse::Header(const std::string& lower_name) const {
 }
 
 std::optional<HttpResponse> ReadHttpResponse(TcpClient& conn, Millis timeout, std::string* error) {
+  namespace http = boost::beast::http;
   auto fail = [error](std::string message) -> std::optional<HttpResponse> {
     if (error != nullptr) *error = std::move(message);
     return std::nullopt;
   };
   const auto deadline = SteadyClock::now() + timeout;
-  auto left = [&] { return Millis(RemainingMs(deadline)); };
-  if (!conn.ReadUntil("\r\n\r\n", left())) {
-    return fail(conn.peer_closed() ? "connection closed before a response header"
-                                   : "timed out waiting for a response header");
-  }
-  const std::string& in = conn.received();
-  const size_t header_end = in.find("\r\n\r\n") + 4;
-  HttpResponse res;
-  std::istringstream lines(in.substr(0, header_end - 4));
-  std::string line;
-  std::getline(lines, line);
-  if (!line.empty() && line.back() == '\r') line.pop_back();
-  char version[16] = {};
-  int status = 0;
-  int reason_at = 0;
-  if (std::sscanf(line.c_str(), "%15s %d %n", version, &status, &reason_at) < 2 ||
-      std::string_view(version).substr(0, 5) != "HTTP/") {
-    return fail("malformed status line: " + line);
-  }
-  res.status = status;
-  res.reason = reason_at > 0 ? line.substr(static_cast<size_t>(reason_at)) : "";
-  while (std::getline(lines, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    size_t colon = line.find(':');
-    if (colon == std::string::npos) return fail("malformed header line: " + line);
-    res.headers[Lower(Trim(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
-  }
-
-  size_t body_start = header_end;
-  if ((status >= 100 && status < 200) || status == 204 || status == 304) {
-    conn.Consume(body_start);
-    return res;
-  }
-  if (Lower(res.Header("transfer-encoding")).find("chunked") != std::string::npos) {
-    // Waits until a CRLF follows `from` in the received bytes; npos on timeout or close.
-    auto line_end = [&](size_t from) {
-      while (true) {
-        size_t eol = conn.received().find("\r\n", from);
-        if (eol != std::string::npos) return eol;
-        if (conn.peer_closed() || left().count() == 0) return std::string::npos;
-        conn.ReadSome(left());
+  http::response_parser<http::string_body> parser;
+  parser.eager(true);  // parse the body in the same call as the header when it is here
+  parser.header_limit(1 << 20);
+  parser.body_limit(boost::none);
+  size_t consumed = 0;  // bytes of conn.received() the parser has taken
+  while (!parser.is_done()) {
+    boost::system::error_code ec;
+    while (consumed < conn.received().size() && !parser.is_done()) {
+      size_t n = parser.put(
+          boost::asio::buffer(conn.received().data() + consumed, conn.received().size() - consumed),
+          ec);
+      consumed += n;
+      if (ec == http::error::need_more) {
+        ec = {};
+        break;
       }
-    };
-    size_t pos = body_start;
-    while (true) {
-      size_t eol = line_end(pos);
-      if (eol == std::string::npos) return fail("truncated chunk size");
-      size_t size = std::strtoul(conn.received().substr(pos, eol - pos).c_str(), nullptr, 16);
-      size_t data = eol + 2;
-      if (!conn.ReadAtLeast(data + size + 2, left())) return fail("truncated chunk");
-      res.body.append(conn.received(), data, size);
-      pos = data + size + 2;
-      if (size == 0) break;  // no trailers expected from corral
+      if (ec) return fail("malformed response: " + ec.message());
+      if (n == 0) break;
     }
-    conn.Consume(pos);
-    return res;
-  }
-  if (res.Has("content-length")) {
-    size_t length = std::strtoull(res.Header("content-length").c_str(), nullptr, 10);
-    if (!conn.ReadAtLeast(body_start + length, left())) {
-      return fail("body shorter than Content-Length " + std::to_string(length));
+    if (parser.is_done()) break;
+    if (conn.peer_closed()) {
+      if (!parser.got_some()) return fail("connection closed before a response header");
+      // The end of the stream completes only a body delimited by the close.
+      parser.put_eof(ec);
+      if (ec) {
+        return fail(parser.is_header_done() ? "connection closed mid-body: " + ec.message()
+                                            : "connection closed before a response header");
+      }
+      break;
     }
-    res.body = conn.received().substr(body_start, length);
-    conn.Consume(body_start + length);
-    return res;
+    if (RemainingMs(deadline) == 0) {
+      return fail(parser.is_header_done() ? "timed out reading the response body"
+                                          : "timed out waiting for a response header");
+    }
+    conn.ReadSome(Millis(RemainingMs(deadline)));
   }
-  // No length: the body runs to the close.
-  if (!conn.WaitForClose(left())) return fail("timed out reading a body delimited by close");
-  res.body = conn.received().substr(body_start);
-  conn.Consume(conn.received().size());
+  conn.Consume(consumed);
+  const http::response<http::string_body>& message = parser.get();
+  HttpResponse res;
+  res.status = message.result_int();
+  res.reason = std::string(message.reason());
+  for (const auto& field : message) {
+    res.headers[Lower(field.name_string())] = std::string(field.value());
+  }
+  res.body = message.body();
   return res;
 }
 
@@ -722,13 +703,13 @@ std::string ReplyText(const redisReply* r) {
   }
 }
 
-bool WaitFor(const std::function<bool()>& condition, Millis timeout) {
+bool WaitFor(const std::function<bool()>& condition, Millis timeout, Millis every) {
   const auto deadline = SteadyClock::now() + timeout;
-  while (!condition()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(Millis(5));
+  while (SteadyClock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::min(every, Millis(RemainingMs(deadline)) + Millis(1)));
   }
-  return true;
+  return condition();
 }
 
 }  // namespace corral::integration

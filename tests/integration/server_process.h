@@ -1,6 +1,7 @@
 // Test harness for the integration tests: runs the real corral-server binary on free ports and
-// talks to it the way clients do (hiredis, a tiny HTTP/1.1 client, raw TCP bytes). Test-only code:
-// every helper waits with a deadline and never throws; failures come back as values.
+// talks to it the way clients do (hiredis, raw TCP bytes, HTTP/1.1 read with Beast's parser).
+// Test-only code: every helper waits with a deadline and never throws; failures come back as
+// values.
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -74,6 +75,11 @@ class ServerProcess {
   ExitStatus Stop(Millis timeout = Millis(10000));
   // SIGKILL and reap. Idempotent.
   ExitStatus Kill();
+  // Sends `signal` (e.g. SIGTERM to begin a graceful drain) without waiting.
+  void Signal(int signal);
+  // Waits up to `timeout` for the process to exit on its own (no signal); past it, kills with
+  // SIGKILL and reports timed_out. Idempotent like Stop().
+  ExitStatus Wait(Millis timeout);
 
   // Everything the process wrote to stderr so far. Thread-safe.
   std::string Stderr() const;
@@ -172,8 +178,9 @@ struct HttpResponse {
 };
 
 // Parses one complete response at the front of conn's received bytes (reading more as needed,
-// up to `timeout`) and consumes it. The body is delimited by Content-Length, by chunked transfer
-// coding, or, for a response with neither, by the peer closing (204/304 and 1xx have none).
+// up to `timeout`) with Beast's response parser, and consumes it. The body is delimited by
+// Content-Length, by chunked transfer coding, or, for a response with neither, by the peer
+// closing (204/304 and 1xx have none). A response to HEAD cannot be read this way.
 // nullopt on timeout, malformed input or a close mid-response; *error (if given) says which.
 std::optional<HttpResponse> ReadHttpResponse(TcpClient& conn, Millis timeout = Millis(5000),
                                              std::string* error = nullptr);
@@ -212,7 +219,9 @@ RedisReplyPtr RedisCmd(redisContext* c, const std::vector<std::string>& args);
 // "[+a, :1, (nil)]"; a null pointer is "(io error)".
 std::string ReplyText(const redisReply* r);
 
-// Polls `condition` every 5 ms until it holds or `timeout` passes; returns whether it held.
-bool WaitFor(const std::function<bool()>& condition, Millis timeout = Millis(5000));
+// Polls `condition` every `every` until it holds or `timeout` passes (it is tried once more at
+// the deadline); returns whether it held. The one way the integration tests wait for a state.
+bool WaitFor(const std::function<bool()>& condition, Millis timeout = Millis(5000),
+             Millis every = Millis(5));
 
 }  // namespace corral::integration

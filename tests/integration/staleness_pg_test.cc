@@ -44,12 +44,7 @@ class StalenessPgTest : public PgTest {
 
   // Waits until a load is under way (its requester waits on the lease).
   static bool WaitLoadInFlight(uint16_t http_port) {
-    auto deadline = Clock::now() + Millis(5000);
-    while (Clock::now() < deadline) {
-      if (Metric(http_port, "corral_lease_waiters") >= 1) return true;
-      std::this_thread::sleep_for(Millis(5));  // polling a condition with a deadline
-    }
-    return false;
+    return WaitFor([&] { return Metric(http_port, "corral_lease_waiters") >= 1; }, Millis(5000));
   }
 
   static std::string Get(uint16_t port, const std::string& key) {
@@ -104,11 +99,13 @@ TEST_F(StalenessPgTest, NotifyDuringLoadVoidsTheLease) {
   int64_t after = Bump(id);  // the trigger NOTIFYs user:501 at commit
   ASSERT_EQ(after, before + 1);
   ASSERT_TRUE(pg_.WaitReplayed());
-  auto deadline = Clock::now() + Millis(5000);
-  while (Metric(server->http_port(), "corral_invalidations_total{source=\"notify\"}") <= notifies) {
-    ASSERT_LT(Clock::now(), deadline) << "no NOTIFY reached corral";
-    std::this_thread::sleep_for(Millis(5));  // polling a condition with a deadline
-  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Metric(server->http_port(), "corral_invalidations_total{source=\"notify\"}") >
+               notifies;
+      },
+      Millis(5000)))
+      << "no NOTIFY reached corral";
   ASSERT_TRUE(reader->ReadUntil("\r\n", Millis(5000)));
   EXPECT_EQ(Get(server->resp_port(), "user:501"), std::to_string(after));
   EXPECT_EQ(pg_.Calls("pg_sleep"), 2);
@@ -138,7 +135,6 @@ TEST_F(StalenessPgTest, ListenerDisconnectMarksEverythingStale) {
   auto stale = HttpHerd(server->http_port(), {"/v1/cache/user/700"});
   EXPECT_NE(stale[0].reply.find("X-Cache: STALE"), std::string::npos) << stale[0].reply;
   // The listener comes back on its own (it logs a second "connected").
-  auto deadline = Clock::now() + Millis(15000);
   auto count_connected = [&] {
     std::string err = server->Stderr();
     size_t n = 0;
@@ -149,18 +145,17 @@ TEST_F(StalenessPgTest, ListenerDisconnectMarksEverythingStale) {
     }
     return n;
   };
-  while (count_connected() < 2) {
-    ASSERT_LT(Clock::now(), deadline) << "the listener did not reconnect";
-    std::this_thread::sleep_for(Millis(20));  // polling a condition with a deadline
-  }
+  ASSERT_TRUE(WaitFor([&] { return count_connected() >= 2; }, Millis(15000), Millis(20)))
+      << "the listener did not reconnect";
   // Once reloaded, the key is fresh again.
-  deadline = Clock::now() + Millis(10000);
-  for (;;) {
-    auto r = HttpHerd(server->http_port(), {"/v1/cache/user/700"});
-    if (r[0].reply.find("X-Cache: HIT") != std::string::npos) break;
-    ASSERT_LT(Clock::now(), deadline) << r[0].reply;
-    std::this_thread::sleep_for(Millis(20));  // polling a condition with a deadline
-  }
+  std::string last;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        last = HttpHerd(server->http_port(), {"/v1/cache/user/700"})[0].reply;
+        return last.find("X-Cache: HIT") != std::string::npos;
+      },
+      Millis(10000), Millis(20)))
+      << last;
 }
 
 // Issue 4: a read-heavy run on a hot set with short TTLs: after warm-up no reader waits on a

@@ -14,6 +14,8 @@ TEST(ParseRoute, FixedPaths) {
   EXPECT_EQ(ParseRoute("/metrics").kind, RouteKind::kMetrics);
   EXPECT_EQ(ParseRoute("/healthz").kind, RouteKind::kHealthz);
   EXPECT_EQ(ParseRoute("/readyz").kind, RouteKind::kReadyz);
+  EXPECT_EQ(ParseRoute("/readyz/database").kind, RouteKind::kReadyzDatabase);
+  EXPECT_EQ(ParseRoute("/readyz/database/").kind, RouteKind::kNotFound);
   EXPECT_EQ(ParseRoute("/v1/stats").kind, RouteKind::kStats);
   EXPECT_EQ(ParseRoute("/metrics?name[]=x").kind, RouteKind::kMetrics);
   EXPECT_EQ(ParseRoute("/healthz?").kind, RouteKind::kHealthz);

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Renders deploy/k8s with `kubectl kustomize` and checks what the manifests promise: the probes
+# (readiness /readyz, liveness /healthz), no preStop sleep (corral drains itself), a termination
+# grace period longer than corral's drain grace + shutdown timeout, a readiness probe that turns
+# within the drain grace, a PodDisruptionBudget, and a corral.json that corral-server accepts.
+# Usage: deploy/k8s/check.sh [CORRAL_SERVER_BINARY]   (without it, the config check is skipped)
+# Works with Debian 12's kubectl 1.20 (kustomize v2) and newer ones; needs no cluster.
+set -euo pipefail
+
+K8S_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SERVER=${1:-}
+failures=0
+
+fail() {
+  echo "deploy/k8s: $*" >&2
+  failures=$((failures + 1))
+}
+
+command -v kubectl >/dev/null || {
+  echo "deploy/k8s: kubectl not found (deploy/install-deps.sh installs kubernetes-client)" >&2
+  exit 1
+}
+rendered=$(kubectl kustomize "${K8S_DIR}") || {
+  echo "deploy/k8s: kubectl kustomize failed" >&2
+  exit 1
+}
+
+# document KIND NAME: the rendered document of that kind and metadata.name.
+document() {
+  awk -v kind="$1" -v name="$2" '
+    function flush() {
+      if (doc ~ ("(^|\n)kind: " kind "\n") && doc ~ ("\n  name: " name "\n")) { printf "%s", doc; found = 1 }
+      doc = ""
+    }
+    $0 == "---" { flush(); next }
+    { doc = doc $0 "\n" }
+    END { flush(); exit found ? 0 : 1 }' <<<"${rendered}"
+}
+
+# block KEY: the lines nested under the first "KEY:" line of stdin.
+block() {
+  awk -v key="$1" '
+    !found && $0 ~ ("^ *" key ":( [|>][-+]?)?$") { found = 1; match($0, /^ */); indent = RLENGTH; next }
+    found { match($0, /^ */); if (RLENGTH <= indent) exit; print }'
+}
+
+# field NAME: the value of the first "NAME: value" line of stdin (quotes removed).
+field() {
+  sed -n "s/^ *-\{0,1\} *$1: *//p" | head -n 1 | tr -d '"' || true
+}
+
+deployment=$(document Deployment corral) || fail "no Deployment named corral"
+readiness=$(block readinessProbe <<<"${deployment}")
+liveness=$(block livenessProbe <<<"${deployment}")
+[[ $(field path <<<"${readiness}") == /readyz ]] ||
+  fail "the readiness probe must be GET /readyz (got '$(field path <<<"${readiness}")')"
+[[ $(field path <<<"${liveness}") == /healthz ]] ||
+  fail "the liveness probe must be GET /healthz (got '$(field path <<<"${liveness}")')"
+if grep -q "preStop:" <<<"${deployment}"; then
+  fail "a preStop hook is set: corral's shutdown.drain_grace_ms replaces the preStop sleep"
+fi
+
+configmap=$(document ConfigMap corral-config) || fail "no ConfigMap named corral-config"
+# The corral.json block scalar, without its indentation.
+config=$(block corral.json <<<"${configmap}" | sed 's/^    //')
+[[ -n ${config} ]] || fail "the ConfigMap has no corral.json"
+number() { grep -o "\"$1\": *[0-9]*" <<<"${config}" | grep -o '[0-9]*$' | head -n 1 || true; }
+grace_ms=$(number drain_grace_ms)
+timeout_ms=$(number timeout_ms)
+[[ -n ${grace_ms} && ${grace_ms} -gt 0 ]] ||
+  fail "corral.json must set shutdown.drain_grace_ms (> 0) behind a Service"
+timeout_ms=${timeout_ms:-5000}
+grace_ms=${grace_ms:-0}
+
+termination_s=$(field terminationGracePeriodSeconds <<<"${deployment}")
+termination_s=${termination_s:-30} # the Kubernetes default
+if ((termination_s * 1000 <= grace_ms + timeout_ms)); then
+  fail "terminationGracePeriodSeconds (${termination_s}) must exceed drain_grace_ms + timeout_ms" \
+    "(${grace_ms} + ${timeout_ms} ms)"
+fi
+period_s=$(field periodSeconds <<<"${readiness}")
+threshold=$(field failureThreshold <<<"${readiness}")
+probe_timeout_s=$(field timeoutSeconds <<<"${readiness}")
+period_s=${period_s:-10} threshold=${threshold:-3} probe_timeout_s=${probe_timeout_s:-1}
+if (((period_s * threshold + probe_timeout_s) * 1000 > grace_ms)); then
+  fail "the readiness probe needs up to $((period_s * threshold + probe_timeout_s)) s to see" \
+    "/readyz turn 503, longer than drain_grace_ms (${grace_ms} ms)"
+fi
+
+pdb=$(document PodDisruptionBudget corral) || fail "no PodDisruptionBudget named corral"
+if [[ -z $(field maxUnavailable <<<"${pdb:-}") && -z $(field minAvailable <<<"${pdb:-}") ]]; then
+  fail "the PodDisruptionBudget sets neither maxUnavailable nor minAvailable"
+fi
+
+if [[ -n ${SERVER} && -n ${config} ]]; then
+  config_file=$(mktemp /tmp/corral-k8s-config.XXXXXX.json)
+  printf '%s\n' "${config}" >"${config_file}"
+  if ! out=$("${SERVER}" --check-config "${config_file}" 2>&1); then
+    fail "corral-server rejects the ConfigMap's corral.json: ${out}"
+  fi
+  rm -f "${config_file}"
+fi
+
+if ((failures > 0)); then
+  echo "deploy/k8s: ${failures} check(s) failed" >&2
+  exit 1
+fi
+echo "deploy/k8s: rendered; readiness /readyz, liveness /healthz, drain grace ${grace_ms} ms + timeout ${timeout_ms} ms" \
+  "< terminationGracePeriodSeconds ${termination_s} s"
