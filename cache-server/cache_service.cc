@@ -47,8 +47,8 @@ CacheService::CacheService(const Config& config, lease::Store& store, lease::Lea
       pending_gate_(config.shedding.max_pending_loads, 0, false, clock) {
   if (config.postgres) {
     for (const auto& [name, pool] : config.postgres->pools) {
-      pool_gates_.emplace(name,
-                          std::make_unique<lease::LoadGate>(pool.max_inflight_loads, 0, false, clock));
+      pool_gates_.emplace(
+          name, std::make_unique<lease::LoadGate>(pool.max_inflight_loads, 0, false, clock));
     }
   }
   size_t index = 0;
@@ -104,8 +104,7 @@ void CacheService::FinishAdmitted(const Namespace& ns) {
   pending_gate_.Done();
 }
 
-void CacheService::StartLoad(const std::string& key, const Namespace& ns,
-                             lease::LeaseToken token) {
+void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token) {
   std::optional<proto::KeyParts> parts = proto::SplitKey(key);
   std::string id(parts->id);
   backend_->Load(ns.index, std::move(id), [this, key, &ns, token](BackendResult r) {
@@ -370,8 +369,7 @@ bool CacheService::LeaseRelease(std::string_view key, lease::LeaseToken token) {
 }
 
 bool CacheService::SetNamespaceLimit(std::string_view name, std::optional<int64_t> max_inflight,
-                                     std::optional<double> max_per_s,
-                                     std::optional<bool> blocked) {
+                                     std::optional<double> max_per_s, std::optional<bool> blocked) {
   auto it = namespaces_.find(name);
   if (it == namespaces_.end()) return false;
   lease::LoadGate& gate = it->second->gate;

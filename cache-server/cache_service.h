@@ -135,7 +135,7 @@ class CacheService {
           gate(c.max_inflight_loads, c.max_loads_per_s, c.blocked, clock) {}
     NamespaceConfig config;
     size_t index;
-    lease::LoadGate* pool_gate;    // the pool's bound, shared with its other namespaces; may be null
+    lease::LoadGate* pool_gate;  // the pool's bound, shared with its other namespaces; may be null
     mutable lease::LoadGate gate;  // admission state changes on every load
   };
   // One read request that went past the store: how it ends up being answered.
@@ -197,7 +197,7 @@ struct CacheService::Request {
   std::chrono::steady_clock::time_point start;
   lease::Millis deadline;
   ReadLater later;
-  bool loaded = false;   // this request started a load itself (its answer is a miss, not waited)
+  bool loaded = false;  // this request started a load itself (its answer is a miss, not waited)
   bool answered = false;
   std::function<void(lease::LeaseToken)> granted;  // LEASE.GET: hand a lease to the client
 
@@ -268,9 +268,9 @@ bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&
 }
 
 template <class Now>
-CacheService::LeaseGetAnswer CacheService::LeaseGet(std::string_view key, Now&& now,
-                                                    std::function<ReadLater()> make_later,
-                                                    std::function<void(lease::LeaseToken)> granted) {
+CacheService::LeaseGetAnswer CacheService::LeaseGet(
+    std::string_view key, Now&& now, std::function<ReadLater()> make_later,
+    std::function<void(lease::LeaseToken)> granted) {
   auto start = lease::SteadyNow();
   lease::Millis now_ms = clock_.NowMs();
   bool served = false;
@@ -296,17 +296,20 @@ CacheService::LeaseGetAnswer CacheService::LeaseGet(std::string_view key, Now&& 
   request->granted = std::move(granted);
   std::string k(key);
   request->later = make_later();
-  lease::LeaseTable::Acquired acq = leases_.AcquireOrWait(k, [this, k, request](lease::WaitOutcome w) {
-    if (w.kind == lease::WaitOutcome::Kind::kLeaseGranted) {
-      request->answered = true;
-      request->granted(w.token);
-      return;
-    }
-    if (w.kind == lease::WaitOutcome::Kind::kTimedOut) return AnswerTimedOut(k, *request);
-    std::string scratch;
-    ReadAnswer answer = AnswerFromResult(*w.result, Outcome::kWaited, scratch);
-    request->Answer(*this, answer);
-  }, request->deadline);
+  lease::LeaseTable::Acquired acq = leases_.AcquireOrWait(
+      k,
+      [this, k, request](lease::WaitOutcome w) {
+        if (w.kind == lease::WaitOutcome::Kind::kLeaseGranted) {
+          request->answered = true;
+          request->granted(w.token);
+          return;
+        }
+        if (w.kind == lease::WaitOutcome::Kind::kTimedOut) return AnswerTimedOut(k, *request);
+        std::string scratch;
+        ReadAnswer answer = AnswerFromResult(*w.result, Outcome::kWaited, scratch);
+        request->Answer(*this, answer);
+      },
+      request->deadline);
   if (acq.leader) {
     Count(Proto::kResp, Outcome::kMiss, start);
     return {LeaseGetAnswer::Kind::kLease, acq.token};

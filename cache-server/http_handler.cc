@@ -63,8 +63,7 @@ HttpResponse ReadResponse(const ReadAnswer& answer, unsigned version, bool keep_
   switch (answer.kind) {
     case ReadAnswer::Kind::kValue: {
       bool json = nlohmann::json::accept(answer.value);
-      res.set(http::field::content_type,
-              json ? "application/json" : "application/octet-stream");
+      res.set(http::field::content_type, json ? "application/json" : "application/octet-stream");
       res.body().assign(answer.value);
       break;
     }
@@ -149,8 +148,8 @@ void HttpHandler::Route(const HttpRequest& req, HttpRespond respond) {
       return respond(Error(http::status::bad_request, req.version(), req.keep_alive(),
                            "bad request: malformed path"));
     case proto::RouteKind::kNotFound:
-      return respond(Error(http::status::not_found, req.version(), req.keep_alive(),
-                           "no such route"));
+      return respond(
+          Error(http::status::not_found, req.version(), req.keep_alive(), "no such route"));
   }
   HttpResponse res = Error(http::status::method_not_allowed, req.version(), req.keep_alive(),
                            "method not allowed");
@@ -191,8 +190,8 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
       return respond(NoContent(req));
     }
     default: {
-      HttpResponse res = Error(http::status::method_not_allowed, req.version(),
-                               req.keep_alive(), "method not allowed");
+      HttpResponse res = Error(http::status::method_not_allowed, req.version(), req.keep_alive(),
+                               "method not allowed");
       res.set(http::field::allow, "GET, HEAD, PUT, DELETE");
       return respond(std::move(res));
     }

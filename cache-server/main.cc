@@ -102,8 +102,8 @@ int Serve(const Config& config) {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   po::options_description desc("corral-server options");
-  desc.add_options()("help,h", "show this help")(
-      "config,c", po::value<std::string>(), "JSON config file (see README)")(
+  desc.add_options()("help,h", "show this help")("config,c", po::value<std::string>(),
+                                                 "JSON config file (see README)")(
       "check-config", po::value<std::string>(), "validate a config file and exit")(
       "resp", po::value<std::string>(), "RESP listen port or host:port (overrides listen.resp)")(
       "http", po::value<std::string>(), "HTTP listen port or host:port (overrides listen.http)")(
@@ -127,14 +127,15 @@ int main(int argc, char** argv) {
       std::cout << "config ok: " << DescribeConfig(config) << "\n";
       return 0;
     }
-    Config config = vm.count("config") ? LoadConfigFile(vm["config"].as<std::string>())
-                                       : ParseConfig("{}");
+    Config config =
+        vm.count("config") ? LoadConfigFile(vm["config"].as<std::string>()) : ParseConfig("{}");
     if (vm.count("resp")) OverrideListen("resp", vm["resp"].as<std::string>(), &config.resp);
     if (vm.count("http")) OverrideListen("http", vm["http"].as<std::string>(), &config.http);
     if (vm.count("threads")) {
       config.threads = vm["threads"].as<int>();
       // The rest was valid already: only the override can fail, by the config's own rule.
-      if (auto error = ValidateServerOptions(config)) throw ConfigError("--threads", error->problem);
+      if (auto error = ValidateServerOptions(config))
+        throw ConfigError("--threads", error->problem);
     }
     if (vm.count("log-level")) {
       LogLevel level;

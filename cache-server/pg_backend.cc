@@ -1,7 +1,6 @@
 // See pg_backend.h.
 #include "cache-server/pg_backend.h"
 
-
 #include "cache-server/log.h"
 #include "pg-loader/listener.h"
 #include "pg-loader/loader.h"

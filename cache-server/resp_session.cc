@@ -7,8 +7,8 @@
 #include <cstring>
 
 #include "cache-server/log.h"
-#include "lease/clock.h"
 #include "cache-server/socket_close.h"
+#include "lease/clock.h"
 #include "proto/resp_writer.h"
 
 namespace corral::server {
@@ -20,12 +20,11 @@ namespace {
 // The input buffer is allocated at the first read, uninitialised (so the pages a small request
 // does not touch cost no memory), and grows by doubling: an idle connection costs ~4 KiB at most.
 constexpr size_t kInitialInput = 4 * 1024;
-constexpr size_t kShrinkAbove = 256 * 1024;   // give memory back once a big request is done
-constexpr size_t kFlushAbove = 1024 * 1024;   // stop executing and write out at this much output
+constexpr size_t kShrinkAbove = 256 * 1024;  // give memory back once a big request is done
+constexpr size_t kFlushAbove = 1024 * 1024;  // stop executing and write out at this much output
 }  // namespace
 
-RespSession::RespSession(asio::ip::tcp::socket socket, ServerState& state,
-                         RespCommands& commands)
+RespSession::RespSession(asio::ip::tcp::socket socket, ServerState& state, RespCommands& commands)
     : socket_(std::move(socket)),
       state_(state),
       commands_(commands),
@@ -205,10 +204,9 @@ void RespSession::Flush() {
   writing_buf_.assign(out_, ec ? 0 : n, std::string::npos);
   out_.clear();
   writing_ = true;
-  asio::async_write(socket_, asio::buffer(writing_buf_),
-                    [self = shared_from_this()](const error_code& ec, size_t) {
-                      self->OnWriteDone(ec);
-                    });
+  asio::async_write(
+      socket_, asio::buffer(writing_buf_),
+      [self = shared_from_this()](const error_code& ec, size_t) { self->OnWriteDone(ec); });
 }
 
 void RespSession::OnWriteDone(const error_code& ec) {

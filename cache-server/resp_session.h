@@ -67,12 +67,12 @@ class RespSession final : public AsyncReplyTarget,
   std::unique_ptr<char[]> in_;  // [in_start_, in_end_) holds unparsed bytes; in_cap_ allocated
   size_t in_cap_ = 0;
   size_t in_start_ = 0, in_end_ = 0;
-  std::string out_;       // replies not yet written
+  std::string out_;          // replies not yet written
   std::string writing_buf_;  // the bytes an async write is sending
 
-  bool reading_ = false;   // an async_wait or async_read_some is outstanding
-  bool writing_ = false;   // an async_write is outstanding
-  bool pending_ = false;   // a command awaits DeliverLater
+  bool reading_ = false;  // an async_wait or async_read_some is outstanding
+  bool writing_ = false;  // an async_write is outstanding
+  bool pending_ = false;  // a command awaits DeliverLater
   bool peer_closed_ = false;
   bool close_after_write_ = false;
   bool closed_ = false;

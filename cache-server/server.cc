@@ -38,8 +38,8 @@ std::unique_ptr<tcp::acceptor> Listen(asio::io_context& ctx, const HostPort& whe
   if (!ec) acceptor->bind(endpoint, ec);
   if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    throw std::runtime_error("cannot listen on " + where.host + ":" +
-                             std::to_string(where.port) + ": " + ec.message());
+    throw std::runtime_error("cannot listen on " + where.host + ":" + std::to_string(where.port) +
+                             ": " + ec.message());
   }
   return acceptor;
 }
@@ -127,7 +127,8 @@ void Server::Register(std::shared_ptr<Drainable> session) {
 }
 
 void Server::AddTimer(std::chrono::milliseconds every, std::function<void()> fn) {
-  timers_.push_back(Timer{every, std::move(fn), std::make_unique<asio::steady_timer>(*contexts_[0])});
+  timers_.push_back(
+      Timer{every, std::move(fn), std::make_unique<asio::steady_timer>(*contexts_[0])});
 }
 
 void Server::ArmTimer(size_t index) {

@@ -5,8 +5,8 @@
 
 #include <boost/asio.hpp>
 #include <functional>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 

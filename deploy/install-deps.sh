@@ -18,6 +18,8 @@ PACKAGES=(
   # llvm-14 brings llvm-symbolizer for readable sanitizer stacks. GCC's ASan/UBSan/TSan runtimes
   # come with build-essential.
   clang-14 llvm-14 libclang-rt-14-dev
+  clang-format  # deploy/check-source.sh: CI fails on a file clang-format would change
+  git  # check-source.sh lists the tracked files
   # Servers the tests and the demo run locally (pg_stat_statements is in postgresql-contrib)
   postgresql-15 postgresql-contrib redis-server redis-tools pgbouncer
   prometheus  # promtool: the tests check /metrics with "promtool check metrics"

@@ -130,6 +130,9 @@ trap 'exit 143' TERM
 phase "install dependencies"
 "${DEPLOY_DIR}/install-deps.sh"
 
+phase "check source (clang-format, module boundaries)" 30
+"${DEPLOY_DIR}/check-source.sh" || failed "check source"
+
 phase "configure (${BUILD_DIR})"
 cmake -S "${ROOT_DIR}" -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "${CMAKE_ARGS[@]}"

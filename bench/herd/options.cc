@@ -5,8 +5,8 @@
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
 #include <functional>
+#include <iostream>
 #include <sstream>
 #include <tuple>
 
@@ -52,10 +52,10 @@ class SteadyFlags {
       std::string name = prefix + suffix;
       overrides_.add_options()(name.c_str(), po::value<T>(),
                                (std::string(scenario) + ": --" + plain_name).c_str());
-      apply_.push_back([name, field, traffic = traffic](const po::variables_map& vm,
-                                                        const SteadyTraffic& base) {
-        traffic->*field = vm.count(name) ? vm[name].as<T>() : base.*field;
-      });
+      apply_.push_back(
+          [name, field, traffic = traffic](const po::variables_map& vm, const SteadyTraffic& base) {
+            traffic->*field = vm.count(name) ? vm[name].as<T>() : base.*field;
+          });
     }
   }
 
@@ -88,7 +88,8 @@ void CheckTraffic(const std::string& prefix, const SteadyTraffic& t) {
   Positive(name("steady-clients", "clients"), t.clients, 60000);
   Positive(name("steady-timeout-ms", "timeout-ms"), static_cast<double>(t.timeout_ms), 600000);
   Positive(name("db-delay-ms", "db-delay-ms"), t.db_delay_ms, 600000);
-  if (t.retries < 0 || t.retries > 100) Die("--" + name("retries", "retries") + " must be in [0, 100]");
+  if (t.retries < 0 || t.retries > 100)
+    Die("--" + name("retries", "retries") + " must be in [0, 100]");
   if (t.zipf_s < 0) Die("--" + name("zipf", "zipf") + " must be >= 0");
 }
 

@@ -429,8 +429,8 @@ RunResult Bench::Hit(TargetKind target) {
   Prepared p;
   const int h = o_.hit_keys;
   // Redis keeps the fill for the whole run; corral keeps read keys fresh by refreshing ahead.
-  const int64_t ttl_ms = std::max<int64_t>(
-      o_.steady.ttl_ms, static_cast<int64_t>((o_.hit_duration_s + 120) * 1000));
+  const int64_t ttl_ms =
+      std::max<int64_t>(o_.steady.ttl_ms, static_cast<int64_t>((o_.hit_duration_s + 120) * 1000));
   if (std::string e = SetDelay(o_.steady, 1); !e.empty()) {
     r.note = "cannot set the delay: " + e;
     return r;

@@ -62,20 +62,12 @@ struct World {
           "memory": {"max_bytes": 1048576}
         })")),
         random({0.5}),
-        store(lease::StoreOptions{.max_bytes = static_cast<size_t>(config.max_bytes)}, clock,
-              random),
-        leases(lease::LeaseTableOptions{.wait_timeout_ms = config.lease.wait_timeout_ms,
-                                        .lease_ttl_ms = config.lease.lease_ttl_ms},
-               clock),
+        store(config.memory, clock, random),
+        leases(config.lease, clock),
         cache(config, store, leases, clock, random, metrics, &backend),
         state(config, cache, metrics),
         handler(
-            state,
-            [this] {
-              std::string out;
-              metrics.Render(out);
-              return out;
-            },
+            state, [this] { return server::RenderPrometheus(server::MetricSourcesOf(state)); },
             [] { return true; }) {}
 
   server::Config config;

@@ -24,7 +24,6 @@ using ::testing::StartsWith;
 
 class HttpTest : public SharedServerTest {
  protected:
-
   // One request on a fresh connection; fails the test if there is no response.
   HttpResponse Request(std::string_view method, std::string_view target, std::string_view body = {},
                        const std::vector<std::string>& headers = {}) {
@@ -39,9 +38,7 @@ class HttpTest : public SharedServerTest {
     EXPECT_NE(c, nullptr);
     return c == nullptr ? "" : ReplyText(RedisCmd(c.get(), {"GET", key}).get());
   }
-
 };
-
 
 TEST_F(HttpTest, PutGetDelete) {
   const std::string json = R"({"name":"ada","n":1})";

@@ -118,11 +118,9 @@ TEST_F(OutagePgTest, ReplicaStoppedMidTestFailsOver) {
   ASSERT_TRUE(pg_.Node("start-node", "replica1"));
   // replica1 is used again once its health check passes.
   PgCluster::Sql(pg_.replicas[0], "SELECT pg_stat_statements_reset()");
-  bool used_again = WaitFor(
-      [&] {
-        return PgCluster::CallsOn(pg_.replicas[0], "FROM users WHERE id") > 0;
-      },
-      Millis(20000));
+  bool used_again =
+      WaitFor([&] { return PgCluster::CallsOn(pg_.replicas[0], "FROM users WHERE id") > 0; },
+              Millis(20000));
   stop = true;
   reader.join();
   std::printf("[figures] failover: %lld loads answered right, %lld wrong\n",

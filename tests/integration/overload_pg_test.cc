@@ -223,7 +223,6 @@ class OverloadPgTest : public PgTest {
     }
     return t;
   }
-
 };
 
 // Issue 5: 10 000 distinct cold keys at once, each a 50 ms query, max_inflight_loads 16. The pool

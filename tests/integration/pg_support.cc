@@ -163,9 +163,9 @@ void PgCluster::ResetStatements() const {
 }
 
 int64_t PgCluster::CallsOn(const std::string& conn, const std::string& needle) {
-  std::string out = Sql(conn,
-                        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%" +
-                            needle + "%' AND query NOT LIKE '%pg_stat_statements%'");
+  std::string out =
+      Sql(conn, "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements WHERE query LIKE '%" +
+                    needle + "%' AND query NOT LIKE '%pg_stat_statements%'");
   return out.rfind("ERROR", 0) == 0 ? 0 : std::atoll(out.c_str());
 }
 

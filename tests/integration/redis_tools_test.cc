@@ -23,7 +23,6 @@ std::string Lower(std::string s) {
 
 class RedisToolsTest : public SharedServerTest {
  protected:
-
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
     for (const char* tool : {"redis-cli", "redis-benchmark"}) {
@@ -81,9 +80,7 @@ class RedisToolsTest : public SharedServerTest {
     }
     return reported;
   }
-
 };
-
 
 TEST_F(RedisToolsTest, CliPing) {
   ProcessResult r = Cli({"ping"});

@@ -19,7 +19,6 @@ using ::testing::StartsWith;
 // One server for the suite (no password, default limits); every test starts from FLUSHALL.
 class RespTest : public SharedServerTest {
  protected:
-
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
     std::string error;
@@ -40,7 +39,6 @@ class RespTest : public SharedServerTest {
 
   RedisConnection conn_;
 };
-
 
 TEST_F(RespTest, PingAndEcho) {
   EXPECT_EQ(Cmd({"PING"}), "+PONG");

@@ -124,10 +124,10 @@ TEST_F(StalenessPgTest, ListenerDisconnectMarksEverythingStale) {
   auto hit = HttpHerd(server->http_port(), {"/v1/cache/user/700"});
   ASSERT_NE(hit[0].reply.find("X-Cache: HIT"), std::string::npos) << hit[0].reply;
   // Cut the listener's session on the primary.
-  std::string killed = PgCluster::Sql(
-      pg_.primary,
-      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-      "WHERE application_name = 'corral-listener'");
+  std::string killed =
+      PgCluster::Sql(pg_.primary,
+                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE application_name = 'corral-listener'");
   // Other corral processes on this cluster (none under ctest's resource lock) lose theirs too.
   ASSERT_GE(std::atoi(killed.c_str()), 1) << killed;
   ASSERT_TRUE(server->WaitForStderr("event=invalidation_listener_disconnected", Millis(10000)));
@@ -138,8 +138,8 @@ TEST_F(StalenessPgTest, ListenerDisconnectMarksEverythingStale) {
   auto count_connected = [&] {
     std::string err = server->Stderr();
     size_t n = 0;
-    for (size_t pos = 0; (pos = err.find("event=invalidation_listener_connected", pos)) !=
-                         std::string::npos;
+    for (size_t pos = 0;
+         (pos = err.find("event=invalidation_listener_connected", pos)) != std::string::npos;
          ++pos) {
       ++n;
     }
@@ -208,9 +208,9 @@ TEST_F(StalenessPgTest, HotKeysAreRefreshedWithoutReadersWaiting) {
       kKeys, kTtlMs, kRunMs, static_cast<long long>(reads.load()), static_cast<long long>(loads),
       stale, Metric(server->http_port(), waited));
   auto metrics = HttpHerd(server->http_port(), {"/metrics"})[0].reply;
-  for (const char* family : {"corral_db_loads_total{", "corral_shed_total{", "corral_replica_",
-                             "corral_leases ", "corral_lease_waiters ",
-                             "corral_refreshes_total{"}) {
+  for (const char* family :
+       {"corral_db_loads_total{", "corral_shed_total{", "corral_replica_", "corral_leases ",
+        "corral_lease_waiters ", "corral_refreshes_total{"}) {
     for (size_t pos = 0; (pos = metrics.find(std::string("\n") + family, pos)) != std::string::npos;
          ++pos) {
       ++pos;
