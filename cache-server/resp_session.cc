@@ -237,7 +237,13 @@ void RespSession::Continue() {
     return;
   }
   if (pending_) return;  // resumed by DeliverLater
-  if (state_.shutting_down.load(std::memory_order_relaxed)) return Close();
+  if (state_.shutting_down.load(std::memory_order_relaxed)) {
+    // Draining: a command the client sent before the listeners closed may already sit in the
+    // socket (it arrived while this session was writing): read and answer it; close when idle.
+    // A client that keeps sending is cut by shutdown.timeout_ms.
+    error_code ec;
+    if (socket_.available(ec) == 0 || ec) return Close();
+  }
   WaitReadable();
 }
 

@@ -92,8 +92,11 @@ class LoadClient {
       if (conn == nullptr) return;  // the listener has closed
       bool reconnect = false;       // the server answered "Connection: close"
       while (!stop_.load() && !reconnect) {
+        // Sent = handed to the kernel: the time is read after the write, so a client thread
+        // descheduled between the two does not count as having sent early.
+        const bool written = conn->Send(request);
         const auto sent_at = WallClock::now();
-        if (!conn->Send(request) && conn->received().empty()) {
+        if (!written && conn->received().empty()) {
           log_.unanswered_sent_at.push_back(sent_at);
           break;
         }
