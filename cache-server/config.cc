@@ -527,8 +527,9 @@ Config ParseConfig(std::string_view json_text) {
   Json root;
   try {
     root = Json::parse(json_text, DuplicateKeyCheck());
-  } catch (const Json::parse_error& e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line 2, column 5: ...".
+  } catch (const Json::exception& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line 2, column 5: ...", or
+    // "[json.exception.out_of_range.406] number overflow parsing '1e600'" (found by fuzzing).
     std::string_view message = e.what();
     if (size_t end = message.find("] "); end != std::string_view::npos)
       message.remove_prefix(end + 2);

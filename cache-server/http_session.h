@@ -30,6 +30,7 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   void Read();  // reads the next request if the queue has room and reading has not ended
   void OnIdleRead(const boost::system::error_code& ec, size_t n);
   void ReadRequest();  // reads one request (read timeout)
+  void OnHeader(const boost::system::error_code& ec);
   void OnRead(const boost::system::error_code& ec);
   // Queues a response slot for request `seq` and hands the request to the handler.
   void Dispatch(HttpRequest request);

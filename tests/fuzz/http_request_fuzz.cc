@@ -129,6 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     parser.emplace();
     parser->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
     parser->body_limit(static_cast<std::uint64_t>(limits.max_body_bytes));
+    parser->eager(true);  // as http::async_read sets it
   };
   fresh_parser();
 
@@ -161,6 +162,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const std::string wire = Serialize(
             server::HttpHandler::Error(status, 11, false, "bad request: " + ec.message()));
         Check(wire.rfind("HTTP/1.1 4", 0) == 0, "a malformed request without a 4xx answer");
+        open = false;
+        break;
+      }
+      if (parser->is_header_done() && !parser->is_done() && parser->chunked()) {
+        // HttpSession::OnHeader: a chunked body is refused with 411 before any of it is parsed.
         open = false;
         break;
       }
