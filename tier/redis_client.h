@@ -1,0 +1,115 @@
+// corral's Redis client: hiredis 0.14's async API run on a Boost.Asio io_context, with a per-command
+// deadline (hiredis has none), reconnects, AUTH, a fail-fast breaker, and Redis Cluster routing by
+// hash slot (CLUSTER SLOTS, CRC16 of the hash tag, MOVED/ASK). The only code that includes hiredis.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace corral::tier {
+
+// An owned copy of one hiredis reply.
+struct Reply {
+  enum class Type { kNil, kString, kStatus, kError, kInteger, kArray };
+  Type type = Type::kNil;
+  std::string str;  // kString, kStatus, kError
+  long long integer = 0;
+  std::vector<Reply> elements;  // kArray
+  bool IsError() const { return type == Type::kError; }
+};
+
+// How one command ended. Every command ends exactly once.
+struct Result {
+  enum class Status {
+    kOk,            // `reply` holds Redis's answer (which may be an error reply, e.g. NOSCRIPT)
+    kTimeout,       // no answer within ClientOptions::timeout
+    kDisconnected,  // the connection broke while the command was in flight
+    kDown,          // refused at once: no connection to the node right now (the breaker is open)
+  };
+  Status status = Status::kDown;
+  Reply reply;
+  std::string error;  // what went wrong when status != kOk, for logs
+  bool ok() const { return status == Status::kOk && !reply.IsError(); }
+};
+
+using Callback = std::function<void(Result)>;
+
+struct ClientOptions {
+  std::vector<std::string> nodes;  // "host:port" seeds; standalone mode uses the first that answers
+  enum class Cluster { kAuto, kOn, kOff } cluster = Cluster::kAuto;
+  std::chrono::milliseconds timeout{100};  // longest any command waits, redirects included
+  std::optional<std::string> user;         // AUTH user password (Redis 6 ACL), or AUTH password
+  std::optional<std::string> password;
+  std::chrono::milliseconds reconnect_min{100};  // backoff between reconnect attempts, doubling
+  std::chrono::milliseconds reconnect_max{2000};
+};
+
+// CRC16 (XMODEM) of `key`'s hash tag ("{...}", as Redis Cluster defines it) modulo 16384.
+uint16_t HashSlot(std::string_view key);
+
+// Commands to one Redis or a Redis Cluster. Thread-safe: Command() may be called from any thread;
+// it posts to the io_context, and every callback runs on a thread running that io_context. Never
+// blocks; nothing waits on Redis longer than options.timeout.
+class Client {
+ public:
+  Client(boost::asio::io_context& io, ClientOptions options);
+  ~Client();  // Stop()s
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Connects in the background (cluster mode: reads the slot map); returns at once.
+  void Start();
+  // Closes every connection; commands in flight end kDisconnected. Idempotent.
+  void Stop();
+
+  // Sends `args` to the node that owns `slot_key`'s hash slot (standalone: the one node). A MOVED
+  // reply refreshes the slot map and retries there, ASK retries once with ASKING; at most 5
+  // redirects, within the one deadline.
+  void Command(std::vector<std::string> args, std::string_view slot_key, Callback done);
+
+  // EVALSHA of `script` (its SHA1 computed once), falling back to EVAL on NOSCRIPT. `keys` must
+  // share one hash slot; the command goes to its owner.
+  void Eval(const std::string& script, std::vector<std::string> keys,
+            std::vector<std::string> args, Callback done);
+
+  // Some node is connected and (cluster) the slot map is known.
+  bool up() const;
+  // The tier is a Redis Cluster (decided at the first connect under Cluster::kAuto).
+  bool cluster() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// One pub/sub connection (a Redis Cluster broadcasts PUBLISH over its bus, so one node suffices).
+// Resubscribes after a drop, trying each known node in turn.
+class Subscriber {
+ public:
+  struct Handlers {
+    std::function<void(std::string_view channel, std::string_view message)> message;
+    std::function<void()> subscribed;  // each time every channel is (re)subscribed
+    std::function<void()> lost;        // the subscription dropped: messages may have been missed
+  };
+  Subscriber(boost::asio::io_context& io, ClientOptions options, std::vector<std::string> channels,
+             Handlers handlers);
+  ~Subscriber();
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+  void Start();
+  void Stop();
+  bool subscribed() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace corral::tier
