@@ -35,6 +35,7 @@ const std::vector<options::Field<SheddingConfig>>& SheddingFields();
 const std::vector<options::Field<RespConfig>>& RespFields();
 const std::vector<options::Field<HttpConfig>>& HttpFields();
 const std::vector<options::Field<ShutdownConfig>>& ShutdownFields();
+const std::vector<options::Field<RedisConfig>>& RedisFields();
 }  // namespace
 
 int DefaultThreads() {
@@ -362,11 +363,59 @@ NamespaceConfig ParseNamespace(const std::string& path, const std::string& name,
   return ns;
 }
 
+// An optional string: absent or null is "not set".
+std::optional<std::string> AsOptionalString(const std::string& path, const Json& object,
+                                            std::string_view key) {
+  const Json* value = Find(object, key);
+  if (value == nullptr || value->is_null()) return std::nullopt;
+  if (!value->is_string()) FailExpected(Join(path, key), "a string or null", *value);
+  return value->get<std::string>();
+}
+
+RedisConfig ParseRedis(const std::string& path, const Json& json) {
+  RedisConfig redis;
+  ReadFields(path, json, redis, RedisFields());
+  if (const Json* cluster = Find(json, "cluster")) {
+    if (cluster->is_boolean()) {
+      redis.cluster = cluster->get<bool>() ? "true" : "false";
+    } else if (cluster->is_string() && *cluster == "auto") {
+      redis.cluster = "auto";
+    } else {
+      FailExpected(Join(path, "cluster"), "\"auto\", true or false", *cluster);
+    }
+  }
+  redis.user = AsOptionalString(path, json, "user");
+  redis.password = AsOptionalString(path, json, "password");
+  const std::string nodes_path = Join(path, "nodes");
+  const Json* nodes = Find(json, "nodes");
+  RequirePresent(nodes_path, nodes != nullptr);
+  if (!nodes->is_array() || nodes->empty()) {
+    FailExpected(nodes_path, "a non-empty array of \"host:port\"", *nodes);
+  }
+  for (size_t i = 0; i < nodes->size(); ++i) {
+    const std::string at = Index(nodes_path, i);
+    std::string node = AsString(at, (*nodes)[i], Empty::kRejected);
+    // A host name is fine here (the tier resolves it); the port must be there.
+    const size_t colon = node.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : node.substr(colon + 1);
+    if (colon == 0 || port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) == 0 ||
+        std::stoi(port) > 65535) {
+      FailExpected(at, "\"host:port\"", (*nodes)[i]);
+    }
+    redis.nodes.push_back(std::move(node));
+  }
+  if (redis.user && !redis.password) {
+    Fail(Join(path, "user"), "a user needs a password (AUTH user password)");
+  }
+  return redis;
+}
+
 Config ParseRoot(const Json& root) {
   if (!root.is_object()) FailExpected("", "a JSON object at the top level", root);
   CheckKnownKeys("", root,
                  {"listen", "threads", "memory", "log_level", "postgres", "namespaces", "lease",
-                  "shedding", "resp", "http", "shutdown"});
+                  "shedding", "resp", "http", "shutdown", "redis"});
   Config config;
   if (const Json* listen = GetSection("", root, "listen", {"resp", "http"})) {
     if (const Json* resp = Find(*listen, "resp")) config.resp = AsHostPort("listen.resp", *resp);
@@ -410,6 +459,10 @@ Config ParseRoot(const Json& root) {
   }
   if (const Json* shutdown = GetSection("", root, "shutdown", Names({}, ShutdownFields()))) {
     ReadFields("shutdown", *shutdown, config.shutdown, ShutdownFields());
+  }
+  if (const Json* redis = GetSection("", root, "redis",
+                                     Names({"nodes", "cluster", "user", "password"}, RedisFields()))) {
+    config.redis = ParseRedis("redis", *redis);
   }
   Check(ValidateServerOptions(config));
   return config;
@@ -467,6 +520,14 @@ class DuplicateKeyCheck {
 
   std::vector<Frame> frames_;
 };
+const std::vector<Field<RedisConfig>>& RedisFields() {
+  static const std::vector<Field<RedisConfig>> fields = {
+      {.name = "prefix", .member = &RedisConfig::prefix},
+      {.name = "timeout_ms", .member = &RedisConfig::timeout_ms, .min = 1, .max = kMaxMs},
+      {.name = "l1_ttl_ms", .member = &RedisConfig::l1_ttl_ms, .min = 1, .max = kMaxMs},
+  };
+  return fields;
+}
 
 }  // namespace
 
@@ -476,7 +537,10 @@ std::optional<options::OptionError> ValidateServerOptions(const Config& config) 
     return error;
   if (auto error = options::CheckFields(config.resp_options, RespFields(), "resp")) return error;
   if (auto error = options::CheckFields(config.http_options, HttpFields(), "http")) return error;
-  return options::CheckFields(config.shutdown, ShutdownFields(), "shutdown");
+  if (auto error = options::CheckFields(config.shutdown, ShutdownFields(), "shutdown"))
+    return error;
+  if (config.redis) return options::CheckFields(*config.redis, RedisFields(), "redis");
+  return std::nullopt;
 }
 
 std::optional<options::OptionError> Validate(const NamespaceCacheOptions& o,
@@ -520,6 +584,11 @@ std::vector<ConfigField> ConfigFields() {
   AddFields(out, "resp", RespFields());
   AddFields(out, "http", HttpFields());
   AddFields(out, "shutdown", ShutdownFields());
+  out.push_back({"redis.nodes", "required", {"[]", "\"127.0.0.1:6379\"", "[\"127.0.0.1\"]"}});
+  out.push_back({"redis.cluster", "auto", {"\"yes\"", "1"}});
+  AddFields(out, "redis", RedisFields());
+  out.push_back({"redis.user", "none", {"1"}});
+  out.push_back({"redis.password", "none", {"1"}});
   return out;
 }
 
@@ -588,6 +657,12 @@ std::string DescribeConfig(const Config& config) {
       " threads=" + std::to_string(config.threads) +
       " max_bytes=" + std::to_string(config.memory.max_bytes) + " log_level=" + config.log_level +
       " auth=" + (config.resp_options.requirepass.empty() ? "off" : "on");
+  if (config.redis) {
+    std::string nodes;
+    for (const std::string& n : config.redis->nodes) nodes += (nodes.empty() ? "" : ",") + n;
+    line += " redis=" + nodes + " redis_cluster=" + config.redis->cluster +
+            " redis_auth=" + (config.redis->password ? "on" : "off");
+  }
   if (!config.postgres) return line + " postgres=off namespaces=" + join_names(config.namespaces);
   const PostgresConfig& pg = *config.postgres;
   line += " postgres=on replicas=" + std::to_string(pg.replicas.size()) + " pools=";

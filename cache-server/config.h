@@ -93,6 +93,18 @@ struct ShutdownConfig {
 // io-threads, which its docs advise only from 4 cores up.
 int DefaultThreads();
 
+// JSON "redis": the Redis / Redis Cluster tier that several nodes share (SPEC.md "Scale-out").
+// Absent (no nodes): single-node behaviour, exactly as without the tier.
+struct RedisConfig {
+  std::vector<std::string> nodes;  // "host:port" seeds
+  std::string cluster = "auto";    // auto | true | false (JSON: "auto" or a boolean)
+  std::string prefix = "corral:";  // every Redis key and channel corral uses starts with it
+  int64_t timeout_ms = 100;        // longest any request waits on Redis
+  int64_t l1_ttl_ms = 5000;        // longest an L1 copy is served as fresh without a recheck
+  std::optional<std::string> user;
+  std::optional<std::string> password;
+};
+
 struct Config {
   HostPort resp{"127.0.0.1", 6380};  // JSON listen.resp
   HostPort http{"127.0.0.1", 8080};  // JSON listen.http
@@ -106,6 +118,7 @@ struct Config {
   RespConfig resp_options;  // JSON "resp"
   HttpConfig http_options;  // JSON "http"
   ShutdownConfig shutdown;  // JSON "shutdown"
+  std::optional<RedisConfig> redis;  // JSON "redis"; absent = no tier
 };
 
 // A configuration that cannot be used. Thrown at start-up only, never on the request path.

@@ -84,8 +84,29 @@ std::string_view LabelValues<RefreshResult>::Name(RefreshResult r) {
 }
 
 std::string_view LabelValues<InvalidationSource>::Name(InvalidationSource s) {
-  static constexpr std::string_view kNames[] = {"notify", "set", "del", "http"};
+  static constexpr std::string_view kNames[] = {"notify", "set", "del", "http", "tier"};
   return kNames[static_cast<size_t>(s)];
+}
+
+std::string_view LabelValues<TierLookup>::Name(TierLookup r) {
+  static constexpr std::string_view kNames[] = {"hit", "won", "waited"};
+  return kNames[static_cast<size_t>(r)];
+}
+
+std::string_view LabelValues<TierLease>::Name(TierLease r) {
+  static constexpr std::string_view kNames[] = {"filled", "voided", "released", "taken_over"};
+  return kNames[static_cast<size_t>(r)];
+}
+
+std::string_view TierOpName(TierOp op) {
+  static constexpr std::string_view kNames[] = {"lookup",   "fill",     "release", "invalidate",
+                                                "takeover", "liveness", "epoch"};
+  return kNames[static_cast<size_t>(op)];
+}
+
+std::string_view TierResultName(TierResult r) {
+  static constexpr std::string_view kNames[] = {"ok", "error", "timeout", "down"};
+  return kNames[static_cast<size_t>(r)];
 }
 
 std::string LabelValue(std::string_view v) {
@@ -310,6 +331,30 @@ void RenderFamily(std::string& out, const FamilySpec& f, const MetricSources& s)
     case Family::kReplicaQueued:
       return RenderReplicas(out, f, s,
                             [](const ReplicaGauges& r) { return static_cast<double>(r.queued); });
+    case Family::kTierUp:
+      if (s.tier) Sample(out, f.name, "", s.tier_up ? 1.0 : 0.0);
+      return;
+    case Family::kTierRequests:
+      for (size_t op = 0; op < kTierOpCount; ++op) {
+        for (size_t r = 0; r < kTierResultCount; ++r) {
+          std::string labels =
+              "op=\"" + std::string(TierOpName(static_cast<TierOp>(op))) + "\",result=\"" +
+              std::string(TierResultName(static_cast<TierResult>(r))) + "\"";
+          Sample(out, f.name, labels,
+                 static_cast<double>(
+                     m.TierRequests(static_cast<TierOp>(op), static_cast<TierResult>(r))));
+        }
+      }
+      return;
+    case Family::kTierLookups:
+      RenderEnumCounter(out, m.tier_lookups);
+      return;
+    case Family::kTierLeases:
+      RenderEnumCounter(out, m.tier_leases);
+      return;
+    case Family::kTierFallbacks:
+      Sample(out, f.name, "", static_cast<double>(m.tier_fallbacks.Value()));
+      return;
     case Family::kCount:
       return;
   }

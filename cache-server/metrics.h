@@ -46,6 +46,11 @@ enum class Family : size_t {
   kReplicaLag,
   kReplicaInflight,
   kReplicaQueued,
+  kTierUp,
+  kTierRequests,
+  kTierLookups,
+  kTierLeases,
+  kTierFallbacks,
   kCount
 };
 inline constexpr size_t kFamilyCount = static_cast<size_t>(Family::kCount);
@@ -97,6 +102,16 @@ inline constexpr std::array<FamilySpec, kFamilyCount> kFamilies = {{
      "Loads running on the replica now."},
     {Family::kReplicaQueued, "corral_replica_queued_loads", MetricType::kGauge, "replica",
      "Loads waiting for a connection."},
+    {Family::kTierUp, "corral_tier_up", MetricType::kGauge, "",
+     "1 if the Redis tier is reachable (only with redis configured)."},
+    {Family::kTierRequests, "corral_tier_requests_total", MetricType::kCounter, "op,result",
+     "Requests to the Redis tier, by operation and how they ended."},
+    {Family::kTierLookups, "corral_tier_lookups_total", MetricType::kCounter, "result",
+     "L1 misses asked of the Redis tier, by what the tier answered."},
+    {Family::kTierLeases, "corral_tier_leases_total", MetricType::kCounter, "outcome",
+     "Cluster-wide leases this node held, by how they ended."},
+    {Family::kTierFallbacks, "corral_tier_fallbacks_total", MetricType::kCounter, "",
+     "Loads run with node-local single flight because the Redis tier was away."},
 }};
 
 constexpr const FamilySpec& Spec(Family f) { return kFamilies[static_cast<size_t>(f)]; }
@@ -114,7 +129,8 @@ inline constexpr size_t kLoadOutcomeCount = 3;
 // corral_refreshes_total's result label.
 enum class RefreshResult { kStarted = 0, kHeldOff, kShed };
 // corral_invalidations_total's source label: NOTIFY, RESP SET/DEL of a namespace key, HTTP DELETE.
-enum class InvalidationSource { kNotify = 0, kSet, kDel, kHttp };
+// kTier: another node's invalidation, broadcast through the Redis tier.
+enum class InvalidationSource { kNotify = 0, kSet, kDel, kHttp, kTier };
 // corral_shed_total's reason label: why a request (or a connection) was refused. Declared with
 // its answer texts in proto/errors.h.
 using ShedReason = proto::ShedReason;
@@ -122,6 +138,20 @@ using ShedReason = proto::ShedReason;
 std::string_view ProtoName(Proto p);
 std::string_view OutcomeName(Outcome o);
 std::string_view LoadOutcomeName(LoadOutcome o);
+
+// corral_tier_requests_total's labels: which tier operation, and how its request ended.
+enum class TierOp { kLookup = 0, kFill, kRelease, kInvalidate, kTakeover, kLiveness, kEpoch };
+inline constexpr size_t kTierOpCount = 7;
+enum class TierResult { kOk = 0, kError, kTimeout, kDown };
+inline constexpr size_t kTierResultCount = 4;
+// corral_tier_lookups_total's result: an L2 hit, the cluster lease won (this node loads), or
+// another node's lease waited on.
+enum class TierLookup { kHit = 0, kWon, kWaited };
+// corral_tier_leases_total's outcome: the fill was stored, refused because an invalidation voided
+// the lease, the load failed and the lease was released, or a dead holder's lease was taken over.
+enum class TierLease { kFilled = 0, kVoided, kReleased, kTakenOver };
+std::string_view TierOpName(TierOp op);
+std::string_view TierResultName(TierResult r);
 
 // Each label enum's values, for the renderer: kCount values 0..kCount-1, Name(value).
 template <class E>
@@ -138,8 +168,19 @@ struct LabelValues<RefreshResult> {
 };
 template <>
 struct LabelValues<InvalidationSource> {
-  static constexpr size_t kCount = 4;
+  static constexpr size_t kCount = 5;
   static std::string_view Name(InvalidationSource s);
+};
+
+template <>
+struct LabelValues<TierLookup> {
+  static constexpr size_t kCount = 3;
+  static std::string_view Name(TierLookup r);
+};
+template <>
+struct LabelValues<TierLease> {
+  static constexpr size_t kCount = 4;
+  static std::string_view Name(TierLease r);
 };
 
 // Escapes a Prometheus label value (backslash, quote, newline): the one place it is done.
@@ -251,10 +292,23 @@ class Metrics {
   Counter commands;     // every RESP command (INFO total_commands_processed)
   Counter connections;  // accepted connections (INFO total_connections_received)
   Counter rejected_connections;
+  // The Redis tier's counters (zero without one).
+  void CountTier(TierOp op, TierResult result) {
+    tier_requests_[static_cast<size_t>(op) * kTierResultCount + static_cast<size_t>(result)].Add();
+  }
+  uint64_t TierRequests(TierOp op, TierResult result) const {
+    return tier_requests_[static_cast<size_t>(op) * kTierResultCount +
+                          static_cast<size_t>(result)]
+        .Value();
+  }
+  EnumCounter<TierLookup, Family::kTierLookups> tier_lookups;
+  EnumCounter<TierLease, Family::kTierLeases> tier_leases;
+  Counter tier_fallbacks;
 
  private:
   std::array<Counter, kProtoCount * kOutcomeCount> requests_;
   std::array<Histogram, kProtoCount> request_seconds_;
+  std::array<Counter, kTierOpCount * kTierResultCount> tier_requests_;
 };
 
 // --- Rendering ---------------------------------------------------------------------------------
@@ -276,6 +330,8 @@ struct MetricSources {
   const lease::LeaseTable* leases = nullptr;
   int64_t connected_clients = 0;
   std::vector<ReplicaGauges> replicas;  // empty without PostgreSQL
+  bool tier = false;     // a Redis tier is configured
+  bool tier_up = false;  // and reachable
   // For INFO and /v1/stats.
   std::time_t started_unix = 0;
   uint16_t resp_port = 0;

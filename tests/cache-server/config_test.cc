@@ -84,6 +84,31 @@ TEST(ConfigTest, ShutdownSection) {
   EXPECT_EQ(c.shutdown.timeout_ms, 0);
 }
 
+TEST(ConfigTest, RedisSection) {
+  EXPECT_FALSE(ParseConfig("{}").redis) << "no tier unless asked";
+  Config c = ParseConfig(
+      J("{'redis':{'nodes':['127.0.0.1:7000','redis.svc:6379'],'cluster':true,"
+        "'prefix':'x:','timeout_ms':50,'l1_ttl_ms':100,'user':'u','password':'p'}}"));
+  ASSERT_TRUE(c.redis);
+  EXPECT_EQ(c.redis->nodes, (std::vector<std::string>{"127.0.0.1:7000", "redis.svc:6379"}));
+  EXPECT_EQ(c.redis->cluster, "true");
+  EXPECT_EQ(c.redis->prefix, "x:");
+  EXPECT_EQ(c.redis->timeout_ms, 50);
+  EXPECT_EQ(c.redis->l1_ttl_ms, 100);
+  EXPECT_EQ(c.redis->user, "u");
+  EXPECT_EQ(c.redis->password, "p");
+  Config d = ParseConfig(J("{'redis':{'nodes':['127.0.0.1:6379'],'user':null}}"));
+  EXPECT_EQ(d.redis->cluster, "auto");
+  EXPECT_EQ(d.redis->prefix, "corral:");
+  EXPECT_EQ(d.redis->timeout_ms, 100);
+  EXPECT_FALSE(d.redis->user);
+  EXPECT_FALSE(d.redis->password);
+  EXPECT_EQ(ErrorOf(J("{'redis':{}}")).path, "redis.nodes");
+  EXPECT_EQ(ErrorOf(J("{'redis':{'nodes':['127.0.0.1:6379'],'user':'u'}}")).path, "redis.user");
+  EXPECT_EQ(ErrorOf(J("{'redis':{'nodes':['a:1','b:0']}}")).path, "redis.nodes[1]");
+  EXPECT_EQ(ErrorOf(J("{'redis':{'nodes':['a:1'],'extra':1}}")).path, "redis.extra");
+}
+
 TEST(ConfigTest, PostgresDefaults) {
   Config c = ParseConfig(J("{" + kPg + "}"));
   ASSERT_TRUE(c.postgres.has_value());
@@ -573,7 +598,7 @@ TEST(ConfigWalkTest, ConfigFieldsListsEveryFieldOnce) {
        {"listen.resp", "threads", "memory.max_bytes", "log_level", "postgres.primary",
         "postgres.pools.NAME.routing", "namespaces.NAME.ttl_ms", "namespaces.NAME.batch_query",
         "lease.error_holdoff_ms", "shedding.max_clients", "resp.idle_timeout_s",
-        "http.max_pipelined"}) {
+        "http.max_pipelined", "redis.nodes"}) {
     EXPECT_TRUE(paths.contains(path)) << path;
   }
 }

@@ -107,6 +107,8 @@ class MetricsTest : public ::testing::Test {
     s.leases = &leases_;
     s.connected_clients = 3;
     s.replicas = {{"replica0", true, 0.25, 2, 5}, {"odd\"re\\pl", false, 0, 0, 0}};
+    s.tier = true;  // a Redis tier configured, so corral_tier_up has its sample
+    s.tier_up = true;
     s.started_unix = std::time(nullptr) - 90'000;
     s.resp_port = 6390;
     s.io_threads = 2;
@@ -167,7 +169,7 @@ TEST_F(MetricsTest, RendersExactlyTheRegistry) {
     ASSERT_TRUE(e.types.count(name)) << "not rendered: " << name;
     EXPECT_EQ(e.types[name], MetricTypeName(f.type)) << name;
     EXPECT_EQ(e.helps[name], f.help) << name;
-    // With namespaces and replicas declared every family has samples, all with the declared
+    // With namespaces, replicas and a tier declared every family has samples, all with the declared
     // label names in the declared order.
     ASSERT_TRUE(e.label_names.count(name)) << "no samples: " << name;
     EXPECT_EQ(e.label_names[name], std::set<std::vector<std::string>>{SplitLabels(f.labels)})
