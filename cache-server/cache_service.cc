@@ -109,25 +109,41 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
   std::string id(parts->id);
   backend_->Load(ns.index, std::move(id), [this, key, &ns, token](BackendResult r) {
     FinishAdmitted(ns);
-    LoadOutcome outcome = r.kind == LoadResult::Kind::kValue      ? LoadOutcome::kValue
-                          : r.kind == LoadResult::Kind::kNotFound ? LoadOutcome::kNotFound
-                                                                  : LoadOutcome::kError;
-    metrics_.db_loads.Add(ns.index, outcome);
-    if (r.micros > 0) metrics_.db_load_seconds.Observe(static_cast<double>(r.micros) / 1e6);
+    if (r.from_db) {
+      LoadOutcome outcome = r.kind == LoadResult::Kind::kValue      ? LoadOutcome::kValue
+                            : r.kind == LoadResult::Kind::kNotFound ? LoadOutcome::kNotFound
+                                                                    : LoadOutcome::kError;
+      metrics_.db_loads.Add(ns.index, outcome);
+      if (r.micros > 0) metrics_.db_load_seconds.Observe(static_cast<double>(r.micros) / 1e6);
+    }
     if (r.kind == LoadResult::Kind::kError) {
-      LogLoadFailure(ns.config.name, key, r.data);
+      if (r.from_db) LogLoadFailure(ns.config.name, key, r.data);
       holdoff_.Record(key, r.data);
     } else {
       holdoff_.Clear(key);
     }
-    uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
+    lease::FillOptions fill;
+    if (r.fresh_ms) {
+      fill = lease::FillOptions{.ttl_ms = std::max<lease::Millis>(*r.fresh_ms, 1),
+                                .jitter = 0,
+                                .stale_ms = r.stale_ms,
+                                .kind = r.kind == LoadResult::Kind::kValue
+                                            ? lease::EntryKind::kValue
+                                            : lease::EntryKind::kNotFound,
+                                .load_ms = r.load_ms};
+    } else {
+      uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
+      fill = FillFor(ns, r.kind, load_ms);
+    }
+    bool cacheable = r.cacheable;
     LoadResult result{r.kind, std::move(r.data)};
     // The fill happens under the lease's lock, and only if no invalidation voided the lease
     // first: an invalidation either precedes it (nothing is cached) or follows it (and deletes
     // what was cached). Either way no read after the invalidation sees the older row.
     leases_.Complete(key, token, std::move(result), [&](const LoadResult& res) {
       if (res.kind == LoadResult::Kind::kError) return;  // keep any stale value (stale-if-error)
-      store_.Fill(key, res.data, FillFor(ns, res.kind, load_ms));
+      if (!cacheable) return;  // the tier refused the fill: an invalidation came first
+      store_.Fill(key, res.data, fill);
     });
   });
 }
@@ -322,6 +338,8 @@ lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
   if (ns != nullptr) {
     leases_.Void(key);
     holdoff_.Clear(key);
+    // The other nodes drop their copies (L2 and L1); this node keeps what was just written.
+    if (sink_ != nullptr) sink_->Propagate(key, InvalidationSource::kSet, nullptr);
     if (!ttl_ms && !keep_ttl && cond == lease::SetCondition::kAlways) {
       auto meta = store_.Fill(key, value, FillFor(*ns, LoadResult::Kind::kValue, 0));
       return meta ? lease::SetResult::kStored : lease::SetResult::kTooLarge;
@@ -330,13 +348,20 @@ lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
   return store_.Set(key, value, ttl_ms, cond, keep_ttl);
 }
 
-bool CacheService::Invalidate(std::string_view key, InvalidationSource source) {
+bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
+                              std::function<void()> propagated) {
   // Void first, then delete: a load completing in between finds its lease voided and caches
   // nothing; one that completed before has its fill deleted here.
   leases_.Void(key);
   holdoff_.Clear(key);
   metrics_.invalidations.Add(source);
-  return store_.Del(key);
+  bool existed = store_.Del(key);
+  if (sink_ != nullptr && source != InvalidationSource::kTier && FindNamespace(key) != nullptr) {
+    sink_->Propagate(key, source, std::move(propagated));
+  } else if (propagated) {
+    propagated();
+  }
+  return existed;
 }
 
 void CacheService::MarkAllStale() {

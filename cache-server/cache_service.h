@@ -53,6 +53,17 @@ struct BackendResult {
   lease::LoadResult::Kind kind = lease::LoadResult::Kind::kError;
   std::string data;  // the value, or the error text
   int64_t micros = 0;
+  // The Redis tier's answers carry their own lifetime (drawn once per fill and shared by every
+  // node): L1 is filled fresh for exactly `fresh_ms`, then stale for `stale_ms`, with no jitter
+  // of its own. Without them the namespace's TTL is drawn here.
+  std::optional<lease::Millis> fresh_ms;
+  lease::Millis stale_ms = 0;
+  uint32_t load_ms = 0;  // with fresh_ms: how long the original database load took (XFetch)
+  // False: answer the waiters but cache nothing (an invalidation voided the fill in the tier).
+  bool cacheable = true;
+  // False: no database query ran (an L2 hit): not counted in corral_db_loads_total, and an
+  // error does not start this node's own hold-off count (it is the fleet's, already shared).
+  bool from_db = true;
 };
 
 // Where namespace loads go (pg-loader in production, a fake in tests).
@@ -62,6 +73,17 @@ class LoadBackend {
   // Loads `id` with namespace `ns_index`'s query; calls `done` exactly once, on any thread (even
   // before Load returns). Must not block on the database.
   virtual void Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) = 0;
+};
+
+// Where this node's invalidations also go: the Redis tier, which deletes its L2 copy, voids the
+// cluster lease and tells every other node.
+class InvalidationSink {
+ public:
+  virtual ~InvalidationSink() = default;
+  // Calls `done` (if set) once the tier has applied the invalidation, or could not within its
+  // timeout; on any thread, possibly before returning.
+  virtual void Propagate(std::string_view key, InvalidationSource source,
+                         std::function<void()> done) = 0;
 };
 
 class CacheService {
@@ -88,7 +110,13 @@ class CacheService {
                        bool keep_ttl = false);
   // DEL / HTTP DELETE / NOTIFY: voids the key's lease, ends its error hold-off and deletes it;
   // true if an entry existed. `source` labels corral_invalidations_total.
-  bool Invalidate(std::string_view key, InvalidationSource source);
+  // With an InvalidationSink, also propagates it (not for kTier: it came from there), and calls
+  // `propagated` once that is done; without one, calls it at once.
+  bool Invalidate(std::string_view key, InvalidationSource source,
+                  std::function<void()> propagated = nullptr);
+  // Set once, before serving; `sink` must outlive the service.
+  void SetInvalidationSink(InvalidationSink* sink) { sink_ = sink; }
+  bool propagates_invalidations() const { return sink_ != nullptr; }
   // The invalidation listener lost its connection: notifications may have been lost, so every
   // read-through entry is treated as stale from now on and every lease is voided.
   void MarkAllStale();
@@ -174,6 +202,7 @@ class CacheService {
   lease::Random& random_;
   Metrics& metrics_;
   LoadBackend* backend_;
+  InvalidationSink* sink_ = nullptr;
   lease::ErrorHoldoff holdoff_;
   lease::LoadGate pending_gate_;  // shedding.max_pending_loads across all namespaces
   std::unordered_map<std::string, std::unique_ptr<lease::LoadGate>> pool_gates_;  // by pool name

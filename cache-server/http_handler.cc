@@ -186,8 +186,13 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
       return respond(NoContent(req));
     }
     case http::verb::delete_: {
-      state_.cache.Invalidate(key, InvalidationSource::kHttp);
-      return respond(NoContent(req));
+      // With the Redis tier, answered once the tier has it (bounded by redis.timeout_ms).
+      HttpResponse done = NoContent(req);
+      state_.cache.Invalidate(key, InvalidationSource::kHttp,
+                              [respond, done = std::move(done)]() mutable {
+                                respond(std::move(done));
+                              });
+      return;
     }
     default: {
       HttpResponse res = Error(http::status::method_not_allowed, req.version(), req.keep_alive(),

@@ -5,6 +5,7 @@
 #include "cache-server/resp_commands.h"
 
 #include <array>
+#include <atomic>
 #include <mutex>
 
 #include "cache-server/resp_util.h"
@@ -395,13 +396,43 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
   return CommandStatus::kDone;
 }
 
-CommandStatus RespCommands::Del(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
-  int64_t deleted = 0;
-  for (size_t i = 1; i < args.size(); ++i) {
-    deleted += state_.cache.Invalidate(args[i], InvalidationSource::kDel) ? 1 : 0;
+namespace {
+// DEL's reply once every key's invalidation has reached the Redis tier (or timed out there).
+struct DelGather {
+  std::atomic<size_t> remaining;
+  std::atomic<int64_t> deleted{0};
+  std::shared_ptr<AsyncReplyTarget> target;
+  void Done() {
+    if (--remaining != 0) return;
+    std::string reply;
+    AppendInteger(reply, deleted.load());
+    target->DeliverLater(std::move(reply));
   }
-  AppendInteger(out, deleted);
-  return CommandStatus::kDone;
+};
+}  // namespace
+
+CommandStatus RespCommands::Del(RespClient&, Args args, std::string& out,
+                                AsyncReplyTarget& target) {
+  if (!state_.cache.propagates_invalidations()) {
+    int64_t deleted = 0;
+    for (size_t i = 1; i < args.size(); ++i) {
+      deleted += state_.cache.Invalidate(args[i], InvalidationSource::kDel) ? 1 : 0;
+    }
+    AppendInteger(out, deleted);
+    return CommandStatus::kDone;
+  }
+  // With the Redis tier, DEL answers once the other nodes can no longer serve the old value from
+  // L2 and the broadcast to their L1 is out (bounded by redis.timeout_ms).
+  auto gather = std::make_shared<DelGather>();
+  gather->remaining = args.size();  // one per key, plus one while issuing
+  gather->target = target.Self();
+  for (size_t i = 1; i < args.size(); ++i) {
+    bool existed =
+        state_.cache.Invalidate(args[i], InvalidationSource::kDel, [gather] { gather->Done(); });
+    if (existed) ++gather->deleted;
+  }
+  gather->Done();
+  return CommandStatus::kPending;
 }
 
 CommandStatus RespCommands::Exists(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {

@@ -34,11 +34,18 @@ using AnswerKind = ReadAnswer::Kind;
 using LoadKind = lease::LoadResult::Kind;
 using LeaseKind = CacheService::LeaseGetAnswer::Kind;
 
-BackendResult Found(std::string value, int64_t micros = 1000) {
-  return {LoadKind::kValue, std::move(value), micros};
+BackendResult Result(LoadKind kind, std::string data, int64_t micros) {
+  BackendResult r;
+  r.kind = kind;
+  r.data = std::move(data);
+  r.micros = micros;
+  return r;
 }
-BackendResult NotFound() { return {LoadKind::kNotFound, "", 1000}; }
-BackendResult Failed(std::string why) { return {LoadKind::kError, std::move(why), 1000}; }
+BackendResult Found(std::string value, int64_t micros = 1000) {
+  return Result(LoadKind::kValue, std::move(value), micros);
+}
+BackendResult NotFound() { return Result(LoadKind::kNotFound, "", 1000); }
+BackendResult Failed(std::string why) { return Result(LoadKind::kError, std::move(why), 1000); }
 
 // lease::FakeRandom that also counts its draws, and whose values a test may replace between steps.
 class CountingRandom final : public lease::Random {
