@@ -1,6 +1,7 @@
-// corral's Redis client: hiredis 0.14's async API run on a Boost.Asio io_context, with a per-command
-// deadline (hiredis has none), reconnects, AUTH, a fail-fast breaker, and Redis Cluster routing by
-// hash slot (CLUSTER SLOTS, CRC16 of the hash tag, MOVED/ASK). The only code that includes hiredis.
+// corral's Redis client: hiredis 0.14's async API run on a Boost.Asio io_context, with a
+// per-command deadline (hiredis has none), reconnects, AUTH, a fail-fast breaker, and Redis Cluster
+// routing by hash slot (CLUSTER SLOTS, CRC16 of the hash tag, MOVED/ASK). The only code that
+// includes hiredis.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -51,6 +52,19 @@ struct ClientOptions {
   std::chrono::milliseconds reconnect_max{2000};
 };
 
+// What a Client has done since it started, for metrics (each event counted once).
+struct ClientStats {
+  uint64_t commands = 0;         // commands handed to Command()/Eval()
+  uint64_t timeouts = 0;         // ended kTimeout
+  uint64_t down = 0;             // ended kDown (breaker open, or no slot map yet)
+  uint64_t disconnected = 0;     // ended kDisconnected
+  uint64_t disconnects = 0;      // connections lost or dropped (stalled, failed connect)
+  uint64_t reconnects = 0;       // connection attempts after the first one to a node
+  uint64_t redirects_moved = 0;  // MOVED replies followed
+  uint64_t redirects_ask = 0;    // ASK replies followed
+  uint64_t slot_map_loads = 0;   // CLUSTER SLOTS answers applied
+};
+
 // CRC16 (XMODEM) of `key`'s hash tag ("{...}", as Redis Cluster defines it) modulo 16384.
 uint16_t HashSlot(std::string_view key);
 
@@ -76,13 +90,15 @@ class Client {
 
   // EVALSHA of `script` (its SHA1 computed once), falling back to EVAL on NOSCRIPT. `keys` must
   // share one hash slot; the command goes to its owner.
-  void Eval(const std::string& script, std::vector<std::string> keys,
-            std::vector<std::string> args, Callback done);
+  void Eval(const std::string& script, std::vector<std::string> keys, std::vector<std::string> args,
+            Callback done);
 
   // Some node is connected and (cluster) the slot map is known.
   bool up() const;
   // The tier is a Redis Cluster (decided at the first connect under Cluster::kAuto).
   bool cluster() const;
+  // A snapshot of the counters; callable from any thread.
+  ClientStats stats() const;
 
  private:
   struct Impl;
