@@ -460,8 +460,8 @@ Config ParseRoot(const Json& root) {
   if (const Json* shutdown = GetSection("", root, "shutdown", Names({}, ShutdownFields()))) {
     ReadFields("shutdown", *shutdown, config.shutdown, ShutdownFields());
   }
-  if (const Json* redis = GetSection("", root, "redis",
-                                     Names({"nodes", "cluster", "user", "password"}, RedisFields()))) {
+  if (const Json* redis = GetSection(
+          "", root, "redis", Names({"nodes", "cluster", "user", "password"}, RedisFields()))) {
     config.redis = ParseRedis("redis", *redis);
   }
   Check(ValidateServerOptions(config));

@@ -115,9 +115,9 @@ struct Config {
   std::map<std::string, NamespaceConfig> namespaces;
   LeaseConfig lease;
   SheddingConfig shedding;
-  RespConfig resp_options;  // JSON "resp"
-  HttpConfig http_options;  // JSON "http"
-  ShutdownConfig shutdown;  // JSON "shutdown"
+  RespConfig resp_options;           // JSON "resp"
+  HttpConfig http_options;           // JSON "http"
+  ShutdownConfig shutdown;           // JSON "shutdown"
   std::optional<RedisConfig> redis;  // JSON "redis"; absent = no tier
 };
 

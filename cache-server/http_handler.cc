@@ -188,10 +188,9 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
     case http::verb::delete_: {
       // With the Redis tier, answered once the tier has it (bounded by redis.timeout_ms).
       HttpResponse done = NoContent(req);
-      state_.cache.Invalidate(key, InvalidationSource::kHttp,
-                              [respond, done = std::move(done)]() mutable {
-                                respond(std::move(done));
-                              });
+      state_.cache.Invalidate(
+          key, InvalidationSource::kHttp,
+          [respond, done = std::move(done)]() mutable { respond(std::move(done)); });
       return;
     }
     default: {

@@ -15,6 +15,7 @@
 #include "cache-server/pg_backend.h"
 #include "cache-server/resp_commands.h"
 #include "cache-server/server.h"
+#include "cache-server/tier_backend.h"
 #include "lease/clock.h"
 #include "lease/lease_table.h"
 #include "lease/random.h"
@@ -65,7 +66,14 @@ int Serve(const Config& config) {
   Metrics metrics;
   std::unique_ptr<PgBackend> backend;
   if (config.postgres) backend = std::make_unique<PgBackend>(config);
-  CacheService cache(config, store, leases, clock, random, metrics, backend.get());
+  // With a Redis tier the namespaces' loads go through it (L2, cluster-wide leases) to PostgreSQL.
+  std::unique_ptr<TierBackend> tier;
+  if (config.redis && backend) tier = std::make_unique<TierBackend>(config, *backend, metrics);
+  if (config.redis && !backend) {
+    Log(LogLevel::kWarn, "tier_unused", "reason=\"no postgres section: nothing to share\"");
+  }
+  LoadBackend* loads = tier ? static_cast<LoadBackend*>(tier.get()) : backend.get();
+  CacheService cache(config, store, leases, clock, random, metrics, loads);
   ServerState state(config, cache, metrics);
   RespCommands commands(state);
   HttpHandler http_handler(
@@ -73,6 +81,8 @@ int Serve(const Config& config) {
       [&] {
         MetricSources sources = MetricSourcesOf(state);
         if (backend) sources.replicas = backend->ReplicaStatus();
+        sources.tier = tier != nullptr;
+        sources.tier_up = tier && tier->up();
         return RenderPrometheus(sources);
       },
       [&] { return backend == nullptr || backend->Ready(); });
@@ -82,6 +92,7 @@ int Serve(const Config& config) {
   // Lease waiters time out on this tick: wait_timeout_ms is honoured to within 5 ms.
   server.AddTimer(std::chrono::milliseconds(5), [&cache] { cache.Tick(); });
   if (backend) backend->Start(cache, metrics);
+  if (tier) tier->Start(cache);
 
   // SIGTERM/SIGINT: /readyz turns 503, serve on for the drain grace, then stop accepting and
   // finish in-flight requests within the shutdown timeout (SPEC "Running").
@@ -92,6 +103,7 @@ int Serve(const Config& config) {
       "resp_port=" + std::to_string(server.resp_port()) +
           " http_port=" + std::to_string(server.http_port()) + " " + DescribeConfig(config));
   server.Run();
+  if (tier) tier->Stop();
   if (backend) backend->Stop();
   Log(LogLevel::kInfo, "stopped");
   return 0;

@@ -337,9 +337,9 @@ void RenderFamily(std::string& out, const FamilySpec& f, const MetricSources& s)
     case Family::kTierRequests:
       for (size_t op = 0; op < kTierOpCount; ++op) {
         for (size_t r = 0; r < kTierResultCount; ++r) {
-          std::string labels =
-              "op=\"" + std::string(TierOpName(static_cast<TierOp>(op))) + "\",result=\"" +
-              std::string(TierResultName(static_cast<TierResult>(r))) + "\"";
+          std::string labels = "op=\"" + std::string(TierOpName(static_cast<TierOp>(op))) +
+                               "\",result=\"" +
+                               std::string(TierResultName(static_cast<TierResult>(r))) + "\"";
           Sample(out, f.name, labels,
                  static_cast<double>(
                      m.TierRequests(static_cast<TierOp>(op), static_cast<TierResult>(r))));

@@ -297,8 +297,7 @@ class Metrics {
     tier_requests_[static_cast<size_t>(op) * kTierResultCount + static_cast<size_t>(result)].Add();
   }
   uint64_t TierRequests(TierOp op, TierResult result) const {
-    return tier_requests_[static_cast<size_t>(op) * kTierResultCount +
-                          static_cast<size_t>(result)]
+    return tier_requests_[static_cast<size_t>(op) * kTierResultCount + static_cast<size_t>(result)]
         .Value();
   }
   EnumCounter<TierLookup, Family::kTierLookups> tier_lookups;
@@ -330,8 +329,8 @@ struct MetricSources {
   const lease::LeaseTable* leases = nullptr;
   int64_t connected_clients = 0;
   std::vector<ReplicaGauges> replicas;  // empty without PostgreSQL
-  bool tier = false;     // a Redis tier is configured
-  bool tier_up = false;  // and reachable
+  bool tier = false;                    // a Redis tier is configured
+  bool tier_up = false;                 // and reachable
   // For INFO and /v1/stats.
   std::time_t started_unix = 0;
   uint16_t resp_port = 0;

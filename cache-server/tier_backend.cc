@@ -1,0 +1,658 @@
+// The Redis tier's protocol, in Lua scripts that each touch one key's hash slot ("P{K}" for the
+// value hash, "P{K}:lease", "P{K}:error"), so they run on a Redis Cluster unchanged. Every step
+// runs on the tier's one thread; see tier_backend.h for the contract.
+#include "cache-server/tier_backend.h"
+
+#include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cache-server/log.h"
+#include "tier/redis_client.h"
+
+namespace corral::server {
+
+namespace asio = boost::asio;
+using lease::LoadResult;
+using tier::Reply;
+using tier::Result;
+
+namespace tier_keys {
+std::string Value(std::string_view prefix, std::string_view key) {
+  return std::string(prefix) + "{" + std::string(key) + "}";
+}
+std::string Lease(std::string_view prefix, std::string_view key) {
+  return Value(prefix, key) + ":lease";
+}
+std::string Error(std::string_view prefix, std::string_view key) {
+  return Value(prefix, key) + ":error";
+}
+std::string Epoch(std::string_view prefix) { return std::string(prefix) + "epoch"; }
+std::string Node(std::string_view prefix, std::string_view node_id) {
+  return std::string(prefix) + "node:" + std::string(node_id);
+}
+}  // namespace tier_keys
+
+namespace {
+
+// Redis's clock decides every expiry, so the nodes' clocks never have to agree.
+constexpr std::string_view kNow =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n";
+
+// KEYS: value, lease, error. ARGV: owner, lease_ttl_ms, epoch.
+// A fresh value written at this epoch or later: {'hit', value, kind, fresh ms left, stale window
+// ms, load ms}. A held-off error: {'error', text}. Another node's lease: {'wait', owner}. Else the
+// lease is taken for ARGV[1]: {'won'}.
+const std::string kLookup = std::string(kNow) + R"lua(
+local h = redis.call('HMGET', KEYS[1], 'v', 'k', 'f', 's', 'e', 'm')
+if h[2] and tonumber(h[5]) >= tonumber(ARGV[3]) and tonumber(h[3]) > now then
+  return {'hit', h[1], h[2], tostring(tonumber(h[3]) - now),
+          tostring(tonumber(h[4]) - tonumber(h[3])), h[6]}
+end
+local err = redis.call('GET', KEYS[3])
+if err then return {'error', err} end
+local holder = redis.call('GET', KEYS[2])
+if holder then return {'wait', holder} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return {'won'}
+)lua";
+
+// KEYS: value, lease. ARGV: owner, value, kind, fresh_ms, stale_ms, epoch, load_ms, channel, key.
+// The fill is a compare-and-set against the lease: 0 if an invalidation (or a takeover) took it.
+const std::string kFill = std::string(kNow) + R"lua(
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[1])
+local f = now + tonumber(ARGV[4])
+local s = f + tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'k', ARGV[3], 'f', f, 's', s, 'e', ARGV[6], 'm', ARGV[7])
+redis.call('PEXPIREAT', KEYS[1], s + 1000)
+redis.call('PUBLISH', ARGV[8], ARGV[9])
+return 1
+)lua";
+
+// KEYS: lease, error. ARGV: owner, error text, hold-off ms, channel, key. The load failed: the
+// error is held off fleet-wide, and the waiting nodes are woken to read it.
+const std::string kRelease = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+)lua";
+
+// KEYS: value, lease, error. ARGV: channel ('' = no broadcast), message.
+const std::string kInvalidate = R"lua(
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return 1
+)lua";
+
+// KEYS: lease. ARGV: dead owner, new owner, lease_ttl_ms.
+const std::string kTakeover = R"lua(
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+)lua";
+
+// KEYS: epoch. ARGV: channel.
+const std::string kBumpEpoch = R"lua(
+local e = redis.call('INCR', KEYS[1])
+redis.call('PUBLISH', ARGV[1], e)
+return e
+)lua";
+
+constexpr auto kHeartbeat = std::chrono::milliseconds(1000);
+constexpr int64_t kLivenessTtlMs = 3000;  // a node unheard of this long is gone
+constexpr auto kHolderCheck = std::chrono::milliseconds(1000);  // while waiting on another node
+constexpr int kMaxLookups = 16;                                 // per load; then node-local
+
+TierResult ResultOf(const Result& r) {
+  switch (r.status) {
+    case Result::Status::kOk:
+      return r.reply.IsError() ? TierResult::kError : TierResult::kOk;
+    case Result::Status::kTimeout:
+      return TierResult::kTimeout;
+    case Result::Status::kDisconnected:
+    case Result::Status::kDown:
+      break;
+  }
+  return TierResult::kDown;
+}
+
+std::optional<int64_t> ToInt(const std::string& s) {
+  try {
+    size_t used = 0;
+    long long v = std::stoll(s, &used);
+    if (used != s.size()) return std::nullopt;
+    return v;
+  } catch (...) {
+    return std::nullopt;
+  }
+}
+
+std::string RandomNodeId() {
+  std::random_device rd;
+  uint64_t v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+tier::ClientOptions ClientOptionsOf(const RedisConfig& r) {
+  tier::ClientOptions o;
+  o.nodes = r.nodes;
+  o.cluster = r.cluster == "true"    ? tier::ClientOptions::Cluster::kOn
+              : r.cluster == "false" ? tier::ClientOptions::Cluster::kOff
+                                     : tier::ClientOptions::Cluster::kAuto;
+  o.timeout = std::chrono::milliseconds(r.timeout_ms);
+  o.user = r.user;
+  o.password = r.password;
+  return o;
+}
+
+// Rate-limited warnings: one line a second per event name at most.
+void LogTier(const std::string& event, const std::string& fields) {
+  static std::atomic<int64_t> last_ms{0};
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  int64_t last = last_ms.load(std::memory_order_relaxed);
+  if (now - last < 1000 || !last_ms.compare_exchange_strong(last, now)) return;
+  Log(LogLevel::kWarn, event, fields);
+}
+
+}  // namespace
+
+struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
+  // One load of one key through the tier.
+  struct Pending {
+    size_t ns = 0;
+    std::string id;
+    std::string key;
+    std::function<void(BackendResult)> done;
+    std::string owner;   // this load's lease name, "node:n"
+    std::string holder;  // the other node's lease it waits on
+    std::chrono::steady_clock::time_point give_up;
+    std::optional<asio::steady_timer> check;
+    int lookups = 0;
+    bool waited = false;
+    bool finished = false;
+  };
+  using PendingPtr = std::shared_ptr<Pending>;
+
+  Impl(const Config& c, LoadBackend& d, Metrics& m)
+      : config(c),
+        redis(*c.redis),
+        db(d),
+        metrics(m),
+        node_id(RandomNodeId()),
+        filled_channel(redis.prefix + "filled"),
+        invalidated_channel(redis.prefix + "invalidated"),
+        epoch_channel(redis.prefix + "epoch"),
+        heartbeat(io),
+        epoch_retry(io),
+        rng(std::random_device{}()) {
+    for (const auto& [name, ns] : config.namespaces) namespaces.push_back(&ns);
+  }
+
+  const Config& config;
+  const RedisConfig& redis;
+  LoadBackend& db;
+  Metrics& metrics;
+  CacheService* cache = nullptr;
+  const std::string node_id;
+  const std::string filled_channel, invalidated_channel, epoch_channel;
+  std::vector<const NamespaceConfig*> namespaces;  // by CacheService's namespace index
+
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  std::unique_ptr<tier::Client> client;
+  std::unique_ptr<tier::Subscriber> subscriber;
+  asio::steady_timer heartbeat;
+  asio::steady_timer epoch_retry;
+  std::mt19937_64 rng;  // tier thread only
+  uint64_t next_owner = 1;
+
+  std::atomic<bool> subscribed{false};
+  std::atomic<int64_t> epoch{-1};   // the newest epoch this node knows; -1: not read yet
+  std::atomic<bool> missed{false};  // an invalidation missed L2: bump the epoch before reading it
+  bool bumping = false;
+  std::unordered_map<std::string, std::vector<PendingPtr>> waiting;  // by key
+  bool stopped = false;
+
+  // L2 is trusted only with the subscription up (else broadcasts may be missed), the epoch
+  // known, and no invalidation of ours missing from it.
+  bool Usable() const {
+    return client->up() && subscribed.load() && epoch.load() >= 0 && !missed.load();
+  }
+
+  void Eval(TierOp op, const std::string& script, std::vector<std::string> keys,
+            std::vector<std::string> args, std::function<void(const Result&)> then) {
+    client->Eval(script, std::move(keys), std::move(args),
+                 [self = shared_from_this(), op, then = std::move(then)](Result r) {
+                   self->metrics.CountTier(op, ResultOf(r));
+                   if (!r.ok() && r.status == Result::Status::kOk) {
+                     LogTier("tier_script_error", "error=" + LogQuote(r.reply.str));
+                   }
+                   then(r);
+                 });
+  }
+
+  // ---- Loads ----
+
+  void Lookup(const PendingPtr& p) {
+    if (p->finished) return;
+    if (stopped || !Usable() || ++p->lookups > kMaxLookups ||
+        std::chrono::steady_clock::now() >= p->give_up) {
+      return Fallback(p);
+    }
+    const std::string& prefix = redis.prefix;
+    Eval(TierOp::kLookup, kLookup,
+         {tier_keys::Value(prefix, p->key), tier_keys::Lease(prefix, p->key),
+          tier_keys::Error(prefix, p->key)},
+         {p->owner, std::to_string(config.lease.lease_ttl_ms), std::to_string(epoch.load())},
+         [self = shared_from_this(), p](const Result& r) { self->OnLookup(p, r); });
+  }
+
+  void OnLookup(const PendingPtr& p, const Result& r) {
+    if (p->finished) return;
+    if (!r.ok() || r.reply.type != Reply::Type::kArray || r.reply.elements.empty()) {
+      return Fallback(p);
+    }
+    const std::vector<Reply>& e = r.reply.elements;
+    const std::string& what = e[0].str;
+    if (what == "hit" && e.size() == 6) {
+      metrics.tier_lookups.Add(TierLookup::kHit);
+      BackendResult result;
+      result.kind = e[2].str == "n" ? LoadResult::Kind::kNotFound : LoadResult::Kind::kValue;
+      result.data = e[1].str;
+      int64_t fresh_left = ToInt(e[3].str).value_or(0);
+      int64_t stale_window = ToInt(e[4].str).value_or(0);
+      SetLifetime(result, fresh_left, stale_window);
+      result.load_ms = static_cast<uint32_t>(std::max<int64_t>(0, ToInt(e[5].str).value_or(0)));
+      result.from_db = false;
+      return Finish(p, std::move(result));
+    }
+    if (what == "error" && e.size() == 2) {
+      BackendResult result;
+      result.kind = LoadResult::Kind::kError;
+      result.data = e[1].str;
+      result.from_db = false;
+      return Finish(p, std::move(result));
+    }
+    if (what == "won") {
+      metrics.tier_lookups.Add(TierLookup::kWon);
+      return LoadFromDb(p);
+    }
+    if (what == "wait" && e.size() == 2) {
+      if (!p->waited) metrics.tier_lookups.Add(TierLookup::kWaited);
+      p->waited = true;
+      p->holder = e[1].str;
+      return Wait(p);
+    }
+    Fallback(p);
+  }
+
+  // L1 keeps a tier value fresh for what is left of it, at most l1_ttl_ms; the rest of its life
+  // it is stale (served while this node rechecks L2).
+  void SetLifetime(BackendResult& result, int64_t fresh_left, int64_t stale_window) {
+    int64_t fresh = std::clamp<int64_t>(fresh_left, 1, redis.l1_ttl_ms);
+    result.fresh_ms = fresh;
+    result.stale_ms = std::max<int64_t>(0, fresh_left - fresh + stale_window);
+  }
+
+  // Waits for the holder's PUBLISH (Wake), checking every kHolderCheck that the holder lives.
+  void Wait(const PendingPtr& p) {
+    auto now = std::chrono::steady_clock::now();
+    if (now >= p->give_up) return Fallback(p);
+    waiting[p->key].push_back(p);
+    p->check.emplace(io);
+    p->check->expires_after(
+        std::min<std::chrono::steady_clock::duration>(kHolderCheck, p->give_up - now));
+    p->check->async_wait([self = shared_from_this(), p](boost::system::error_code ec) {
+      if (ec || p->finished || !self->Unwait(p)) return;
+      self->CheckHolder(p);
+    });
+  }
+
+  // Takes `p` off the waiting list; false if it was not on it (a wake got there first).
+  bool Unwait(const PendingPtr& p) {
+    auto it = waiting.find(p->key);
+    if (it == waiting.end()) return false;
+    auto& list = it->second;
+    auto pos = std::find(list.begin(), list.end(), p);
+    if (pos == list.end()) return false;
+    list.erase(pos);
+    if (list.empty()) waiting.erase(it);
+    return true;
+  }
+
+  // The holder's node is gone (its liveness key expired): take its lease over at once rather
+  // than wait out lease_ttl_ms.
+  void CheckHolder(const PendingPtr& p) {
+    std::string holder_node = p->holder.substr(0, p->holder.find(':'));
+    std::string node_key = tier_keys::Node(redis.prefix, holder_node);
+    client->Command({"EXISTS", node_key}, node_key, [self = shared_from_this(), p](Result r) {
+      self->metrics.CountTier(TierOp::kLiveness, ResultOf(r));
+      if (p->finished) return;
+      if (!r.ok()) return self->Fallback(p);
+      if (r.reply.integer != 0) return self->Lookup(p);
+      self->Eval(TierOp::kTakeover, kTakeover, {tier_keys::Lease(self->redis.prefix, p->key)},
+                 {p->holder, p->owner, std::to_string(self->config.lease.lease_ttl_ms)},
+                 [self, p](const Result& t) {
+                   if (p->finished) return;
+                   if (!t.ok()) return self->Fallback(p);
+                   if (t.reply.integer == 1) {
+                     self->metrics.tier_leases.Add(TierLease::kTakenOver);
+                     Log(LogLevel::kInfo, "tier_lease_taken_over",
+                         "key=" + LogQuote(p->key) + " holder=" + LogQuote(p->holder));
+                     return self->LoadFromDb(p);
+                   }
+                   self->Lookup(p);
+                 });
+    });
+  }
+
+  void Wake(const std::string& key) {
+    auto it = waiting.find(key);
+    if (it == waiting.end()) return;
+    std::vector<PendingPtr> list = std::move(it->second);
+    waiting.erase(it);
+    for (const PendingPtr& p : list) {
+      if (p->check) p->check->cancel();
+      Lookup(p);
+    }
+  }
+
+  void WakeAll() {
+    std::vector<std::string> keys;
+    for (const auto& [key, list] : waiting) keys.push_back(key);
+    for (const std::string& key : keys) Wake(key);
+  }
+
+  void LoadFromDb(const PendingPtr& p) {
+    db.Load(p->ns, p->id, [self = shared_from_this(), p](BackendResult r) {
+      asio::post(self->io, [self, p, r = std::move(r)]() mutable { self->Store(p, std::move(r)); });
+    });
+  }
+
+  // The lease holder's load finished: fill L2 (compare-and-set) or hold the error off, then wake
+  // the other nodes (the scripts PUBLISH).
+  void Store(const PendingPtr& p, BackendResult r) {
+    if (p->finished) return;
+    const std::string& prefix = redis.prefix;
+    if (r.kind != LoadResult::Kind::kValue && r.kind != LoadResult::Kind::kNotFound) {
+      Eval(
+          TierOp::kRelease, kRelease,
+          {tier_keys::Lease(prefix, p->key), tier_keys::Error(prefix, p->key)},
+          {p->owner, r.data, std::to_string(config.lease.error_holdoff_ms), filled_channel, p->key},
+          [self = shared_from_this(), p, r](const Result& res) mutable {
+            if (res.ok() && res.reply.integer == 1) {
+              self->metrics.tier_leases.Add(TierLease::kReleased);
+            }
+            self->Finish(p, std::move(r));
+          });
+      return;
+    }
+    const NamespaceConfig& ns = *namespaces[p->ns];
+    bool found = r.kind == LoadResult::Kind::kValue;
+    // The jittered TTL is drawn once, here, and travels with the value: every node expires it
+    // at the same moment (SPEC.md rule 3, fleet-wide).
+    double base = static_cast<double>(found ? ns.ttl_ms : ns.negative_ttl_ms);
+    double j = std::clamp(ns.ttl_jitter, 0.0, 1.0);
+    std::uniform_real_distribution<double> draw(1.0 - j, 1.0 + j);
+    int64_t fresh = std::max<int64_t>(1, static_cast<int64_t>(base * draw(rng)));
+    int64_t stale = ns.stale_ms;
+    uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
+    Eval(TierOp::kFill, kFill, {tier_keys::Value(prefix, p->key), tier_keys::Lease(prefix, p->key)},
+         {p->owner, r.data, found ? "v" : "n", std::to_string(fresh), std::to_string(stale),
+          std::to_string(epoch.load()), std::to_string(load_ms), filled_channel, p->key},
+         [self = shared_from_this(), p, r, fresh, stale, load_ms](const Result& res) mutable {
+           if (res.ok() && res.reply.integer == 1) {
+             self->metrics.tier_leases.Add(TierLease::kFilled);
+             self->SetLifetime(r, fresh, stale);
+             r.load_ms = load_ms;
+           } else if (res.ok()) {
+             // An invalidation voided the lease while the query ran: the waiters that asked
+             // before it get the row, nobody caches it (SPEC.md rule 6, fleet-wide).
+             self->metrics.tier_leases.Add(TierLease::kVoided);
+             r.cacheable = false;
+           }
+           // A fill that did not reach Redis: this node caches as it would alone.
+           self->Finish(p, std::move(r));
+         });
+  }
+
+  void Finish(const PendingPtr& p, BackendResult r) {
+    if (p->finished) return;
+    p->finished = true;
+    if (p->check) p->check->cancel();
+    p->done(std::move(r));
+  }
+
+  // Node-local single flight: the node's own lease table still allows one load per key.
+  void Fallback(const PendingPtr& p) {
+    if (p->finished) return;
+    p->finished = true;
+    if (p->check) p->check->cancel();
+    metrics.tier_fallbacks.Add();
+    db.Load(p->ns, p->id, std::move(p->done));
+  }
+
+  // ---- Invalidations ----
+
+  void Propagate(std::string key, InvalidationSource source, std::function<void()> done) {
+    auto finish = [done = std::move(done)] {
+      if (done) done();
+    };
+    if (stopped || !client->up()) {
+      MissedInvalidation(key);
+      return finish();
+    }
+    // Every node hears a NOTIFY itself; DEL, SET and HTTP DELETE are broadcast to the others.
+    std::string channel = source == InvalidationSource::kNotify ? "" : invalidated_channel;
+    const std::string& prefix = redis.prefix;
+    Eval(TierOp::kInvalidate, kInvalidate,
+         {tier_keys::Value(prefix, key), tier_keys::Lease(prefix, key),
+          tier_keys::Error(prefix, key)},
+         {channel, node_id + " " + key},
+         [self = shared_from_this(), key, finish = std::move(finish)](const Result& r) {
+           if (!r.ok()) self->MissedInvalidation(key);
+           self->Wake(key);
+           finish();
+         });
+  }
+
+  // L2 may still hold what this invalidation deleted here, and another node may read it: L2
+  // is not read until a new epoch voids every L2 entry written before it.
+  void MissedInvalidation(const std::string& key) {
+    if (!missed.exchange(true)) {
+      LogTier("tier_invalidation_missed",
+              "key=" + LogQuote(key) + " action=new_epoch_when_the_tier_answers");
+    }
+    BumpEpoch();
+  }
+
+  void BumpEpoch() {
+    if (bumping || stopped) return;
+    bumping = true;
+    Eval(TierOp::kEpoch, kBumpEpoch, {tier_keys::Epoch(redis.prefix)}, {epoch_channel},
+         [self = shared_from_this()](const Result& r) {
+           self->bumping = false;
+           if (r.ok() && r.reply.type == Reply::Type::kInteger) {
+             self->SetEpoch(r.reply.integer);
+             self->missed = false;
+             Log(LogLevel::kInfo, "tier_epoch", "epoch=" + std::to_string(r.reply.integer));
+             return;
+           }
+           if (self->stopped) return;
+           self->epoch_retry.expires_after(std::chrono::milliseconds(250));
+           self->epoch_retry.async_wait([self](boost::system::error_code ec) {
+             if (!ec) self->BumpEpoch();
+           });
+         });
+  }
+
+  // A newer epoch voids L2 entries written before it; L1 copies of them are stale too.
+  void SetEpoch(int64_t e) {
+    int64_t old = epoch.load();
+    if (e <= old) return;
+    epoch = e;
+    if (old >= 0) cache->MarkAllStale();
+  }
+
+  void ReadEpoch() {
+    std::string key = tier_keys::Epoch(redis.prefix);
+    client->Command({"GET", key}, key, [self = shared_from_this()](Result r) {
+      self->metrics.CountTier(TierOp::kEpoch, ResultOf(r));
+      if (!r.ok()) {
+        if (self->stopped) return;
+        self->epoch_retry.expires_after(std::chrono::milliseconds(250));
+        self->epoch_retry.async_wait([self](boost::system::error_code ec) {
+          if (!ec) self->ReadEpoch();
+        });
+        return;
+      }
+      int64_t e = r.reply.type == Reply::Type::kString ? ToInt(r.reply.str).value_or(0) : 0;
+      if (self->epoch.load() < 0) {
+        self->epoch = e;
+        Log(LogLevel::kInfo, "tier_ready",
+            "node=" + self->node_id + " epoch=" + std::to_string(e) +
+                " cluster=" + (self->client->cluster() ? "true" : "false"));
+      } else {
+        self->SetEpoch(e);
+      }
+      self->WakeAll();
+    });
+  }
+
+  void OnMessage(std::string_view channel, std::string_view message) {
+    if (channel == filled_channel) return Wake(std::string(message));
+    if (channel == invalidated_channel) {
+      size_t space = message.find(' ');
+      if (space == std::string_view::npos) return;
+      std::string key(message.substr(space + 1));
+      if (message.substr(0, space) != node_id) cache->Invalidate(key, InvalidationSource::kTier);
+      return Wake(key);
+    }
+    if (channel == epoch_channel) {
+      if (auto e = ToInt(std::string(message))) SetEpoch(*e);
+    }
+  }
+
+  void Heartbeat() {
+    if (stopped) return;
+    std::string key = tier_keys::Node(redis.prefix, node_id);
+    client->Command({"SET", key, "1", "PX", std::to_string(kLivenessTtlMs)}, key,
+                    [self = shared_from_this()](Result r) {
+                      self->metrics.CountTier(TierOp::kLiveness, ResultOf(r));
+                    });
+    heartbeat.expires_after(kHeartbeat);
+    heartbeat.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->Heartbeat();
+    });
+  }
+
+  void Start(CacheService& c) {
+    cache = &c;
+    tier::ClientOptions options = ClientOptionsOf(redis);
+    client = std::make_unique<tier::Client>(io, options);
+    tier::Subscriber::Handlers handlers;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    handlers.message = [weak](std::string_view channel, std::string_view message) {
+      if (auto self = weak.lock()) self->OnMessage(channel, message);
+    };
+    handlers.subscribed = [weak] {
+      auto self = weak.lock();
+      if (!self) return;
+      Log(LogLevel::kInfo, "tier_subscribed", "node=" + self->node_id);
+      self->subscribed = true;
+      // Broadcasts sent while we were not subscribed are lost: what L1 holds is stale.
+      self->cache->MarkAllStale();
+      self->ReadEpoch();
+    };
+    handlers.lost = [weak] {
+      auto self = weak.lock();
+      if (!self) return;
+      LogTier("tier_subscription_lost", "action=mark_all_stale");
+      self->subscribed = false;
+      self->cache->MarkAllStale();
+    };
+    subscriber = std::make_unique<tier::Subscriber>(
+        io, options, std::vector<std::string>{filled_channel, invalidated_channel, epoch_channel},
+        std::move(handlers));
+    work.emplace(io.get_executor());
+    client->Start();
+    subscriber->Start();
+    asio::post(io, [self = shared_from_this()] { self->Heartbeat(); });
+    thread = std::thread([self = shared_from_this()] { self->io.run(); });
+    Log(LogLevel::kInfo, "tier_started", "node=" + node_id);
+  }
+
+  void Stop() {
+    if (!thread.joinable()) return;
+    asio::post(io, [self = shared_from_this()] {
+      self->stopped = true;
+      self->heartbeat.cancel();
+      self->epoch_retry.cancel();
+      std::vector<PendingPtr> all;
+      for (auto& [key, list] : self->waiting) all.insert(all.end(), list.begin(), list.end());
+      self->waiting.clear();
+      for (const PendingPtr& p : all) self->Fallback(p);
+      self->subscriber->Stop();
+      self->client->Stop();
+      self->work.reset();
+    });
+    thread.join();
+  }
+};
+
+TierBackend::TierBackend(const Config& config, LoadBackend& db, Metrics& metrics)
+    : impl_(std::make_shared<Impl>(config, db, metrics)) {}
+
+TierBackend::~TierBackend() { Stop(); }
+
+void TierBackend::Start(CacheService& cache) {
+  cache.SetInvalidationSink(this);
+  impl_->Start(cache);
+}
+
+void TierBackend::Stop() { impl_->Stop(); }
+
+void TierBackend::Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) {
+  auto p = std::make_shared<Impl::Pending>();
+  p->ns = ns_index;
+  p->key = impl_->namespaces.at(ns_index)->name + ":" + id;
+  p->id = std::move(id);
+  p->done = std::move(done);
+  p->give_up = std::chrono::steady_clock::now() +
+               std::chrono::milliseconds(impl_->config.lease.lease_ttl_ms);
+  asio::post(impl_->io, [impl = impl_, p] {
+    p->owner = impl->node_id + ":" + std::to_string(impl->next_owner++);
+    impl->Lookup(p);
+  });
+}
+
+void TierBackend::Propagate(std::string_view key, InvalidationSource source,
+                            std::function<void()> done) {
+  asio::post(impl_->io,
+             [impl = impl_, key = std::string(key), source, done = std::move(done)]() mutable {
+               impl->Propagate(std::move(key), source, std::move(done));
+             });
+}
+
+bool TierBackend::up() const { return impl_->client && impl_->client->up() && impl_->subscribed; }
+
+const std::string& TierBackend::node_id() const { return impl_->node_id; }
+
+}  // namespace corral::server

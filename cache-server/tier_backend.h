@@ -1,0 +1,58 @@
+// The Redis tier (SPEC.md "Scale-out"): several corral nodes share one Redis or Redis Cluster as
+// their second tier (L2) and as the holder of cluster-wide leases, so one key costs one database
+// query across the fleet. Wraps the node's database backend; the node's own store is L1.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "cache-server/cache_service.h"
+#include "cache-server/config.h"
+#include "cache-server/metrics.h"
+#include "lease/random.h"
+
+namespace corral::server {
+
+// A LoadBackend in front of `db`: an L1 miss asks L2 (one Eval: a fresh L2 value, or the cluster
+// lease, or "another node holds it"); the lease holder loads from `db` and fills L2 with a
+// compare-and-set against its lease, then wakes the other nodes by PUBLISH; a waiting node reads
+// L2 when woken. Invalidations of this node go to L2 and, broadcast, to every node's L1. A dead,
+// slow or partitioned Redis never holds a request past redis.timeout_ms: the node falls back to
+// `db` directly (node-local single flight) and returns to the tier when Redis answers again.
+class TierBackend final : public LoadBackend, public InvalidationSink {
+ public:
+  // `config.redis` must be set. Everything must outlive the backend.
+  TierBackend(const Config& config, LoadBackend& db, Metrics& metrics);
+  ~TierBackend() override;
+
+  // Starts the tier's thread, its connections and the subscription; invalidations broadcast by
+  // other nodes are applied to `cache`, which also gets this backend as its sink.
+  void Start(CacheService& cache);
+  void Stop();
+
+  void Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) override;
+  void Propagate(std::string_view key, InvalidationSource source,
+                 std::function<void()> done) override;
+
+  bool up() const;  // corral_tier_up
+  const std::string& node_id() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+// The Lua scripts and key names the tier uses, for tests that look inside Redis.
+namespace tier_keys {
+std::string Value(std::string_view prefix, std::string_view key);  // a hash: v k f s e m
+std::string Lease(std::string_view prefix, std::string_view key);
+std::string Error(std::string_view prefix, std::string_view key);
+std::string Epoch(std::string_view prefix);
+std::string Node(std::string_view prefix, std::string_view node_id);
+}  // namespace tier_keys
+
+}  // namespace corral::server

@@ -1,0 +1,482 @@
+// Several corral nodes sharing a Redis tier (SPEC.md "Scale-out"), against the real PostgreSQL,
+// a real redis-server and the Redis Cluster that deploy/run-tests.sh starts: one query per key
+// across the fleet (counted with pg_stat_statements), invalidations that reach every node, and a
+// Redis that dies under a herd.
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/pg_support.h"
+#include "tests/integration/server_process.h"
+
+extern char** environ;
+
+namespace corral::integration {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A port nobody listens on right now (the kernel's choice for port 0).
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  uint16_t port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+bool Pings(uint16_t port) {
+  timeval tv{0, 200000};
+  RedisContext c(redisConnectWithTimeout("127.0.0.1", port, tv));
+  if (!c || c->err) return false;
+  auto* reply = static_cast<redisReply*>(redisCommand(c.get(), "PING"));
+  bool ok = reply != nullptr && reply->type == REDIS_REPLY_STATUS;
+  if (reply != nullptr) freeReplyObject(reply);
+  return ok;
+}
+
+template <class Pred>
+bool WaitFor(Millis timeout, Pred pred) {
+  auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(Millis(20));
+  }
+  return pred();
+}
+
+// A redis-server of the test's own, for the tests that kill it.
+class RedisServer {
+ public:
+  explicit RedisServer(uint16_t port) : port_(port) {}
+  ~RedisServer() { Kill(); }
+  bool Start() {
+    dir_ = (std::filesystem::temp_directory_path() / ("corral-tier-redis-" + std::to_string(port_)))
+               .string();
+    std::filesystem::create_directories(dir_);
+    std::vector<std::string> args = {"redis-server",
+                                     "--port",
+                                     std::to_string(port_),
+                                     "--bind",
+                                     "127.0.0.1",
+                                     "--save",
+                                     "",
+                                     "--appendonly",
+                                     "no",
+                                     "--dir",
+                                     dir_};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (posix_spawnp(&pid_, "redis-server", nullptr, nullptr, argv.data(), environ) != 0) {
+      pid_ = -1;
+      return false;
+    }
+    return WaitFor(Millis(10000), [&] { return Pings(port_); });
+  }
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  uint16_t port_;
+  pid_t pid_ = -1;
+  std::string dir_;
+};
+
+std::string Nodes(const std::vector<std::string>& nodes) {
+  std::string json = "[";
+  for (size_t i = 0; i < nodes.size(); ++i) json += (i ? ",\"" : "\"") + nodes[i] + "\"";
+  return json + "]";
+}
+
+std::vector<std::string> ClusterNodes() {
+  std::vector<std::string> nodes;
+  const char* v = std::getenv("CORRAL_TEST_REDIS_CLUSTER_NODES");
+  if (v == nullptr) return nodes;
+  std::string s = v;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    if (comma > start) nodes.push_back(s.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return nodes;
+}
+
+class TierPgTest : public PgTest {
+ protected:
+  void SetUp() override {
+    PgTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    // Thousands of herd connections from this one process.
+    rlimit lim{};
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+      lim.rlim_cur = std::min<rlim_t>(lim.rlim_max, 65536);
+      setrlimit(RLIMIT_NOFILE, &lim);
+    }
+    static int run = 0;
+    // Every test's keys and channels apart from any other's in the shared Redis.
+    prefix_ = "t" + std::to_string(getpid()) + "_" + std::to_string(++run) + ":";
+  }
+
+  // The shared Redis of deploy/run-tests.sh.
+  std::vector<std::string> SharedRedis() {
+    const char* v = std::getenv("CORRAL_TEST_REDIS_PORT");
+    if (v == nullptr) return {};
+    return {"127.0.0.1:" + std::string(v)};
+  }
+
+  // `n` corral nodes sharing the tier at `redis_nodes`, each ready to use it.
+  std::vector<std::unique_ptr<ServerProcess>> StartNodes(
+      int n, const std::string& namespaces, const std::vector<std::string>& redis_nodes,
+      const std::string& extra = "") {
+    std::vector<std::unique_ptr<ServerProcess>> nodes;
+    std::string redis = "\"redis\": {\"nodes\": " + Nodes(redis_nodes) + ", \"prefix\": \"" +
+                        prefix_ + "\", \"timeout_ms\": 200}";
+    for (int i = 0; i < n; ++i) {
+      auto node = StartCorral(namespaces, redis + (extra.empty() ? "" : ", " + extra));
+      if (node == nullptr) return {};
+      if (!node->WaitForStderr("event=tier_ready", Millis(15000))) {
+        ADD_FAILURE() << "node " << i << " never used the tier:\n" << node->Stderr();
+        return {};
+      }
+      nodes.push_back(std::move(node));
+    }
+    return nodes;
+  }
+
+  double SumMetric(const std::vector<std::unique_ptr<ServerProcess>>& nodes,
+                   const std::string& sample) {
+    double sum = 0;
+    for (const auto& n : nodes) sum += Metric(n->http_port(), sample);
+    return sum;
+  }
+
+  // `per_node` clients of `key` on each node, all sent at once; every reply is checked against
+  // `want`.
+  std::vector<HerdReply> Herd(const std::vector<std::unique_ptr<ServerProcess>>& nodes,
+                              const std::string& key, int per_node, const std::string& want) {
+    std::vector<std::vector<HerdReply>> per(nodes.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      threads.emplace_back([&, i] {
+        std::vector<std::vector<std::string>> commands(per_node, {"GET", key});
+        per[i] = RespHerd(nodes[i]->resp_port(), commands);
+      });
+    }
+    for (auto& t : threads) t.join();
+    std::vector<HerdReply> all;
+    for (auto& p : per) all.insert(all.end(), p.begin(), p.end());
+    size_t wrong = 0;
+    for (const HerdReply& r : all) wrong += RespValue(r.reply) == want ? 0 : 1;
+    EXPECT_EQ(wrong, 0u) << "first reply: " << (all.empty() ? "" : all[0].reply);
+    return all;
+  }
+
+  std::string prefix_;
+};
+
+// The herd of the issue: one cold key, a 200 ms query, 1000 clients on each of three nodes.
+TEST_F(TierPgTest, ThreeNodesOneColdKeyCostOneQuery) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty()) << "CORRAL_TEST_REDIS_PORT unset: run through deploy/run-tests.sh";
+  auto nodes = StartNodes(
+      3,
+      R"({"tk": {"query": "SELECT name AS tier_one_key FROM users, pg_sleep(0.2) WHERE id = $1::bigint"}})",
+      redis);
+  ASSERT_EQ(nodes.size(), 3u);
+  pg_.ResetStatements();
+  auto replies = Herd(nodes, "tk:42", 1000, "user 42");
+  int64_t queries = pg_.Calls("tier_one_key");
+  ReportHerd("tier: 3 nodes x 1000 clients, one cold key, 200 ms query", replies, queries);
+  EXPECT_EQ(queries, 1) << "one query across the fleet";
+  EXPECT_EQ(SumMetric(nodes, "corral_tier_lookups_total{result=\"won\"}"), 1);
+  EXPECT_EQ(SumMetric(nodes, "corral_tier_leases_total{outcome=\"filled\"}"), 1);
+  EXPECT_EQ(SumMetric(nodes, "corral_tier_fallbacks_total"), 0);
+}
+
+TEST_F(TierPgTest, ColdKeysSpreadOverThreeNodesCostOneQueryEach) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes = StartNodes(
+      3,
+      R"({"tm": {"query": "SELECT name AS tier_many_keys FROM users, pg_sleep(0.05) WHERE id = $1::bigint"}})",
+      redis);
+  ASSERT_EQ(nodes.size(), 3u);
+  pg_.ResetStatements();
+  // 200 keys x 10 clients: 4 per key on the first node, 3 on each other.
+  std::vector<std::thread> threads;
+  std::vector<std::vector<HerdReply>> per(3);
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back(
+        [&, i] { per[i] = ManyKeysHerd(nodes[i]->resp_port(), "tm", 1000, 200, i == 0 ? 4 : 3); });
+  }
+  for (auto& t : threads) t.join();
+  int64_t queries = pg_.Calls("tier_many_keys");
+  std::vector<HerdReply> all;
+  for (auto& p : per) all.insert(all.end(), p.begin(), p.end());
+  ReportHerd("tier: 3 nodes, 200 cold keys x 10 clients", all, queries);
+  EXPECT_LE(queries, 200);
+  EXPECT_GE(queries, 200) << "every key was cold";
+}
+
+// DEL through one node while the others read and fill: once the DEL is answered, no node serves
+// the value it deleted (the readers check every read sent after the acknowledgement).
+TEST_F(TierPgTest, DelOnOneNodeReachesEveryNodeBeforeItIsAnswered) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes = StartNodes(
+      3,
+      R"({"tv": {"query": "SELECT version::text AS tier_race FROM users WHERE id = $1::bigint"}})",
+      redis);
+  ASSERT_EQ(nodes.size(), 3u);
+  const int id = 7001;
+  const std::string key = "tv:" + std::to_string(id);
+  int rounds = 150;
+  if (const char* r = std::getenv("CORRAL_TIER_RACE_ROUNDS")) rounds = std::max(1, std::atoi(r));
+
+  struct Read {
+    Clock::time_point sent;
+    int64_t version;
+  };
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<Read> reads;
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    uint16_t port = nodes[r == 0 ? 0 : 2]->resp_port();
+    readers.emplace_back([&, port] {
+      RedisContext c(redisConnect("127.0.0.1", port));
+      ASSERT_TRUE(c && !c->err);
+      std::vector<Read> mine;
+      while (!stop) {
+        Clock::time_point sent = Clock::now();
+        auto* reply = static_cast<redisReply*>(redisCommand(c.get(), "GET %s", key.c_str()));
+        if (reply == nullptr) break;
+        if (reply->type == REDIS_REPLY_STRING) {
+          mine.push_back({sent, std::atoll(reply->str)});
+        }
+        freeReplyObject(reply);
+      }
+      std::lock_guard lock(mu);
+      reads.insert(reads.end(), mine.begin(), mine.end());
+    });
+  }
+  struct Ack {
+    Clock::time_point at;
+    int64_t version;
+  };
+  std::vector<Ack> acks;
+  RedisContext del(redisConnect("127.0.0.1", nodes[1]->resp_port()));
+  ASSERT_TRUE(del && !del->err);
+  for (int i = 0; i < rounds; ++i) {
+    int64_t v = std::atoll(
+        PgCluster::Sql(pg_.primary, "UPDATE users SET version = version + 1 WHERE id = " +
+                                        std::to_string(id) + " RETURNING version")
+            .c_str());
+    // Replica lag is issue 13's: here the row is on every replica before the DEL.
+    ASSERT_TRUE(pg_.WaitReplayed());
+    auto* reply = static_cast<redisReply*>(redisCommand(del.get(), "DEL %s", key.c_str()));
+    ASSERT_NE(reply, nullptr);
+    freeReplyObject(reply);
+    acks.push_back({Clock::now(), v});
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  size_t checked = 0, old = 0;
+  for (const Read& r : reads) {
+    // The newest DEL acknowledged before this read was sent.
+    int64_t floor = 0;
+    for (const Ack& a : acks) {
+      if (a.at <= r.sent) floor = a.version;
+    }
+    if (floor == 0) continue;
+    ++checked;
+    if (r.version < floor) ++old;
+  }
+  std::printf(
+      "[figures] tier race: %d DELs on node 1, %zu reads on nodes 0 and 2 checked, %zu old\n",
+      rounds, checked, old);
+  EXPECT_GT(checked, static_cast<size_t>(rounds));
+  EXPECT_EQ(old, 0u) << "a node served a value older than an acknowledged DEL";
+}
+
+// Redis dies while a herd waits on the tier: every request is answered within its wait bound by
+// node-local single flight (at most one query per key per node), and once Redis is back the
+// fleet is at one query per key again.
+TEST_F(TierPgTest, RedisKilledMidHerdFallsBackThenReturns) {
+  RedisServer redis(FreePort());
+  ASSERT_TRUE(redis.Start());
+  auto nodes = StartNodes(
+      3,
+      R"({"tk": {"query": "SELECT name AS tier_redis_dies FROM users, pg_sleep(0.3) WHERE id = $1::bigint"}})",
+      {"127.0.0.1:" + std::to_string(redis.port())}, R"("lease": {"wait_timeout_ms": 3000})");
+  ASSERT_EQ(nodes.size(), 3u);
+  pg_.ResetStatements();
+  const int keys = 20;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<HerdReply>> per(3);
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back(
+        [&, i] { per[i] = ManyKeysHerd(nodes[i]->resp_port(), "tk", 2000, keys, 10); });
+  }
+  // Kill it while the loads are in flight.
+  EXPECT_TRUE(WaitFor(Millis(5000), [&] { return SumMetric(nodes, "corral_leases") >= 1; }));
+  redis.Kill();
+  for (auto& t : threads) t.join();
+  std::vector<HerdReply> all;
+  for (auto& p : per) all.insert(all.end(), p.begin(), p.end());
+  int64_t queries = pg_.Calls("tier_redis_dies");
+  ReportHerd("tier: Redis killed mid-herd, 3 nodes x 20 keys x 10 clients", all, queries);
+  EXPECT_LE(queries, 3 * keys) << "at most one query per key per node";
+  for (const HerdReply& r : all) {
+    EXPECT_GE(r.ms, 0) << "unanswered";
+    EXPECT_LE(r.ms, 3000 + 300 + 1000) << "past the wait bound plus one load";
+  }
+  // Back: the nodes reconnect and resubscribe, and a cold key costs one query again.
+  RedisServer again(redis.port());
+  ASSERT_TRUE(again.Start());
+  EXPECT_TRUE(WaitFor(Millis(15000), [&] { return SumMetric(nodes, "corral_tier_up") == 3; }));
+  for (auto& n : nodes) EXPECT_TRUE(n->WaitForStderr("event=tier_ready", Millis(5000)));
+  pg_.ResetStatements();
+  // The epoch read after resubscribing can take a moment: a key loaded meanwhile falls back.
+  EXPECT_TRUE(WaitFor(Millis(10000), [&] {
+    double before = SumMetric(nodes, "corral_tier_fallbacks_total");
+    auto replies = Herd(nodes, "tk:3001", 10, "user 3001");
+    return SumMetric(nodes, "corral_tier_fallbacks_total") == before;
+  }));
+  pg_.ResetStatements();
+  Herd(nodes, "tk:3002", 50, "user 3002");
+  EXPECT_EQ(pg_.Calls("tier_redis_dies"), 1) << "one query per key again";
+}
+
+// A hot key read on all three nodes across several expiries: one refresh per TTL fleet-wide,
+// and readers never wait on it.
+TEST_F(TierPgTest, HotKeyIsRefreshedOncePerTtlFleetWide) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes = StartNodes(
+      3,
+      R"({"th": {"query": "SELECT name AS tier_hot FROM users, pg_sleep(0.02) WHERE id = $1::bigint", "ttl_ms": 1000, "ttl_jitter": 0.1, "stale_ms": 10000}})",
+      redis);
+  ASSERT_EQ(nodes.size(), 3u);
+  Herd(nodes, "th:11", 1, "user 11");  // warm
+  pg_.ResetStatements();
+  auto start = Clock::now();
+  std::vector<std::thread> readers;
+  std::atomic<size_t> slow{0}, reads{0}, wrong{0};
+  for (int i = 0; i < 3; ++i) {
+    readers.emplace_back([&, i] {
+      RedisContext c(redisConnect("127.0.0.1", nodes[i]->resp_port()));
+      ASSERT_TRUE(c && !c->err);
+      while (Clock::now() - start < Millis(4000)) {
+        auto t0 = Clock::now();
+        auto* reply = static_cast<redisReply*>(redisCommand(c.get(), "GET th:11"));
+        if (reply == nullptr) break;
+        if (reply->type != REDIS_REPLY_STRING || std::string(reply->str) != "user 11") ++wrong;
+        freeReplyObject(reply);
+        ++reads;
+        if (Clock::now() - t0 > Millis(15)) ++slow;  // a wait on the 20 ms load would show
+      }
+    });
+  }
+  for (auto& t : readers) t.join();
+  int64_t refreshes = pg_.Calls("tier_hot");
+  std::printf("[figures] tier hot key: 4 s, 3 nodes, %zu reads, %lld refreshes, %zu slow\n",
+              reads.load(), static_cast<long long>(refreshes), slow.load());
+  EXPECT_EQ(wrong.load(), 0u);
+  // 4 s of a TTL drawn from [900, 1100] ms: at most 5 expiries.
+  EXPECT_LE(refreshes, 5);
+  EXPECT_GE(refreshes, 3) << "the key was refreshed";
+  EXPECT_EQ(SumMetric(nodes, "corral_requests_total{proto=\"resp\",result=\"waited\"}"), 0);
+}
+
+// The holder of a cluster lease dies mid-load: another node takes the lease over once the dead
+// node's liveness key expires, well before lease_ttl_ms.
+TEST_F(TierPgTest, DeadHoldersLeaseIsTakenOver) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  const std::string ns =
+      R"({"td": {"query": "SELECT name AS tier_dead FROM users, pg_sleep(2) WHERE id = $1::bigint"}})";
+  const std::string extra = R"("lease": {"wait_timeout_ms": 15000, "lease_ttl_ms": 30000})";
+  auto nodes = StartNodes(2, ns, redis, extra);
+  ASSERT_EQ(nodes.size(), 2u);
+  RedisContext a(redisConnect("127.0.0.1", nodes[0]->resp_port()));
+  ASSERT_TRUE(a && !a->err);
+  redisAppendCommand(a.get(), "GET td:21");
+  int done = 0;
+  redisBufferWrite(a.get(), &done);
+  ASSERT_TRUE(WaitFor(Millis(5000), [&] {
+    return Metric(nodes[0]->http_port(), "corral_tier_lookups_total{result=\"won\"}") == 1;
+  }));
+  nodes[0]->Kill();
+  auto t0 = Clock::now();
+  auto replies = RespHerd(nodes[1]->resp_port(), {{"GET", "td:21"}}, Millis(20000));
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  std::printf("[figures] tier takeover: answered %.0f ms after the holder died (lease_ttl 30 s)\n",
+              ms);
+  EXPECT_EQ(RespValue(replies[0].reply), "user 21");
+  EXPECT_LT(ms, 10000) << "taken over on liveness, not after lease_ttl_ms";
+  EXPECT_EQ(Metric(nodes[1]->http_port(), "corral_tier_leases_total{outcome=\"taken_over\"}"), 1);
+}
+
+TEST_F(TierPgTest, RedisClusterThreeNodesOneColdKeyCostOneQuery) {
+  std::vector<std::string> cluster = ClusterNodes();
+  if (cluster.empty()) {
+    if (std::getenv("CI") != nullptr) FAIL() << "CORRAL_TEST_REDIS_CLUSTER_NODES unset";
+    GTEST_SKIP() << "no Redis Cluster (run through deploy/run-tests.sh)";
+  }
+  auto nodes = StartNodes(
+      3,
+      R"({"tc": {"query": "SELECT name AS tier_cluster FROM users, pg_sleep(0.2) WHERE id = $1::bigint"}})",
+      cluster);
+  ASSERT_EQ(nodes.size(), 3u);
+  for (auto& n : nodes) EXPECT_TRUE(n->WaitForStderr("cluster=true", Millis(1000)));
+  pg_.ResetStatements();
+  auto replies = Herd(nodes, "tc:43", 1000, "user 43");
+  int64_t queries = pg_.Calls("tier_cluster");
+  ReportHerd("tier: Redis Cluster, 3 nodes x 1000 clients, one cold key, 200 ms query", replies,
+             queries);
+  EXPECT_EQ(queries, 1);
+  // And many keys, spread over every master's slots.
+  pg_.ResetStatements();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] { ManyKeysHerd(nodes[i]->resp_port(), "tc", 5000, 100, 3); });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(pg_.Calls("tier_cluster"), 100);
+}
+
+}  // namespace
+}  // namespace corral::integration
