@@ -73,8 +73,9 @@ node_log() { echo "${CLUSTER_DIR}/$1/redis.log"; }
 node_pid_file() { echo "${CLUSTER_DIR}/$1/redis.pid"; }
 
 check_node() {
-  [[ $1 =~ ^[0-9]+$ ]] && (($1 >= BASE_PORT && $1 < BASE_PORT + NODE_COUNT)) ||
+  if [[ ! $1 =~ ^[0-9]+$ ]] || (($1 < BASE_PORT || $1 >= BASE_PORT + NODE_COUNT)); then
     corral_die "no node on port '$1' (the nodes listen on ${BASE_PORT}..$((BASE_PORT + 5)))"
+  fi
 }
 
 # ---- Talking to nodes ----------------------------------------------------------------------------
@@ -100,15 +101,33 @@ server_gone() { ! server_pid "$1" >/dev/null; }
 
 answers_ping() { [[ $(cli "$1" ping 2>/dev/null) == PONG ]]; }
 
+# info PORT SECTION: INFO SECTION's text (CLUSTER INFO for section cluster).
+info() {
+  if [[ $2 == cluster ]]; then
+    cli "$1" cluster info 2>/dev/null
+  else
+    cli "$1" info "$2" 2>/dev/null
+  fi
+}
+
+# field NAME: the value of "NAME:value" in the INFO text on stdin (in bash alone: the status and
+# the waits call it often).
+field() {
+  local line
+  while IFS= read -r line; do
+    line=${line%$'\r'}
+    if [[ ${line} == "$1:"* ]]; then
+      echo "${line#*:}"
+      return 0
+    fi
+  done
+}
+
 # info_field PORT SECTION FIELD: one field of INFO SECTION (or CLUSTER INFO for section cluster).
 info_field() {
   local out
-  if [[ $2 == cluster ]]; then
-    out=$(cli "$1" cluster info 2>/dev/null) || return 1
-  else
-    out=$(cli "$1" info "$2" 2>/dev/null) || return 1
-  fi
-  sed -n "s/^$3:\([^\r]*\)\r\{0,1\}$/\1/p" <<<"${out}"
+  out=$(info "$1" "$2") || return 1
+  field "$3" <<<"${out}"
 }
 
 # Prints "PORT ROLE MASTER_PORT" per node (MASTER_PORT "-" for a master), as the node on any
@@ -137,13 +156,15 @@ cluster_roles() {
 # Every node runs, sees all six nodes and every slot served, and says cluster_state:ok; every
 # replica's link to its master is up.
 cluster_whole() {
-  local port
+  local port cluster replication
   for port in $(node_ports); do
-    [[ $(info_field "${port}" cluster cluster_state) == ok ]] || return 1
-    [[ $(info_field "${port}" cluster cluster_known_nodes) == "${NODE_COUNT}" ]] || return 1
-    [[ $(info_field "${port}" cluster cluster_slots_ok) == 16384 ]] || return 1
-    if [[ $(info_field "${port}" replication role) == slave ]]; then
-      [[ $(info_field "${port}" replication master_link_status) == up ]] || return 1
+    cluster=$(info "${port}" cluster) || return 1
+    [[ $(field cluster_state <<<"${cluster}") == ok ]] || return 1
+    [[ $(field cluster_known_nodes <<<"${cluster}") == "${NODE_COUNT}" ]] || return 1
+    [[ $(field cluster_slots_ok <<<"${cluster}") == 16384 ]] || return 1
+    replication=$(info "${port}" replication) || return 1
+    if [[ $(field role <<<"${replication}") == slave ]]; then
+      [[ $(field master_link_status <<<"${replication}") == up ]] || return 1
     fi
   done
   # Three masters, each with one replica.
@@ -308,29 +329,35 @@ cmd_stop() {
   corral_log "stopped the redis cluster and removed ${CLUSTER_DIR}"
 }
 
-# Prints one line per node; exits 0 only if the cluster is whole.
+# Prints one line per node; exits 0 only if the cluster is whole (as cluster_whole, from one look
+# at each node).
 cmd_status() {
-  local port pid state roles role detail
+  local port pid roles role cluster replication detail whole=1
   [[ -f ${MARKER} ]] || {
     echo "no redis cluster in ${CLUSTER_DIR}"
     return 3
   }
   roles=$(cluster_roles 2>/dev/null) || roles=""
+  [[ $(awk '$2 == "master"' <<<"${roles}" | wc -l) == 3 ]] || whole=0
   for port in $(node_ports); do
-    detail=""
-    if pid=$(server_pid "${port}") && answers_ping "${port}"; then
-      state="running  pid ${pid}"
+    if pid=$(server_pid "${port}") && cluster=$(info "${port}" cluster) &&
+      replication=$(info "${port}" replication); then
       role=$(awk -v p="${port}" '$1 == p { print $2 ($3 == "-" ? "" : " of " $3) }' <<<"${roles}")
-      detail="${role:-unknown role}, cluster_state $(info_field "${port}" cluster cluster_state)"
-      if [[ $(info_field "${port}" replication role) == slave ]]; then
-        detail+=", link $(info_field "${port}" replication master_link_status)"
+      detail="${role:-unknown role}, cluster_state $(field cluster_state <<<"${cluster}")"
+      [[ $(field cluster_state <<<"${cluster}") == ok &&
+        $(field cluster_known_nodes <<<"${cluster}") == "${NODE_COUNT}" &&
+        $(field cluster_slots_ok <<<"${cluster}") == 16384 ]] || whole=0
+      if [[ $(field role <<<"${replication}") == slave ]]; then
+        detail+=", link $(field master_link_status <<<"${replication}")"
+        [[ $(field master_link_status <<<"${replication}") == up ]] || whole=0
       fi
+      printf 'redis     port %-5s running  pid %-7s %s\n' "${port}" "${pid}" "${detail}"
     else
-      state="stopped"
+      whole=0
+      printf 'redis     port %-5s stopped\n' "${port}"
     fi
-    printf 'redis     port %-5s %-16s %s\n' "${port}" "${state}" "${detail}"
   done
-  cluster_whole || return 3
+  ((whole)) || return 3
 }
 
 cmd_failover() {
