@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # corral's test command: installs dependencies, builds, starts a local PostgreSQL primary with two
-# replicas, a PgBouncer in front of each replica and a Redis on free ports, runs every test with
-# ctest, and stops the servers again.
+# replicas, a PgBouncer in front of each replica, a Redis and a Redis Cluster (3 masters, 3
+# replicas) on free ports, runs every test with ctest, and stops the servers again.
 #
 # After the plain build and ctest, the checks from outside (issue 11), each a phase of its own:
 # the whole suite built with ASan+UBSan (leak detection on), the suites where threads meet built
@@ -81,11 +81,13 @@ cleanup() {
     if ((status != 0)); then
       show_server_logs
     fi
-    phase "stop PostgreSQL and Redis"
+    phase "stop PostgreSQL, Redis and the Redis Cluster"
     # The bouncers first: they live in the cluster's directory, which pg-local.sh stop deletes.
     CORRAL_PG_DIR=${WORK_DIR}/pg "${DEPLOY_DIR}/pgbouncer-local.sh" stop || true
     CORRAL_PG_DIR=${WORK_DIR}/pg "${DEPLOY_DIR}/pg-local.sh" stop || true
     CORRAL_REDIS_DIR=${WORK_DIR}/redis "${DEPLOY_DIR}/redis-local.sh" stop || true
+    CORRAL_REDIS_CLUSTER_DIR=${WORK_DIR}/redis-cluster "${DEPLOY_DIR}/redis-cluster-local.sh" stop ||
+      true
     rm -rf "${WORK_DIR}"
   fi
   end_phase
@@ -115,7 +117,7 @@ cleanup() {
 show_server_logs() {
   local log
   for log in "${WORK_DIR}"/pg/*/postgres.log "${WORK_DIR}"/pg/bouncer/*/pgbouncer.log \
-    "${WORK_DIR}"/redis/redis.log; do
+    "${WORK_DIR}"/redis/redis.log "${WORK_DIR}"/redis-cluster/*/redis.log; do
     if [[ -f ${log} ]]; then
       echo "--- last lines of ${log}"
       tail -n 15 "${log}"
@@ -164,18 +166,31 @@ CORRAL_REDIS_PORT=$(corral_free_port)
 export CORRAL_REDIS_DIR CORRAL_REDIS_PORT
 "${DEPLOY_DIR}/redis-local.sh" start >/dev/null
 
+phase "start Redis Cluster (3 masters, 3 replicas)"
+CORRAL_REDIS_CLUSTER_DIR=${WORK_DIR}/redis-cluster
+CORRAL_REDIS_CLUSTER_PORT=$(corral_free_port_range 12) # 6 client ports, then 6 bus ports
+export CORRAL_REDIS_CLUSTER_DIR CORRAL_REDIS_CLUSTER_PORT
+eval "$("${DEPLOY_DIR}/redis-cluster-local.sh" start)" # start prints what env prints
+"${DEPLOY_DIR}/redis-cluster-local.sh" status
+
 # The contract with the tests: where the servers are, and how to stop and start PostgreSQL nodes
-# ("$CORRAL_TEST_PG_LOCAL stop-node replica1"; it finds the cluster through CORRAL_PG_DIR).
+# ("$CORRAL_TEST_PG_LOCAL stop-node replica1"; it finds the cluster through CORRAL_PG_DIR), and
+# the same for the Redis Cluster ("$CORRAL_TEST_REDIS_CLUSTER_LOCAL failover PORT"; through
+# CORRAL_REDIS_CLUSTER_DIR). CORRAL_TEST_REDIS_CLUSTER_NODES: host:port,..., the masters first.
 export CORRAL_TEST_PG_PRIMARY=${CORRAL_PG_PRIMARY}
 export CORRAL_TEST_PG_REPLICAS=${CORRAL_PG_REPLICAS}
 export CORRAL_TEST_PG_LOCAL=${DEPLOY_DIR}/pg-local.sh
 export CORRAL_TEST_PG_BOUNCER_REPLICAS=${CORRAL_PG_BOUNCER_REPLICAS}
 export CORRAL_TEST_REDIS_PORT=${CORRAL_REDIS_PORT}
+export CORRAL_TEST_REDIS_CLUSTER_NODES=${CORRAL_REDIS_CLUSTER_NODES}
+export CORRAL_TEST_REDIS_CLUSTER_LOCAL=${DEPLOY_DIR}/redis-cluster-local.sh
 printf 'CORRAL_TEST_PG_PRIMARY=%s\nCORRAL_TEST_PG_REPLICAS=%s\nCORRAL_TEST_PG_LOCAL=%s\n' \
   "${CORRAL_TEST_PG_PRIMARY}" "${CORRAL_TEST_PG_REPLICAS}" "${CORRAL_TEST_PG_LOCAL}"
 printf 'CORRAL_PG_DIR=%s\nCORRAL_PG_PORT=%s\nCORRAL_TEST_REDIS_PORT=%s\n' \
   "${CORRAL_PG_DIR}" "${CORRAL_PG_PORT}" "${CORRAL_TEST_REDIS_PORT}"
 printf 'CORRAL_TEST_PG_BOUNCER_REPLICAS=%s\n' "${CORRAL_TEST_PG_BOUNCER_REPLICAS}"
+printf 'CORRAL_TEST_REDIS_CLUSTER_NODES=%s\nCORRAL_REDIS_CLUSTER_DIR=%s\n' \
+  "${CORRAL_TEST_REDIS_CLUSTER_NODES}" "${CORRAL_REDIS_CLUSTER_DIR}"
 
 phase "ctest" 600
 ctest --test-dir "${BUILD_DIR}" --output-on-failure -j 2 --timeout "${TEST_TIMEOUT}" "$@" ||

@@ -131,16 +131,21 @@ void TargetRun::DrawProgress(bool final) {
 }
 
 std::string TargetRun::FlushAll(TimePoint deadline) {
-  control_conn_ = loop_.AddConnection(config_.endpoint);
-  conn_client_.push_back(-1);
-  control_done_ = false;
-  control_error_.clear();
-  buf_.clear();
-  EncodeCommand({"FLUSHALL"}, buf_);
-  loop_.Send(control_conn_, buf_, MakeTag(kTagControl, 0, 0));
-  if (!loop_.Run([&] { return control_done_; }, deadline)) control_error_ = "FLUSHALL timed out";
-  loop_.Close(control_conn_);
-  return control_error_;
+  for (const Endpoint& endpoint : config_.endpoints) {
+    control_conn_ = loop_.AddConnection(endpoint);
+    conn_client_.resize(control_conn_ + 1, -1);
+    control_done_ = false;
+    control_error_.clear();
+    buf_.clear();
+    EncodeCommand({"FLUSHALL"}, buf_);
+    loop_.Send(control_conn_, buf_, MakeTag(kTagControl, 0, 0));
+    if (!loop_.Run([&] { return control_done_; }, deadline)) control_error_ = "FLUSHALL timed out";
+    loop_.Close(control_conn_);
+    if (!control_error_.empty()) {
+      return endpoint.host + ":" + std::to_string(endpoint.port) + ": " + control_error_;
+    }
+  }
+  return "";
 }
 
 int TargetRun::OpenClients(int n, TimePoint deadline, std::string* error) {
@@ -148,7 +153,8 @@ int TargetRun::OpenClients(int n, TimePoint deadline, std::string* error) {
   int target = connected_ + n;
   for (int i = 0; i < n; ++i) {
     Client c;
-    c.conn = loop_.AddConnection(config_.endpoint);
+    // Round-robin over the nodes by client index, so every node gets its share of each herd.
+    c.conn = loop_.AddConnection(config_.endpoints[(first + i) % config_.endpoints.size()]);
     conn_client_.resize(c.conn + 1, -1);
     conn_client_[c.conn] = first + i;
     clients_.push_back(c);
@@ -160,9 +166,12 @@ int TargetRun::OpenClients(int n, TimePoint deadline, std::string* error) {
   bool settled = loop_.Run([&] { return connected_ + failed() >= target; }, deadline);
   if (!settled || failed() > 0) {
     *error = "only " + std::to_string(n - (target - connected_)) + " of " + std::to_string(n) +
-             " connections to " + config_.endpoint.host + ":" +
-             std::to_string(config_.endpoint.port) + " opened" +
-             (connect_error_.empty() ? "" : " (" + connect_error_ + ")");
+             " connections to " + config_.endpoints.front().host + ":" +
+             std::to_string(config_.endpoints.front().port) +
+             (config_.endpoints.size() > 1
+                  ? " (and " + std::to_string(config_.endpoints.size() - 1) + " more nodes)"
+                  : "") +
+             " opened" + (connect_error_.empty() ? "" : " (" + connect_error_ + ")");
     return -1;
   }
   return first;
@@ -441,7 +450,7 @@ void TargetRun::OnTimer(uint64_t tag) {
 int TargetRun::WriterFor(int key) {
   if (writers_.empty()) {
     for (int i = 0; i < kWriters; ++i) {
-      writers_.push_back(loop_.AddConnection(config_.endpoint));
+      writers_.push_back(loop_.AddConnection(config_.endpoints.front()));
       conn_client_.resize(writers_.back() + 1, -1);
     }
   }

@@ -26,7 +26,9 @@ bool ParseTarget(std::string_view name, TargetKind& out);
 
 struct TargetConfig {
   TargetKind kind = TargetKind::kCorral;
-  Endpoint endpoint;
+  // Client i connects to endpoints[i % size] (several corral nodes); FLUSHALL goes to each, the
+  // cache-aside writers to the first. Never empty.
+  std::vector<Endpoint> endpoints;
   size_t statement = 0;       // DbPool statement for cache-aside loads
   int64_t ttl_ms = 5000;      // PX of cache-aside SETs
   int64_t lock_px_ms = 5000;  // redis-lock: PX of the lock

@@ -99,6 +99,7 @@ Options ParseOptions(int argc, char** argv) {
   Options o;
   std::string scenario = "all", targets = "corral,redis-naive,redis-lock";
   std::string corral = "127.0.0.1:6380", redis = "127.0.0.1:6379", replicas;
+  int nodes = 0;
 
   po::options_description desc(
       "corral-herd: thundering-herd scenarios against corral, redis-naive and redis-lock, with\n"
@@ -109,7 +110,14 @@ Options ParseOptions(int argc, char** argv) {
     ("scenario", po::value(&scenario)->default_value(scenario),
      "cold|keys|expiry-storm|vicious-cycle|hit|all, or a comma-separated list")
     ("targets", po::value(&targets)->default_value(targets), "comma-separated targets")
-    ("corral", po::value(&corral)->default_value(corral), "corral-server RESP address")
+    ("corral", po::value(&corral)->default_value(corral),
+     "corral-server RESP address, or several comma-separated (one per corral node): the clients "
+     "are spread round-robin over them")
+    ("nodes", po::value(&nodes)->default_value(nodes),
+     "use the first N addresses of --corral (0: all of them)")
+    ("shared-tier", po::bool_switch(&o.shared_tier),
+     "the corral nodes share a Redis tier: --self-test then allows one query per key in all, "
+     "not one per key per node")
     ("redis", po::value(&redis)->default_value(redis), "redis-server address")
     ("pg-primary", po::value(&o.pg_primary), "primary conninfo (required)")
     ("pg-replicas", po::value(&replicas),
@@ -210,7 +218,20 @@ Options ParseOptions(int argc, char** argv) {
     o.targets.push_back(kind);
   }
   if (o.targets.empty()) Die("no targets");
-  if (!ParseEndpoint(corral, o.corral)) Die("--corral: expected IPv4:port, got '" + corral + "'");
+  for (const auto& address : Split(corral, ',')) {
+    Endpoint endpoint;
+    if (!ParseEndpoint(address, endpoint)) {
+      Die("--corral: expected IPv4:port[,IPv4:port...], got '" + address + "'");
+    }
+    o.corral.push_back(endpoint);
+  }
+  if (o.corral.empty()) Die("--corral: no address");
+  if (nodes < 0) Die("--nodes must be >= 0");
+  if (static_cast<size_t>(nodes) > o.corral.size()) {
+    Die("--nodes " + std::to_string(nodes) + ", but --corral lists " +
+        std::to_string(o.corral.size()) + " address(es)");
+  }
+  if (nodes > 0) o.corral.resize(static_cast<size_t>(nodes));
   if (!ParseEndpoint(redis, o.redis)) Die("--redis: expected IPv4:port, got '" + redis + "'");
   if (o.pg_primary.empty()) Die("--pg-primary is required");
   o.pg_replicas = Split(replicas, ';');

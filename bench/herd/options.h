@@ -34,7 +34,11 @@ struct SteadyTraffic {
 struct Options {
   std::vector<std::string> scenarios;
   std::vector<TargetKind> targets;
-  Endpoint corral;
+  // The corral nodes (--corral, cut to --nodes): clients are spread round-robin over them.
+  std::vector<Endpoint> corral;
+  // --shared-tier: the corral nodes share a Redis tier, so one key costs one query fleet-wide (the
+  // self-test's bound); without it a key may cost one query per node. A label: herd cannot tell.
+  bool shared_tier = false;
   Endpoint redis;
   std::string pg_primary;
   std::vector<std::string> pg_replicas;

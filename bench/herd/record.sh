@@ -3,10 +3,20 @@
 # redis-lock in one invocation, on a throwaway local PostgreSQL (primary + 2 streaming replicas),
 # Redis and corral-server that this script starts and stops.
 #
-# Usage: bench/herd/record.sh [OUT_DIR]   (default: a new directory under /tmp)
-# Writes OUT_DIR/results.json, results.csv, one SVG per scenario, corral.json (corral's config for
-# the run) and herd.txt (the printed table). Environment: CORRAL_BUILD_DIR (default build).
-# Takes about 15 minutes; needs what deploy/install-deps.sh installs.
+# Usage: bench/herd/record.sh [--nodes N] [--redis-tier HOST:PORT[,...]|cluster]
+#                              [--scenario LIST] [--targets LIST] [OUT_DIR]
+# (OUT_DIR default: a new directory under /tmp.) Writes OUT_DIR/results.json, results.csv, one SVG
+# per scenario, corral.json (corral's config for the run) and herd.txt (the printed table).
+# Environment: CORRAL_BUILD_DIR (default build). Takes about 15 minutes with every scenario; needs
+# what deploy/install-deps.sh installs.
+#
+# Several nodes (issue 14): --nodes N starts N corral-servers with the same config on their own
+# free ports (OUT_DIR/corral.json is node 1's; node i's differs only in its listen ports) and
+# spreads corral-herd's clients over them. Without --redis-tier each node is its own cache (a cold
+# key may cost one query per node). --redis-tier gives every node's config a "redis" section with
+# those nodes (cluster: a local 3-master Redis Cluster, deploy/redis-cluster-local.sh) and tells
+# corral-herd the nodes share a tier; it needs a corral-server with the "redis" setting.
+# --scenario and --targets are passed to corral-herd (default: all, and all three targets).
 #
 # Scenario parameters, and why:
 # - cold, keys: the namespace `herd` sleeps 200 ms per query, so that a herd has time to pile up.
@@ -30,8 +40,11 @@ BUILD_DIR=${CORRAL_BUILD_DIR:-build}
 [[ ${BUILD_DIR} == /* ]] || BUILD_DIR=${ROOT_DIR}/${BUILD_DIR}
 SERVER_BIN=${BUILD_DIR}/cache-server/corral-server
 HERD_BIN=${BUILD_DIR}/bench/corral-herd
-OUT_DIR=${1:-$(mktemp -d /tmp/corral-record.XXXXXX)}
-[[ ${OUT_DIR} == /* ]] || OUT_DIR=${PWD}/${OUT_DIR}
+NODES=1
+REDIS_TIER=""
+SCENARIOS=all
+TARGETS=corral,redis-naive,redis-lock
+OUT_DIR=""
 
 # shellcheck disable=SC2016  # $1 is the queries' parameter, not the shell's
 HERD_QUERY='SELECT name FROM users, pg_sleep(0.2) WHERE id = $1::bigint'
@@ -42,18 +55,79 @@ CYCLE_QUERY="SELECT name FROM users, pg_sleep(current_setting('herd.delay_s', tr
 
 WORK_DIR=""
 REDIS_STARTED=0
+CLUSTER_STARTED=0
+SERVER_PIDS=()
 
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   if [[ -n ${WORK_DIR} ]]; then
-    corral_server_stop
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do
+      CORRAL_SERVER_PID=${pid}
+      corral_server_stop
+    done
     if ((REDIS_STARTED)); then "${DEPLOY_DIR}/redis-local.sh" stop >/dev/null || true; fi
+    if ((CLUSTER_STARTED)); then
+      "${DEPLOY_DIR}/redis-cluster-local.sh" stop >/dev/null || true
+    fi
     "${DEPLOY_DIR}/pg-local.sh" stop >/dev/null || true
     rm -rf "${WORK_DIR}"
   fi
   exit "${status}"
+}
+
+usage() {
+  echo "usage: ${0##*/} [--nodes N] [--redis-tier HOST:PORT[,...]|cluster] [--scenario LIST]" \
+    "[--targets LIST] [OUT_DIR]" >&2
+  exit 2
+}
+
+parse_args() {
+  while (($# > 0)); do
+    case "$1" in
+      --nodes)
+        (($# >= 2)) || usage
+        if [[ ! $2 =~ ^[1-9][0-9]*$ ]] || (($2 > 16)); then
+          corral_die "--nodes: expected 1..16, got '$2'"
+        fi
+        NODES=$2
+        shift 2
+        ;;
+      --redis-tier)
+        (($# >= 2)) || usage
+        [[ $2 == cluster || $2 =~ ^[^,:]+:[0-9]+(,[^,:]+:[0-9]+)*$ ]] ||
+          corral_die "--redis-tier: expected HOST:PORT[,HOST:PORT...] or cluster, got '$2'"
+        REDIS_TIER=$2
+        shift 2
+        ;;
+      --scenario | --targets)
+        (($# >= 2)) || usage
+        if [[ $1 == --scenario ]]; then SCENARIOS=$2; else TARGETS=$2; fi
+        shift 2
+        ;;
+      -h | --help) usage ;;
+      -*) corral_die "unknown option '$1'" ;;
+      *)
+        [[ -z ${OUT_DIR} ]] || usage
+        OUT_DIR=$1
+        shift
+        ;;
+    esac
+  done
+  OUT_DIR=${OUT_DIR:-$(mktemp -d /tmp/corral-record.XXXXXX)}
+  [[ ${OUT_DIR} == /* ]] || OUT_DIR=${PWD}/${OUT_DIR}
+}
+
+# The "redis" section of corral's config for --redis-tier (with its trailing comma), or nothing.
+redis_section() {
+  [[ -n ${REDIS_TIER} ]] || return 0
+  local nodes="" node
+  for node in ${REDIS_TIER//,/ }; do
+    nodes+=${nodes:+, }\"${node}\"
+  done
+  printf '  "redis": { "nodes": [%s], "prefix": "herd:" },\n' "${nodes}"
 }
 
 # JSON string literal of $1 (the queries hold quotes).
@@ -77,12 +151,14 @@ write_config() {
     "cycle": { "query": $(json_string "${CYCLE_QUERY}"), "ttl_ms": 10000,
                "max_inflight_loads": 32 }
   },
+$(redis_section)
   "shedding": { "max_clients": 20000 }
 }
 EOF
 }
 
 main() {
+  parse_args "$@"
   trap cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -105,15 +181,31 @@ main() {
   "${DEPLOY_DIR}/redis-local.sh" start >/dev/null
   REDIS_STARTED=1
 
-  RESP_PORT=$(corral_free_port)
-  HTTP_PORT=$(corral_free_port)
-  write_config "${OUT_DIR}/corral.json"
-  corral_server_start "${SERVER_BIN}" "${OUT_DIR}/corral.json" "${WORK_DIR}/corral.log"
+  if [[ ${REDIS_TIER} == cluster ]]; then
+    CORRAL_REDIS_CLUSTER_DIR=${WORK_DIR}/redis-cluster
+    export CORRAL_REDIS_CLUSTER_DIR
+    CLUSTER_STARTED=1
+    eval "$("${DEPLOY_DIR}/redis-cluster-local.sh" start)"
+    REDIS_TIER=${CORRAL_REDIS_CLUSTER_NODES}
+  fi
+
+  # N nodes, the same config but for their ports; node 1's is OUT_DIR/corral.json.
+  local node config corral_nodes=""
+  for ((node = 1; node <= NODES; node++)); do
+    RESP_PORT=$(corral_free_port)
+    HTTP_PORT=$(corral_free_port)
+    config=${OUT_DIR}/corral.json
+    ((node == 1)) || config=${WORK_DIR}/corral-${node}.json
+    write_config "${config}"
+    corral_server_start "${SERVER_BIN}" "${config}" "${WORK_DIR}/corral-${node}.log"
+    SERVER_PIDS+=("${CORRAL_SERVER_PID}")
+    corral_nodes+=${corral_nodes:+,}127.0.0.1:${RESP_PORT}
+  done
 
   # shellcheck disable=SC2054  # the commas are in one argument
   local args=(
-    --scenario all --targets corral,redis-naive,redis-lock
-    --corral "127.0.0.1:${RESP_PORT}" --redis "127.0.0.1:${CORRAL_REDIS_PORT}"
+    --scenario "${SCENARIOS}" --targets "${TARGETS}"
+    --corral "${corral_nodes}" --redis "127.0.0.1:${CORRAL_REDIS_PORT}"
     --pg-primary "${CORRAL_PG_PRIMARY}" --pg-replicas "${CORRAL_PG_REPLICAS}"
     --db-connections 512
     --namespace herd --query "${HERD_QUERY}" --ttl-ms 60000 --clients 10000 --keys 200 --clients-per-key 10
@@ -125,6 +217,7 @@ main() {
     --vc-warm 20 --vc-slow 5 --vc-recover 25
     --out "${OUT_DIR}"
   )
+  [[ -z ${REDIS_TIER} ]] || args+=(--shared-tier)
   {
     printf '$ corral-herd'
     printf ' %q' "${args[@]}"

@@ -233,6 +233,12 @@ nlohmann::ordered_json TrafficJson(const SteadyTraffic& t) {
   return j;
 }
 
+// The table's target column: "corral x3" for three nodes, "corral x3+L2" when they share a tier.
+std::string TargetLabel(const RunResult& r) {
+  if (r.nodes <= 1 && !r.shared_tier) return r.target;
+  return r.target + " x" + std::to_string(r.nodes) + (r.shared_tier ? "+L2" : "");
+}
+
 }  // namespace
 
 std::string DescribeScenario(const Options& o, const std::string& scenario) {
@@ -280,9 +286,9 @@ void PrintTable(const Options& o, const std::vector<RunResult>& runs, std::ostre
       std::snprintf(
           line, sizeof line,
           "%-12s %3d %9lld %7lld %6lld %10lld %11.0f %7d %9.2f %9.2f %9.2f %9.2f %10.1f\n",
-          r.target.c_str(), r.round, (long long)r.requests, (long long)r.errors, (long long)r.wrong,
-          (long long)r.db_queries, r.peak_db_qps, r.peak_db_active, r.p50_ms, r.p99_ms, r.p999_ms,
-          r.max_ms, r.goodput);
+          TargetLabel(r).c_str(), r.round, (long long)r.requests, (long long)r.errors,
+          (long long)r.wrong, (long long)r.db_queries, r.peak_db_qps, r.peak_db_active, r.p50_ms,
+          r.p99_ms, r.p999_ms, r.max_ms, r.goodput);
       out << line;
     }
     for (const auto& r : runs) {
@@ -295,7 +301,7 @@ void PrintTable(const Options& o, const std::vector<RunResult>& runs, std::ostre
                   "\"";
       }
       if (!r.note.empty()) detail += " note: " + r.note;
-      out << "  " << r.target << " r" << r.round << ": keys " << r.key_range << "; " << detail
+      out << "  " << TargetLabel(r) << " r" << r.round << ": keys " << r.key_range << "; " << detail
           << "\n";
     }
   }
@@ -428,7 +434,11 @@ std::string WriteOutputs(const Options& o, const std::vector<RunResult>& runs,
   std::vector<std::string> targets;
   for (TargetKind t : o.targets) targets.push_back(TargetName(t));
   opts["targets"] = targets;
-  opts["corral"] = o.corral.host + ":" + std::to_string(o.corral.port);
+  std::vector<std::string> corral;
+  for (const Endpoint& e : o.corral) corral.push_back(e.host + ":" + std::to_string(e.port));
+  opts["corral"] = corral.front();  // the first node, as before several nodes were possible
+  opts["corral_nodes"] = corral;
+  opts["shared_tier"] = o.shared_tier;
   opts["redis"] = o.redis.host + ":" + std::to_string(o.redis.port);
   opts["namespace"] = o.ns;
   opts["query"] = o.query;
@@ -455,6 +465,8 @@ std::string WriteOutputs(const Options& o, const std::vector<RunResult>& runs,
     j["scenario"] = r.scenario;
     j["target"] = r.target;
     j["round"] = r.round;
+    j["nodes"] = r.nodes;
+    j["shared_tier"] = r.shared_tier;
     j["keys"] = r.key_range;
     j["requests"] = r.requests;
     j["answers"] = r.answers;
@@ -498,7 +510,7 @@ std::string WriteOutputs(const Options& o, const std::vector<RunResult>& runs,
     std::ofstream f(dir + "/results.csv");
     f << "scenario,target,round,requests,answers,errors,timeouts,busy,other_errors,wrong,"
          "attempts,db_queries,fill_db_queries,peak_db_qps,peak_db_running,p50_ms,p99_ms,"
-         "p999_ms,max_ms,duration_s,goodput,client_stall_ms,extra,note\n";
+         "p999_ms,max_ms,duration_s,goodput,client_stall_ms,extra,note,nodes,shared_tier\n";
     for (const auto& r : runs) {
       f << r.scenario << ',' << r.target << ',' << r.round << ',' << r.requests << ',' << r.answers
         << ',' << r.errors << ',' << r.timeouts << ',' << r.busy << ',' << r.other_errors << ','
@@ -507,7 +519,8 @@ std::string WriteOutputs(const Options& o, const std::vector<RunResult>& runs,
         << Num(r.peak_db_qps, 1) << ',' << r.peak_db_active << ',' << Num(r.p50_ms, 3) << ','
         << Num(r.p99_ms, 3) << ',' << Num(r.p999_ms, 3) << ',' << Num(r.max_ms, 3) << ','
         << Num(r.duration_s, 3) << ',' << Num(r.goodput, 1) << ',' << Num(r.client_stall_ms, 1)
-        << ',' << CsvField(Extras(r)) << ',' << CsvField(r.note) << "\n";
+        << ',' << CsvField(Extras(r)) << ',' << CsvField(r.note) << ',' << r.nodes << ','
+        << (r.shared_tier ? 1 : 0) << "\n";
     }
     if (!f) return dir + "/results.csv: write failed";
   }

@@ -184,13 +184,17 @@ RunResult Bench::RunOne(const std::string& scenario, TargetKind target, int roun
   r.scenario = scenario;
   r.target = TargetName(target);
   r.round = round;
+  if (target == TargetKind::kCorral) {
+    r.nodes = static_cast<int>(o_.corral.size());
+    r.shared_tier = o_.shared_tier;
+  }
   return r;
 }
 
 TargetConfig Bench::ConfigFor(TargetKind target, size_t statement) const {
   TargetConfig c;
   c.kind = target;
-  c.endpoint = target == TargetKind::kCorral ? o_.corral : o_.redis;
+  c.endpoints = target == TargetKind::kCorral ? o_.corral : std::vector<Endpoint>{o_.redis};
   c.statement = statement;
   c.ttl_ms = statement == kHerdStatement ? o_.ttl_ms : Traffic(statement).ttl_ms;
   c.lock_px_ms = o_.lock_px_ms;

@@ -79,7 +79,9 @@ struct RunResult {
   std::string scenario;
   std::string target;
   int round = 0;
-  std::string key_range;  // first and last key, for the record
+  int nodes = 1;             // corral nodes the clients were spread over (1 for the Redis targets)
+  bool shared_tier = false;  // --shared-tier: those nodes share a Redis tier
+  std::string key_range;     // first and last key, for the record
 
   int64_t requests = 0;
   int64_t answers = 0;  // values and not-found
