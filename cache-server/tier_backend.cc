@@ -36,9 +36,7 @@ std::string Error(std::string_view prefix, std::string_view key) {
   return Value(prefix, key) + ":error";
 }
 std::string Epoch(std::string_view prefix) { return std::string(prefix) + "epoch"; }
-std::string Node(std::string_view prefix, std::string_view node_id) {
-  return std::string(prefix) + "node:" + std::string(node_id);
-}
+std::string Nodes(std::string_view prefix) { return std::string(prefix) + "{nodes}"; }
 }  // namespace tier_keys
 
 namespace {
@@ -101,6 +99,23 @@ const std::string kTakeover = R"lua(
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
+)lua";
+
+// KEYS: nodes (a sorted set: node id -> its last heartbeat, Redis time). ARGV: node id,
+// liveness ms. Marks this node alive, forgets nodes unheard of for the liveness time, and
+// returns the live ones.
+const std::string kHeartbeatScript = std::string(kNow) + R"lua(
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+)lua";
+
+// KEYS: nodes. ARGV: node id, liveness ms. 1 if the node was heard of within the liveness time.
+const std::string kAlive = std::string(kNow) + R"lua(
+local seen = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if seen and tonumber(seen) > now - tonumber(ARGV[2]) then return 1 end
+return 0
 )lua";
 
 // KEYS: epoch. ARGV: channel.
@@ -197,6 +212,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
         node_id(RandomNodeId()),
         filled_channel(redis.prefix + "filled"),
         invalidated_channel(redis.prefix + "invalidated"),
+        ack_channel(redis.prefix + "ack:" + node_id),
         epoch_channel(redis.prefix + "epoch"),
         heartbeat(io),
         epoch_retry(io),
@@ -210,7 +226,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   Metrics& metrics;
   CacheService* cache = nullptr;
   const std::string node_id;
-  const std::string filled_channel, invalidated_channel, epoch_channel;
+  const std::string filled_channel, invalidated_channel, ack_channel, epoch_channel;
   std::vector<const NamespaceConfig*> namespaces;  // by CacheService's namespace index
 
   asio::io_context io;
@@ -228,6 +244,16 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   std::atomic<bool> missed{false};  // an invalidation missed L2: bump the epoch before reading it
   bool bumping = false;
   std::unordered_map<std::string, std::vector<PendingPtr>> waiting;  // by key
+  // The other nodes alive at the last heartbeat: whose acknowledgement a broadcast waits for.
+  std::vector<std::string> live_nodes;
+  // Broadcast invalidations of this node not yet acknowledged by every live node.
+  struct Broadcast {
+    std::vector<std::string> unacked;
+    std::function<void()> done;
+    std::optional<asio::steady_timer> timer;
+  };
+  std::unordered_map<uint64_t, std::shared_ptr<Broadcast>> broadcasts;  // by sequence number
+  uint64_t next_broadcast = 1;
   bool stopped = false;
 
   // L2 is trusted only with the subscription up (else broadcasts may be missed), the epoch
@@ -341,26 +367,26 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   // than wait out lease_ttl_ms.
   void CheckHolder(const PendingPtr& p) {
     std::string holder_node = p->holder.substr(0, p->holder.find(':'));
-    std::string node_key = tier_keys::Node(redis.prefix, holder_node);
-    client->Command({"EXISTS", node_key}, node_key, [self = shared_from_this(), p](Result r) {
-      self->metrics.CountTier(TierOp::kLiveness, ResultOf(r));
-      if (p->finished) return;
-      if (!r.ok()) return self->Fallback(p);
-      if (r.reply.integer != 0) return self->Lookup(p);
-      self->Eval(TierOp::kTakeover, kTakeover, {tier_keys::Lease(self->redis.prefix, p->key)},
-                 {p->holder, p->owner, std::to_string(self->config.lease.lease_ttl_ms)},
-                 [self, p](const Result& t) {
-                   if (p->finished) return;
-                   if (!t.ok()) return self->Fallback(p);
-                   if (t.reply.integer == 1) {
-                     self->metrics.tier_leases.Add(TierLease::kTakenOver);
-                     Log(LogLevel::kInfo, "tier_lease_taken_over",
-                         "key=" + LogQuote(p->key) + " holder=" + LogQuote(p->holder));
-                     return self->LoadFromDb(p);
-                   }
-                   self->Lookup(p);
-                 });
-    });
+    Eval(TierOp::kLiveness, kAlive, {tier_keys::Nodes(redis.prefix)},
+         {holder_node, std::to_string(kLivenessTtlMs)},
+         [self = shared_from_this(), p](const Result& r) {
+           if (p->finished) return;
+           if (!r.ok()) return self->Fallback(p);
+           if (r.reply.integer != 0) return self->Lookup(p);
+           self->Eval(TierOp::kTakeover, kTakeover, {tier_keys::Lease(self->redis.prefix, p->key)},
+                      {p->holder, p->owner, std::to_string(self->config.lease.lease_ttl_ms)},
+                      [self, p](const Result& t) {
+                        if (p->finished) return;
+                        if (!t.ok()) return self->Fallback(p);
+                        if (t.reply.integer == 1) {
+                          self->metrics.tier_leases.Add(TierLease::kTakenOver);
+                          Log(LogLevel::kInfo, "tier_lease_taken_over",
+                              "key=" + LogQuote(p->key) + " holder=" + LogQuote(p->holder));
+                          return self->LoadFromDb(p);
+                        }
+                        self->Lookup(p);
+                      });
+         });
   }
 
   void Wake(const std::string& key) {
@@ -459,18 +485,64 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       MissedInvalidation(key);
       return finish();
     }
-    // Every node hears a NOTIFY itself; DEL, SET and HTTP DELETE are broadcast to the others.
-    std::string channel = source == InvalidationSource::kNotify ? "" : invalidated_channel;
+    // Every node hears a NOTIFY itself; DEL, SET and HTTP DELETE are broadcast to the others,
+    // and answered once every live node has applied it to its L1 (or redis.timeout_ms passed):
+    // a read sent to any node after the answer cannot get the old value.
+    bool broadcast = source != InvalidationSource::kNotify;
+    uint64_t seq = broadcast ? next_broadcast++ : 0;
+    std::string channel = broadcast ? invalidated_channel : "";
     const std::string& prefix = redis.prefix;
-    Eval(TierOp::kInvalidate, kInvalidate,
-         {tier_keys::Value(prefix, key), tier_keys::Lease(prefix, key),
-          tier_keys::Error(prefix, key)},
-         {channel, node_id + " " + key},
-         [self = shared_from_this(), key, finish = std::move(finish)](const Result& r) {
-           if (!r.ok()) self->MissedInvalidation(key);
-           self->Wake(key);
-           finish();
-         });
+    Eval(
+        TierOp::kInvalidate, kInvalidate,
+        {tier_keys::Value(prefix, key), tier_keys::Lease(prefix, key),
+         tier_keys::Error(prefix, key)},
+        {channel, node_id + " " + std::to_string(seq) + " " + key},
+        [self = shared_from_this(), key, seq, finish = std::move(finish)](const Result& r) mutable {
+          self->Wake(key);
+          if (!r.ok()) {
+            self->MissedInvalidation(key);
+            return finish();
+          }
+          if (seq == 0 || self->live_nodes.empty()) return finish();
+          self->AwaitAcks(seq, std::move(finish));
+        });
+  }
+
+  void AwaitAcks(uint64_t seq, std::function<void()> finish) {
+    auto b = std::make_shared<Broadcast>();
+    b->unacked = live_nodes;
+    b->done = std::move(finish);
+    b->timer.emplace(io);
+    b->timer->expires_after(std::chrono::milliseconds(redis.timeout_ms));
+    b->timer->async_wait([self = shared_from_this(), seq](boost::system::error_code ec) {
+      if (ec) return;
+      auto it = self->broadcasts.find(seq);
+      if (it == self->broadcasts.end()) return;
+      auto b = std::move(it->second);
+      self->broadcasts.erase(it);
+      std::string missing;
+      for (const std::string& n : b->unacked) missing += (missing.empty() ? "" : ",") + n;
+      LogTier("tier_broadcast_unacknowledged", "nodes=" + missing);
+      b->done();
+    });
+    broadcasts.emplace(seq, std::move(b));
+  }
+
+  void OnAck(std::string_view message) {
+    size_t space = message.find(' ');
+    if (space == std::string_view::npos) return;
+    std::optional<int64_t> seq = ToInt(std::string(message.substr(0, space)));
+    if (!seq) return;
+    auto it = broadcasts.find(static_cast<uint64_t>(*seq));
+    if (it == broadcasts.end()) return;
+    auto& unacked = it->second->unacked;
+    unacked.erase(std::remove(unacked.begin(), unacked.end(), message.substr(space + 1)),
+                  unacked.end());
+    if (!unacked.empty()) return;
+    auto b = std::move(it->second);
+    broadcasts.erase(it);
+    b->timer->cancel();
+    b->done();
   }
 
   // L2 may still hold what this invalidation deleted here, and another node may read it: L2
@@ -539,12 +611,24 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   void OnMessage(std::string_view channel, std::string_view message) {
     if (channel == filled_channel) return Wake(std::string(message));
     if (channel == invalidated_channel) {
-      size_t space = message.find(' ');
-      if (space == std::string_view::npos) return;
-      std::string key(message.substr(space + 1));
-      if (message.substr(0, space) != node_id) cache->Invalidate(key, InvalidationSource::kTier);
+      // "origin seq key": apply it, then tell the origin (seq 0: nobody waits for it).
+      size_t a = message.find(' ');
+      size_t b = a == std::string_view::npos ? a : message.find(' ', a + 1);
+      if (b == std::string_view::npos) return;
+      std::string_view origin = message.substr(0, a);
+      std::string_view seq = message.substr(a + 1, b - a - 1);
+      std::string key(message.substr(b + 1));
+      if (origin != node_id) {
+        cache->Invalidate(key, InvalidationSource::kTier);
+        if (seq != "0") {
+          std::string ack_to = redis.prefix + "ack:" + std::string(origin);
+          client->Command({"PUBLISH", ack_to, std::string(seq) + " " + node_id}, ack_to,
+                          [](Result) {});
+        }
+      }
       return Wake(key);
     }
+    if (channel == ack_channel) return OnAck(message);
     if (channel == epoch_channel) {
       if (auto e = ToInt(std::string(message))) SetEpoch(*e);
     }
@@ -552,11 +636,14 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
 
   void Heartbeat() {
     if (stopped) return;
-    std::string key = tier_keys::Node(redis.prefix, node_id);
-    client->Command({"SET", key, "1", "PX", std::to_string(kLivenessTtlMs)}, key,
-                    [self = shared_from_this()](Result r) {
-                      self->metrics.CountTier(TierOp::kLiveness, ResultOf(r));
-                    });
+    Eval(TierOp::kLiveness, kHeartbeatScript, {tier_keys::Nodes(redis.prefix)},
+         {node_id, std::to_string(kLivenessTtlMs)}, [self = shared_from_this()](const Result& r) {
+           if (!r.ok() || r.reply.type != Reply::Type::kArray) return;
+           self->live_nodes.clear();
+           for (const Reply& e : r.reply.elements) {
+             if (e.str != self->node_id) self->live_nodes.push_back(e.str);
+           }
+         });
     heartbeat.expires_after(kHeartbeat);
     heartbeat.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->Heartbeat();
@@ -589,7 +676,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       self->cache->MarkAllStale();
     };
     subscriber = std::make_unique<tier::Subscriber>(
-        io, options, std::vector<std::string>{filled_channel, invalidated_channel, epoch_channel},
+        io, options,
+        std::vector<std::string>{filled_channel, invalidated_channel, ack_channel, epoch_channel},
         std::move(handlers));
     work.emplace(io.get_executor());
     client->Start();
@@ -609,6 +697,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       for (auto& [key, list] : self->waiting) all.insert(all.end(), list.begin(), list.end());
       self->waiting.clear();
       for (const PendingPtr& p : all) self->Fallback(p);
+      for (auto& [seq, b] : self->broadcasts) b->done();
+      self->broadcasts.clear();
       self->subscriber->Stop();
       self->client->Stop();
       self->work.reset();

@@ -52,7 +52,7 @@ std::string Value(std::string_view prefix, std::string_view key);  // a hash: v 
 std::string Lease(std::string_view prefix, std::string_view key);
 std::string Error(std::string_view prefix, std::string_view key);
 std::string Epoch(std::string_view prefix);
-std::string Node(std::string_view prefix, std::string_view node_id);
+std::string Nodes(std::string_view prefix);  // sorted set: node id -> last heartbeat
 }  // namespace tier_keys
 
 }  // namespace corral::server
