@@ -44,18 +44,35 @@ inline bool HaveRedis() {
     }                                                                         \
   } while (0)
 
-// A port nothing listens on right now (bound to port 0, then released).
-inline int FreePort() {
+// Binds 127.0.0.1:port (0: any) and returns the port bound, or 0; the socket is closed again.
+inline int BindPort(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  int bound = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    bound = ntohs(addr.sin_port);
+  }
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return bound;
+}
+
+// A port nothing listens on right now (bound to port 0, then released).
+inline int FreePort() { return BindPort(0); }
+
+// A free port P whose cluster bus port P + 10000 is free as well (and below 65536).
+inline int FreeClusterPort() {
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    int port = BindPort(0);
+    if (port == 0) continue;
+    if (port > 55535) port -= 30000;  // ephemeral ports are 32768-60999: move below
+    if (BindPort(port) == port && BindPort(port + 10000) == port + 10000) return port;
+  }
+  return 0;
 }
 
 inline std::string ShellQuote(const std::string& text) {
@@ -101,11 +118,13 @@ inline bool WaitFor(const std::function<bool()>& condition, std::chrono::millise
 // One redis-server child. Start() waits until it answers PING; the destructor SIGKILLs it.
 class RedisProcess {
  public:
-  explicit RedisProcess(std::vector<std::string> extra_args = {}, std::string password = "")
+  // `cluster_node`: the port is chosen so that its cluster bus port (+10000) is free too.
+  explicit RedisProcess(std::vector<std::string> extra_args = {}, std::string password = "",
+                        bool cluster_node = false)
       : extra_args_(std::move(extra_args)), password_(std::move(password)) {
     char pattern[] = "/tmp/corral-tier-test-XXXXXX";
     dir_ = ::mkdtemp(pattern);
-    port_ = FreePort();
+    port_ = cluster_node ? FreeClusterPort() : FreePort();
   }
   ~RedisProcess() {
     Kill();
