@@ -248,5 +248,62 @@ TEST_F(ClusterRedisTest, ForcedStandaloneDoesNotFollowRedirects) {
   EXPECT_EQ(client.stats().redirects_moved, 0u);
 }
 
+// Last in the file: it restarts a node (each test is its own process under ctest anyway).
+TEST_F(ClusterRedisTest, ADeadMasterFailsFastWhileTheOthersServeAndIsUsedAgainAfterRestart) {
+  TierThread tier;
+  ClientOptions options = Options(0);
+  options.timeout = 200ms;
+  Client client(tier.io(), options);
+  client.Start();
+  ASSERT_TRUE(WaitFor([&] { return client.up(); }));
+  // One key owned by each master.
+  std::string key_on[3];
+  for (int i = 0; i < 100 && (key_on[0].empty() || key_on[1].empty() || key_on[2].empty()); ++i) {
+    std::string key = "dead:" + std::to_string(i);
+    ASSERT_TRUE(Call(client, {"SET", key, key}, key).ok());
+    int holder = Holder(key, key);
+    ASSERT_GE(holder, 0);
+    if (key_on[holder].empty()) key_on[holder] = key;
+  }
+  ASSERT_FALSE(key_on[0].empty() || key_on[1].empty() || key_on[2].empty());
+
+  const int victim = 1;
+  nodes_[victim]->Kill();
+  // The others keep serving (the cluster itself notices only after cluster-node-timeout, 5 s).
+  int downs_in_a_row = 0;
+  for (int i = 0; i < 20 && downs_in_a_row < 3; ++i) {
+    Clock::time_point start = Clock::now();
+    Result dead = Call(client, {"GET", key_on[victim]}, key_on[victim]);
+    auto elapsed = Clock::now() - start;
+    EXPECT_NE(dead.status, Status::kOk);
+    EXPECT_LT(elapsed, 200ms + 150ms);
+    downs_in_a_row = (dead.status == Status::kDown && elapsed < 50ms) ? downs_in_a_row + 1 : 0;
+    for (int alive : {0, 2}) {
+      Result result = Call(client, {"GET", key_on[alive]}, key_on[alive]);
+      EXPECT_TRUE(result.ok()) << result.error << result.reply.str;
+    }
+  }
+  EXPECT_EQ(downs_in_a_row, 3);
+  EXPECT_TRUE(client.up());  // two of three masters answer
+
+  ASSERT_TRUE(nodes_[victim]->Start());  // same port and nodes.conf: it rejoins as itself
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Call(client, {"GET", key_on[victim]}, key_on[victim]).ok();
+      },
+      10s));
+  EXPECT_GE(client.stats().reconnects, 1u);
+  ASSERT_TRUE(WaitFor(
+      [] {
+        for (auto& node : nodes_) {
+          if (node->Cli({"CLUSTER", "INFO"}).find("cluster_state:ok") == std::string::npos) {
+            return false;
+          }
+        }
+        return true;
+      },
+      20s));
+}
+
 }  // namespace
 }  // namespace corral::tier
