@@ -349,6 +349,30 @@ TEST_F(ClientRedisTest, DestroyedWhileTheTierThreadRuns) {
   EXPECT_TRUE(WaitFor([&] { return ended.load() == 5 * 200; }, 5s)) << ended.load();
 }
 
+TEST_F(ClientRedisTest, DestroyedFromInsideItsOwnCallback) {
+  RedisProcess redis;
+  ASSERT_TRUE(redis.Start());
+  TierThread tier;
+  auto client = std::make_unique<Client>(tier.io(), Options(redis, 1000ms));
+  client->Start();
+  ASSERT_TRUE(WaitFor([&] { return client->up(); }));
+  std::atomic<int> ended{0};
+  std::promise<void> destroyed;
+  // Several commands in flight; the first answer destroys the client, the rest end kDisconnected.
+  Client* raw = client.get();
+  for (int i = 0; i < 50; ++i) {
+    raw->Command({"INCR", "n"}, "n", [&](Result result) {
+      ended++;
+      if (client) {
+        client.reset();
+        destroyed.set_value();
+      }
+    });
+  }
+  ASSERT_EQ(destroyed.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(WaitFor([&] { return ended.load() == 50; }, 5s)) << ended.load();
+}
+
 TEST_F(ClientRedisTest, NoServerMeansDownAtOnce) {
   int port = FreePort();  // nothing listens there
   TierThread tier;
