@@ -94,8 +94,9 @@ class Client {
 
   // Connects in the background (cluster mode: reads the slot map); returns at once.
   void Start();
-  // Closes every connection; commands in flight end kDisconnected (before Stop() returns when it
-  // runs on the strand or the io_context is not running; otherwise Stop() waits for the strand).
+  // Closes every connection; commands in flight end kDisconnected: before Stop() returns when
+  // called from a callback, from a thread not running the io_context, or after the io_context
+  // stopped; right after the current handler when called from another handler on the io_context.
   // Later commands end kDown. Idempotent; the destructor calls it, and the Client may be destroyed
   // from any thread afterwards, even from inside one of its callbacks.
   void Stop();

@@ -2,6 +2,7 @@
 // from two threads, AUTH, per-command deadlines, a killed and a stopped server, Eval's NOSCRIPT
 // fallback, and Stop() with commands in flight.
 #include <atomic>
+#include <boost/asio/post.hpp>
 #include <memory>
 
 #include "tests/tier/redis_process.h"
@@ -371,6 +372,35 @@ TEST_F(ClientRedisTest, DestroyedFromInsideItsOwnCallback) {
   }
   ASSERT_EQ(destroyed.get_future().wait_for(5s), std::future_status::ready);
   EXPECT_TRUE(WaitFor([&] { return ended.load() == 50; }, 5s)) << ended.load();
+}
+
+TEST_F(ClientRedisTest, DestroyedFromAnotherHandlerOfTheSameIoContext) {
+  RedisProcess redis;
+  ASSERT_TRUE(redis.Start());
+  TierThread tier;
+  auto client = std::make_unique<Client>(tier.io(), Options(redis, 10000ms));
+  client->Start();
+  ASSERT_TRUE(WaitFor([&] { return client->up(); }));
+  redis.Pause();  // the commands stay in flight
+  std::atomic<int> disconnected{0};
+  for (int i = 0; i < 10; ++i) {
+    client->Command({"GET", "k"}, "k", [&](Result result) {
+      if (result.status == Status::kDisconnected) disconnected++;
+    });
+  }
+  // The tier logic's own handler (not the client's strand) destroys the client: Stop() must not
+  // wait for the strand there (this is the only thread running the io_context).
+  std::promise<std::chrono::nanoseconds> took;
+  boost::asio::post(tier.io(), [&] {
+    Clock::time_point start = Clock::now();
+    client.reset();
+    took.set_value(Clock::now() - start);
+  });
+  std::future<std::chrono::nanoseconds> future = took.get_future();
+  ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
+  EXPECT_LT(future.get(), 100ms);
+  EXPECT_TRUE(WaitFor([&] { return disconnected.load() == 10; }, 2s)) << disconnected.load();
+  redis.Resume();
 }
 
 TEST_F(ClientRedisTest, NoServerMeansDownAtOnce) {
