@@ -5,6 +5,8 @@
 #     or hiredis), and within the server's modules libpqxx is included only by pg-loader/.
 #     bench/herd is exempt from the libpqxx rule: it is a load generator standing in for the
 #     application servers, and runs the cache-aside recipes' queries itself.
+#     hiredis is included only by tier/ (the Redis client; bench/herd is exempt as well), and tier/
+#     includes neither cache-server/ nor pg-loader/: the server wires the tier, not the reverse.
 # Usage: deploy/check-source.sh [--fix]   (--fix rewrites the files clang-format would change)
 # Exit status: 0 when both hold, 1 otherwise (each offending file or include is listed).
 set -euo pipefail
@@ -44,7 +46,11 @@ boundary() {
 }
 boundary 'boost/asio|boost/beast|pqxx|hiredis' \
   'proto/ and lease/ are pure (no sockets, no SQL, no Redis client)' proto lease
-boundary 'pqxx' 'libpqxx belongs to pg-loader/ alone' cache-server proto lease
+boundary 'pqxx' 'libpqxx belongs to pg-loader/ alone' cache-server proto lease tier
+boundary 'hiredis' 'hiredis belongs to tier/ alone (bench/herd, a client, is exempt)' \
+  cache-server pg-loader proto lease
+boundary 'cache-server/|pg-loader/' \
+  'tier/ is a transport: it includes neither cache-server/ nor pg-loader/' tier
 
 if ((status == 0)); then
   echo "check-source: ${#sources[@]} files formatted; module boundaries hold"

@@ -74,6 +74,12 @@ void RunOnStrand(boost::asio::io_context& io, Strand& strand, std::function<void
     fn();
     return;
   }
+  if (io.get_executor().running_in_this_thread()) {
+    // A handler of the same io_context outside the strand: waiting could deadlock (this may be the
+    // only thread running it), so the work completes asynchronously, right after this handler.
+    boost::asio::post(strand, std::move(fn));
+    return;
+  }
   // Whoever claims first runs fn: the posted handler, or this thread when nobody services io.
   auto claimed = std::make_shared<std::atomic<bool>>(false);
   auto done = std::make_shared<std::promise<void>>();

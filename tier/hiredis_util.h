@@ -26,10 +26,11 @@ int SendArgv(redisAsyncContext* ac, redisCallbackFn* fn, void* privdata,
 // AUTH [user] password per the options, or an empty vector when no password is configured.
 std::vector<std::string> AuthArgs(const ClientOptions& options);
 
-// Runs `fn` on `strand` and returns when it has run: at once when called on the strand or when
-// the io_context is stopped (nobody else can be running it then); otherwise posts and waits. If
-// the io_context is not being run at all (neither stopped nor serviced within a few seconds), runs
-// `fn` on the calling thread: the caller promised no other thread runs the io_context then.
+// Runs `fn` on `strand`: at once when called on the strand or when the io_context is stopped
+// (nobody else can be running it then); posted, without waiting, when called from another handler
+// of the same io_context (waiting there could deadlock the only thread running it); otherwise
+// posts and waits until it ran. If the io_context is not serviced at all (neither stopped nor
+// running the post within a few seconds), runs `fn` on the calling thread.
 void RunOnStrand(boost::asio::io_context& io, Strand& strand, std::function<void()> fn);
 
 }  // namespace corral::tier

@@ -228,9 +228,13 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     conn->state = Conn::State::kIdle;
     conn->fresh = false;
     conn->connect_timer.cancel();
+    if (stopped_) return;
     stats_.disconnects++;
     UpdateUp();
     ScheduleReconnect(conn);
+    // A master that stays unreachable may have been replaced by a promoted replica: re-read the
+    // map at each failed attempt (rate-limited), or its slots would stay kDown after a failover.
+    if (mode_ == Mode::kCluster) RequestRefresh();
   }
 
   // Closes the connection now: commands in flight on it end kDisconnected.

@@ -71,6 +71,20 @@ uint16_t HashSlot(std::string_view key);
 // Commands to one Redis or a Redis Cluster. Thread-safe: Command() may be called from any thread;
 // it posts to the io_context, and every callback runs on a thread running that io_context. Never
 // blocks; nothing waits on Redis longer than options.timeout.
+//
+// Threading: all of the client's state and every hiredis context live on one strand of `io`, so
+// the io_context may be run by one thread (the tier thread) or several. Callbacks run on that
+// strand: keep them short, and never block in them (they may call Command()/Eval()/Stop()).
+//
+// Failure model, per node: a node answers (any reply, error replies included) or it fails (connect
+// refused or timed out, the connection breaks, or kStallTimeouts = 3 commands in a row time out
+// with no reply in between: then the connection is dropped). While a node has no working
+// connection its commands end kDown at once (the breaker), and it is reconnected with backoff
+// reconnect_min..reconnect_max (each attempt bounded by `timeout`: connect, AUTH, PING). Commands
+// given before the first connect has decided standalone or cluster end kDown too: wait for up().
+//
+// Cluster::kAuto sends CLUSTER SLOTS after the first connect: an error reply means standalone.
+// In cluster mode a lost node makes the client re-read the slot map from another node.
 class Client {
  public:
   Client(boost::asio::io_context& io, ClientOptions options);
@@ -80,7 +94,11 @@ class Client {
 
   // Connects in the background (cluster mode: reads the slot map); returns at once.
   void Start();
-  // Closes every connection; commands in flight end kDisconnected. Idempotent.
+  // Closes every connection; commands in flight end kDisconnected: before Stop() returns when
+  // called from a callback, from a thread not running the io_context, or after the io_context
+  // stopped; right after the current handler when called from another handler on the io_context.
+  // Later commands end kDown. Idempotent; the destructor calls it, and the Client may be destroyed
+  // from any thread afterwards, even from inside one of its callbacks.
   void Stop();
 
   // Sends `args` to the node that owns `slot_key`'s hash slot (standalone: the one node). A MOVED
@@ -93,7 +111,7 @@ class Client {
   void Eval(const std::string& script, std::vector<std::string> keys, std::vector<std::string> args,
             Callback done);
 
-  // Some node is connected and (cluster) the slot map is known.
+  // Some node is connected and (cluster) the slot map is known. Callable from any thread.
   bool up() const;
   // The tier is a Redis Cluster (decided at the first connect under Cluster::kAuto).
   bool cluster() const;
@@ -106,7 +124,11 @@ class Client {
 };
 
 // One pub/sub connection (a Redis Cluster broadcasts PUBLISH over its bus, so one node suffices).
-// Resubscribes after a drop, trying each known node in turn.
+// Resubscribes after a drop, trying each known node in turn. Handlers run on the subscriber's
+// strand of the io_context, never inside hiredis, so they may call Stop(). A stalled connection
+// is noticed by a heartbeat (a SUBSCRIBE to a private channel every second, unanswered for
+// 2 x options.timeout); a connect or (re)subscription not confirmed within 2 x timeout is a
+// failure too. lost() follows every subscribed() exactly once, unless Stop() came first.
 class Subscriber {
  public:
   struct Handlers {
