@@ -10,9 +10,10 @@
 # env does: CORRAL_REDIS_CLUSTER_NODES lists every node as 127.0.0.1:PORT, the current masters
 # first. stop stops all six and deletes CORRAL_REDIS_CLUSTER_DIR. For failover tests: failover
 # PORT runs CLUSTER FAILOVER on the replica of the master on PORT and returns once the two have
-# swapped roles (it prints the new master's port); kill-node PORT SIGKILLs a node, like a crash
-# (the cluster fails its master over to the replica after cluster-node-timeout, 2 s); start-node
-# PORT starts a stopped node again and waits until the cluster is whole.
+# swapped roles (it prints the new master's port); kill-node PORT SIGKILLs a node, like a crash,
+# and returns at once (a killed master's replica takes over once cluster-node-timeout, 2 s, has
+# passed and it has won the election: about 5 s on a loaded 2-core machine); start-node PORT starts
+# a stopped node again (a replaced master rejoins as a replica) and waits until the cluster is whole.
 #
 # Environment: CORRAL_REDIS_CLUSTER_DIR (default /tmp/corral-redis-cluster) holds every node's
 # directory, pidfile, log and nodes.conf. CORRAL_REDIS_CLUSTER_PORT is the first node's port: the

@@ -170,7 +170,9 @@ phase "start Redis Cluster (3 masters, 3 replicas)"
 CORRAL_REDIS_CLUSTER_DIR=${WORK_DIR}/redis-cluster
 CORRAL_REDIS_CLUSTER_PORT=$(corral_free_port_range 12) # 6 client ports, then 6 bus ports
 export CORRAL_REDIS_CLUSTER_DIR CORRAL_REDIS_CLUSTER_PORT
-eval "$("${DEPLOY_DIR}/redis-cluster-local.sh" start)" # start prints what env prints
+# start prints what env prints; the assignment stops the run (set -e) if start fails.
+cluster_env=$("${DEPLOY_DIR}/redis-cluster-local.sh" start)
+eval "${cluster_env}"
 "${DEPLOY_DIR}/redis-cluster-local.sh" status
 
 # The contract with the tests: where the servers are, and how to stop and start PostgreSQL nodes

@@ -185,7 +185,9 @@ main() {
     CORRAL_REDIS_CLUSTER_DIR=${WORK_DIR}/redis-cluster
     export CORRAL_REDIS_CLUSTER_DIR
     CLUSTER_STARTED=1
-    eval "$("${DEPLOY_DIR}/redis-cluster-local.sh" start)"
+    local cluster_env
+    cluster_env=$("${DEPLOY_DIR}/redis-cluster-local.sh" start) # fails the script if start does
+    eval "${cluster_env}"
     REDIS_TIER=${CORRAL_REDIS_CLUSTER_NODES}
   fi
 
