@@ -86,9 +86,9 @@ TEST(ConfigTest, ShutdownSection) {
 
 TEST(ConfigTest, RedisSection) {
   EXPECT_FALSE(ParseConfig("{}").redis) << "no tier unless asked";
-  Config c = ParseConfig(
-      J("{'redis':{'nodes':['127.0.0.1:7000','redis.svc:6379'],'cluster':true,"
-        "'prefix':'x:','timeout_ms':50,'l1_ttl_ms':100,'user':'u','password':'p'}}"));
+  Config c =
+      ParseConfig(J("{'redis':{'nodes':['127.0.0.1:7000','redis.svc:6379'],'cluster':true,"
+                    "'prefix':'x:','timeout_ms':50,'l1_ttl_ms':100,'user':'u','password':'p'}}"));
   ASSERT_TRUE(c.redis);
   EXPECT_EQ(c.redis->nodes, (std::vector<std::string>{"127.0.0.1:7000", "redis.svc:6379"}));
   EXPECT_EQ(c.redis->cluster, "true");
