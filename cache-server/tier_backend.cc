@@ -102,13 +102,17 @@ return 1
 )lua";
 
 // KEYS: nodes (a sorted set: node id -> its last heartbeat, Redis time). ARGV: node id,
-// liveness ms. Marks this node alive, forgets nodes unheard of for the liveness time, and
-// returns the live ones.
+// liveness ms. Marks this node alive and forgets nodes unheard of for the liveness time.
 const std::string kHeartbeatScript = std::string(kNow) + R"lua(
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 10)
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+return 1
+)lua";
+
+// KEYS: nodes. ARGV: liveness ms. The nodes heard of within the liveness time.
+const std::string kMembers = std::string(kNow) + R"lua(
+return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
 )lua";
 
 // KEYS: nodes. ARGV: node id, liveness ms. 1 if the node was heard of within the liveness time.
@@ -244,11 +248,13 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   std::atomic<bool> missed{false};  // an invalidation missed L2: bump the epoch before reading it
   bool bumping = false;
   std::unordered_map<std::string, std::vector<PendingPtr>> waiting;  // by key
-  // The other nodes alive at the last heartbeat: whose acknowledgement a broadcast waits for.
-  std::vector<std::string> live_nodes;
   // Broadcast invalidations of this node not yet acknowledged by every live node.
+  // Answered once the invalidation is in L2, the membership is read, and every other member
+  // has acknowledged (acks may come before the membership does).
   struct Broadcast {
-    std::vector<std::string> unacked;
+    bool invalidated = false;
+    std::optional<std::vector<std::string>> members;  // the other live nodes
+    std::vector<std::string> acked;
     std::function<void()> done;
     std::optional<asio::steady_timer> timer;
   };
@@ -478,11 +484,11 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   // ---- Invalidations ----
 
   void Propagate(std::string key, InvalidationSource source, std::function<void()> done) {
-    auto finish = [done = std::move(done)] {
+    std::function<void()> finish = [done = std::move(done)] {
       if (done) done();
     };
     if (stopped || !client->up()) {
-      MissedInvalidation(key);
+      MissedInvalidation(key, "tier down");
       return finish();
     }
     // Every node hears a NOTIFY itself; DEL, SET and HTTP DELETE are broadcast to the others,
@@ -492,40 +498,74 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     uint64_t seq = broadcast ? next_broadcast++ : 0;
     std::string channel = broadcast ? invalidated_channel : "";
     const std::string& prefix = redis.prefix;
-    Eval(
-        TierOp::kInvalidate, kInvalidate,
-        {tier_keys::Value(prefix, key), tier_keys::Lease(prefix, key),
-         tier_keys::Error(prefix, key)},
-        {channel, node_id + " " + std::to_string(seq) + " " + key},
-        [self = shared_from_this(), key, seq, finish = std::move(finish)](const Result& r) mutable {
-          self->Wake(key);
-          if (!r.ok()) {
-            self->MissedInvalidation(key);
-            return finish();
-          }
-          if (seq == 0 || self->live_nodes.empty()) return finish();
-          self->AwaitAcks(seq, std::move(finish));
-        });
+    if (broadcast) {
+      auto b = std::make_shared<Broadcast>();
+      b->done = std::move(finish);
+      b->timer.emplace(io);
+      b->timer->expires_after(std::chrono::milliseconds(redis.timeout_ms));
+      b->timer->async_wait([self = shared_from_this(), seq](boost::system::error_code ec) {
+        if (!ec) self->EndBroadcast(seq, /*timed_out=*/true);
+      });
+      broadcasts.emplace(seq, std::move(b));
+      // Read now, not from the last heartbeat: a node that joined a moment ago is waited for.
+      Eval(TierOp::kLiveness, kMembers, {tier_keys::Nodes(prefix)},
+           {std::to_string(kLivenessTtlMs)}, [self = shared_from_this(), seq](const Result& r) {
+             auto it = self->broadcasts.find(seq);
+             if (it == self->broadcasts.end()) return;
+             std::vector<std::string> members;
+             if (r.ok() && r.reply.type == Reply::Type::kArray) {
+               for (const Reply& e : r.reply.elements) {
+                 if (e.str != self->node_id) members.push_back(e.str);
+               }
+             }
+             it->second->members = std::move(members);
+             self->MaybeEndBroadcast(seq);
+           });
+    }
+    Eval(TierOp::kInvalidate, kInvalidate,
+         {tier_keys::Value(prefix, key), tier_keys::Lease(prefix, key),
+          tier_keys::Error(prefix, key)},
+         {channel, node_id + " " + std::to_string(seq) + " " + key},
+         [self = shared_from_this(), key, seq, finish](const Result& r) {
+           self->Wake(key);
+           if (!r.ok()) self->MissedInvalidation(key, r.error.empty() ? r.reply.str : r.error);
+           if (seq == 0) return finish ? finish() : void();
+           auto it = self->broadcasts.find(seq);
+           if (it == self->broadcasts.end()) return;
+           if (!r.ok()) return self->EndBroadcast(seq, /*timed_out=*/false);
+           it->second->invalidated = true;
+           self->MaybeEndBroadcast(seq);
+         });
   }
 
-  void AwaitAcks(uint64_t seq, std::function<void()> finish) {
-    auto b = std::make_shared<Broadcast>();
-    b->unacked = live_nodes;
-    b->done = std::move(finish);
-    b->timer.emplace(io);
-    b->timer->expires_after(std::chrono::milliseconds(redis.timeout_ms));
-    b->timer->async_wait([self = shared_from_this(), seq](boost::system::error_code ec) {
-      if (ec) return;
-      auto it = self->broadcasts.find(seq);
-      if (it == self->broadcasts.end()) return;
-      auto b = std::move(it->second);
-      self->broadcasts.erase(it);
+  void MaybeEndBroadcast(uint64_t seq) {
+    auto it = broadcasts.find(seq);
+    if (it == broadcasts.end()) return;
+    Broadcast& b = *it->second;
+    if (!b.invalidated || !b.members) return;
+    for (const std::string& m : *b.members) {
+      if (std::find(b.acked.begin(), b.acked.end(), m) == b.acked.end()) return;
+    }
+    EndBroadcast(seq, false);
+  }
+
+  void EndBroadcast(uint64_t seq, bool timed_out) {
+    auto it = broadcasts.find(seq);
+    if (it == broadcasts.end()) return;
+    std::shared_ptr<Broadcast> b = std::move(it->second);
+    broadcasts.erase(it);
+    b->timer->cancel();
+    if (timed_out) {
       std::string missing;
-      for (const std::string& n : b->unacked) missing += (missing.empty() ? "" : ",") + n;
-      LogTier("tier_broadcast_unacknowledged", "nodes=" + missing);
-      b->done();
-    });
-    broadcasts.emplace(seq, std::move(b));
+      for (const std::string& m : b->members.value_or(std::vector<std::string>{})) {
+        if (std::find(b->acked.begin(), b->acked.end(), m) == b->acked.end()) {
+          missing += (missing.empty() ? "" : ",") + m;
+        }
+      }
+      LogTier("tier_broadcast_unacknowledged",
+              "nodes=" + LogQuote(missing) + " membership_read=" + (b->members ? "yes" : "no"));
+    }
+    b->done();
   }
 
   void OnAck(std::string_view message) {
@@ -535,22 +575,16 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     if (!seq) return;
     auto it = broadcasts.find(static_cast<uint64_t>(*seq));
     if (it == broadcasts.end()) return;
-    auto& unacked = it->second->unacked;
-    unacked.erase(std::remove(unacked.begin(), unacked.end(), message.substr(space + 1)),
-                  unacked.end());
-    if (!unacked.empty()) return;
-    auto b = std::move(it->second);
-    broadcasts.erase(it);
-    b->timer->cancel();
-    b->done();
+    it->second->acked.emplace_back(message.substr(space + 1));
+    MaybeEndBroadcast(static_cast<uint64_t>(*seq));
   }
 
   // L2 may still hold what this invalidation deleted here, and another node may read it: L2
   // is not read until a new epoch voids every L2 entry written before it.
-  void MissedInvalidation(const std::string& key) {
+  void MissedInvalidation(const std::string& key, const std::string& why) {
     if (!missed.exchange(true)) {
-      LogTier("tier_invalidation_missed",
-              "key=" + LogQuote(key) + " action=new_epoch_when_the_tier_answers");
+      LogTier("tier_invalidation_missed", "key=" + LogQuote(key) + " error=" + LogQuote(why) +
+                                              " action=new_epoch_when_the_tier_answers");
     }
     BumpEpoch();
   }
@@ -581,6 +615,24 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     if (e <= old) return;
     epoch = e;
     if (old >= 0) cache->MarkAllStale();
+  }
+
+  // Broadcasts sent while this node was not subscribed, or not yet a member (so nobody waited
+  // for its acknowledgement), may be lost: once it is both, what L1 holds is stale.
+  void JoinThenReadEpoch() {
+    Eval(TierOp::kLiveness, kHeartbeatScript, {tier_keys::Nodes(redis.prefix)},
+         {node_id, std::to_string(kLivenessTtlMs)}, [self = shared_from_this()](const Result& r) {
+           if (!r.ok()) {
+             if (self->stopped) return;
+             self->epoch_retry.expires_after(std::chrono::milliseconds(250));
+             self->epoch_retry.async_wait([self](boost::system::error_code ec) {
+               if (!ec) self->JoinThenReadEpoch();
+             });
+             return;
+           }
+           self->cache->MarkAllStale();
+           self->ReadEpoch();
+         });
   }
 
   void ReadEpoch() {
@@ -637,13 +689,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   void Heartbeat() {
     if (stopped) return;
     Eval(TierOp::kLiveness, kHeartbeatScript, {tier_keys::Nodes(redis.prefix)},
-         {node_id, std::to_string(kLivenessTtlMs)}, [self = shared_from_this()](const Result& r) {
-           if (!r.ok() || r.reply.type != Reply::Type::kArray) return;
-           self->live_nodes.clear();
-           for (const Reply& e : r.reply.elements) {
-             if (e.str != self->node_id) self->live_nodes.push_back(e.str);
-           }
-         });
+         {node_id, std::to_string(kLivenessTtlMs)}, [](const Result&) {});
     heartbeat.expires_after(kHeartbeat);
     heartbeat.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->Heartbeat();
@@ -664,9 +710,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       if (!self) return;
       Log(LogLevel::kInfo, "tier_subscribed", "node=" + self->node_id);
       self->subscribed = true;
-      // Broadcasts sent while we were not subscribed are lost: what L1 holds is stale.
-      self->cache->MarkAllStale();
-      self->ReadEpoch();
+      self->JoinThenReadEpoch();
     };
     handlers.lost = [weak] {
       auto self = weak.lock();
@@ -697,7 +741,10 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       for (auto& [key, list] : self->waiting) all.insert(all.end(), list.begin(), list.end());
       self->waiting.clear();
       for (const PendingPtr& p : all) self->Fallback(p);
-      for (auto& [seq, b] : self->broadcasts) b->done();
+      for (auto& [seq, b] : self->broadcasts) {
+        b->timer->cancel();
+        b->done();
+      }
       self->broadcasts.clear();
       self->subscriber->Stop();
       self->client->Stop();
