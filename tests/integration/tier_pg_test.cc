@@ -163,7 +163,7 @@ class TierPgTest : public PgTest {
       const std::string& extra = "", const std::string& pg_extra = "") {
     std::vector<std::unique_ptr<ServerProcess>> nodes;
     std::string redis = "\"redis\": {\"nodes\": " + Nodes(redis_nodes) + ", \"prefix\": \"" +
-                        prefix_ + "\", \"timeout_ms\": 200}";
+                        prefix_ + "\", \"timeout_ms\": 1000}";
     for (int i = 0; i < n; ++i) {
       auto node = StartCorral(namespaces, redis + (extra.empty() ? "" : ", " + extra), pg_extra);
       if (node == nullptr) return {};
@@ -524,6 +524,96 @@ TEST_F(TierPgTest, RedisClusterThreeNodesOneColdKeyCostOneQuery) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(pg_.Calls("tier_cluster"), 100);
+}
+
+// A Redis Cluster master fails over (CLUSTER FAILOVER on its replica) while a herd waits on the
+// tier: every request is answered right within its wait bound, the nodes follow MOVED to the
+// promoted master, and a cold key costs one query fleet-wide afterwards.
+TEST_F(TierPgTest, RedisClusterMasterFailoverMidHerd) {
+  std::vector<std::string> cluster = ClusterNodes();
+  const char* local = std::getenv("CORRAL_TEST_REDIS_CLUSTER_LOCAL");
+  if (cluster.empty() || local == nullptr) {
+    if (std::getenv("CI") != nullptr) FAIL() << "CORRAL_TEST_REDIS_CLUSTER_* unset";
+    GTEST_SKIP() << "no Redis Cluster (run through deploy/run-tests.sh)";
+  }
+  auto nodes = StartNodes(
+      3,
+      R"({"tf": {"query": "SELECT name AS tier_failover FROM users, pg_sleep(0.3) WHERE id = $1::bigint", "max_inflight_loads": 256}})",
+      cluster, R"("lease": {"wait_timeout_ms": 3000})");
+  ASSERT_EQ(nodes.size(), 3u);
+  pg_.ResetStatements();
+  const int keys = 30;
+  std::vector<std::thread> threads;
+  std::vector<std::vector<HerdReply>> per(3);
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back(
+        [&, i] { per[i] = ManyKeysHerd(nodes[i]->resp_port(), "tf", 6000, keys, 10); });
+  }
+  EXPECT_TRUE(WaitFor(Millis(5000), [&] { return SumMetric(nodes, "corral_leases") >= 1; }));
+  // The first seed is a master: its replica takes over its slots.
+  std::string port = cluster[0].substr(cluster[0].rfind(':') + 1);
+  ProcessResult failover = RunProcess({local, "failover", port}, {}, Millis(30000));
+  EXPECT_TRUE(failover.status.ok()) << failover.out << failover.err;
+  for (auto& t : threads) t.join();
+  std::vector<HerdReply> all;
+  for (auto& p : per) all.insert(all.end(), p.begin(), p.end());
+  int64_t queries = pg_.Calls("tier_failover");
+  ReportHerd("tier: cluster master failed over mid-herd, 3 nodes x 30 keys x 10 clients", all,
+             queries);
+  EXPECT_LE(queries, 3 * keys) << "at most one query per key per node";
+  for (const HerdReply& r : all) {
+    EXPECT_GE(r.ms, 0) << "unanswered";
+    EXPECT_LE(r.ms, 3000 + 300 + 1000) << "past the wait bound plus one load";
+  }
+  // Afterwards the nodes use the promoted master: one query per cold key again.
+  EXPECT_TRUE(WaitFor(Millis(15000), [&] { return SumMetric(nodes, "corral_tier_up") == 3; }));
+  int probe = 8000;
+  EXPECT_TRUE(WaitFor(Millis(15000), [&] {
+    double before = SumMetric(nodes, "corral_tier_fallbacks_total");
+    ++probe;
+    Herd(nodes, "tf:" + std::to_string(probe), 2, "user " + std::to_string(probe));
+    return SumMetric(nodes, "corral_tier_fallbacks_total") == before;
+  })) << "the nodes never left node-local fallback";
+  pg_.ResetStatements();
+  std::vector<std::thread> after;
+  for (int i = 0; i < 3; ++i) {
+    after.emplace_back([&, i] { ManyKeysHerd(nodes[i]->resp_port(), "tf", 9000, 50, 2); });
+  }
+  for (auto& t : after) t.join();
+  EXPECT_EQ(pg_.Calls("tier_failover"), 50) << "one query per key across the fleet again";
+}
+
+// An L2 hit: a key another node loaded costs this node one Redis round trip and no query.
+TEST_F(TierPgTest, L2HitCostsOneRoundTripAndNoQuery) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes = StartNodes(
+      2,
+      R"({"tl": {"query": "SELECT name AS tier_l2 FROM users WHERE id = $1::bigint", "max_inflight_loads": 256}})",
+      redis);
+  ASSERT_EQ(nodes.size(), 2u);
+  const int keys = 200;
+  ManyKeysHerd(nodes[0]->resp_port(), "tl", 3000, keys, 1);
+  pg_.ResetStatements();
+  RedisConnection c = ConnectRedis(nodes[1]->resp_port());
+  ASSERT_TRUE(c);
+  std::vector<HerdReply> timed;
+  for (int k = 1; k <= keys; ++k) {
+    std::string key = "tl:" + std::to_string(3000 + k);
+    auto t0 = Clock::now();
+    auto* reply = static_cast<redisReply*>(redisCommand(c.get(), "GET %s", key.c_str()));
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    ASSERT_NE(reply, nullptr);
+    EXPECT_EQ(std::string(reply->str, reply->len), "user " + std::to_string(3000 + k));
+    freeReplyObject(reply);
+    timed.push_back(HerdReply{"", ms});
+  }
+  std::printf(
+      "[figures] tier L2 hit (one node's L1 miss, filled by another): n=%d p50=%.3fms "
+      "p99=%.3fms\n",
+      keys, Percentile(timed, 50), Percentile(timed, 99));
+  EXPECT_EQ(pg_.Calls("tier_l2"), 0) << "L2 hits run no query";
+  EXPECT_EQ(Metric(nodes[1]->http_port(), "corral_tier_lookups_total{result=\"hit\"}"), keys);
 }
 
 }  // namespace
