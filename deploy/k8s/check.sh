@@ -119,12 +119,7 @@ check_layout() {
     config_file=$(mktemp /tmp/corral-k8s-config.XXXXXX.json)
     printf '%s\n' "${config}" >"${config_file}"
     if ! out=$("${SERVER}" --check-config "${config_file}" 2>&1); then
-      if [[ ${layout} == scale-out && ${out} == *"redis: unknown field"* ]]; then
-        # Until the shared tier (issue 14) is in corral-server, its config has no "redis" section.
-        notes+=("scale-out's corral.json not checked: this corral-server has no \"redis\" setting")
-      else
-        fail "corral-server rejects the ConfigMap's corral.json: ${out}"
-      fi
+      fail "corral-server rejects the ${layout} ConfigMap's corral.json: ${out}"
     fi
     rm -f "${config_file}"
   fi
