@@ -364,8 +364,8 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
   return existed;
 }
 
-void CacheService::MarkAllStale() {
-  leases_.VoidAll();
+void CacheService::MarkAllStale(bool void_leases) {
+  if (void_leases) leases_.VoidAll();
   store_.MarkAllStaleBefore(clock_.NowMs());
 }
 

@@ -119,7 +119,9 @@ class CacheService {
   bool propagates_invalidations() const { return sink_ != nullptr; }
   // The invalidation listener lost its connection: notifications may have been lost, so every
   // read-through entry is treated as stale from now on and every lease is voided.
-  void MarkAllStale();
+  // `void_leases` false: loads in flight still fill (the Redis tier's subscription loss, where
+  // what those loads read is covered otherwise; see tier_backend.cc).
+  void MarkAllStale(bool void_leases = true);
   bool Exists(std::string_view key) { return store_.Exists(key); }
   lease::Millis Pttl(std::string_view key) { return store_.Pttl(key); }
   bool Expire(std::string_view key, lease::Millis ttl_ms) { return store_.Expire(key, ttl_ms); }

@@ -478,7 +478,21 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     p->finished = true;
     if (p->check) p->check->cancel();
     metrics.tier_fallbacks.Add();
-    db.Load(p->ns, p->id, std::move(p->done));
+    // Without the tier this node may miss other nodes' invalidations: its own fill is trusted as
+    // fresh for at most l1_ttl_ms (then rechecked), like an L1 copy of a tier value.
+    const NamespaceConfig& ns = *namespaces[p->ns];
+    db.Load(p->ns, p->id,
+            [self = shared_from_this(), done = std::move(p->done), &ns](BackendResult r) {
+              if (r.kind == LoadResult::Kind::kValue || r.kind == LoadResult::Kind::kNotFound) {
+                bool found = r.kind == LoadResult::Kind::kValue;
+                int64_t ttl = found ? ns.ttl_ms : ns.negative_ttl_ms;
+                int64_t fresh = std::clamp<int64_t>(ttl, 1, self->redis.l1_ttl_ms);
+                r.fresh_ms = fresh;
+                r.stale_ms = ttl - fresh + ns.stale_ms;
+                r.load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
+              }
+              done(std::move(r));
+            });
   }
 
   // ---- Invalidations ----
@@ -630,7 +644,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
              });
              return;
            }
-           self->cache->MarkAllStale();
+           self->cache->MarkAllStale(/*void_leases=*/false);
            self->ReadEpoch();
          });
   }
@@ -717,7 +731,10 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       if (!self) return;
       LogTier("tier_subscription_lost", "action=mark_all_stale");
       self->subscribed = false;
-      self->cache->MarkAllStale();
+      // Loads in flight are not voided (that would turn one herd into two): what they fill is
+      // node-local and fresh for at most l1_ttl_ms (Fallback), and marked stale again once the
+      // node is subscribed and a member.
+      self->cache->MarkAllStale(/*void_leases=*/false);
     };
     subscriber = std::make_unique<tier::Subscriber>(
         io, options,
