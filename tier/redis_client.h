@@ -127,8 +127,9 @@ class Client {
 // Resubscribes after a drop, trying each known node in turn. Handlers run on the subscriber's
 // strand of the io_context, never inside hiredis, so they may call Stop(). A stalled connection
 // is noticed by a heartbeat (a SUBSCRIBE to a private channel every second, unanswered for
-// 2 x options.timeout); a connect or (re)subscription not confirmed within 2 x timeout is a
-// failure too. lost() follows every subscribed() exactly once, unless Stop() came first.
+// max(2 x options.timeout, 1.5 s)); a connect or (re)subscription not confirmed within
+// 2 x timeout is a failure too. lost() follows every subscribed() exactly once, unless Stop()
+// came first.
 class Subscriber {
  public:
   struct Handlers {

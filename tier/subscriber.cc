@@ -6,6 +6,7 @@
 // confirmation that hiredis does route, so that is the heartbeat.
 #include <hiredis/async.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -24,6 +25,10 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kHeartbeatInterval = std::chrono::seconds(1);
+// A subscription is declared stalled after max(2 x timeout, this) without an answer. A false
+// alarm is costly (every node that loses its subscription treats its whole L1 as stale), so a
+// busy machine's scheduling delays must not trip it.
+constexpr auto kMinStall = std::chrono::milliseconds(1500);
 
 std::string HeartbeatChannel() {
   std::random_device random;
@@ -172,7 +177,8 @@ struct Subscriber::Impl : std::enable_shared_from_this<Impl> {
       if (ec || self->stopped_ || generation != self->generation_ || self->ac_ == nullptr) return;
       Clock::time_point now = Clock::now();
       if (self->heartbeat_outstanding_) {
-        if (now - self->heartbeat_sent_ > 2 * self->options_.timeout) {
+        if (now - self->heartbeat_sent_ >
+            std::max<Clock::duration>(2 * self->options_.timeout, kMinStall)) {
           self->Drop();  // stalled: no confirmation, no message
           return;
         }
