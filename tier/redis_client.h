@@ -103,7 +103,8 @@ class Client {
 
   // Sends `args` to the node that owns `slot_key`'s hash slot (standalone: the one node). A MOVED
   // reply refreshes the slot map and retries there, ASK retries once with ASKING; at most 5
-  // redirects, within the one deadline.
+  // redirects, within the one deadline. An empty `slot_key` (a keyless command) goes to the owner
+  // of slot 0. TRYAGAIN / CLUSTERDOWN are retried every 20 ms until the deadline.
   void Command(std::vector<std::string> args, std::string_view slot_key, Callback done);
 
   // EVALSHA of `script` (its SHA1 computed once), falling back to EVAL on NOSCRIPT. `keys` must
