@@ -403,6 +403,31 @@ TEST_F(ClientRedisTest, DestroyedFromAnotherHandlerOfTheSameIoContext) {
   redis.Resume();
 }
 
+TEST_F(ClientRedisTest, ForcedClusterModeOnAPlainRedisStaysDownAndAsksAgain) {
+  RedisProcess redis;
+  ASSERT_TRUE(redis.Start());
+  TierThread tier;
+  ClientOptions options = Options(redis, 100ms);
+  options.cluster = ClientOptions::Cluster::kOn;
+  options.reconnect_max = 100ms;
+  Client client(tier.io(), options);
+  client.Start();
+  // CLUSTER SLOTS is refused ("cluster support disabled"): no slot map, so nothing is up and
+  // every command is refused at once; the client keeps asking.
+  auto cluster_slots_calls = [&] {
+    std::string stats = redis.Cli({"INFO", "commandstats"});
+    size_t at = stats.find("cmdstat_cluster|slots:calls=");
+    return at == std::string::npos ? 0 : std::atoi(stats.c_str() + at + 28);
+  };
+  EXPECT_TRUE(WaitFor([&] { return cluster_slots_calls() >= 3; })) << cluster_slots_calls();
+  EXPECT_FALSE(client.up());
+  EXPECT_FALSE(client.cluster());
+  Clock::time_point start = Clock::now();
+  Result result = Call(client, {"GET", "k"}, "k");
+  EXPECT_EQ(result.status, Status::kDown) << StatusName(result.status);
+  EXPECT_LT(Clock::now() - start, 100ms);
+}
+
 TEST_F(ClientRedisTest, NoServerMeansDownAtOnce) {
   int port = FreePort();  // nothing listens there
   TierThread tier;
