@@ -354,10 +354,12 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- the slot map ----
 
-  void RequestRefresh() {
+  // Reads CLUSTER SLOTS again from any connected node: after `delay`, and at most once per
+  // kRefreshInterval however often it is asked for.
+  void RequestRefresh(Clock::duration delay = Clock::duration::zero()) {
     if (stopped_ || refresh_pending_) return;
     refresh_pending_ = true;
-    Clock::time_point at = std::max(Clock::now(), last_refresh_ + kRefreshInterval);
+    Clock::time_point at = std::max(Clock::now() + delay, last_refresh_ + kRefreshInterval);
     refresh_timer_.expires_at(at);
     refresh_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       self->refresh_pending_ = false;
@@ -400,7 +402,8 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
       } else {
         std::fprintf(stderr, "corral tier: CLUSTER SLOTS on %s: %.*s\n", ref->conn->address.c_str(),
                      static_cast<int>(r->len), r->str);
-        impl.map_dirty_ = true;
+        // Cluster::kOn against a node that is not (yet) in a cluster: ask again, slowly.
+        impl.RequestRefresh(impl.options_.reconnect_max);
       }
       return;
     }

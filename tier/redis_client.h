@@ -103,7 +103,8 @@ class Client {
 
   // Sends `args` to the node that owns `slot_key`'s hash slot (standalone: the one node). A MOVED
   // reply refreshes the slot map and retries there, ASK retries once with ASKING; at most 5
-  // redirects, within the one deadline.
+  // redirects, within the one deadline. An empty `slot_key` (a keyless command) goes to the owner
+  // of slot 0. TRYAGAIN / CLUSTERDOWN are retried every 20 ms until the deadline.
   void Command(std::vector<std::string> args, std::string_view slot_key, Callback done);
 
   // EVALSHA of `script` (its SHA1 computed once), falling back to EVAL on NOSCRIPT. `keys` must
@@ -127,8 +128,9 @@ class Client {
 // Resubscribes after a drop, trying each known node in turn. Handlers run on the subscriber's
 // strand of the io_context, never inside hiredis, so they may call Stop(). A stalled connection
 // is noticed by a heartbeat (a SUBSCRIBE to a private channel every second, unanswered for
-// 2 x options.timeout); a connect or (re)subscription not confirmed within 2 x timeout is a
-// failure too. lost() follows every subscribed() exactly once, unless Stop() came first.
+// max(2 x options.timeout, 1.5 s)); a connect or (re)subscription not confirmed within
+// 2 x timeout is a failure too. lost() follows every subscribed() exactly once, unless Stop()
+// came first.
 class Subscriber {
  public:
   struct Handlers {

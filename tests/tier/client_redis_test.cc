@@ -152,7 +152,7 @@ TEST_F(ClientRedisTest, WrongPasswordEndsCommandsWithAnErrorAndNeverHangs) {
     Clock::time_point start = Clock::now();
     Result result = Call(client, {"GET", "k"}, "k", 2s);
     EXPECT_FALSE(result.ok()) << "attempt " << i;
-    EXPECT_LT(Clock::now() - start, 200ms + 300ms) << "attempt " << i;
+    EXPECT_LT(Clock::now() - start, 200ms + kSlack) << "attempt " << i;
     std::this_thread::sleep_for(50ms);  // spread the attempts over the connect
   }
   // Once connected, the answer is Redis's own refusal.
@@ -177,7 +177,7 @@ TEST_F(ClientRedisTest, SlowCommandTimesOutAndTheConnectionRecovers) {
   auto elapsed = Clock::now() - start;
   EXPECT_EQ(slow.status, Status::kTimeout) << StatusName(slow.status) << " " << slow.error;
   EXPECT_GE(elapsed, 95ms);
-  EXPECT_LT(elapsed, 300ms);
+  EXPECT_LT(elapsed, 100ms + kSlack);
 
   // The late +OK of DEBUG SLEEP is discarded; the next commands get their own answers.
   ASSERT_TRUE(WaitFor([&] { return Call(client, {"PING"}, "").ok(); }, 5s));
@@ -206,13 +206,13 @@ TEST_F(ClientRedisTest, KilledServerFailsFastAndReconnectsAfterRestart) {
     Clock::time_point start = Clock::now();
     Result result = Call(client, {"GET", "k"}, "k");
     EXPECT_NE(result.status, Status::kOk) << "attempt " << i;
-    EXPECT_LT(Clock::now() - start, 100ms + 150ms) << "attempt " << i;
+    EXPECT_LT(Clock::now() - start, 100ms + kSlack) << "attempt " << i;
   }
   EXPECT_TRUE(WaitFor([&] { return !client.up(); }, 2s));
   Clock::time_point start = Clock::now();
   Result down = Call(client, {"GET", "k"}, "k");
   EXPECT_EQ(down.status, Status::kDown) << StatusName(down.status);
-  EXPECT_LT(Clock::now() - start, 50ms);
+  EXPECT_LT(Clock::now() - start, 100ms);  // refused before any deadline could fire
 
   ASSERT_TRUE(redis.Start());
   ASSERT_TRUE(WaitFor([&] { return client.up(); }, 5s));
@@ -226,7 +226,7 @@ TEST_F(ClientRedisTest, StalledServerTimesOutThenTheBreakerOpensThenRecovers) {
   RedisProcess redis;
   ASSERT_TRUE(redis.Start());
   TierThread tier;
-  Client client(tier.io(), Options(redis, 100ms));
+  Client client(tier.io(), Options(redis, 250ms));
   client.Start();
   ASSERT_TRUE(WaitFor([&] { return client.up(); }));
   ExpectOk(Call(client, {"SET", "k", "v"}, "k"), "SET before the stall");
@@ -238,13 +238,13 @@ TEST_F(ClientRedisTest, StalledServerTimesOutThenTheBreakerOpensThenRecovers) {
     Result result = Call(client, {"GET", "k"}, "k");
     auto elapsed = Clock::now() - start;
     EXPECT_NE(result.status, Status::kOk) << "attempt " << i;
-    EXPECT_LT(elapsed, 100ms + 150ms) << "attempt " << i;  // nobody waits past the deadline
+    EXPECT_LT(elapsed, 250ms + kSlack) << "attempt " << i;  // nobody waits past the deadline
     if (result.status == Status::kTimeout) {
       timeouts++;
       fast_downs_in_a_row = 0;
     } else if (result.status == Status::kDown) {
       downs++;
-      if (elapsed < 30ms) fast_downs_in_a_row++;
+      if (elapsed < 125ms) fast_downs_in_a_row++;  // did not wait for the deadline
     }
   }
   // A stalled node costs a few full timeouts, then commands are refused at once.
@@ -398,9 +398,34 @@ TEST_F(ClientRedisTest, DestroyedFromAnotherHandlerOfTheSameIoContext) {
   });
   std::future<std::chrono::nanoseconds> future = took.get_future();
   ASSERT_EQ(future.wait_for(5s), std::future_status::ready);
-  EXPECT_LT(future.get(), 100ms);
+  EXPECT_LT(future.get(), 1s);  // not the seconds of a wait for itself
   EXPECT_TRUE(WaitFor([&] { return disconnected.load() == 10; }, 2s)) << disconnected.load();
   redis.Resume();
+}
+
+TEST_F(ClientRedisTest, ForcedClusterModeOnAPlainRedisStaysDownAndAsksAgain) {
+  RedisProcess redis;
+  ASSERT_TRUE(redis.Start());
+  TierThread tier;
+  ClientOptions options = Options(redis, 100ms);
+  options.cluster = ClientOptions::Cluster::kOn;
+  options.reconnect_max = 100ms;
+  Client client(tier.io(), options);
+  client.Start();
+  // CLUSTER SLOTS is refused ("cluster support disabled"): no slot map, so nothing is up and
+  // every command is refused at once; the client keeps asking.
+  auto cluster_slots_calls = [&] {
+    std::string stats = redis.Cli({"INFO", "commandstats"});
+    size_t at = stats.find("cmdstat_cluster|slots:calls=");
+    return at == std::string::npos ? 0 : std::atoi(stats.c_str() + at + 28);
+  };
+  EXPECT_TRUE(WaitFor([&] { return cluster_slots_calls() >= 3; })) << cluster_slots_calls();
+  EXPECT_FALSE(client.up());
+  EXPECT_FALSE(client.cluster());
+  Clock::time_point start = Clock::now();
+  Result result = Call(client, {"GET", "k"}, "k");
+  EXPECT_EQ(result.status, Status::kDown) << StatusName(result.status);
+  EXPECT_LT(Clock::now() - start, 100ms);
 }
 
 TEST_F(ClientRedisTest, NoServerMeansDownAtOnce) {
@@ -415,7 +440,7 @@ TEST_F(ClientRedisTest, NoServerMeansDownAtOnce) {
     Clock::time_point start = Clock::now();
     Result result = Call(client, {"PING"}, "");
     EXPECT_NE(result.status, Status::kOk);
-    EXPECT_LT(Clock::now() - start, 250ms);
+    EXPECT_LT(Clock::now() - start, 100ms + kSlack);
     std::this_thread::sleep_for(20ms);
   }
   EXPECT_FALSE(client.up());

@@ -29,6 +29,10 @@ namespace corral::tier::tiertest {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+// How late a deadline may fire on a loaded machine (2 cores shared by several builds) before a
+// test calls it a hang. Deadlines themselves are checked from below (never early).
+constexpr std::chrono::milliseconds kSlack{300};
+
 // True when the tests can run here; otherwise they skip (or fail under CI, which has Redis).
 inline bool HaveRedis() {
   return std::system(
