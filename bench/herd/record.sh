@@ -15,7 +15,7 @@
 # spreads corral-herd's clients over them. Without --redis-tier each node is its own cache (a cold
 # key may cost one query per node). --redis-tier gives every node's config a "redis" section with
 # those nodes (cluster: a local 3-master Redis Cluster, deploy/redis-cluster-local.sh) and tells
-# corral-herd the nodes share a tier; it needs a corral-server with the "redis" setting.
+# corral-herd the nodes share a tier.
 # --scenario and --targets are passed to corral-herd (default: all, and all three targets).
 #
 # Scenario parameters, and why:

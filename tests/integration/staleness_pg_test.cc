@@ -318,7 +318,13 @@ TEST_F(StalenessPgTest, FuzzNeverReadsOlderThanAnAcknowledgedInvalidation) {
   for (int t = 0; t < 3; ++t) threads.emplace_back(reader, t);
   threads.emplace_back(lease_client, 7);
   threads.emplace_back(writer);
-  std::this_thread::sleep_for(Millis(4000));  // the fuzz runs for a fixed time
+  // The fuzz runs at least 4 s and until it has made 20 writes (each waits for replay through
+  // psql, which a loaded machine slows down), at most 60 s.
+  auto began = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - began < Millis(60000) &&
+         (std::chrono::steady_clock::now() - began < Millis(4000) || writes.load() < 20)) {
+    std::this_thread::sleep_for(Millis(50));
+  }
   stop = true;
   for (auto& t : threads) t.join();
   std::printf("[figures] fuzz: reads=%lld writes=%lld lease_sets=%lld lease_refused=%lld\n",
