@@ -354,8 +354,8 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
   // nothing; one that completed before has its fill deleted here.
   leases_.Void(key);
   holdoff_.Clear(key);
-  metrics_.invalidations.Add(source);
   bool existed = store_.Del(key);
+  metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
   if (sink_ != nullptr && source != InvalidationSource::kTier && FindNamespace(key) != nullptr) {
     sink_->Propagate(key, source, std::move(propagated));
   } else if (propagated) {

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/fault_proxy/fault_proxy.h"
 #include "tests/integration/pg_support.h"
 #include "tests/integration/server_process.h"
 
@@ -370,6 +371,147 @@ TEST_F(TierPgTest, DelOnOneNodeReachesEveryNodeBeforeItIsAnswered) {
       }
     }
   }
+}
+
+// The same race through NOTIFY: the users table's trigger NOTIFYs `user:ID` at commit, every node
+// hears it, deletes the L2 entry and voids the cluster lease. Once every node has counted the
+// NOTIFY, no node serves the version before the update (fills in flight on any node included).
+TEST_F(TierPgTest, NotifyReachesEveryNodeAndVoidsFillsInFlight) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes = StartNodes(
+      3,
+      R"({"user": {"query": "SELECT version::text AS tier_notify FROM users WHERE id = $1::bigint", "pool": "primary"}})",
+      redis, "", R"("fallback_to_primary": true, "pools": {"primary": {"replicas": []}})");
+  ASSERT_EQ(nodes.size(), 3u);
+  const int id = 7002;
+  const std::string key = "user:" + std::to_string(id);
+  int rounds = 100;
+  if (const char* r = std::getenv("CORRAL_TIER_RACE_ROUNDS")) rounds = std::max(1, std::atoi(r));
+  struct Read {
+    Clock::time_point sent;
+    int64_t version;
+  };
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<Read> reads;
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    uint16_t port = nodes[r == 0 ? 0 : 2]->resp_port();
+    readers.emplace_back([&, port] {
+      RedisConnection c = ConnectRedis(port);
+      ASSERT_TRUE(c);
+      std::vector<Read> mine;
+      while (!stop) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));  // paced, as above
+        Clock::time_point sent = Clock::now();
+        auto* reply = static_cast<redisReply*>(redisCommand(c.get(), "GET %s", key.c_str()));
+        if (reply == nullptr) break;
+        if (reply->type == REDIS_REPLY_STRING) mine.push_back(Read{sent, std::atoll(reply->str)});
+        freeReplyObject(reply);
+      }
+      std::lock_guard lock(mu);
+      reads.insert(reads.end(), mine.begin(), mine.end());
+    });
+  }
+  std::unique_ptr<PGconn, decltype(&PQfinish)> writer(PQconnectdb(pg_.primary.c_str()), PQfinish);
+  ASSERT_EQ(PQstatus(writer.get()), CONNECTION_OK) << PQerrorMessage(writer.get());
+  const std::string update =
+      "UPDATE users SET version = version + 1 WHERE id = " + std::to_string(id) +
+      " RETURNING version";
+  const std::string notified = "corral_invalidations_total{source=\"notify\"}";
+  std::vector<std::pair<Clock::time_point, int64_t>> acks;
+  for (int i = 0; i < rounds; ++i) {
+    std::vector<double> before;
+    for (auto& n : nodes) before.push_back(Metric(n->http_port(), notified));
+    std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(writer.get(), update.c_str()),
+                                                      PQclear);
+    ASSERT_EQ(PQresultStatus(res.get()), PGRES_TUPLES_OK) << PQerrorMessage(writer.get());
+    int64_t v = std::atoll(PQgetvalue(res.get(), 0, 0));
+    ASSERT_TRUE(WaitFor(Millis(5000), [&] {
+      for (size_t n = 0; n < nodes.size(); ++n) {
+        if (Metric(nodes[n]->http_port(), notified) <= before[n]) return false;
+      }
+      return true;
+    })) << "a node never heard the NOTIFY";
+    acks.emplace_back(Clock::now(), v);
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  size_t checked = 0, old = 0;
+  for (const Read& r : reads) {
+    int64_t floor = 0;
+    for (const auto& [at, v] : acks) {
+      if (at <= r.sent) floor = v;
+    }
+    if (floor == 0) continue;
+    ++checked;
+    if (r.version < floor) ++old;
+  }
+  std::printf(
+      "[figures] tier NOTIFY race: %d updates, %zu reads on nodes 0 and 2 checked, %zu old\n",
+      rounds, checked, old);
+  EXPECT_GT(checked, static_cast<size_t>(rounds));
+  EXPECT_EQ(old, 0u) << "a node served a version older than a NOTIFY every node had applied";
+}
+
+// One node cut off from Redis (a black-holed link) applies a DEL that the tier never saw. Once the
+// link heals, that node starts a new epoch, which voids every L2 entry written before it and makes
+// the other nodes treat their L1 as stale: no node serves the deleted version for the rest of its
+// TTL. (While the node is cut off, the others cannot know; SPEC "Scale-out".)
+TEST_F(TierPgTest, InvalidationTheTierMissedIsFencedByAnEpoch) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  uint16_t redis_port = static_cast<uint16_t>(std::atoi(redis[0].substr(10).c_str()));
+  fault::FaultProxy proxy("127.0.0.1", redis_port);
+  const std::string ns =
+      R"({"te": {"query": "SELECT version::text AS tier_epoch FROM users WHERE id = $1::bigint", "pool": "primary"}})";
+  const std::string pg = R"("fallback_to_primary": true, "pools": {"primary": {"replicas": []}})";
+  auto direct = StartNodes(1, ns, redis, "", pg);
+  auto cut = StartNodes(1, ns, {"127.0.0.1:" + std::to_string(proxy.port())}, "", pg);
+  ASSERT_EQ(direct.size(), 1u);
+  ASSERT_EQ(cut.size(), 1u);
+  const int id = 7003;
+  const std::string key = "te:" + std::to_string(id);
+  auto get = [&](ServerProcess& node) {
+    RedisConnection c = ConnectRedis(node.resp_port());
+    RedisReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "GET %s", key.c_str())));
+    return r && r->type == REDIS_REPLY_STRING ? std::atoll(r->str) : -1;
+  };
+  int64_t v1 = get(*direct[0]);
+  ASSERT_GT(v1, 0);
+  EXPECT_EQ(get(*cut[0]), v1) << "an L2 hit";
+
+  proxy.Blackhole();
+  int64_t v2 = std::atoll(PgCluster::Sql(pg_.primary,
+                                         "UPDATE users SET version = version + 1 "
+                                         "WHERE id = " +
+                                             std::to_string(id) + " RETURNING version")
+                              .c_str());
+  ASSERT_GT(v2, v1);
+  RedisConnection c = ConnectRedis(cut[0]->resp_port());
+  auto t0 = Clock::now();
+  RedisReplyPtr del(static_cast<redisReply*>(redisCommand(c.get(), "DEL %s", key.c_str())));
+  double del_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  ASSERT_TRUE(del);
+  EXPECT_LT(del_ms, 1000 + 500) << "DEL waits on the tier at most timeout_ms";
+  EXPECT_EQ(get(*cut[0]), v2) << "the node that applied the DEL reloads at once";
+
+  proxy.Heal();
+  EXPECT_TRUE(cut[0]->WaitForStderr("event=tier_epoch", Millis(10000)))
+      << "the cut-off node never started a new epoch:\n"
+      << cut[0]->Stderr();
+  // The other node marks its L1 stale when it hears the new epoch: it may answer the stale
+  // version once more while it reloads, then never again.
+  EXPECT_TRUE(WaitFor(Millis(10000), [&] { return get(*direct[0]) == v2; }));
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(get(*direct[0]), v2);
+    EXPECT_EQ(get(*cut[0]), v2);
+  }
+  std::printf(
+      "[figures] tier epoch: DEL on a cut-off node answered in %.0f ms; after the heal "
+      "every node serves the new version\n",
+      del_ms);
 }
 
 // Redis dies while a herd waits on the tier: every request is answered within its wait bound by
