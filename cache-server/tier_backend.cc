@@ -220,6 +220,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
         epoch_channel(redis.prefix + "epoch"),
         heartbeat(io),
         epoch_retry(io),
+        bump_retry(io),
         rng(std::random_device{}()) {
     for (const auto& [name, ns] : config.namespaces) namespaces.push_back(&ns);
   }
@@ -239,14 +240,16 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   std::unique_ptr<tier::Client> client;
   std::unique_ptr<tier::Subscriber> subscriber;
   asio::steady_timer heartbeat;
-  asio::steady_timer epoch_retry;
-  std::mt19937_64 rng;  // tier thread only
+  asio::steady_timer epoch_retry;  // joining and reading the epoch (one after the other)
+  asio::steady_timer bump_retry;   // its own: a shared timer's re-arm would cancel the other
+  std::mt19937_64 rng;             // tier thread only
   uint64_t next_owner = 1;
 
   std::atomic<bool> subscribed{false};
   std::atomic<int64_t> epoch{-1};   // the newest epoch this node knows; -1: not read yet
   std::atomic<bool> missed{false};  // an invalidation missed L2: bump the epoch before reading it
   bool bumping = false;
+  uint64_t misses = 0;  // invalidations that missed L2, ever (tier thread)
   std::unordered_map<std::string, std::vector<PendingPtr>> waiting;  // by key
   // Broadcast invalidations of this node not yet acknowledged by every live node.
   // Answered once the invalidation is in L2, the membership is read, and every other member
@@ -596,6 +599,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   // L2 may still hold what this invalidation deleted here, and another node may read it: L2
   // is not read until a new epoch voids every L2 entry written before it.
   void MissedInvalidation(const std::string& key, const std::string& why) {
+    ++misses;
     if (!missed.exchange(true)) {
       LogTier("tier_invalidation_missed", "key=" + LogQuote(key) + " error=" + LogQuote(why) +
                                               " action=new_epoch_when_the_tier_answers");
@@ -606,18 +610,23 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   void BumpEpoch() {
     if (bumping || stopped) return;
     bumping = true;
+    uint64_t covered = misses;  // a miss after this INCR is not covered by it
     Eval(TierOp::kEpoch, kBumpEpoch, {tier_keys::Epoch(redis.prefix)}, {epoch_channel},
-         [self = shared_from_this()](const Result& r) {
+         [self = shared_from_this(), covered](const Result& r) {
            self->bumping = false;
            if (r.ok() && r.reply.type == Reply::Type::kInteger) {
              self->SetEpoch(r.reply.integer);
-             self->missed = false;
              Log(LogLevel::kInfo, "tier_epoch", "epoch=" + std::to_string(r.reply.integer));
+             if (self->misses == covered) {
+               self->missed = false;
+             } else {
+               self->BumpEpoch();
+             }
              return;
            }
            if (self->stopped) return;
-           self->epoch_retry.expires_after(std::chrono::milliseconds(250));
-           self->epoch_retry.async_wait([self](boost::system::error_code ec) {
+           self->bump_retry.expires_after(std::chrono::milliseconds(250));
+           self->bump_retry.async_wait([self](boost::system::error_code ec) {
              if (!ec) self->BumpEpoch();
            });
          });
@@ -754,6 +763,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       self->stopped = true;
       self->heartbeat.cancel();
       self->epoch_retry.cancel();
+      self->bump_retry.cancel();
       std::vector<PendingPtr> all;
       for (auto& [key, list] : self->waiting) all.insert(all.end(), list.begin(), list.end());
       self->waiting.clear();
