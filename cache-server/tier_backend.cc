@@ -488,10 +488,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
             [self = shared_from_this(), done = std::move(p->done), &ns](BackendResult r) {
               if (r.kind == LoadResult::Kind::kValue || r.kind == LoadResult::Kind::kNotFound) {
                 bool found = r.kind == LoadResult::Kind::kValue;
-                int64_t ttl = found ? ns.ttl_ms : ns.negative_ttl_ms;
-                int64_t fresh = std::clamp<int64_t>(ttl, 1, self->redis.l1_ttl_ms);
-                r.fresh_ms = fresh;
-                r.stale_ms = ttl - fresh + ns.stale_ms;
+                self->SetLifetime(r, found ? ns.ttl_ms : ns.negative_ttl_ms, ns.stale_ms);
                 r.load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
               }
               done(std::move(r));
