@@ -122,9 +122,14 @@ if seen and tonumber(seen) > now - tonumber(ARGV[2]) then return 1 end
 return 0
 )lua";
 
-// KEYS: epoch. ARGV: channel.
+// KEYS: epoch. ARGV: channel, the newest epoch the node knows. The new epoch is above both:
+// a Redis that lost writes may have lost earlier bumps too.
 const std::string kBumpEpoch = R"lua(
 local e = redis.call('INCR', KEYS[1])
+if e <= tonumber(ARGV[2]) then
+  e = tonumber(ARGV[2]) + 1
+  redis.call('SET', KEYS[1], e)
+end
 redis.call('PUBLISH', ARGV[1], e)
 return e
 )lua";
@@ -246,8 +251,10 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   uint64_t next_owner = 1;
 
   std::atomic<bool> subscribed{false};
-  std::atomic<int64_t> epoch{-1};   // the newest epoch this node knows; -1: not read yet
-  std::atomic<bool> missed{false};  // an invalidation missed L2: bump the epoch before reading it
+  std::atomic<int64_t> epoch{-1};  // the newest epoch this node knows; -1: not read yet
+  // An invalidation missed L2, or Redis may have lost writes it acknowledged: L2 is not read
+  // until a new epoch voids what it held.
+  std::atomic<bool> missed{false};
   bool bumping = false;
   uint64_t misses = 0;  // invalidations that missed L2, ever (tier thread)
   std::unordered_map<std::string, std::vector<PendingPtr>> waiting;  // by key
@@ -306,6 +313,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     }
     const std::vector<Reply>& e = r.reply.elements;
     const std::string& what = e[0].str;
+    // What L2 holds is void until the next epoch (the lease, taken or waited on, is still good).
+    if (missed.load() && (what == "hit" || what == "error")) return Fallback(p);
     if (what == "hit" && e.size() == 6) {
       metrics.tier_lookups.Add(TierLookup::kHit);
       BackendResult result;
@@ -604,11 +613,23 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     BumpEpoch();
   }
 
+  // The Redis serving some keys may have lost writes it acknowledged (tier::ClientOptions::
+  // on_instance_change, or the epoch went back): a delete among them would let L2 serve the
+  // value it deleted. A new epoch voids every L2 entry written before it.
+  void PossibleLoss(const std::string& what) {
+    ++misses;
+    missed = true;
+    Log(LogLevel::kWarn, "tier_writes_may_be_lost",
+        "why=" + LogQuote(what) + " action=new_epoch_when_the_tier_answers");
+    BumpEpoch();
+  }
+
   void BumpEpoch() {
     if (bumping || stopped) return;
     bumping = true;
     uint64_t covered = misses;  // a miss after this INCR is not covered by it
-    Eval(TierOp::kEpoch, kBumpEpoch, {tier_keys::Epoch(redis.prefix)}, {epoch_channel},
+    Eval(TierOp::kEpoch, kBumpEpoch, {tier_keys::Epoch(redis.prefix)},
+         {epoch_channel, std::to_string(std::max<int64_t>(0, epoch.load()))},
          [self = shared_from_this(), covered](const Result& r) {
            self->bumping = false;
            if (r.ok() && r.reply.type == Reply::Type::kInteger) {
@@ -668,7 +689,10 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
         return;
       }
       int64_t e = r.reply.type == Reply::Type::kString ? ToInt(r.reply.str).value_or(0) : 0;
-      if (self->epoch.load() < 0) {
+      if (e < self->epoch.load()) {
+        self->PossibleLoss("the epoch went back from " + std::to_string(self->epoch.load()) +
+                           " to " + std::to_string(e));
+      } else if (self->epoch.load() < 0) {
         self->epoch = e;
         Log(LogLevel::kInfo, "tier_ready",
             "node=" + self->node_id + " epoch=" + std::to_string(e) +
@@ -719,9 +743,13 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   void Start(CacheService& c) {
     cache = &c;
     tier::ClientOptions options = ClientOptionsOf(redis);
-    client = std::make_unique<tier::Client>(io, options);
-    tier::Subscriber::Handlers handlers;
     std::weak_ptr<Impl> weak = shared_from_this();
+    options.on_instance_change = [weak](const std::string& what) {
+      if (auto self = weak.lock()) self->PossibleLoss(what);
+    };
+    client = std::make_unique<tier::Client>(io, options);
+    options.on_instance_change = nullptr;
+    tier::Subscriber::Handlers handlers;
     handlers.message = [weak](std::string_view channel, std::string_view message) {
       if (auto self = weak.lock()) self->OnMessage(channel, message);
     };

@@ -82,6 +82,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     bool fresh = true;  // never failed: commands may wait behind its first connect
     bool reconnect_pending = false;
     uint64_t generation = 0;  // one per connect attempt; stale callbacks compare it
+    std::string run_id;       // INFO server's run_id of the process last connected to; "" unknown
     int consecutive_timeouts = 0;
     std::chrono::milliseconds backoff{0};
     asio::steady_timer connect_timer;
@@ -119,7 +120,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 
   struct Stats {
     std::atomic<uint64_t> commands{0}, timeouts{0}, down{0}, disconnected{0}, disconnects{0},
-        reconnects{0}, moved{0}, ask{0}, slot_map_loads{0};
+        reconnects{0}, moved{0}, ask{0}, slot_map_loads{0}, instance_changes{0};
   };
 
   Impl(asio::io_context& io, ClientOptions options)
@@ -159,6 +160,7 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
   std::shared_ptr<Conn> primary_;             // standalone: the one node
   std::vector<std::shared_ptr<Conn>> slots_;  // cluster: owner of each slot (may be null)
   bool map_loaded_ = false;
+  bool info_refused_ = false;  // logged once
   bool refresh_pending_ = false;
   bool map_dirty_ = false;  // a refresh found no connected node; do it when one connects
   Clock::time_point last_refresh_{};
@@ -212,6 +214,10 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     }
     redisAsyncCommand(ac, &Impl::OnPing, new ConnRef{shared_from_this(), conn, conn->generation},
                       "PING");
+    // Which process this is: its reply comes before that of any command sent once PING answers,
+    // so a restarted Redis is noticed before anything read from it is handed on.
+    redisAsyncCommand(ac, &Impl::OnInfo, new ConnRef{shared_from_this(), conn, conn->generation},
+                      "INFO server");
     conn->connect_timer.expires_after(options_.timeout);
     conn->connect_timer.async_wait([self = shared_from_this(), conn, generation = conn->generation](
                                        const boost::system::error_code& ec) {
@@ -326,6 +332,38 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
     ref->impl->OnReady(conn);
   }
 
+  static void OnInfo(redisAsyncContext* ac, void* reply, void* privdata) {
+    std::unique_ptr<ConnRef> ref(static_cast<ConnRef*>(privdata));
+    auto* r = static_cast<redisReply*>(reply);
+    Impl& impl = *ref->impl;
+    const std::shared_ptr<Conn>& conn = ref->conn;
+    if (r == nullptr || impl.stopped_ || conn->generation != ref->generation) return;
+    if (r->type != REDIS_REPLY_STRING) {
+      // An ACL user without INFO: a restart of this node goes unnoticed (docs/configuration.md).
+      if (!impl.info_refused_) {
+        impl.info_refused_ = true;
+        std::fprintf(stderr, "corral tier: INFO server on %s refused: %.*s\n",
+                     conn->address.c_str(), static_cast<int>(r->len), r->str);
+      }
+      return;
+    }
+    std::string_view info(r->str, r->len);
+    size_t at = info.find("run_id:");
+    if (at == std::string_view::npos) return;
+    std::string_view rest = info.substr(at + 7);
+    std::string run_id(rest.substr(0, rest.find_first_of("\r\n")));
+    if (!conn->run_id.empty() && run_id != conn->run_id) {
+      impl.InstanceChanged("Redis " + conn->address + " restarted (run_id " + conn->run_id +
+                           " -> " + run_id + ")");
+    }
+    conn->run_id = std::move(run_id);
+  }
+
+  void InstanceChanged(const std::string& what) {
+    stats_.instance_changes++;
+    if (options_.on_instance_change) options_.on_instance_change(what);
+  }
+
   void OnReady(const std::shared_ptr<Conn>& conn) {
     if (mode_ == Mode::kUndecided) {
       if (options_.cluster == ClientOptions::Cluster::kOff) {
@@ -434,6 +472,15 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
       long long first = std::max<long long>(0, start->integer);
       long long last = std::min<long long>(kSlots - 1, end->integer);
       for (long long slot = first; slot <= last; ++slot) slots[slot] = owner;
+    }
+    if (map_loaded_) {
+      for (int slot = 0; slot < kSlots; ++slot) {
+        if (slots_[slot] && slots[slot] && slots_[slot] != slots[slot]) {
+          InstanceChanged("slot " + std::to_string(slot) + " moved from " + slots_[slot]->address +
+                          " to " + slots[slot]->address);
+          break;
+        }
+      }
     }
     slots_ = std::move(slots);
     map_loaded_ = true;
@@ -564,6 +611,10 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
       if (!target) return false;
       if (moved) {
         stats_.moved++;
+        if (slots_[slot] && slots_[slot] != target) {
+          InstanceChanged("slot " + std::to_string(slot) + " moved from " + slots_[slot]->address +
+                          " to " + target->address + " (MOVED)");
+        }
         slots_[slot] = target;
         RequestRefresh();
       } else {
@@ -733,6 +784,7 @@ ClientStats Client::stats() const {
   out.redirects_moved = s.moved.load(std::memory_order_relaxed);
   out.redirects_ask = s.ask.load(std::memory_order_relaxed);
   out.slot_map_loads = s.slot_map_loads.load(std::memory_order_relaxed);
+  out.instance_changes = s.instance_changes.load(std::memory_order_relaxed);
   return out;
 }
 

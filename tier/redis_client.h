@@ -50,19 +50,26 @@ struct ClientOptions {
   std::optional<std::string> password;
   std::chrono::milliseconds reconnect_min{100};  // backoff between reconnect attempts, doubling
   std::chrono::milliseconds reconnect_max{2000};
+  // Called (on the client's strand, before any reply from the new instance is handed on) when
+  // the Redis serving some keys may not be the one that acknowledged earlier writes to them: a
+  // node's run_id changed across a reconnect (a restart, which may have come back from an older
+  // snapshot or empty), or a slot's master changed (a failover, which may lose the writes the
+  // old master had not yet replicated; a resharding too, harmlessly). `what` says which, for logs.
+  std::function<void(const std::string& what)> on_instance_change;
 };
 
 // What a Client has done since it started, for metrics (each event counted once).
 struct ClientStats {
-  uint64_t commands = 0;         // commands handed to Command()/Eval()
-  uint64_t timeouts = 0;         // ended kTimeout
-  uint64_t down = 0;             // ended kDown (breaker open, or no slot map yet)
-  uint64_t disconnected = 0;     // ended kDisconnected
-  uint64_t disconnects = 0;      // connections lost or dropped (stalled, failed connect)
-  uint64_t reconnects = 0;       // connection attempts after the first one to a node
-  uint64_t redirects_moved = 0;  // MOVED replies followed
-  uint64_t redirects_ask = 0;    // ASK replies followed
-  uint64_t slot_map_loads = 0;   // CLUSTER SLOTS answers applied
+  uint64_t commands = 0;          // commands handed to Command()/Eval()
+  uint64_t timeouts = 0;          // ended kTimeout
+  uint64_t down = 0;              // ended kDown (breaker open, or no slot map yet)
+  uint64_t disconnected = 0;      // ended kDisconnected
+  uint64_t disconnects = 0;       // connections lost or dropped (stalled, failed connect)
+  uint64_t reconnects = 0;        // connection attempts after the first one to a node
+  uint64_t redirects_moved = 0;   // MOVED replies followed
+  uint64_t redirects_ask = 0;     // ASK replies followed
+  uint64_t slot_map_loads = 0;    // CLUSTER SLOTS answers applied
+  uint64_t instance_changes = 0;  // times on_instance_change was called
 };
 
 // CRC16 (XMODEM) of `key`'s hash tag ("{...}", as Redis Cluster defines it) modulo 16384.
