@@ -104,48 +104,87 @@ void CacheService::FinishAdmitted(const Namespace& ns) {
   pending_gate_.Done();
 }
 
-void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token) {
+BackendResult ShedResult(Admission answer) {
+  BackendResult r;
+  r.kind = LoadResult::Kind::kShed;
+  r.shed = answer;
+  r.from_db = false;
+  return r;
+}
+
+void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token,
+                             bool refresh) {
   std::optional<proto::KeyParts> parts = proto::SplitKey(key);
   std::string id(parts->id);
-  backend_->Load(ns.index, std::move(id), [this, key, &ns, token](BackendResult r) {
-    FinishAdmitted(ns);
-    if (r.from_db) {
-      LoadOutcome outcome = r.kind == LoadResult::Kind::kValue      ? LoadOutcome::kValue
-                            : r.kind == LoadResult::Kind::kNotFound ? LoadOutcome::kNotFound
-                                                                    : LoadOutcome::kError;
-      metrics_.db_loads.Add(ns.index, outcome);
-      if (r.micros > 0) metrics_.db_load_seconds.Observe(static_cast<double>(r.micros) / 1e6);
+  // Asked by the backend (on its thread) before the load's done, at most once in effect.
+  struct Admitted {
+    std::atomic<bool> asked{false};
+    std::atomic<bool> held{false};
+  };
+  auto admitted = std::make_shared<Admitted>();
+  AdmitFn admit = [this, &ns, admitted, refresh] {
+    if (admitted->asked.exchange(true)) {
+      return admitted->held ? Admission::kAdmitted : Admission::kPending;
     }
-    if (r.kind == LoadResult::Kind::kError) {
-      if (r.from_db) LogLoadFailure(ns.config.name, key, r.data);
-      holdoff_.Record(key, r.data);
-    } else {
-      holdoff_.Clear(key);
+    Admission a = Admit(ns);
+    admitted->held = a == Admission::kAdmitted;
+    if (refresh) {
+      metrics_.refreshes.Add(admitted->held ? RefreshResult::kStarted : RefreshResult::kShed);
+      if (!admitted->held) CountShed(ShedReasonOf(a));
     }
-    lease::FillOptions fill;
-    if (r.fresh_ms) {
-      fill = lease::FillOptions{.ttl_ms = std::max<lease::Millis>(*r.fresh_ms, 1),
-                                .jitter = 0,
-                                .stale_ms = r.stale_ms,
-                                .kind = r.kind == LoadResult::Kind::kValue
-                                            ? lease::EntryKind::kValue
-                                            : lease::EntryKind::kNotFound,
-                                .load_ms = r.load_ms};
-    } else {
-      uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
-      fill = FillFor(ns, r.kind, load_ms);
-    }
-    bool cacheable = r.cacheable;
-    LoadResult result{r.kind, std::move(r.data)};
-    // The fill happens under the lease's lock, and only if no invalidation voided the lease
-    // first: an invalidation either precedes it (nothing is cached) or follows it (and deletes
-    // what was cached). Either way no read after the invalidation sees the older row.
-    leases_.Complete(key, token, std::move(result), [&](const LoadResult& res) {
-      if (res.kind == LoadResult::Kind::kError) return;  // keep any stale value (stale-if-error)
-      if (!cacheable) return;  // the tier refused the fill: an invalidation came first
-      store_.Fill(key, res.data, fill);
-    });
-  });
+    return a;
+  };
+  backend_->Load(
+      ns.index, std::move(id), std::move(admit),
+      [this, key, &ns, token, admitted, refresh](BackendResult r) {
+        if (admitted->held) FinishAdmitted(ns);
+        // A refresh answered without a query (the tier's L2) was never counted at admission.
+        if (refresh && !admitted->asked) metrics_.refreshes.Add(RefreshResult::kStarted);
+        if (r.kind == LoadResult::Kind::kShed) {
+          // Refused admission: whoever waits on this lease is shed with it, at once (handing the
+          // lease from waiter to waiter would shed them one by one, each inside the previous one's
+          // callback). A kShed result is never cached and never held off.
+          leases_.Complete(key, token, LoadResult{LoadResult::Kind::kShed, ns.config.name, r.shed});
+          return;
+        }
+        if (r.from_db) {
+          LoadOutcome outcome = r.kind == LoadResult::Kind::kValue      ? LoadOutcome::kValue
+                                : r.kind == LoadResult::Kind::kNotFound ? LoadOutcome::kNotFound
+                                                                        : LoadOutcome::kError;
+          metrics_.db_loads.Add(ns.index, outcome);
+          if (r.micros > 0) metrics_.db_load_seconds.Observe(static_cast<double>(r.micros) / 1e6);
+        }
+        if (r.kind == LoadResult::Kind::kError) {
+          if (r.from_db) LogLoadFailure(ns.config.name, key, r.data);
+          holdoff_.Record(key, r.data);
+        } else {
+          holdoff_.Clear(key);
+        }
+        lease::FillOptions fill;
+        if (r.fresh_ms) {
+          fill = lease::FillOptions{.ttl_ms = std::max<lease::Millis>(*r.fresh_ms, 1),
+                                    .jitter = 0,
+                                    .stale_ms = r.stale_ms,
+                                    .kind = r.kind == LoadResult::Kind::kValue
+                                                ? lease::EntryKind::kValue
+                                                : lease::EntryKind::kNotFound,
+                                    .load_ms = r.load_ms};
+        } else {
+          uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
+          fill = FillFor(ns, r.kind, load_ms);
+        }
+        bool cacheable = r.cacheable;
+        LoadResult result{r.kind, std::move(r.data)};
+        // The fill happens under the lease's lock, and only if no invalidation voided the lease
+        // first: an invalidation either precedes it (nothing is cached) or follows it (and deletes
+        // what was cached). Either way no read after the invalidation sees the older row.
+        leases_.Complete(key, token, std::move(result), [&](const LoadResult& res) {
+          if (res.kind == LoadResult::Kind::kError)
+            return;                // keep any stale value (stale-if-error)
+          if (!cacheable) return;  // the tier refused the fill: an invalidation came first
+          store_.Fill(key, res.data, fill);
+        });
+      });
 }
 
 proto::ShedReason ShedReasonOf(Admission a) {
@@ -229,20 +268,11 @@ void CacheService::Miss(std::string_view key, const Namespace& ns,
 
 void CacheService::LeadAndWait(const std::string& key, const Namespace& ns,
                                const std::shared_ptr<Request>& request, lease::LeaseToken token) {
-  Admission a = Admit(ns);
-  if (a != Admission::kAdmitted) {
-    std::string scratch;
-    request->Answer(*this, BusyAnswer(ShedReasonOf(a), ns.config.name, scratch));
-    // Whoever waits on this lease is shed with it, at once (handing the lease from waiter to
-    // waiter would shed them one by one, each inside the previous one's callback). A kShed result
-    // is never cached and never held off.
-    leases_.Complete(key, token, LoadResult{LoadResult::Kind::kShed, ns.config.name, a});
-    return;
-  }
-  // The holder waits on its own lease too, so its wait is bounded like everybody else's. It
-  // registers before the load starts: a load that completes at once must find it waiting. If an
-  // invalidation voided the lease in between, nobody waits on the old one: drop it and hold the
-  // new one (the admission carries over; each round still starts at most one load).
+  // The holder waits on its own lease too, so its wait is bounded like everybody else's (and it
+  // is answered like them if the load is shed). It registers before the load starts: a load that
+  // completes at once must find it waiting. If an invalidation voided the lease in between,
+  // nobody waits on the old one: drop it and hold the new one (each round still starts at most
+  // one load).
   for (int round = 0;; ++round) {
     lease::LeaseTable::Acquired acq =
         leases_.AcquireOrWait(key, Waiter(key, ns, request), request->deadline, token);
@@ -250,13 +280,11 @@ void CacheService::LeadAndWait(const std::string& key, const Namespace& ns,
       if (leases_.IsValid(key, token)) break;  // waiting on our own lease: go load
       // Our lease was voided and the request now waits on another, newer load: no query here.
       leases_.Release(key, token);
-      FinishAdmitted(ns);
       return;
     }
     leases_.Release(key, token);
     token = acq.token;
     if (round == 3) {
-      FinishAdmitted(ns);
       std::string scratch;
       request->Answer(
           *this, BusyAnswer(proto::ShedReason::kInvalidatedRepeatedly, ns.config.name, scratch));
@@ -265,7 +293,7 @@ void CacheService::LeadAndWait(const std::string& key, const Namespace& ns,
     }
   }
   request->loaded = true;
-  StartLoad(key, ns, token);
+  StartLoad(key, ns, token, /*refresh=*/false);
 }
 
 lease::WaiterFn CacheService::Waiter(const std::string& key, const Namespace& ns,
@@ -320,15 +348,7 @@ void CacheService::Refresh(std::string_view key, const Namespace& ns) {
   }
   std::optional<lease::LeaseToken> token = leases_.TryAcquire(key);
   if (!token) return;  // a load is already under way (not counted: that is every other reader)
-  Admission a = Admit(ns);
-  if (a != Admission::kAdmitted) {
-    leases_.Release(key, *token);
-    metrics_.refreshes.Add(RefreshResult::kShed);
-    CountShed(ShedReasonOf(a));
-    return;
-  }
-  metrics_.refreshes.Add(RefreshResult::kStarted);
-  StartLoad(std::string(key), ns, *token);
+  StartLoad(std::string(key), ns, *token, /*refresh=*/true);
 }
 
 lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
@@ -349,7 +369,7 @@ lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
 }
 
 bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
-                              std::function<void()> propagated) {
+                              std::function<void(bool existed)> propagated) {
   // Void first, then delete: a load completing in between finds its lease voided and caches
   // nothing; one that completed before has its fill deleted here.
   leases_.Void(key);
@@ -357,9 +377,11 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
   bool existed = store_.Del(key);
   metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
   if (sink_ != nullptr && source != InvalidationSource::kTier && FindNamespace(key) != nullptr) {
-    sink_->Propagate(key, source, std::move(propagated));
+    sink_->Propagate(key, source, [existed, propagated = std::move(propagated)](bool held) {
+      if (propagated) propagated(existed || held);
+    });
   } else if (propagated) {
-    propagated();
+    propagated(existed);
   }
   return existed;
 }

@@ -64,15 +64,25 @@ struct BackendResult {
   // False: no database query ran (an L2 hit): not counted in corral_db_loads_total, and an
   // error does not start this node's own hold-off count (it is the fleet's, already shared).
   bool from_db = true;
+  lease::Admission shed = lease::Admission::kAdmitted;  // kShed: what the admission answered
 };
+
+// A load's admission to the database: the node's bounds on queries in flight
+// (pending_loads_max, the pool's and the namespace's max_inflight_loads). A backend calls it once,
+// right before it queries the database, and if the answer is not kAdmitted it does not query but
+// completes the load with ShedResult(answer). A load answered without a query (an L2 hit, another
+// node's load) never asks, and so never holds a slot while it waits.
+using AdmitFn = std::function<lease::Admission()>;
+BackendResult ShedResult(lease::Admission answer);
 
 // Where namespace loads go (pg-loader in production, a fake in tests).
 class LoadBackend {
  public:
   virtual ~LoadBackend() = default;
-  // Loads `id` with namespace `ns_index`'s query; calls `done` exactly once, on any thread (even
-  // before Load returns). Must not block on the database.
-  virtual void Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) = 0;
+  // Loads `id` with namespace `ns_index`'s query, asking `admit` first (see AdmitFn); calls
+  // `done` exactly once, on any thread (even before Load returns). Must not block on the database.
+  virtual void Load(size_t ns_index, std::string id, AdmitFn admit,
+                    std::function<void(BackendResult)> done) = 0;
 };
 
 // Where this node's invalidations also go: the Redis tier, which deletes its L2 copy, voids the
@@ -81,9 +91,9 @@ class InvalidationSink {
  public:
   virtual ~InvalidationSink() = default;
   // Calls `done` (if set) once the tier has applied the invalidation, or could not within its
-  // timeout; on any thread, possibly before returning.
+  // timeout; on any thread, possibly before returning. `held`: the tier held an entry for `key`.
   virtual void Propagate(std::string_view key, InvalidationSource source,
-                         std::function<void()> done) = 0;
+                         std::function<void(bool held)> done) = 0;
 };
 
 class CacheService {
@@ -111,9 +121,10 @@ class CacheService {
   // DEL / HTTP DELETE / NOTIFY: voids the key's lease, ends its error hold-off and deletes it;
   // true if an entry existed. `source` labels corral_invalidations_total.
   // With an InvalidationSink, also propagates it (not for kTier: it came from there), and calls
-  // `propagated` once that is done; without one, calls it at once.
+  // `propagated` once that is done; without one, calls it at once. `existed`: an entry existed
+  // here or in the tier (what DEL counts).
   bool Invalidate(std::string_view key, InvalidationSource source,
-                  std::function<void()> propagated = nullptr);
+                  std::function<void(bool existed)> propagated = nullptr);
   // Set once, before serving; `sink` must outlive the service.
   void SetInvalidationSink(InvalidationSink* sink) { sink_ = sink; }
   bool propagates_invalidations() const { return sink_ != nullptr; }
@@ -188,7 +199,9 @@ class CacheService {
   // Admission for one more load of `ns`; on success the caller owes FinishAdmitted.
   lease::Admission Admit(const Namespace& ns);
   void FinishAdmitted(const Namespace& ns);
-  void StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token);
+  // `refresh`: a background reload, counted in corral_refreshes_total once admitted or shed.
+  void StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token,
+                 bool refresh);
   lease::FillOptions FillFor(const Namespace& ns, lease::LoadResult::Kind kind,
                              uint32_t load_ms) const;
   // Answers a timed-out waiter: the stale value if the store has one, else BUSY.

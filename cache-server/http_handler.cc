@@ -190,7 +190,7 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
       HttpResponse done = NoContent(req);
       state_.cache.Invalidate(
           key, InvalidationSource::kHttp,
-          [respond, done = std::move(done)]() mutable { respond(std::move(done)); });
+          [respond, done = std::move(done)](bool) mutable { respond(std::move(done)); });
       return;
     }
     default: {

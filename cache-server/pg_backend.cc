@@ -57,7 +57,9 @@ void PgBackend::Stop() {
   if (loader_) loader_->Stop();
 }
 
-void PgBackend::Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) {
+void PgBackend::Load(size_t ns_index, std::string id, AdmitFn admit,
+                     std::function<void(BackendResult)> done) {
+  if (lease::Admission a = admit(); a != lease::Admission::kAdmitted) return done(ShedResult(a));
   loader_->Load(ns_index, std::move(id), [done = std::move(done)](pg::LoadOutcome o) {
     BackendResult r;
     r.kind = o.kind == pg::LoadOutcome::Kind::kValue      ? lease::LoadResult::Kind::kValue

@@ -30,7 +30,8 @@ class PgBackend final : public LoadBackend {
   void Start(CacheService& cache, Metrics& metrics);
   void Stop();
 
-  void Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) override;
+  void Load(size_t ns_index, std::string id, AdmitFn admit,
+            std::function<void(BackendResult)> done) override;
   // Every pool has a usable replica (or the primary, with fallback_to_primary).
   bool Ready() const;
   // Each replica's health, lag and load counts, for metrics.cc's corral_replica_* gauges.

@@ -397,12 +397,14 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
 }
 
 namespace {
-// DEL's reply once every key's invalidation has reached the Redis tier (or timed out there).
+// DEL's reply once every key's invalidation has reached the Redis tier (or timed out there): the
+// keys that existed here or in the tier.
 struct DelGather {
   std::atomic<size_t> remaining;
   std::atomic<int64_t> deleted{0};
   std::shared_ptr<AsyncReplyTarget> target;
-  void Done() {
+  void Done(bool existed) {
+    if (existed) ++deleted;
     if (--remaining != 0) return;
     std::string reply;
     AppendInteger(reply, deleted.load());
@@ -427,11 +429,10 @@ CommandStatus RespCommands::Del(RespClient&, Args args, std::string& out,
   gather->remaining = args.size();  // one per key, plus one while issuing
   gather->target = target.Self();
   for (size_t i = 1; i < args.size(); ++i) {
-    bool existed =
-        state_.cache.Invalidate(args[i], InvalidationSource::kDel, [gather] { gather->Done(); });
-    if (existed) ++gather->deleted;
+    state_.cache.Invalidate(args[i], InvalidationSource::kDel,
+                            [gather](bool existed) { gather->Done(existed); });
   }
-  gather->Done();
+  gather->Done(false);
   return CommandStatus::kPending;
 }
 

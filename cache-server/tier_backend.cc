@@ -9,6 +9,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cmath>
 #include <optional>
 #include <random>
 #include <thread>
@@ -87,11 +88,12 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 )lua";
 
-// KEYS: value, lease, error. ARGV: channel ('' = no broadcast), message.
+// KEYS: value, lease, error. ARGV: channel ('' = no broadcast), message. 1 if L2 held an entry.
 const std::string kInvalidate = R"lua(
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+local held = redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[2], KEYS[3])
 if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-return 1
+return held
 )lua";
 
 // KEYS: lease. ARGV: dead owner, new owner, lease_ttl_ms.
@@ -203,6 +205,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     std::string id;
     std::string key;
     std::function<void(BackendResult)> done;
+    AdmitFn admit;       // asked by `db` before it queries (a lease won, or the fallback)
     std::string owner;   // this load's lease name, "node:n"
     std::string holder;  // the other node's lease it waits on
     std::chrono::steady_clock::time_point give_up;
@@ -263,9 +266,10 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   // has acknowledged (acks may come before the membership does).
   struct Broadcast {
     bool invalidated = false;
+    bool held = false;                                // L2 held an entry for the key
     std::optional<std::vector<std::string>> members;  // the other live nodes
     std::vector<std::string> acked;
-    std::function<void()> done;
+    std::function<void(bool held)> done;
     std::optional<asio::steady_timer> timer;
   };
   std::unordered_map<uint64_t, std::shared_ptr<Broadcast>> broadcasts;  // by sequence number
@@ -425,27 +429,29 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void LoadFromDb(const PendingPtr& p) {
-    db.Load(p->ns, p->id, [self = shared_from_this(), p](BackendResult r) {
+    db.Load(p->ns, p->id, p->admit, [self = shared_from_this(), p](BackendResult r) {
       asio::post(self->io, [self, p, r = std::move(r)]() mutable { self->Store(p, std::move(r)); });
     });
   }
 
   // The lease holder's load finished: fill L2 (compare-and-set) or hold the error off, then wake
-  // the other nodes (the scripts PUBLISH).
+  // the other nodes (the scripts PUBLISH). A load this node's admission refused releases the
+  // lease with no hold-off: another node may have room for it.
   void Store(const PendingPtr& p, BackendResult r) {
     if (p->finished) return;
     const std::string& prefix = redis.prefix;
     if (r.kind != LoadResult::Kind::kValue && r.kind != LoadResult::Kind::kNotFound) {
-      Eval(
-          TierOp::kRelease, kRelease,
-          {tier_keys::Lease(prefix, p->key), tier_keys::Error(prefix, p->key)},
-          {p->owner, r.data, std::to_string(config.lease.error_holdoff_ms), filled_channel, p->key},
-          [self = shared_from_this(), p, r](const Result& res) mutable {
-            if (res.ok() && res.reply.integer == 1) {
-              self->metrics.tier_leases.Add(TierLease::kReleased);
-            }
-            self->Finish(p, std::move(r));
-          });
+      Eval(TierOp::kRelease, kRelease,
+           {tier_keys::Lease(prefix, p->key), tier_keys::Error(prefix, p->key)},
+           {p->owner, r.data,
+            std::to_string(r.kind == LoadResult::Kind::kShed ? 0 : config.lease.error_holdoff_ms),
+            filled_channel, p->key},
+           [self = shared_from_this(), p, r](const Result& res) mutable {
+             if (res.ok() && res.reply.integer == 1) {
+               self->metrics.tier_leases.Add(TierLease::kReleased);
+             }
+             self->Finish(p, std::move(r));
+           });
       return;
     }
     const NamespaceConfig& ns = *namespaces[p->ns];
@@ -491,28 +497,37 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     if (p->check) p->check->cancel();
     metrics.tier_fallbacks.Add();
     // Without the tier this node may miss other nodes' invalidations: its own fill is trusted as
-    // fresh for at most l1_ttl_ms (then rechecked), like an L1 copy of a tier value.
+    // fresh for at most l1_ttl_ms (then rechecked), like an L1 copy of a tier value. Jittered
+    // down by the namespace's ttl_jitter (drawn here: rng is the tier thread's), so the keys one
+    // outage loaded together do not all expire together.
     const NamespaceConfig& ns = *namespaces[p->ns];
-    db.Load(p->ns, p->id,
-            [self = shared_from_this(), done = std::move(p->done), &ns](BackendResult r) {
-              if (r.kind == LoadResult::Kind::kValue || r.kind == LoadResult::Kind::kNotFound) {
-                bool found = r.kind == LoadResult::Kind::kValue;
-                self->SetLifetime(r, found ? ns.ttl_ms : ns.negative_ttl_ms, ns.stale_ms);
-                r.load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
-              }
-              done(std::move(r));
-            });
+    double j = std::clamp(ns.ttl_jitter, 0.0, 1.0);
+    double factor = std::uniform_real_distribution<double>(1.0 - j, 1.0)(rng);
+    db.Load(
+        p->ns, p->id, std::move(p->admit),
+        [self = shared_from_this(), done = std::move(p->done), &ns, factor](BackendResult r) {
+          if (r.kind == LoadResult::Kind::kValue || r.kind == LoadResult::Kind::kNotFound) {
+            int64_t ttl = r.kind == LoadResult::Kind::kValue ? ns.ttl_ms : ns.negative_ttl_ms;
+            int64_t fresh = std::max<int64_t>(
+                1, std::llround(static_cast<double>(std::min<int64_t>(ttl, self->redis.l1_ttl_ms)) *
+                                factor));
+            r.fresh_ms = fresh;
+            r.stale_ms = std::max<int64_t>(0, ttl - fresh) + ns.stale_ms;
+            r.load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
+          }
+          done(std::move(r));
+        });
   }
 
   // ---- Invalidations ----
 
-  void Propagate(std::string key, InvalidationSource source, std::function<void()> done) {
-    std::function<void()> finish = [done = std::move(done)] {
-      if (done) done();
+  void Propagate(std::string key, InvalidationSource source, std::function<void(bool)> done) {
+    std::function<void(bool)> finish = [done = std::move(done)](bool held) {
+      if (done) done(held);
     };
     if (stopped || !client->up()) {
       MissedInvalidation(key, "tier down");
-      return finish();
+      return finish(false);
     }
     // Every node hears a NOTIFY itself; DEL, SET and HTTP DELETE are broadcast to the others,
     // and answered once every live node has applied it to its L1 (or redis.timeout_ms passed):
@@ -552,11 +567,13 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
          [self = shared_from_this(), key, seq, finish](const Result& r) {
            self->Wake(key);
            if (!r.ok()) self->MissedInvalidation(key, r.error.empty() ? r.reply.str : r.error);
-           if (seq == 0) return finish ? finish() : void();
+           bool held = r.ok() && r.reply.type == Reply::Type::kInteger && r.reply.integer > 0;
+           if (seq == 0) return finish(held);
            auto it = self->broadcasts.find(seq);
            if (it == self->broadcasts.end()) return;
            if (!r.ok()) return self->EndBroadcast(seq, /*timed_out=*/false);
            it->second->invalidated = true;
+           it->second->held = held;
            self->MaybeEndBroadcast(seq);
          });
   }
@@ -588,7 +605,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       LogTier("tier_broadcast_unacknowledged",
               "nodes=" + LogQuote(missing) + " membership_read=" + (b->members ? "yes" : "no"));
     }
-    b->done();
+    b->done(b->held);
   }
 
   void OnAck(std::string_view message) {
@@ -795,7 +812,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       for (const PendingPtr& p : all) self->Fallback(p);
       for (auto& [seq, b] : self->broadcasts) {
         b->timer->cancel();
-        b->done();
+        b->done(false);
       }
       self->broadcasts.clear();
       self->subscriber->Stop();
@@ -818,12 +835,14 @@ void TierBackend::Start(CacheService& cache) {
 
 void TierBackend::Stop() { impl_->Stop(); }
 
-void TierBackend::Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) {
+void TierBackend::Load(size_t ns_index, std::string id, AdmitFn admit,
+                       std::function<void(BackendResult)> done) {
   auto p = std::make_shared<Impl::Pending>();
   p->ns = ns_index;
   p->key = impl_->namespaces.at(ns_index)->name + ":" + id;
   p->id = std::move(id);
   p->done = std::move(done);
+  p->admit = std::move(admit);
   p->give_up = std::chrono::steady_clock::now() +
                std::chrono::milliseconds(impl_->config.lease.lease_ttl_ms);
   asio::post(impl_->io, [impl = impl_, p] {
@@ -833,7 +852,7 @@ void TierBackend::Load(size_t ns_index, std::string id, std::function<void(Backe
 }
 
 void TierBackend::Propagate(std::string_view key, InvalidationSource source,
-                            std::function<void()> done) {
+                            std::function<void(bool held)> done) {
   asio::post(impl_->io,
              [impl = impl_, key = std::string(key), source, done = std::move(done)]() mutable {
                impl->Propagate(std::move(key), source, std::move(done));

@@ -34,9 +34,10 @@ class TierBackend final : public LoadBackend, public InvalidationSink {
   void Start(CacheService& cache);
   void Stop();
 
-  void Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) override;
+  void Load(size_t ns_index, std::string id, AdmitFn admit,
+            std::function<void(BackendResult)> done) override;
   void Propagate(std::string_view key, InvalidationSource source,
-                 std::function<void()> done) override;
+                 std::function<void(bool held)> done) override;
 
   bool up() const;  // corral_tier_up
   const std::string& node_id() const;

@@ -77,7 +77,15 @@ class FakeBackend final : public LoadBackend {
     std::function<void(BackendResult)> done;
   };
 
-  void Load(size_t ns_index, std::string id, std::function<void(BackendResult)> done) override {
+  // Asks for admission first, as a real backend does before its query (unless told it answers
+  // without one); a shed load is not recorded (it never reached the database).
+  void Load(size_t ns_index, std::string id, AdmitFn admit,
+            std::function<void(BackendResult)> done) override {
+    if (asks_admission_) {
+      if (lease::Admission a = admit(); a != lease::Admission::kAdmitted) {
+        return done(ShedResult(a));
+      }
+    }
     std::optional<BackendResult> now;
     {
       std::lock_guard lock(mu_);
@@ -125,6 +133,10 @@ class FakeBackend final : public LoadBackend {
     cv_.notify_all();
   }
 
+  // false: later loads answer without a database query (as the Redis tier's L2 hits and waits on
+  // another node's load do), so they never ask for admission.
+  void SetAsksAdmission(bool asks) { asks_admission_ = asks; }
+
   // Every later Load calls `done` with `result` before returning (nullopt: hold them again).
   void SetInline(std::optional<BackendResult> result) {
     std::lock_guard lock(mu_);
@@ -161,6 +173,7 @@ class FakeBackend final : public LoadBackend {
   std::map<std::string, size_t> loads_by_id_;
   std::optional<BackendResult> inline_;
   bool stopped_ = false;
+  std::atomic<bool> asks_admission_{true};
 };
 
 // A copy of a ReadAnswer (its views die with the callback).
@@ -804,6 +817,38 @@ TEST_F(CacheServiceTest, FlushAllVoidsLoadsInFlight) {
 }
 
 // --- Rule 8: load shedding -------------------------------------------------------------------
+
+// max_inflight_loads bounds database queries: a load answered without one (the Redis tier's L2,
+// another node's lease) holds no slot while it waits.
+TEST_F(CacheServiceTest, OnlyLoadsThatQueryTheDatabaseCountAgainstMaxInflightLoads) {
+  Config config = TestConfig();
+  config.namespaces["user"].max_inflight_loads = 1;
+  Start(config);
+  backend_.SetAsksAdmission(false);
+  RecordPtr a = Read("user:1");
+  RecordPtr b = Read("user:2");
+  RecordPtr c = Read("user:3");
+  EXPECT_EQ(backend_.loads(), 3u) << "none of them needed a slot";
+  EXPECT_EQ(Requests(Outcome::kShed), 0u);
+
+  backend_.SetAsksAdmission(true);
+  RecordPtr d = Read("user:4");
+  RecordPtr e = Read("user:5");
+  EXPECT_EQ(backend_.loads(), 4u);
+  EXPECT_TRUE(e->answered_during_call) << "the one slot is d's";
+  EXPECT_EQ(e->only().error, "load shed: max_inflight_loads for namespace user");
+  EXPECT_EQ(leases_->leases(), 4u) << "the shed request gave its lease back";
+
+  for (const char* id : {"1", "2", "3", "4"}) {
+    ASSERT_TRUE(backend_.Complete(id, Found(std::string("v") + id)));
+  }
+  EXPECT_EQ(a->only().value, "v1");
+  EXPECT_EQ(d->only().value, "v4");
+  RecordPtr f = Read("user:6");
+  EXPECT_EQ(f->count(), 0u) << "d's slot came back: f loads";
+  EXPECT_EQ(backend_.loads(), 5u);
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("max_inflight_loads")), 1u);
+}
 
 TEST_F(CacheServiceTest, MaxInflightLoadsShedsAtOnce) {
   Config config = TestConfig();

@@ -41,7 +41,11 @@ void Check(bool ok, const char* what) {
 // Answers a load at once, on the calling thread: the id decides found, not found or failed.
 class InstantBackend final : public server::LoadBackend {
  public:
-  void Load(size_t, std::string id, std::function<void(server::BackendResult)> done) override {
+  void Load(size_t, std::string id, server::AdmitFn admit,
+            std::function<void(server::BackendResult)> done) override {
+    if (lease::Admission a = admit(); a != lease::Admission::kAdmitted) {
+      return done(server::ShedResult(a));
+    }
     server::BackendResult r;
     const size_t pick = id.empty() ? 0 : static_cast<unsigned char>(id.back()) % 3;
     r.kind = pick == 0   ? lease::LoadResult::Kind::kValue
