@@ -375,14 +375,16 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
   leases_.Void(key);
   holdoff_.Clear(key);
   bool existed = store_.Del(key);
-  metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
   if (sink_ != nullptr && source != InvalidationSource::kTier && FindNamespace(key) != nullptr) {
+    // Handed to the tier before it is counted: a read that follows the count reaches the tier
+    // after it, and does not take what L2 held before it (TierBackend's `invalidating`).
     sink_->Propagate(key, source, [existed, propagated = std::move(propagated)](bool held) {
       if (propagated) propagated(existed || held);
     });
-  } else if (propagated) {
-    propagated(existed);
+    propagated = nullptr;
   }
+  metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
+  if (propagated) propagated(existed);
   return existed;
 }
 

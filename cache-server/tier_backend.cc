@@ -261,6 +261,11 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   bool bumping = false;
   uint64_t misses = 0;  // invalidations that missed L2, ever (tier thread)
   std::unordered_map<std::string, std::vector<PendingPtr>> waiting;  // by key
+  // Keys whose invalidation by this node has not reached L2 yet (how many in flight). This node
+  // applied it to L1 already, and answers nothing L2 held before it: a NOTIFY reaches every node
+  // but each deletes L2 in its own time, and another node's fill read before the update may be
+  // in L2 until then.
+  std::unordered_map<std::string, int> invalidating;
   // Broadcast invalidations of this node not yet acknowledged by every live node.
   // Answered once the invalidation is in L2, the membership is read, and every other member
   // has acknowledged (acks may come before the membership does).
@@ -317,8 +322,11 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     }
     const std::vector<Reply>& e = r.reply.elements;
     const std::string& what = e[0].str;
-    // What L2 holds is void until the next epoch (the lease, taken or waited on, is still good).
-    if (missed.load() && (what == "hit" || what == "error")) return Fallback(p);
+    // What L2 holds is void until the next epoch (the lease, taken or waited on, is still good),
+    // and what it holds for a key this node is invalidating is older than that invalidation.
+    if ((what == "hit" || what == "error") && (missed.load() || invalidating.count(p->key) != 0)) {
+      return Fallback(p);
+    }
     if (what == "hit" && e.size() == 6) {
       metrics.tier_lookups.Add(TierLookup::kHit);
       BackendResult result;
@@ -560,11 +568,15 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
              self->MaybeEndBroadcast(seq);
            });
     }
+    ++invalidating[key];
     Eval(TierOp::kInvalidate, kInvalidate,
          {tier_keys::Value(prefix, key), tier_keys::Lease(prefix, key),
           tier_keys::Error(prefix, key)},
          {channel, node_id + " " + std::to_string(seq) + " " + key},
          [self = shared_from_this(), key, seq, finish](const Result& r) {
+           if (auto it = self->invalidating.find(key); it != self->invalidating.end()) {
+             if (--it->second == 0) self->invalidating.erase(it);
+           }
            self->Wake(key);
            if (!r.ok()) self->MissedInvalidation(key, r.error.empty() ? r.reply.str : r.error);
            bool held = r.ok() && r.reply.type == Reply::Type::kInteger && r.reply.integer > 0;
