@@ -40,7 +40,7 @@ enum class EntryOrigin : uint8_t { kSet, kFill };
 // it more often used; the main region is a segmented LRU (probation, and protected = 80%). Every
 // access is counted, hit or miss. kClock: one CLOCK bit per entry, second chance.
 enum class EvictionPolicy : uint8_t { kTinyLfu, kClock };
-inline constexpr const char* kEvictionPolicyNames[] = {"tinylfu", "clock"};
+inline constexpr std::string_view kEvictionPolicyNames[] = {"tinylfu", "clock"};
 
 // What the policy knows of one entry (OBJECT FREQ, OBJECT IDLETIME).
 struct PolicyView {
