@@ -129,8 +129,7 @@ double HotKeptAfterScan(EvictionPolicy policy) {
     for (int i = 0; i < 2'000; ++i) ReadThrough(store, "hot:" + std::to_string(i), hot_value);
   }
   for (int i = 0; i < 30'000; ++i) {
-    EXPECT_EQ(store.Set("scan:" + std::to_string(i), cold_value, std::nullopt),
-              SetResult::kStored);
+    EXPECT_EQ(store.Set("scan:" + std::to_string(i), cold_value, std::nullopt), SetResult::kStored);
   }
   int kept = 0;
   for (int i = 0; i < 2'000; ++i) kept += Hit(store, "hot:" + std::to_string(i)) ? 1 : 0;
@@ -151,10 +150,10 @@ class TinyLfuAdmissionTest : public ::testing::Test {
   static constexpr size_t kSketch = 64;  // 1144 / 160 = 7 keys: one block
   FakeClock clock_{kStart};
   FakeRandom random_{{0.5}};
-  Store store_{StoreOptions{.max_bytes = kSketch + 10 * kCost,
-                            .shards = 1,
-                            .policy = EvictionPolicy::kTinyLfu},
-               clock_, random_};
+  Store store_{
+      StoreOptions{
+          .max_bytes = kSketch + 10 * kCost, .shards = 1, .policy = EvictionPolicy::kTinyLfu},
+      clock_, random_};
   const std::string value_ = std::string(10, 'v');
 
   std::string Region(std::string_view key) {
@@ -203,8 +202,8 @@ TEST_F(TinyLfuAdmissionTest, CandidateIsAdmittedOnlyIfMoreFrequentThanTheVictim)
 
 TEST_F(TinyLfuAdmissionTest, GoneEntriesGoBeforeAnyLiveOne) {
   for (int i = 0; i < 10; ++i) {
-    ASSERT_EQ(store_.Set("k" + std::to_string(i), value_, i == 7 ? std::optional<Millis>(5)
-                                                                 : std::nullopt),
+    ASSERT_EQ(store_.Set("k" + std::to_string(i), value_,
+                         i == 7 ? std::optional<Millis>(5) : std::nullopt),
               SetResult::kStored);
   }
   clock_.Advance(5);
@@ -245,8 +244,8 @@ TEST(TinyLfuStoreTest, ClearEmptiesListsAndSketch) {
   FakeRandom random({0.5});
   Store store({.max_bytes = 1 << 20, .shards = 1, .policy = EvictionPolicy::kTinyLfu}, clock,
               random);
-  for (int i = 0; i < 100; ++i) ASSERT_EQ(store.Set("k" + std::to_string(i), "v", std::nullopt),
-                                          SetResult::kStored);
+  for (int i = 0; i < 100; ++i)
+    ASSERT_EQ(store.Set("k" + std::to_string(i), "v", std::nullopt), SetResult::kStored);
   ASSERT_TRUE(Hit(store, "k1"));
   store.Clear();
   EXPECT_EQ(store.Size(), 0u);
