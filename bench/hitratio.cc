@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -93,8 +94,7 @@ Trace ZipfTrace(double alpha, double capacity_fraction, size_t universe, size_t 
 
 // A hot set read uniformly, interleaved with one-off scans: `cycles` of (hot_reads reads of the
 // hot set, then scan_len keys never seen before nor after).
-Trace HotScanTrace(size_t hot, size_t hot_reads, size_t scan_len, size_t cycles,
-                   size_t capacity) {
+Trace HotScanTrace(size_t hot, size_t hot_reads, size_t scan_len, size_t cycles, size_t capacity) {
   std::mt19937_64 rng(5);
   Trace t;
   t.name = "hot set + one-off scans";
@@ -245,8 +245,8 @@ class Redis {
       const size_t end = std::min(to, start + kBatch);
       for (size_t i = start; i < end; ++i) {
         const std::string key = KeyOf(keys[i]);
-        redisAppendCommand(context_.get(), "SET %b %b NX GET", key.data(), key.size(),
-                           value.data(), value.size());
+        redisAppendCommand(context_.get(), "SET %b %b NX GET", key.data(), key.size(), value.data(),
+                           value.size());
       }
       for (size_t i = start; i < end; ++i) {
         void* raw = nullptr;
@@ -316,19 +316,25 @@ int main(int argc, char** argv) {
   }
   auto n = [&](double count) { return static_cast<size_t>(count * scale); };
 
-  std::vector<Trace> traces;
+  // Each trace is made when its turn comes, so that only one is in memory.
+  std::vector<std::function<Trace()>> traces;
   const size_t universe = n(1'000'000);
   for (double capacity : {0.01, 0.1}) {
     for (double alpha : {0.6, 0.8, 0.9, 1.0, 1.2}) {
-      traces.push_back(ZipfTrace(alpha, capacity, universe, n(2'000'000)));
+      // Long enough for the cache to turn over many times after the warm-up quarter: 80 requests
+      // per entry of the cache, at least 2 M.
+      const double requests = std::max(2e6, 80 * capacity * 1e6);
+      traces.push_back([=] { return ZipfTrace(alpha, capacity, universe, n(requests)); });
     }
   }
-  traces.push_back(HotScanTrace(n(20'000), n(100'000), n(300'000), 4, n(100'000)));
+  traces.push_back([=] { return HotScanTrace(n(20'000), n(100'000), n(300'000), 4, n(100'000)); });
   // The issue's figures: 30 MiB of corral's accounting for 200-byte values, 20 000 hot keys.
-  traces.push_back(IssueScanTrace(n(20'000), n(300'000),
-                                  n(30.0 * (1 << 20) / (11 + 200 + Store::kEntryOverhead)), 200));
-  traces.push_back(LoopTrace(n(150'000), 10, n(100'000)));
-  traces.push_back(ShiftTrace(universe, 4, n(500'000), n(100'000)));
+  traces.push_back([=] {
+    return IssueScanTrace(n(20'000), n(300'000),
+                          n(30.0 * (1 << 20) / (11 + 200 + Store::kEntryOverhead)), 200);
+  });
+  traces.push_back([=] { return LoopTrace(n(150'000), 10, n(100'000)); });
+  traces.push_back([=] { return ShiftTrace(universe, 4, n(500'000), n(100'000)); });
 
   std::unique_ptr<Redis> redis;
   if (redis_address) redis = std::make_unique<Redis>(*redis_address);
@@ -336,7 +342,8 @@ int main(int argc, char** argv) {
   std::printf("| trace | cache (entries) | static optimal | corral tinylfu | corral clock |%s\n",
               redis ? " redis allkeys-lru | redis allkeys-lfu |" : "");
   std::printf("| --- | ---: | ---: | ---: | ---: |%s\n", redis ? " ---: | ---: |" : "");
-  for (const Trace& t : traces) {
+  for (const auto& make : traces) {
+    const Trace t = make();
     if (!only.empty() && t.name.find(only) == std::string::npos) continue;
     size_t tinylfu_bytes = 0;
     size_t clock_bytes = 0;

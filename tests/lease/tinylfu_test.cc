@@ -211,7 +211,9 @@ TEST_F(TinyLfuAdmissionTest, GoneEntriesGoBeforeAnyLiveOne) {
   EXPECT_EQ(store_.expirations(), 1u);
   EXPECT_EQ(store_.evictions(), 0u);
   for (int i = 0; i < 10; ++i) {
-    if (i != 7) EXPECT_TRUE(store_.Exists("k" + std::to_string(i))) << i;
+    if (i != 7) {
+      EXPECT_TRUE(store_.Exists("k" + std::to_string(i))) << i;
+    }
   }
 }
 
