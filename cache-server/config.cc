@@ -422,8 +422,12 @@ Config ParseRoot(const Json& root) {
     if (const Json* http = Find(*listen, "http")) config.http = AsHostPort("listen.http", *http);
   }
   ReadFields("", root, config, RootFields());
-  if (const Json* memory = GetSection("", root, "memory", Names({}, lease::StoreFields()))) {
+  if (const Json* memory =
+          GetSection("", root, "memory", Names({"policy"}, lease::StoreFields()))) {
     ReadFields("memory", *memory, config.memory, lease::StoreFields());
+    if (auto policy = GetChoice("memory", *memory, "policy", lease::kEvictionPolicyNames)) {
+      config.memory.policy = static_cast<lease::EvictionPolicy>(*policy);
+    }
   }
   Check(lease::Validate(config.memory, "memory"));
   if (auto level = GetChoice("", root, "log_level", kLogLevels))
@@ -568,6 +572,10 @@ std::vector<ConfigField> ConfigFields() {
   out.push_back({"listen.http", FormatHostPort(Config{}.http), bad_address});
   AddFields(out, "", RootFields());
   AddFields(out, "memory", lease::StoreFields());
+  out.push_back(
+      {"memory.policy",
+       std::string(lease::kEvictionPolicyNames[static_cast<size_t>(Config{}.memory.policy)]),
+       {"\"lru\"", "1"}});
   out.push_back({"log_level", Config{}.log_level, {"\"trace\"", "1"}});
   AddFields(out, "postgres", pg::LoaderFields());
   out.push_back({"postgres.replicas", "[]", {"\"R\"", "[\"\"]", "[1]"}});

@@ -109,7 +109,8 @@ struct Config {
   HostPort resp{"127.0.0.1", 6380};  // JSON listen.resp
   HostPort http{"127.0.0.1", 8080};  // JSON listen.http
   int threads = DefaultThreads();
-  lease::StoreOptions memory;              // JSON "memory": max_bytes
+  // JSON "memory": max_bytes, policy (W-TinyLFU unless "clock")
+  lease::StoreOptions memory{.policy = lease::EvictionPolicy::kTinyLfu};
   std::string log_level = "info";          // debug | info | warn | error
   std::optional<PostgresConfig> postgres;  // absent = plain cache, no read-through
   std::map<std::string, NamespaceConfig> namespaces;

@@ -36,6 +36,7 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"del",           -2, kCmdWrite,                                    kKeyWrite,                           1, -1, 1, &R::Del,          "generic",    "Delete keys and invalidate their leases"},
     {"unlink",        -2, kCmdWrite | kCmdFast,                         kKeyWrite,                           1, -1, 1, &R::Del,          "generic",    "Delete keys and invalidate their leases"},
     {"exists",        -2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1, -1, 1, &R::Exists,       "generic",    "Count the given keys that exist"},
+    {"object",        -2, kCmdReadonly,                                 kKeyRead,                            2,  2, 1, &R::Object,       "generic",    "What the eviction policy knows of a key: FREQ, IDLETIME"},
     {"ttl",            2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::Ttl,          "generic",    "Get the time to live of a key in seconds",            1000},
     {"pttl",           2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::Ttl,          "generic",    "Get the time to live of a key in milliseconds",       1},
     {"expire",        -3, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  1, 1, &R::Expire,       "generic",    "Set a key's time to live in seconds",                 1000},
@@ -440,6 +441,43 @@ CommandStatus RespCommands::Exists(RespClient&, Args args, std::string& out, Asy
   int64_t n = 0;
   for (size_t i = 1; i < args.size(); ++i) n += state_.cache.Exists(args[i]) ? 1 : 0;
   AppendInteger(out, n);
+  return CommandStatus::kDone;
+}
+
+// OBJECT FREQ|IDLETIME key, from the eviction policy's own state (lease::Store::Inspect): FREQ
+// is the TinyLFU sketch's estimate (0-15; an error under memory.policy clock, as Redis errs
+// without an LFU policy), IDLETIME the seconds since the last read or write. Nil for a key the
+// store does not hold. Inspecting is not an access.
+CommandStatus RespCommands::Object(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
+  if (args.size() == 2 && EqualsIgnoreCase(args[1], "help")) {
+    AppendArrayHeader(out, 3);
+    AppendBulk(out, "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
+    AppendBulk(out, "FREQ <key>: the eviction policy's access frequency estimate of <key>.");
+    AppendBulk(out, "IDLETIME <key>: seconds since <key> was last read or written.");
+    return CommandStatus::kDone;
+  }
+  const bool freq = EqualsIgnoreCase(args[1], "freq");
+  if (!freq && !EqualsIgnoreCase(args[1], "idletime")) {
+    AppendError(out, proto::UnknownSubcommandError("OBJECT", args[1]));
+    return CommandStatus::kDone;
+  }
+  if (args.size() != 3) {
+    AppendError(out, proto::WrongArgsError(freq ? "object|freq" : "object|idletime"));
+    return CommandStatus::kDone;
+  }
+  lease::Store& store = state_.cache.store();
+  if (freq && store.policy() != lease::EvictionPolicy::kTinyLfu) {
+    AppendError(out,
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked "
+                "(memory.policy is clock).");
+    return CommandStatus::kDone;
+  }
+  const std::optional<lease::PolicyView> view = store.Inspect(args[2]);
+  if (!view) {
+    AppendNullBulk(out);
+  } else {
+    AppendInteger(out, freq ? view->frequency : view->idle_ms / 1000);
+  }
   return CommandStatus::kDone;
 }
 

@@ -117,6 +117,7 @@ class RespCommands {
   CommandStatus Set(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Del(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Exists(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Object(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Ttl(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Expire(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Ping(RespClient&, Args, std::string&, AsyncReplyTarget&);

@@ -27,15 +27,18 @@ Millis DrawTtl(Millis ttl_ms, double jitter, double u) {
 Store::Store(StoreOptions options, const Clock& clock, Random& random)
     : clock_(clock),
       random_(random),
+      policy_(options.policy),
       shards_(std::bit_ceil(std::max<size_t>(options.shards, 1))),
       shard_mask_(shards_.size() - 1),
       stale_before_(std::numeric_limits<Millis>::min()) {
-  for (Shard& shard : shards_) shard.table.set_budget(options.max_bytes / shards_.size());
+  for (Shard& shard : shards_) {
+    shard.table.set_policy(options.policy);
+    shard.table.set_budget(options.max_bytes / shards_.size());
+  }
 }
 
 bool Store::Present(const StoreShard::Entry* entry, Millis now) const {
-  return entry != nullptr && entry->meta.kind == EntryKind::kValue &&
-         now < View(*entry).fresh_until;
+  return entry != nullptr && entry->kind == EntryKind::kValue && now < View(*entry).fresh_until;
 }
 
 SetResult Store::Set(std::string_view key, std::string_view value, std::optional<Millis> ttl_ms,
@@ -45,6 +48,7 @@ SetResult Store::Set(std::string_view key, std::string_view value, std::optional
   Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mu);
   StoreShard::Entry* existing = shard.table.FindLive(key, hash, now);
+  shard.table.OnWrite(hash);
   const bool present = Present(existing, now);
   if (cond == SetCondition::kIfAbsent && present) return SetResult::kNotStored;
   if (cond == SetCondition::kIfPresent && !present) return SetResult::kNotStored;
@@ -65,7 +69,7 @@ SetResult Store::Set(std::string_view key, std::string_view value, std::optional
 
   StoreShard::Entry* entry = shard.table.Put(existing, key, hash, value, now);
   if (entry == nullptr) return SetResult::kTooLarge;
-  entry->meta = meta;
+  entry->set_meta(meta);
   entry->origin = EntryOrigin::kSet;
   return SetResult::kStored;
 }
@@ -90,7 +94,7 @@ std::optional<EntryMeta> Store::Fill(std::string_view key, std::string_view valu
     if (existing != nullptr) shard.table.Remove(existing);
     return std::nullopt;
   }
-  entry->meta = meta;
+  entry->set_meta(meta);
   entry->origin = EntryOrigin::kFill;
   return meta;
 }
@@ -136,11 +140,21 @@ bool Store::Expire(std::string_view key, Millis ttl_ms) {
     shard.table.Remove(entry);
     return true;
   }
-  EntryMeta& meta = entry->meta;
-  const Millis stale_window = meta.fresh_until == kNever ? 0 : meta.stale_until - meta.fresh_until;
-  meta.fresh_until = AddClamped(now, ttl_ms);
-  meta.stale_until = AddClamped(meta.fresh_until, stale_window);
+  const Millis stale_window =
+      entry->fresh_until == kNever ? 0 : entry->stale_until - entry->fresh_until;
+  entry->fresh_until = AddClamped(now, ttl_ms);
+  entry->stale_until = AddClamped(entry->fresh_until, stale_window);
   return true;
+}
+
+std::optional<PolicyView> Store::Inspect(std::string_view key) {
+  const uint64_t hash = Hash(key);
+  const Millis now = clock_.NowMs();
+  Shard& shard = ShardFor(hash);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const StoreShard::Entry* entry = shard.table.FindLive(key, hash, now);
+  if (entry == nullptr) return std::nullopt;
+  return shard.table.View(*entry, hash, now);
 }
 
 void Store::MarkAllStaleBefore(Millis before) {
@@ -177,6 +191,12 @@ size_t Store::ExpireSome(size_t budget_per_shard) {
     removed += shard.table.ExpireSome(budget_per_shard, now);
   }
   return removed;
+}
+
+size_t Store::PolicyBytes() const {
+  size_t total = 0;
+  for (const Shard& shard : shards_) total += shard.table.policy_bytes();
+  return total;
 }
 
 uint64_t Store::evictions() const {

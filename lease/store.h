@@ -1,5 +1,6 @@
 // corral's in-memory store: sharded key -> value entries with Redis-style TTLs, read-through fills
-// with jittered TTL and a stale window, a memory bound with CLOCK eviction, lazy and active expiry.
+// with jittered TTL and a stale window, a memory bound with W-TinyLFU (or CLOCK) eviction, lazy
+// and active expiry.
 // SPEC.md rules 3, 5 and 10. Pure: no I/O, no logging; time and randomness are injected.
 #pragma once
 
@@ -21,6 +22,9 @@ namespace corral::lease {
 struct StoreOptions {
   size_t max_bytes = 256u << 20;  // accounted bytes (see Store::kEntryOverhead), split evenly
   size_t shards = 64;             // rounded up to a power of two; 0 is taken as 1
+  // JSON memory.policy. The struct's default stays CLOCK for the tests written against it; the
+  // configuration's default is TinyLFU (cache-server/config.cc).
+  EvictionPolicy policy = EvictionPolicy::kClock;
 };
 
 enum class SetCondition { kAlways, kIfAbsent /* NX */, kIfPresent /* XX */ };
@@ -55,7 +59,8 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   // If `key` holds an entry that is not gone, calls fn(std::string_view value, const EntryMeta&)
-  // under the shard lock, marks the entry recently used and returns true; else returns false.
+  // under the shard lock, records the access with the policy and returns true; else records the
+  // miss (TinyLFU counts misses) and returns false.
   // `value` is valid only inside fn. fn must be quick and must not call into the Store. The meta
   // passed has fresh_until capped by MarkAllStaleBefore. No heap allocation.
   template <class Fn>
@@ -97,11 +102,19 @@ class Store {
   // Removes every entry (FLUSHALL). Counters are kept.
   void Clear();
 
+  // What the eviction policy knows of `key` (OBJECT FREQ / IDLETIME), if it holds an entry that
+  // is not gone. Not an access: changes nothing.
+  std::optional<PolicyView> Inspect(std::string_view key);
+  EvictionPolicy policy() const { return policy_; }
+
   // Entries held, including gone ones not yet removed. Lock-free, approximate under writes.
   size_t Size() const;
-  // Accounted bytes: the sum over entries of key + value + kEntryOverhead. Never above
-  // max_bytes (rounded down to a multiple of the shard count). Lock-free.
+  // Accounted bytes: the sum over entries of key + value + kEntryOverhead. MemoryBytes() +
+  // PolicyBytes() is never above max_bytes (rounded down to a multiple of the shard count).
+  // Lock-free.
   size_t MemoryBytes() const;
+  // The eviction policy's own state (TinyLFU's sketches), fixed at construction; 0 for CLOCK.
+  size_t PolicyBytes() const;
   // Active expiry step (Redis style): looks at up to `budget_per_shard` slots per shard and
   // removes the gone entries; returns how many it removed. The server calls this from a timer.
   size_t ExpireSome(size_t budget_per_shard);
@@ -117,7 +130,7 @@ class Store {
     StoreShard table;
   };
 
-  static uint64_t Hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  static uint64_t Hash(std::string_view key) { return StoreShard::HashKey(key); }
   Shard& ShardFor(uint64_t hash) { return shards_[hash & shard_mask_]; }
   // The entry's meta as readers see it: fresh_until capped by MarkAllStaleBefore.
   EntryMeta View(const StoreShard::Entry& entry) const;
@@ -126,13 +139,14 @@ class Store {
 
   const Clock& clock_;
   Random& random_;
+  EvictionPolicy policy_;
   std::vector<Shard> shards_;
   uint64_t shard_mask_;
   std::atomic<Millis> stale_before_;
 };
 
 inline EntryMeta Store::View(const StoreShard::Entry& entry) const {
-  EntryMeta meta = entry.meta;
+  EntryMeta meta = entry.meta();
   if (entry.origin == EntryOrigin::kFill) {
     const Millis before = stale_before_.load(std::memory_order_relaxed);
     if (meta.filled_at <= before && meta.fresh_until > before) meta.fresh_until = before;
@@ -147,8 +161,11 @@ bool Store::Get(std::string_view key, Fn&& fn) {
   Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mu);
   StoreShard::Entry* entry = shard.table.FindLive(key, hash, now);
-  if (entry == nullptr) return false;
-  entry->referenced = true;
+  if (entry == nullptr) {
+    shard.table.OnMiss(hash);
+    return false;
+  }
+  shard.table.OnHit(entry, hash, now);
   const EntryMeta meta = View(*entry);
   std::invoke(std::forward<Fn>(fn), entry->value(), meta);
   return true;

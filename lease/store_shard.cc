@@ -1,4 +1,5 @@
-// One shard of the Store: slot array, open-addressing index, CLOCK eviction and expiry sweeps.
+// One shard of the Store: slot array, open-addressing index, W-TinyLFU or CLOCK eviction and
+// expiry sweeps.
 #include "lease/store_shard.h"
 
 #include <algorithm>
@@ -12,12 +13,57 @@ constexpr size_t kInitialIndexCells = 16;  // power of two
 // to CLOCK. The cursor moves on, so repeated evictions look at fresh slots.
 constexpr size_t kExpiredScan = 16;
 constexpr uint64_t kSlotMask = 0xffff'ffffu;
+// TinyLFU's shares of the budget: the admission window, and protected within the main region.
+constexpr size_t kWindowPercent = 1;
+constexpr size_t kProtectedPercent = 80;
 
 }  // namespace
 
-static_assert(sizeof(StoreShard::Entry) == 56, "kEntryOverhead's estimate assumes 56-byte slots");
+static_assert(sizeof(StoreShard::Entry) == 64, "kEntryOverhead's estimate assumes 64-byte slots");
 
 StoreShard::StoreShard() : index_(kInitialIndexCells, 0) {}
+
+void StoreShard::set_budget(size_t bytes) {
+  if (policy_ == EvictionPolicy::kTinyLfu) {
+    sketch_ = FrequencySketch(bytes / (kEntryOverhead + kAssumedKeyValueBytes));
+    // A shard too small for its sketch holds nothing (and stores nothing: TooLarge).
+    bytes = bytes > sketch_.bytes() ? bytes - sketch_.bytes() : 0;
+  }
+  budget_ = bytes;
+  window_budget_ = budget_ * kWindowPercent / 100;
+  protected_budget_ = (budget_ - window_budget_) * kProtectedPercent / 100;
+}
+
+PolicyView StoreShard::View(const Entry& entry, uint64_t hash, Millis now) const {
+  PolicyView view;
+  const Millis now_s = now / 1000;
+  view.idle_ms = std::max<Millis>(0, now_s - static_cast<Millis>(entry.access_s)) * 1000;
+  if (policy_ == EvictionPolicy::kTinyLfu) {
+    view.frequency = sketch_.Frequency(hash);
+    switch (entry.region) {
+      case Region::kWindow:
+        view.region = "window";
+        break;
+      case Region::kProbation:
+        view.region = "probation";
+        break;
+      case Region::kProtected:
+        view.region = "protected";
+        break;
+      case Region::kNone:
+        break;
+    }
+  }
+  return view;
+}
+
+std::vector<std::string_view> StoreShard::RegionKeys(Region region) const {
+  std::vector<std::string_view> keys;
+  for (SlotId id = List(region).head; id != kNil; id = slots_[id].next) {
+    keys.push_back(slots_[id].key());
+  }
+  return keys;
+}
 
 StoreShard::Entry* StoreShard::FindLive(std::string_view key, uint64_t hash, Millis now) {
   const uint32_t tag = static_cast<uint32_t>(hash >> 32);
@@ -28,7 +74,7 @@ StoreShard::Entry* StoreShard::FindLive(std::string_view key, uint64_t hash, Mil
     if (static_cast<uint32_t>(cell >> 32) != tag) continue;
     Entry& entry = slots_[(cell & kSlotMask) - 1];
     if (entry.key() != key) continue;
-    if (now >= entry.meta.stale_until) {  // lazy expiry
+    if (now >= entry.stale_until) {  // lazy expiry
       RemoveSlot(IdOf(&entry));
       expirations_.fetch_add(1, std::memory_order_relaxed);
       return nullptr;
@@ -52,6 +98,7 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
       // Same size: overwrite in place; accounted bytes do not change, so nothing is evicted.
       if (!value.empty())
         std::memcpy(existing->data.get() + existing->key_size, value.data(), value.size());
+      existing->access_s = static_cast<uint32_t>(now / 1000);
       return existing;
     }
     referenced = existing->referenced;
@@ -77,12 +124,17 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
   entry.tag = static_cast<uint32_t>(hash >> 32);
   entry.referenced = referenced;
   entry.origin = EntryOrigin::kSet;
-  entry.meta = EntryMeta{};
+  entry.set_meta(EntryMeta{});
+  entry.access_s = static_cast<uint32_t>(now / 1000);
 
   if ((size() + 1) * 4 > index_.size() * 3) GrowIndex();
   InsertCell(static_cast<Cell>(entry.tag) << 32 | (static_cast<Cell>(id) + 1));
   AddStats(1, cost);
-  return &entry;
+  if (policy_ == EvictionPolicy::kTinyLfu) {
+    PushFront(Region::kWindow, id);
+    SpillWindow();
+  }
+  return &slots_[id];
 }
 
 void StoreShard::Remove(Entry* entry) { RemoveSlot(IdOf(entry)); }
@@ -94,7 +146,7 @@ size_t StoreShard::ExpireSome(size_t budget, Millis now) {
     if (expire_cursor_ >= n) expire_cursor_ = 0;
     const SlotId id = static_cast<SlotId>(expire_cursor_++);
     const Entry& entry = slots_[id];
-    if (entry.in_use() && now >= entry.meta.stale_until) {
+    if (entry.in_use() && now >= entry.stale_until) {
       RemoveSlot(id);
       ++removed;
     }
@@ -107,6 +159,8 @@ void StoreShard::Clear() {
   std::vector<Entry>().swap(slots_);
   std::vector<SlotId>().swap(free_);
   std::vector<Cell>(kInitialIndexCells, 0).swap(index_);
+  for (LruList& list : lists_) list = LruList{};
+  sketch_.Clear();
   hand_ = 0;
   expire_cursor_ = 0;
   size_.store(0, std::memory_order_relaxed);
@@ -114,23 +168,141 @@ void StoreShard::Clear() {
 }
 
 void StoreShard::MakeRoom(size_t need, Millis now) {
-  while (bytes() + need > budget_ && EvictOne(now)) {
+  if (policy_ == EvictionPolicy::kClock) {
+    while (bytes() + need > budget_ && EvictOne(now)) {
+    }
+    return;
   }
+  while (bytes() + need > budget_ && size() > 0) {
+    // Gone entries are the least valuable: they go before any live one.
+    if (!EvictExpired(now) && !EvictTinyLfu(need)) return;
+  }
+}
+
+bool StoreShard::EvictExpired(Millis now) {
+  const size_t n = slots_.size();
+  for (size_t i = 0; i < std::min(n, kExpiredScan); ++i) {
+    if (expire_cursor_ >= n) expire_cursor_ = 0;
+    const SlotId id = static_cast<SlotId>(expire_cursor_++);
+    if (slots_[id].in_use() && now >= slots_[id].stale_until) {
+      RemoveSlot(id);
+      expirations_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool StoreShard::EvictTinyLfu(size_t need) {
+  const LruList& window = List(Region::kWindow);
+  const LruList& probation = List(Region::kProbation);
+  const LruList& protected_list = List(Region::kProtected);
+  // The window's LRU entry is a candidate for the main region when the newcomer would push the
+  // window over its share; the victim is main's LRU end (probation first).
+  SlotId candidate = window.bytes + need > window_budget_ ? window.tail : kNil;
+  const SlotId victim = probation.tail != kNil ? probation.tail : protected_list.tail;
+  if (candidate == kNil && victim == kNil) candidate = window.tail;
+  if (candidate == kNil && victim == kNil) return false;
+  if (victim == kNil) {
+    EvictSlot(candidate);
+  } else if (candidate == kNil) {
+    EvictSlot(victim);
+  } else if (FrequencyOf(candidate) > FrequencyOf(victim)) {
+    // Admitted: the victim goes, the candidate moves to probation's MRU end.
+    EvictSlot(victim);
+    Unlink(candidate);
+    PushFront(Region::kProbation, candidate);
+  } else {
+    EvictSlot(candidate);
+  }
+  return true;
+}
+
+void StoreShard::EvictSlot(SlotId id) {
+  RemoveSlot(id);
+  evictions_.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint32_t StoreShard::FrequencyOf(SlotId id) const {
+  const Entry& entry = slots_[id];
+  return sketch_.Frequency(HashKey(entry.key()));
+}
+
+void StoreShard::OnTinyLfuHit(SlotId id) {
+  Entry& entry = slots_[id];
+  switch (entry.region) {
+    case Region::kWindow:
+    case Region::kProtected:
+      if (List(entry.region).head != id) {
+        const Region region = entry.region;
+        Unlink(id);
+        PushFront(region, id);
+      }
+      break;
+    case Region::kProbation:
+      Unlink(id);
+      PushFront(Region::kProtected, id);
+      DemoteProtected();
+      break;
+    case Region::kNone:
+      break;
+  }
+}
+
+void StoreShard::SpillWindow() {
+  LruList& window = List(Region::kWindow);
+  while (window.bytes > window_budget_ && window.head != window.tail) {
+    const SlotId id = window.tail;
+    Unlink(id);
+    PushFront(Region::kProbation, id);
+  }
+}
+
+void StoreShard::DemoteProtected() {
+  LruList& protected_list = List(Region::kProtected);
+  while (protected_list.bytes > protected_budget_ && protected_list.head != protected_list.tail) {
+    const SlotId id = protected_list.tail;
+    Unlink(id);
+    PushFront(Region::kProbation, id);
+  }
+}
+
+void StoreShard::PushFront(Region region, SlotId id) {
+  LruList& list = List(region);
+  Entry& entry = slots_[id];
+  entry.region = region;
+  entry.prev = kNil;
+  entry.next = list.head;
+  if (list.head != kNil) slots_[list.head].prev = id;
+  list.head = id;
+  if (list.tail == kNil) list.tail = id;
+  list.bytes += Cost(entry.key_size, entry.value_size);
+}
+
+void StoreShard::Unlink(SlotId id) {
+  Entry& entry = slots_[id];
+  if (entry.region == Region::kNone) return;
+  LruList& list = List(entry.region);
+  if (entry.prev != kNil) {
+    slots_[entry.prev].next = entry.next;
+  } else {
+    list.head = entry.next;
+  }
+  if (entry.next != kNil) {
+    slots_[entry.next].prev = entry.prev;
+  } else {
+    list.tail = entry.prev;
+  }
+  list.bytes -= Cost(entry.key_size, entry.value_size);
+  entry.prev = entry.next = kNil;
+  entry.region = Region::kNone;
 }
 
 bool StoreShard::EvictOne(Millis now) {
   const size_t n = slots_.size();
   if (size() == 0) return false;
   // Expired entries are the least valuable: look for one near the expiry cursor first.
-  for (size_t i = 0; i < std::min(n, kExpiredScan); ++i) {
-    if (expire_cursor_ >= n) expire_cursor_ = 0;
-    const SlotId id = static_cast<SlotId>(expire_cursor_++);
-    if (slots_[id].in_use() && now >= slots_[id].meta.stale_until) {
-      RemoveSlot(id);
-      expirations_.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-  }
+  if (EvictExpired(now)) return true;
   // CLOCK: a referenced entry loses its bit and is passed over once; the first entry found
   // without it is the victim. Two turns of the hand visit every entry twice, so one is found.
   for (size_t step = 0; step < 2 * n; ++step) {
@@ -138,7 +310,7 @@ bool StoreShard::EvictOne(Millis now) {
     const SlotId id = static_cast<SlotId>(hand_++);
     Entry& entry = slots_[id];
     if (!entry.in_use()) continue;
-    if (now >= entry.meta.stale_until) {
+    if (now >= entry.stale_until) {
       RemoveSlot(id);
       expirations_.fetch_add(1, std::memory_order_relaxed);
       return true;
@@ -156,6 +328,7 @@ bool StoreShard::EvictOne(Millis now) {
 
 void StoreShard::RemoveSlot(SlotId id) {
   Entry& entry = slots_[id];
+  Unlink(id);
   EraseCell(entry.tag, id);
   SubStats(1, Cost(entry.key_size, entry.value_size));
   entry.data.reset();

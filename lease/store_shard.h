@@ -1,16 +1,19 @@
 // One shard of the Store: entries in a slot array with a free list, found through an
-// open-addressing index (linear probing, backward-shift deletion), evicted by CLOCK. Store holds
-// the shard's mutex around every call; the counters alone may be read without it.
+// open-addressing index (linear probing, backward-shift deletion), evicted by W-TinyLFU (window
+// LRU + segmented LRU main region + frequency sketch) or CLOCK. Store holds the shard's mutex
+// around every call; the counters alone may be read without it.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
 
 #include "lease/clock.h"
+#include "lease/frequency_sketch.h"
 
 namespace corral::lease {
 
@@ -31,35 +34,116 @@ struct EntryMeta {
 // Who stored an entry. Only read-through fills are subject to Store::MarkAllStaleBefore.
 enum class EntryOrigin : uint8_t { kSet, kFill };
 
+// JSON memory.policy. kTinyLfu: W-TinyLFU (Einziger, Friedman, Manes, ACM TOS 2017) as Caffeine
+// has it: a new entry enters an LRU admission window (1% of the bytes); the window's LRU entry
+// then competes with the main region's victim and is admitted only if the frequency sketch rates
+// it more often used; the main region is a segmented LRU (probation, and protected = 80%). Every
+// access is counted, hit or miss. kClock: one CLOCK bit per entry, second chance.
+enum class EvictionPolicy : uint8_t { kTinyLfu, kClock };
+inline constexpr std::string_view kEvictionPolicyNames[] = {"tinylfu", "clock"};
+
+// What the policy knows of one entry (OBJECT FREQ, OBJECT IDLETIME).
+struct PolicyView {
+  uint32_t frequency = 0;   // the sketch's estimate (0..15); 0 under CLOCK
+  Millis idle_ms = 0;       // since the last read or write, in whole seconds
+  const char* region = "";  // "window", "probation", "protected"; "" under CLOCK
+};
+
 class StoreShard {
  public:
   // Bytes accounted per entry besides key and value, an estimate of what an entry really costs:
-  // its slot (sizeof(Entry) = 56), its index cell (8 bytes at a load factor of 3/8 to 3/4, so
-  // 11-21), and the allocator's header and rounding of the key+value block (8-23 with glibc),
-  // rounded up. Not included, and so the overhead beyond max_bytes: the growth slack of the slot
-  // array and of the index (each at most doubles) and slots left free by deletions.
+  // its slot (sizeof(Entry) = 64), its index cell (8 bytes at a load factor of 3/8 to 3/4, so
+  // 11-21), and the allocator's header and rounding of the key+value block (8-23 with glibc).
+  // Not included, and so the overhead beyond max_bytes: the growth slack of the slot array and
+  // of the index (each at most doubles) and slots left free by deletions. The policy's own state
+  // (the sketch) is taken off the budget up front, see set_budget.
   static constexpr size_t kEntryOverhead = 96;
+  // The sketch is sized for budget / (kEntryOverhead + kAssumedKeyValueBytes) keys.
+  static constexpr size_t kAssumedKeyValueBytes = 64;
 
+  // The key hash the Store shards by and the policy counts with.
+  static uint64_t HashKey(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
+  using SlotId = uint32_t;
+  static constexpr SlotId kNil = UINT32_MAX;
+  enum class Region : uint8_t { kNone, kWindow, kProbation, kProtected };
+
+  // 64 bytes: the EntryMeta fields are laid out flat so that the list links, the access time and
+  // the policy bytes fill what would be padding.
   struct Entry {
     std::unique_ptr<char[]> data;  // key bytes then value bytes; null while the slot is free
+    Millis filled_at = 0;
+    Millis fresh_until = kNever;
+    Millis stale_until = kNever;
     uint32_t key_size = 0;
     uint32_t value_size = 0;
-    uint32_t tag = 0;         // high 32 bits of the key's hash; places the entry in the index
-    bool referenced = false;  // CLOCK bit: set by a read, cleared by the passing hand
+    uint32_t tag = 0;  // high 32 bits of the key's hash; places the entry in the index
+    uint32_t load_ms = 0;
+    SlotId prev = kNil;     // TinyLFU: the neighbour towards the MRU end of the entry's region
+    SlotId next = kNil;     // ... and towards the LRU end
+    uint32_t access_s = 0;  // clock seconds of the last read or write (OBJECT IDLETIME)
+    EntryKind kind = EntryKind::kValue;
     EntryOrigin origin = EntryOrigin::kSet;
-    EntryMeta meta;
+    Region region = Region::kNone;  // TinyLFU: which list the entry is on
+    bool referenced = false;        // CLOCK bit: set by a read, cleared by the passing hand
 
     bool in_use() const { return data != nullptr; }
     std::string_view key() const { return {data.get(), key_size}; }
     std::string_view value() const { return {data.get() + key_size, value_size}; }
+    EntryMeta meta() const {
+      EntryMeta meta;
+      meta.filled_at = filled_at;
+      meta.fresh_until = fresh_until;
+      meta.stale_until = stale_until;
+      meta.load_ms = load_ms;
+      meta.kind = kind;
+      return meta;
+    }
+    void set_meta(const EntryMeta& meta) {
+      filled_at = meta.filled_at;
+      fresh_until = meta.fresh_until;
+      stale_until = meta.stale_until;
+      load_ms = meta.load_ms;
+      kind = meta.kind;
+    }
   };
 
   StoreShard();
   StoreShard(const StoreShard&) = delete;
   StoreShard& operator=(const StoreShard&) = delete;
 
-  void set_budget(size_t bytes) { budget_ = bytes; }
+  // Chooses the policy; only while the shard is empty, before set_budget. CLOCK by default.
+  void set_policy(EvictionPolicy policy) { policy_ = policy; }
+  // Sets the shard's share of max_bytes. Under TinyLFU the sketch is sized from it and its bytes
+  // are taken off: entries get budget() = bytes - policy_bytes().
+  void set_budget(size_t bytes);
   size_t budget() const { return budget_; }
+  EvictionPolicy policy() const { return policy_; }
+  // Bytes of the policy's own state (the sketch; the links live in the slots).
+  size_t policy_bytes() const { return sketch_.bytes(); }
+
+  // A read of `entry` (from FindLive) at `now`, whose key hashes to `hash`: counts it and moves
+  // it in its list (TinyLFU) or sets its CLOCK bit. O(1), no allocation.
+  void OnHit(Entry* entry, uint64_t hash, Millis now) {
+    entry->access_s = static_cast<uint32_t>(now / 1000);
+    if (policy_ == EvictionPolicy::kClock) {
+      entry->referenced = true;
+      return;
+    }
+    sketch_.Increment(hash);
+    OnTinyLfuHit(IdOf(entry));
+  }
+  // A read that found nothing: TinyLFU counts misses too, so a key that is loaded after misses
+  // enters with the frequency they built up.
+  void OnMiss(uint64_t hash) {
+    if (policy_ == EvictionPolicy::kTinyLfu) sketch_.Increment(hash);
+  }
+  // A write by SET: counted as an access (a Fill is not: the miss before it was counted).
+  void OnWrite(uint64_t hash) {
+    if (policy_ == EvictionPolicy::kTinyLfu) sketch_.Increment(hash);
+  }
+  PolicyView View(const Entry& entry, uint64_t hash, Millis now) const;
+  const FrequencySketch& sketch() const { return sketch_; }
 
   // The entry stored under `key` (whose hash is `hash`), or nullptr. An entry that is gone at
   // `now` (now >= stale_until) is removed first and counts as an expiration. Does not touch the
@@ -70,9 +154,11 @@ class StoreShard {
   bool TooLarge(std::string_view key, std::string_view value) const;
 
   // Stores `value` under `key`, replacing `existing` (the entry FindLive returned for this key, or
-  // nullptr when there is none). First removes expired entries and then evicts by CLOCK until the
-  // new entry fits the budget. Returns the entry, whose meta and origin the caller sets; its CLOCK
-  // bit is clear. Returns nullptr, changing nothing, if TooLarge(key, value).
+  // nullptr when there is none). First removes expired entries and then evicts by the policy until
+  // the new entry fits the budget; the new entry itself is never the one evicted. Returns the
+  // entry, whose meta and origin the caller sets; its CLOCK bit is clear, and under TinyLFU it is
+  // at the MRU end of the window (a same-size overwrite keeps its place). Returns nullptr,
+  // changing nothing, if TooLarge(key, value).
   Entry* Put(Entry* existing, std::string_view key, uint64_t hash, std::string_view value,
              Millis now);
 
@@ -83,7 +169,7 @@ class StoreShard {
   // removes the entries gone at `now`. Returns how many it removed.
   size_t ExpireSome(size_t budget, Millis now);
 
-  // Removes every entry and gives the memory back. Counters are kept.
+  // Removes every entry and gives the memory back; the sketch is zeroed. Counters are kept.
   void Clear();
 
   // Readable without the lock (relaxed, for metrics).
@@ -92,8 +178,17 @@ class StoreShard {
   uint64_t evictions() const { return evictions_.load(std::memory_order_relaxed); }
   uint64_t expirations() const { return expirations_.load(std::memory_order_relaxed); }
 
+  // TinyLFU's lists, for tests: keys from the MRU end to the LRU end; bytes per region.
+  std::vector<std::string_view> RegionKeys(Region region) const;
+  size_t region_bytes(Region region) const { return List(region).bytes; }
+
  private:
-  using SlotId = uint32_t;
+  // A doubly linked list of slots through Entry::prev/next; head is the MRU end.
+  struct LruList {
+    SlotId head = kNil;
+    SlotId tail = kNil;
+    size_t bytes = 0;
+  };
   // An index cell: tag << 32 | (slot + 1); 0 is empty.
   using Cell = uint64_t;
 
@@ -105,8 +200,23 @@ class StoreShard {
 
   // Removes gone or least valuable entries until `need` more bytes fit the budget.
   void MakeRoom(size_t need, Millis now);
+  // Removes one gone entry near the expiry cursor, if it finds one among kExpiredScan slots.
+  bool EvictExpired(Millis now);
   // Removes one entry: a gone one near the expiry cursor if any, else the CLOCK victim.
   bool EvictOne(Millis now);
+  // Removes one entry by TinyLFU, `need` bytes being about to enter the window.
+  bool EvictTinyLfu(size_t need);
+  void EvictSlot(SlotId id);
+  void OnTinyLfuHit(SlotId id);
+  // Moves window entries over the window's share to probation (no eviction).
+  void SpillWindow();
+  // Moves protected entries over its share to probation's MRU end.
+  void DemoteProtected();
+  LruList& List(Region region) { return lists_[static_cast<size_t>(region) - 1]; }
+  const LruList& List(Region region) const { return lists_[static_cast<size_t>(region) - 1]; }
+  void PushFront(Region region, SlotId id);
+  void Unlink(SlotId id);
+  uint32_t FrequencyOf(SlotId id) const;
   void RemoveSlot(SlotId id);
   void InsertCell(Cell cell);
   void EraseCell(uint32_t tag, SlotId id);
@@ -114,7 +224,12 @@ class StoreShard {
   void AddStats(size_t count, size_t bytes);
   void SubStats(size_t count, size_t bytes);
 
+  EvictionPolicy policy_ = EvictionPolicy::kClock;
   size_t budget_ = 0;
+  size_t window_budget_ = 0;     // TinyLFU: 1% of budget_
+  size_t protected_budget_ = 0;  // TinyLFU: 80% of the rest
+  FrequencySketch sketch_;
+  LruList lists_[3];  // window, probation, protected
   std::vector<Entry> slots_;
   std::vector<SlotId> free_;  // free slots, reused last-freed first
   std::vector<Cell> index_;   // power-of-two size, at most 3/4 full

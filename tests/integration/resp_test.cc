@@ -114,6 +114,21 @@ TEST_F(RespTest, DelUnlinkExists) {
   EXPECT_EQ(Int({"DEL", "a"}), 0);
 }
 
+// OBJECT FREQ / IDLETIME read the eviction policy's state (memory.policy defaults to tinylfu):
+// the SET and two GETs are three accesses; nothing has been idle for a second yet.
+TEST_F(RespTest, ObjectFreqAndIdletime) {
+  EXPECT_EQ(Cmd({"SET", "object:k", "v"}), "+OK");
+  EXPECT_EQ(Cmd({"GET", "object:k"}), "$v");
+  EXPECT_EQ(Cmd({"GET", "object:k"}), "$v");
+  EXPECT_GE(Int({"OBJECT", "FREQ", "object:k"}), 3);
+  EXPECT_LE(Int({"OBJECT", "IDLETIME", "object:k"}), 1);
+  EXPECT_EQ(Cmd({"OBJECT", "freq", "object:nosuch"}), "(nil)");
+  EXPECT_EQ(Cmd({"OBJECT", "ENCODINGX", "object:k"}),
+            "-ERR unknown subcommand 'ENCODINGX'. Try OBJECT HELP.");
+  EXPECT_EQ(Cmd({"OBJECT", "FREQ"}), "-ERR wrong number of arguments for 'object|freq' command");
+  EXPECT_EQ(Cmd({"OBJECT"}), "-ERR wrong number of arguments for 'object' command");
+}
+
 TEST_F(RespTest, TtlAndExpire) {
   EXPECT_EQ(Int({"TTL", "missing"}), -2);
   EXPECT_EQ(Int({"PTTL", "missing"}), -2);

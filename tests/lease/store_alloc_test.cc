@@ -72,5 +72,34 @@ TEST(StoreAllocTest, GetHitAndMissDoNotAllocate) {
   EXPECT_GT(g_allocations.load(), 0u);
 }
 
+TEST(StoreAllocTest, TinyLfuHitMissAndPromotionDoNotAllocate) {
+  CORRAL_SKIP_IF_SANITIZED();
+  FakeClock clock;
+  FakeRandom random({0.5});
+  Store store(StoreOptions{.max_bytes = 1 << 20, .policy = EvictionPolicy::kTinyLfu}, clock,
+              random);
+  const std::string value(100, 'v');
+  std::string keys[1000];
+  for (int i = 0; i < 1000; ++i) {
+    keys[i] = "key:" + std::to_string(i);
+    ASSERT_EQ(store.Set(keys[i], value, std::nullopt), SetResult::kStored);
+  }
+  const std::string missing = "missing-key-that-is-long-enough-to-defeat-sso";
+
+  size_t hits = 0;
+  g_allocations.store(0);
+  g_counting.store(true);
+  // Three rounds: window and probation hits, promotions to protected, demotions, misses counted.
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string& key : keys) {
+      hits += store.Get(key, [](std::string_view, const EntryMeta&) {});
+    }
+    hits += store.Get(missing, [](std::string_view, const EntryMeta&) {});
+  }
+  g_counting.store(false);
+  EXPECT_EQ(hits, 3000u);
+  EXPECT_EQ(g_allocations.load(), 0u);
+}
+
 }  // namespace
 }  // namespace corral::lease

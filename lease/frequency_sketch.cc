@@ -1,0 +1,33 @@
+// See frequency_sketch.h.
+#include "lease/frequency_sketch.h"
+
+#include <algorithm>
+#include <bit>
+
+namespace corral::lease {
+
+FrequencySketch::FrequencySketch(size_t capacity) {
+  if (capacity == 0) return;
+  // 8 counters per key: a block holds 128 counters, so one block per 16 keys.
+  blocks_ = std::bit_ceil(std::max<size_t>(1, (capacity + 15) / 16));
+  block_mask_ = blocks_ - 1;
+  sample_size_ = 10 * capacity;
+  // Value-initialized: zeroed pages that the kernel maps on first touch.
+  table_ = std::make_unique<Block[]>(blocks_);
+}
+
+void FrequencySketch::Age() {
+  for (size_t b = 0; b < blocks_; ++b) {
+    for (uint64_t& word : table_[b].words) word = (word >> 1) & 0x7777'7777'7777'7777ull;
+  }
+  additions_ /= 2;
+}
+
+void FrequencySketch::Clear() {
+  for (size_t b = 0; b < blocks_; ++b) {
+    for (uint64_t& word : table_[b].words) word = 0;
+  }
+  additions_ = 0;
+}
+
+}  // namespace corral::lease

@@ -1,0 +1,92 @@
+// TinyLFU's frequency sketch: a count-min sketch of 4-bit counters, four per key, kept in one
+// 64-byte block per key so that a count costs one cache line, halved every `sample_size` counts
+// (aging). Pure, not thread-safe: each Store shard owns one and uses it under the shard's lock.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace corral::lease {
+
+class FrequencySketch {
+ public:
+  static constexpr uint32_t kMaxCount = 15;
+
+  // Room for about `capacity` distinct keys (8 counters per key, at least one block); the counts
+  // are halved after 10 * capacity increments. capacity 0 makes an empty sketch that counts
+  // nothing and estimates 0.
+  explicit FrequencySketch(size_t capacity = 0);
+
+  // Counts one access to the key whose (well mixed, 64-bit) hash is `hash`. No allocation.
+  void Increment(uint64_t hash);
+  // The estimate of the key's accesses since the last halvings, in [0, kMaxCount]; never below
+  // the true count decayed by the halvings (count-min), sometimes above it (collisions).
+  uint32_t Frequency(uint64_t hash) const;
+
+  // Bytes the sketch holds (its table).
+  size_t bytes() const { return blocks_ * sizeof(Block); }
+  // Increments since the last halving, and how many trigger the next one.
+  size_t additions() const { return additions_; }
+  size_t sample_size() const { return sample_size_; }
+  // Halves every counter (done by Increment every sample_size additions).
+  void Age();
+  // Zeroes every counter.
+  void Clear();
+
+ private:
+  struct alignas(64) Block {
+    uint64_t words[8];
+  };
+  // The counter of row i (0..3) for `mixed`: word and nibble within the block.
+  static void Locate(uint64_t mixed, int i, size_t* word, int* shift) {
+    const uint64_t bits = mixed >> (8 * i);
+    *word = static_cast<size_t>(2 * i + (bits & 1));
+    *shift = static_cast<int>(((bits >> 1) & 15) * 4);
+  }
+  static uint64_t Mix(uint64_t hash) {
+    uint64_t h = hash * 0x9E37'79B9'7F4A'7C15ull;
+    return h ^ (h >> 29);
+  }
+  size_t BlockOf(uint64_t mixed) const { return static_cast<size_t>(mixed >> 32) & block_mask_; }
+
+  std::unique_ptr<Block[]> table_;
+  size_t blocks_ = 0;
+  size_t block_mask_ = 0;
+  size_t sample_size_ = 0;
+  size_t additions_ = 0;
+};
+
+inline void FrequencySketch::Increment(uint64_t hash) {
+  if (blocks_ == 0) return;
+  const uint64_t mixed = Mix(hash);
+  Block& block = table_[BlockOf(mixed)];
+  bool added = false;
+  for (int i = 0; i < 4; ++i) {
+    size_t word;
+    int shift;
+    Locate(mixed, i, &word, &shift);
+    if (((block.words[word] >> shift) & 15) != kMaxCount) {
+      block.words[word] += uint64_t{1} << shift;
+      added = true;
+    }
+  }
+  if (added && ++additions_ >= sample_size_) Age();
+}
+
+inline uint32_t FrequencySketch::Frequency(uint64_t hash) const {
+  if (blocks_ == 0) return 0;
+  const uint64_t mixed = Mix(hash);
+  const Block& block = table_[BlockOf(mixed)];
+  uint32_t min = kMaxCount;
+  for (int i = 0; i < 4; ++i) {
+    size_t word;
+    int shift;
+    Locate(mixed, i, &word, &shift);
+    const uint32_t count = static_cast<uint32_t>((block.words[word] >> shift) & 15);
+    if (count < min) min = count;
+  }
+  return min;
+}
+
+}  // namespace corral::lease

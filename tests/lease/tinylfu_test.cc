@@ -1,0 +1,261 @@
+// Unit tests for the W-TinyLFU policy of lease::Store (memory.policy "tinylfu"): the frequency
+// sketch and its aging, the admission rule, scan resistance, the memory bound with the policy's
+// own bytes counted, and what OBJECT FREQ / IDLETIME read (Store::Inspect).
+#include <gtest/gtest.h>
+
+#include <optional>
+#include <random>
+#include <string>
+
+#include "lease/frequency_sketch.h"
+#include "lease/store.h"
+
+namespace corral::lease {
+namespace {
+
+constexpr Millis kStart = 1'000'000;
+
+bool Hit(Store& store, std::string_view key) {
+  return store.Get(key, [](std::string_view, const EntryMeta&) {});
+}
+
+// Read-through as the service does it: a miss is followed by a fill.
+bool ReadThrough(Store& store, std::string_view key, std::string_view value) {
+  if (Hit(store, key)) return true;
+  EXPECT_TRUE(store.Fill(key, value, {.ttl_ms = kNever}).has_value());
+  return false;
+}
+
+uint64_t H(std::string_view key) { return StoreShard::HashKey(key); }
+
+TEST(FrequencySketchTest, CountsSaturatesAndClears) {
+  FrequencySketch sketch(1024);
+  EXPECT_EQ(sketch.bytes(), 64u * 64);  // 8 counters per key, 128 per 64-byte block
+  EXPECT_EQ(sketch.sample_size(), 10'240u);
+  for (int i = 0; i < 3; ++i) sketch.Increment(H("a"));
+  EXPECT_EQ(sketch.Frequency(H("a")), 3u);  // an empty sketch has nothing to collide with
+  EXPECT_EQ(sketch.Frequency(H("b")), 0u);
+  for (int i = 0; i < 100; ++i) sketch.Increment(H("b"));
+  EXPECT_EQ(sketch.Frequency(H("b")), FrequencySketch::kMaxCount);
+  sketch.Clear();
+  EXPECT_EQ(sketch.Frequency(H("a")), 0u);
+  EXPECT_EQ(sketch.Frequency(H("b")), 0u);
+  EXPECT_EQ(sketch.additions(), 0u);
+}
+
+TEST(FrequencySketchTest, EmptySketchCountsNothing) {
+  FrequencySketch sketch;
+  sketch.Increment(H("a"));
+  EXPECT_EQ(sketch.Frequency(H("a")), 0u);
+  EXPECT_EQ(sketch.bytes(), 0u);
+}
+
+TEST(FrequencySketchTest, AgingHalvesEveryCountAfterTheSampleSize) {
+  FrequencySketch sketch(1024);
+  for (int i = 0; i < 20; ++i) sketch.Increment(H("hot"));
+  ASSERT_EQ(sketch.Frequency(H("hot")), 15u);
+  // Other keys until the additions reach the sample size and the sketch halves itself.
+  size_t before = sketch.additions();
+  for (int i = 0; sketch.additions() >= before; ++i) {
+    before = sketch.additions();
+    sketch.Increment(H("other:" + std::to_string(i)));
+    ASSERT_LT(i, 20'000) << "never aged";
+  }
+  EXPECT_EQ(sketch.Frequency(H("hot")), 7u);  // 15 >> 1: its four counters were saturated
+  EXPECT_EQ(sketch.additions(), sketch.sample_size() / 2);
+}
+
+TEST(TinyLfuStoreTest, PolicyBytesAreTakenOffTheBudget) {
+  FakeClock clock(kStart);
+  FakeRandom random({0.5});
+  const StoreOptions options{.max_bytes = 8 << 20, .shards = 4, .policy = EvictionPolicy::kTinyLfu};
+  Store store(options, clock, random);
+  // 8 MiB / 4 / 160 = 13107 keys per shard -> 820 blocks -> 1024 blocks of 64 bytes.
+  EXPECT_EQ(store.PolicyBytes(), 4u * 1024 * 64);
+  const std::string value(300, 'v');
+  for (int i = 0; i < 60'000; ++i) {
+    ASSERT_EQ(store.Set("key:" + std::to_string(i), value, std::nullopt), SetResult::kStored);
+    ASSERT_LE(store.MemoryBytes() + store.PolicyBytes(), options.max_bytes) << "insert " << i;
+  }
+  EXPECT_GT(store.MemoryBytes() + store.PolicyBytes(), options.max_bytes * 99 / 100);
+  Store clock_store({.max_bytes = 8 << 20, .shards = 4}, clock, random);
+  EXPECT_EQ(clock_store.PolicyBytes(), 0u);
+}
+
+TEST(TinyLfuStoreTest, StaysWithinMaxBytesUnderMixedOperations) {
+  FakeClock clock(kStart);
+  FakeRandom random({0.5});
+  const StoreOptions options{.max_bytes = 1 << 20, .shards = 4, .policy = EvictionPolicy::kTinyLfu};
+  Store store(options, clock, random);
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<size_t> size_dist(0, 600);
+  std::uniform_int_distribution<int> key_dist(0, 20'000);
+  for (int i = 0; i < 100'000; ++i) {
+    if (i % 100 == 0) clock.Advance(1);
+    const std::string key = "key:" + std::to_string(key_dist(rng));
+    const std::string value(size_dist(rng), 'x');
+    switch (i % 5) {
+      case 0:
+        ASSERT_EQ(store.Set(key, value, i % 3 == 0 ? std::optional<Millis>(2) : std::nullopt),
+                  SetResult::kStored);
+        ASSERT_TRUE(store.Exists(key)) << "the entry just written survives its own eviction";
+        break;
+      case 1:
+        ASSERT_TRUE(store.Fill(key, value, {.ttl_ms = 50, .stale_ms = 50}).has_value());
+        break;
+      case 2:
+        store.Del(key);
+        break;
+      default:
+        Hit(store, key);
+    }
+    ASSERT_LE(store.MemoryBytes() + store.PolicyBytes(), options.max_bytes) << "op " << i;
+  }
+  EXPECT_GT(store.evictions(), 1'000u);
+  size_t found = 0;
+  for (int i = 0; i <= 20'000; ++i) found += store.Inspect("key:" + std::to_string(i)) ? 1 : 0;
+  EXPECT_EQ(found, store.Size());
+}
+
+// The scan test at a tenth of its scale: 2 000 hot keys of 200 bytes read five times,
+// one pass of 30 000 keys written once, then the hot keys again.
+double HotKeptAfterScan(EvictionPolicy policy) {
+  FakeClock clock(kStart);
+  FakeRandom random({0.5});
+  Store store({.max_bytes = 3 << 20, .policy = policy}, clock, random);
+  const std::string hot_value(200, 'h');
+  const std::string cold_value(200, 'c');
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 2'000; ++i) ReadThrough(store, "hot:" + std::to_string(i), hot_value);
+  }
+  for (int i = 0; i < 30'000; ++i) {
+    EXPECT_EQ(store.Set("scan:" + std::to_string(i), cold_value, std::nullopt), SetResult::kStored);
+  }
+  int kept = 0;
+  for (int i = 0; i < 2'000; ++i) kept += Hit(store, "hot:" + std::to_string(i)) ? 1 : 0;
+  return kept / 2'000.0;
+}
+
+TEST(TinyLfuStoreTest, OneOffScanKeepsTheHotSet) {
+  EXPECT_GE(HotKeptAfterScan(EvictionPolicy::kTinyLfu), 0.99);
+  // CLOCK, for contrast: the scan pushes the hot set out.
+  EXPECT_LT(HotKeptAfterScan(EvictionPolicy::kClock), 0.5);
+}
+
+// One shard with room for exactly ten entries of a 2-byte key and a 10-byte value; the window
+// (1%) holds just the newest entry.
+class TinyLfuAdmissionTest : public ::testing::Test {
+ protected:
+  static constexpr size_t kCost = 2 + 10 + Store::kEntryOverhead;
+  static constexpr size_t kSketch = 64;  // 1144 / 160 = 7 keys: one block
+  FakeClock clock_{kStart};
+  FakeRandom random_{{0.5}};
+  Store store_{
+      StoreOptions{
+          .max_bytes = kSketch + 10 * kCost, .shards = 1, .policy = EvictionPolicy::kTinyLfu},
+      clock_, random_};
+  const std::string value_ = std::string(10, 'v');
+
+  std::string Region(std::string_view key) {
+    std::optional<PolicyView> view = store_.Inspect(key);
+    return view ? view->region : "absent";
+  }
+};
+
+TEST_F(TinyLfuAdmissionTest, CandidateIsAdmittedOnlyIfMoreFrequentThanTheVictim) {
+  ASSERT_EQ(store_.PolicyBytes(), kSketch);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(store_.Set("k" + std::to_string(i), value_, std::nullopt), SetResult::kStored);
+  }
+  EXPECT_EQ(store_.MemoryBytes(), 10 * kCost);
+  EXPECT_EQ(store_.evictions(), 0u);
+  EXPECT_EQ(Region("k9"), "window");
+  EXPECT_EQ(Region("k0"), "probation");
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(Hit(store_, "k" + std::to_string(i)));
+  }
+  EXPECT_EQ(Region("k0"), "protected");  // a hit in probation promotes
+
+  // n0 (seen once) enters the window; the window's k9 (seen once) loses to probation's LRU k5
+  // (seen once): a tie keeps the victim.
+  ASSERT_EQ(store_.Set("n0", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(Region("k9"), "absent");
+  EXPECT_EQ(Region("k5"), "probation");
+  EXPECT_EQ(Region("n0"), "window");
+  EXPECT_EQ(store_.evictions(), 1u);
+
+  // n1 missed five times before it was stored: the misses count. When it becomes the candidate
+  // it beats k5, which is evicted; n1 moves to probation.
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(Hit(store_, "n1"));
+  ASSERT_EQ(store_.Set("n1", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(Region("n0"), "absent");  // n0 lost to k5
+  EXPECT_GE(store_.Inspect("n1")->frequency, 6u);
+  ASSERT_EQ(store_.Set("n2", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(Region("n1"), "probation");
+  EXPECT_EQ(Region("k5"), "absent");
+  EXPECT_EQ(Region("n2"), "window");
+  EXPECT_EQ(store_.evictions(), 3u);
+  // The frequently read keys were never at risk.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Region("k" + std::to_string(i)), "protected");
+  EXPECT_EQ(store_.MemoryBytes(), 10 * kCost);
+}
+
+TEST_F(TinyLfuAdmissionTest, GoneEntriesGoBeforeAnyLiveOne) {
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(store_.Set("k" + std::to_string(i), value_,
+                         i == 7 ? std::optional<Millis>(5) : std::nullopt),
+              SetResult::kStored);
+  }
+  clock_.Advance(5);
+  ASSERT_EQ(store_.Set("n0", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store_.expirations(), 1u);
+  EXPECT_EQ(store_.evictions(), 0u);
+  for (int i = 0; i < 10; ++i) {
+    if (i != 7) {
+      EXPECT_TRUE(store_.Exists("k" + std::to_string(i))) << i;
+    }
+  }
+}
+
+TEST_F(TinyLfuAdmissionTest, InspectReadsFrequencyAndIdleTimeWithoutTouching) {
+  ASSERT_EQ(store_.Set("a", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store_.Inspect("a")->frequency, 1u);  // the write
+  EXPECT_EQ(store_.Inspect("a")->idle_ms, 0);
+  clock_.Advance(4'500);
+  EXPECT_EQ(store_.Inspect("a")->idle_ms, 4'000);  // whole seconds
+  EXPECT_EQ(store_.Inspect("a")->frequency, 1u);   // Inspect is not an access
+  ASSERT_TRUE(Hit(store_, "a"));
+  EXPECT_EQ(store_.Inspect("a")->idle_ms, 0);
+  EXPECT_EQ(store_.Inspect("a")->frequency, 2u);
+  EXPECT_FALSE(store_.Inspect("missing").has_value());
+}
+
+TEST(TinyLfuStoreTest, ClockInspectHasIdleTimeButNoFrequency) {
+  FakeClock clock(kStart);
+  FakeRandom random({0.5});
+  Store store({.max_bytes = 1 << 20}, clock, random);
+  ASSERT_EQ(store.Set("a", "1", std::nullopt), SetResult::kStored);
+  clock.Advance(3'000);
+  EXPECT_EQ(store.Inspect("a")->idle_ms, 3'000);
+  EXPECT_EQ(store.Inspect("a")->frequency, 0u);
+  EXPECT_STREQ(store.Inspect("a")->region, "");
+}
+
+TEST(TinyLfuStoreTest, ClearEmptiesListsAndSketch) {
+  FakeClock clock(kStart);
+  FakeRandom random({0.5});
+  Store store({.max_bytes = 1 << 20, .shards = 1, .policy = EvictionPolicy::kTinyLfu}, clock,
+              random);
+  for (int i = 0; i < 100; ++i)
+    ASSERT_EQ(store.Set("k" + std::to_string(i), "v", std::nullopt), SetResult::kStored);
+  ASSERT_TRUE(Hit(store, "k1"));
+  store.Clear();
+  EXPECT_EQ(store.Size(), 0u);
+  EXPECT_EQ(store.MemoryBytes(), 0u);
+  ASSERT_EQ(store.Set("k1", "v", std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store.Inspect("k1")->frequency, 1u);
+  EXPECT_STREQ(store.Inspect("k1")->region, "window");
+}
+
+}  // namespace
+}  // namespace corral::lease
