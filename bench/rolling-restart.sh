@@ -71,16 +71,18 @@ snapshot_metrics() {
   local j
   mkdir -p "${WORK_DIR}/diag"
   for ((j = 1; j <= $(cat "${WORK_DIR}/nodes"); j++)); do
-    curl -s "http://127.0.0.1:$(cat "${WORK_DIR}/node-${j}.http")/metrics" \
+    curl -s -m 2 "http://127.0.0.1:$(cat "${WORK_DIR}/node-${j}.http")/metrics" \
       >"${WORK_DIR}/diag/$1-node-${j}.txt" || true
   done
 }
 
 # restart_node I: SIGTERM, wait for the exit (its drain), start it again, wait for /readyz 200.
+# Appends one line to WORK_DIR/restarts.txt; times are from the restart command's start.
 restart_node() {
   local i=$1 pid t0 t_exit t_ready
   pid=$(node_pid "${i}")
-  snapshot_metrics "before-restart-${i}"
+  snapshot_metrics "before-restart-${i}" & # in the background: /metrics is slow on a busy node
+  SNAPSHOT_PIDS+=($!)
   t0=$(now_s)
   kill -TERM "${pid}"
   corral_wait_until 60 "node ${i} to exit after SIGTERM" node_gone "${pid}" || return 1
@@ -92,18 +94,23 @@ restart_node() {
   echo $! >"${WORK_DIR}/node-${i}.pid"
   corral_wait_until 60 "node ${i} to be ready again" node_ready "${i}" || return 1
   t_ready=$(now_s)
-  snapshot_metrics "after-restart-${i}"
-  awk -v i="${i}" -v a="${t0}" -v b="${t_exit}" -v c="${t_ready}" 'BEGIN {
-    printf "node %d: SIGTERM to exit %.2f s, start to /readyz 200 %.2f s, total %.2f s\n",
-      i, b - a, c - b, c - a }' | tee -a "${WORK_DIR}/restarts.txt" >&2
+  awk -v i="${i}" -v s="${RESTART_T0}" -v a="${t0}" -v b="${t_exit}" -v c="${t_ready}" 'BEGIN {
+    printf "node %d: SIGTERM at +%.2f s; SIGTERM to exit %.2f s, start to /readyz 200 %.2f s, " \
+      "total %.2f s\n", i, a - s, b - a, c - b, c - a }' |
+    tee -a "${WORK_DIR}/restarts.txt" >&2
 }
 
 restart_all() {
   WORK_DIR=$1
+  RESTART_T0=$(now_s)
+  SNAPSHOT_PIDS=()
   local i
   for ((i = 1; i <= $(cat "${WORK_DIR}/nodes"); i++)); do
     restart_node "${i}" || return 1
   done
+  wait "${SNAPSHOT_PIDS[@]}" # only those: a bare wait would wait for the restarted nodes
+  awk -v s="${RESTART_T0}" -v e="$(now_s)" 'BEGIN { printf "all restarted at +%.2f s\n", e - s }' |
+    tee -a "${WORK_DIR}/restarts.txt" >&2
 }
 
 # ---- the run ------------------------------------------------------------------------------------

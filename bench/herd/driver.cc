@@ -391,7 +391,7 @@ void TargetRun::OnReply(int conn, uint64_t tag, const Reply& reply) {
       }
       return;
     case Reply::Kind::kError:
-      if (reply.text.starts_with("BUSY") && policy_.busy_retry_ms > 0 &&
+      if ((reply.text.starts_with("BUSY") || policy_.retry_errors) && policy_.busy_retry_ms > 0 &&
           Clock::now() + Millis(static_cast<double>(policy_.busy_retry_ms)) <
               cl.start + Millis(static_cast<double>(policy_.timeout_ms))) {
         cl.state = State::kBusyWait;

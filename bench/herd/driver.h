@@ -48,6 +48,9 @@ struct RequestPolicy {
   int64_t timeout_ms = 5000;
   int retries = 0;
   int64_t busy_retry_ms = 0;
+  // With busy_retry_ms: any error answer is asked again, not only BUSY (a fill that must load
+  // every key, whatever a loaded machine does to the server's database connections).
+  bool retry_errors = false;
 };
 
 // Zipf(s) over n ranks (rank 0 the most popular), or uniform when s == 0.

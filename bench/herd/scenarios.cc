@@ -513,8 +513,9 @@ void Bench::FillEveryNode(Prepared& p, int fill_clients, RunResult& r) {
     const int n = std::min(per_chunk, keys - base) * nodes;
     std::vector<int> assign(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) assign[static_cast<size_t>(i)] = base + i / nodes;
-    if (!p.run->Herd(p.first, assign, {o_.timeout_ms, 0, kFillBusyRetryMs},
-                     Clock::now() + Millis(o_.timeout_ms + 30'000.0))) {
+    // Set-up, not measurement: a shed or failed load is asked again, for up to 30 s.
+    if (!p.run->Herd(p.first, assign, {30'000, 0, kFillBusyRetryMs, /*retry_errors=*/true},
+                     Clock::now() + Millis(60'000))) {
       r.note += "the fill did not finish in time; ";
       break;
     }
@@ -630,6 +631,9 @@ RunResult Bench::Rolling(TargetKind target) {
   r.extra.push_back({"goodput_ratio_restart", ratio(during)});
   r.extra.push_back({"goodput_ratio_after", ratio(after)});
   r.extra.push_back({"requests_restart", static_cast<double>(during.first)});
+  // Requests that ended per second: the offered load (a client thread that stalls skips slots).
+  r.extra.push_back({"requests_per_s_before", from > 0 ? before.first / from : 0});
+  r.extra.push_back({"requests_per_s_restart", to > from ? during.first / (to - from) : 0});
   r.extra.push_back({"failed_restart", static_cast<double>(during.first - during.second)});
   r.extra.push_back({"db_qps_steady", from > 0 ? DbQueriesBetween(r, 0, from) / from : 0});
   r.extra.push_back({"db_queries_restart", restart_queries});
