@@ -3,7 +3,8 @@
 # goodput over the restart and the database's query rate during it next to its steady rate, with
 # the nodes sharing a Redis tier (default) or on their own (--no-tier).
 #
-# Usage: bench/rolling-restart.sh [--no-tier] [--keys N] [--rate R] [--zipf S] [OUT_DIR]
+# Usage: bench/rolling-restart.sh [--no-tier] [--keys N] [--rate R] [--zipf S]
+#                                 [--max-inflight-loads N] [OUT_DIR]
 # (OUT_DIR default: a new directory under /tmp.) Writes OUT_DIR/herd.txt (the printed table),
 # results.json, results.csv, rolling.svg, per-second.csv (DB queries/s and answers/s each second),
 # restarts.txt (per node: SIGTERM to exit, start to /readyz 200) and corral-1.json (node 1's config).
@@ -18,6 +19,9 @@
 # 200), then node 2, then node 3; the traffic goes on for --rolling-after seconds after it.
 # A client whose node closes its connection or refuses it moves to the next node
 # (bench/herd/README.md "Rolling restart" says how requests are counted).
+#
+# --max-inflight-loads N sets the namespace's max_inflight_loads (default 64, corral's own): a
+# restarted node's L1 misses hold a load slot while they read L2, so the refill can be shed.
 #
 # Exit status: 1 if goodput (answers that are right, over requests) is under 99 %, any answer is
 # wrong, the restart costs more than one query per key per node (per key with the tier), a
@@ -39,6 +43,7 @@ TIER=1
 KEYS=10000
 RATE=3000
 ZIPF=0
+MAX_INFLIGHT=64 # corral's default
 OUT_DIR=""
 # shellcheck disable=SC2016  # $1 is the query's parameter, not the shell's
 QUERY='SELECT name FROM users WHERE id = $1::bigint'
@@ -49,7 +54,8 @@ REDIS_STARTED=0
 ORIGINAL_PIDS=()
 
 usage() {
-  echo "usage: ${0##*/} [--no-tier] [--keys N] [--rate R] [--zipf S] [OUT_DIR]" >&2
+  echo "usage: ${0##*/} [--no-tier] [--keys N] [--rate R] [--zipf S] [--max-inflight-loads N]" \
+    "[OUT_DIR]" >&2
   exit 2
 }
 
@@ -148,13 +154,14 @@ parse_args() {
         TIER=0
         shift
         ;;
-      --keys | --rate | --zipf)
+      --keys | --rate | --zipf | --max-inflight-loads)
         (($# >= 2)) || usage
         [[ $2 =~ ^[0-9]+(\.[0-9]+)?$ ]] || corral_die "$1: expected a number, got '$2'"
         case "$1" in
           --keys) KEYS=$2 ;;
           --rate) RATE=$2 ;;
           --zipf) ZIPF=$2 ;;
+          --max-inflight-loads) MAX_INFLIGHT=$2 ;;
         esac
         shift 2
         ;;
@@ -190,7 +197,8 @@ write_config() {
                  "$(corral_conninfo $((CORRAL_PG_PORT + 2)))"],
     "pools": { "default": { "connections": 16 } }
   },
-  "namespaces": { "roll": { "query": $(json_string "${QUERY}"), "ttl_ms": ${TTL_MS} } },
+  "namespaces": { "roll": { "query": $(json_string "${QUERY}"), "ttl_ms": ${TTL_MS},
+                            "max_inflight_loads": ${MAX_INFLIGHT} } },
   ${redis}
   "shutdown": { "drain_grace_ms": 1000, "timeout_ms": 5000 }
 }
