@@ -154,7 +154,8 @@ int TargetRun::OpenClients(int n, TimePoint deadline, std::string* error) {
   for (int i = 0; i < n; ++i) {
     Client c;
     // Round-robin over the nodes by client index, so every node gets its share of each herd.
-    c.conn = loop_.AddConnection(config_.endpoints[(first + i) % config_.endpoints.size()]);
+    c.home = c.node = static_cast<int>((first + i) % config_.endpoints.size());
+    c.conn = loop_.AddConnection(config_.endpoints[static_cast<size_t>(c.node)]);
     conn_client_.resize(c.conn + 1, -1);
     conn_client_[c.conn] = first + i;
     clients_.push_back(c);
@@ -177,7 +178,11 @@ int TargetRun::OpenClients(int n, TimePoint deadline, std::string* error) {
   return first;
 }
 
-void TargetRun::OnConnected(int) { ++connected_; }
+void TargetRun::OnConnected(int conn) {
+  ++connected_;
+  const int c = conn < static_cast<int>(conn_client_.size()) ? conn_client_[conn] : -1;
+  if (c >= 0) clients_[c].open = true;
+}
 
 bool TargetRun::Herd(int first, const std::vector<int>& keys, const RequestPolicy& policy,
                      TimePoint deadline) {
@@ -191,6 +196,7 @@ bool TargetRun::Steady(int first, int count, const SteadyPlan& plan, TimePoint d
   use_writers_ = true;
   policy_ = plan.policy;
   TimePoint t0 = Clock::now();
+  steady_t0_ = t0;
   steady_end_ = t0 + Millis(plan.duration_s * 1000.0);
   interval_ = plan.rate > 0 ? Millis(1000.0 * count / plan.rate) : Clock::duration{};
   for (size_t i = 0; i < plan.events.size(); ++i) {
@@ -207,7 +213,7 @@ bool TargetRun::Steady(int first, int count, const SteadyPlan& plan, TimePoint d
       Begin(first + j, plan.keys->Next(rng_));
     }
   }
-  bool ok = loop_.Run([&] { return Clock::now() >= steady_end_ && in_flight_ == 0; }, deadline);
+  bool ok = loop_.Run([&] { return Clock::now() >= SteadyEnd() && in_flight_ == 0; }, deadline);
   for (int j = 0; j < count; ++j) clients_[first + j].steady = false;
   plan_ = nullptr;
   return ok;
@@ -235,11 +241,33 @@ size_t TargetRun::Drain(TimePoint deadline) {
   return dropped;
 }
 
+TimePoint TargetRun::SteadyEnd() const {
+  if (plan_ != nullptr && plan_->end_ms != nullptr) {
+    return steady_t0_ + Millis(static_cast<double>(plan_->end_ms->load()));
+  }
+  return steady_end_;
+}
+
+void TargetRun::MoveTo(int c, int node) {
+  Client& cl = clients_[c];
+  loop_.Close(cl.conn);
+  cl.open = false;
+  cl.node = node;
+  loop_.SetEndpoint(cl.conn, config_.endpoints[static_cast<size_t>(node)]);
+}
+
 void TargetRun::Begin(int c, int key) {
   Client& cl = clients_[c];
   cl.key = key;
   cl.attempt = 0;
   cl.start = Clock::now();
+  cl.refused = 0;
+  // Away from its own node (which closed or refused it): try it again, at most once a second.
+  if (config_.failover && cl.node != cl.home && cl.start >= cl.home_retry_at) {
+    cl.home_retry_at = cl.start + Millis(1000);
+    MoveTo(c, cl.home);
+    ++failover_.returns;
+  }
   ++in_flight_;
   StartAttempt(c);
 }
@@ -286,7 +314,8 @@ void TargetRun::Finish(int c, Outcome outcome, std::string_view value, std::stri
 void TargetRun::ScheduleNext(int c) {
   Client& cl = clients_[c];
   TimePoint now = Clock::now();
-  if (plan_ == nullptr || now >= steady_end_) {
+  const TimePoint steady_end = SteadyEnd();
+  if (plan_ == nullptr || now >= steady_end) {
     cl.steady = false;
     return;
   }
@@ -297,7 +326,7 @@ void TargetRun::ScheduleNext(int c) {
   // Open loop while the client keeps up; a client that falls behind skips the missed slots.
   cl.next_slot += interval_;
   if (cl.next_slot < now - interval_) cl.next_slot = now;
-  if (cl.next_slot >= steady_end_) {
+  if (cl.next_slot >= steady_end) {
     cl.steady = false;
     return;
   }
@@ -362,7 +391,7 @@ void TargetRun::OnReply(int conn, uint64_t tag, const Reply& reply) {
       }
       return;
     case Reply::Kind::kError:
-      if (reply.text.starts_with("BUSY") && policy_.busy_retry_ms > 0 &&
+      if ((reply.text.starts_with("BUSY") || policy_.retry_errors) && policy_.busy_retry_ms > 0 &&
           Clock::now() + Millis(static_cast<double>(policy_.busy_retry_ms)) <
               cl.start + Millis(static_cast<double>(policy_.timeout_ms))) {
         cl.state = State::kBusyWait;
@@ -389,14 +418,44 @@ void TargetRun::OnConnectionLost(int conn, const std::vector<uint64_t>& tags,
   int c = conn_client_[conn];
   if (c < 0) return;
   Client& cl = clients_[c];
+  bool pending = false;
   for (uint64_t tag : tags) {
     uint8_t kind = TagKind(tag);
     if ((kind == kTagGet || kind == kTagPoll || kind == kTagLock) && TagSeq(tag) == cl.seq &&
         cl.state != State::kIdle && cl.state != State::kLoading && cl.state != State::kPollWait) {
-      Finish(c, Outcome::kConnection, "", why);
-      return;
+      pending = true;
+      break;
     }
   }
+  if (config_.failover && FailOver(c, pending, why)) return;
+  if (pending) Finish(c, Outcome::kConnection, "", why);
+}
+
+// The client now points at the next node. A request that the node never read goes there too,
+// as a load balancer's client would send it again (the same attempt, its timeout still running):
+// one whose connect was refused, or one on a connection the node closed cleanly (end of stream)
+// without answering it. corral's drain answers every command it has read before it closes, so
+// such a request reached the node after it stopped reading. A request lost any other way (a
+// reset, a read error) fails. A request that every node refused or closed on fails.
+bool TargetRun::FailOver(int c, bool pending, const std::string& why) {
+  Client& cl = clients_[c];
+  const bool was_open = cl.open;
+  const int n = static_cast<int>(config_.endpoints.size());
+  MoveTo(c, (cl.node + 1) % n);
+  ++failover_.moves;
+  if (!pending) return true;
+  if (was_open && why != kClosedByServer) {
+    ++failover_.lost_on_close;
+    Finish(c, Outcome::kConnection, "", "lost with its connection: " + why);
+    return true;
+  }
+  ++(was_open ? failover_.resent_after_close : failover_.refused);
+  if (++cl.refused >= n) {
+    Finish(c, Outcome::kConnection, "", "every node refused or closed: " + why);
+    return true;
+  }
+  SendGet(c, kTagGet);
+  return true;
 }
 
 void TargetRun::OnTimer(uint64_t tag) {
@@ -413,7 +472,7 @@ void TargetRun::OnTimer(uint64_t tag) {
       return;
     case kTimerNext: {
       Client& cl = clients_[c];
-      if (cl.steady && cl.state == State::kIdle && Clock::now() < steady_end_) {
+      if (cl.steady && cl.state == State::kIdle && Clock::now() < SteadyEnd()) {
         Begin(c, plan_->keys->Next(rng_));
       }
       return;
@@ -438,7 +497,10 @@ void TargetRun::OnTimer(uint64_t tag) {
   // is done, and keeps its connection (Redis allows 10 000 clients by default; a herd may use
   // them all).
   const bool retry = cl.attempt + 1 <= policy_.retries;
-  if ((retry || cl.steady) && loop_.pending(cl.conn) > 0) loop_.Close(cl.conn);
+  if ((retry || cl.steady) && loop_.pending(cl.conn) > 0) {
+    loop_.Close(cl.conn);
+    cl.open = false;
+  }
   if (++cl.attempt <= policy_.retries) {
     StartAttempt(c);
   } else {

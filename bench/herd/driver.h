@@ -4,6 +4,7 @@
 // A TargetRun owns the connections of one target × scenario run and drives herds or steady traffic.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,6 +34,10 @@ struct TargetConfig {
   int64_t ttl_ms = 5000;      // PX of cache-aside SETs
   int64_t lock_px_ms = 5000;  // redis-lock: PX of the lock
   int64_t poll_ms = 20;       // redis-lock: losers' GET interval
+  // corral, several nodes (rolling): a client whose node refuses its connection sends the request
+  // to the next node in the list, and one whose connection the node closes moves to the next node
+  // for its next request; a client away from its own node tries it again at most once a second.
+  bool failover = false;
 };
 
 // A logical request times out after timeout_ms per attempt and is retried `retries` times (a
@@ -43,6 +48,9 @@ struct RequestPolicy {
   int64_t timeout_ms = 5000;
   int retries = 0;
   int64_t busy_retry_ms = 0;
+  // With busy_retry_ms: any error answer is asked again, not only BUSY (a fill that must load
+  // every key, whatever a loaded machine does to the server's database connections).
+  bool retry_errors = false;
 };
 
 // Zipf(s) over n ranks (rank 0 the most popular), or uniform when s == 0.
@@ -63,6 +71,9 @@ struct SteadyPlan {
   RequestPolicy policy;
   // Called on the loop thread at these offsets from the start (e.g. slow the database down).
   std::vector<std::pair<double, std::function<void()>>> events;
+  // When set, the traffic ends this many ms after the start instead of duration_s, read as it
+  // goes: another thread may move it (rolling: once the restart command has finished).
+  const std::atomic<int64_t>* end_ms = nullptr;
 };
 
 class TargetRun : private LoopHandler {
@@ -98,6 +109,18 @@ class TargetRun : private LoopHandler {
   size_t Drain(TimePoint deadline);
 
   int64_t loads() const { return loads_; }
+  // failover: clients that moved to the next node (their node closed or refused), that went back
+  // to their own node, connects refused (the request went on to the next node), requests the node
+  // closed cleanly without answering (sent after it stopped reading: they went on to the next
+  // node), and requests lost with a connection that failed otherwise (reset: failed).
+  struct FailoverStats {
+    int64_t moves = 0;
+    int64_t returns = 0;
+    int64_t refused = 0;
+    int64_t resent_after_close = 0;
+    int64_t lost_on_close = 0;
+  };
+  const FailoverStats& failover_stats() const { return failover_; }
   const RespLoop::Stats& loop_stats() const { return loop_.stats(); }
   void ResetLoopStats() { loop_.ResetStats(); }
 
@@ -113,6 +136,14 @@ class TargetRun : private LoopHandler {
     TimePoint next_slot;
     bool steady = false;
     std::string token;  // redis-lock: this attempt's lock value
+    // failover: the node the connection points at, the client's own, whether the connection is
+    // open (a loss before it opened is a refusal), nodes that refused this attempt, and when the
+    // client may next try its own node.
+    int node = 0;
+    int home = 0;
+    bool open = false;
+    int refused = 0;  // and closed unanswered
+    TimePoint home_retry_at;
   };
   struct Load {
     int client;
@@ -135,6 +166,12 @@ class TargetRun : private LoopHandler {
   void StartLoad(int c, bool winner, std::string token);
   void Finish(int c, Outcome outcome, std::string_view value, std::string_view error);
   void ScheduleNext(int c);
+  TimePoint SteadyEnd() const;
+  // failover: closes c's connection and points it at `node`.
+  void MoveTo(int c, int node);
+  // failover: c's connection was lost with `pending` (this attempt's GET unanswered). True if
+  // handled (the request was resent to the next node or failed).
+  bool FailOver(int c, bool pending, const std::string& why);
   void OnLoadDone(LoadDone& done);
   int WriterFor(int key);  // the connection that carries key's SET and DEL
   void DrawProgress(bool final);
@@ -160,8 +197,11 @@ class TargetRun : private LoopHandler {
   std::string connect_error_;
   std::string buf_;
 
+  FailoverStats failover_;
+
   // Steady traffic.
   const SteadyPlan* plan_ = nullptr;
+  TimePoint steady_t0_;
   TimePoint steady_end_;
   Clock::duration interval_{};
 

@@ -2,6 +2,7 @@
 // reports what PostgreSQL saw. Usage and the meaning of every figure: bench/herd/README.md.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -50,6 +51,45 @@ int SelfTestVerdict(const corral::herd::Options& o, const std::vector<RunResult>
   return 1;
 }
 
+// A rolling restart: the share of requests answered correctly must reach --min-goodput, no
+// answer may be wrong, the restart command must succeed, and the restart may cost at most one
+// query per key per node (one per key when the nodes share a tier). Not a timing check.
+int RollingVerdict(const corral::herd::Options& o, const std::vector<RunResult>& runs) {
+  std::vector<std::string> failures;
+  auto extra = [](const RunResult& r, const std::string& key) {
+    for (const auto& [k, v] : r.extra) {
+      if (k == key) return v;
+    }
+    return -1.0;
+  };
+  for (const RunResult& r : runs) {
+    if (r.scenario != "rolling" || r.target != "corral") continue;
+    const double goodput = extra(r, "goodput_ratio");
+    if (goodput < 0) {
+      failures.push_back("no result (" + r.note + ")");
+      continue;
+    }
+    if (goodput < o.min_goodput) {
+      failures.push_back("goodput " + std::to_string(goodput) + " < " +
+                         std::to_string(o.min_goodput) + " (first error: " + r.first_error + ")");
+    }
+    if (r.wrong > 0) failures.push_back(std::to_string(r.wrong) + " wrong answers");
+    if (extra(r, "command_status") != 0) failures.push_back("the restart command failed");
+    const double keys = extra(r, "keys");
+    const double bound = r.shared_tier ? keys : keys * r.nodes;
+    if (extra(r, "db_queries_restart") + extra(r, "db_queries_after") > bound) {
+      failures.push_back("the restart cost more than " + std::to_string(bound) + " DB queries");
+    }
+  }
+  if (failures.empty()) {
+    std::printf("\nrolling: PASS\n");
+    return 0;
+  }
+  std::printf("\nrolling: FAIL\n");
+  for (const auto& f : failures) std::printf("  %s\n", f.c_str());
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -80,5 +120,8 @@ int main(int argc, char** argv) {
     std::printf("\nwrote %s/results.json, results.csv and one SVG per scenario\n",
                 o.out_dir.c_str());
   }
-  return o.self_test ? SelfTestVerdict(o, runs) : 0;
+  if (o.self_test) return SelfTestVerdict(o, runs);
+  const bool rolling =
+      std::find(o.scenarios.begin(), o.scenarios.end(), "rolling") != o.scenarios.end();
+  return rolling ? RollingVerdict(o, runs) : 0;
 }

@@ -108,7 +108,8 @@ Options ParseOptions(int argc, char** argv) {
   desc.add_options()
     ("help,h", "this text")
     ("scenario", po::value(&scenario)->default_value(scenario),
-     "cold|keys|expiry-storm|vicious-cycle|hit|all, or a comma-separated list")
+     "cold|keys|expiry-storm|vicious-cycle|hit|all (all but rolling), rolling, or a "
+     "comma-separated list")
     ("targets", po::value(&targets)->default_value(targets), "comma-separated targets")
     ("corral", po::value(&corral)->default_value(corral),
      "corral-server RESP address, or several comma-separated (one per corral node): the clients "
@@ -143,6 +144,16 @@ Options ParseOptions(int argc, char** argv) {
     ("vc-slow", po::value(&o.vc_slow_s)->default_value(o.vc_slow_s), "vicious-cycle: s slow")
     ("vc-recover", po::value(&o.vc_recover_s)->default_value(o.vc_recover_s),
      "vicious-cycle: s after")
+    ("rolling-command", po::value(&o.rolling_command),
+     "rolling: shell command that restarts the corral nodes (run with /bin/sh -c)")
+    ("rolling-warm", po::value(&o.rolling_warm_s)->default_value(o.rolling_warm_s),
+     "rolling: s of steady traffic before the command")
+    ("rolling-after", po::value(&o.rolling_after_s)->default_value(o.rolling_after_s),
+     "rolling: s of steady traffic after it exits")
+    ("rolling-timeout", po::value(&o.rolling_timeout_s)->default_value(o.rolling_timeout_s),
+     "rolling: s the command may take (then it is killed)")
+    ("min-goodput", po::value(&o.min_goodput)->default_value(o.min_goodput),
+     "rolling: exit 1 if the share of requests answered correctly is below this")
     ("hit-keys", po::value(&o.hit_keys)->default_value(o.hit_keys), "hit: pre-filled keys")
     ("hit-clients", po::value(&o.hit_clients)->default_value(o.hit_clients),
      "hit: closed-loop clients")
@@ -205,7 +216,8 @@ Options ParseOptions(int argc, char** argv) {
     o.scenarios = kAllScenarios;
   } else {
     for (const auto& s : Split(scenario, ',')) {
-      if (std::find(kAllScenarios.begin(), kAllScenarios.end(), s) == kAllScenarios.end()) {
+      if (std::find(kAllScenarios.begin(), kAllScenarios.end(), s) == kAllScenarios.end() &&
+          std::find(kNamedScenarios.begin(), kNamedScenarios.end(), s) == kNamedScenarios.end()) {
         Die("--scenario: unknown scenario '" + s + "'");
       }
       o.scenarios.push_back(s);
@@ -261,6 +273,14 @@ Options ParseOptions(int argc, char** argv) {
   Positive("vc-warm", o.vc_warm_s, 3600);
   Positive("vc-slow", o.vc_slow_s, 3600);
   Positive("vc-recover", o.vc_recover_s, 3600);
+  if (std::find(o.scenarios.begin(), o.scenarios.end(), "rolling") != o.scenarios.end() &&
+      o.rolling_command.empty()) {
+    Die("--scenario rolling needs --rolling-command");
+  }
+  Positive("rolling-warm", o.rolling_warm_s, 3600);
+  Positive("rolling-after", o.rolling_after_s, 3600);
+  Positive("rolling-timeout", o.rolling_timeout_s, 3600);
+  if (!(o.min_goodput >= 0 && o.min_goodput <= 1)) Die("--min-goodput must be in [0, 1]");
   Positive("hit-keys", o.hit_keys, 100000);
   Positive("hit-clients", o.hit_clients, 60000);
   Positive("hit-duration", o.hit_duration_s, 3600);

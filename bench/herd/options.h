@@ -13,6 +13,8 @@ namespace corral::herd {
 
 inline const std::vector<std::string> kAllScenarios = {"cold", "keys", "expiry-storm",
                                                        "vicious-cycle", "hit"};
+// Scenarios that run only when named: `rolling` restarts corral nodes (--rolling-command).
+inline const std::vector<std::string> kNamedScenarios = {"rolling"};
 
 // The traffic of a steady scenario and the namespace it reads. The plain flags (--rate,
 // --steady-namespace, ...) set it for every steady scenario; --storm-X and --vc-X change one field
@@ -66,6 +68,15 @@ struct Options {
   double vc_warm_s = 5;
   double vc_slow_s = 5;
   double vc_recover_s = 10;
+
+  // rolling: the plain steady traffic (--rate, --hot-keys, --zipf, ...) over every corral node,
+  // each key first loaded on every node; --rolling-command runs after rolling_warm_s and the
+  // traffic goes on until rolling_after_s after it exits (at most rolling_timeout_s).
+  std::string rolling_command;
+  double rolling_warm_s = 10;
+  double rolling_after_s = 10;
+  double rolling_timeout_s = 300;
+  double min_goodput = 0.99;  // below it (or any wrong answer) a rolling run exits 1
 
   // hit
   int hit_keys = 100;

@@ -60,13 +60,15 @@ std::string Extras(const RunResult& r) {
   std::string out;
   for (const auto& [k, v] : r.extra) {
     if (!out.empty()) out += ' ';
-    out += k + "=" + Num(v, std::fabs(v - std::round(v)) < 1e-9 ? 0 : 2);
+    const bool ratio = k.starts_with("goodput_ratio");  // 0.9987, not 1.00
+    out += k + "=" + Num(v, std::fabs(v - std::round(v)) < 1e-9 ? 0 : ratio ? 4 : 2);
   }
   return out;
 }
 
 bool IsSteady(const std::string& scenario) {
-  return scenario == "expiry-storm" || scenario == "vicious-cycle" || scenario == "hit";
+  return scenario == "expiry-storm" || scenario == "vicious-cycle" || scenario == "hit" ||
+         scenario == "rolling";
 }
 
 // ---- SVG ----------------------------------------------------------------------------------------
@@ -263,6 +265,16 @@ std::string DescribeScenario(const Options& o, const std::string& scenario) {
            Num(o.vc_slow_s, 0) + " s; timeout " + std::to_string(t.timeout_ms) + " ms, " +
            std::to_string(t.retries) + " retries; namespace " + t.ns;
   }
+  if (scenario == "rolling") {
+    const SteadyTraffic& t = o.steady;
+    return std::to_string(t.hot_keys) + " keys loaded on each of " +
+           std::to_string(o.corral.size()) + " nodes (TTL " + std::to_string(t.ttl_ms) +
+           " ms), then " + (t.zipf_s > 0 ? "Zipf(" + Num(t.zipf_s, 1) + ")" : "uniform") +
+           " traffic at " + Num(t.rate, 0) + "/s over " + std::to_string(t.clients) +
+           " clients; restart command after " + Num(o.rolling_warm_s, 0) + " s, " +
+           Num(o.rolling_after_s, 0) + " s after it; timeout " + std::to_string(t.timeout_ms) +
+           " ms, " + std::to_string(t.retries) + " retries; namespace " + t.ns;
+  }
   if (scenario == "hit") {
     return std::to_string(o.hit_clients) + " closed-loop clients on " + std::to_string(o.hit_keys) +
            " pre-filled keys for " + Num(o.hit_duration_s, 0) + " s; namespace " + o.steady.ns;
@@ -354,6 +366,7 @@ std::string RenderSvg(const std::string& scenario, const std::string& subtitle,
   const double height = top + 10;
   std::string band = scenario == "vicious-cycle"  ? "DB slowed"
                      : scenario == "expiry-storm" ? "TTLs run out"
+                     : scenario == "rolling"      ? "restarting"
                                                   : "";
 
   std::ostringstream s;

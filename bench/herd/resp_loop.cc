@@ -107,6 +107,11 @@ int RespLoop::AddConnection(const Endpoint& endpoint) {
   return id;
 }
 
+void RespLoop::SetEndpoint(int conn, const Endpoint& endpoint) {
+  Conn& c = *conns_[conn];
+  if (c.state == Conn::State::kClosed) endpoints_[c.endpoint] = endpoint;
+}
+
 bool RespLoop::is_open(int conn) const { return conns_[conn]->state == Conn::State::kOpen; }
 
 size_t RespLoop::pending(int conn) const { return conns_[conn]->tags.size(); }
@@ -231,7 +236,7 @@ void RespLoop::OnReadable(int conn) {
   while (true) {
     ssize_t n = recv(c.fd, buf, sizeof buf, 0);
     if (n == 0) {
-      Fail(conn, "connection closed by server");
+      Fail(conn, kClosedByServer);
       return;
     }
     if (n < 0) {

@@ -22,6 +22,9 @@ struct Endpoint {
   uint16_t port = 0;
 };
 
+// The `why` of OnConnectionLost when the server closed the connection cleanly (end of stream).
+inline constexpr char kClosedByServer[] = "connection closed by server";
+
 // "host:port" → Endpoint; false if it does not parse.
 bool ParseEndpoint(std::string_view text, Endpoint& out);
 
@@ -64,6 +67,9 @@ class RespLoop {
 
   // A new, closed connection to `endpoint`; it connects on Connect() or the first Send().
   int AddConnection(const Endpoint& endpoint);
+  // Points a closed connection at another endpoint (a client moving to another node); its next
+  // Connect or Send goes there. Ignored unless the connection is closed.
+  void SetEndpoint(int conn, const Endpoint& endpoint);
   size_t connection_count() const { return conns_.size(); }
   void Connect(int conn);
   bool is_open(int conn) const;

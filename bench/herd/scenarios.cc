@@ -3,9 +3,14 @@
 // traffic, the cache-aside loads still queued (bounded by --drain), referee snapshot again.
 #include "bench/herd/scenarios.h"
 
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
+#include <thread>
 
 #include "bench/herd/driver.h"
 
@@ -143,6 +148,7 @@ std::string Bench::Setup() {
     const SteadyTraffic* t = s == "expiry-storm"    ? &o_.storm
                              : s == "vicious-cycle" ? &o_.cycle
                              : s == "hit"           ? &o_.steady
+                             : s == "rolling"       ? &o_.steady
                                                     : nullptr;
     if (t == nullptr) continue;
     if (std::string e = SetDelay(*t, 1); !e.empty()) {
@@ -181,6 +187,7 @@ RunResult Bench::RunOne(const std::string& scenario, TargetKind target, int roun
   if (scenario == "expiry-storm") r = ExpiryStorm(target);
   if (scenario == "vicious-cycle") r = ViciousCycle(target);
   if (scenario == "hit") r = Hit(target);
+  if (scenario == "rolling") r = Rolling(target);
   r.scenario = scenario;
   r.target = TargetName(target);
   r.round = round;
@@ -240,13 +247,14 @@ void Bench::Verify(const Recorder& rec, const std::vector<std::string>& ids, siz
 }
 
 bool Bench::Prepare(TargetKind target, size_t statement, int keys, int clients, int64_t ttl_ms,
-                    Prepared& p, RunResult& r) {
+                    Prepared& p, RunResult& r, bool failover) {
   p.ids = ids_.Take(static_cast<size_t>(keys));
   p.keys = KeysFor(p.ids, statement);
   p.statement = statement;
   r.key_range = p.keys.front() + (p.keys.size() > 1 ? ".." + p.keys.back() : "");
   TargetConfig config = ConfigFor(target, statement);
   config.ttl_ms = ttl_ms;
+  config.failover = failover;
   p.run = std::make_unique<TargetRun>(config, p.keys, p.ids, pool_.get(), seed_);
   std::string error;
   if (o_.flush && !(error = p.run->FlushAll(Clock::now() + Millis(10'000))).empty()) {
@@ -284,7 +292,8 @@ void Bench::Fill(Prepared& p, RunResult& r, TimePoint& start, TimePoint& end) {
   p.run->SetRecorder(nullptr);
 }
 
-bool Bench::Measure(Prepared& p, RunResult& r, const std::function<bool()>& traffic) {
+bool Bench::Measure(Prepared& p, RunResult& r, const std::function<bool()>& traffic,
+                    const std::function<void(const Recorder&)>& inspect) {
   Window window(*referee_, p.statement);
   TimePoint t0 = Clock::now();
   std::string error;
@@ -317,6 +326,7 @@ bool Bench::Measure(Prepared& p, RunResult& r, const std::function<bool()>& traf
     r.note += text;
   }
   Verify(rec, p.ids, p.statement, r);
+  if (inspect) inspect(rec);
   p.run->SetRecorder(nullptr);
   return true;
 }
@@ -454,6 +464,187 @@ RunResult Bench::Hit(TargetKind target) {
         Clock::now() + Millis((o_.hit_duration_s + o_.timeout_ms / 1000.0 + 30) * 1000));
   });
   r.extra.push_back({"clients", static_cast<double>(o_.hit_clients)});
+  return r;
+}
+
+}  // namespace corral::herd
+
+namespace corral::herd {
+
+namespace {
+
+// Queries in [from_s, to_s) from the referee's series (each point's rate covers the interval
+// since the previous point), pro-rated where an interval straddles an end.
+double DbQueriesBetween(const RunResult& r, double from_s, double to_s) {
+  double sum = 0, prev = 0;
+  for (const auto& p : r.db_series) {
+    const double lo = std::max(prev, from_s), hi = std::min(p.t_s, to_s);
+    if (hi > lo) sum += p.qps * (hi - lo);
+    prev = p.t_s;
+  }
+  return sum;
+}
+
+// Requests that ended in [from_s, to_s), and how many of them got an answer.
+std::pair<int64_t, int64_t> EndedBetween(const Recorder& rec, double from_s, double to_s) {
+  int64_t ended = 0, answered = 0;
+  const auto& lat = rec.bucket_latencies();
+  for (size_t b = 0; b < lat.size(); ++b) {
+    const double t = (static_cast<double>(b) + 0.5) * rec.bucket_s();
+    if (t < from_s || t >= to_s) continue;
+    ended += static_cast<int64_t>(lat[b].size());
+    answered += rec.bucket_answers()[b];
+  }
+  return {ended, answered};
+}
+
+}  // namespace
+
+void Bench::FillEveryNode(Prepared& p, int fill_clients, RunResult& r) {
+  const int nodes = static_cast<int>(o_.corral.size());
+  const int keys = static_cast<int>(p.keys.size());
+  const int per_chunk = fill_clients / nodes;  // keys per chunk
+  std::string error;
+  const int64_t before = referee_->Calls(p.statement, &error);
+  Recorder fill(Clock::now(), p.keys.size());
+  p.run->SetRecorder(&fill);
+  p.run->SetProgress(label_ + " fill", nullptr);
+  for (int base = 0; base < keys; base += per_chunk) {
+    const int n = std::min(per_chunk, keys - base) * nodes;
+    std::vector<int> assign(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) assign[static_cast<size_t>(i)] = base + i / nodes;
+    // Set-up, not measurement: a shed or failed load is asked again, for up to 30 s.
+    if (!p.run->Herd(p.first, assign, {30'000, 0, kFillBusyRetryMs, /*retry_errors=*/true},
+                     Clock::now() + Millis(60'000))) {
+      r.note += "the fill did not finish in time; ";
+      break;
+    }
+  }
+  const int64_t after = referee_->Calls(p.statement, &error);
+  r.fill_db_queries = before >= 0 && after >= 0 ? after - before : -1;
+  if (fill.failed() > 0) {
+    r.note += std::to_string(fill.failed()) + " of " + std::to_string(fill.requests()) +
+              " fills failed (" + fill.first_error() + "); ";
+  }
+  p.run->SetRecorder(nullptr);
+}
+
+RunResult Bench::Rolling(TargetKind target) {
+  RunResult r;
+  if (target != TargetKind::kCorral) {
+    r.note = "skipped: rolling restarts corral nodes";
+    return r;
+  }
+  const SteadyTraffic& t = o_.steady;
+  if (std::string e = SetDelay(t, 1); !e.empty()) {
+    r.note = "cannot set the delay: " + e;
+    return r;
+  }
+  const int nodes = static_cast<int>(o_.corral.size());
+  const int fill_clients = std::max(1, 600 / nodes) * nodes;
+  Prepared p;
+  if (!Prepare(target, kHitStatement, t.hot_keys, fill_clients + t.clients, t.ttl_ms, p, r,
+               /*failover=*/true)) {
+    return r;
+  }
+  FillEveryNode(p, fill_clients, r);
+
+  // The restart command runs on a thread of its own; when it exits, the traffic is given
+  // --rolling-after more seconds.
+  std::atomic<int64_t> end_ms{static_cast<int64_t>(
+      (o_.rolling_warm_s + o_.rolling_timeout_s + 10 + o_.rolling_after_s) * 1000)};
+  std::atomic<double> restart_from{-1}, restart_to{-1};
+  std::atomic<int> status{-1};
+  std::thread command;
+  TimePoint t0;
+  const std::string shell = "timeout -k 5 " + Fmt("%.0f", o_.rolling_timeout_s) + " /bin/sh -c " +
+                            [&] {  // single-quoted for /bin/sh
+                              std::string q = "'";
+                              for (char ch : o_.rolling_command) {
+                                if (ch == '\'') {
+                                  q += "'\\''";
+                                } else {
+                                  q += ch;
+                                }
+                              }
+                              return q + "'";
+                            }();
+  KeyChooser chooser(static_cast<size_t>(t.hot_keys), t.zipf_s);
+  SteadyPlan plan;
+  plan.rate = t.rate;
+  plan.keys = &chooser;
+  plan.policy = {t.timeout_ms, t.retries};
+  plan.end_ms = &end_ms;
+  plan.events.push_back({o_.rolling_warm_s, [&] {
+                           restart_from = SecondsBetween(t0, Clock::now());
+                           command = std::thread([&] {
+                             int rc = std::system(shell.c_str());
+                             status = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+                             const double to = SecondsBetween(t0, Clock::now());
+                             restart_to = to;
+                             end_ms = static_cast<int64_t>((to + o_.rolling_after_s) * 1000);
+                           });
+                         }});
+  const double per_request_s = t.timeout_ms * (t.retries + 1) / 1000.0;
+  const double limit_s = o_.rolling_warm_s + o_.rolling_timeout_s + 10 + o_.rolling_after_s;
+  std::pair<int64_t, int64_t> before{}, during{}, after{};
+  double shift = 0;  // the window's clock (the record's and the referee's) runs from just before t0
+  Measure(
+      p, r,
+      [&] {
+        t0 = Clock::now();
+        bool ok = p.run->Steady(p.first + fill_clients, t.clients, plan,
+                                t0 + Millis((limit_s + per_request_s + 30) * 1000));
+        if (command.joinable()) command.join();
+        return ok;
+      },
+      [&](const Recorder& rec) {
+        shift = SecondsBetween(rec.t0(), t0);
+        const double from = restart_from + shift, to = restart_to + shift;
+        before = EndedBetween(rec, 0, from);
+        during = EndedBetween(rec, from, to);
+        after = EndedBetween(rec, to, 1e9);
+      });
+  if (command.joinable()) command.join();
+  if (restart_from < 0 || restart_to < 0) {
+    r.note += "the restart command did not run; ";
+    return r;
+  }
+  const double from = restart_from + shift, to = restart_to + shift;
+  if (status != 0) r.note += "the restart command exited " + std::to_string(status.load()) + "; ";
+  r.shaded.push_back({from, to});
+  auto ratio = [](std::pair<int64_t, int64_t> e) {
+    return e.first > 0 ? static_cast<double>(e.second) / static_cast<double>(e.first) : 0.0;
+  };
+  const double restart_queries = DbQueriesBetween(r, from, to);
+  const double after_queries = DbQueriesBetween(r, to, 1e9);
+  const double end_s = r.db_series.empty() ? to : r.db_series.back().t_s;
+  const auto& f = p.run->failover_stats();
+  r.extra.push_back({"keys", static_cast<double>(t.hot_keys)});
+  r.extra.push_back({"restart_from_s", from});
+  r.extra.push_back({"restart_s", to - from});
+  r.extra.push_back({"command_status", static_cast<double>(status.load())});
+  r.extra.push_back({"goodput_ratio", r.requests > 0 ? static_cast<double>(r.answers - r.wrong) /
+                                                           static_cast<double>(r.requests)
+                                                     : 0.0});
+  r.extra.push_back({"goodput_ratio_before", ratio(before)});
+  r.extra.push_back({"goodput_ratio_restart", ratio(during)});
+  r.extra.push_back({"goodput_ratio_after", ratio(after)});
+  r.extra.push_back({"requests_restart", static_cast<double>(during.first)});
+  // Requests that ended per second: the offered load (a client thread that stalls skips slots).
+  r.extra.push_back({"requests_per_s_before", from > 0 ? before.first / from : 0});
+  r.extra.push_back({"requests_per_s_restart", to > from ? during.first / (to - from) : 0});
+  r.extra.push_back({"failed_restart", static_cast<double>(during.first - during.second)});
+  r.extra.push_back({"db_qps_steady", from > 0 ? DbQueriesBetween(r, 0, from) / from : 0});
+  r.extra.push_back({"db_queries_restart", restart_queries});
+  r.extra.push_back({"db_qps_restart", to > from ? restart_queries / (to - from) : 0});
+  r.extra.push_back({"db_queries_after", after_queries});
+  r.extra.push_back({"db_qps_after", end_s > to ? after_queries / (end_s - to) : 0});
+  r.extra.push_back({"moves", static_cast<double>(f.moves)});
+  r.extra.push_back({"returns", static_cast<double>(f.returns)});
+  r.extra.push_back({"refused", static_cast<double>(f.refused)});
+  r.extra.push_back({"resent_after_close", static_cast<double>(f.resent_after_close)});
+  r.extra.push_back({"lost_on_close", static_cast<double>(f.lost_on_close)});
   return r;
 }
 

@@ -49,6 +49,7 @@ class Bench {
   RunResult ExpiryStorm(TargetKind target);
   RunResult ViciousCycle(TargetKind target);
   RunResult Hit(TargetKind target);
+  RunResult Rolling(TargetKind target);
 
   // A run's keys and connections, ready before its measured window.
   struct Prepared {
@@ -61,13 +62,18 @@ class Bench {
   // Takes fresh ids and opens `clients` connections (FLUSHALL first with --flush). False, with
   // r.note saying why, if the target cannot be reached.
   bool Prepare(TargetKind target, size_t statement, int keys, int clients, int64_t ttl_ms,
-               Prepared& p, RunResult& r);
+               Prepared& p, RunResult& r, bool failover = false);
   // Clients first..first+keys-1 ask for one key each, all at once (a shed fill asks again).
   // Counted apart from the measured window: r.fill_db_queries.
   void Fill(Prepared& p, RunResult& r, TimePoint& start, TimePoint& end);
   // The measured window around `traffic` (which returns false if it ran out of time): referee
   // snapshots and samples, the drain of queued cache-aside loads, the summary, the answer check.
-  bool Measure(Prepared& p, RunResult& r, const std::function<bool()>& traffic);
+  // `inspect`, when given, sees the window's record before it is dropped.
+  bool Measure(Prepared& p, RunResult& r, const std::function<bool()>& traffic,
+               const std::function<void(const Recorder&)>& inspect = nullptr);
+  // Loads every key on every corral node (rolling): client i of the chunk asks node i mod N for
+  // key i / N. Counted apart: r.fill_db_queries.
+  void FillEveryNode(Prepared& p, int fill_clients, RunResult& r);
 
   TargetConfig ConfigFor(TargetKind target, size_t statement) const;
   std::vector<std::string> KeysFor(const std::vector<std::string>& ids, size_t statement) const;
