@@ -185,12 +185,14 @@ if [[ -n ${FROM_BUILD} ]]; then
   cp "${DEPLOY_DIR}/corral.example.json" "${context}/deploy/"
   build_args+=(--build-arg PREBUILT=prebuilt)
   expected_version=$("${FROM_BUILD}/cache-server/corral-server" --version)
+  expected_commit=""
 else
   commit=$(source_commit)
   step "context: ${ROOT_DIR} (the build stage compiles it; CORRAL_COMMIT=${commit})"
   context=${ROOT_DIR}
   build_args+=(--build-arg "CORRAL_COMMIT=${commit}")
   expected_version=""
+  expected_commit=${commit}
 fi
 
 step "buildah bud -f deploy/Containerfile"
@@ -219,6 +221,9 @@ version=${BASH_REMATCH[1]}
 commit=${BASH_REMATCH[2]}
 if [[ -n ${expected_version} && ${version_line} != "${expected_version}" ]]; then
   fail "the image's binary says '${version_line}', the build's '${expected_version}'"
+fi
+if [[ -n ${expected_commit} && ${commit} != "${expected_commit}" ]]; then
+  fail "the image's binary names commit ${commit}, not the source's ${expected_commit}"
 fi
 [[ ${commit} != unknown ]] || fail "the image's corral-server does not know its commit"
 
