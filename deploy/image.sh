@@ -258,7 +258,7 @@ for need in sleep sh; do # a preStop or debug shell a user adds finds them (depl
 done
 
 step "size"
-size=$(buildah images --format '{{.Size}}' "${image}" | head -n 1)
+size=$(buildah images --format '{{.Size}}' "${image}" | awk 'NR == 1')  # awk reads it all: no SIGPIPE
 bytes=$(du -sxb "${root}" | cut -f1)
 size_mb=$((bytes / 1000000))
 echo "${tags[0]}: ${size} (root filesystem ${size_mb} MB; goal under ${SIZE_GOAL_MB} MB)"
