@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "cache-server/build_info.h"
 #include "cache-server/cache_service.h"
 #include "cache-server/config.h"
 #include "cache-server/http_handler.h"
@@ -101,7 +102,8 @@ int Serve(const Config& config) {
 
   Log(LogLevel::kInfo, "listening",
       "resp_port=" + std::to_string(server.resp_port()) +
-          " http_port=" + std::to_string(server.http_port()) + " " + DescribeConfig(config));
+          " http_port=" + std::to_string(server.http_port()) +
+          " commit=" + std::string(BuildCommit()) + " " + DescribeConfig(config));
   server.Run();
   if (tier) tier->Stop();
   if (backend) backend->Stop();
@@ -114,8 +116,9 @@ int Serve(const Config& config) {
 int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   po::options_description desc("corral-server options");
-  desc.add_options()("help,h", "show this help")("config,c", po::value<std::string>(),
-                                                 "JSON config file (see README)")(
+  desc.add_options()("help,h", "show this help")(
+      "version", "print the version and the commit it was built from, and exit")(
+      "config,c", po::value<std::string>(), "JSON config file (see README)")(
       "check-config", po::value<std::string>(), "validate a config file and exit")(
       "resp", po::value<std::string>(), "RESP listen port or host:port (overrides listen.resp)")(
       "http", po::value<std::string>(), "HTTP listen port or host:port (overrides listen.http)")(
@@ -131,6 +134,10 @@ int main(int argc, char** argv) {
   }
   if (vm.count("help")) {
     std::cout << desc;
+    return 0;
+  }
+  if (vm.count("version")) {
+    std::cout << VersionLine("corral-server") << "\n";
     return 0;
   }
   try {

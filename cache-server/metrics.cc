@@ -389,6 +389,7 @@ std::string RenderInfo(const MetricSources& s, std::string_view section) {
     out += "# Server\r\n";
     field("redis_version", std::string(s.redis_version));
     field("corral_version", std::string(s.corral_version));
+    field("corral_commit", std::string(s.corral_commit));
     field("redis_mode", "standalone");
     field("os", "Linux");
     field("arch_bits", "64");

@@ -339,6 +339,7 @@ struct MetricSources {
   int64_t max_bytes = 0;
   std::string_view redis_version;   // INFO redis_version
   std::string_view corral_version;  // INFO corral_version
+  std::string_view corral_commit;   // INFO corral_commit (build_info.h)
 };
 
 // The three renderers are thread-safe: they read atomics and the sources' own accessors.

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "cache-server/build_info.h"
 #include "cache-server/resp_commands.h"
 #include "cache-server/resp_util.h"
 #include "proto/errors.h"
@@ -446,6 +447,7 @@ std::string RespCommands::Info(std::string_view section) const {
   MetricSources sources = MetricSourcesOf(state_);
   sources.redis_version = kCompatVersion;
   sources.corral_version = kCorralVersion;
+  sources.corral_commit = BuildCommit();
   return RenderInfo(sources, section);
 }
 

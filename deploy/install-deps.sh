@@ -25,6 +25,9 @@ PACKAGES=(
   prometheus  # promtool: the tests check /metrics with "promtool check metrics"
   # Used by the scripts: curl, ps/pgrep, ss
   curl procps iproute2
+  # deploy/image.sh: a Debian 12 base from the archive and an image built on it, with neither a
+  # registry nor an OCI runtime (buildah bud --isolation chroot)
+  buildah debootstrap
 )
 # kubectl renders deploy/k8s in deploy/run-tests.sh (kubectl kustomize). Debian's
 # kubernetes-client (1.20, kustomize v2) conflicts with a kubectl from another package, so it is

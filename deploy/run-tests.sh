@@ -3,15 +3,17 @@
 # replicas, a PgBouncer in front of each replica, a Redis and a Redis Cluster (3 masters, 3
 # replicas) on free ports, runs every test with ctest, and stops the servers again.
 #
-# After the plain build and ctest, the checks from outside (issue 11), each a phase of its own:
-# the whole suite built with ASan+UBSan (leak detection on), the suites where threads meet built
-# with TSan, and every libFuzzer target for a bounded time. Each phase's time is printed against
-# its budget at the end; the whole run must stay under an hour on 2 cores.
+# After the plain build and ctest, the container image (issue 20: deploy/image.sh builds it from
+# the binaries ctest ran and smoke-tests it), then the checks from outside (issue 11), each a
+# phase of its own: the whole suite built with ASan+UBSan (leak detection on), the suites where
+# threads meet built with TSan, and every libFuzzer target for a bounded time. Each phase's time is
+# printed against its budget at the end; the whole run must stay under an hour on 2 cores.
 #
 # Usage: deploy/run-tests.sh [CTEST_ARGS...]     e.g. deploy/run-tests.sh -R lease
 # Environment: CORRAL_BUILD_DIR (default build, relative to the repository root), CORRAL_CMAKE_ARGS
 # (extra configure arguments), CORRAL_TEST_TIMEOUT (per-test seconds, default 300).
-#   CORRAL_CI_QUICK=1: skip the sanitizer and fuzz phases (quick local runs; ignored when CI=true).
+#   CORRAL_CI_QUICK=1: skip the container image, sanitizer and fuzz phases (quick local runs;
+#   ignored when CI=true).
 #   Also skipped when CTEST_ARGS are given (a subset run), unless CORRAL_CI_FULL=1.
 #   CORRAL_FUZZ_SECONDS: how long each fuzz target runs (default 30).
 #   CORRAL_CI_WARN_S / CORRAL_CI_MAX_S: total run time that prints a warning (default 3000) and
@@ -198,19 +200,24 @@ phase "ctest" 600
 ctest --test-dir "${BUILD_DIR}" --output-on-failure -j 2 --timeout "${TEST_TIMEOUT}" "$@" ||
   failed "ctest"
 
-# --- Sanitizer and fuzz phases (issue 11). CI runs them all; a quick local run may skip them.
+# --- The container image (issue 20), then the sanitizer and fuzz phases (issue 11). CI runs them
+# all; a quick local run may skip them.
 RUN_EXTRA=1
 if [[ ${CI:-} != true ]]; then
   if [[ ${CORRAL_CI_QUICK:-0} == 1 ]]; then
     RUN_EXTRA=0
-    echo "CORRAL_CI_QUICK=1: skipping the sanitizer and fuzz phases"
+    echo "CORRAL_CI_QUICK=1: skipping the container image, sanitizer and fuzz phases"
   elif (($# > 0)) && [[ ${CORRAL_CI_FULL:-0} != 1 ]]; then
     RUN_EXTRA=0
-    echo "ctest arguments given: skipping the sanitizer and fuzz phases" \
+    echo "ctest arguments given: skipping the container image, sanitizer and fuzz phases" \
       "(CORRAL_CI_FULL=1 runs them)"
   fi
 fi
 if ((RUN_EXTRA)); then
+  # deploy/Containerfile on a debootstrapped Debian 12 base, with the binaries ctest just ran
+  # (nothing compiles twice), checked from the image's own root: packages, size, PING, /healthz.
+  phase "container image (deploy/image.sh --from-build)" 240
+  "${DEPLOY_DIR}/image.sh" --from-build "${BUILD_DIR}" || failed "container image"
   # shellcheck source=deploy/run-sanitizers.sh
   source "${DEPLOY_DIR}/run-sanitizers.sh"
 fi

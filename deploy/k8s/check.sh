@@ -5,14 +5,25 @@
 # corral's drain grace + shutdown timeout, a readiness probe that turns within the drain grace, a
 # PodDisruptionBudget, and a corral.json that corral-server accepts. For scale-out also: several
 # corral pods, a Redis Service that corral.json's "redis" section names, and a corral.json that is
-# the base's plus that section and nothing else.
-# Usage: deploy/k8s/check.sh [CORRAL_SERVER_BINARY]   (without it, the config check is skipped)
+# the base's plus that section and nothing else. Both run deploy/image.sh's image
+# (CORRAL_IMAGE_NAME, default localhost/corral/corral-server, tagged with the binary's version) as
+# the image's user (uid 65532) with its entrypoint (args only, no command).
+# Usage: deploy/k8s/check.sh [CORRAL_SERVER_BINARY]   (without it, the config check is skipped and
+# the image's tag need only look like a version)
 # Works with Debian 12's kubectl 1.20 (kustomize v2) and newer ones; needs no cluster.
 set -euo pipefail
 
 K8S_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SERVER=${1:-}
+IMAGE_NAME=${CORRAL_IMAGE_NAME:-localhost/corral/corral-server}
 failures=0
+
+# The image tag deploy/image.sh gives the binary: its version ("corral-server 0.1.0 (commit C)").
+image_tag='[0-9]+\.[0-9]+\.[0-9]+'
+if [[ -n ${SERVER} ]]; then
+  image_tag=$("${SERVER}" --version | awk '{ print $2 }')
+  image_tag=${image_tag//./\\.}
+fi
 
 layout="" # the layout being checked, for messages
 
@@ -77,6 +88,15 @@ check_layout() {
     fail "the readiness probe must be GET /readyz (got '$(field path <<<"${readiness}")')"
   [[ $(field path <<<"${liveness}") == /healthz ]] ||
     fail "the liveness probe must be GET /healthz (got '$(field path <<<"${liveness}")')"
+  image=$(field image <<<"${deployment}")
+  [[ ${image} =~ ^${IMAGE_NAME//./\\.}:${image_tag}$ ]] ||
+    fail "the corral container's image is '${image}', not deploy/image.sh's ${IMAGE_NAME}:TAG" \
+      "(TAG the binary's version; base/kustomization.yaml images:)"
+  if grep -q "^ *command:" <<<"${deployment}"; then
+    fail "the corral container sets command: the image's entrypoint is corral-server; set args"
+  fi
+  [[ $(field runAsUser <<<"${deployment}") == 65532 ]] ||
+    fail "the pod must run as uid 65532, deploy/Containerfile's corral user"
   if grep -q "preStop:" <<<"${deployment}"; then
     fail "a preStop hook is set: corral's shutdown.drain_grace_ms replaces the preStop sleep"
   fi
@@ -166,5 +186,5 @@ fi
 for note in "${notes[@]}"; do
   echo "deploy/k8s: note: ${note}"
 done
-echo "deploy/k8s: rendered base and scale-out; readiness /readyz, liveness /healthz, drain grace ${grace_ms} ms + timeout ${timeout_ms} ms" \
-  "< terminationGracePeriodSeconds ${termination_s} s"
+echo "deploy/k8s: rendered base and scale-out; image ${image}; readiness /readyz, liveness /healthz," \
+  "drain grace ${grace_ms} ms + timeout ${timeout_ms} ms < terminationGracePeriodSeconds ${termination_s} s"

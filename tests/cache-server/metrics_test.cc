@@ -116,6 +116,7 @@ class MetricsTest : public ::testing::Test {
     s.max_bytes = 1 << 20;
     s.redis_version = "7.0.0";
     s.corral_version = "0.1.0";
+    s.corral_commit = "0123456789ab";
     return s;
   }
 
@@ -308,6 +309,7 @@ TEST_F(MetricsTest, InfoReadsTheSameCounters) {
   EXPECT_LT(everything.find("# Clients"), everything.find("# Memory"));
   EXPECT_LT(everything.find("# Memory"), everything.find("# Stats"));
   EXPECT_THAT(all, HasSubstr("redis_version:7.0.0\r\n"));
+  EXPECT_THAT(all, HasSubstr("\r\ncorral_version:0.1.0\r\ncorral_commit:0123456789ab\r\n"));
   EXPECT_THAT(all, HasSubstr("tcp_port:6390\r\n"));
   EXPECT_THAT(all, HasSubstr("uptime_in_days:1\r\n"));
   EXPECT_THAT(all, HasSubstr("io_threads_active:1\r\n"));

@@ -6,9 +6,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <vector>
 
+#include "cache-server/build_info.h"
 #include "cache-server/config.h"
 #include "tests/cache-server/config_walk.h"
 #include "tests/integration/server_process.h"
@@ -214,6 +216,23 @@ TEST_F(ConfigCliTest, HelpExitsZero) {
   ProcessResult r = Server({"--help"});
   EXPECT_TRUE(r.status.ok()) << r.status.ToString();
   EXPECT_THAT(r.out, HasSubstr("--check-config"));
+  EXPECT_THAT(r.out, HasSubstr("--version"));
+}
+
+// --version prints one line, "corral-server X.Y.Z (commit C)", and exits 0 without reading a
+// config. Built from a git checkout, C is the 12-digit commit (with -dirty for a changed tree).
+TEST_F(ConfigCliTest, VersionNamesTheCommit) {
+  ProcessResult r = Server({"--version"});
+  EXPECT_TRUE(r.status.ok()) << r.status.ToString() << "\n" << r.err;
+  EXPECT_EQ(r.out, server::VersionLine("corral-server") + "\n");
+  EXPECT_TRUE(std::regex_match(
+      r.out, std::regex(R"(corral-server [0-9]+\.[0-9]+\.[0-9]+ \(commit [0-9A-Za-z._-]+\)\n)")))
+      << r.out;
+  const std::string commit(server::BuildCommit());
+  if (access(CORRAL_SOURCE_DIR "/.git", F_OK) == 0) {
+    EXPECT_TRUE(std::regex_match(commit, std::regex("[0-9a-f]{12}(-dirty)?"))) << commit;
+  }
+  EXPECT_EQ(r.err, "");
 }
 
 }  // namespace

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <regex>
 #include <string>
 #include <vector>
 
+#include "cache-server/build_info.h"
 #include "tests/integration/server_process.h"
 #include "tests/integration/shared_server.h"
 
@@ -345,6 +347,12 @@ TEST_F(RespTest, InfoUsesRedisFormat) {
     EXPECT_THAT(info, HasSubstr(section));
   }
   EXPECT_THAT(info, HasSubstr("\r\nredis_version:"));
+  // Clients compare redis_version as Redis's: it stays a bare X.Y.Z. corral's own version and
+  // commit are fields of their own.
+  EXPECT_TRUE(std::regex_search(info, std::regex("\r\nredis_version:[0-9]+\\.[0-9]+\\.[0-9]+\r\n")))
+      << info;
+  EXPECT_THAT(info, HasSubstr("\r\ncorral_version:"));
+  EXPECT_THAT(info, HasSubstr("\r\ncorral_commit:" + std::string(server::BuildCommit()) + "\r\n"));
   EXPECT_THAT(info, HasSubstr("\r\ntcp_port:" + std::to_string(server_->resp_port()) + "\r\n"));
   EXPECT_THAT(info, HasSubstr("\r\nprocess_id:" + std::to_string(server_->pid()) + "\r\n"));
   EXPECT_THAT(info, HasSubstr("\r\nconnected_clients:"));
