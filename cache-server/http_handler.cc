@@ -129,9 +129,13 @@ void HttpHandler::Route(const HttpRequest& req, HttpRespond respond) {
       // Ready to take traffic: listening and not draining. Never the database's state: a cache
       // that serves stale values must stay behind the load balancer while PostgreSQL is down.
       if (!ReadMethod(req)) break;
-      return respond(state_.draining.load()
-                         ? Text(http::status::service_unavailable, req, "draining\n")
-                         : Text(http::status::ok, req, "ready\n"));
+      if (state_.draining.load()) {
+        return respond(Text(http::status::service_unavailable, req, "draining\n"));
+      }
+      if (state_.joining_tier.load()) {
+        return respond(Text(http::status::service_unavailable, req, "joining the Redis tier\n"));
+      }
+      return respond(Text(http::status::ok, req, "ready\n"));
     case proto::RouteKind::kReadyzDatabase:
       // For dashboards and alerts, not for a load balancer.
       if (!ReadMethod(req)) break;

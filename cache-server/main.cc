@@ -4,6 +4,7 @@
 #include <sys/resource.h>
 
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
@@ -93,7 +94,17 @@ int Serve(const Config& config) {
   // Lease waiters time out on this tick: wait_timeout_ms is honoured to within 5 ms.
   server.AddTimer(std::chrono::milliseconds(5), [&cache] { cache.Tick(); });
   if (backend) backend->Start(cache, metrics);
-  if (tier) tier->Start(cache);
+  if (tier) {
+    tier->Start(cache);
+    state.joining_tier = true;
+    auto give_up = std::chrono::steady_clock::now() + TierBackend::JoinBound(*config.redis);
+    server.AddTimer(std::chrono::milliseconds(20), [&state, &tier, give_up] {
+      if (state.joining_tier.load(std::memory_order_relaxed) &&
+          (tier->joined() || std::chrono::steady_clock::now() >= give_up)) {
+        state.joining_tier = false;
+      }
+    });
+  }
 
   // SIGTERM/SIGINT: /readyz turns 503, serve on for the drain grace, then stop accepting and
   // finish in-flight requests within the shutdown timeout (SPEC "Running").

@@ -31,6 +31,10 @@ struct ServerState {
   std::atomic<uint64_t> next_client_id{1};
   // Shutdown has begun: /readyz answers 503 so that load balancers stop sending (SPEC "Running").
   std::atomic<bool> draining{false};
+  // With a Redis tier, the node has not joined it yet (at most TierJoinBound after start): /readyz
+  // answers 503, so that a restarted node takes traffic once its misses can be L2 hits rather
+  // than database queries, and still takes it if Redis is down.
+  std::atomic<bool> joining_tier{false};
   // The listeners have closed: sessions answer the request in hand, then close.
   std::atomic<bool> shutting_down{false};
   std::time_t started_unix = std::time(nullptr);

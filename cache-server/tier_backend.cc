@@ -871,6 +871,12 @@ void TierBackend::Propagate(std::string_view key, InvalidationSource source,
              });
 }
 
+bool TierBackend::joined() const { return impl_->epoch.load() >= 0; }
+
+std::chrono::milliseconds TierBackend::JoinBound(const RedisConfig& redis) {
+  return std::chrono::milliseconds(std::max<int64_t>(3000, 10 * redis.timeout_ms));
+}
+
 bool TierBackend::up() const { return impl_->client && impl_->client->up() && impl_->subscribed; }
 
 const std::string& TierBackend::node_id() const { return impl_->node_id; }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -40,6 +41,11 @@ class TierBackend final : public LoadBackend, public InvalidationSink {
                  std::function<void(bool held)> done) override;
 
   bool up() const;  // corral_tier_up
+  // The node has joined the tier once (subscribed, a member, the epoch read: `tier_ready`).
+  bool joined() const;
+  // How long a starting node waits to join before it serves without the tier: 10 x
+  // redis.timeout_ms, at least 3 s.
+  static std::chrono::milliseconds JoinBound(const RedisConfig& redis);
   const std::string& node_id() const;
 
  private:

@@ -768,6 +768,47 @@ TEST_F(TierPgTest, RedisClusterMasterFailoverMidHerd) {
   EXPECT_EQ(pg_.Calls("tier_failover"), 50) << "one query per key across the fleet again";
 }
 
+// A starting node is not ready (/readyz 503) until it has joined the tier, so that after a
+// restart its misses are L2 hits rather than queries; and it becomes ready without the tier after
+// 10 x redis.timeout_ms if Redis does not answer, since corral serves without it.
+TEST_F(TierPgTest, ReadinessWaitsForTheTierWithinABound) {
+  const std::string ns =
+      R"({"tr": {"query": "SELECT name AS tier_ready FROM users WHERE id = $1::bigint"}})";
+  auto redis_section = [&](const std::string& address) {
+    return "\"redis\": {\"nodes\": [\"" + address + "\"], \"prefix\": \"" + prefix_ +
+           "\", \"timeout_ms\": 1000}";
+  };
+  auto readyz = [](ServerProcess& node) {
+    return HttpHerd(node.http_port(), {"/readyz"}, Millis(2000))[0].reply;
+  };
+  tier::tiertest::RedisProcess redis;
+  ASSERT_TRUE(redis.Start());
+  redis.Pause();  // answers nothing: the node cannot join
+  auto node = StartCorral(ns, redis_section(redis.address()));
+  ASSERT_NE(node, nullptr);
+  std::string joining = readyz(*node);
+  EXPECT_EQ(joining.rfind("HTTP/1.1 503", 0), 0u) << joining;
+  EXPECT_NE(joining.find("joining the Redis tier"), std::string::npos) << joining;
+  redis.Resume();
+  EXPECT_TRUE(WaitFor(Millis(10000), [&] { return readyz(*node).rfind("HTTP/1.1 200", 0) == 0; }))
+      << node->Stderr();
+  EXPECT_TRUE(node->WaitForStderr("event=tier_ready", Millis(1000)))
+      << "ready before it joined the tier";
+
+  // Redis gone for good: ready once the bound (10 s here) has passed, and it serves.
+  const int dead_port = tier::tiertest::FreePort();
+  auto alone = StartCorral(ns, redis_section("127.0.0.1:" + std::to_string(dead_port)));
+  ASSERT_NE(alone, nullptr);
+  auto t0 = Clock::now();
+  EXPECT_TRUE(WaitFor(Millis(20000), [&] { return readyz(*alone).rfind("HTTP/1.1 200", 0) == 0; }));
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  EXPECT_LT(ms, 20000);
+  RedisConnection c = ConnectRedis(alone->resp_port());
+  RedisReplyPtr r(static_cast<redisReply*>(redisCommand(c.get(), "GET tr:3201")));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(std::string(r->str, r->len), "user 3201") << "it serves without the tier";
+}
+
 // DEL counts the keys the fleet held, as Redis counts the keys it removed: a key another node
 // loaded is in L2, though not in this node's L1.
 TEST_F(TierPgTest, DelCountsKeysTheFleetHeld) {
