@@ -132,7 +132,7 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
   AddStats(1, cost);
   if (policy_ == EvictionPolicy::kTinyLfu) {
     PushFront(Region::kWindow, id);
-    SpillWindow();
+    SpillToProbation(Region::kWindow, window_budget_);
   }
   return &slots_[id];
 }
@@ -242,26 +242,17 @@ void StoreShard::OnTinyLfuHit(SlotId id) {
     case Region::kProbation:
       Unlink(id);
       PushFront(Region::kProtected, id);
-      DemoteProtected();
+      SpillToProbation(Region::kProtected, protected_budget_);
       break;
     case Region::kNone:
       break;
   }
 }
 
-void StoreShard::SpillWindow() {
-  LruList& window = List(Region::kWindow);
-  while (window.bytes > window_budget_ && window.head != window.tail) {
-    const SlotId id = window.tail;
-    Unlink(id);
-    PushFront(Region::kProbation, id);
-  }
-}
-
-void StoreShard::DemoteProtected() {
-  LruList& protected_list = List(Region::kProtected);
-  while (protected_list.bytes > protected_budget_ && protected_list.head != protected_list.tail) {
-    const SlotId id = protected_list.tail;
+void StoreShard::SpillToProbation(Region from, size_t budget) {
+  LruList& list = List(from);
+  while (list.bytes > budget && list.head != list.tail) {
+    const SlotId id = list.tail;
     Unlink(id);
     PushFront(Region::kProbation, id);
   }

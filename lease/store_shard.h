@@ -208,10 +208,9 @@ class StoreShard {
   bool EvictTinyLfu(size_t need);
   void EvictSlot(SlotId id);
   void OnTinyLfuHit(SlotId id);
-  // Moves window entries over the window's share to probation (no eviction).
-  void SpillWindow();
-  // Moves protected entries over its share to probation's MRU end.
-  void DemoteProtected();
+  // Moves `from`'s LRU entries to probation's MRU end while `from` holds more than `budget`
+  // bytes (keeping at least one; no eviction): the window's overflow, or protected's.
+  void SpillToProbation(Region from, size_t budget);
   LruList& List(Region region) { return lists_[static_cast<size_t>(region) - 1]; }
   const LruList& List(Region region) const { return lists_[static_cast<size_t>(region) - 1]; }
   void PushFront(Region region, SlotId id);
