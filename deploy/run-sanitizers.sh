@@ -35,7 +35,7 @@ if cmake -S "${ROOT_DIR}" -B "${ASAN_BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=Rel
   cmake --build "${ASAN_BUILD_DIR}" -j "$(nproc)"; then
   phase "ctest (ASan+UBSan)" 900
   ctest --test-dir "${ASAN_BUILD_DIR}" --output-on-failure -j 2 --timeout "${TEST_TIMEOUT}" ||
-    failed "ctest (ASan+UBSan)"
+    failed "ctest (ASan+UBSan)" "${ASAN_BUILD_DIR}"
 else
   failed "build (ASan+UBSan)"
 fi
@@ -61,7 +61,7 @@ if cmake -S "${ROOT_DIR}" -B "${TSAN_BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=Rel
   cmake --build "${TSAN_BUILD_DIR}" -j "$(nproc)" --target "${TSAN_TARGETS[@]}"; then
   phase "ctest (TSan)" 300
   ctest --test-dir "${TSAN_BUILD_DIR}" --output-on-failure -j 2 --timeout "${TEST_TIMEOUT}" \
-    -E "${TSAN_EXCLUDE}" || failed "ctest (TSan)"
+    -E "${TSAN_EXCLUDE}" || failed "ctest (TSan)" "${TSAN_BUILD_DIR}"
 else
   failed "build (TSan)"
 fi

@@ -69,9 +69,17 @@ end_phase() {
 }
 
 # failed WHAT: remembers that a phase failed; the run goes on and exits non-zero at the end.
+# failed PHASE [CTEST_BUILD_DIR]: with a build directory, the names of the tests that failed
+# there (ctest's LastTestsFailed.log) go with the phase into the summary, the last lines CI shows.
 failed() {
-  FAILED_PHASES+=("$1")
-  printf '==> FAILED: %s\n' "$1"
+  local what=$1 log=${2:-}/Testing/Temporary/LastTestsFailed.log
+  if (($# > 1)) && [[ -f ${log} ]]; then
+    local names
+    names=$(cut -d: -f2- "${log}" | head -n 20 | paste -sd ' ' -)
+    [[ -z ${names} ]] || what+=": ${names}"
+  fi
+  FAILED_PHASES+=("${what}")
+  printf '==> FAILED: %s\n' "${what}"
 }
 
 # Stops the servers and prints the phase timings, whatever happened before.
@@ -198,7 +206,7 @@ printf 'CORRAL_TEST_REDIS_CLUSTER_NODES=%s\nCORRAL_REDIS_CLUSTER_DIR=%s\n' \
 
 phase "ctest" 600
 ctest --test-dir "${BUILD_DIR}" --output-on-failure -j 2 --timeout "${TEST_TIMEOUT}" "$@" ||
-  failed "ctest"
+  failed "ctest" "${BUILD_DIR}"
 
 # --- The container image (issue 20), then the sanitizer and fuzz phases (issue 11). CI runs them
 # all; a quick local run may skip them.
