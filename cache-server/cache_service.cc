@@ -45,18 +45,12 @@ CacheService::CacheService(const Config& config, lease::Store& store, lease::Lea
       backend_(backend),
       holdoff_(config.lease.error_holdoff_ms, clock),
       pending_gate_(config.shedding.max_pending_loads, 0, false, clock) {
-  if (config.postgres) {
-    for (const auto& [name, pool] : config.postgres->pools) {
-      pool_gates_.emplace(
-          name, std::make_unique<lease::LoadGate>(pool.max_inflight_loads, 0, false, clock));
-    }
-  }
   size_t index = 0;
   std::vector<DbLoadCounter::NamespaceLabel> labels;
   for (const auto& [name, ns] : config.namespaces) {
-    auto pool = pool_gates_.find(ns.pool);
-    lease::LoadGate* pool_gate = pool == pool_gates_.end() ? nullptr : pool->second.get();
-    namespaces_.emplace(name, std::make_unique<Namespace>(ns, index++, clock, pool_gate));
+    std::unique_ptr<lease::LoadLimiter>& limiter = limiters_[ns.pool];
+    if (!limiter) limiter = std::make_unique<lease::LoadLimiter>(LimiterOptions(ns.pool), clock);
+    namespaces_.emplace(name, std::make_unique<Namespace>(ns, index++, clock, *limiter));
     labels.push_back({name, ns.pool});
   }
   // corral_db_loads_total is indexed by the same namespace numbers.
@@ -83,25 +77,61 @@ lease::FillOptions CacheService::FillFor(const Namespace& ns, LoadResult::Kind k
   };
 }
 
-Admission CacheService::Admit(const Namespace& ns) {
-  // Every bound the load counts against: all of them admit it, or none keeps it.
-  if (pending_gate_.TryAdmit() != Admission::kAdmitted) return Admission::kPending;
-  if (ns.pool_gate != nullptr && ns.pool_gate->TryAdmit() != Admission::kAdmitted) {
-    pending_gate_.Done();
-    return Admission::kPoolInflight;
-  }
-  Admission a = ns.gate.TryAdmit();
-  if (a != Admission::kAdmitted) {
-    if (ns.pool_gate != nullptr) ns.pool_gate->Done();
-    pending_gate_.Done();
-  }
-  return a;
+lease::LoadLimiterOptions CacheService::LimiterOptions(const std::string& pool_name) const {
+  lease::LoadLimiterOptions o;
+  o.max_limit = 0;  // a pool the config does not describe (unit tests): only namespace caps
+  if (!config_.postgres) return o;
+  auto it = config_.postgres->pools.find(pool_name);
+  if (it == config_.postgres->pools.end()) return o;
+  const pg::PoolOptions& pool = it->second;
+  o.min_limit = pool.min_inflight_loads;
+  // The ceiling: what the pool's connections can run at once, unless the config says less (or
+  // more: loads past the connections wait in the loader's queue, measured as load time).
+  const int64_t connections =
+      pool.replicas.empty()
+          ? config_.postgres->primary_connections
+          : static_cast<int64_t>(pool.connections) * static_cast<int64_t>(pool.replicas.size());
+  o.max_limit = pool.max_inflight_loads > 0 ? pool.max_inflight_loads : connections;
+  o.min_limit = std::min(o.min_limit, o.max_limit);
+  return o;
 }
 
-void CacheService::FinishAdmitted(const Namespace& ns) {
+void CacheService::Admit(const Namespace& ns, lease::Millis deadline_ms,
+                         std::function<void(Admission)> then) {
+  // The bounds that shed at once: `blocked` and the rate (the namespace's), then the pending
+  // loads across namespaces, which also bounds the queues below.
+  if (Admission a = ns.gate.TryAdmit(); a != Admission::kAdmitted) return then(a);
+  if (pending_gate_.TryAdmit() != Admission::kAdmitted) {
+    ns.gate.Done();
+    return then(Admission::kPending);
+  }
+  // The pool's limit and the namespace's cap queue it.
+  ns.limiter.Acquire(ns.group, deadline_ms, [this, &ns, then = std::move(then)](Admission a) {
+    if (a != Admission::kAdmitted) {
+      ns.gate.Done();
+      pending_gate_.Done();
+    }
+    then(a);
+  });
+}
+
+void CacheService::FinishAdmitted(const Namespace& ns, std::optional<lease::Millis> load_ms) {
+  ns.limiter.Release(ns.group, load_ms);
   ns.gate.Done();
-  if (ns.pool_gate != nullptr) ns.pool_gate->Done();
   pending_gate_.Done();
+}
+
+void CacheService::Tick() {
+  leases_.ExpireDue();
+  for (auto& [name, limiter] : limiters_) limiter->Expire();
+}
+
+std::vector<PoolGauges> CacheService::PoolStatus() const {
+  std::vector<PoolGauges> out;
+  for (const auto& [name, limiter] : limiters_) {
+    out.push_back(PoolGauges{name, limiter->limit(), limiter->inflight(), limiter->queued()});
+  }
+  return out;
 }
 
 BackendResult ShedResult(Admission answer) {
@@ -113,31 +143,43 @@ BackendResult ShedResult(Admission answer) {
 }
 
 void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token,
-                             bool refresh) {
+                             bool refresh, lease::Millis deadline_ms) {
   std::optional<proto::KeyParts> parts = proto::SplitKey(key);
   std::string id(parts->id);
-  // Asked by the backend (on its thread) before the load's done, at most once in effect.
+  // Asked by the backend (on its thread) before the load's done, at most once in effect. The
+  // answer may come later, from the pool's queue; `held` and `admitted_at` are set before the
+  // backend hears it, and the backend completes the load only after that.
   struct Admitted {
     std::atomic<bool> asked{false};
     std::atomic<bool> held{false};
+    lease::Millis admitted_at = 0;
   };
   auto admitted = std::make_shared<Admitted>();
-  AdmitFn admit = [this, &ns, admitted, refresh] {
+  AdmitFn admit = [this, &ns, admitted, refresh, deadline_ms](std::function<void(Admission)> then) {
     if (admitted->asked.exchange(true)) {
-      return admitted->held ? Admission::kAdmitted : Admission::kPending;
+      return then(admitted->held ? Admission::kAdmitted : Admission::kPending);
     }
-    Admission a = Admit(ns);
-    admitted->held = a == Admission::kAdmitted;
-    if (refresh) {
-      metrics_.refreshes.Add(admitted->held ? RefreshResult::kStarted : RefreshResult::kShed);
-      if (!admitted->held) CountShed(ShedReasonOf(a));
-    }
-    return a;
+    Admit(ns, deadline_ms, [this, admitted, refresh, then = std::move(then)](Admission a) {
+      if (a == Admission::kAdmitted) {
+        admitted->admitted_at = clock_.NowMs();
+        admitted->held = true;
+      }
+      if (refresh) {
+        metrics_.refreshes.Add(a == Admission::kAdmitted ? RefreshResult::kStarted
+                                                         : RefreshResult::kShed);
+        if (a != Admission::kAdmitted) CountShed(ShedReasonOf(a));
+      }
+      then(a);
+    });
   };
   backend_->Load(
       ns.index, std::move(id), std::move(admit),
       [this, key, &ns, token, admitted, refresh](BackendResult r) {
-        if (admitted->held) FinishAdmitted(ns);
+        if (admitted->held) {
+          std::optional<lease::Millis> load_ms;
+          if (r.from_db) load_ms = clock_.NowMs() - admitted->admitted_at;
+          FinishAdmitted(ns, load_ms);
+        }
         // A refresh answered without a query (the tier's L2) was never counted at admission.
         if (refresh && !admitted->asked) metrics_.refreshes.Add(RefreshResult::kStarted);
         if (r.kind == LoadResult::Kind::kShed) {
@@ -293,7 +335,7 @@ void CacheService::LeadAndWait(const std::string& key, const Namespace& ns,
     }
   }
   request->loaded = true;
-  StartLoad(key, ns, token, /*refresh=*/false);
+  StartLoad(key, ns, token, /*refresh=*/false, request->deadline);
 }
 
 lease::WaiterFn CacheService::Waiter(const std::string& key, const Namespace& ns,
@@ -348,7 +390,8 @@ void CacheService::Refresh(std::string_view key, const Namespace& ns) {
   }
   std::optional<lease::LeaseToken> token = leases_.TryAcquire(key);
   if (!token) return;  // a load is already under way (not counted: that is every other reader)
-  StartLoad(std::string(key), ns, *token, /*refresh=*/true);
+  StartLoad(std::string(key), ns, *token, /*refresh=*/true,
+            clock_.NowMs() + config_.lease.wait_timeout_ms);
 }
 
 lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
@@ -422,7 +465,7 @@ bool CacheService::SetNamespaceLimit(std::string_view name, std::optional<int64_
   auto it = namespaces_.find(name);
   if (it == namespaces_.end()) return false;
   lease::LoadGate& gate = it->second->gate;
-  if (max_inflight) gate.SetMaxInflight(*max_inflight);
+  if (max_inflight) it->second->limiter.SetGroupCap(it->second->group, *max_inflight);
   if (max_per_s) gate.SetMaxPerSecond(*max_per_s);
   if (blocked) gate.SetBlocked(*blocked);
   return true;

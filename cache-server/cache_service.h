@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -21,6 +22,7 @@
 #include "lease/error_holdoff.h"
 #include "lease/freshness.h"
 #include "lease/lease_table.h"
+#include "lease/load_limiter.h"
 #include "lease/random.h"
 #include "lease/store.h"
 #include "proto/errors.h"
@@ -67,12 +69,14 @@ struct BackendResult {
   lease::Admission shed = lease::Admission::kAdmitted;  // kShed: what the admission answered
 };
 
-// A load's admission to the database: the node's bounds on queries in flight
-// (pending_loads_max, the pool's and the namespace's max_inflight_loads). A backend calls it once,
-// right before it queries the database, and if the answer is not kAdmitted it does not query but
-// completes the load with ShedResult(answer). A load answered without a query (an L2 hit, another
-// node's load) never asks, and so never holds a slot while it waits.
-using AdmitFn = std::function<lease::Admission()>;
+// A load's admission to the database: the node's bounds on queries in flight (the namespace's
+// `blocked` and max_loads_per_s, shedding.max_pending_loads, then its pool's adaptive limit and the
+// namespace's max_inflight_loads, which queue it). A backend calls it once, right before it
+// queries the database, and gives it `then`; `then` gets the answer once — at once, or later and
+// on another thread when the load waited in its pool's queue. On kAdmitted the backend queries;
+// otherwise it does not query but completes the load with ShedResult(answer). A load answered
+// without a query (an L2 hit, another node's load) never asks, and so never holds a slot.
+using AdmitFn = std::function<void(std::function<void(lease::Admission)> then)>;
 BackendResult ShedResult(lease::Admission answer);
 
 // Where namespace loads go (pg-loader in production, a fake in tests).
@@ -156,28 +160,34 @@ class CacheService {
                 std::optional<lease::Millis> ttl_ms);
   bool LeaseRelease(std::string_view key, lease::LeaseToken token);
 
-  // Times out lease waiters and expires abandoned leases; the server calls it from a timer.
-  void Tick() { leases_.ExpireDue(); }
+  // Times out lease waiters, expires abandoned leases and drops queued loads that can no longer
+  // finish in time; the server calls it from a timer.
+  void Tick();
 
   lease::Store& store() { return store_; }
   lease::LeaseTable& leases() { return leases_; }
   const lease::Clock& clock() const { return clock_; }
   int64_t pending_loads() const { return pending_gate_.inflight(); }
+  // Each pool's adaptive limit, loads in flight and queued (corral_concurrency_limit{pool}, ...).
+  std::vector<PoolGauges> PoolStatus() const;
   // Run-time admission changes (CONFIG SET / admin route). False if the namespace is unknown.
   bool SetNamespaceLimit(std::string_view ns, std::optional<int64_t> max_inflight,
                          std::optional<double> max_per_s, std::optional<bool> blocked);
 
  private:
   struct Namespace {
-    Namespace(const NamespaceConfig& c, size_t i, const lease::Clock& clock, lease::LoadGate* pool)
+    Namespace(const NamespaceConfig& c, size_t i, const lease::Clock& clock,
+              lease::LoadLimiter& pool_limiter)
         : config(c),
           index(i),
-          pool_gate(pool),
-          gate(c.max_inflight_loads, c.max_loads_per_s, c.blocked, clock) {}
+          limiter(pool_limiter),
+          group(pool_limiter.AddGroup(c.max_inflight_loads, c.priority)),
+          gate(0, c.max_loads_per_s, c.blocked, clock) {}
     NamespaceConfig config;
     size_t index;
-    lease::LoadGate* pool_gate;  // the pool's bound, shared with its other namespaces; may be null
-    mutable lease::LoadGate gate;  // admission state changes on every load
+    lease::LoadLimiter& limiter;   // its pool's, shared with the pool's other namespaces
+    size_t group;                  // its share of the limiter (its max_inflight_loads)
+    mutable lease::LoadGate gate;  // `blocked` and max_loads_per_s; no bound on loads in flight
   };
   // One read request that went past the store: how it ends up being answered.
   struct Request;
@@ -196,12 +206,20 @@ class CacheService {
                          std::shared_ptr<Request> request);
   // Background reload of a servable entry (refresh-ahead, stale-while-revalidate).
   void Refresh(std::string_view key, const Namespace& ns);
-  // Admission for one more load of `ns`; on success the caller owes FinishAdmitted.
-  lease::Admission Admit(const Namespace& ns);
-  void FinishAdmitted(const Namespace& ns);
+  // The pool's limiter: its floor and ceiling from postgres.pools.NAME.
+  lease::LoadLimiterOptions LimiterOptions(const std::string& pool_name) const;
+  // Admission for one more load of `ns` (see AdmitFn): `then` gets the answer, now or once the
+  // load leaves its pool's queue. On kAdmitted the caller owes FinishAdmitted.
+  void Admit(const Namespace& ns, lease::Millis deadline_ms,
+             std::function<void(lease::Admission)> then);
+  // `load_ms`: the admitted load's time from admission to its end, when it queried the database
+  // (a sample for its pool's limit).
+  void FinishAdmitted(const Namespace& ns, std::optional<lease::Millis> load_ms);
   // `refresh`: a background reload, counted in corral_refreshes_total once admitted or shed.
-  void StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token,
-                 bool refresh);
+  // `deadline_ms`: when its first waiter gives up (for a refresh, now + wait_timeout_ms): a load
+  // still queued then is dropped.
+  void StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token, bool refresh,
+                 lease::Millis deadline_ms);
   lease::FillOptions FillFor(const Namespace& ns, lease::LoadResult::Kind kind,
                              uint32_t load_ms) const;
   // Answers a timed-out waiter: the stale value if the store has one, else BUSY.
@@ -220,7 +238,8 @@ class CacheService {
   InvalidationSink* sink_ = nullptr;
   lease::ErrorHoldoff holdoff_;
   lease::LoadGate pending_gate_;  // shedding.max_pending_loads across all namespaces
-  std::unordered_map<std::string, std::unique_ptr<lease::LoadGate>> pool_gates_;  // by pool name
+  // By pool name: each pool's adaptive concurrency limit and queue (SPEC rule 8).
+  std::map<std::string, std::unique_ptr<lease::LoadLimiter>> limiters_;
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }

@@ -347,13 +347,16 @@ NamespaceConfig ParseNamespace(const std::string& path, const std::string& name,
     Fail(path, "a namespace name must be non-empty and contain no ':'");
   }
   CheckObject(path, json);
-  CheckKnownKeys(path, json, Names({}, pg::StatementFields(), NamespaceCacheFields()));
+  CheckKnownKeys(path, json, Names({"priority"}, pg::StatementFields(), NamespaceCacheFields()));
   NamespaceConfig ns;
   ns.name = name;
   const std::string query_path = Join(path, "query");
   RequirePresent(query_path, Find(json, "query") != nullptr);
   ReadFields<pg::Statement>(path, json, ns, pg::StatementFields());
   ReadFields<NamespaceCacheOptions>(path, json, ns, NamespaceCacheFields());
+  if (auto priority = GetChoice(path, json, "priority", lease::kPriorityNames)) {
+    ns.priority = static_cast<lease::Priority>(*priority);
+  }
   if (!pg) {
     if (!pg::UsesParameterOne(ns.query)) Fail(query_path, "must use $1 (the key's ID)");
     Fail(query_path, "a namespace with a query needs a \"postgres\" section");
@@ -586,6 +589,9 @@ std::vector<ConfigField> ConfigFields() {
       {"postgres.pools.NAME.routing", std::string(pg::kRoutingNames[0]), {"\"random\"", "1"}});
   AddFields(out, "namespaces.NAME", pg::StatementFields());
   AddFields(out, "namespaces.NAME", NamespaceCacheFields());
+  out.push_back({"namespaces.NAME.priority",
+                 std::string(lease::kPriorityNames[static_cast<size_t>(lease::Priority::kHigh)]),
+                 {"\"urgent\"", "1"}});
   AddFields(out, "lease", lease::LeaseTableFields());
   AddFields(out, "lease", lease::ErrorHoldoffFields());
   AddFields(out, "shedding", SheddingFields());

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "lease/load_limiter.h"
 #include "lease/option_table.h"
 #include "lease/options.h"
 #include "pg-loader/options.h"
@@ -45,6 +46,7 @@ struct NamespaceCacheOptions {
   int max_inflight_loads = 64;
   double max_loads_per_s = 0;  // 0 = unlimited
   bool blocked = false;
+  lease::Priority priority = lease::Priority::kHigh;  // JSON "high" / "low" (lease::kPriorityNames)
 };
 
 // JSON "namespaces.NAME": a read-through namespace, keys "name:ID" loaded with `query` ($1 = ID).

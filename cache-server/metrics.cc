@@ -331,6 +331,16 @@ void RenderFamily(std::string& out, const FamilySpec& f, const MetricSources& s)
     case Family::kReplicaQueued:
       return RenderReplicas(out, f, s,
                             [](const ReplicaGauges& r) { return static_cast<double>(r.queued); });
+    case Family::kConcurrencyLimit:
+      for (const PoolGauges& p : s.pools) {
+        Sample(out, f.name, "pool=\"" + LabelValue(p.name) + "\"", static_cast<double>(p.limit));
+      }
+      return;
+    case Family::kLoadQueue:
+      for (const PoolGauges& p : s.pools) {
+        Sample(out, f.name, "pool=\"" + LabelValue(p.name) + "\"", static_cast<double>(p.queued));
+      }
+      return;
     case Family::kTierUp:
       if (s.tier) Sample(out, f.name, "", s.tier_up ? 1.0 : 0.0);
       return;
@@ -437,6 +447,12 @@ std::string RenderInfo(const MetricSources& s, std::string_view section) {
     field("keyspace_hits", std::to_string(hits));
     field("keyspace_misses", std::to_string(misses));
     field("coalesced_requests", std::to_string(s.leases->coalesced_total()));
+    // Each pool's adaptive limit and queue (corral's own fields, like corral_commit).
+    for (const PoolGauges& p : s.pools) {
+      field("corral_pool_" + p.name + "_concurrency_limit", std::to_string(p.limit));
+      field("corral_pool_" + p.name + "_inflight_loads", std::to_string(p.inflight));
+      field("corral_pool_" + p.name + "_queued_loads", std::to_string(p.queued));
+    }
     out += "\r\n";
   }
   if (want("keyspace")) {

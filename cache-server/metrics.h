@@ -46,6 +46,8 @@ enum class Family : size_t {
   kReplicaLag,
   kReplicaInflight,
   kReplicaQueued,
+  kConcurrencyLimit,
+  kLoadQueue,
   kTierUp,
   kTierRequests,
   kTierLookups,
@@ -102,6 +104,10 @@ inline constexpr std::array<FamilySpec, kFamilyCount> kFamilies = {{
      "Loads running on the replica now."},
     {Family::kReplicaQueued, "corral_replica_queued_loads", MetricType::kGauge, "replica",
      "Loads waiting for a connection."},
+    {Family::kConcurrencyLimit, "corral_concurrency_limit", MetricType::kGauge, "pool",
+     "The pool's adaptive limit on loads in flight (0: no pool-wide limit)."},
+    {Family::kLoadQueue, "corral_load_queue", MetricType::kGauge, "pool",
+     "Loads waiting in the pool's queue for room under its limit."},
     {Family::kTierUp, "corral_tier_up", MetricType::kGauge, "",
      "1 if the Redis tier is reachable (only with redis configured)."},
     {Family::kTierRequests, "corral_tier_requests_total", MetricType::kCounter, "op,result",
@@ -321,6 +327,14 @@ struct ReplicaGauges {
   size_t queued = 0;
 };
 
+// One pool's admission state (CacheService::PoolStatus).
+struct PoolGauges {
+  std::string name;
+  int64_t limit = 0;  // the adaptive concurrency limit; 0: none (no pool in the config)
+  int64_t inflight = 0;
+  int64_t queued = 0;
+};
+
 // What one render reads: the modules' plain accessors, gathered by the caller. The pointers must
 // be non-null and outlive the call.
 struct MetricSources {
@@ -329,8 +343,9 @@ struct MetricSources {
   const lease::LeaseTable* leases = nullptr;
   int64_t connected_clients = 0;
   std::vector<ReplicaGauges> replicas;  // empty without PostgreSQL
-  bool tier = false;                    // a Redis tier is configured
-  bool tier_up = false;                 // and reachable
+  std::vector<PoolGauges> pools;
+  bool tier = false;     // a Redis tier is configured
+  bool tier_up = false;  // and reachable
   // For INFO and /v1/stats.
   std::time_t started_unix = 0;
   uint16_t resp_port = 0;

@@ -59,15 +59,18 @@ void PgBackend::Stop() {
 
 void PgBackend::Load(size_t ns_index, std::string id, AdmitFn admit,
                      std::function<void(BackendResult)> done) {
-  if (lease::Admission a = admit(); a != lease::Admission::kAdmitted) return done(ShedResult(a));
-  loader_->Load(ns_index, std::move(id), [done = std::move(done)](pg::LoadOutcome o) {
-    BackendResult r;
-    r.kind = o.kind == pg::LoadOutcome::Kind::kValue      ? lease::LoadResult::Kind::kValue
-             : o.kind == pg::LoadOutcome::Kind::kNotFound ? lease::LoadResult::Kind::kNotFound
-                                                          : lease::LoadResult::Kind::kError;
-    r.data = std::move(o.data);
-    r.micros = o.micros;
-    done(std::move(r));
+  // The answer may come later, from the thread that made room in the pool's queue.
+  admit([this, ns_index, id = std::move(id), done = std::move(done)](lease::Admission a) {
+    if (a != lease::Admission::kAdmitted) return done(ShedResult(a));
+    loader_->Load(ns_index, id, [done](pg::LoadOutcome o) {
+      BackendResult r;
+      r.kind = o.kind == pg::LoadOutcome::Kind::kValue      ? lease::LoadResult::Kind::kValue
+               : o.kind == pg::LoadOutcome::Kind::kNotFound ? lease::LoadResult::Kind::kNotFound
+                                                            : lease::LoadResult::Kind::kError;
+      r.data = std::move(o.data);
+      r.micros = o.micros;
+      done(std::move(r));
+    });
   });
 }
 

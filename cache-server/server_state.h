@@ -55,6 +55,7 @@ inline MetricSources MetricSourcesOf(const ServerState& s) {
   m.io_threads = s.config.threads;
   m.max_clients = s.config.shedding.max_clients;
   m.max_bytes = s.config.memory.max_bytes;
+  m.pools = s.cache.PoolStatus();
   return m;
 }
 

@@ -47,6 +47,7 @@ fi
 # timing TSan's slowdown would break).
 TSAN_TARGETS=(
   lease_lease_table_test lease_store_test lease_admission_test lease_error_holdoff_test
+  lease_load_limiter_test
   cache_service_test pgloader_batch_test pgloader_loader_test pgloader_watchdog_test
   integration_readthrough_pg_test tier_client_redis_test tier_subscriber_redis_test
   tier_cluster_redis_test

@@ -46,6 +46,7 @@ const std::vector<Field<PoolOptions>>& PoolFields() {
   static const std::vector<Field<PoolOptions>> fields = {
       {.name = "connections", .member = &PoolOptions::connections, .min = 1},
       {.name = "max_inflight_loads", .member = &PoolOptions::max_inflight_loads},
+      {.name = "min_inflight_loads", .member = &PoolOptions::min_inflight_loads, .min = 1},
   };
   return fields;
 }
@@ -137,6 +138,12 @@ std::optional<OptionError> Validate(const LoaderOptions& o, std::string_view pat
       return OptionError{members_path, "pool has no replicas and " + fallback + " is false"};
     }
     if (auto error = options::CheckFields(pool, PoolFields(), pool_path)) return error;
+    if (pool.max_inflight_loads > 0 && pool.min_inflight_loads > pool.max_inflight_loads) {
+      return OptionError{JoinPath(pool_path, "min_inflight_loads"),
+                         "must not exceed max_inflight_loads (" +
+                             std::to_string(pool.max_inflight_loads) + "), got " +
+                             std::to_string(pool.min_inflight_loads)};
+    }
   }
   return std::nullopt;
 }

@@ -33,10 +33,12 @@ struct PoolOptions {
   // pools gets the largest of their counts, and one queue.
   int connections = 8;
   Routing routing = Routing::kRoundRobin;
-  // Loads in flight across every namespace of the pool; past it the cache sheds them like a
-  // namespace's (-BUSY / 503). Enforced by the caller (corral-server's pool gate), not the loader.
-  // 0: bounded only by connections x replicas (further loads queue in the loader).
+  // The ceiling of the pool's adaptive concurrency limit on loads in flight across its namespaces
+  // (loads past the limit queue in the cache); 0: connections x replicas. Enforced by the caller
+  // (corral-server's lease::LoadLimiter), not the loader.
   int64_t max_inflight_loads = 0;
+  // The floor of that limit: however slow the database gets, this many loads may run at once.
+  int64_t min_inflight_loads = 1;
 };
 
 // JSON "postgres" (with ListenerOptions' field).

@@ -4,7 +4,7 @@
 # Redis and corral-server that this script starts and stops.
 #
 # Usage: bench/herd/record.sh [--nodes N] [--redis-tier HOST:PORT[,...]|cluster]
-#                              [--scenario LIST] [--targets LIST] [OUT_DIR]
+#                              [--static-limits] [--scenario LIST] [--targets LIST] [OUT_DIR]
 # (OUT_DIR default: a new directory under /tmp.) Writes OUT_DIR/results.json, results.csv, one SVG
 # per scenario, corral.json (corral's config for the run) and herd.txt (the printed table).
 # Environment: CORRAL_BUILD_DIR (default build). Takes about 15 minutes with every scenario; needs
@@ -28,7 +28,8 @@
 #   is not capped by one process's pool.
 # - vicious-cycle: 1000 keys on `cycle` (TTL 10 s), 2000 requests/s, 200 ms client timeout and 3
 #   retries; each query sleeps 2 ms × the number of active backends, a database that slows down as
-#   its load grows; ×10 slower for 5 s after 20 s. corral bounds the namespace at 32 loads.
+#   its load grows; ×10 slower for 5 s after 20 s. corral's pool limit adapts to it (issue 15);
+#   --static-limits bounds the namespace at 32 loads by hand instead, as the record did before.
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -42,6 +43,7 @@ SERVER_BIN=${BUILD_DIR}/cache-server/corral-server
 HERD_BIN=${BUILD_DIR}/bench/corral-herd
 NODES=1
 REDIS_TIER=""
+STATIC_LIMITS=0
 SCENARIOS=all
 TARGETS=corral,redis-naive,redis-lock
 OUT_DIR=""
@@ -79,8 +81,8 @@ cleanup() {
 }
 
 usage() {
-  echo "usage: ${0##*/} [--nodes N] [--redis-tier HOST:PORT[,...]|cluster] [--scenario LIST]" \
-    "[--targets LIST] [OUT_DIR]" >&2
+  echo "usage: ${0##*/} [--nodes N] [--redis-tier HOST:PORT[,...]|cluster] [--static-limits]" \
+    "[--scenario LIST] [--targets LIST] [OUT_DIR]" >&2
   exit 2
 }
 
@@ -101,6 +103,10 @@ parse_args() {
           corral_die "--redis-tier: expected HOST:PORT[,HOST:PORT...] or cluster, got '$2'"
         REDIS_TIER=$2
         shift 2
+        ;;
+      --static-limits)
+        STATIC_LIMITS=1
+        shift
         ;;
       --scenario | --targets)
         (($# >= 2)) || usage
@@ -130,6 +136,12 @@ redis_section() {
   printf '  "redis": { "nodes": [%s], "prefix": "herd:" },\n' "${nodes}"
 }
 
+# The cycle namespace's hand-set bound with --static-limits (with its leading comma), or nothing.
+cycle_cap() {
+  ((STATIC_LIMITS)) || return 0
+  printf ', "max_inflight_loads": 32'
+}
+
 # JSON string literal of $1 (the queries hold quotes).
 json_string() {
   python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"
@@ -148,8 +160,7 @@ write_config() {
   "namespaces": {
     "herd": { "query": $(json_string "${HERD_QUERY}"), "max_inflight_loads": 1024 },
     "storm": { "query": $(json_string "${STORM_QUERY}") },
-    "cycle": { "query": $(json_string "${CYCLE_QUERY}"), "ttl_ms": 10000,
-               "max_inflight_loads": 32 }
+    "cycle": { "query": $(json_string "${CYCLE_QUERY}"), "ttl_ms": 10000$(cycle_cap) }
   },
 $(redis_section)
   "shedding": { "max_clients": 20000 }

@@ -78,14 +78,18 @@ class FakeBackend final : public LoadBackend {
   };
 
   // Asks for admission first, as a real backend does before its query (unless told it answers
-  // without one); a shed load is not recorded (it never reached the database).
+  // without one); a shed load is not recorded (it never reached the database), and a queued one
+  // is recorded once it is admitted.
   void Load(size_t ns_index, std::string id, AdmitFn admit,
             std::function<void(BackendResult)> done) override {
-    if (asks_admission_) {
-      if (lease::Admission a = admit(); a != lease::Admission::kAdmitted) {
-        return done(ShedResult(a));
-      }
-    }
+    if (!asks_admission_) return Admitted(ns_index, std::move(id), std::move(done));
+    admit([this, ns_index, id = std::move(id), done = std::move(done)](lease::Admission a) {
+      if (a != lease::Admission::kAdmitted) return done(ShedResult(a));
+      Admitted(ns_index, id, done);
+    });
+  }
+
+  void Admitted(size_t ns_index, std::string id, std::function<void(BackendResult)> done) {
     std::optional<BackendResult> now;
     {
       std::lock_guard lock(mu_);
@@ -829,28 +833,30 @@ TEST_F(CacheServiceTest, OnlyLoadsThatQueryTheDatabaseCountAgainstMaxInflightLoa
   RecordPtr b = Read("user:2");
   RecordPtr c = Read("user:3");
   EXPECT_EQ(backend_.loads(), 3u) << "none of them needed a slot";
-  EXPECT_EQ(Requests(Outcome::kShed), 0u);
 
   backend_.SetAsksAdmission(true);
   RecordPtr d = Read("user:4");
   RecordPtr e = Read("user:5");
   EXPECT_EQ(backend_.loads(), 4u);
-  EXPECT_TRUE(e->answered_during_call) << "the one slot is d's";
-  EXPECT_EQ(e->only().error, "load shed: max_inflight_loads for namespace user");
-  EXPECT_EQ(leases_->leases(), 4u) << "the shed request gave its lease back";
-
-  for (const char* id : {"1", "2", "3", "4"}) {
+  EXPECT_EQ(e->count(), 0u) << "queued: the one slot is d's";
+  EXPECT_EQ(leases_->leases(), 5u);
+  for (const char* id : {"1", "2", "3"}) {
     ASSERT_TRUE(backend_.Complete(id, Found(std::string("v") + id)));
   }
   EXPECT_EQ(a->only().value, "v1");
+  EXPECT_EQ(backend_.loads(), 4u) << "they held no slot, so their end frees none";
+  ASSERT_TRUE(backend_.Complete("4", Found("v4")));
   EXPECT_EQ(d->only().value, "v4");
-  RecordPtr f = Read("user:6");
-  EXPECT_EQ(f->count(), 0u) << "d's slot came back: f loads";
-  EXPECT_EQ(backend_.loads(), 5u);
-  EXPECT_EQ(metrics_.shed.Value(ShedReason("max_inflight_loads")), 1u);
+  EXPECT_EQ(backend_.loads(), 5u) << "d's slot went to e";
+  ASSERT_TRUE(backend_.Complete("5", Found("v5")));
+  EXPECT_EQ(e->only().value, "v5");
+  EXPECT_EQ(Requests(Outcome::kShed), 0u);
 }
 
-TEST_F(CacheServiceTest, MaxInflightLoadsShedsAtOnce) {
+// SPEC rule 8: a load past the namespace's max_inflight_loads waits for a slot rather than being
+// shed at once, and is dropped (its waiters get BUSY) only once it can no longer finish before
+// its waiters' deadline: the deadline less the measured load time.
+TEST_F(CacheServiceTest, MaxInflightLoadsQueuesUntilALoadCanNoLongerFinishInTime) {
   Config config = TestConfig();
   config.namespaces["user"].max_inflight_loads = 2;
   Start(config);
@@ -859,23 +865,37 @@ TEST_F(CacheServiceTest, MaxInflightLoadsShedsAtOnce) {
   RecordPtr waiter = Read("user:1");  // waiting on a load needs no admission
   RecordPtr c = Read("user:3");
   EXPECT_EQ(backend_.loads(), 2u);
-  EXPECT_TRUE(c->answered_during_call) << "shed at once, not queued";
-  Answer shed = c->only();
-  EXPECT_EQ(shed.kind, AnswerKind::kBusy);
-  EXPECT_EQ(shed.error, "load shed: max_inflight_loads for namespace user");
-  EXPECT_EQ(Requests(Outcome::kShed), 1u);
-  EXPECT_EQ(metrics_.shed.Value(ShedReason("max_inflight_loads")), 1u);
-  EXPECT_EQ(leases_->leases(), 2u) << "the shed request gave its lease back";
-  EXPECT_EQ(a->count() + b->count() + waiter->count(), 0u);
-
+  EXPECT_EQ(c->count(), 0u) << "queued, not shed";
+  EXPECT_EQ(service_->PoolStatus().at(0).queued, 1);
   // Other namespaces have their own bound.
   Read("item:1");
   EXPECT_EQ(backend_.loads(), 3u);
 
+  clock_.Advance(500);  // the loads take 500 ms: the queue learns it
   ASSERT_TRUE(backend_.Complete("1", Found("v")));
-  RecordPtr c2 = Read("user:3");
-  EXPECT_EQ(c2->count(), 0u);
-  EXPECT_EQ(backend_.loads(), 4u);
+  EXPECT_EQ(a->only().value, "v");
+  EXPECT_EQ(waiter->only().value, "v");
+  EXPECT_EQ(backend_.loads(), 4u) << "a's slot went to c";
+  EXPECT_EQ(c->count(), 0u);
+
+  // b and c hold both slots. d must start within 1 500 ms to finish by its deadline. (b's, c's
+  // and item:1's readers reach theirs first: wait_timeout, their loads still running.)
+  RecordPtr d = Read("user:4");
+  EXPECT_EQ(d->count(), 0u);
+  clock_.Advance(config.lease.wait_timeout_ms - 500);
+  service_->Tick();
+  EXPECT_EQ(d->count(), 0u) << "it could still finish in time";
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("wait_timeout")), 3u);
+  clock_.Advance(lease::LoadLimiter::kSweepEveryMs);
+  service_->Tick();
+  Answer shed = d->only();
+  EXPECT_EQ(shed.kind, AnswerKind::kBusy);
+  EXPECT_EQ(shed.error, "load shed: max_inflight_loads for namespace user");
+  EXPECT_EQ(Requests(Outcome::kShed), 4u);
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("max_inflight_loads")), 1u);
+  EXPECT_EQ(backend_.loads(), 4u) << "the dropped load never queried";
+  EXPECT_EQ(leases_->leases(), 3u) << "d gave its lease back (b, c and item:1 hold theirs)";
+  EXPECT_EQ(service_->pending_loads(), 3);
 }
 
 // SPEC rule 8: loads are bounded per pool too, across the namespaces that share it.
@@ -889,20 +909,26 @@ TEST_F(CacheServiceTest, PoolMaxInflightLoadsBoundsItsNamespacesTogether) {
   RecordPtr b = Read("other:1");
   RecordPtr c = Read("user:2");
   EXPECT_EQ(backend_.loads(), 2u);
-  EXPECT_TRUE(c->answered_during_call) << "shed at once, not queued";
-  Answer shed = c->only();
-  EXPECT_EQ(shed.kind, AnswerKind::kBusy);
-  EXPECT_EQ(shed.error, "load shed: pool_max_inflight_loads for namespace user");
-  EXPECT_EQ(metrics_.shed.Value(ShedReason("pool_max_inflight_loads")), 1u);
+  EXPECT_EQ(c->count(), 0u) << "queued, not shed";
   // A namespace in another pool is not held back by this one.
   Read("item:1");
   EXPECT_EQ(backend_.loads(), 3u);
-  // A finished load frees its slot in the pool.
-  ASSERT_TRUE(backend_.Complete("1", Found("v")));
+  // A finished load frees its slot in the pool, for the oldest waiting load of either namespace.
   RecordPtr d = Read("other:2");
-  EXPECT_FALSE(d->answered_during_call);
+  ASSERT_TRUE(backend_.Complete("1", Found("v")));
   EXPECT_EQ(backend_.loads(), 4u);
-  EXPECT_EQ(a->count() + b->count(), 1u);
+  // Namespaces here: item 0, other 1, user 2.
+  EXPECT_EQ(backend_.call(3), std::make_pair(size_t{2}, std::string("2"))) << "c came first";
+  EXPECT_EQ(d->count(), 0u);
+  ASSERT_TRUE(backend_.Complete("1", Found("v")));  // other:1
+  EXPECT_EQ(backend_.loads(), 5u);
+  EXPECT_EQ(backend_.call(4), std::make_pair(size_t{1}, std::string("2"))) << "then d";
+  EXPECT_EQ(Requests(Outcome::kShed), 0u);
+  EXPECT_EQ(service_->PoolStatus().size(), 2u);
+  for (const PoolGauges& p : service_->PoolStatus()) {
+    EXPECT_EQ(p.limit, p.name == "default" ? 2 : 0) << p.name;
+    EXPECT_EQ(p.queued, 0) << p.name;
+  }
 }
 
 TEST_F(CacheServiceTest, BlockedNamespaceShedsEveryLoad) {
@@ -962,38 +988,58 @@ TEST_F(CacheServiceTest, MaxPendingLoadsBoundsAllNamespaces) {
 TEST_F(CacheServiceTest, NamespaceLimitsChangeAtRunTime) {
   RecordPtr a = Read("user:1");
   EXPECT_TRUE(service_->SetNamespaceLimit("user", 1, std::nullopt, std::nullopt));
-  EXPECT_EQ(Read("user:2")->only().kind, AnswerKind::kBusy);
+  RecordPtr b = Read("user:2");
+  EXPECT_EQ(b->count(), 0u);
+  EXPECT_EQ(backend_.loads(), 1u) << "b waits behind a";
   EXPECT_TRUE(service_->SetNamespaceLimit("user", 0, std::nullopt, std::nullopt));
-  EXPECT_EQ(Read("user:2")->count(), 0u);
+  EXPECT_EQ(backend_.loads(), 2u) << "the cap is lifted: b runs";
   EXPECT_TRUE(service_->SetNamespaceLimit("user", std::nullopt, 1.0, std::nullopt));
   EXPECT_EQ(Read("user:3")->count(), 0u) << "one token";
   EXPECT_EQ(Read("user:4")->only().kind, AnswerKind::kBusy);
   EXPECT_TRUE(service_->SetNamespaceLimit("user", std::nullopt, 0.0, true));
   EXPECT_EQ(Read("user:4")->only().error, "load shed: blocked for namespace user");
   EXPECT_EQ(backend_.loads(), 3u);
-  EXPECT_EQ(metrics_.shed.Value(ShedReason("max_inflight_loads")), 1u);
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("max_inflight_loads")), 0u);
   EXPECT_EQ(metrics_.shed.Value(ShedReason("max_loads_per_s")), 1u);
   EXPECT_EQ(metrics_.shed.Value(ShedReason("blocked")), 1u);
 }
 
-TEST_F(CacheServiceTest, RefreshIsShedQuietlyAndRetriedLater) {
-  Fill("user:2", "v2");
+// A reload of a stale entry waits for a slot while the stale value is served; one that cannot get
+// a slot in time is dropped quietly (counted as a shed refresh) and tried again by a later read.
+TEST_F(CacheServiceTest, RefreshWaitsForASlotAndIsDroppedQuietlyWhenItCannot) {
+  Fill("user:2", "v2");    // one load
   clock_.Advance(60'000);  // user:2 is stale
   ASSERT_TRUE(service_->SetNamespaceLimit("user", 1, std::nullopt, std::nullopt));
   RecordPtr busy = Read("user:1");  // takes the only load slot
   RecordPtr stale = Read("user:2");
   EXPECT_EQ(stale->only().value, "v2");
   EXPECT_EQ(stale->only().outcome, Outcome::kStale);
-  EXPECT_EQ(backend_.loads(), 2u) << "no slot for the reload";
-  EXPECT_EQ(leases_->leases(), 1u) << "and its lease was given back";
+  EXPECT_EQ(backend_.loads(), 2u) << "the reload waits for the slot";
+  EXPECT_EQ(leases_->leases(), 2u) << "holding its lease: one reload per key";
   ASSERT_TRUE(backend_.Complete("1", Found("v1")));
+  EXPECT_EQ(backend_.loads(), 3u) << "the reload got the slot";
+  ASSERT_TRUE(backend_.Complete("2", Found("v2b")));
+  EXPECT_EQ(Read("user:2")->only().value, "v2b");
+  EXPECT_EQ(metrics_.refreshes.Value(RefreshResult::kStarted), 1u);
+
+  clock_.Advance(60'000);  // user:2 is stale again
+  RecordPtr busy2 = Read("user:3");
   EXPECT_EQ(Read("user:2")->only().outcome, Outcome::kStale);
-  EXPECT_EQ(backend_.loads(), 3u);
+  EXPECT_EQ(backend_.loads(), 4u);
+  clock_.Advance(config_.lease.wait_timeout_ms + 1);
+  service_->Tick();
+  EXPECT_EQ(metrics_.refreshes.Value(RefreshResult::kShed), 1u);
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("max_inflight_loads")), 1u);
+  EXPECT_EQ(leases_->leases(), 1u) << "the dropped reload gave its lease back";
+  ASSERT_TRUE(backend_.Complete("3", Found("v3")));
+  EXPECT_EQ(Read("user:2")->only().outcome, Outcome::kStale);
+  EXPECT_EQ(backend_.loads(), 5u) << "the next read starts the reload again";
 }
 
-// A lease taken from a stuck load is handed to its waiters one by one; each is shed while the
-// stuck load still fills the namespace's bound, and none is left hanging.
-TEST_F(CacheServiceTest, LeaseHandedOverWhileBoundIsFullShedsEachWaiter) {
+// A lease taken from a stuck load passes to a waiter, whose load queues behind the stuck one (it
+// still fills the namespace's bound); when the wait bound passes every waiter gets BUSY, and
+// nothing is left: no lease, no waiter, no queued load.
+TEST_F(CacheServiceTest, LeaseTakenFromAStuckLoadQueuesBehindItAndNobodyHangs) {
   Config config = TestConfig();
   config.namespaces["user"].max_inflight_loads = 1;
   Start(config);
@@ -1006,32 +1052,40 @@ TEST_F(CacheServiceTest, LeaseHandedOverWhileBoundIsFullShedsEachWaiter) {
   for (int i = 0; i < 100; ++i) waiters.push_back(Read("user:1"));
   clock_.Advance(100);
   service_->Tick();  // the stuck lease expires
-  for (const RecordPtr& w : waiters) {
-    EXPECT_EQ(w->only().error, "load shed: max_inflight_loads for namespace user");
-  }
+  EXPECT_EQ(service_->PoolStatus().at(0).queued + service_->PoolStatus().at(1).queued, 1);
+  for (const RecordPtr& w : waiters) EXPECT_EQ(w->count(), 0u);
+  clock_.Advance(config_.lease.wait_timeout_ms);
+  service_->Tick();
+  for (const RecordPtr& w : waiters) EXPECT_EQ(w->only().kind, AnswerKind::kBusy);
   EXPECT_EQ(backend_.loads(), 1u);
   EXPECT_EQ(leases_->leases(), 0u);
   EXPECT_EQ(leases_->waiters(), 0u);
+  EXPECT_EQ(service_->PoolStatus().at(0).queued + service_->PoolStatus().at(1).queued, 0);
 }
 
 // A shed is a typed outcome from the decision to the counter: every request answered BUSY is
-// counted once under its reason, including the waiters of a shed lease and timed-out waiters.
+// counted once under its reason, including the waiters of a dropped load and timed-out waiters.
 TEST_F(CacheServiceTest, EveryShedRequestIsCountedUnderItsReason) {
   Config config = TestConfig();
   config.namespaces["user"].max_inflight_loads = 1;
   Start(config);
-  RecordPtr stuck = Read("user:1");
-  clock_.Advance(config_.lease.wait_timeout_ms);
+  RecordPtr first = Read("user:9");
+  clock_.Advance(500);
+  ASSERT_TRUE(backend_.Complete("9", Found("v9")));  // loads take 500 ms
+  RecordPtr stuck = Read("user:1");                  // holds the only slot
+  std::vector<RecordPtr> waiters;
+  for (int i = 0; i < 10; ++i) waiters.push_back(Read("user:2"));  // one queued load, 10 readers
+  clock_.Advance(config_.lease.wait_timeout_ms - 500 + 1);
+  service_->Tick();  // user:2's load can no longer finish in time: dropped, its readers shed
+  for (const RecordPtr& w : waiters) {
+    EXPECT_EQ(w->only().error, "load shed: max_inflight_loads for namespace user");
+  }
+  EXPECT_EQ(stuck->count(), 0u);
+  clock_.Advance(500);
   service_->Tick();
   EXPECT_EQ(stuck->only().error, "lease wait timed out");
-  EXPECT_EQ(metrics_.shed.Value(ShedReason("wait_timeout")), 1u);
-  clock_.Advance(config_.lease.lease_ttl_ms - config_.lease.wait_timeout_ms - 100);
-  std::vector<RecordPtr> waiters;
-  for (int i = 0; i < 10; ++i) waiters.push_back(Read("user:1"));
-  clock_.Advance(100);
-  service_->Tick();  // the stuck lease expires; its next holder is shed, and its waiters with it
-  for (const RecordPtr& w : waiters) EXPECT_EQ(w->only().kind, AnswerKind::kBusy);
   EXPECT_EQ(metrics_.shed.Value(ShedReason("max_inflight_loads")), 10u);
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("wait_timeout")), 1u);
   EXPECT_EQ(Requests(Outcome::kShed), 11u);
 }
 

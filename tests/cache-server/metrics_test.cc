@@ -107,6 +107,7 @@ class MetricsTest : public ::testing::Test {
     s.leases = &leases_;
     s.connected_clients = 3;
     s.replicas = {{"replica0", true, 0.25, 2, 5}, {"odd\"re\\pl", false, 0, 0, 0}};
+    s.pools = {{"default", 8, 8, 3}, {"reports", 0, 1, 0}};
     s.tier = true;  // a Redis tier configured, so corral_tier_up has its sample
     s.tier_up = true;
     s.started_unix = std::time(nullptr) - 90'000;
@@ -192,6 +193,17 @@ TEST_F(MetricsTest, WithoutNamespacesOrReplicasEveryFamilyIsStillDeclared) {
   EXPECT_FALSE(e.label_names.count("corral_db_loads_total"));
   EXPECT_FALSE(e.label_names.count("corral_replica_up"));
   EXPECT_EQ(e.samples["corral_requests_total{proto=\"http\",result=\"hit\"}"], 0);
+}
+
+TEST_F(MetricsTest, PoolsShowTheirLimitAndQueue) {
+  Exposition e = Parse(RenderPrometheus(Sources()));
+  EXPECT_EQ(e.samples["corral_concurrency_limit{pool=\"default\"}"], 8);
+  EXPECT_EQ(e.samples["corral_load_queue{pool=\"default\"}"], 3);
+  EXPECT_EQ(e.samples["corral_concurrency_limit{pool=\"reports\"}"], 0);
+  std::string info = RenderInfo(Sources(), "stats");
+  EXPECT_NE(info.find("corral_pool_default_concurrency_limit:8\r\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("corral_pool_default_inflight_loads:8\r\n"), std::string::npos) << info;
+  EXPECT_NE(info.find("corral_pool_default_queued_loads:3\r\n"), std::string::npos) << info;
 }
 
 TEST_F(MetricsTest, CountsAppearUnderTheirEnumLabels) {
@@ -328,6 +340,12 @@ TEST_F(MetricsTest, InfoReadsTheSameCounters) {
             "keyspace_hits:2\r\n"
             "keyspace_misses:1\r\n"
             "coalesced_requests:1\r\n"
+            "corral_pool_default_concurrency_limit:8\r\n"
+            "corral_pool_default_inflight_loads:8\r\n"
+            "corral_pool_default_queued_loads:3\r\n"
+            "corral_pool_reports_concurrency_limit:0\r\n"
+            "corral_pool_reports_inflight_loads:1\r\n"
+            "corral_pool_reports_queued_loads:0\r\n"
             "\r\n");
   EXPECT_EQ(RenderInfo(Sources(), "nosuchsection"), "");
 }

@@ -1,0 +1,258 @@
+// See load_limiter.h.
+#include "lease/load_limiter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace corral::lease {
+
+LoadLimiter::LoadLimiter(LoadLimiterOptions options, const Clock& clock)
+    : options_(options),
+      clock_(clock),
+      limit_(static_cast<double>(std::max(options.max_limit, options.min_limit))) {}
+
+size_t LoadLimiter::AddGroup(int64_t cap, Priority priority) {
+  std::lock_guard lock(mu_);
+  groups_.push_back(Group{cap, priority});
+  return groups_.size() - 1;
+}
+
+void LoadLimiter::SetGroupCap(size_t group, int64_t cap) {
+  std::vector<Granted> out;
+  {
+    std::lock_guard lock(mu_);
+    groups_[group].cap = cap;
+    Pump(clock_.NowMs(), out);
+  }
+  Answer(out);
+}
+
+bool LoadLimiter::PoolHasRoom(Priority priority) const {
+  if (options_.max_limit <= 0) return true;
+  const auto limit = static_cast<int64_t>(limit_);
+  int64_t usable = limit;
+  if (priority == Priority::kLow) {
+    const bool any_high = std::any_of(groups_.begin(), groups_.end(),
+                                      [](const Group& g) { return g.priority == Priority::kHigh; });
+    if (any_high) usable = std::max<int64_t>(1, limit - limit / 4);
+  }
+  return inflight_ < usable;
+}
+
+Admission LoadLimiter::Blocker(const Group& g) const {
+  return GroupHasRoom(g) ? Admission::kPoolInflight : Admission::kInflight;
+}
+
+std::optional<size_t> LoadLimiter::NextGroup() const {
+  std::optional<size_t> best;
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    const Group& g = groups_[i];
+    if (g.queue.empty() || !GroupHasRoom(g) || !PoolHasRoom(g.priority)) continue;
+    if (!best) {
+      best = i;
+      continue;
+    }
+    const Group& b = groups_[*best];
+    if (g.priority != b.priority) {
+      if (g.priority == Priority::kHigh) best = i;
+      continue;
+    }
+    const bool better = lifo_ ? g.queue.back().seq > b.queue.back().seq
+                              : g.queue.front().seq < b.queue.front().seq;
+    if (better) best = i;
+  }
+  return best;
+}
+
+void LoadLimiter::Acquire(size_t group, Millis deadline_ms, Grant grant) {
+  Admission answer = Admission::kAdmitted;
+  {
+    std::lock_guard lock(mu_);
+    const Millis now = clock_.NowMs();
+    Group& g = groups_[group];
+    if (g.queue.empty() && GroupHasRoom(g) && PoolHasRoom(g.priority)) {
+      ++g.inflight;
+      ++inflight_;
+    } else {
+      // Its estimated start: newest first, it is next; oldest first, it waits for the loads ahead
+      // of it in its group, `parallel` of them at a time.
+      const Millis expected = expected_ms_;
+      const size_t ahead = lifo_ || !EstimatesStarts() ? 0 : g.queue.size();
+      int64_t parallel = std::numeric_limits<int64_t>::max();
+      if (g.cap > 0) parallel = g.cap;
+      if (options_.max_limit > 0) parallel = std::min(parallel, static_cast<int64_t>(limit_));
+      const Millis start = now + static_cast<Millis>(ahead / static_cast<size_t>(parallel)) * expected;
+      if (start + expected > deadline_ms) {
+        answer = Blocker(g);
+      } else {
+        g.queue.push_back(Waiting{deadline_ms, now, next_seq_++, std::move(grant)});
+        ++queued_;
+        UpdateCodel(now);
+        return;
+      }
+    }
+  }
+  grant(answer);
+}
+
+void LoadLimiter::Release(size_t group, std::optional<Millis> load_ms) {
+  std::vector<Granted> out;
+  {
+    std::lock_guard lock(mu_);
+    const Millis now = clock_.NowMs();
+    --groups_[group].inflight;
+    --inflight_;
+    if (load_ms) Sample(now, std::max<Millis>(*load_ms, 0));
+    Pump(now, out);
+  }
+  Answer(out);
+}
+
+void LoadLimiter::Expire() {
+  std::vector<Granted> out;
+  {
+    std::lock_guard lock(mu_);
+    const Millis now = clock_.NowMs();
+    UpdateCodel(now);
+    if (queued_ == 0 || now - last_sweep_ < kSweepEveryMs) return;
+    last_sweep_ = now;
+    for (Group& g : groups_) SweepGroup(g, now, out);
+    UpdateCodel(now);
+  }
+  Answer(out);
+}
+
+void LoadLimiter::Pump(Millis now, std::vector<Granted>& out) {
+  const Millis expected = expected_ms_;
+  while (std::optional<size_t> next = NextGroup()) {
+    Group& g = groups_[*next];
+    Waiting w;
+    if (lifo_) {
+      w = std::move(g.queue.back());
+      g.queue.pop_back();
+    } else {
+      w = std::move(g.queue.front());
+      g.queue.pop_front();
+    }
+    --queued_;
+    if (now + expected > w.deadline_ms) {
+      // Too late to finish in time: whoever waits for it gets stale or BUSY now, not a late
+      // answer nobody waits for — and the database is spared a query nobody will read.
+      out.push_back(Granted{std::move(w.grant), Blocker(g)});
+      continue;
+    }
+    ++g.inflight;
+    ++inflight_;
+    out.push_back(Granted{std::move(w.grant), Admission::kAdmitted});
+  }
+  UpdateCodel(now);
+}
+
+void LoadLimiter::SweepGroup(Group& g, Millis now, std::vector<Granted>& out) {
+  if (g.queue.empty()) return;
+  const Millis expected = expected_ms_;
+  int64_t parallel = std::numeric_limits<int64_t>::max();
+  if (g.cap > 0) parallel = g.cap;
+  if (options_.max_limit > 0) parallel = std::min(parallel, static_cast<int64_t>(limit_));
+  // Walk in service order; a load's place is counted among those that stay.
+  const bool estimates = EstimatesStarts();
+  auto late = [&](const Waiting& w, int64_t place) {
+    return now + (estimates ? place / parallel : 0) * expected + expected > w.deadline_ms;
+  };
+  std::deque<Waiting> kept;
+  int64_t place = 0;
+  const Admission why = Blocker(g);
+  auto visit = [&](Waiting& w) {
+    if (late(w, place)) {
+      out.push_back(Granted{std::move(w.grant), why});
+      --queued_;
+    } else {
+      ++place;
+      if (lifo_) {
+        kept.push_front(std::move(w));
+      } else {
+        kept.push_back(std::move(w));
+      }
+    }
+  };
+  if (lifo_) {
+    for (auto it = g.queue.rbegin(); it != g.queue.rend(); ++it) visit(*it);
+  } else {
+    for (Waiting& w : g.queue) visit(w);
+  }
+  g.queue = std::move(kept);
+}
+
+void LoadLimiter::Sample(Millis now, Millis load_ms) {
+  const auto sample = static_cast<double>(load_ms);
+  recent_[recent_count_++ % kRecentSamples] = load_ms;
+  const size_t n = std::min(recent_count_, kRecentSamples);
+  expected_ms_ = *std::min_element(recent_.begin(), recent_.begin() + static_cast<ptrdiff_t>(n));
+  if (window_count_ == 0) window_start_ = now;
+  window_sum_ += sample;
+  ++window_count_;
+  window_peak_inflight_ = std::max(window_peak_inflight_, inflight_ + 1);
+  if (options_.max_limit <= 0) return;  // nothing to adapt
+  const int64_t min_samples = std::clamp<int64_t>(static_cast<int64_t>(limit_), 1, 10);
+  if (now - window_start_ < kWindowMs || window_count_ < min_samples) return;
+  const double mean = std::max(window_sum_ / static_cast<double>(window_count_), 1.0);
+  if (noload_ms_ <= 0 || mean < noload_ms_ || ++windows_ % kRelearnWindows == 0) noload_ms_ = mean;
+  const double gradient = std::clamp(kTolerance * noload_ms_ / mean, 0.5, 1.0);
+  double target = limit_ * gradient;
+  // Grow only a limit in use: an idle pool's latency says nothing about more concurrency.
+  if (2 * window_peak_inflight_ >= static_cast<int64_t>(limit_)) target += std::sqrt(limit_);
+  limit_ = std::clamp((1 - kSmoothing) * limit_ + kSmoothing * target,
+                      static_cast<double>(options_.min_limit),
+                      static_cast<double>(std::max(options_.max_limit, options_.min_limit)));
+  window_sum_ = 0;
+  window_count_ = 0;
+  window_peak_inflight_ = 0;
+}
+
+void LoadLimiter::UpdateCodel(Millis now) {
+  // The standing delay is the age of the oldest queued load.
+  Millis oldest = now;
+  for (const Group& g : groups_) {
+    if (!g.queue.empty()) oldest = std::min(oldest, g.queue.front().queued_at);
+  }
+  if (now - oldest < kCodelTargetMs) {
+    above_target_since_ = 0;
+    lifo_ = false;
+  } else if (above_target_since_ == 0) {
+    above_target_since_ = now;
+  } else if (now - above_target_since_ >= kCodelIntervalMs) {
+    lifo_ = true;
+  }
+}
+
+void LoadLimiter::Answer(std::vector<Granted>& granted) {
+  for (Granted& g : granted) g.grant(g.answer);
+}
+
+int64_t LoadLimiter::limit() const {
+  std::lock_guard lock(mu_);
+  return options_.max_limit <= 0 ? 0 : static_cast<int64_t>(limit_);
+}
+
+int64_t LoadLimiter::inflight() const {
+  std::lock_guard lock(mu_);
+  return inflight_;
+}
+
+int64_t LoadLimiter::queued() const {
+  std::lock_guard lock(mu_);
+  return queued_;
+}
+
+Millis LoadLimiter::expected_load_ms() const {
+  std::lock_guard lock(mu_);
+  return expected_ms_;
+}
+
+bool LoadLimiter::lifo() const {
+  std::lock_guard lock(mu_);
+  return lifo_;
+}
+
+}  // namespace corral::lease
