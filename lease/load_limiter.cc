@@ -58,8 +58,8 @@ std::optional<size_t> LoadLimiter::NextGroup() const {
       if (g.priority == Priority::kHigh) best = i;
       continue;
     }
-    const bool better = lifo_ ? g.queue.back().seq > b.queue.back().seq
-                              : g.queue.front().seq < b.queue.front().seq;
+    const bool better =
+        lifo_ ? g.queue.back().seq > b.queue.back().seq : g.queue.front().seq < b.queue.front().seq;
     if (better) best = i;
   }
   return best;
@@ -82,7 +82,8 @@ void LoadLimiter::Acquire(size_t group, Millis deadline_ms, Grant grant) {
       int64_t parallel = std::numeric_limits<int64_t>::max();
       if (g.cap > 0) parallel = g.cap;
       if (options_.max_limit > 0) parallel = std::min(parallel, static_cast<int64_t>(limit_));
-      const Millis start = now + static_cast<Millis>(ahead / static_cast<size_t>(parallel)) * expected;
+      const Millis start =
+          now + static_cast<Millis>(ahead / static_cast<size_t>(parallel)) * expected;
       if (start + expected > deadline_ms) {
         answer = Blocker(g);
       } else {

@@ -44,11 +44,11 @@ struct LoadLimiterOptions {
 // A queued load is dropped when it can no longer finish before its deadline: at enqueue and at each
 // Expire(), from its estimated start (its place in its group's queue over the loads the group can
 // run at once, times the expected load time; see EstimatesStarts) plus the expected load time; at
-// dequeue, from now plus the expected load time. The expected load time is the shortest of the last kRecentSamples
-// samples (0 before the first, so nothing is dropped before anything was measured): a load is
-// dropped only when even a fast load could no longer make it. The first loads on new connections
-// also pay for connecting, and the loads after a burst's first wait on the corral side too; a
-// mean or median of those would drop loads that would have finished in time.
+// dequeue, from now plus the expected load time. The expected load time is the shortest of the last
+// kRecentSamples samples (0 before the first, so nothing is dropped before anything was measured):
+// a load is dropped only when even a fast load could no longer make it. The first loads on new
+// connections also pay for connecting, and the loads after a burst's first wait on the corral side
+// too; a mean or median of those would drop loads that would have finished in time.
 //
 // Thread-safe. Grants are called outside the limiter's lock, on the thread that made room
 // (Acquire's caller, Release's, Expire's or SetGroupCap's).
@@ -86,11 +86,11 @@ class LoadLimiter {
   // updates the standing-queue test (every call).
   void Expire();
 
-  int64_t limit() const;       // the current limit; 0 without a pool-wide limit
-  int64_t inflight() const;    // admitted and not yet released
-  int64_t queued() const;      // waiting in the queue
+  int64_t limit() const;     // the current limit; 0 without a pool-wide limit
+  int64_t inflight() const;  // admitted and not yet released
+  int64_t queued() const;    // waiting in the queue
   Millis expected_load_ms() const;
-  bool lifo() const;           // serving newest first (a standing queue)
+  bool lifo() const;  // serving newest first (a standing queue)
 
  private:
   struct Waiting {
@@ -144,7 +144,7 @@ class LoadLimiter {
   uint64_t next_seq_ = 0;
   double limit_;  // the smoothed limit; its floor (at least min_limit) is the operating limit
   // Load-time measurement.
-  Millis expected_ms_ = 0;  // the shortest of recent_
+  Millis expected_ms_ = 0;                       // the shortest of recent_
   std::array<Millis, kRecentSamples> recent_{};  // the last samples, a ring
   size_t recent_count_ = 0;                      // samples taken, ever
   Millis window_start_ = 0;

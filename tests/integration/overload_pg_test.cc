@@ -395,6 +395,44 @@ TEST_F(OverloadPgTest, ABurstPastWhatThePoolCanFinishServesItsCapacityAndShedsTh
       << "queries ran whose answers nobody waited for";
 }
 
+// Issue 15: priorities share one pool of 4 connections. A flood of low-priority cold keys (300 ms
+// each) never holds more than three quarters of the limit at the database, and high-priority keys
+// asked during the flood go first from the queue: all of them are served within the wait bound,
+// while most of the flood is shed.
+TEST_F(OverloadPgTest, HighPriorityGoesFirstAndKeepsAQuarterOfThePool) {
+  auto server = StartCorral(
+      "{\"lo\": {\"query\": \"SELECT name AS ovl_prio_lo FROM users, pg_sleep(0.3) WHERE id = "
+      "$1::bigint\", \"priority\": \"low\"},"
+      // (Another expression than lo's: pg_stat_statements ignores column names when it groups.)
+      " \"hi\": {\"query\": \"SELECT name || '' AS ovl_prio_hi FROM users, pg_sleep(0.3) WHERE "
+      "id = $1::bigint\", \"priority\": \"high\"}}",
+      "", "\"pools\": {\"default\": {\"replicas\": [0], \"connections\": 4}}");
+  ASSERT_NE(server, nullptr);
+  ActivitySampler sampler(pg_.replicas[0], "ovl_prio_lo");
+  ASSERT_TRUE(sampler.Start()) << "the pg_stat_activity sampler did not start";
+  std::vector<HerdReply> flood;
+  std::thread flooder([&] { flood = Herd(server->resp_port(), "lo", 7001, 100); });
+  // High-priority misses arrive while the flood waits in the queue.
+  bool queued = WaitFor(
+      [&] { return Metric(server->http_port(), "corral_load_queue{pool=\"default\"}") >= 50; },
+      Millis(10000), Millis(5));
+  Tally hi = Count(Herd(server->resp_port(), "hi", 7201, 12), 7201);
+  flooder.join();
+  ASSERT_TRUE(sampler.Stop()) << sampler.error();
+  Tally lo = Count(flood, 7001);
+  std::printf(
+      "[figures] one pool of 4, 100 low-priority cold keys then 12 high (300 ms each): high %d "
+      "served, %d BUSY (p99 %.0f ms); low %d served, %d BUSY; low at once at most %d\n",
+      hi.values, hi.busy, Percentile(hi.value_replies, 99), lo.values, lo.busy, sampler.peak());
+  EXPECT_TRUE(queued) << "the flood never queued";
+  EXPECT_EQ(hi.other + lo.other, 0) << hi.first_other << lo.first_other;
+  EXPECT_EQ(hi.values, 12) << "high priority was not served first";
+  EXPECT_GT(lo.busy, 50) << "the flood should mostly be shed";
+  EXPECT_LE(sampler.peak(), 3) << "low priority took the quarter kept for high";
+  EXPECT_GE(sampler.peak(), 2) << "the sampler saw no concurrent loads: it measured nothing";
+  EXPECT_EQ(pg_.Calls("ovl_prio_hi"), 12);
+}
+
 // Issue 5: max_loads_per_s 20 over 2 s of steady distinct-key traffic: the database sees at most
 // 20 x 2 plus the burst (20) loads; every other miss is BUSY.
 TEST_F(OverloadPgTest, RateLimitBoundsLoadsPerSecond) {
