@@ -10,7 +10,8 @@ namespace corral::lease {
 LoadLimiter::LoadLimiter(LoadLimiterOptions options, const Clock& clock)
     : options_(options),
       clock_(clock),
-      limit_(static_cast<double>(std::max(options.max_limit, options.min_limit))) {}
+      limit_(static_cast<double>(std::clamp(kInitialLimit, options.min_limit,
+                                            std::max(options.max_limit, options.min_limit)))) {}
 
 size_t LoadLimiter::AddGroup(int64_t cap, Priority priority) {
   std::lock_guard lock(mu_);
@@ -198,14 +199,21 @@ void LoadLimiter::Sample(Millis now, Millis load_ms) {
   const int64_t min_samples = std::clamp<int64_t>(static_cast<int64_t>(limit_), 1, 10);
   if (now - window_start_ < kWindowMs || window_count_ < min_samples) return;
   const double mean = std::max(window_sum_ / static_cast<double>(window_count_), 1.0);
-  if (noload_ms_ <= 0 || mean < noload_ms_ || ++windows_ % kRelearnWindows == 0) noload_ms_ = mean;
+  const bool relearn = ++windows_ % kRelearnWindows == 0;
+  if (noload_ms_ <= 0 || mean < noload_ms_ || relearn) noload_ms_ = mean;
   const double gradient = std::clamp(kTolerance * noload_ms_ / mean, 0.5, 1.0);
-  double target = limit_ * gradient;
   // Grow only a limit in use: an idle pool's latency says nothing about more concurrency.
-  if (2 * window_peak_inflight_ >= static_cast<int64_t>(limit_)) target += std::sqrt(limit_);
-  limit_ = std::clamp((1 - kSmoothing) * limit_ + kSmoothing * target,
-                      static_cast<double>(options_.min_limit),
-                      static_cast<double>(std::max(options_.max_limit, options_.min_limit)));
+  const bool used = 2 * window_peak_inflight_ >= static_cast<int64_t>(limit_);
+  const double floor = static_cast<double>(options_.min_limit);
+  const double ceiling = static_cast<double>(std::max(options_.max_limit, options_.min_limit));
+  if (slow_start_ && gradient >= 1.0) {
+    if (used) limit_ = std::clamp(2 * limit_, floor, ceiling);
+  } else {
+    slow_start_ = false;
+    double target = limit_ * gradient;
+    if (used) target += std::sqrt(limit_);
+    limit_ = std::clamp((1 - kSmoothing) * limit_ + kSmoothing * target, floor, ceiling);
+  }
   window_sum_ = 0;
   window_count_ = 0;
   window_peak_inflight_ = 0;

@@ -25,7 +25,7 @@ inline constexpr std::string_view kPriorityNames[] = {"high", "low"};
 
 struct LoadLimiterOptions {
   int64_t min_limit = 1;  // the floor the adaptive limit never goes below
-  int64_t max_limit = 8;  // its ceiling (and its start); 0: no pool-wide limit, only group caps
+  int64_t max_limit = 8;  // its ceiling; 0: no pool-wide limit, only group caps
 };
 
 // The limit follows a gradient rule (as Netflix's concurrency-limits Gradient): every window of
@@ -36,6 +36,11 @@ struct LoadLimiterOptions {
 // limit is smoothed (kSmoothing) and clamped to [min_limit, max_limit]. The no-load time is
 // learned again every kRelearnWindows windows, so a database that became lastingly slower (or
 // faster) does not pin the limit.
+//
+// It starts at kInitialLimit (within the floor and ceiling) and, as TCP's slow start, doubles each
+// window while the mean stays within kTolerance of the no-load time, until the first rise. Starting
+// at the ceiling would learn the no-load time at full concurrency: a database whose load time
+// grows with its load would then never show a rise, and the limit would stay at the ceiling.
 //
 // The queue: a load that finds the pool at its limit, or its group (a namespace) at its cap, waits.
 // Loads are served oldest first; once the queue has held a standing delay — its shortest wait
@@ -60,6 +65,7 @@ class LoadLimiter {
   using Grant = std::function<void(Admission)>;
 
   static constexpr Millis kWindowMs = 100;
+  static constexpr int64_t kInitialLimit = 16;
   static constexpr double kTolerance = 1.5;
   static constexpr double kSmoothing = 0.2;
   static constexpr int kRelearnWindows = 300;
@@ -153,6 +159,7 @@ class LoadLimiter {
   int64_t window_peak_inflight_ = 0;
   double noload_ms_ = 0;  // lowest window mean since the last re-learning
   int windows_ = 0;
+  bool slow_start_ = true;
   // CoDel state.
   Millis above_target_since_ = 0;  // 0: the last dequeued load waited less than the target
   bool lifo_ = false;

@@ -283,7 +283,7 @@ TEST_F(LoadLimiterTest, HighPriorityKeepsAQuarterOfTheLimit) {
 TEST_F(LoadLimiterTest, TheLimitFollowsTheLoadTime) {
   Make(2, 16);
   size_t g = limiter_->AddGroup(0, Priority::kHigh);
-  EXPECT_EQ(limiter_->limit(), 16) << "it starts at the ceiling";
+  EXPECT_EQ(limiter_->limit(), 16) << "it starts at kInitialLimit (here the ceiling)";
   for (int i = 0; i < 20; ++i) Window(g, 50);
   EXPECT_EQ(limiter_->limit(), 16) << "a steady load time keeps it there";
   int windows = 0;
@@ -302,6 +302,32 @@ TEST_F(LoadLimiterTest, TheLimitFollowsTheLoadTime) {
   }
   EXPECT_EQ(limiter_->limit(), 16) << "after " << back << " windows back at 50 ms";
   EXPECT_LE(back, 60);
+}
+
+// Slow start: from kInitialLimit the limit doubles each window while load times stay flat...
+TEST_F(LoadLimiterTest, SlowStartDoublesUpToTheCeilingWhileLoadTimesStayFlat) {
+  Make(1, 128);
+  size_t g = limiter_->AddGroup(0, Priority::kHigh);
+  EXPECT_EQ(limiter_->limit(), LoadLimiter::kInitialLimit);
+  Window(g, 50);  // a window closes with the first sample kWindowMs after its first
+  EXPECT_EQ(limiter_->limit(), LoadLimiter::kInitialLimit);
+  Window(g, 50);
+  EXPECT_EQ(limiter_->limit(), 32);
+  Window(g, 50);
+  EXPECT_EQ(limiter_->limit(), 64);
+  Window(g, 50);
+  EXPECT_EQ(limiter_->limit(), 128);
+}
+
+// ...and stops at the first rise. On a database whose load time is 2 ms per load running (its
+// throughput the same at any concurrency) the limit settles where the load time is about
+// kTolerance times the lowest seen, instead of at the ceiling of 128.
+TEST_F(LoadLimiterTest, OnADatabaseThatSlowsWithItsLoadTheLimitSettlesLow) {
+  Make(1, 128);
+  size_t g = limiter_->AddGroup(0, Priority::kHigh);
+  for (int i = 0; i < 100; ++i) Window(g, 2 * limiter_->limit());
+  EXPECT_GE(limiter_->limit(), 8);
+  EXPECT_LE(limiter_->limit(), 32);
 }
 
 TEST_F(LoadLimiterTest, TheFloorHoldsHoweverSlowTheDatabase) {
