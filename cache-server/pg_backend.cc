@@ -40,13 +40,14 @@ void PgBackend::Start(CacheService& cache, Metrics& metrics) {
       },
       [&cache] {
         // Notifications sent while we are not listening are lost: nothing cached can be
-        // trusted as fresh until it is reloaded (SPEC "Freshness promise").
-        Log(LogLevel::kWarn, "invalidation_listener_disconnected", "action=mark_all_stale");
+        // trusted as fresh until it is reloaded (SPEC "Freshness promise"). Marked before the
+        // log line, so whoever reads the line (an operator, a test) sees it done.
         cache.MarkAllStale();
+        Log(LogLevel::kWarn, "invalidation_listener_disconnected", "action=mark_all_stale");
       },
       [&cache] {
-        Log(LogLevel::kInfo, "invalidation_listener_connected");
         cache.MarkAllStale();
+        Log(LogLevel::kInfo, "invalidation_listener_connected");
       });
   listener_->Start();
   (void)metrics;
