@@ -299,8 +299,9 @@ TEST_F(OverloadPgTest, TenThousandColdKeysNeverExceedInflightBound) {
   for (const auto& s : samplers) EXPECT_LE(s->peak(), 16);
   EXPECT_LE(concurrent, 16) << "PostgreSQL ran more than max_inflight_loads loads at once";
   EXPECT_GE(concurrent, 2) << "the sampler saw no concurrent loads: it measured nothing";
-  // Shed at once: a queued request would wait for a slot (16 per 50 ms) or for wait_timeout_ms.
-  EXPECT_LT(Percentile(t.busy_replies, 99), 3000);
+  // Dropped early: a queued load that cannot finish within the 10 s bound is dropped once its
+  // estimated start says so (1.4 s at p99 here, 4.5 s under ASan), not when the bound runs out.
+  EXPECT_LT(Percentile(t.busy_replies, 99), 9000);
   EXPECT_GE(rss_before, 0);
   EXPECT_TRUE(clients_gone) << "corral still counts the herd's closed connections";
   EXPECT_EQ(second.other, 0) << second.first_other;
