@@ -38,14 +38,21 @@ void Check(bool ok, const char* what) {
   }
 }
 
-// Answers a load at once, on the calling thread: the id decides found, not found or failed.
+// Answers a load as soon as it is admitted (a queued one when the queue admits or drops it), on
+// the thread that answers: the id decides found, not found or failed.
 class InstantBackend final : public server::LoadBackend {
  public:
   void Load(size_t, std::string id, server::AdmitFn admit,
             std::function<void(server::BackendResult)> done) override {
-    if (lease::Admission a = admit(); a != lease::Admission::kAdmitted) {
-      return done(server::ShedResult(a));
-    }
+    admit([id = std::move(id), done = std::move(done)](lease::Admission a) {
+      if (a != lease::Admission::kAdmitted) return done(server::ShedResult(a));
+      Answer(id, done);
+    });
+  }
+
+ private:
+  static void Answer(const std::string& id,
+                     const std::function<void(server::BackendResult)>& done) {
     server::BackendResult r;
     const size_t pick = id.empty() ? 0 : static_cast<unsigned char>(id.back()) % 3;
     r.kind = pick == 0   ? lease::LoadResult::Kind::kValue
