@@ -536,12 +536,16 @@ TEST_F(OverloadPgTest, InflightBoundChangesAtRunTime) {
   EXPECT_GT(narrow.values, 3) << "loads past the cap were shed at once instead of queued";
   EXPECT_LE(narrow.values, 21) << "more than 3 loads at a time";
   EXPECT_EQ(narrow.values + narrow.busy, 40);
-  EXPECT_EQ(pg_.Calls("ovl_cap"), narrow.values);
+  // A load admitted just in time may finish after its readers' deadline (they get BUSY): at most
+  // one round of 3 such queries.
+  const int64_t narrow_queries = pg_.Calls("ovl_cap");
+  EXPECT_GE(narrow_queries, narrow.values);
+  EXPECT_LE(narrow_queries, narrow.values + 3);
 
   EXPECT_EQ(Command(port, {"CONFIG", "SET", "namespace.cap.max_inflight_loads", "64"}), "+OK\r\n");
   Tally wide = Count(Herd(port, "cap", 101, 40), 101);
   EXPECT_EQ(wide.values, 40) << wide.first_other;
-  EXPECT_EQ(pg_.Calls("ovl_cap"), narrow.values + 40);
+  EXPECT_EQ(pg_.Calls("ovl_cap"), narrow_queries + 40);
   std::printf(
       "[figures] max_inflight_loads 3 -> %d of 40 loaded in the 2 s bound; 64 -> %d of 40\n",
       narrow.values, wide.values);
