@@ -16,6 +16,7 @@ LoadLimiter::LoadLimiter(LoadLimiterOptions options, const Clock& clock)
 size_t LoadLimiter::AddGroup(int64_t cap, Priority priority) {
   std::lock_guard lock(mu_);
   groups_.push_back(Group{cap, priority});
+  has_high_ = has_high_ || priority == Priority::kHigh;
   return groups_.size() - 1;
 }
 
@@ -33,12 +34,19 @@ bool LoadLimiter::PoolHasRoom(Priority priority) const {
   if (options_.max_limit <= 0) return true;
   const auto limit = static_cast<int64_t>(limit_);
   int64_t usable = limit;
-  if (priority == Priority::kLow) {
-    const bool any_high = std::any_of(groups_.begin(), groups_.end(),
-                                      [](const Group& g) { return g.priority == Priority::kHigh; });
-    if (any_high) usable = std::max<int64_t>(1, limit - limit / 4);
-  }
+  if (priority == Priority::kLow && has_high_) usable = std::max<int64_t>(1, limit - limit / 4);
   return inflight_ < usable;
+}
+
+bool LoadLimiter::CannotFinish(const Group& g, int64_t place, Millis now,
+                               Millis deadline_ms) const {
+  // Its estimated start: it waits for the `place` loads served before it in its group, as many
+  // at a time as the group can run (until enough loads were measured, only "if started now").
+  int64_t parallel = std::numeric_limits<int64_t>::max();
+  if (g.cap > 0) parallel = g.cap;
+  if (options_.max_limit > 0) parallel = std::min(parallel, static_cast<int64_t>(limit_));
+  const int64_t rounds = EstimatesStarts() ? place / parallel : 0;
+  return now + rounds * expected_ms_ + expected_ms_ > deadline_ms;
 }
 
 Admission LoadLimiter::Blocker(const Group& g) const {
@@ -76,16 +84,9 @@ void LoadLimiter::Acquire(size_t group, Millis deadline_ms, Grant grant) {
       ++g.inflight;
       ++inflight_;
     } else {
-      // Its estimated start: newest first, it is next; oldest first, it waits for the loads ahead
-      // of it in its group, `parallel` of them at a time.
-      const Millis expected = expected_ms_;
-      const size_t ahead = lifo_ || !EstimatesStarts() ? 0 : g.queue.size();
-      int64_t parallel = std::numeric_limits<int64_t>::max();
-      if (g.cap > 0) parallel = g.cap;
-      if (options_.max_limit > 0) parallel = std::min(parallel, static_cast<int64_t>(limit_));
-      const Millis start =
-          now + static_cast<Millis>(ahead / static_cast<size_t>(parallel)) * expected;
-      if (start + expected > deadline_ms) {
+      // Newest first, it is next; oldest first, every load queued in its group goes before it.
+      const auto place = lifo_ ? 0 : static_cast<int64_t>(g.queue.size());
+      if (CannotFinish(g, place, now, deadline_ms)) {
         answer = Blocker(g);
       } else {
         g.queue.push_back(Waiting{deadline_ms, now, next_seq_++, std::move(grant)});
@@ -126,7 +127,6 @@ void LoadLimiter::Expire() {
 }
 
 void LoadLimiter::Pump(Millis now, std::vector<Granted>& out) {
-  const Millis expected = expected_ms_;
   while (std::optional<size_t> next = NextGroup()) {
     Group& g = groups_[*next];
     Waiting w;
@@ -138,7 +138,7 @@ void LoadLimiter::Pump(Millis now, std::vector<Granted>& out) {
       g.queue.pop_front();
     }
     --queued_;
-    if (now + expected > w.deadline_ms) {
+    if (CannotFinish(g, 0, now, w.deadline_ms)) {
       // Too late to finish in time: whoever waits for it gets stale or BUSY now, not a late
       // answer nobody waits for — and the database is spared a query nobody will read.
       out.push_back(Granted{std::move(w.grant), Blocker(g)});
@@ -153,20 +153,12 @@ void LoadLimiter::Pump(Millis now, std::vector<Granted>& out) {
 
 void LoadLimiter::SweepGroup(Group& g, Millis now, std::vector<Granted>& out) {
   if (g.queue.empty()) return;
-  const Millis expected = expected_ms_;
-  int64_t parallel = std::numeric_limits<int64_t>::max();
-  if (g.cap > 0) parallel = g.cap;
-  if (options_.max_limit > 0) parallel = std::min(parallel, static_cast<int64_t>(limit_));
   // Walk in service order; a load's place is counted among those that stay.
-  const bool estimates = EstimatesStarts();
-  auto late = [&](const Waiting& w, int64_t place) {
-    return now + (estimates ? place / parallel : 0) * expected + expected > w.deadline_ms;
-  };
   std::deque<Waiting> kept;
   int64_t place = 0;
   const Admission why = Blocker(g);
   auto visit = [&](Waiting& w) {
-    if (late(w, place)) {
+    if (CannotFinish(g, place, now, w.deadline_ms)) {
       out.push_back(Granted{std::move(w.grant), why});
       --queued_;
     } else {

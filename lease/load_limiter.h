@@ -127,6 +127,9 @@ class LoadLimiter {
   }
   // Room in the pool for one more load of `priority`.
   bool PoolHasRoom(Priority priority) const;
+  // Whether a queued load of `g` with `place` loads to be served before it can no longer
+  // finish by `deadline_ms` (see the class comment).
+  bool CannotFinish(const Group& g, int64_t place, Millis now, Millis deadline_ms) const;
   // What held a queued load of `g` back: its cap or the pool's limit.
   Admission Blocker(const Group& g) const;
   // The group whose queued load is next in service order and has room now; nullopt if none.
@@ -145,6 +148,7 @@ class LoadLimiter {
   const Clock& clock_;
   mutable std::mutex mu_;
   std::vector<Group> groups_;
+  bool has_high_ = false;  // a high-priority group exists: low ones leave it a quarter
   int64_t inflight_ = 0;
   int64_t queued_ = 0;
   uint64_t next_seq_ = 0;
