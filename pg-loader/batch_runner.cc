@@ -43,6 +43,7 @@ void Loader::Impl::RunBatch(size_t index, Session& session, std::vector<Job> job
     SessionResult single = session.Load(statement_index, statement.query, plan.ids.front(),
                                         timeout_ms, options.prepared_statements);
     result.micros = single.micros;
+    result.position = single.position;
     if (single.connection_lost) {
       result.connection_lost = true;
       result.lost_reason = std::move(single.data);
@@ -79,9 +80,13 @@ void Loader::Impl::RunBatch(size_t index, Session& session, std::vector<Job> job
     HandleLost(index, std::move(jobs), cut ? "no answer within the deadline" : result.lost_reason);
     return;
   }
+  node.state.NotePosition(result.position);
   std::vector<LoadOutcome> outcomes =
       FanOut(plan, result.answers, node.state.name(), result.micros);
-  for (size_t i = 0; i < jobs.size(); ++i) Finish(jobs[i], std::move(outcomes[i]), true);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    outcomes[i].position = result.position;
+    Finish(jobs[i], std::move(outcomes[i]), true);
+  }
 }
 
 }  // namespace corral::pg

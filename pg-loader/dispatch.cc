@@ -7,7 +7,8 @@
 
 namespace corral::pg {
 
-size_t Loader::Impl::PickTarget(size_t statement, size_t exclude, std::string* why) {
+size_t Loader::Impl::PickTarget(size_t statement, size_t exclude, uint64_t min_position,
+                                std::string* why) {
   if (phase.load(std::memory_order_acquire) == Phase::kStopping) {
     *why = "shutting down";
     return kNone;
@@ -24,16 +25,34 @@ size_t Loader::Impl::PickTarget(size_t statement, size_t exclude, std::string* w
     heap_candidates.resize(pool.members.size());
     candidates = heap_candidates;
   }
-  for (size_t i = 0; i < pool.members.size(); ++i) {
-    const size_t node = pool.members[i];
-    candidates[i].usable = node != exclude && nodes[node]->state.Usable();
-    candidates[i].load = pool.routing == Routing::kLeastLoaded ? nodes[node]->state.Load() : 0;
-  }
+  // `caught_up`: only servers known to have replayed min_position.
+  auto mark_usable = [&](bool caught_up) {
+    for (size_t i = 0; i < pool.members.size(); ++i) {
+      const ReplicaState& state = nodes[pool.members[i]]->state;
+      candidates[i].usable = pool.members[i] != exclude && state.Usable() &&
+                             (!caught_up || state.position() >= min_position);
+      candidates[i].load = pool.routing == Routing::kLeastLoaded ? state.Load() : 0;
+    }
+  };
   const uint64_t ticket = pool.ticket.fetch_add(1, std::memory_order_relaxed);
+  const bool primary_usable =
+      primary != kNone && primary != exclude && nodes[primary]->state.Usable();
   size_t target = kNone;
-  if (auto pick = PickReplica(candidates, pool.routing, ticket)) {
+  if (min_position > 0) {
+    // A load that must read past an invalidation: a replica that has replayed it, else the
+    // primary, else (below) any replica, whose answer the cache will then serve as stale.
+    mark_usable(true);
+    if (auto pick = PickReplica(candidates, pool.routing, ticket)) {
+      target = pool.members[*pick];
+    } else if (primary_usable) {
+      target = primary;
+    }
+  }
+  if (target != kNone) {
+    // chosen above
+  } else if (mark_usable(false); auto pick = PickReplica(candidates, pool.routing, ticket)) {
     target = pool.members[*pick];
-  } else if (primary != kNone && primary != exclude && nodes[primary]->state.Usable()) {
+  } else if (primary_usable) {
     target = primary;
   } else {
     // Panic mode (as load balancers do when no host looks healthy): every replica of the pool is
@@ -52,7 +71,7 @@ size_t Loader::Impl::PickTarget(size_t statement, size_t exclude, std::string* w
 }
 
 bool Loader::Impl::TryDispatch(Job& job, size_t exclude, std::string* why) {
-  const size_t target = PickTarget(job.statement, exclude, why);
+  const size_t target = PickTarget(job.statement, exclude, job.min_position, why);
   if (target == kNone) return false;
   ReplicaState& state = nodes[target]->state;
   switch (state.Push(job)) {

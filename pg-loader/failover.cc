@@ -20,7 +20,7 @@ void Loader::Impl::HandleLost(size_t node, std::vector<Job> jobs, const std::str
   const std::string lost = "connection to " + state.name() + " lost: " + reason;
   // One target for the whole batch, so it is batched again there rather than split up.
   std::string why;
-  const size_t target = PickTarget(jobs.front().statement, node, &why);
+  const size_t target = PickTarget(jobs.front().statement, node, jobs.front().min_position, &why);
   for (Job& job : jobs) {
     if (job.retried) {
       Finish(job, Error(lost, state.name()), true);

@@ -37,6 +37,9 @@ void Loader::Impl::HealthLoop(size_t index) {
   auto check = [&] {
     Checked c{CheckOnce(session, index)};
     if (c.health.ok) {
+      if (c.health.in_recovery && c.health.replay_lsn > 0) {
+        node.state.NotePosition(static_cast<uint64_t>(c.health.replay_lsn));
+      }
       c.lag_seconds = lag_tracker.Observe(SteadyClock::now(), c.health.in_recovery,
                                           c.health.receive_lsn, c.health.replay_lsn);
     }

@@ -34,6 +34,7 @@ void Loader::Impl::Build() {
       {"keepalives_count", "3"},
       {"application_name", "corral"},
   };
+  primary_conninfo = WithDefaultParams(options.primary, defaults);
   for (size_t i = 0; i < options.replicas.size(); ++i) {
     nodes.push_back(std::make_unique<Node>(
         "replica" + std::to_string(i), WithDefaultParams(options.replicas[i], defaults),
@@ -93,6 +94,7 @@ void Loader::Start() {
       node.threads.emplace_back([this, i] { impl_->WorkerLoop(i); });
     }
   }
+  impl_->positions.thread = std::thread([this] { impl_->PositionLoop(); });
   impl_->phase.store(Impl::Phase::kRunning);
 }
 
@@ -101,6 +103,12 @@ void Loader::Stop() {
   if (impl_->phase.load() == Impl::Phase::kStopped) return;
   impl_->phase.store(Impl::Phase::kStopping);
   for (auto& node : impl_->nodes) node->state.Close();
+  {
+    std::lock_guard positions_lock(impl_->positions.mu);
+    impl_->positions.closed = true;
+  }
+  impl_->positions.cv.notify_all();
+  if (impl_->positions.thread.joinable()) impl_->positions.thread.join();
   for (auto& node : impl_->nodes) {
     for (std::thread& thread : node->threads) thread.join();
     node->threads.clear();
@@ -114,9 +122,10 @@ void Loader::Stop() {
   impl_->phase.store(Impl::Phase::kStopped);
 }
 
-void Loader::Load(size_t statement, std::string id, LoadCallback done) {
+void Loader::Load(size_t statement, std::string id, LoadCallback done, uint64_t min_position) {
   Job job;
   job.statement = statement;
+  job.min_position = min_position;
   job.id = std::move(id);
   job.done = std::move(done);
   switch (impl_->phase.load(std::memory_order_acquire)) {
@@ -155,6 +164,48 @@ bool Loader::Ready() const {
     if (!ok && !primary_ok) return false;
   }
   return true;
+}
+
+void Loader::CurrentPosition(std::function<void(uint64_t)> done) {
+  {
+    std::lock_guard lock(impl_->positions.mu);
+    if (!impl_->positions.closed && impl_->phase.load() == Impl::Phase::kRunning) {
+      impl_->positions.waiting.push_back(std::move(done));
+      impl_->positions.cv.notify_one();
+      return;
+    }
+  }
+  done(impl_->NewestKnownPosition());
+}
+
+bool Loader::CanRead(size_t statement, uint64_t position) const {
+  if (statement >= impl_->statement_pool.size()) return false;
+  if (impl_->primary != kNone && impl_->nodes[impl_->primary]->state.Usable()) return true;
+  const Impl::Pool& pool = *impl_->pools[impl_->statement_pool[statement]];
+  return std::any_of(pool.members.begin(), pool.members.end(), [&](size_t node) {
+    const ReplicaState& state = impl_->nodes[node]->state;
+    return state.Usable() && state.position() >= position;
+  });
+}
+
+void Loader::RefreshPositions(size_t statement) {
+  if (statement >= impl_->statement_pool.size()) return;
+  for (size_t node : impl_->pools[impl_->statement_pool[statement]]->members) {
+    impl_->nodes[node]->state.RequestCheck();
+  }
+}
+
+uint64_t Loader::ReplayedEverywhere() const {
+  uint64_t lowest = 0;
+  bool any = false;
+  for (size_t i = 0; i < impl_->nodes.size(); ++i) {
+    if (i == impl_->primary) continue;
+    const ReplicaState& state = impl_->nodes[i]->state;
+    if (!state.Usable()) continue;
+    lowest = any ? std::min(lowest, state.position()) : state.position();
+    any = true;
+  }
+  return lowest;
 }
 
 }  // namespace corral::pg

@@ -17,9 +17,10 @@ namespace corral::pg {
 struct LoadOutcome {
   enum class Kind { kValue, kNotFound, kError };
   Kind kind = Kind::kError;
-  std::string data;     // kValue: the value; kError: a one-line reason; kNotFound: empty
-  std::string replica;  // "replica0", "replica1", ..., "primary": who served it; empty if nobody
-  int64_t micros = 0;   // time spent in the database call (0 if none was made)
+  std::string data;       // kValue: the value; kError: a one-line reason; kNotFound: empty
+  std::string replica;    // "replica0", "replica1", ..., "primary": who served it; empty if nobody
+  int64_t micros = 0;     // time spent in the database call (0 if none was made)
+  uint64_t position = 0;  // the WAL position the query read at (Session's kPositionSql); 0: unknown
 };
 
 // Called exactly once per Load(), on a loader thread, with no loader lock held. It may call Load()
@@ -78,7 +79,24 @@ class Loader {
   // Never blocks on the database, thread-safe. Rejections (unknown statement, no usable replica,
   // queue full) are answered at once with kError, still on a loader thread. Before Start() or after
   // Stop() has returned, `done` runs inline on the caller's thread with kError.
-  void Load(size_t statement, std::string id, LoadCallback done);
+  // `min_position`: the load should read at this WAL position or later; it goes to a replica
+  // known to have replayed it, else to the primary (with fallback_to_primary), else as usual.
+  void Load(size_t statement, std::string id, LoadCallback done, uint64_t min_position = 0);
+
+  // Calls `done` once, on a loader thread, with the primary's current WAL position. Requests that
+  // arrive while one query runs share the next one. When the primary cannot be asked (down, or no
+  // answer within the health timeout), the newest position any server has reported instead.
+  void CurrentPosition(std::function<void(uint64_t)> done);
+  // A server of `statement`'s pool has replayed `position` (as last reported by its health check
+  // or a load) and may be used, or the usable primary would serve it. Thread-safe.
+  bool CanRead(size_t statement, uint64_t position) const;
+  // Asks the health checkers of `statement`'s pool for a check now (positions learnt sooner than
+  // health_check_interval_ms): a fill was read before an invalidation no server is known to
+  // have replayed yet. Thread-safe, never blocks.
+  void RefreshPositions(size_t statement);
+  // The lowest position that every usable replica has replayed; replicas that are down or lagging
+  // do not count. 0 when none is usable. Thread-safe.
+  uint64_t ReplayedEverywhere() const;
 
   // A snapshot, replicas in index order, then the primary when fallback_to_primary. Thread-safe.
   std::vector<ReplicaStatus> Status() const;

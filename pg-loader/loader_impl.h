@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -65,7 +67,8 @@ struct Loader::Impl {
   std::vector<BatchRule> batch_rules;  // statement index → how its loads are batched
   std::vector<std::unique_ptr<Pool>> pools;
   std::vector<std::unique_ptr<Node>> nodes;
-  size_t primary = kNone;  // node index of the primary, or kNone without fallback
+  size_t primary = kNone;        // node index of the primary, or kNone without fallback
+  std::string primary_conninfo;  // for CurrentPosition, with or without fallback
 
   std::mutex phase_mu;
   std::atomic<Phase> phase{Phase::kCreated};
@@ -79,7 +82,8 @@ struct Loader::Impl {
 
   // dispatch.cc. A usable server of `statement`'s pool other than `exclude` (the primary as a
   // fallback; in panic mode any server of the pool), or kNone with *why saying what to answer.
-  size_t PickTarget(size_t statement, size_t exclude, std::string* why);
+  // `min_position` > 0 prefers servers known to have replayed it (Loader::Load).
+  size_t PickTarget(size_t statement, size_t exclude, uint64_t min_position, std::string* why);
   // Sends `job` to a usable server of its pool other than `exclude`. On success `job` is moved
   // from; else it is left intact and *why says what to answer.
   bool TryDispatch(Job& job, size_t exclude, std::string* why);
@@ -96,6 +100,18 @@ struct Loader::Impl {
   void WorkerLoop(size_t node);
   // Runs one popped batch (possibly of one load) on `session` and answers every load in it.
   void RunBatch(size_t node, Session& session, std::vector<Job> jobs);
+
+  // position.cc. Answers CurrentPosition() requests, batched, on the primary's connection.
+  void PositionLoop();
+  // The newest position any server has reported (when the primary cannot be asked).
+  uint64_t NewestKnownPosition() const;
+  struct PositionRequests {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::function<void(uint64_t)>> waiting;
+    bool closed = false;
+    std::thread thread;
+  } positions;
 
   // health_loop.cc. A node's health checker: checks, marks up or down, and waits.
   void HealthLoop(size_t node);

@@ -24,7 +24,8 @@ struct Job {
   size_t statement = 0;
   std::string id;
   LoadCallback done;
-  bool retried = false;  // already moved once after a broken connection
+  bool retried = false;       // already moved once after a broken connection
+  uint64_t min_position = 0;  // see Loader::Load
 };
 
 // How loads of one statement are batched on a server (see Statement::batch_query).
@@ -91,6 +92,15 @@ class ReplicaState {
   void MarkUp(double lag_seconds);
   bool LagTooHigh(double lag_seconds) const;
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
+  // The newest WAL position this server is known to have replayed (a health check's replay
+  // position, a load's read position); 0 until one is known.
+  void NotePosition(uint64_t position) {
+    uint64_t seen = position_.load(std::memory_order_relaxed);
+    while (seen < position &&
+           !position_.compare_exchange_weak(seen, position, std::memory_order_relaxed)) {
+    }
+  }
+  uint64_t position() const { return position_.load(std::memory_order_relaxed); }
   Health health() const;
 
   // For the health checker: waits `delay`, returning early with kRecheck after RequestCheck() or
@@ -129,6 +139,7 @@ class ReplicaState {
   bool lagging_ = false;
 
   std::atomic<uint64_t> epoch_{0};
+  std::atomic<uint64_t> position_{0};
   std::atomic<int> inflight_{0};
   std::atomic<uint64_t> loads_{0};
   std::atomic<uint64_t> batches_{0};

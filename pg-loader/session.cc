@@ -2,6 +2,7 @@
 // classification (broken connection vs. SQL error) and row conversion.
 #include "pg-loader/session.h"
 
+#include <charconv>
 #include <chrono>
 #include <exception>
 #include <optional>
@@ -96,6 +97,16 @@ std::vector<KeyAnswer> ConvertBatch(const pqxx::result& result, std::span<const 
   return answers.Take();
 }
 
+// A position as the text of a numeric (pg_lsn - '0/0'); 0 when NULL or not a number.
+uint64_t ParsePosition(const pqxx::field& field) {
+  if (field.is_null()) return 0;
+  uint64_t position = 0;
+  const char* begin = field.c_str();
+  const char* end = begin + field.size();
+  auto [ptr, ec] = std::from_chars(begin, end, position);
+  return ec == std::errc() ? position : 0;
+}
+
 }  // namespace
 
 std::string FirstErrorLine(const std::string& what) {
@@ -143,9 +154,13 @@ struct Session::Impl {
     try {
       pqxx::read_transaction txn(*connection);
       // SET LOCAL: it ends with the transaction, so nothing leaks into a pooled server session.
-      txn.exec0("SET LOCAL statement_timeout = " + std::to_string(timeout_ms));
+      // Sent with the position query as one simple-protocol message: one round trip for both.
+      const pqxx::row row = txn.exec1(
+          "SET LOCAL statement_timeout = " + std::to_string(timeout_ms) + "; " + kPositionSql);
+      const uint64_t position = ParsePosition(row[0]);
       out = body(txn);
       txn.commit();
+      out.position = position;
     } catch (const pqxx::broken_connection& e) {
       out = Lost(e.what());
     } catch (const pqxx::sql_error& e) {
@@ -260,6 +275,7 @@ SessionBatchResult Session::LoadBatch(size_t statement, const std::string& batch
     return SessionResult{Kind::kValue, {}};
   });
   out.micros = status.micros;
+  out.position = status.position;
   if (status.connection_lost) {
     out.answers.clear();
     out.connection_lost = true;
@@ -298,6 +314,18 @@ HealthResult Session::CheckHealth(int64_t timeout_ms) {
     health.error = result.data;
   }
   return health;
+}
+
+SessionResult Session::CurrentPosition(int64_t timeout_ms) {
+  if (!impl_->connection) return Impl::Lost("not connected");
+  // Asked explicitly: the transaction's own position is 0 under another isolation level.
+  uint64_t current = 0;
+  SessionResult result = impl_->InTransaction(timeout_ms, [&](pqxx::read_transaction& txn) {
+    current = ParsePosition(txn.exec1(kCurrentPositionSql)[0]);
+    return SessionResult{Kind::kValue, {}};
+  });
+  result.position = current;
+  return result;
 }
 
 }  // namespace corral::pg

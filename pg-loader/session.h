@@ -20,6 +20,7 @@ struct SessionResult {
   std::string data;              // value, or a one-line error
   bool connection_lost = false;  // the connection broke (data says why); the load may be retried
   int64_t micros = 0;            // time in the transaction
+  uint64_t position = 0;         // the WAL position the transaction read at (kPositionSql)
   std::string sqlstate;          // of an SQL error, when the server sent one
 };
 
@@ -33,6 +34,7 @@ struct SessionBatchResult {
   // The batch query failed with a data exception (SQLSTATE class 22, e.g. one id that is not a
   // valid bigint): the error may belong to one id only, and the others deserve their own answers.
   bool data_error = false;
+  uint64_t position = 0;  // the WAL position the transaction read at (kPositionSql)
 };
 
 struct HealthResult {
@@ -48,6 +50,24 @@ inline constexpr char kLagSql[] =
     "SELECT pg_is_in_recovery(),"
     " COALESCE((pg_last_wal_receive_lsn() - '0/0'::pg_lsn)::float8, -1),"
     " COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::float8, -1)";
+
+// The WAL position a load reads at, asked in the statement that sets its timeout (no extra round
+// trip), so before the load query takes its snapshot: on a replica what it has replayed, on the
+// primary its insert position (see kCurrentPositionSql). The load's snapshot holds at least every
+// commit up to it, which is what the position fence (lease/position_fence.h) relies on. Under an
+// isolation level other than read committed the snapshot would be taken by this very statement,
+// possibly before the position is read, so the position is reported unknown (0) and the fill counts
+// as older than any invalidation.
+inline constexpr char kPositionSql[] =
+    "SELECT CASE WHEN current_setting('transaction_isolation') <> 'read committed' THEN 0"
+    " WHEN pg_is_in_recovery() THEN COALESCE(pg_last_wal_replay_lsn() - '0/0'::pg_lsn, 0)"
+    " ELSE pg_current_wal_insert_lsn() - '0/0'::pg_lsn END::text";
+// The primary's current WAL position, for an invalidation: the insert position, which is past
+// every commit record already inserted. (pg_current_wal_lsn() is the write position: with
+// synchronous_commit off a commit can return before its record is written, and then the write
+// position is short of it.)
+inline constexpr char kCurrentPositionSql[] =
+    "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text";
 
 class Session {
  public:
@@ -82,6 +102,9 @@ class Session {
 
   // Runs kLagSql under the same timeout rule. Requires is_open(). Never throws.
   HealthResult CheckHealth(int64_t timeout_ms);
+  // Runs kCurrentPositionSql (on the primary). kValue with `position` set, or an error. Never
+  // throws.
+  SessionResult CurrentPosition(int64_t timeout_ms);
 
  private:
   struct Impl;
