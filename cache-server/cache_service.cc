@@ -124,6 +124,14 @@ void CacheService::FinishAdmitted(const Namespace& ns, std::optional<lease::Mill
 void CacheService::Tick() {
   leases_.ExpireDue();
   for (auto& [name, limiter] : limiters_) limiter->Expire();
+  if (positions_ != nullptr) {
+    // Markers every usable replica has replayed are no longer needed; checked every 100 ms.
+    const lease::Millis now = clock_.NowMs();
+    lease::Millis due = next_fence_expiry_.load(std::memory_order_relaxed);
+    if (now >= due && next_fence_expiry_.compare_exchange_strong(due, now + 100)) {
+      fence_.Expire(positions_->ReplayedEverywhere());
+    }
+  }
 }
 
 std::vector<PoolGauges> CacheService::PoolStatus() const {
@@ -143,7 +151,7 @@ BackendResult ShedResult(Admission answer) {
 }
 
 void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token,
-                             bool refresh, lease::Millis deadline_ms) {
+                             bool refresh, lease::Millis deadline_ms, bool fenced_before) {
   std::optional<proto::KeyParts> parts = proto::SplitKey(key);
   std::string id(parts->id);
   // Asked by the backend (on its thread) before the load's done, at most once in effect. The
@@ -172,9 +180,10 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
       then(a);
     });
   };
+  const lease::WalPosition min_position = positions_ != nullptr ? fence_.Need(key) : 0;
   backend_->Load(
-      ns.index, std::move(id), std::move(admit),
-      [this, key, &ns, token, admitted, refresh](BackendResult r) {
+      ns.index, std::move(id), min_position, std::move(admit),
+      [this, key, &ns, token, admitted, refresh, deadline_ms, fenced_before](BackendResult r) {
         if (admitted->held) {
           std::optional<lease::Millis> load_ms;
           if (r.from_db) load_ms = clock_.NowMs() - admitted->admitted_at;
@@ -202,6 +211,8 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
         } else {
           holdoff_.Clear(key);
         }
+        bool stale = false;
+        if (FenceFill(key, ns, token, refresh, deadline_ms, fenced_before, r, &stale)) return;
         lease::FillOptions fill;
         if (r.fresh_ms) {
           fill = lease::FillOptions{.ttl_ms = std::max<lease::Millis>(*r.fresh_ms, 1),
@@ -215,8 +226,15 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
           uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
           fill = FillFor(ns, r.kind, load_ms);
         }
+        if (stale) {
+          // Read before the key's last invalidation: kept to be served as stale (the next read
+          // reloads it once a replica has replayed the invalidation), never as fresh.
+          fill.ttl_ms = 0;
+          fill.jitter = 0;
+        }
         bool cacheable = r.cacheable;
         LoadResult result{r.kind, std::move(r.data)};
+        result.stale = stale;
         // The fill happens under the lease's lock, and only if no invalidation voided the lease
         // first: an invalidation either precedes it (nothing is cached) or follows it (and deletes
         // what was cached). Either way no read after the invalidation sees the older row.
@@ -227,6 +245,37 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
           store_.Fill(key, res.data, fill);
         });
       });
+}
+
+bool CacheService::FenceFill(const std::string& key, const Namespace& ns, lease::LeaseToken token,
+                             bool refresh, lease::Millis deadline_ms, bool fenced_before,
+                             const BackendResult& r, bool* stale) {
+  if (positions_ == nullptr || !r.from_db) return false;
+  if (r.kind != LoadResult::Kind::kValue && r.kind != LoadResult::Kind::kNotFound) return false;
+  const lease::FenceVerdict verdict = fence_.Check(key, r.position);
+  if (!verdict.fenced) return false;
+  // One retry, routed to a server that has replayed the invalidation, while the waiters can
+  // still wait for it; else the old row is served, as stale.
+  if (!fenced_before && clock_.NowMs() < deadline_ms &&
+      positions_->CanRead(ns.index, verdict.need)) {
+    metrics_.fenced_fills.Add(FencedFill::kRetried);
+    StartLoad(key, ns, token, refresh, deadline_ms, /*fenced_before=*/true);
+    return true;
+  }
+  metrics_.fenced_fills.Add(FencedFill::kStale);
+  // The replicas' positions are only as new as their last health check: ask for one now, so the
+  // key reloads as soon as a replica has the write, not up to a check interval later.
+  positions_->RefreshPositions(ns.index);
+  *stale = true;
+  return false;
+}
+
+void CacheService::ResolvePosition(const std::string& key, lease::WalPosition position) {
+  // A fill that completed before the position was known, read before it: stale from now on.
+  if (fence_.Resolve(key, position)) {
+    store_.MarkStale(key);
+    metrics_.fenced_fills.Add(FencedFill::kMarkedStale);
+  }
 }
 
 proto::ShedReason ShedReasonOf(Admission a) {
@@ -266,6 +315,7 @@ ReadAnswer CacheService::AnswerFromResult(const LoadResult& r, Outcome outcome,
     case LoadResult::Kind::kValue:
       answer.kind = ReadAnswer::Kind::kValue;
       answer.value = r.data;
+      if (r.stale) answer.outcome = Outcome::kStale;
       break;
     case LoadResult::Kind::kNotFound:
       answer.kind = ReadAnswer::Kind::kNotFound;
@@ -388,6 +438,14 @@ void CacheService::Refresh(std::string_view key, const Namespace& ns) {
     metrics_.refreshes.Add(RefreshResult::kHeldOff);
     return;
   }
+  if (positions_ != nullptr) {
+    // Served stale because no server had replayed the key's invalidation: reloaded once one has.
+    const lease::WalPosition need = fence_.Need(key);
+    if (need > 0 && !positions_->CanRead(ns.index, need)) {
+      metrics_.refreshes.Add(RefreshResult::kAwaitingReplay);
+      return;
+    }
+  }
   std::optional<lease::LeaseToken> token = leases_.TryAcquire(key);
   if (!token) return;  // a load is already under way (not counted: that is every other reader)
   StartLoad(std::string(key), ns, *token, /*refresh=*/true,
@@ -411,23 +469,55 @@ lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
   return store_.Set(key, value, ttl_ms, cond, keep_ttl);
 }
 
+namespace {
+// An invalidation's parts that end later (the tier's acknowledgement, the WAL position): the last
+// one to end calls `done`.
+struct InvalidationJoin {
+  std::atomic<int> left;
+  std::atomic<bool> held{false};
+  bool existed = false;
+  std::function<void(bool existed)> done;
+  void Finish(bool tier_held = false) {
+    if (tier_held) held = true;
+    if (--left == 0 && done) done(existed || held);
+  }
+};
+}  // namespace
+
 bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
                               std::function<void(bool existed)> propagated) {
+  const bool in_namespace = FindNamespace(key) != nullptr;
+  const bool fence = positions_ != nullptr && in_namespace;
+  // The marker comes first: a load that starts once the lease is voided is checked against it,
+  // even before its position is known (PositionFence::Check).
+  if (fence) fence_.Invalidated(key);
   // Void first, then delete: a load completing in between finds its lease voided and caches
   // nothing; one that completed before has its fill deleted here.
   leases_.Void(key);
   holdoff_.Clear(key);
   bool existed = store_.Del(key);
-  if (sink_ != nullptr && source != InvalidationSource::kTier && FindNamespace(key) != nullptr) {
+  const bool tier = sink_ != nullptr && source != InvalidationSource::kTier && in_namespace;
+  auto join = std::make_shared<InvalidationJoin>();
+  join->left = 1 + (tier ? 1 : 0) + (fence ? 1 : 0);
+  join->existed = existed;
+  join->done = std::move(propagated);
+  if (tier) {
     // Handed to the tier before it is counted: a read that follows the count reaches the tier
     // after it, and does not take what L2 held before it (TierBackend's `invalidating`).
-    sink_->Propagate(key, source, [existed, propagated = std::move(propagated)](bool held) {
-      if (propagated) propagated(existed || held);
-    });
-    propagated = nullptr;
+    sink_->Propagate(key, source, [join](bool held) { join->Finish(held); });
   }
-  metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
-  if (propagated) propagated(existed);
+  if (fence) {
+    // Counted once its position is known too (tests wait on the count): from then on, a fill
+    // read before it is fenced.
+    positions_->CurrentPosition([this, join, source, k = std::string(key)](lease::WalPosition p) {
+      ResolvePosition(k, p);
+      metrics_.invalidations.Add(source);
+      join->Finish();
+    });
+  } else {
+    metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
+  }
+  join->Finish();
   return existed;
 }
 

@@ -4,6 +4,7 @@
 // loads go through a LoadBackend.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -23,6 +24,7 @@
 #include "lease/freshness.h"
 #include "lease/lease_table.h"
 #include "lease/load_limiter.h"
+#include "lease/position_fence.h"
 #include "lease/random.h"
 #include "lease/store.h"
 #include "proto/errors.h"
@@ -67,6 +69,8 @@ struct BackendResult {
   // error does not start this node's own hold-off count (it is the fleet's, already shared).
   bool from_db = true;
   lease::Admission shed = lease::Admission::kAdmitted;  // kShed: what the admission answered
+  // from_db: the WAL position the query read at (0: unknown, older than any invalidation).
+  lease::WalPosition position = 0;
 };
 
 // A load's admission to the database: the node's bounds on queries in flight (the namespace's
@@ -85,8 +89,27 @@ class LoadBackend {
   virtual ~LoadBackend() = default;
   // Loads `id` with namespace `ns_index`'s query, asking `admit` first (see AdmitFn); calls
   // `done` exactly once, on any thread (even before Load returns). Must not block on the database.
-  virtual void Load(size_t ns_index, std::string id, AdmitFn admit,
+  // `min_position` (0: none): the key's last invalidation's WAL position; the load should read
+  // at or past it (PositionSource).
+  virtual void Load(size_t ns_index, std::string id, lease::WalPosition min_position, AdmitFn admit,
                     std::function<void(BackendResult)> done) = 0;
+};
+
+// PostgreSQL's WAL positions (SPEC rule 6): every invalidation gets one, and a fill read before
+// it is not cached as fresh (lease/position_fence.h). Without a source, nothing is fenced.
+class PositionSource {
+ public:
+  virtual ~PositionSource() = default;
+  // Calls `done` once, on any thread, with the primary's current WAL position (asked after this
+  // call, so it covers every write committed before it).
+  virtual void CurrentPosition(std::function<void(lease::WalPosition)> done) = 0;
+  // A server that namespace `ns_index`'s loads may use has replayed `position`.
+  virtual bool CanRead(size_t ns_index, lease::WalPosition position) const = 0;
+  // Learn the replicas' positions now rather than at their next health check.
+  virtual void RefreshPositions(size_t ns_index) = 0;
+  // The lowest position every usable replica has replayed (markers up to it are no longer
+  // needed); 0 when none is known.
+  virtual lease::WalPosition ReplayedEverywhere() const = 0;
 };
 
 // Where this node's invalidations also go: the Redis tier, which deletes its L2 copy, voids the
@@ -102,6 +125,9 @@ class InvalidationSink {
 
 class CacheService {
  public:
+  // Invalidation markers kept before they are folded into one floor position (coarser, still
+  // safe): about 10 MB with 50-byte keys.
+  static constexpr size_t kMaxPositionMarkers = 100'000;
   // Everything passed in must outlive the service. `backend` may be null when no namespace is
   // configured. Thread-safe.
   CacheService(const Config& config, lease::Store& store, lease::LeaseTable& leases,
@@ -124,14 +150,22 @@ class CacheService {
                        bool keep_ttl = false);
   // DEL / HTTP DELETE / NOTIFY: voids the key's lease, ends its error hold-off and deletes it;
   // true if an entry existed. `source` labels corral_invalidations_total.
-  // With an InvalidationSink, also propagates it (not for kTier: it came from there), and calls
-  // `propagated` once that is done; without one, calls it at once. `existed`: an entry existed
-  // here or in the tier (what DEL counts).
+  // With an InvalidationSink, also propagates it (not for kTier: it came from there); with a
+  // PositionSource, asks for the invalidation's WAL position and fences fills read before it
+  // (lease/position_fence.h). Calls `propagated` once both are done (at once without either).
+  // `existed`: an entry existed here or in the tier (what DEL counts).
   bool Invalidate(std::string_view key, InvalidationSource source,
                   std::function<void(bool existed)> propagated = nullptr);
   // Set once, before serving; `sink` must outlive the service.
   void SetInvalidationSink(InvalidationSink* sink) { sink_ = sink; }
-  bool propagates_invalidations() const { return sink_ != nullptr; }
+  // Set once, before serving; `positions` must outlive the service. Turns on the position fence.
+  void SetPositionSource(PositionSource* positions) { positions_ = positions; }
+  // Invalidation markers held, and their estimated bytes (corral_position_markers...).
+  size_t position_markers() const { return fence_.size(); }
+  size_t position_marker_bytes() const { return fence_.bytes(); }
+  // Invalidate's `propagated` may come later (the tier, or the primary's WAL position): DEL
+  // answers once it has.
+  bool invalidations_complete_later() const { return sink_ != nullptr || positions_ != nullptr; }
   // The invalidation listener lost its connection: notifications may have been lost, so every
   // read-through entry is treated as stale from now on and every lease is voided.
   // `void_leases` false: loads in flight still fill (the Redis tier's subscription loss, where
@@ -217,9 +251,23 @@ class CacheService {
   void FinishAdmitted(const Namespace& ns, std::optional<lease::Millis> load_ms);
   // `refresh`: a background reload, counted in corral_refreshes_total once admitted or shed.
   // `deadline_ms`: when its first waiter gives up (for a refresh, now + wait_timeout_ms): a load
-  // still queued then is dropped.
+  // still queued then is dropped. `fenced_before`: a load of the same lease read before the
+  // key's last invalidation already (this is its one retry, routed past that position).
   void StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token, bool refresh,
-                 lease::Millis deadline_ms);
+                 lease::Millis deadline_ms, bool fenced_before = false);
+  // The fence's verdict on a database fill of `key` (SPEC rule 6): true when the load was retried
+  // (the fill is dropped), else sets *stale when it is to be kept and answered as stale.
+  bool FenceFill(const std::string& key, const Namespace& ns, lease::LeaseToken token, bool refresh,
+                 lease::Millis deadline_ms, bool fenced_before, const BackendResult& r,
+                 bool* stale);
+  // `key` has an invalidation marker that a server of `ns` has replayed: its stale entry (the
+  // row from before the invalidation) is reloaded rather than served. Called under a store lock.
+  bool CanReadPastInvalidation(std::string_view key, const Namespace& ns) const {
+    const lease::WalPosition need = fence_.Need(key);
+    return need > 0 && positions_->CanRead(ns.index, need);
+  }
+  // An invalidation's position arrived: resolve the marker, mark a fill that slipped in stale.
+  void ResolvePosition(const std::string& key, lease::WalPosition position);
   lease::FillOptions FillFor(const Namespace& ns, lease::LoadResult::Kind kind,
                              uint32_t load_ms) const;
   // Answers a timed-out waiter: the stale value if the store has one, else BUSY.
@@ -236,6 +284,9 @@ class CacheService {
   Metrics& metrics_;
   LoadBackend* backend_;
   InvalidationSink* sink_ = nullptr;
+  PositionSource* positions_ = nullptr;
+  lease::PositionFence fence_{kMaxPositionMarkers};
+  std::atomic<lease::Millis> next_fence_expiry_{0};
   lease::ErrorHoldoff holdoff_;
   lease::LoadGate pending_gate_;  // shedding.max_pending_loads across all namespaces
   // By pool name: each pool's adaptive concurrency limit and queue (SPEC rule 8).
@@ -284,9 +335,15 @@ bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&
   lease::Millis now_ms = clock_.NowMs();
   lease::Freshness freshness = lease::Freshness::kFresh;
   Outcome outcome = Outcome::kMiss;
+  bool reload = false;  // stale, and a server can now read past its key's last invalidation
   bool found = store_.Get(key, [&](std::string_view value, const lease::EntryMeta& meta) {
     if (ns != nullptr) {
       freshness = lease::Classify(meta, now_ms, [this] { return random_.Uniform01(); });
+      if (freshness == lease::Freshness::kStale && positions_ != nullptr &&
+          CanReadPastInvalidation(key, *ns)) {
+        reload = true;  // the old row is not served once the new one can be read
+        return;
+      }
     }
     ReadAnswer answer;
     bool value_kind = meta.kind == lease::EntryKind::kValue;
@@ -299,7 +356,7 @@ bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&
     answer.age_ms = now_ms - meta.filled_at;
     now(answer);
   });
-  if (found) {
+  if (found && !reload) {
     Count(proto, outcome, start);
     if (freshness != lease::Freshness::kFresh) Refresh(key, *ns);
     return true;

@@ -79,8 +79,13 @@ std::string_view LoadOutcomeName(LoadOutcome o) {
 }
 
 std::string_view LabelValues<RefreshResult>::Name(RefreshResult r) {
-  static constexpr std::string_view kNames[] = {"started", "held_off", "shed"};
+  static constexpr std::string_view kNames[] = {"started", "held_off", "shed", "awaiting_replay"};
   return kNames[static_cast<size_t>(r)];
+}
+
+std::string_view LabelValues<FencedFill>::Name(FencedFill f) {
+  static constexpr std::string_view kNames[] = {"retried", "stale", "marked_stale"};
+  return kNames[static_cast<size_t>(f)];
 }
 
 std::string_view LabelValues<InvalidationSource>::Name(InvalidationSource s) {
@@ -365,6 +370,15 @@ void RenderFamily(std::string& out, const FamilySpec& f, const MetricSources& s)
     case Family::kTierFallbacks:
       Sample(out, f.name, "", static_cast<double>(m.tier_fallbacks.Value()));
       return;
+    case Family::kFencedFills:
+      RenderEnumCounter(out, m.fenced_fills);
+      return;
+    case Family::kPositionMarkers:
+      Sample(out, f.name, "", static_cast<double>(s.position_markers));
+      return;
+    case Family::kPositionMarkerBytes:
+      Sample(out, f.name, "", static_cast<double>(s.position_marker_bytes));
+      return;
     case Family::kCount:
       return;
   }
@@ -453,6 +467,8 @@ std::string RenderInfo(const MetricSources& s, std::string_view section) {
       field("corral_pool_" + p.name + "_inflight_loads", std::to_string(p.inflight));
       field("corral_pool_" + p.name + "_queued_loads", std::to_string(p.queued));
     }
+    field("corral_position_markers", std::to_string(s.position_markers));
+    field("corral_position_marker_bytes", std::to_string(s.position_marker_bytes));
     out += "\r\n";
   }
   if (want("keyspace")) {

@@ -53,6 +53,9 @@ enum class Family : size_t {
   kTierLookups,
   kTierLeases,
   kTierFallbacks,
+  kFencedFills,
+  kPositionMarkers,
+  kPositionMarkerBytes,
   kCount
 };
 inline constexpr size_t kFamilyCount = static_cast<size_t>(Family::kCount);
@@ -118,6 +121,12 @@ inline constexpr std::array<FamilySpec, kFamilyCount> kFamilies = {{
      "Cluster-wide leases this node held, by how they ended."},
     {Family::kTierFallbacks, "corral_tier_fallbacks_total", MetricType::kCounter, "",
      "Loads run with node-local single flight because the Redis tier was away."},
+    {Family::kFencedFills, "corral_fenced_fills_total", MetricType::kCounter, "action",
+     "Database fills read before the key's last invalidation (replica lag), by what was done."},
+    {Family::kPositionMarkers, "corral_position_markers", MetricType::kGauge, "",
+     "Keys whose last invalidation's WAL position some usable replica has not replayed yet."},
+    {Family::kPositionMarkerBytes, "corral_position_marker_bytes", MetricType::kGauge, "",
+     "Estimated memory of those markers."},
 }};
 
 constexpr const FamilySpec& Spec(Family f) { return kFamilies[static_cast<size_t>(f)]; }
@@ -133,7 +142,12 @@ inline constexpr size_t kOutcomeCount = 7;
 enum class LoadOutcome { kValue = 0, kNotFound, kError };
 inline constexpr size_t kLoadOutcomeCount = 3;
 // corral_refreshes_total's result label.
-enum class RefreshResult { kStarted = 0, kHeldOff, kShed };
+// kAwaitingReplay: not started, because no server has replayed the key's last invalidation yet.
+enum class RefreshResult { kStarted = 0, kHeldOff, kShed, kAwaitingReplay };
+// corral_fenced_fills_total's action label (lease/position_fence.h): a fill read before the key's
+// last invalidation was retried on a server past it, kept as stale, or (its position arrived
+// after the fill) marked stale.
+enum class FencedFill { kRetried = 0, kStale, kMarkedStale };
 // corral_invalidations_total's source label: NOTIFY, RESP SET/DEL of a namespace key, HTTP DELETE.
 // kTier: another node's invalidation, broadcast through the Redis tier.
 enum class InvalidationSource { kNotify = 0, kSet, kDel, kHttp, kTier };
@@ -169,7 +183,7 @@ struct LabelValues<ShedReason> {
 };
 template <>
 struct LabelValues<RefreshResult> {
-  static constexpr size_t kCount = 3;
+  static constexpr size_t kCount = 4;
   static std::string_view Name(RefreshResult r);
 };
 template <>
@@ -178,6 +192,11 @@ struct LabelValues<InvalidationSource> {
   static std::string_view Name(InvalidationSource s);
 };
 
+template <>
+struct LabelValues<FencedFill> {
+  static constexpr size_t kCount = 3;
+  static std::string_view Name(FencedFill f);
+};
 template <>
 struct LabelValues<TierLookup> {
   static constexpr size_t kCount = 3;
@@ -295,6 +314,7 @@ class Metrics {
   EnumCounter<ShedReason, Family::kShed> shed;
   EnumCounter<RefreshResult, Family::kRefreshes> refreshes;  // corral_refreshes_total{result}
   EnumCounter<InvalidationSource, Family::kInvalidations> invalidations;
+  EnumCounter<FencedFill, Family::kFencedFills> fenced_fills;
   Counter commands;     // every RESP command (INFO total_commands_processed)
   Counter connections;  // accepted connections (INFO total_connections_received)
   Counter rejected_connections;
@@ -344,6 +364,8 @@ struct MetricSources {
   int64_t connected_clients = 0;
   std::vector<ReplicaGauges> replicas;  // empty without PostgreSQL
   std::vector<PoolGauges> pools;
+  size_t position_markers = 0;
+  size_t position_marker_bytes = 0;
   bool tier = false;     // a Redis tier is configured
   bool tier_up = false;  // and reachable
   // For INFO and /v1/stats.

@@ -32,6 +32,7 @@ PgBackend::~PgBackend() { Stop(); }
 
 void PgBackend::Start(CacheService& cache, Metrics& metrics) {
   loader_->Start();
+  cache.SetPositionSource(this);
   const PostgresConfig& pg = *config_.postgres;
   listener_ = std::make_unique<pg::Listener>(
       pg.primary, pg.invalidation_channel,
@@ -58,22 +59,39 @@ void PgBackend::Stop() {
   if (loader_) loader_->Stop();
 }
 
-void PgBackend::Load(size_t ns_index, std::string id, AdmitFn admit,
-                     std::function<void(BackendResult)> done) {
+void PgBackend::Load(size_t ns_index, std::string id, lease::WalPosition min_position,
+                     AdmitFn admit, std::function<void(BackendResult)> done) {
   // The answer may come later, from the thread that made room in the pool's queue.
-  admit([this, ns_index, id = std::move(id), done = std::move(done)](lease::Admission a) {
+  admit([this, ns_index, min_position, id = std::move(id),
+         done = std::move(done)](lease::Admission a) {
     if (a != lease::Admission::kAdmitted) return done(ShedResult(a));
-    loader_->Load(ns_index, id, [done](pg::LoadOutcome o) {
-      BackendResult r;
-      r.kind = o.kind == pg::LoadOutcome::Kind::kValue      ? lease::LoadResult::Kind::kValue
-               : o.kind == pg::LoadOutcome::Kind::kNotFound ? lease::LoadResult::Kind::kNotFound
-                                                            : lease::LoadResult::Kind::kError;
-      r.data = std::move(o.data);
-      r.micros = o.micros;
-      done(std::move(r));
-    });
+    loader_->Load(
+        ns_index, id,
+        [done](pg::LoadOutcome o) {
+          BackendResult r;
+          r.kind = o.kind == pg::LoadOutcome::Kind::kValue      ? lease::LoadResult::Kind::kValue
+                   : o.kind == pg::LoadOutcome::Kind::kNotFound ? lease::LoadResult::Kind::kNotFound
+                                                                : lease::LoadResult::Kind::kError;
+          r.data = std::move(o.data);
+          r.micros = o.micros;
+          r.position = o.position;
+          done(std::move(r));
+        },
+        min_position);
   });
 }
+
+void PgBackend::CurrentPosition(std::function<void(lease::WalPosition)> done) {
+  loader_->CurrentPosition(std::move(done));
+}
+
+bool PgBackend::CanRead(size_t ns_index, lease::WalPosition position) const {
+  return loader_->CanRead(ns_index, position);
+}
+
+void PgBackend::RefreshPositions(size_t ns_index) { loader_->RefreshPositions(ns_index); }
+
+lease::WalPosition PgBackend::ReplayedEverywhere() const { return loader_->ReplayedEverywhere(); }
 
 bool PgBackend::Ready() const { return loader_->Ready(); }
 

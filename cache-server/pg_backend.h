@@ -18,7 +18,7 @@ class Listener;
 
 namespace corral::server {
 
-class PgBackend final : public LoadBackend {
+class PgBackend final : public LoadBackend, public PositionSource {
  public:
   // Hands pg-loader its parts of `config` (which ParseConfig has validated with the loader's own
   // Validate, so this does not throw for a parsed config). `config` must outlive the backend.
@@ -30,8 +30,13 @@ class PgBackend final : public LoadBackend {
   void Start(CacheService& cache, Metrics& metrics);
   void Stop();
 
-  void Load(size_t ns_index, std::string id, AdmitFn admit,
+  void Load(size_t ns_index, std::string id, lease::WalPosition min_position, AdmitFn admit,
             std::function<void(BackendResult)> done) override;
+  // PositionSource, from the loader (Loader::CurrentPosition, CanRead, ReplayedEverywhere).
+  void CurrentPosition(std::function<void(lease::WalPosition)> done) override;
+  bool CanRead(size_t ns_index, lease::WalPosition position) const override;
+  void RefreshPositions(size_t ns_index) override;
+  lease::WalPosition ReplayedEverywhere() const override;
   // Every pool has a usable replica (or the primary, with fallback_to_primary).
   bool Ready() const;
   // Each replica's health, lag and load counts, for metrics.cc's corral_replica_* gauges.

@@ -416,7 +416,7 @@ struct DelGather {
 
 CommandStatus RespCommands::Del(RespClient&, Args args, std::string& out,
                                 AsyncReplyTarget& target) {
-  if (!state_.cache.propagates_invalidations()) {
+  if (!state_.cache.invalidations_complete_later()) {
     int64_t deleted = 0;
     for (size_t i = 1; i < args.size(); ++i) {
       deleted += state_.cache.Invalidate(args[i], InvalidationSource::kDel) ? 1 : 0;
@@ -425,7 +425,8 @@ CommandStatus RespCommands::Del(RespClient&, Args args, std::string& out,
     return CommandStatus::kDone;
   }
   // With the Redis tier, DEL answers once the other nodes can no longer serve the old value from
-  // L2 and the broadcast to their L1 is out (bounded by redis.timeout_ms).
+  // L2 and the broadcast to their L1 is out (bounded by redis.timeout_ms); with PostgreSQL, once
+  // the invalidation's WAL position is known (one primary round trip, shared by concurrent DELs).
   auto gather = std::make_shared<DelGather>();
   gather->remaining = args.size();  // one per key, plus one while issuing
   gather->target = target.Self();

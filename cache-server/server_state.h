@@ -56,6 +56,8 @@ inline MetricSources MetricSourcesOf(const ServerState& s) {
   m.max_clients = s.config.shedding.max_clients;
   m.max_bytes = s.config.memory.max_bytes;
   m.pools = s.cache.PoolStatus();
+  m.position_markers = s.cache.position_markers();
+  m.position_marker_bytes = s.cache.position_marker_bytes();
   return m;
 }
 

@@ -205,9 +205,10 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     std::string id;
     std::string key;
     std::function<void(BackendResult)> done;
-    AdmitFn admit;       // asked by `db` before it queries (a lease won, or the fallback)
-    std::string owner;   // this load's lease name, "node:n"
-    std::string holder;  // the other node's lease it waits on
+    AdmitFn admit;  // asked by `db` before it queries (a lease won, or the fallback)
+    lease::WalPosition min_position = 0;  // passed to `db` (CacheService's position fence)
+    std::string owner;                    // this load's lease name, "node:n"
+    std::string holder;                   // the other node's lease it waits on
     std::chrono::steady_clock::time_point give_up;
     std::optional<asio::steady_timer> check;
     int lookups = 0;
@@ -437,9 +438,11 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void LoadFromDb(const PendingPtr& p) {
-    db.Load(p->ns, p->id, p->admit, [self = shared_from_this(), p](BackendResult r) {
-      asio::post(self->io, [self, p, r = std::move(r)]() mutable { self->Store(p, std::move(r)); });
-    });
+    db.Load(p->ns, p->id, p->min_position, p->admit,
+            [self = shared_from_this(), p](BackendResult r) {
+              asio::post(self->io,
+                         [self, p, r = std::move(r)]() mutable { self->Store(p, std::move(r)); });
+            });
   }
 
   // The lease holder's load finished: fill L2 (compare-and-set) or hold the error off, then wake
@@ -512,7 +515,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     double j = std::clamp(ns.ttl_jitter, 0.0, 1.0);
     double factor = std::uniform_real_distribution<double>(1.0 - j, 1.0)(rng);
     db.Load(
-        p->ns, p->id, std::move(p->admit),
+        p->ns, p->id, p->min_position, std::move(p->admit),
         [self = shared_from_this(), done = std::move(p->done), &ns, factor](BackendResult r) {
           if (r.kind == LoadResult::Kind::kValue || r.kind == LoadResult::Kind::kNotFound) {
             int64_t ttl = r.kind == LoadResult::Kind::kValue ? ns.ttl_ms : ns.negative_ttl_ms;
@@ -847,10 +850,11 @@ void TierBackend::Start(CacheService& cache) {
 
 void TierBackend::Stop() { impl_->Stop(); }
 
-void TierBackend::Load(size_t ns_index, std::string id, AdmitFn admit,
-                       std::function<void(BackendResult)> done) {
+void TierBackend::Load(size_t ns_index, std::string id, lease::WalPosition min_position,
+                       AdmitFn admit, std::function<void(BackendResult)> done) {
   auto p = std::make_shared<Impl::Pending>();
   p->ns = ns_index;
+  p->min_position = min_position;
   p->key = impl_->namespaces.at(ns_index)->name + ":" + id;
   p->id = std::move(id);
   p->done = std::move(done);

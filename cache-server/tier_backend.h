@@ -35,7 +35,7 @@ class TierBackend final : public LoadBackend, public InvalidationSink {
   void Start(CacheService& cache);
   void Stop();
 
-  void Load(size_t ns_index, std::string id, AdmitFn admit,
+  void Load(size_t ns_index, std::string id, lease::WalPosition min_position, AdmitFn admit,
             std::function<void(BackendResult)> done) override;
   void Propagate(std::string_view key, InvalidationSource source,
                  std::function<void(bool held)> done) override;

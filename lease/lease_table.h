@@ -27,6 +27,9 @@ struct LoadResult {
   Kind kind = Kind::kNotFound;
   std::string data;
   Admission shed = Admission::kAdmitted;
+  // A value read before the key's last invalidation (lease/position_fence.h): its waiters are
+  // answered with it as stale.
+  bool stale = false;
 };
 
 // How a wait ended.

@@ -157,6 +157,20 @@ std::optional<PolicyView> Store::Inspect(std::string_view key) {
   return shard.table.View(*entry, hash, now);
 }
 
+bool Store::MarkStale(std::string_view key) {
+  const uint64_t hash = Hash(key);
+  const Millis now = clock_.NowMs();
+  Shard& shard = ShardFor(hash);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  StoreShard::Entry* entry = shard.table.FindLive(key, hash, now);
+  if (entry == nullptr || entry->origin != EntryOrigin::kFill) return false;
+  EntryMeta meta = entry->meta();
+  if (meta.fresh_until <= now) return false;
+  meta.fresh_until = now;
+  entry->set_meta(meta);
+  return true;
+}
+
 void Store::MarkAllStaleBefore(Millis before) {
   Millis current = stale_before_.load(std::memory_order_relaxed);
   while (current < before &&

@@ -98,6 +98,9 @@ class Store {
   // them. O(1): keeps an epoch that only moves forward. Call it when the invalidation listener
   // loses its connection and again when it has subscribed anew, with the time of each.
   void MarkAllStaleBefore(Millis before);
+  // Treats `key`'s read-through entry (stored by Fill) as stale from now on: its stale window is
+  // unchanged. True if there was such an entry, fresh until now.
+  bool MarkStale(std::string_view key);
 
   // Removes every entry (FLUSHALL). Counters are kept.
   void Clear();

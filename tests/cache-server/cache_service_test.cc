@@ -45,6 +45,44 @@ BackendResult Found(std::string value, int64_t micros = 1000) {
   return Result(LoadKind::kValue, std::move(value), micros);
 }
 BackendResult NotFound() { return Result(LoadKind::kNotFound, "", 1000); }
+// A value read at WAL position `position`.
+BackendResult FoundAt(std::string value, lease::WalPosition position) {
+  BackendResult r = Result(LoadKind::kValue, std::move(value), 1000);
+  r.position = position;
+  return r;
+}
+
+// The primary's positions as the test hands them out, and what the replicas have replayed.
+class FakePositions final : public PositionSource {
+ public:
+  void CurrentPosition(std::function<void(lease::WalPosition)> done) override {
+    std::lock_guard lock(mu_);
+    asked_.push_back(std::move(done));
+  }
+  bool CanRead(size_t, lease::WalPosition position) const override {
+    return position <= readable_.load();
+  }
+  lease::WalPosition ReplayedEverywhere() const override { return replayed_.load(); }
+  void RefreshPositions(size_t) override { ++refreshes_; }
+
+  // Answers every CurrentPosition asked so far with `position`; returns how many.
+  size_t Answer(lease::WalPosition position) {
+    std::vector<std::function<void(lease::WalPosition)>> asked;
+    {
+      std::lock_guard lock(mu_);
+      asked.swap(asked_);
+    }
+    for (auto& done : asked) done(position);
+    return asked.size();
+  }
+  std::atomic<lease::WalPosition> readable_{0};  // some server has replayed this far
+  std::atomic<lease::WalPosition> replayed_{0};  // every usable replica has
+  std::atomic<int> refreshes_{0};                // RefreshPositions calls
+
+ private:
+  std::mutex mu_;
+  std::vector<std::function<void(lease::WalPosition)>> asked_;
+};
 BackendResult Failed(std::string why) { return Result(LoadKind::kError, std::move(why), 1000); }
 
 // lease::FakeRandom that also counts its draws, and whose values a test may replace between steps.
@@ -75,28 +113,33 @@ class FakeBackend final : public LoadBackend {
     size_t ns_index;
     std::string id;
     std::function<void(BackendResult)> done;
+    lease::WalPosition min_position = 0;
   };
 
   // Asks for admission first, as a real backend does before its query (unless told it answers
   // without one); a shed load is not recorded (it never reached the database), and a queued one
   // is recorded once it is admitted.
-  void Load(size_t ns_index, std::string id, AdmitFn admit,
+  void Load(size_t ns_index, std::string id, lease::WalPosition min_position, AdmitFn admit,
             std::function<void(BackendResult)> done) override {
-    if (!asks_admission_) return Admitted(ns_index, std::move(id), std::move(done));
-    admit([this, ns_index, id = std::move(id), done = std::move(done)](lease::Admission a) {
+    if (!asks_admission_) {
+      return Admitted(ns_index, std::move(id), std::move(done), min_position);
+    }
+    admit([this, ns_index, min_position, id = std::move(id),
+           done = std::move(done)](lease::Admission a) {
       if (a != lease::Admission::kAdmitted) return done(ShedResult(a));
-      Admitted(ns_index, id, done);
+      Admitted(ns_index, id, done, min_position);
     });
   }
 
-  void Admitted(size_t ns_index, std::string id, std::function<void(BackendResult)> done) {
+  void Admitted(size_t ns_index, std::string id, std::function<void(BackendResult)> done,
+                lease::WalPosition min_position) {
     std::optional<BackendResult> now;
     {
       std::lock_guard lock(mu_);
       history_.push_back({ns_index, id});
       ++loads_by_id_[id];
       now = inline_;
-      if (!now) pending_.push_back({ns_index, std::move(id), std::move(done)});
+      if (!now) pending_.push_back({ns_index, std::move(id), std::move(done), min_position});
     }
     cv_.notify_all();
     if (now) done(*now);
@@ -163,6 +206,14 @@ class FakeBackend final : public LoadBackend {
   size_t pending() const {
     std::lock_guard lock(mu_);
     return pending_.size();
+  }
+  // The position the oldest pending load of `id` was asked to read at; nullopt if none pends.
+  std::optional<lease::WalPosition> min_position(const std::string& id) const {
+    std::lock_guard lock(mu_);
+    for (const Call& c : pending_) {
+      if (c.id == id) return c.min_position;
+    }
+    return std::nullopt;
   }
   std::pair<size_t, std::string> call(size_t i) const {
     std::lock_guard lock(mu_);
@@ -824,6 +875,128 @@ TEST_F(CacheServiceTest, FlushAllVoidsLoadsInFlight) {
 
 // max_inflight_loads bounds database queries: a load answered without one (the Redis tier's L2,
 // another node's lease) holds no slot while it waits.
+// --- Rule 6 across replica lag: the position fence ---------------------------------------------
+
+class PositionFenceServiceTest : public CacheServiceTest {
+ protected:
+  PositionFenceServiceTest() { service_->SetPositionSource(&positions_); }
+  // DEL of `key` whose write the primary has at `position`; true once DEL may answer.
+  bool Del(const std::string& key, lease::WalPosition position) {
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    service_->Invalidate(key, InvalidationSource::kDel, [answered](bool) { *answered = true; });
+    EXPECT_FALSE(*answered) << "DEL answers once the position is known";
+    EXPECT_EQ(positions_.Answer(position), 1u);
+    return *answered;
+  }
+  uint64_t Fenced(FencedFill f) const { return metrics_.fenced_fills.Value(f); }
+  FakePositions positions_;
+};
+
+TEST_F(PositionFenceServiceTest, AFillFromALaggingReplicaIsRetriedWhereTheWriteIsReplayed) {
+  Fill("user:1", "v1");
+  positions_.readable_ = 300;  // one server has replayed past the write
+  ASSERT_TRUE(Del("user:1", 200));
+  EXPECT_EQ(metrics_.invalidations.Value("source=\"del\""), 1u);
+  RecordPtr r = Read("user:1");
+  EXPECT_EQ(backend_.min_position("1"), 200u) << "routed past the invalidation";
+  // The load still went to a replica that had not replayed it (say its position was stale).
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v1", 150)));
+  EXPECT_EQ(r->count(), 0u) << "the old row answers nobody: the load is retried";
+  EXPECT_EQ(Fenced(FencedFill::kRetried), 1u);
+  EXPECT_EQ(backend_.min_position("1"), 200u);
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v2", 250)));
+  EXPECT_EQ(r->only().value, "v2");
+  EXPECT_EQ(r->only().outcome, Outcome::kMiss);
+  RecordPtr hit = Read("user:1");
+  EXPECT_TRUE(hit->returned_now);
+  EXPECT_EQ(hit->only().value, "v2");
+  EXPECT_EQ(hit->only().outcome, Outcome::kHit);
+  EXPECT_EQ(backend_.loads(), 3u);
+}
+
+TEST_F(PositionFenceServiceTest, WithNoServerPastTheWriteTheOldRowIsServedStaleUntilOneIs) {
+  Fill("user:1", "v1");
+  positions_.readable_ = 100;
+  ASSERT_TRUE(Del("user:1", 200));
+  RecordPtr r = Read("user:1");
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v1", 150)));
+  EXPECT_EQ(r->only().value, "v1");
+  EXPECT_EQ(r->only().outcome, Outcome::kStale) << "never as fresh";
+  EXPECT_EQ(Fenced(FencedFill::kStale), 1u);
+  EXPECT_EQ(positions_.refreshes_, 1) << "the replicas' positions are asked for at once";
+  // Kept as stale: served at once, and no reload while no server can read past the write.
+  for (int i = 0; i < 3; ++i) {
+    RecordPtr again = Read("user:1");
+    EXPECT_TRUE(again->returned_now);
+    EXPECT_EQ(again->only().outcome, Outcome::kStale);
+  }
+  EXPECT_EQ(backend_.loads(), 2u);
+  EXPECT_EQ(metrics_.refreshes.Value(RefreshResult::kAwaitingReplay), 3u);
+  // A replica catches up: the old row is no longer served; the next read waits for the reload,
+  // routed past the invalidation.
+  positions_.readable_ = 260;
+  RecordPtr reload = Read("user:1");
+  EXPECT_FALSE(reload->returned_now);
+  ASSERT_EQ(backend_.loads(), 3u);
+  EXPECT_EQ(backend_.min_position("1"), 200u);
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v2", 260)));
+  EXPECT_EQ(reload->only().value, "v2");
+  EXPECT_EQ(reload->only().outcome, Outcome::kMiss);
+  RecordPtr fresh = Read("user:1");
+  EXPECT_EQ(fresh->only().value, "v2");
+  EXPECT_EQ(fresh->only().outcome, Outcome::kHit);
+}
+
+TEST_F(PositionFenceServiceTest, AFillBeforeThePositionArrivesIsMarkedStaleWhenItDoes) {
+  Fill("user:1", "v1");
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  service_->Invalidate("user:1", InvalidationSource::kNotify,
+                       [answered](bool) { *answered = true; });
+  EXPECT_EQ(metrics_.invalidations.Value("source=\"notify\""), 0u) << "counted once positioned";
+  // A read between the invalidation and its position: cached, since nothing is known yet.
+  RecordPtr r = Read("user:1");
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v1", 150)));
+  EXPECT_EQ(r->only().value, "v1");
+  EXPECT_EQ(Read("user:1")->only().outcome, Outcome::kHit);
+  EXPECT_EQ(positions_.Answer(200), 1u);
+  EXPECT_TRUE(*answered);
+  EXPECT_EQ(metrics_.invalidations.Value("source=\"notify\""), 1u);
+  EXPECT_EQ(Fenced(FencedFill::kMarkedStale), 1u);
+  RecordPtr after = Read("user:1");
+  EXPECT_EQ(after->only().outcome, Outcome::kStale) << "the fill read at 150 predates 200";
+}
+
+TEST_F(PositionFenceServiceTest, AFillReadPastTheInvalidationIsFreshAtOnce) {
+  Fill("user:1", "v1");
+  ASSERT_TRUE(Del("user:1", 200));
+  RecordPtr r = Read("user:1");
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v2", 200)));
+  EXPECT_EQ(r->only().outcome, Outcome::kMiss);
+  EXPECT_EQ(Read("user:1")->only().outcome, Outcome::kHit);
+  EXPECT_EQ(Fenced(FencedFill::kRetried) + Fenced(FencedFill::kStale), 0u);
+  EXPECT_EQ(backend_.min_position("2"), std::nullopt);
+  EXPECT_EQ(Read("user:2")->count(), 0u);
+  EXPECT_EQ(backend_.min_position("2"), 0u) << "a key never invalidated has no minimum";
+}
+
+TEST_F(PositionFenceServiceTest, MarkersLastUntilEveryUsableReplicaHasReplayedThem) {
+  ASSERT_TRUE(Del("user:1", 200));
+  ASSERT_TRUE(Del("user:2", 400));
+  EXPECT_EQ(service_->position_markers(), 2u);
+  EXPECT_GT(service_->position_marker_bytes(), 0u);
+  positions_.replayed_ = 300;
+  clock_.Advance(100);
+  service_->Tick();
+  EXPECT_EQ(service_->position_markers(), 1u);
+  positions_.replayed_ = 400;
+  service_->Tick();
+  EXPECT_EQ(service_->position_markers(), 1u) << "expiry runs at most every 100 ms";
+  clock_.Advance(100);
+  service_->Tick();
+  EXPECT_EQ(service_->position_markers(), 0u);
+  EXPECT_EQ(service_->position_marker_bytes(), 0u);
+}
+
 TEST_F(CacheServiceTest, OnlyLoadsThatQueryTheDatabaseCountAgainstMaxInflightLoads) {
   Config config = TestConfig();
   config.namespaces["user"].max_inflight_loads = 1;

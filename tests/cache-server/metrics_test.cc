@@ -108,6 +108,8 @@ class MetricsTest : public ::testing::Test {
     s.connected_clients = 3;
     s.replicas = {{"replica0", true, 0.25, 2, 5}, {"odd\"re\\pl", false, 0, 0, 0}};
     s.pools = {{"default", 8, 8, 3}, {"reports", 0, 1, 0}};
+    s.position_markers = 2;
+    s.position_marker_bytes = 210;
     s.tier = true;  // a Redis tier configured, so corral_tier_up has its sample
     s.tier_up = true;
     s.started_unix = std::time(nullptr) - 90'000;
@@ -346,6 +348,8 @@ TEST_F(MetricsTest, InfoReadsTheSameCounters) {
             "corral_pool_reports_concurrency_limit:0\r\n"
             "corral_pool_reports_inflight_loads:1\r\n"
             "corral_pool_reports_queued_loads:0\r\n"
+            "corral_position_markers:2\r\n"
+            "corral_position_marker_bytes:210\r\n"
             "\r\n");
   EXPECT_EQ(RenderInfo(Sources(), "nosuchsection"), "");
 }

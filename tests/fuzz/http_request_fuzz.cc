@@ -42,7 +42,7 @@ void Check(bool ok, const char* what) {
 // the thread that answers: the id decides found, not found or failed.
 class InstantBackend final : public server::LoadBackend {
  public:
-  void Load(size_t, std::string id, server::AdmitFn admit,
+  void Load(size_t, std::string id, lease::WalPosition, server::AdmitFn admit,
             std::function<void(server::BackendResult)> done) override {
     admit([id = std::move(id), done = std::move(done)](lease::Admission a) {
       if (a != lease::Admission::kAdmitted) return done(server::ShedResult(a));
