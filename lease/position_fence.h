@@ -56,8 +56,8 @@ class PositionFence {
 
  private:
   struct Marker {
-    WalPosition position = 0;            // the newest known invalidation's position
-    uint32_t unresolved = 0;             // invalidations whose position has not arrived
+    WalPosition position = 0;               // the newest known invalidation's position
+    uint32_t unresolved = 0;                // invalidations whose position has not arrived
     WalPosition unresolved_fill = kNoFill;  // the oldest read position of a fill cached meanwhile
   };
   static constexpr WalPosition kNoFill = UINT64_MAX;

@@ -6,12 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <thread>
-#include <random>
-#include <mutex>
 #include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/pg_support.h"
@@ -47,8 +47,9 @@ class ReplicaLagPgTest : public PgTest {
   }
 
   void Pause(size_t replica) {
-    ASSERT_EQ(PgCluster::Sql(pg_.replicas[replica], "SELECT pg_wal_replay_pause()").rfind("ERROR", 0),
-              std::string::npos);
+    ASSERT_EQ(
+        PgCluster::Sql(pg_.replicas[replica], "SELECT pg_wal_replay_pause()").rfind("ERROR", 0),
+        std::string::npos);
     ASSERT_TRUE(WaitFor(
         [&] {
           return PgCluster::Sql(pg_.replicas[replica], "SELECT pg_get_wal_replay_pause_state()") ==
@@ -75,8 +76,7 @@ class ReplicaLagPgTest : public PgTest {
   }
 
   static HttpRead Get(uint16_t port, const std::string& ns, int id) {
-    std::string reply =
-        HttpHerd(port, {"/v1/cache/" + ns + "/" + std::to_string(id)})[0].reply;
+    std::string reply = HttpHerd(port, {"/v1/cache/" + ns + "/" + std::to_string(id)})[0].reply;
     HttpRead read;
     size_t at = reply.find("X-Cache: ");
     if (at != std::string::npos) {
@@ -132,8 +132,8 @@ class ReplicaLagPgTest : public PgTest {
       EXPECT_NE(read.cache, "STALE");
     }
     // Every usable replica has replayed the invalidation: its marker goes.
-    EXPECT_TRUE(WaitFor([&] { return Metric(http_port, "corral_position_markers") == 0; },
-                        Millis(5000)));
+    EXPECT_TRUE(
+        WaitFor([&] { return Metric(http_port, "corral_position_markers") == 0; }, Millis(5000)));
   }
 };
 
@@ -328,8 +328,8 @@ TEST_F(ReplicaLagPgTest, FuzzNoReadOlderThanAnInvalidationEveryReplicaHasReplaye
     while (!stop) {
       const size_t replica = rng() % pg_.replicas.size();
       const bool pause = rng() % 2 == 0;
-      PgCluster::Sql(pg_.replicas[replica], pause ? "SELECT pg_wal_replay_pause()"
-                                                  : "SELECT pg_wal_replay_resume()");
+      PgCluster::Sql(pg_.replicas[replica],
+                     pause ? "SELECT pg_wal_replay_pause()" : "SELECT pg_wal_replay_resume()");
       if (pause) ++pauses;
       const auto until = Clock::now() + Millis(100 + rng() % 400);
       while (!stop && Clock::now() < until) std::this_thread::sleep_for(Millis(10));
@@ -361,7 +361,8 @@ TEST_F(ReplicaLagPgTest, FuzzNoReadOlderThanAnInvalidationEveryReplicaHasReplaye
   EXPECT_GT(reads.load(), 100);
   EXPECT_GE(writes.load(), 30);
   EXPECT_GT(pauses.load(), 3);
-  EXPECT_GT(fenced, 0) << "the pauses never made a reload read an older row: the fuzz tested nothing";
+  EXPECT_GT(fenced, 0)
+      << "the pauses never made a reload read an older row: the fuzz tested nothing";
 }
 
 }  // namespace
