@@ -497,6 +497,11 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
   holdoff_.Clear(key);
   bool existed = store_.Del(key);
   const bool tier = sink_ != nullptr && source != InvalidationSource::kTier && in_namespace;
+  if (!tier && !fence) {
+    metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
+    if (propagated) propagated(existed);
+    return existed;
+  }
   auto join = std::make_shared<InvalidationJoin>();
   join->left = 1 + (tier ? 1 : 0) + (fence ? 1 : 0);
   join->existed = existed;
@@ -515,7 +520,7 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
       join->Finish();
     });
   } else {
-    metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
+    metrics_.invalidations.Add(source);
   }
   join->Finish();
   return existed;

@@ -421,17 +421,6 @@ struct Read {
 
 class SilentPrimaryTest : public FaultPgTest {
  protected:
-  int64_t Version(int id) {
-    return std::atoll(
-        PgCluster::Sql(pg_.primary, "SELECT version FROM users WHERE id = " + std::to_string(id))
-            .c_str());
-  }
-  int64_t Bump(int id) {
-    return std::atoll(
-        PgCluster::Sql(pg_.primary, "UPDATE users SET version = version + 1 WHERE id = " +
-                                        std::to_string(id) + " RETURNING version")
-            .c_str());
-  }
   Read Get(uint16_t http, int id) {
     const auto start = Clock::now();
     auto r = HttpRequestOnce(http, "GET", "/v1/cache/user/" + std::to_string(id));
@@ -459,14 +448,14 @@ class SilentPrimaryTest : public FaultPgTest {
     const std::string connected = "event=invalidation_listener_connected";
     const std::string lost = "event=invalidation_listener_disconnected";
     ASSERT_TRUE(server->WaitForStderr(connected, Millis(10000)));
-    const int64_t v1 = Version(id);
+    const int64_t v1 = pg_.UserVersion(id);
     ASSERT_TRUE(ReadsVersion(http, id, v1, Millis(5000)));
     ASSERT_TRUE(WaitFor([&] { return Get(http, id).x_cache == "HIT"; }, Millis(5000)));
 
     // The link goes silent, and the row changes meanwhile: its NOTIFY is lost on the silent link.
     const auto t0 = Clock::now();
     fault(*primary_proxy_);
-    const int64_t v2 = Bump(id);
+    const int64_t v2 = pg_.BumpUserVersion(id);
     ASSERT_EQ(v2, v1 + 1);
     ASSERT_TRUE(pg_.WaitReplayed());
     // The listener notices within its ping bound.
@@ -502,7 +491,7 @@ class SilentPrimaryTest : public FaultPgTest {
           return r.x_cache == "HIT" && r.value == std::to_string(v2);
         },
         Millis(5000)));
-    const int64_t v3 = Bump(id);
+    const int64_t v3 = pg_.BumpUserVersion(id);
     ASSERT_TRUE(pg_.WaitReplayed());
     const auto t2 = Clock::now();
     EXPECT_TRUE(ReadsVersion(http, id, v3, Millis(3000)))

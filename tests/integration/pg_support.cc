@@ -195,6 +195,17 @@ bool PgCluster::Node(const std::string& action, const std::string& node) const {
   return r.status.ok();
 }
 
+int64_t PgCluster::UserVersion(int id) const {
+  return std::atoll(
+      Sql(primary, "SELECT version FROM users WHERE id = " + std::to_string(id)).c_str());
+}
+
+int64_t PgCluster::BumpUserVersion(int id) const {
+  return std::atoll(Sql(primary, "UPDATE users SET version = version + 1 WHERE id = " +
+                                     std::to_string(id) + " RETURNING version")
+                        .c_str());
+}
+
 std::string PgCluster::PostgresJson(const std::string& extra) const {
   std::string json = "{\"primary\": \"" + primary + "\", \"replicas\": [";
   for (size_t i = 0; i < replicas.size(); ++i) {

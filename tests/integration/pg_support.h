@@ -37,6 +37,10 @@ struct PgCluster {
   bool WaitReplayed(Millis timeout = Millis(10000)) const;
   // deploy/pg-local.sh ACTION NODE (stop-node, start-node, ...); true on exit 0.
   bool Node(const std::string& action, const std::string& node) const;
+  // The seeded users row's version on the primary (0 if psql fails), and the same after an UPDATE
+  // that increments it.
+  int64_t UserVersion(int id) const;
+  int64_t BumpUserVersion(int id) const;
   // The JSON "postgres" section for corral's config.
   std::string PostgresJson(const std::string& extra = "") const;
 };

@@ -63,18 +63,6 @@ class ReplicaLagPgTest : public PgTest {
     }
   }
 
-  int64_t Version(int id) {
-    return std::atoll(
-        PgCluster::Sql(pg_.primary, "SELECT version FROM users WHERE id = " + std::to_string(id))
-            .c_str());
-  }
-  int64_t Bump(int id) {
-    return std::atoll(
-        PgCluster::Sql(pg_.primary, "UPDATE users SET version = version + 1 WHERE id = " +
-                                        std::to_string(id) + " RETURNING version")
-            .c_str());
-  }
-
   static HttpRead Get(uint16_t port, const std::string& ns, int id) {
     std::string reply = HttpHerd(port, {"/v1/cache/" + ns + "/" + std::to_string(id)})[0].reply;
     HttpRead read;
@@ -144,11 +132,11 @@ TEST_F(ReplicaLagPgTest, DelDuringReplicaLagNeverCachesTheOldRowAsFresh) {
   for (int round = 0; round < 5; ++round) {
     const int id = 510 + round;
     ASSERT_TRUE(pg_.WaitReplayed());
-    const int64_t before = Version(id);
+    const int64_t before = pg_.UserVersion(id);
     EXPECT_EQ(Get(server->http_port(), "lagdel", id).body, std::to_string(before));
     EXPECT_EQ(Get(server->http_port(), "lagdel", id).cache, "HIT");
     for (size_t r = 0; r < pg_.replicas.size(); ++r) Pause(r);
-    const int64_t after = Bump(id);
+    const int64_t after = pg_.BumpUserVersion(id);
     ASSERT_EQ(after, before + 1);
     Del(server->resp_port(), "lagdel:" + std::to_string(id));
     ExpectStaleUntilReplayedThenNew(server->http_port(), "lagdel", id, before, after);
@@ -162,13 +150,13 @@ TEST_F(ReplicaLagPgTest, NotifyDuringReplicaLagNeverCachesTheOldRowAsFresh) {
   for (int round = 0; round < 3; ++round) {
     const int id = 520 + round;
     ASSERT_TRUE(pg_.WaitReplayed());
-    const int64_t before = Version(id);
+    const int64_t before = pg_.UserVersion(id);
     EXPECT_EQ(Get(server->http_port(), "user", id).body, std::to_string(before));
     EXPECT_EQ(Get(server->http_port(), "user", id).cache, "HIT");
     for (size_t r = 0; r < pg_.replicas.size(); ++r) Pause(r);
     const std::string notified = "corral_invalidations_total{source=\"notify\"}";
     const double notifies = Metric(server->http_port(), notified);
-    const int64_t after = Bump(id);  // the trigger NOTIFYs user:<id> at commit
+    const int64_t after = pg_.BumpUserVersion(id);  // the trigger NOTIFYs user:<id> at commit
     ASSERT_EQ(after, before + 1);
     // Counted once its WAL position is known.
     ASSERT_TRUE(
@@ -191,10 +179,10 @@ TEST_F(ReplicaLagPgTest, WhileOneReplicaLagsTheNewRowComesFromTheOther) {
   for (int round = 0; round < 10; ++round) {
     const int id = 530 + round;
     ASSERT_TRUE(pg_.WaitReplayed());
-    const int64_t before = Version(id);
+    const int64_t before = pg_.UserVersion(id);
     EXPECT_EQ(Get(server->http_port(), "lagroute", id).body, std::to_string(before));
     Pause(0);
-    const int64_t after = Bump(id);
+    const int64_t after = pg_.BumpUserVersion(id);
     Del(server->resp_port(), "lagroute:" + std::to_string(id));
     const auto deleted_at = Clock::now();
     bool got_new = WaitFor(
@@ -243,7 +231,7 @@ TEST_F(ReplicaLagPgTest, FuzzNoReadOlderThanAnInvalidationEveryReplicaHasReplaye
   std::mutex mu;  // guards pending, and the history below
   std::vector<std::vector<Pending>> pending(kCount);
   std::vector<std::atomic<int64_t>> floor(kCount);
-  for (int i = 0; i < kCount; ++i) floor[i] = Version(kFirst + i);
+  for (int i = 0; i < kCount; ++i) floor[i] = pg_.UserVersion(kFirst + i);
   std::atomic<bool> stop{false};
   std::atomic<int64_t> reads{0}, writes{0}, pauses{0}, violations{0};
   std::string first_violation;
@@ -284,7 +272,7 @@ TEST_F(ReplicaLagPgTest, FuzzNoReadOlderThanAnInvalidationEveryReplicaHasReplaye
     std::mt19937 rng(99);
     while (c && !stop) {
       const int i = static_cast<int>(rng() % kCount);
-      const int64_t v = Bump(kFirst + i);
+      const int64_t v = pg_.BumpUserVersion(kFirst + i);
       const uint64_t position = position_of(pg_.primary, "pg_current_wal_insert_lsn");
       auto* r = static_cast<redisReply*>(redisCommand(c.get(), "DEL lagfuzz:%d", kFirst + i));
       if (r == nullptr) break;

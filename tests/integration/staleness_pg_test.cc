@@ -30,18 +30,6 @@ class StalenessPgTest : public PgTest {
     return server;
   }
 
-  int64_t Version(int id) {
-    return std::atoll(
-        PgCluster::Sql(pg_.primary, "SELECT version FROM users WHERE id = " + std::to_string(id))
-            .c_str());
-  }
-  int64_t Bump(int id) {
-    return std::atoll(
-        PgCluster::Sql(pg_.primary, "UPDATE users SET version = version + 1 WHERE id = " +
-                                        std::to_string(id) + " RETURNING version")
-            .c_str());
-  }
-
   // Waits until a load is under way (its requester waits on the lease).
   static bool WaitLoadInFlight(uint16_t http_port) {
     return WaitFor([&] { return Metric(http_port, "corral_lease_waiters") >= 1; }, Millis(5000));
@@ -61,12 +49,12 @@ TEST_F(StalenessPgTest, DelDuringLoadVoidsTheLease) {
   auto server = StartCorral(std::string("{\"ver\": {\"query\": \"") + kSlowVersion + "\"}}");
   ASSERT_NE(server, nullptr);
   const int id = 500;
-  int64_t before = Version(id);
+  int64_t before = pg_.UserVersion(id);
   auto reader = TcpClient::Connect(server->resp_port());
   ASSERT_TRUE(reader);
   ASSERT_TRUE(reader->Send("*2\r\n$3\r\nGET\r\n$7\r\nver:500\r\n"));
   ASSERT_TRUE(WaitLoadInFlight(server->http_port()));
-  int64_t after = Bump(id);
+  int64_t after = pg_.BumpUserVersion(id);
   ASSERT_EQ(after, before + 1);
   ASSERT_TRUE(pg_.WaitReplayed());
   RedisConnection c = ConnectRedis(server->resp_port());
@@ -90,13 +78,13 @@ TEST_F(StalenessPgTest, NotifyDuringLoadVoidsTheLease) {
   auto server = StartCorral(std::string("{\"user\": {\"query\": \"") + kSlowVersion + "\"}}");
   ASSERT_NE(server, nullptr);
   const int id = 501;
-  int64_t before = Version(id);
+  int64_t before = pg_.UserVersion(id);
   auto reader = TcpClient::Connect(server->resp_port());
   ASSERT_TRUE(reader);
   ASSERT_TRUE(reader->Send("*2\r\n$3\r\nGET\r\n$8\r\nuser:501\r\n"));
   ASSERT_TRUE(WaitLoadInFlight(server->http_port()));
   double notifies = Metric(server->http_port(), "corral_invalidations_total{source=\"notify\"}");
-  int64_t after = Bump(id);  // the trigger NOTIFYs user:501 at commit
+  int64_t after = pg_.BumpUserVersion(id);  // the trigger NOTIFYs user:501 at commit
   ASSERT_EQ(after, before + 1);
   ASSERT_TRUE(pg_.WaitReplayed());
   ASSERT_TRUE(WaitFor(
@@ -243,7 +231,7 @@ TEST_F(StalenessPgTest, FuzzNeverReadsOlderThanAnAcknowledgedInvalidation) {
   ASSERT_NE(server, nullptr);
   const int kFirst = 600, kCount = 8;
   std::vector<std::atomic<int64_t>> floor(kCount);
-  for (int i = 0; i < kCount; ++i) floor[i] = Version(kFirst + i);
+  for (int i = 0; i < kCount; ++i) floor[i] = pg_.UserVersion(kFirst + i);
   std::atomic<bool> stop{false};
   std::atomic<int64_t> reads{0}, violations{0}, lease_sets{0}, lease_refused{0}, writes{0};
   std::atomic<int64_t> lease_released{0};
@@ -316,7 +304,7 @@ TEST_F(StalenessPgTest, FuzzNeverReadsOlderThanAnAcknowledgedInvalidation) {
     std::mt19937 rng(99);
     while (c && !stop) {
       int i = static_cast<int>(rng() % kCount);
-      int64_t v = Bump(kFirst + i);
+      int64_t v = pg_.BumpUserVersion(kFirst + i);
       // Invalidate once the replicas have the new row (their lag is part of the promise).
       if (!pg_.WaitReplayed()) break;
       auto* r = static_cast<redisReply*>(redisCommand(c.get(), "DEL user:%d", kFirst + i));
