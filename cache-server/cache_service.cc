@@ -151,7 +151,8 @@ BackendResult ShedResult(Admission answer) {
 }
 
 void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token,
-                             bool refresh, lease::Millis deadline_ms, bool fenced_before) {
+                             bool refresh, lease::Millis deadline_ms, bool fenced_before,
+                             lease::WalPosition wanted) {
   std::optional<proto::KeyParts> parts = proto::SplitKey(key);
   std::string id(parts->id);
   // Asked by the backend (on its thread) before the load's done, at most once in effect. The
@@ -180,10 +181,12 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
       then(a);
     });
   };
-  const lease::WalPosition min_position = positions_ != nullptr ? fence_.Need(key) : 0;
+  const lease::WalPosition min_position =
+      positions_ != nullptr ? std::max(fence_.Need(key), wanted) : 0;
   backend_->Load(
       ns.index, std::move(id), min_position, std::move(admit),
-      [this, key, &ns, token, admitted, refresh, deadline_ms, fenced_before](BackendResult r) {
+      [this, key, &ns, token, admitted, refresh, deadline_ms, fenced_before,
+       wanted](BackendResult r) {
         if (admitted->held) {
           std::optional<lease::Millis> load_ms;
           if (r.from_db) load_ms = clock_.NowMs() - admitted->admitted_at;
@@ -212,7 +215,9 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
           holdoff_.Clear(key);
         }
         bool stale = false;
-        if (FenceFill(key, ns, token, refresh, deadline_ms, fenced_before, r, &stale)) return;
+        if (FenceFill(key, ns, token, refresh, deadline_ms, fenced_before, wanted, r, &stale)) {
+          return;
+        }
         lease::FillOptions fill;
         if (r.fresh_ms) {
           fill = lease::FillOptions{.ttl_ms = std::max<lease::Millis>(*r.fresh_ms, 1),
@@ -221,10 +226,12 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
                                     .kind = r.kind == LoadResult::Kind::kValue
                                                 ? lease::EntryKind::kValue
                                                 : lease::EntryKind::kNotFound,
-                                    .load_ms = r.load_ms};
+                                    .load_ms = r.load_ms,
+                                    .position = r.position};
         } else {
           uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
           fill = FillFor(ns, r.kind, load_ms);
+          fill.position = r.position;
         }
         if (stale) {
           // Read before the key's last invalidation: kept to be served as stale (the next read
@@ -235,6 +242,7 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
         bool cacheable = r.cacheable;
         LoadResult result{r.kind, std::move(r.data)};
         result.stale = stale;
+        result.position = r.position;
         // The fill happens under the lease's lock, and only if no invalidation voided the lease
         // first: an invalidation either precedes it (nothing is cached) or follows it (and deletes
         // what was cached). Either way no read after the invalidation sees the older row.
@@ -249,7 +257,7 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
 
 bool CacheService::FenceFill(const std::string& key, const Namespace& ns, lease::LeaseToken token,
                              bool refresh, lease::Millis deadline_ms, bool fenced_before,
-                             const BackendResult& r, bool* stale) {
+                             lease::WalPosition wanted, const BackendResult& r, bool* stale) {
   if (positions_ == nullptr || !r.from_db) return false;
   if (r.kind != LoadResult::Kind::kValue && r.kind != LoadResult::Kind::kNotFound) return false;
   const lease::FenceVerdict verdict = fence_.Check(key, r.position);
@@ -259,7 +267,7 @@ bool CacheService::FenceFill(const std::string& key, const Namespace& ns, lease:
   if (!fenced_before && clock_.NowMs() < deadline_ms &&
       positions_->CanRead(ns.index, verdict.need)) {
     metrics_.fenced_fills.Add(FencedFill::kRetried);
-    StartLoad(key, ns, token, refresh, deadline_ms, /*fenced_before=*/true);
+    StartLoad(key, ns, token, refresh, deadline_ms, /*fenced_before=*/true, wanted);
     return true;
   }
   metrics_.fenced_fills.Add(FencedFill::kStale);
@@ -344,10 +352,11 @@ void CacheService::Miss(std::string_view key, const Namespace& ns,
   std::optional<LoadResult> cached;
   lease::Millis now_ms = clock_.NowMs();
   store_.Get(k, [&](std::string_view value, const lease::EntryMeta& meta) {
-    if (now_ms >= meta.fresh_until) return;
+    if (now_ms >= meta.fresh_until || meta.position < request->min_position) return;
     cached = LoadResult{meta.kind == lease::EntryKind::kValue ? LoadResult::Kind::kValue
                                                               : LoadResult::Kind::kNotFound,
                         std::string(value)};
+    cached->position = meta.position;
   });
   if (cached) {
     std::string scratch;
@@ -385,7 +394,8 @@ void CacheService::LeadAndWait(const std::string& key, const Namespace& ns,
     }
   }
   request->loaded = true;
-  StartLoad(key, ns, token, /*refresh=*/false, request->deadline);
+  StartLoad(key, ns, token, /*refresh=*/false, request->deadline, /*fenced_before=*/false,
+            request->min_position);
 }
 
 lease::WaiterFn CacheService::Waiter(const std::string& key, const Namespace& ns,
@@ -393,6 +403,11 @@ lease::WaiterFn CacheService::Waiter(const std::string& key, const Namespace& ns
   return [this, key, &ns, request](WaitOutcome w) {
     switch (w.kind) {
       case WaitOutcome::Kind::kResult: {
+        const LoadResult& r = *w.result;
+        if (r.position < request->min_position &&
+            (r.kind == LoadResult::Kind::kValue || r.kind == LoadResult::Kind::kNotFound)) {
+          return BehindClientWrite(key, ns, request);
+        }
         std::string scratch;
         Outcome outcome = request->loaded ? Outcome::kMiss : Outcome::kWaited;
         request->Answer(*this, AnswerFromResult(*w.result, outcome, scratch));
@@ -407,6 +422,20 @@ lease::WaiterFn CacheService::Waiter(const std::string& key, const Namespace& ns
   };
 }
 
+void CacheService::BehindClientWrite(const std::string& key, const Namespace& ns,
+                                     const std::shared_ptr<Request>& request) {
+  // The load this request waited on may have started before the client's write reached corral,
+  // or gone to a replica not yet known to lag: one more, routed past the client's position.
+  if (!request->reloaded && clock_.NowMs() < request->deadline) {
+    request->reloaded = true;
+    request->loaded = false;
+    return Miss(key, ns, request);
+  }
+  positions_->RefreshPositions(ns.index);
+  std::string scratch;
+  request->Answer(*this, BusyAnswer(proto::ShedReason::kNotReplayed, ns.config.name, scratch));
+}
+
 void CacheService::AnswerTimedOut(const std::string& key, Request& request) {
   // Bounded waiting (rule 2): the stale value if one exists by now, else BUSY.
   bool served = false;
@@ -414,7 +443,7 @@ void CacheService::AnswerTimedOut(const std::string& key, Request& request) {
   std::string value;
   lease::Millis age = 0;
   store_.Get(key, [&](std::string_view v, const lease::EntryMeta& meta) {
-    if (meta.kind != lease::EntryKind::kValue) return;
+    if (meta.kind != lease::EntryKind::kValue || meta.position < request.min_position) return;
     value.assign(v);
     age = now_ms - meta.filled_at;
     served = true;
@@ -426,6 +455,9 @@ void CacheService::AnswerTimedOut(const std::string& key, Request& request) {
     answer.outcome = Outcome::kStale;
     answer.value = value;
     answer.age_ms = age;
+  } else if (request.min_position > 0) {
+    // Nothing at or past the client's write: that, not the wait, is what failed.
+    answer = BusyAnswer(proto::ShedReason::kNotReplayed, {}, scratch);
   } else {
     answer = BusyAnswer(proto::ShedReason::kWaitTimeout, {}, scratch);
   }
@@ -460,7 +492,7 @@ lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
     leases_.Void(key);
     holdoff_.Clear(key);
     // The other nodes drop their copies (L2 and L1); this node keeps what was just written.
-    if (sink_ != nullptr) sink_->Propagate(key, InvalidationSource::kSet, nullptr);
+    if (sink_ != nullptr) sink_->Propagate(key, InvalidationSource::kSet, 0, nullptr);
     if (!ttl_ms && !keep_ttl && cond == lease::SetCondition::kAlways) {
       auto meta = store_.Fill(key, value, FillFor(*ns, LoadResult::Kind::kValue, 0));
       return meta ? lease::SetResult::kStored : lease::SetResult::kTooLarge;
@@ -485,7 +517,8 @@ struct InvalidationJoin {
 }  // namespace
 
 bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
-                              std::function<void(bool existed)> propagated) {
+                              std::function<void(bool existed)> propagated,
+                              lease::WalPosition position) {
   const bool in_namespace = FindNamespace(key) != nullptr;
   const bool fence = positions_ != nullptr && in_namespace;
   // The marker comes first: a load that starts once the lease is voided is checked against it,
@@ -503,26 +536,26 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
     return existed;
   }
   auto join = std::make_shared<InvalidationJoin>();
-  join->left = 1 + (tier ? 1 : 0) + (fence ? 1 : 0);
+  join->left = 1 + (tier ? 1 : 0);
   join->existed = existed;
   join->done = std::move(propagated);
-  if (tier) {
-    // Handed to the tier before it is counted: a read that follows the count reaches the tier
-    // after it, and does not take what L2 held before it (TierBackend's `invalidating`).
-    sink_->Propagate(key, source, [join](bool held) { join->Finish(held); });
-  }
-  if (fence) {
-    // Counted once its position is known too (tests wait on the count): from then on, a fill
-    // read before it is fenced.
-    positions_->CurrentPosition([this, join, source, k = std::string(key)](lease::WalPosition p) {
-      ResolvePosition(k, p);
-      metrics_.invalidations.Add(source);
-      join->Finish();
-    });
-  } else {
+  // Once the position is known (at once without a fence): the tier gets the invalidation with its
+  // position, so that its fills and every other node are fenced by it too. Handed to the tier
+  // before it is counted (tests wait on the count): a read that follows the count reaches the
+  // tier after it, and does not take what L2 held before it (TierBackend's `invalidating`).
+  auto apply = [this, join, source, tier, fence, k = std::string(key)](lease::WalPosition p) {
+    if (fence) ResolvePosition(k, p);
+    if (tier) sink_->Propagate(k, source, p, [join](bool held) { join->Finish(held); });
     metrics_.invalidations.Add(source);
+    join->Finish();
+  };
+  if (!fence) {
+    apply(0);
+  } else if (position > 0) {
+    apply(position);
+  } else {
+    positions_->CurrentPosition(std::move(apply));
   }
-  join->Finish();
   return existed;
 }
 

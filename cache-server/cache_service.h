@@ -119,8 +119,10 @@ class InvalidationSink {
   virtual ~InvalidationSink() = default;
   // Calls `done` (if set) once the tier has applied the invalidation, or could not within its
   // timeout; on any thread, possibly before returning. `held`: the tier held an entry for `key`.
+  // `position`: the invalidation's WAL position (0: none), which fences the tier's fills and
+  // travels to the other nodes with it.
   virtual void Propagate(std::string_view key, InvalidationSource source,
-                         std::function<void(bool held)> done) = 0;
+                         lease::WalPosition position, std::function<void(bool held)> done) = 0;
 };
 
 class CacheService {
@@ -139,8 +141,14 @@ class CacheService {
   // into the store and is valid only inside `now`, which runs under a store lock and must be
   // quick. Otherwise returns false, and calls make_later() once to get the callback that receives
   // the answer exactly once, later, from another thread. Counts corral_requests_total.
+  // `min_position` (read-your-writes; 0: none): the WAL position of the client's own last write.
+  // A namespace key is answered only with a value read at or past it: one cached from an older
+  // read is reloaded for this request (from a server that has replayed it), and if no load reads
+  // past it before the request's deadline the answer is BUSY (ShedReason::kNotReplayed), never
+  // the older value. Ignored without a PositionSource.
   template <class Now, class MakeLater>
-  bool Read(Proto proto, std::string_view key, Now&& now, MakeLater&& make_later);
+  bool Read(Proto proto, std::string_view key, Now&& now, MakeLater&& make_later,
+            lease::WalPosition min_position = 0);
 
   // SET. For a namespace key without an explicit TTL the namespace's TTL (jittered) applies.
   // Voids the key's lease: a load in flight must not overwrite what was just written.
@@ -154,12 +162,17 @@ class CacheService {
   // PositionSource, asks for the invalidation's WAL position and fences fills read before it
   // (lease/position_fence.h). Calls `propagated` once both are done (at once without either).
   // `existed`: an entry existed here or in the tier (what DEL counts).
+  // `position` (0: ask the primary): the invalidation's WAL position when it is already known —
+  // the client's own write's (read-your-writes) or the one another node's broadcast carries.
   bool Invalidate(std::string_view key, InvalidationSource source,
-                  std::function<void(bool existed)> propagated = nullptr);
+                  std::function<void(bool existed)> propagated = nullptr,
+                  lease::WalPosition position = 0);
   // Set once, before serving; `sink` must outlive the service.
   void SetInvalidationSink(InvalidationSink* sink) { sink_ = sink; }
   // Set once, before serving; `positions` must outlive the service. Turns on the position fence.
   void SetPositionSource(PositionSource* positions) { positions_ = positions; }
+  // WAL positions are tracked (a PositionSource is set): read-your-writes is available.
+  bool tracks_positions() const { return positions_ != nullptr; }
   // Invalidation markers held, and their estimated bytes (corral_position_markers...).
   size_t position_markers() const { return fence_.size(); }
   size_t position_marker_bytes() const { return fence_.bytes(); }
@@ -253,13 +266,19 @@ class CacheService {
   // `deadline_ms`: when its first waiter gives up (for a refresh, now + wait_timeout_ms): a load
   // still queued then is dropped. `fenced_before`: a load of the same lease read before the
   // key's last invalidation already (this is its one retry, routed past that position).
+  // `wanted`: the position a read-your-writes request needs the load to read at (0: none).
   void StartLoad(const std::string& key, const Namespace& ns, lease::LeaseToken token, bool refresh,
-                 lease::Millis deadline_ms, bool fenced_before = false);
+                 lease::Millis deadline_ms, bool fenced_before = false,
+                 lease::WalPosition wanted = 0);
   // The fence's verdict on a database fill of `key` (SPEC rule 6): true when the load was retried
   // (the fill is dropped), else sets *stale when it is to be kept and answered as stale.
   bool FenceFill(const std::string& key, const Namespace& ns, lease::LeaseToken token, bool refresh,
-                 lease::Millis deadline_ms, bool fenced_before, const BackendResult& r,
-                 bool* stale);
+                 lease::Millis deadline_ms, bool fenced_before, lease::WalPosition wanted,
+                 const BackendResult& r, bool* stale);
+  // A read-your-writes request's load came back read before the client's write: it loads once
+  // more while it can still wait, else it is answered BUSY (not_replayed).
+  void BehindClientWrite(const std::string& key, const Namespace& ns,
+                         const std::shared_ptr<Request>& request);
   // `key` has an invalidation marker that a server of `ns` has replayed: its stale entry (the
   // row from before the invalidation) is reloaded rather than served. Called under a store lock.
   bool CanReadPastInvalidation(std::string_view key, const Namespace& ns) const {
@@ -311,6 +330,8 @@ struct CacheService::Request {
   std::chrono::steady_clock::time_point start;
   lease::Millis deadline;
   ReadLater later;
+  lease::WalPosition min_position = 0;  // read-your-writes: see Read
+  bool reloaded = false;                // read-your-writes: its one more load was started
   bool loaded = false;  // this request started a load itself (its answer is a miss, not waited)
   bool answered = false;
   std::function<void(lease::LeaseToken)> granted;  // LEASE.GET: hand a lease to the client
@@ -329,15 +350,23 @@ struct CacheService::Request {
 };
 
 template <class Now, class MakeLater>
-bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&& make_later) {
+bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&& make_later,
+                        lease::WalPosition min_position) {
   auto start = lease::SteadyNow();
   const Namespace* ns = FindNamespace(key);
   lease::Millis now_ms = clock_.NowMs();
   lease::Freshness freshness = lease::Freshness::kFresh;
   Outcome outcome = Outcome::kMiss;
-  bool reload = false;  // stale, and a server can now read past its key's last invalidation
+  // Stale, and a server can now read past its key's last invalidation; or read before the
+  // client's own write.
+  bool reload = false;
+  if (positions_ == nullptr) min_position = 0;
   bool found = store_.Get(key, [&](std::string_view value, const lease::EntryMeta& meta) {
     if (ns != nullptr) {
+      if (meta.position < min_position) {
+        reload = true;  // never the row from before the client's own write
+        return;
+      }
       freshness = lease::Classify(meta, now_ms, [this] { return random_.Uniform01(); });
       if (freshness == lease::Freshness::kStale && positions_ != nullptr &&
           CanReadPastInvalidation(key, *ns)) {
@@ -383,6 +412,7 @@ bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&
   request->start = start;
   request->deadline = now_ms + config_.lease.wait_timeout_ms;
   request->later = make_later();
+  request->min_position = min_position;
   Miss(key, *ns, std::move(request));
   return false;
 }

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "lease/wal_position.h"
 #include "proto/errors.h"
 #include "proto/http_route.h"
 
@@ -162,6 +163,18 @@ void HttpHandler::Route(const HttpRequest& req, HttpRespond respond) {
 }
 
 void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespond respond) {
+  // Read-your-writes: the WAL position of the client's own write (pg_lsn text), for GET (never
+  // answered from an older read) and DELETE (the invalidation's position).
+  lease::WalPosition written = 0;
+  if (auto it = req.find(kWrittenHeader); it != req.end()) {
+    std::optional<lease::WalPosition> p = lease::ParseWalPosition(it->value());
+    if (!p) {
+      return respond(Error(http::status::bad_request, req.version(), req.keep_alive(),
+                           std::string("bad request: ") + std::string(kWrittenHeader) +
+                               " is not a WAL position like 0/16B3748"));
+    }
+    written = *p;
+  }
   switch (req.method()) {
     case http::verb::get:
     case http::verb::head: {
@@ -177,7 +190,8 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
             return [respond, version, keep_alive](const ReadAnswer& answer) {
               respond(ReadResponse(answer, version, keep_alive));
             };
-          });
+          },
+          written);
       if (now) respond(std::move(*now_response));
       return;
     }
@@ -194,7 +208,7 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
       HttpResponse done = NoContent(req);
       state_.cache.Invalidate(
           key, InvalidationSource::kHttp,
-          [respond, done = std::move(done)](bool) mutable { respond(std::move(done)); });
+          [respond, done = std::move(done)](bool) mutable { respond(std::move(done)); }, written);
       return;
     }
     default: {

@@ -20,6 +20,9 @@ using MetricsRenderer = std::function<std::string()>;
 // /readyz/database reports. /readyz does not consult it.
 using DatabaseReadyCheck = std::function<bool()>;
 
+// Read-your-writes over HTTP: the WAL position the client's own write returned (pg_lsn text).
+inline constexpr std::string_view kWrittenHeader = "X-Corral-Written";
+
 class HttpHandler {
  public:
   HttpHandler(ServerState& state, MetricsRenderer metrics, DatabaseReadyCheck database_ready);

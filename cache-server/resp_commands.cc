@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "cache-server/resp_util.h"
+#include "lease/wal_position.h"
 #include "proto/errors.h"
 #include "proto/resp_writer.h"
 
@@ -55,6 +56,7 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"flushdb",       -1, kCmdWrite,                                    kKeyWrite | kAclDangerous,           0,  0, 0, &R::Flush,        "server",     "Delete every key and void every lease"},
     {"lease.get",      2, kCmdReadonly,                                 kAclRead | kAclString,               1,  1, 1, &R::LeaseGet,     "lease",      "Get a value, or a lease to load it"},
     {"lease.set",     -4, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1,  1, 1, &R::LeaseSet,     "lease",      "Fill a key under its lease"},
+    {"corral.written", -1, kCmdLoading | kCmdStale | kCmdFast,          kAclConnection,                      0,  0, 0, &R::Written,      "connection", "Read your writes: the WAL position of this connection's last write"},
     {"lease.release",  3, kCmdWrite | kCmdFast,                         kAclWrite | kAclString,              1,  1, 1, &R::LeaseRelease, "lease",      "Give a lease up"},
   };
   // clang-format on
@@ -148,7 +150,7 @@ void AppendReadAnswer(std::string& out, const ReadAnswer& answer) {
   }
 }
 
-CommandStatus RespCommands::Get(RespClient&, Args args, std::string& out,
+CommandStatus RespCommands::Get(RespClient& client, Args args, std::string& out,
                                 AsyncReplyTarget& target) {
   bool now = state_.cache.Read(
       Proto::kResp, args[1], [&](const ReadAnswer& answer) { AppendReadAnswer(out, answer); },
@@ -158,7 +160,8 @@ CommandStatus RespCommands::Get(RespClient&, Args args, std::string& out,
           AppendReadAnswer(reply, answer);
           t->DeliverLater(std::move(reply));
         };
-      });
+      },
+      client.written);
   return now ? CommandStatus::kDone : CommandStatus::kPending;
 }
 
@@ -184,7 +187,7 @@ struct MGetGather {
 };
 }  // namespace
 
-CommandStatus RespCommands::MGet(RespClient&, Args args, std::string& out,
+CommandStatus RespCommands::MGet(RespClient& client, Args args, std::string& out,
                                  AsyncReplyTarget& target) {
   size_t n = args.size() - 1;
   auto gather = std::make_shared<MGetGather>();
@@ -210,7 +213,8 @@ CommandStatus RespCommands::MGet(RespClient&, Args args, std::string& out,
             element(gather->parts[i], a);
             if (gather->Done()) gather->target->DeliverLater(gather->Reply());
           };
-        });
+        },
+        client.written);
     if (now) gather->Done();
   }
   bool last = gather->Done();
@@ -307,6 +311,39 @@ CommandStatus RespCommands::LeaseRelease(RespClient&, Args args, std::string& ou
   } else {
     AppendError(out, proto::kNoSuchLease);
   }
+  return CommandStatus::kDone;
+}
+
+// CORRAL.WRITTEN [position]: read-your-writes (SPEC rule 6). With the WAL position (pg_lsn text)
+// that the client's own write returned, this connection's later reads of namespace keys are never
+// answered from a read older than it, and its DELs take it as their position instead of asking
+// the primary. Positions only move forward. Without an argument: the connection's position, or
+// nil.
+CommandStatus RespCommands::Written(RespClient& client, Args args, std::string& out,
+                                    AsyncReplyTarget&) {
+  if (args.size() > 2) {
+    AppendError(out, proto::WrongArgsError(args[0]));
+    return CommandStatus::kDone;
+  }
+  if (args.size() == 1) {
+    if (client.written == 0) {
+      AppendNullBulk(out);
+    } else {
+      AppendBulk(out, lease::FormatWalPosition(client.written));
+    }
+    return CommandStatus::kDone;
+  }
+  if (!state_.cache.tracks_positions()) {
+    AppendError(out, "ERR read-your-writes needs a \"postgres\" section in the configuration");
+    return CommandStatus::kDone;
+  }
+  std::optional<lease::WalPosition> position = lease::ParseWalPosition(args[1]);
+  if (!position) {
+    AppendError(out, proto::InvalidWalPositionError(args[1]));
+    return CommandStatus::kDone;
+  }
+  client.written = std::max(client.written, *position);
+  AppendSimple(out, proto::kOk);
   return CommandStatus::kDone;
 }
 
@@ -414,7 +451,7 @@ struct DelGather {
 };
 }  // namespace
 
-CommandStatus RespCommands::Del(RespClient&, Args args, std::string& out,
+CommandStatus RespCommands::Del(RespClient& client, Args args, std::string& out,
                                 AsyncReplyTarget& target) {
   if (!state_.cache.invalidations_complete_later()) {
     int64_t deleted = 0;
@@ -431,8 +468,9 @@ CommandStatus RespCommands::Del(RespClient&, Args args, std::string& out,
   gather->remaining = args.size();  // one per key, plus one while issuing
   gather->target = target.Self();
   for (size_t i = 1; i < args.size(); ++i) {
-    state_.cache.Invalidate(args[i], InvalidationSource::kDel,
-                            [gather](bool existed) { gather->Done(existed); });
+    state_.cache.Invalidate(
+        args[i], InvalidationSource::kDel, [gather](bool existed) { gather->Done(existed); },
+        client.written);
   }
   gather->Done(false);
   return CommandStatus::kPending;

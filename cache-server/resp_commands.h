@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cache-server/server_state.h"
+#include "lease/wal_position.h"
 
 namespace corral::server {
 
@@ -25,6 +26,8 @@ struct RespClient {
   bool authenticated = true;
   std::time_t created_unix = 0;
   std::time_t last_command_unix = 0;
+  // CORRAL.WRITTEN: the WAL position of this connection's last write (read-your-writes); 0: none.
+  lease::WalPosition written = 0;
 };
 
 // A session that can take a reply later, from any thread (read-through waits). Thread-safe.
@@ -135,6 +138,7 @@ class RespCommands {
   CommandStatus LeaseGet(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus LeaseSet(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus LeaseRelease(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Written(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus ConfigSet(Args args, std::string& out);
 
   std::string ClientInfoLine(const RespClient& client) const;

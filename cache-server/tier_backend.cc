@@ -36,6 +36,9 @@ std::string Lease(std::string_view prefix, std::string_view key) {
 std::string Error(std::string_view prefix, std::string_view key) {
   return Value(prefix, key) + ":error";
 }
+std::string Fence(std::string_view prefix, std::string_view key) {
+  return Value(prefix, key) + ":fence";
+}
 std::string Epoch(std::string_view prefix) { return std::string(prefix) + "epoch"; }
 std::string Nodes(std::string_view prefix) { return std::string(prefix) + "{nodes}"; }
 }  // namespace tier_keys
@@ -47,15 +50,21 @@ constexpr std::string_view kNow =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n";
 
-// KEYS: value, lease, error. ARGV: owner, lease_ttl_ms, epoch.
-// A fresh value written at this epoch or later: {'hit', value, kind, fresh ms left, stale window
-// ms, load ms}. A held-off error: {'error', text}. Another node's lease: {'wait', owner}. Else the
-// lease is taken for ARGV[1]: {'won'}.
+// WAL positions travel as decimal numbers of bytes (exact in Lua's doubles up to 2^53, 8 PiB of
+// WAL); a value written without one (by an older node) has none, read as 0.
+//
+// KEYS: value, lease, error. ARGV: owner, lease_ttl_ms, epoch, the position the value must have
+// been read at (0: any).
+// A fresh value written at this epoch or later, read at that position or later: {'hit', value,
+// kind, fresh ms left, stale window ms, load ms, position}. A held-off error: {'error', text}.
+// Another node's lease: {'wait', owner}. Else the lease is taken for ARGV[1]: {'won'}.
 const std::string kLookup = std::string(kNow) + R"lua(
-local h = redis.call('HMGET', KEYS[1], 'v', 'k', 'f', 's', 'e', 'm')
-if h[2] and tonumber(h[5]) >= tonumber(ARGV[3]) and tonumber(h[3]) > now then
+local h = redis.call('HMGET', KEYS[1], 'v', 'k', 'f', 's', 'e', 'm', 'p')
+local p = h[7] or '0'
+if h[2] and tonumber(h[5]) >= tonumber(ARGV[3]) and tonumber(h[3]) > now
+   and tonumber(p) >= tonumber(ARGV[4]) then
   return {'hit', h[1], h[2], tostring(tonumber(h[3]) - now),
-          tostring(tonumber(h[4]) - tonumber(h[3])), h[6]}
+          tostring(tonumber(h[4]) - tonumber(h[3])), h[6], p}
 end
 local err = redis.call('GET', KEYS[3])
 if err then return {'error', err} end
@@ -65,14 +74,24 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return {'won'}
 )lua";
 
-// KEYS: value, lease. ARGV: owner, value, kind, fresh_ms, stale_ms, epoch, load_ms, channel, key.
-// The fill is a compare-and-set against the lease: 0 if an invalidation (or a takeover) took it.
+// KEYS: value, lease, fence. ARGV: owner, value, kind, fresh_ms, stale_ms, epoch, load_ms,
+// channel, key, the position the load read at.
+// The fill is a compare-and-set against the lease: 0 if an invalidation (or a takeover) took it;
+// 2 if it was read before the key's last invalidation's position (the fence, kInvalidate): then
+// the lease is given up and nothing is stored, and the waiting nodes load anew.
 const std::string kFill = std::string(kNow) + R"lua(
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local fence = redis.call('GET', KEYS[3])
+if fence and tonumber(ARGV[10]) < tonumber(fence) then
+  redis.call('DEL', KEYS[2])
+  redis.call('PUBLISH', ARGV[8], ARGV[9])
+  return 2
+end
 redis.call('DEL', KEYS[2], KEYS[1])
 local f = now + tonumber(ARGV[4])
 local s = f + tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], 'v', ARGV[2], 'k', ARGV[3], 'f', f, 's', s, 'e', ARGV[6], 'm', ARGV[7])
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'k', ARGV[3], 'f', f, 's', s, 'e', ARGV[6], 'm', ARGV[7],
+           'p', ARGV[10])
 redis.call('PEXPIREAT', KEYS[1], s + 1000)
 redis.call('PUBLISH', ARGV[8], ARGV[9])
 return 1
@@ -88,10 +107,19 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 )lua";
 
-// KEYS: value, lease, error. ARGV: channel ('' = no broadcast), message. 1 if L2 held an entry.
+// KEYS: value, lease, error, fence. ARGV: channel ('' = no broadcast), message, the
+// invalidation's position (0: none), fence_ms. 1 if L2 held an entry. The fence keeps the newest
+// position for fence_ms, the time within which a usable replica may still be behind it.
 const std::string kInvalidate = R"lua(
 local held = redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2], KEYS[3])
+local position = tonumber(ARGV[3])
+if position > 0 then
+  local fence = redis.call('GET', KEYS[4])
+  if not fence or tonumber(fence) < position then
+    redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+  end
+end
 if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return held
 )lua";
@@ -227,11 +255,22 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
         invalidated_channel(redis.prefix + "invalidated"),
         ack_channel(redis.prefix + "ack:" + node_id),
         epoch_channel(redis.prefix + "epoch"),
+        fence_ms(FenceMs(c)),
         heartbeat(io),
         epoch_retry(io),
         bump_retry(io),
         rng(std::random_device{}()) {
     for (const auto& [name, ns] : config.namespaces) namespaces.push_back(&ns);
+  }
+
+  // How long L2 keeps an invalidation's position (kInvalidate): a replica still behind it that
+  // long after is past max_replica_lag_ms, and loads skip it from its next health check on;
+  // twice that, and at least 10 s.
+  static int64_t FenceMs(const Config& c) {
+    if (!c.postgres) return 10000;
+    const int64_t behind = c.postgres->max_replica_lag_ms + c.postgres->health_check_interval_ms +
+                           c.postgres->statement_timeout_ms;
+    return std::max<int64_t>(10000, 2 * behind);
   }
 
   const Config& config;
@@ -241,6 +280,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   CacheService* cache = nullptr;
   const std::string node_id;
   const std::string filled_channel, invalidated_channel, ack_channel, epoch_channel;
+  const int64_t fence_ms;
   std::vector<const NamespaceConfig*> namespaces;  // by CacheService's namespace index
 
   asio::io_context io;
@@ -312,7 +352,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     Eval(TierOp::kLookup, kLookup,
          {tier_keys::Value(prefix, p->key), tier_keys::Lease(prefix, p->key),
           tier_keys::Error(prefix, p->key)},
-         {p->owner, std::to_string(config.lease.lease_ttl_ms), std::to_string(epoch.load())},
+         {p->owner, std::to_string(config.lease.lease_ttl_ms), std::to_string(epoch.load()),
+          std::to_string(p->min_position)},
          [self = shared_from_this(), p](const Result& r) { self->OnLookup(p, r); });
   }
 
@@ -328,7 +369,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     if ((what == "hit" || what == "error") && (missed.load() || invalidating.count(p->key) != 0)) {
       return Fallback(p);
     }
-    if (what == "hit" && e.size() == 6) {
+    if (what == "hit" && e.size() == 7) {
       metrics.tier_lookups.Add(TierLookup::kHit);
       BackendResult result;
       result.kind = e[2].str == "n" ? LoadResult::Kind::kNotFound : LoadResult::Kind::kValue;
@@ -337,6 +378,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       int64_t stale_window = ToInt(e[4].str).value_or(0);
       SetLifetime(result, fresh_left, stale_window);
       result.load_ms = static_cast<uint32_t>(std::max<int64_t>(0, ToInt(e[5].str).value_or(0)));
+      result.position =
+          static_cast<lease::WalPosition>(std::max<int64_t>(0, ToInt(e[6].str).value_or(0)));
       result.from_db = false;
       return Finish(p, std::move(result));
     }
@@ -475,17 +518,21 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     int64_t fresh = std::max<int64_t>(1, static_cast<int64_t>(base * draw(rng)));
     int64_t stale = ns.stale_ms;
     uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
-    Eval(TierOp::kFill, kFill, {tier_keys::Value(prefix, p->key), tier_keys::Lease(prefix, p->key)},
+    Eval(TierOp::kFill, kFill,
+         {tier_keys::Value(prefix, p->key), tier_keys::Lease(prefix, p->key),
+          tier_keys::Fence(prefix, p->key)},
          {p->owner, r.data, found ? "v" : "n", std::to_string(fresh), std::to_string(stale),
-          std::to_string(epoch.load()), std::to_string(load_ms), filled_channel, p->key},
+          std::to_string(epoch.load()), std::to_string(load_ms), filled_channel, p->key,
+          std::to_string(r.position)},
          [self = shared_from_this(), p, r, fresh, stale, load_ms](const Result& res) mutable {
            if (res.ok() && res.reply.integer == 1) {
              self->metrics.tier_leases.Add(TierLease::kFilled);
              self->SetLifetime(r, fresh, stale);
              r.load_ms = load_ms;
            } else if (res.ok()) {
-             // An invalidation voided the lease while the query ran: the waiters that asked
-             // before it get the row, nobody caches it (SPEC.md rule 6, fleet-wide).
+             // An invalidation voided the lease while the query ran, or the fill was read
+             // before an invalidation's position (2): the waiters that asked before it get the
+             // row, nobody caches it (SPEC.md rule 6, fleet-wide).
              self->metrics.tier_leases.Add(TierLease::kVoided);
              r.cacheable = false;
            }
@@ -532,7 +579,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- Invalidations ----
 
-  void Propagate(std::string key, InvalidationSource source, std::function<void(bool)> done) {
+  void Propagate(std::string key, InvalidationSource source, lease::WalPosition position,
+                 std::function<void(bool)> done) {
     std::function<void(bool)> finish = [done = std::move(done)](bool held) {
       if (done) done(held);
     };
@@ -572,10 +620,13 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
            });
     }
     ++invalidating[key];
+    // "origin seq:position key": nodes that predate positions read "seq:position" as the
+    // sequence number and acknowledge it so; OnAck reads the number before the colon.
     Eval(TierOp::kInvalidate, kInvalidate,
          {tier_keys::Value(prefix, key), tier_keys::Lease(prefix, key),
-          tier_keys::Error(prefix, key)},
-         {channel, node_id + " " + std::to_string(seq) + " " + key},
+          tier_keys::Error(prefix, key), tier_keys::Fence(prefix, key)},
+         {channel, node_id + " " + std::to_string(seq) + ":" + std::to_string(position) + " " + key,
+          std::to_string(position), std::to_string(fence_ms)},
          [self = shared_from_this(), key, seq, finish](const Result& r) {
            if (auto it = self->invalidating.find(key); it != self->invalidating.end()) {
              if (--it->second == 0) self->invalidating.erase(it);
@@ -626,7 +677,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   void OnAck(std::string_view message) {
     size_t space = message.find(' ');
     if (space == std::string_view::npos) return;
-    std::optional<int64_t> seq = ToInt(std::string(message.substr(0, space)));
+    std::string_view number = message.substr(0, space);
+    std::optional<int64_t> seq = ToInt(std::string(number.substr(0, number.find(':'))));
     if (!seq) return;
     auto it = broadcasts.find(static_cast<uint64_t>(*seq));
     if (it == broadcasts.end()) return;
@@ -739,15 +791,22 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   void OnMessage(std::string_view channel, std::string_view message) {
     if (channel == filled_channel) return Wake(std::string(message));
     if (channel == invalidated_channel) {
-      // "origin seq key": apply it, then tell the origin (seq 0: nobody waits for it).
+      // "origin seq:position key" ("origin seq key" from a node that predates positions): apply
+      // it at its position, then tell the origin (seq 0: nobody waits for it).
       size_t a = message.find(' ');
       size_t b = a == std::string_view::npos ? a : message.find(' ', a + 1);
       if (b == std::string_view::npos) return;
       std::string_view origin = message.substr(0, a);
-      std::string_view seq = message.substr(a + 1, b - a - 1);
+      std::string_view seq_position = message.substr(a + 1, b - a - 1);
+      std::string_view seq = seq_position.substr(0, seq_position.find(':'));
+      lease::WalPosition position = 0;
+      if (seq.size() < seq_position.size()) {
+        std::string text(seq_position.substr(seq.size() + 1));
+        position = static_cast<lease::WalPosition>(std::max<int64_t>(0, ToInt(text).value_or(0)));
+      }
       std::string key(message.substr(b + 1));
       if (origin != node_id) {
-        cache->Invalidate(key, InvalidationSource::kTier);
+        cache->Invalidate(key, InvalidationSource::kTier, nullptr, position);
         if (seq != "0") {
           std::string ack_to = redis.prefix + "ack:" + std::string(origin);
           client->Command({"PUBLISH", ack_to, std::string(seq) + " " + node_id}, ack_to,
@@ -868,11 +927,11 @@ void TierBackend::Load(size_t ns_index, std::string id, lease::WalPosition min_p
 }
 
 void TierBackend::Propagate(std::string_view key, InvalidationSource source,
-                            std::function<void(bool held)> done) {
-  asio::post(impl_->io,
-             [impl = impl_, key = std::string(key), source, done = std::move(done)]() mutable {
-               impl->Propagate(std::move(key), source, std::move(done));
-             });
+                            lease::WalPosition position, std::function<void(bool held)> done) {
+  asio::post(impl_->io, [impl = impl_, key = std::string(key), source, position,
+                         done = std::move(done)]() mutable {
+    impl->Propagate(std::move(key), source, position, std::move(done));
+  });
 }
 
 bool TierBackend::joined() const { return impl_->epoch.load() >= 0; }

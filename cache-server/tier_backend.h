@@ -37,7 +37,7 @@ class TierBackend final : public LoadBackend, public InvalidationSink {
 
   void Load(size_t ns_index, std::string id, lease::WalPosition min_position, AdmitFn admit,
             std::function<void(BackendResult)> done) override;
-  void Propagate(std::string_view key, InvalidationSource source,
+  void Propagate(std::string_view key, InvalidationSource source, lease::WalPosition position,
                  std::function<void(bool held)> done) override;
 
   bool up() const;  // corral_tier_up
@@ -58,6 +58,8 @@ namespace tier_keys {
 std::string Value(std::string_view prefix, std::string_view key);  // a hash: v k f s e m
 std::string Lease(std::string_view prefix, std::string_view key);
 std::string Error(std::string_view prefix, std::string_view key);
+// The newest invalidation's WAL position, for a while: fills read before it are refused.
+std::string Fence(std::string_view prefix, std::string_view key);
 std::string Epoch(std::string_view prefix);
 std::string Nodes(std::string_view prefix);  // sorted set: node id -> last heartbeat
 }  // namespace tier_keys

@@ -14,6 +14,7 @@
 
 #include "lease/admission.h"
 #include "lease/clock.h"
+#include "lease/wal_position.h"
 
 namespace corral::lease {
 
@@ -30,6 +31,9 @@ struct LoadResult {
   // A value read before the key's last invalidation (lease/position_fence.h): its waiters are
   // answered with it as stale.
   bool stale = false;
+  // The WAL position the value was read at (0: unknown); a read-your-writes waiter that wants a
+  // newer one does not take it.
+  WalPosition position = 0;
 };
 
 // How a wait ended.

@@ -16,10 +16,9 @@
 #include <string_view>
 #include <unordered_map>
 
-namespace corral::lease {
+#include "lease/wal_position.h"
 
-// A WAL position in bytes since 0/0. 0: unknown (older than every marker).
-using WalPosition = uint64_t;
+namespace corral::lease {
 
 struct FenceVerdict {
   bool fenced = false;   // read before the key's last invalidation: not to be cached as fresh

@@ -85,6 +85,7 @@ std::optional<EntryMeta> Store::Fill(std::string_view key, std::string_view valu
   meta.fresh_until = AddClamped(now, ttl);
   meta.stale_until = AddClamped(meta.fresh_until, std::max<Millis>(0, options.stale_ms));
   meta.load_ms = options.load_ms;
+  meta.position = options.position;
 
   Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mu);

@@ -39,7 +39,8 @@ struct FillOptions {
   double jitter = 0;    // TTL drawn from ttl_ms * [1 - jitter, 1 + jitter]; clamped to [0, 1]
   Millis stale_ms = 0;  // how long past fresh_until the entry may still be served stale
   EntryKind kind = EntryKind::kValue;
-  uint32_t load_ms = 0;  // how long the load took
+  uint32_t load_ms = 0;      // how long the load took
+  WalPosition position = 0;  // the WAL position the load read at (0: unknown)
 };
 
 // Terms: an entry is *fresh* while now < fresh_until, *stale* from fresh_until until stale_until,

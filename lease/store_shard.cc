@@ -116,7 +116,8 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
     slots_.emplace_back();
   }
   Entry& entry = slots_[id];
-  entry.data = std::make_unique_for_overwrite<char[]>(key.size() + value.size());
+  entry.data =
+      std::make_unique_for_overwrite<char[]>(key.size() + value.size() + sizeof(WalPosition));
   if (!key.empty()) std::memcpy(entry.data.get(), key.data(), key.size());
   if (!value.empty()) std::memcpy(entry.data.get() + key.size(), value.data(), value.size());
   entry.key_size = static_cast<uint32_t>(key.size());

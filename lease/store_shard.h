@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -14,6 +15,7 @@
 
 #include "lease/clock.h"
 #include "lease/frequency_sketch.h"
+#include "lease/wal_position.h"
 
 namespace corral::lease {
 
@@ -29,6 +31,7 @@ struct EntryMeta {
   Millis stale_until = kNever;  // >= fresh_until; at/after this the entry is gone
   uint32_t load_ms = 0;         // duration of the load that filled it; 0 for SET
   EntryKind kind = EntryKind::kValue;
+  WalPosition position = 0;  // the WAL position the fill was read at; 0: unknown, and for SET
 };
 
 // Who stored an entry. Only read-through fills are subject to Store::MarkAllStaleBefore.
@@ -53,11 +56,12 @@ class StoreShard {
  public:
   // Bytes accounted per entry besides key and value, an estimate of what an entry really costs:
   // its slot (sizeof(Entry) = 64), its index cell (8 bytes at a load factor of 3/8 to 3/4, so
-  // 11-21), and the allocator's header and rounding of the key+value block (8-23 with glibc).
+  // 11-21), the fill's WAL position stored after the value (8), and the allocator's header and
+  // rounding of the key+value+position block (8-23 with glibc).
   // Not included, and so the overhead beyond max_bytes: the growth slack of the slot array and
   // of the index (each at most doubles) and slots left free by deletions. The policy's own state
   // (the sketch) is taken off the budget up front, see set_budget.
-  static constexpr size_t kEntryOverhead = 96;
+  static constexpr size_t kEntryOverhead = 104;
   // The sketch is sized for budget / (kEntryOverhead + kAssumedKeyValueBytes) keys.
   static constexpr size_t kAssumedKeyValueBytes = 64;
 
@@ -71,7 +75,9 @@ class StoreShard {
   // 64 bytes: the EntryMeta fields are laid out flat so that the list links, the access time and
   // the policy bytes fill what would be padding.
   struct Entry {
-    std::unique_ptr<char[]> data;  // key bytes then value bytes; null while the slot is free
+    // Key bytes, value bytes, then the WAL position (kPositionBytes, unaligned: rarely read, and
+    // kept out of the slot so that a slot stays one cache line); null while the slot is free.
+    std::unique_ptr<char[]> data;
     Millis filled_at = 0;
     Millis fresh_until = kNever;
     Millis stale_until = kNever;
@@ -90,6 +96,14 @@ class StoreShard {
     bool in_use() const { return data != nullptr; }
     std::string_view key() const { return {data.get(), key_size}; }
     std::string_view value() const { return {data.get() + key_size, value_size}; }
+    WalPosition position() const {
+      WalPosition p;
+      std::memcpy(&p, data.get() + key_size + value_size, sizeof p);
+      return p;
+    }
+    void set_position(WalPosition p) {
+      std::memcpy(data.get() + key_size + value_size, &p, sizeof p);
+    }
     EntryMeta meta() const {
       EntryMeta meta;
       meta.filled_at = filled_at;
@@ -97,6 +111,7 @@ class StoreShard {
       meta.stale_until = stale_until;
       meta.load_ms = load_ms;
       meta.kind = kind;
+      meta.position = position();
       return meta;
     }
     void set_meta(const EntryMeta& meta) {
@@ -105,6 +120,7 @@ class StoreShard {
       stale_until = meta.stale_until;
       load_ms = meta.load_ms;
       kind = meta.kind;
+      set_position(meta.position);
     }
   };
 

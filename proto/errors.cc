@@ -67,6 +67,13 @@ std::string InvalidExpireError(std::string_view cmd) {
   return out;
 }
 
+std::string InvalidWalPositionError(std::string_view text) {
+  std::string out = "ERR invalid WAL position '";
+  out.append(text.substr(0, 64)).append("': expected pg_lsn text like 0/16B3748");
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
 std::string_view ShedReasonLabel(ShedReason reason) {
   switch (reason) {
     case ShedReason::kBlocked:
@@ -85,6 +92,8 @@ std::string_view ShedReasonLabel(ShedReason reason) {
       return "invalidated_repeatedly";
     case ShedReason::kMaxClients:
       return "max_clients";
+    case ShedReason::kNotReplayed:
+      return "not_replayed";
   }
   return "unknown";
 }
@@ -97,6 +106,8 @@ std::string ShedText(ShedReason reason, std::string_view ns) {
       return "key invalidated repeatedly during load";
     case ShedReason::kMaxClients:
       return "max number of clients reached";
+    case ShedReason::kNotReplayed:
+      return "no server has replayed the client's write yet";
     default: {
       std::string out = "load shed: ";
       out.append(ShedReasonLabel(reason)).append(" for namespace ").append(ns);

@@ -67,8 +67,9 @@ enum class ShedReason : uint8_t {
   kWaitTimeout,            // lease.wait_timeout_ms passed and nothing stale was there
   kInvalidatedRepeatedly,  // the key was invalidated again and again while its holder loaded
   kMaxClients,             // shedding.max_clients: the connection itself was refused
+  kNotReplayed,            // read-your-writes: no server had replayed the client's write in time
 };
-inline constexpr size_t kShedReasonCount = 8;
+inline constexpr size_t kShedReasonCount = 9;
 
 // "blocked", "max_inflight_loads", ... (the metric label value).
 std::string_view ShedReasonLabel(ShedReason reason);
@@ -99,6 +100,9 @@ std::string WrongArgsError(std::string_view cmd);
 // "ERR unknown subcommand 'x'. Try CLIENT HELP." with `sub` cut to 128 bytes and `cmd`
 // upper-cased; CR and LF become spaces.
 std::string UnknownSubcommandError(std::string_view cmd, std::string_view sub);
+
+// "ERR invalid WAL position 'x': expected pg_lsn text like 0/16B3748", `text` cut to 64 bytes.
+std::string InvalidWalPositionError(std::string_view text);
 
 // "ERR invalid expire time in 'set' command"; `cmd` is lower-cased.
 std::string InvalidExpireError(std::string_view cmd);

@@ -331,7 +331,8 @@ class CacheServiceTest : public ::testing::Test {
                                               metrics_, &backend_);
   }
 
-  RecordPtr Read(std::string_view key, Proto proto = Proto::kResp) {
+  // `written`: the client's own write's WAL position (read-your-writes).
+  RecordPtr Read(std::string_view key, Proto proto = Proto::kResp, lease::WalPosition written = 0) {
     auto record = std::make_shared<Record>();
     bool now = service_->Read(
         proto, key, [&](const ReadAnswer& a) { record->Add(a, true); },
@@ -341,7 +342,8 @@ class CacheServiceTest : public ::testing::Test {
             ++record->laters_made;
           }
           return [record](const ReadAnswer& a) { record->Add(a, false); };
-        });
+        },
+        written);
     std::lock_guard lock(record->mu);
     record->returned_now = now;
     record->in_call = false;
@@ -889,6 +891,12 @@ class PositionFenceServiceTest : public CacheServiceTest {
     return *answered;
   }
   uint64_t Fenced(FencedFill f) const { return metrics_.fenced_fills.Value(f); }
+  // Caches `value` for `key` as read at `position`.
+  void FillAt(const std::string& key, const std::string& value, lease::WalPosition position) {
+    RecordPtr r = Read(key);
+    ASSERT_TRUE(backend_.Complete(key.substr(key.find(':') + 1), FoundAt(value, position)));
+    ASSERT_EQ(r->only().value, value);
+  }
   FakePositions positions_;
 };
 
@@ -995,6 +1003,82 @@ TEST_F(PositionFenceServiceTest, MarkersLastUntilEveryUsableReplicaHasReplayedTh
   service_->Tick();
   EXPECT_EQ(service_->position_markers(), 0u);
   EXPECT_EQ(service_->position_marker_bytes(), 0u);
+}
+
+// Read-your-writes: a client that hands over its write's position never reads what preceded it.
+TEST_F(PositionFenceServiceTest, AReadAfterTheClientsWriteReloadsAnOlderFill) {
+  FillAt("user:1", "v1", 100);
+  // Another client's read is served from the cache as before.
+  EXPECT_EQ(Read("user:1")->only().outcome, Outcome::kHit);
+  // The client wrote at 200: the entry read at 100 is not an answer for it.
+  RecordPtr mine = Read("user:1", Proto::kResp, 200);
+  EXPECT_FALSE(mine->returned_now);
+  ASSERT_EQ(backend_.loads(), 2u);
+  EXPECT_EQ(backend_.min_position("1"), 200u) << "routed past the client's write";
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v2", 210)));
+  EXPECT_EQ(mine->only().value, "v2");
+  // The newer fill replaced the old one, for everybody; and now answers the client at once.
+  EXPECT_EQ(Read("user:1")->only().value, "v2");
+  RecordPtr again = Read("user:1", Proto::kResp, 200);
+  EXPECT_TRUE(again->returned_now);
+  EXPECT_EQ(again->only().value, "v2");
+  EXPECT_EQ(again->only().outcome, Outcome::kHit);
+  EXPECT_EQ(backend_.loads(), 2u);
+}
+
+TEST_F(PositionFenceServiceTest, AReadAfterTheClientsWriteNeverGetsAnOlderRowItIsBusyInstead) {
+  FillAt("user:1", "v1", 100);
+  RecordPtr mine = Read("user:1", Proto::kResp, 200);
+  // The load reads at 150 (a lagging replica): one more load, then BUSY — never v1.
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v1", 150)));
+  EXPECT_EQ(mine->count(), 0u);
+  ASSERT_EQ(backend_.loads(), 3u);
+  EXPECT_EQ(backend_.min_position("1"), 200u);
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v1", 160)));
+  ASSERT_EQ(mine->count(), 1u);
+  EXPECT_EQ(mine->only().kind, AnswerKind::kBusy);
+  EXPECT_EQ(mine->only().error, proto::ShedText(proto::ShedReason::kNotReplayed, "user"));
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("not_replayed")), 1u);
+  EXPECT_GE(positions_.refreshes_, 1);
+  // The fill was not fenced by any invalidation: other readers get it.
+  EXPECT_EQ(Read("user:1")->only().outcome, Outcome::kHit);
+}
+
+TEST_F(PositionFenceServiceTest, AReadAfterTheClientsWriteThatJoinsAnOlderLoadLoadsAgain) {
+  RecordPtr other = Read("user:1");  // a load already in flight, with no minimum
+  RecordPtr mine = Read("user:1", Proto::kResp, 200);
+  EXPECT_EQ(backend_.loads(), 1u) << "joins the load in flight";
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v1", 100)));
+  EXPECT_EQ(other->only().value, "v1");
+  EXPECT_EQ(mine->count(), 0u) << "read before the client's write: not its answer";
+  ASSERT_EQ(backend_.loads(), 2u);
+  EXPECT_EQ(backend_.min_position("1"), 200u);
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v2", 200)));
+  EXPECT_EQ(mine->only().value, "v2");
+}
+
+TEST_F(PositionFenceServiceTest, ATimedOutReadAfterTheClientsWriteIsNotAnsweredWithTheOlderRow) {
+  FillAt("user:1", "v1", 100);
+  RecordPtr mine = Read("user:1", Proto::kResp, 200);
+  clock_.Advance(config_.lease.wait_timeout_ms + 1);
+  service_->Tick();
+  ASSERT_EQ(mine->count(), 1u);
+  EXPECT_EQ(mine->only().kind, AnswerKind::kBusy) << "not v1, stale or not";
+  EXPECT_EQ(mine->only().error, proto::ShedText(proto::ShedReason::kNotReplayed, "user"));
+}
+
+TEST_F(PositionFenceServiceTest, AnInvalidationWithTheClientsPositionDoesNotAskThePrimary) {
+  Fill("user:1", "v1");
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  service_->Invalidate(
+      "user:1", InvalidationSource::kDel, [answered](bool) { *answered = true; }, 200);
+  EXPECT_TRUE(*answered) << "the position is known: DEL answers at once";
+  EXPECT_EQ(positions_.Answer(999), 0u) << "the primary was not asked";
+  positions_.readable_ = 100;
+  RecordPtr r = Read("user:1");
+  EXPECT_EQ(backend_.min_position("1"), 200u);
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v1", 150)));
+  EXPECT_EQ(r->only().outcome, Outcome::kStale) << "fenced at the client's position";
 }
 
 TEST_F(CacheServiceTest, OnlyLoadsThatQueryTheDatabaseCountAgainstMaxInflightLoads) {

@@ -213,6 +213,91 @@ TEST_F(ReplicaLagPgTest, WhileOneReplicaLagsTheNewRowComesFromTheOther) {
   EXPECT_EQ(fresh_new, 10);
 }
 
+// Read-your-writes: the client hands corral the WAL position its own write returned
+// (CORRAL.WRITTEN over RESP, X-Corral-Written over HTTP). With both replicas paused, and no
+// invalidation at all, its reads get its own write from the primary (fallback_to_primary), while
+// other connections are still answered from the cache as before.
+TEST_F(ReplicaLagPgTest, ReadYourWritesFromThePrimaryWhileTheReplicasLag) {
+  auto server = StartCorral(
+      "{\"ryw\": {\"query\": \"SELECT version::text FROM users WHERE id = $1::bigint\", "
+      "\"ttl_ms\": 600000}}",
+      "\"lease\": {\"wait_timeout_ms\": 3000}",
+      "\"health_check_interval_ms\": 100, \"max_replica_lag_ms\": 60000, "
+      "\"fallback_to_primary\": true");
+  ASSERT_NE(server, nullptr);
+  RedisConnection writer = ConnectRedis(server->resp_port());
+  RedisConnection other = ConnectRedis(server->resp_port());
+  ASSERT_TRUE(writer && other);
+  EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN"}).get()), "(nil)");
+  EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN", "not-a-position"}).get()),
+            "-ERR invalid WAL position 'not-a-position': expected pg_lsn text like 0/16B3748");
+  for (int round = 0; round < 5; ++round) {
+    const int id = 560 + round;
+    const std::string key = "ryw:" + std::to_string(id);
+    ASSERT_TRUE(pg_.WaitReplayed());
+    const int64_t before = pg_.UserVersion(id);
+    EXPECT_EQ(ReplyText(RedisCmd(other.get(), {"GET", key}).get()), "$" + std::to_string(before));
+    for (size_t r = 0; r < pg_.replicas.size(); ++r) Pause(r);
+    const int64_t after = pg_.BumpUserVersion(id);
+    const std::string lsn = PgCluster::Sql(pg_.primary, "SELECT pg_current_wal_insert_lsn()");
+    ASSERT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN", lsn}).get()), "+OK") << lsn;
+    EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN"}).get()), "$" + lsn);
+    // The writer's connection: its own write, every time (the first read loads it from the
+    // primary; the next ones are hits on that fill).
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"GET", key}).get()), "$" + std::to_string(after))
+          << "round " << round;
+    }
+    EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"MGET", key}).get()),
+              "[$" + std::to_string(after) + "]");
+    // HTTP, with the position in a header.
+    std::optional<HttpResponse> res =
+        HttpRequestOnce(server->http_port(), "GET", "/v1/cache/ryw/" + std::to_string(id), {},
+                        {std::string("X-Corral-Written: ") + lsn});
+    ASSERT_TRUE(res.has_value());
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->body, std::to_string(after));
+    ResumeAll();
+  }
+  std::optional<HttpResponse> bad =
+      HttpRequestOnce(server->http_port(), "GET", "/v1/cache/ryw/1", {}, {"X-Corral-Written: 12"});
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("X-Corral-Written"), std::string::npos) << bad->body;
+}
+
+// Without the primary to fall back on, a read after the client's write gets BUSY while no
+// replica has replayed it (never the row before it), and the write once one has.
+TEST_F(ReplicaLagPgTest, ReadYourWritesIsBusyNeverOlderUntilAReplicaHasTheWrite) {
+  auto server = Start("rywbusy");
+  ASSERT_NE(server, nullptr);
+  RedisConnection writer = ConnectRedis(server->resp_port(), Millis(10000));
+  ASSERT_TRUE(writer);
+  const int id = 570;
+  const std::string key = "rywbusy:" + std::to_string(id);
+  ASSERT_TRUE(pg_.WaitReplayed());
+  const int64_t before = pg_.UserVersion(id);
+  EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"GET", key}).get()), "$" + std::to_string(before));
+  for (size_t r = 0; r < pg_.replicas.size(); ++r) Pause(r);
+  const int64_t after = pg_.BumpUserVersion(id);
+  const std::string lsn = PgCluster::Sql(pg_.primary, "SELECT pg_current_wal_insert_lsn()");
+  ASSERT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN", lsn}).get()), "+OK");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"GET", key}).get()),
+              "-BUSY no server has replayed the client's write yet");
+  }
+  EXPECT_GE(Metric(server->http_port(), "corral_shed_total{reason=\"not_replayed\"}"), 3);
+  ResumeAll();
+  ASSERT_TRUE(pg_.WaitReplayed());
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        std::string got = ReplyText(RedisCmd(writer.get(), {"GET", key}).get());
+        EXPECT_NE(got, "$" + std::to_string(before)) << "the write's predecessor";
+        return got == "$" + std::to_string(after);
+      },
+      Millis(5000)));
+}
+
 // Issue 13's fuzz: updates on the primary, each followed at once by a DEL; readers on every key;
 // and the replicas' replay paused and resumed at random. A read may return an older row while
 // the replicas lag (as stale), but none that starts once every replica has replayed an

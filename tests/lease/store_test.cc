@@ -61,6 +61,31 @@ TEST_F(StoreTest, SetGetDelExists) {
   EXPECT_EQ(store_.MemoryBytes(), 0u);
 }
 
+TEST_F(StoreTest, AFillKeepsTheWalPositionItWasReadAtASetHasNone) {
+  FillOptions fill{.ttl_ms = 1000, .position = 0x1'0000'0002};
+  ASSERT_TRUE(store_.Fill("k", "v1", fill).has_value());
+  EXPECT_EQ(GetCopy(store_, "k")->meta.position, 0x1'0000'0002u);
+  // Overwritten in place (same size) and anew (another size): the newest fill's position.
+  fill.position = 7;
+  ASSERT_TRUE(store_.Fill("k", "v2", fill).has_value());
+  EXPECT_EQ(GetCopy(store_, "k")->meta.position, 7u);
+  EXPECT_EQ(GetCopy(store_, "k")->value, "v2");
+  fill.position = 9;
+  ASSERT_TRUE(store_.Fill("k", "a longer value", fill).has_value());
+  EXPECT_EQ(GetCopy(store_, "k")->meta.position, 9u);
+  EXPECT_EQ(GetCopy(store_, "k")->value, "a longer value");
+  // A SET is nobody's read: no position, even over a fill of the same size.
+  EXPECT_EQ(store_.Set("k", "a longer VALUE", std::nullopt), SetResult::kStored);
+  EXPECT_EQ(GetCopy(store_, "k")->meta.position, 0u);
+  EXPECT_EQ(GetCopy(store_, "k")->value, "a longer VALUE");
+  // Marking stale keeps it.
+  fill.position = 11;
+  ASSERT_TRUE(store_.Fill("k", "", fill).has_value());
+  EXPECT_TRUE(store_.MarkStale("k"));
+  EXPECT_EQ(GetCopy(store_, "k")->meta.position, 11u);
+  EXPECT_EQ(GetCopy(store_, "k")->value, "");
+}
+
 TEST_F(StoreTest, OverwriteSameAndOtherSizeUpdatesValueMetaAndBytes) {
   ASSERT_EQ(store_.Set("k", "aaaa", 5000), SetResult::kStored);
   clock_.Advance(10);
