@@ -260,7 +260,8 @@ bool CacheService::FenceFill(const std::string& key, const Namespace& ns, lease:
                              lease::WalPosition wanted, const BackendResult& r, bool* stale) {
   if (positions_ == nullptr || !r.from_db) return false;
   if (r.kind != LoadResult::Kind::kValue && r.kind != LoadResult::Kind::kNotFound) return false;
-  const lease::FenceVerdict verdict = fence_.Check(key, r.position);
+  lease::FenceVerdict verdict = fence_.Check(key, r.position);
+  if (!verdict.fenced && r.fenced_at > r.position) verdict = {.fenced = true, .need = r.fenced_at};
   if (!verdict.fenced) return false;
   // One retry, routed to a server that has replayed the invalidation, while the waiters can
   // still wait for it; else the old row is served, as stale.
@@ -492,7 +493,10 @@ lease::SetResult CacheService::Set(std::string_view key, std::string_view value,
     leases_.Void(key);
     holdoff_.Clear(key);
     // The other nodes drop their copies (L2 and L1); this node keeps what was just written.
-    if (sink_ != nullptr) sink_->Propagate(key, InvalidationSource::kSet, 0, nullptr);
+    if (sink_ != nullptr) {
+      sink_->Begin(key);
+      sink_->Propagate(key, InvalidationSource::kSet, 0, nullptr);
+    }
     if (!ttl_ms && !keep_ttl && cond == lease::SetCondition::kAlways) {
       auto meta = store_.Fill(key, value, FillFor(*ns, LoadResult::Kind::kValue, 0));
       return meta ? lease::SetResult::kStored : lease::SetResult::kTooLarge;
@@ -535,6 +539,8 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
     if (propagated) propagated(existed);
     return existed;
   }
+  // The tier hears of it at once, and gets it with its position once that is known.
+  if (tier) sink_->Begin(key);
   auto join = std::make_shared<InvalidationJoin>();
   join->left = 1 + (tier ? 1 : 0);
   join->existed = existed;

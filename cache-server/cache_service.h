@@ -71,6 +71,9 @@ struct BackendResult {
   lease::Admission shed = lease::Admission::kAdmitted;  // kShed: what the admission answered
   // from_db: the WAL position the query read at (0: unknown, older than any invalidation).
   lease::WalPosition position = 0;
+  // The Redis tier refused to keep the fill: it was read before this invalidation's position,
+  // which another node's invalidation left there (0: not refused).
+  lease::WalPosition fenced_at = 0;
 };
 
 // A load's admission to the database: the node's bounds on queries in flight (the namespace's
@@ -117,6 +120,10 @@ class PositionSource {
 class InvalidationSink {
  public:
   virtual ~InvalidationSink() = default;
+  // An invalidation of `key` was applied here, at once: until its Propagate has reached the
+  // tier, this node takes nothing of `key` from the tier (what it holds may be older). Exactly one
+  // Propagate follows each call.
+  virtual void Begin(std::string_view key) = 0;
   // Calls `done` (if set) once the tier has applied the invalidation, or could not within its
   // timeout; on any thread, possibly before returning. `held`: the tier held an entry for `key`.
   // `position`: the invalidation's WAL position (0: none), which fences the tier's fills and

@@ -77,15 +77,15 @@ return {'won'}
 // KEYS: value, lease, fence. ARGV: owner, value, kind, fresh_ms, stale_ms, epoch, load_ms,
 // channel, key, the position the load read at.
 // The fill is a compare-and-set against the lease: 0 if an invalidation (or a takeover) took it;
-// 2 if it was read before the key's last invalidation's position (the fence, kInvalidate): then
-// the lease is given up and nothing is stored, and the waiting nodes load anew.
+// {2, fence position} if it was read before the key's last invalidation's position (the fence,
+// kInvalidate): then the lease is given up and nothing is stored, and the waiting nodes load anew.
 const std::string kFill = std::string(kNow) + R"lua(
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local fence = redis.call('GET', KEYS[3])
 if fence and tonumber(ARGV[10]) < tonumber(fence) then
   redis.call('DEL', KEYS[2])
   redis.call('PUBLISH', ARGV[8], ARGV[9])
-  return 2
+  return {2, fence}
 end
 redis.call('DEL', KEYS[2], KEYS[1])
 local f = now + tonumber(ARGV[4])
@@ -518,27 +518,33 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     int64_t fresh = std::max<int64_t>(1, static_cast<int64_t>(base * draw(rng)));
     int64_t stale = ns.stale_ms;
     uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
-    Eval(TierOp::kFill, kFill,
-         {tier_keys::Value(prefix, p->key), tier_keys::Lease(prefix, p->key),
-          tier_keys::Fence(prefix, p->key)},
-         {p->owner, r.data, found ? "v" : "n", std::to_string(fresh), std::to_string(stale),
-          std::to_string(epoch.load()), std::to_string(load_ms), filled_channel, p->key,
-          std::to_string(r.position)},
-         [self = shared_from_this(), p, r, fresh, stale, load_ms](const Result& res) mutable {
-           if (res.ok() && res.reply.integer == 1) {
-             self->metrics.tier_leases.Add(TierLease::kFilled);
-             self->SetLifetime(r, fresh, stale);
-             r.load_ms = load_ms;
-           } else if (res.ok()) {
-             // An invalidation voided the lease while the query ran, or the fill was read
-             // before an invalidation's position (2): the waiters that asked before it get the
-             // row, nobody caches it (SPEC.md rule 6, fleet-wide).
-             self->metrics.tier_leases.Add(TierLease::kVoided);
-             r.cacheable = false;
-           }
-           // A fill that did not reach Redis: this node caches as it would alone.
-           self->Finish(p, std::move(r));
-         });
+    Eval(
+        TierOp::kFill, kFill,
+        {tier_keys::Value(prefix, p->key), tier_keys::Lease(prefix, p->key),
+         tier_keys::Fence(prefix, p->key)},
+        {p->owner, r.data, found ? "v" : "n", std::to_string(fresh), std::to_string(stale),
+         std::to_string(epoch.load()), std::to_string(load_ms), filled_channel, p->key,
+         std::to_string(r.position)},
+        [self = shared_from_this(), p, r, fresh, stale, load_ms](const Result& res) mutable {
+          if (res.ok() && res.reply.type == Reply::Type::kArray && res.reply.elements.size() == 2) {
+            // Read before an invalidation this node may not have heard of yet: the node keeps
+            // it only as stale (CacheService::FenceFill), like a fill its own fence caught.
+            self->metrics.tier_leases.Add(TierLease::kVoided);
+            r.fenced_at = static_cast<lease::WalPosition>(
+                std::max<int64_t>(0, ToInt(res.reply.elements[1].str).value_or(0)));
+          } else if (res.ok() && res.reply.integer == 1) {
+            self->metrics.tier_leases.Add(TierLease::kFilled);
+            self->SetLifetime(r, fresh, stale);
+            r.load_ms = load_ms;
+          } else if (res.ok()) {
+            // An invalidation voided the lease while the query ran: the waiters that asked
+            // before it get the row, nobody caches it (SPEC.md rule 6, fleet-wide).
+            self->metrics.tier_leases.Add(TierLease::kVoided);
+            r.cacheable = false;
+          }
+          // A fill that did not reach Redis: this node caches as it would alone.
+          self->Finish(p, std::move(r));
+        });
   }
 
   void Finish(const PendingPtr& p, BackendResult r) {
@@ -585,6 +591,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       if (done) done(held);
     };
     if (stopped || !client->up()) {
+      Uninvalidating(key);
       MissedInvalidation(key, "tier down");
       return finish(false);
     }
@@ -619,7 +626,6 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
              self->MaybeEndBroadcast(seq);
            });
     }
-    ++invalidating[key];
     // "origin seq:position key": nodes that predate positions read "seq:position" as the
     // sequence number and acknowledge it so; OnAck reads the number before the colon.
     Eval(TierOp::kInvalidate, kInvalidate,
@@ -628,9 +634,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
          {channel, node_id + " " + std::to_string(seq) + ":" + std::to_string(position) + " " + key,
           std::to_string(position), std::to_string(fence_ms)},
          [self = shared_from_this(), key, seq, finish](const Result& r) {
-           if (auto it = self->invalidating.find(key); it != self->invalidating.end()) {
-             if (--it->second == 0) self->invalidating.erase(it);
-           }
+           self->Uninvalidating(key);
            self->Wake(key);
            if (!r.ok()) self->MissedInvalidation(key, r.error.empty() ? r.reply.str : r.error);
            bool held = r.ok() && r.reply.type == Reply::Type::kInteger && r.reply.integer > 0;
@@ -642,6 +646,13 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
            it->second->held = held;
            self->MaybeEndBroadcast(seq);
          });
+  }
+
+  // One Begin's Propagate has reached the tier, or could not.
+  void Uninvalidating(const std::string& key) {
+    if (auto it = invalidating.find(key); it != invalidating.end()) {
+      if (--it->second == 0) invalidating.erase(it);
+    }
   }
 
   void MaybeEndBroadcast(uint64_t seq) {
@@ -924,6 +935,10 @@ void TierBackend::Load(size_t ns_index, std::string id, lease::WalPosition min_p
     p->owner = impl->node_id + ":" + std::to_string(impl->next_owner++);
     impl->Lookup(p);
   });
+}
+
+void TierBackend::Begin(std::string_view key) {
+  asio::post(impl_->io, [impl = impl_, key = std::string(key)] { ++impl->invalidating[key]; });
 }
 
 void TierBackend::Propagate(std::string_view key, InvalidationSource source,

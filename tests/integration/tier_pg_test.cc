@@ -836,6 +836,79 @@ TEST_F(TierPgTest, DelCountsKeysTheFleetHeld) {
 }
 
 // An L2 hit: a key another node loaded costs this node one Redis round trip and no query.
+// Issue 13's experiment across the fleet: with both replicas paused, a DEL on node 1 carries the
+// write's WAL position to L2 and to the other nodes. A reload on any node reads the old row from a
+// lagging replica; L2 refuses to keep it (its fence) and no node caches it as fresh — every node
+// serves it as STALE — and once the replicas have replayed the write every node serves the new
+// row. Before positions travelled, one node's reload put the old row into L2 and the others took
+// it from there as fresh, for the rest of its TTL.
+TEST_F(TierPgTest, DelDuringReplicaLagIsFencedOnEveryNode) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes = StartNodes(
+      3,
+      R"({"tlag": {"query": "SELECT version::text AS tier_lag FROM users WHERE id = $1::bigint", "ttl_ms": 600000}})",
+      redis, R"("lease": {"wait_timeout_ms": 3000})",
+      R"("health_check_interval_ms": 100, "max_replica_lag_ms": 60000)");
+  ASSERT_EQ(nodes.size(), 3u);
+  struct Read {
+    std::string body, cache;
+  };
+  auto get = [&](size_t node, int id) {
+    std::optional<HttpResponse> res =
+        HttpRequestOnce(nodes[node]->http_port(), "GET", "/v1/cache/tlag/" + std::to_string(id));
+    return res ? Read{res->body, res->Header("x-cache")} : Read{"(no answer)", ""};
+  };
+  auto replay = [&](const char* fn) {
+    for (const std::string& replica : pg_.replicas) {
+      PgCluster::Sql(replica, std::string("SELECT ") + fn + "()");
+    }
+  };
+  for (int round = 0; round < 3; ++round) {
+    const int id = 7100 + round;
+    ASSERT_TRUE(pg_.WaitReplayed());
+    const std::string before = std::to_string(pg_.UserVersion(id));
+    for (size_t n = 0; n < nodes.size(); ++n) EXPECT_EQ(get(n, id).body, before);
+    replay("pg_wal_replay_pause");
+    ASSERT_TRUE(WaitFor(Millis(5000), [&] {
+      for (const std::string& replica : pg_.replicas) {
+        if (PgCluster::Sql(replica, "SELECT pg_get_wal_replay_pause_state()") != "paused") {
+          return false;
+        }
+      }
+      return true;
+    }));
+    const std::string after = std::to_string(pg_.BumpUserVersion(id));
+    RedisConnection del = ConnectRedis(nodes[1]->resp_port());
+    ASSERT_TRUE(del);
+    EXPECT_EQ(ReplyText(RedisCmd(del.get(), {"DEL", "tlag:" + std::to_string(id)}).get()), ":1");
+    // Node 0 reloads first (its fill goes to L2, or is refused there), then 2, then 1.
+    for (int i = 0; i < 3; ++i) {
+      for (size_t n : {0u, 2u, 1u}) {
+        Read r = get(n, id);
+        EXPECT_EQ(r.body, before) << "node " << n << ": no replica has the write yet";
+        EXPECT_EQ(r.cache, "STALE")
+            << "node " << n << ", round " << round << ": the old row must never be served as fresh";
+      }
+    }
+    replay("pg_wal_replay_resume");
+    ASSERT_TRUE(pg_.WaitReplayed());
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      EXPECT_TRUE(WaitFor(Millis(5000),
+                          [&] {
+                            Read r = get(n, id);
+                            if (r.body == before) EXPECT_EQ(r.cache, "STALE") << "node " << n;
+                            return r.body == after;
+                          }))
+          << "node " << n << " never served the new row";
+      Read r = get(n, id);
+      EXPECT_EQ(r.body, after);
+      EXPECT_NE(r.cache, "STALE");
+    }
+  }
+  EXPECT_GE(SumMetric(nodes, "corral_fenced_fills_total{action=\"stale\"}"), 3);
+}
+
 TEST_F(TierPgTest, L2HitCostsOneRoundTripAndNoQuery) {
   std::vector<std::string> redis = SharedRedis();
   ASSERT_FALSE(redis.empty());
