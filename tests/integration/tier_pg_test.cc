@@ -463,6 +463,103 @@ TEST_F(TierPgTest, InvalidationTheTierMissedIsFencedByAnEpoch) {
       del_ms);
 }
 
+// The Redis link breaks in each way the fault proxy can break it — answers slower than
+// redis.timeout_ms, a half-open stall, connections reset in the middle of a reply, a trickle of
+// bandwidth — while one node serves cold keys and DELs. No request waits past the tier's timeout
+// plus one load, every answer is the row's value, and once the link heals the node goes back to
+// the tier (a key another node loaded is an L2 hit again).
+TEST_F(TierPgTest, RedisLinkFaultsNeverHoldARequestPastTheBound) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  uint16_t redis_port = static_cast<uint16_t>(std::atoi(redis[0].substr(10).c_str()));
+  fault::FaultProxy proxy("127.0.0.1", redis_port);
+  const std::string ns =
+      R"({"tf": {"query": "SELECT name AS tier_link_fault FROM users WHERE id = $1::bigint"}})";
+  auto direct = StartNodes(1, ns, redis);
+  auto faulty = StartNodes(1, ns, {"127.0.0.1:" + std::to_string(proxy.port())});
+  ASSERT_EQ(direct.size(), 1u);
+  ASSERT_EQ(faulty.size(), 1u);
+  RedisConnection c = ConnectRedis(faulty[0]->resp_port(), Millis(10000));
+  ASSERT_TRUE(c);
+  struct Fault {
+    const char* name;
+    std::function<void()> apply;
+  };
+  const std::vector<Fault> faults = {
+      {"latency 1500 ms", [&] { proxy.SetLatency(Millis(1500)); }},
+      {"half-open stall", [&] { proxy.StallHalfOpen(); }},
+      {"reset mid-reply", [&] { proxy.ResetMidReply(40); }},
+      {"bandwidth 100 B/s", [&] { proxy.SetBandwidth(100); }},
+  };
+  // timeout_ms (1000, StartNodes) for the tier, then the load itself, with room for a slow CI.
+  constexpr double kBoundMs = 1000 + 1500;
+  int id = 3300;
+  for (const Fault& fault : faults) {
+    fault.apply();
+    double worst = 0;
+    for (int i = 0; i < 8; ++i, ++id) {
+      const std::string key = "tf:" + std::to_string(id);
+      auto t0 = Clock::now();
+      EXPECT_EQ(ReplyText(RedisCmd(c.get(), {"GET", key}).get()), "$user " + std::to_string(id))
+          << fault.name;
+      auto t1 = Clock::now();
+      EXPECT_EQ(ReplyText(RedisCmd(c.get(), {"DEL", key}).get()), ":1") << fault.name;
+      auto t2 = Clock::now();
+      worst = std::max({worst, std::chrono::duration<double, std::milli>(t1 - t0).count(),
+                        std::chrono::duration<double, std::milli>(t2 - t1).count()});
+    }
+    EXPECT_LE(worst, kBoundMs) << fault.name;
+    std::printf("[figures] Redis link %s: 8 cold GETs and 8 DELs, slowest %.0f ms\n", fault.name,
+                worst);
+    proxy.Heal();
+    EXPECT_TRUE(WaitFor(Millis(15000), [&] {
+      return Metric(faulty[0]->http_port(), "corral_tier_up") == 1;
+    })) << fault.name;
+    // Back in the tier: a key the other node loaded is an L2 hit here (the epoch a fault may have
+    // started is read first: until then a load falls back).
+    const std::string shared = "tf:" + std::to_string(id++);
+    RedisConnection d = ConnectRedis(direct[0]->resp_port());
+    ASSERT_TRUE(d);
+    EXPECT_EQ(ReplyText(RedisCmd(d.get(), {"GET", shared}).get()).substr(0, 6), "$user ");
+    EXPECT_TRUE(WaitFor(Millis(15000),
+                        [&] {
+                          const std::string hits = "corral_tier_lookups_total{result=\"hit\"}";
+                          const double before = Metric(faulty[0]->http_port(), hits);
+                          RedisConnection e = ConnectRedis(faulty[0]->resp_port());
+                          const std::string probe = "tf:" + std::to_string(id++);
+                          RedisCmd(d.get(), {"GET", probe});
+                          RedisCmd(e.get(), {"GET", probe});
+                          return Metric(faulty[0]->http_port(), hits) > before;
+                        }))
+        << fault.name << ": the node never read L2 again";
+  }
+}
+
+// A node that stops (SIGTERM, a rolling restart) leaves the membership once it has stopped
+// serving: a DEL on another node right after does not wait redis.timeout_ms for the gone node's
+// acknowledgement, as it did while the gone node's last heartbeat counted (up to 3 s).
+TEST_F(TierPgTest, ANodeThatStopsLeavesTheMembershipAtOnce) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes = StartNodes(
+      2, R"({"tm": {"query": "SELECT name AS tier_member FROM users WHERE id = $1::bigint"}})",
+      redis);
+  ASSERT_EQ(nodes.size(), 2u);
+  RedisConnection c = ConnectRedis(nodes[0]->resp_port());
+  ASSERT_TRUE(c);
+  EXPECT_EQ(ReplyText(RedisCmd(c.get(), {"GET", "tm:1"}).get()), "$user 1");
+  ExitStatus stopped = nodes[1]->Stop();
+  EXPECT_TRUE(stopped.exited && stopped.code == 0) << stopped.ToString();
+  auto t0 = Clock::now();
+  EXPECT_EQ(ReplyText(RedisCmd(c.get(), {"DEL", "tm:1"}).get()), ":1");
+  const double del_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  std::printf("[figures] DEL right after another node stopped: %.0f ms (timeout_ms 1000)\n",
+              del_ms);
+  EXPECT_LT(del_ms, 900) << "waited for the stopped node's acknowledgement";
+  EXPECT_EQ(nodes[0]->Stderr().find("tier_broadcast_unacknowledged"), std::string::npos)
+      << nodes[0]->Stderr();
+}
+
 // Redis acknowledged a DEL, then lost it: killed and restarted from a snapshot taken before the
 // DEL, it holds the deleted value again, at the epoch it was written in. Each node notices it is
 // talking to another Redis process (its run_id changed) before it reads anything from it, and
@@ -907,6 +1004,48 @@ TEST_F(TierPgTest, DelDuringReplicaLagIsFencedOnEveryNode) {
     }
   }
   EXPECT_GE(SumMetric(nodes, "corral_fenced_fills_total{action=\"stale\"}"), 3);
+}
+
+// Read your writes across the tier: node 0 filled L2 before the write. The writer, on node 1,
+// hands over its write's position and reads its own write (from the primary: the replicas are
+// paused), never the older value L2 holds. With no invalidation sent, node 0's reader without a
+// position keeps its cached value.
+TEST_F(TierPgTest, ReadYourWritesSkipsAnOlderL2Value) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes = StartNodes(
+      2,
+      R"({"tryw": {"query": "SELECT version::text AS tier_ryw FROM users WHERE id = $1::bigint", "ttl_ms": 600000}})",
+      redis, R"("lease": {"wait_timeout_ms": 3000})",
+      R"("health_check_interval_ms": 100, "max_replica_lag_ms": 60000, "fallback_to_primary": true)");
+  ASSERT_EQ(nodes.size(), 2u);
+  RedisConnection reader = ConnectRedis(nodes[0]->resp_port());
+  RedisConnection writer = ConnectRedis(nodes[1]->resp_port());
+  ASSERT_TRUE(reader && writer);
+  for (int round = 0; round < 3; ++round) {
+    const int id = 7200 + round;
+    const std::string key = "tryw:" + std::to_string(id);
+    ASSERT_TRUE(pg_.WaitReplayed());
+    const std::string before = std::to_string(pg_.UserVersion(id));
+    EXPECT_EQ(ReplyText(RedisCmd(reader.get(), {"GET", key}).get()), "$" + before);  // into L2
+    for (const std::string& replica : pg_.replicas) {
+      PgCluster::Sql(replica, "SELECT pg_wal_replay_pause()");
+    }
+    const std::string after = std::to_string(pg_.BumpUserVersion(id));
+    const std::string lsn = PgCluster::Sql(pg_.primary, "SELECT pg_current_wal_insert_lsn()");
+    ASSERT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN", lsn}).get()), "+OK");
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"GET", key}).get()), "$" + after)
+          << "round " << round << ": the writer read what preceded its own write";
+    }
+    // No invalidation was sent: node 0's readers keep the value they had.
+    EXPECT_EQ(ReplyText(RedisCmd(reader.get(), {"GET", key}).get()), "$" + before);
+    for (const std::string& replica : pg_.replicas) {
+      PgCluster::Sql(replica, "SELECT pg_wal_replay_resume()");
+    }
+  }
+  EXPECT_GE(Metric(nodes[1]->http_port(), "corral_tier_lookups_total{result=\"won\"}"), 3)
+      << "the writer's reads skipped L2's older value and loaded";
 }
 
 TEST_F(TierPgTest, L2HitCostsOneRoundTripAndNoQuery) {
