@@ -56,7 +56,7 @@ TSAN_TARGETS=(
 )
 TSAN_EXCLUDE='_NOT_BUILT$|^integration\.ReadThroughPgTest\.'
 TSAN_EXCLUDE+='(TwoHundredKeys|NotFound|QueryError|Mget)'
-TSAN_EXCLUDE+='|^integration\.TierPgTest\.(Three|ColdKeys|RedisKilled|HotKey|RedisCluster|L2Hit)'
+TSAN_EXCLUDE+='|^integration\.TierPgTest\.(Three|ColdKeys|RedisKilled|HotKey|RedisCluster|L2Hit|RedisLink)'
 TSAN_EXCLUDE+='|^integration\.ReplicaLagPgTest\.(Notify|WhileOne|Fuzz)'
 phase "build (TSan, ${TSAN_BUILD_DIR##*/})" 900
 if cmake -S "${ROOT_DIR}" -B "${TSAN_BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

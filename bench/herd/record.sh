@@ -21,7 +21,9 @@
 # Scenario parameters, and why:
 # - cold, keys: the namespace `herd` sleeps 200 ms per query, so that a herd has time to pile up.
 #   corral gets 64 connections per replica: 200 cold keys × 200 ms over the default 8 would take
-#   2.5 s, past lease.wait_timeout_ms (2 s), and the last waiters would get BUSY.
+#   2.5 s, past lease.wait_timeout_ms (2 s), and the last waiters would get BUSY. With --nodes N
+#   the 64 are shared: each node gets 64 / N (rounded up), as a fleet would size its pools so that
+#   the replicas' max_connections holds them all.
 # - expiry-storm: 50 hot keys on `storm`, corral's default TTL (60 s) and jitter (0.1), 200 ms
 #   loads, Zipf traffic at 5000 requests/s over 2000 connections. The cache-aside clients get a
 #   pool of 512 connections per replica, like a fleet of application servers, so their stampede
@@ -155,7 +157,7 @@ write_config() {
     "primary": "$(corral_conninfo "${CORRAL_PG_PORT}")",
     "replicas": ["$(corral_conninfo $((CORRAL_PG_PORT + 1)))",
                  "$(corral_conninfo $((CORRAL_PG_PORT + 2)))"],
-    "pools": { "default": { "connections": 64 } }
+    "pools": { "default": { "connections": $(((64 + NODES - 1) / NODES)) } }
   },
   "namespaces": {
     "herd": { "query": $(json_string "${HERD_QUERY}"), "max_inflight_loads": 1024 },
