@@ -932,7 +932,6 @@ TEST_F(TierPgTest, DelCountsKeysTheFleetHeld) {
   EXPECT_EQ(integer(a, "EXISTS td:3101"), 0);
 }
 
-// An L2 hit: a key another node loaded costs this node one Redis round trip and no query.
 // Issue 13's experiment across the fleet: with both replicas paused, a DEL on node 1 carries the
 // write's WAL position to L2 and to the other nodes. A reload on any node reads the old row from a
 // lagging replica; L2 refuses to keep it (its fence) and no node caches it as fresh — every node
@@ -1048,6 +1047,7 @@ TEST_F(TierPgTest, ReadYourWritesSkipsAnOlderL2Value) {
       << "the writer's reads skipped L2's older value and loaded";
 }
 
+// An L2 hit: a key another node loaded costs this node one Redis round trip and no query.
 TEST_F(TierPgTest, L2HitCostsOneRoundTripAndNoQuery) {
   std::vector<std::string> redis = SharedRedis();
   ASSERT_FALSE(redis.empty());
