@@ -195,6 +195,22 @@ bool PgCluster::Node(const std::string& action, const std::string& node) const {
   return r.status.ok();
 }
 
+bool PgCluster::PauseReplay() const {
+  for (const std::string& replica : replicas) Sql(replica, "SELECT pg_wal_replay_pause()");
+  return WaitFor(
+      [&] {
+        for (const std::string& replica : replicas) {
+          if (Sql(replica, "SELECT pg_get_wal_replay_pause_state()") != "paused") return false;
+        }
+        return true;
+      },
+      Millis(5000));
+}
+
+void PgCluster::ResumeReplay() const {
+  for (const std::string& replica : replicas) Sql(replica, "SELECT pg_wal_replay_resume()");
+}
+
 int64_t PgCluster::UserVersion(int id) const {
   return std::atoll(
       Sql(primary, "SELECT version FROM users WHERE id = " + std::to_string(id)).c_str());

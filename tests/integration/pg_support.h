@@ -35,6 +35,10 @@ struct PgCluster {
   static int64_t CallsOn(const std::string& conn, const std::string& needle);
   // Waits until every replica has replayed the primary's current WAL position.
   bool WaitReplayed(Millis timeout = Millis(10000)) const;
+  // Pauses WAL replay on every replica and waits until each says it is paused (false if one does
+  // not within 5 s); ResumeReplay resumes it everywhere.
+  bool PauseReplay() const;
+  void ResumeReplay() const;
   // deploy/pg-local.sh ACTION NODE (stop-node, start-node, ...); true on exit 0.
   bool Node(const std::string& action, const std::string& node) const;
   // The seeded users row's version on the primary (0 if psql fails), and the same after an UPDATE

@@ -57,11 +57,7 @@ class ReplicaLagPgTest : public PgTest {
         },
         Millis(5000)));
   }
-  void ResumeAll() {
-    for (const std::string& replica : pg_.replicas) {
-      PgCluster::Sql(replica, "SELECT pg_wal_replay_resume()");
-    }
-  }
+  void ResumeAll() { pg_.ResumeReplay(); }
 
   static HttpRead Get(uint16_t port, const std::string& ns, int id) {
     std::string reply = HttpHerd(port, {"/v1/cache/" + ns + "/" + std::to_string(id)})[0].reply;

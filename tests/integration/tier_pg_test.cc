@@ -955,25 +955,12 @@ TEST_F(TierPgTest, DelDuringReplicaLagIsFencedOnEveryNode) {
         HttpRequestOnce(nodes[node]->http_port(), "GET", "/v1/cache/tlag/" + std::to_string(id));
     return res ? Read{res->body, res->Header("x-cache")} : Read{"(no answer)", ""};
   };
-  auto replay = [&](const char* fn) {
-    for (const std::string& replica : pg_.replicas) {
-      PgCluster::Sql(replica, std::string("SELECT ") + fn + "()");
-    }
-  };
   for (int round = 0; round < 3; ++round) {
     const int id = 7100 + round;
     ASSERT_TRUE(pg_.WaitReplayed());
     const std::string before = std::to_string(pg_.UserVersion(id));
     for (size_t n = 0; n < nodes.size(); ++n) EXPECT_EQ(get(n, id).body, before);
-    replay("pg_wal_replay_pause");
-    ASSERT_TRUE(WaitFor(Millis(5000), [&] {
-      for (const std::string& replica : pg_.replicas) {
-        if (PgCluster::Sql(replica, "SELECT pg_get_wal_replay_pause_state()") != "paused") {
-          return false;
-        }
-      }
-      return true;
-    }));
+    ASSERT_TRUE(pg_.PauseReplay());
     const std::string after = std::to_string(pg_.BumpUserVersion(id));
     RedisConnection del = ConnectRedis(nodes[1]->resp_port());
     ASSERT_TRUE(del);
@@ -987,7 +974,7 @@ TEST_F(TierPgTest, DelDuringReplicaLagIsFencedOnEveryNode) {
             << "node " << n << ", round " << round << ": the old row must never be served as fresh";
       }
     }
-    replay("pg_wal_replay_resume");
+    pg_.ResumeReplay();
     ASSERT_TRUE(pg_.WaitReplayed());
     for (size_t n = 0; n < nodes.size(); ++n) {
       EXPECT_TRUE(WaitFor(Millis(5000),
@@ -1027,9 +1014,7 @@ TEST_F(TierPgTest, ReadYourWritesSkipsAnOlderL2Value) {
     ASSERT_TRUE(pg_.WaitReplayed());
     const std::string before = std::to_string(pg_.UserVersion(id));
     EXPECT_EQ(ReplyText(RedisCmd(reader.get(), {"GET", key}).get()), "$" + before);  // into L2
-    for (const std::string& replica : pg_.replicas) {
-      PgCluster::Sql(replica, "SELECT pg_wal_replay_pause()");
-    }
+    pg_.PauseReplay();
     const std::string after = std::to_string(pg_.BumpUserVersion(id));
     const std::string lsn = PgCluster::Sql(pg_.primary, "SELECT pg_current_wal_insert_lsn()");
     ASSERT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN", lsn}).get()), "+OK");
@@ -1039,9 +1024,7 @@ TEST_F(TierPgTest, ReadYourWritesSkipsAnOlderL2Value) {
     }
     // No invalidation was sent: node 0's readers keep the value they had.
     EXPECT_EQ(ReplyText(RedisCmd(reader.get(), {"GET", key}).get()), "$" + before);
-    for (const std::string& replica : pg_.replicas) {
-      PgCluster::Sql(replica, "SELECT pg_wal_replay_resume()");
-    }
+    pg_.ResumeReplay();
   }
   EXPECT_GE(Metric(nodes[1]->http_port(), "corral_tier_lookups_total{result=\"won\"}"), 3)
       << "the writer's reads skipped L2's older value and loaded";
