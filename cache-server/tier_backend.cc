@@ -209,6 +209,10 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     bool invalidated = false;
     bool held = false;                                // L2 held an entry for the key
     std::optional<std::vector<std::string>> members;  // the other live nodes
+    // Subscriber connections the broadcast reached (-1: unknown, a cluster), and whether ours
+    // was one of them (it delivered the broadcast back to us).
+    int64_t reached = -1;
+    bool reached_us = false;
     std::vector<std::string> acked;
     std::function<void(bool held)> done;
     std::optional<asio::steady_timer> timer;
@@ -532,13 +536,22 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
            self->Uninvalidating(key);
            self->Wake(key);
            if (!r.ok()) self->MissedInvalidation(key, r.error.empty() ? r.reply.str : r.error);
-           bool held = r.ok() && r.reply.type == Reply::Type::kInteger && r.reply.integer > 0;
+           const bool answered = r.ok() && r.reply.type == Reply::Type::kArray &&
+                                 r.reply.elements.size() == 2 &&
+                                 r.reply.elements[0].type == Reply::Type::kInteger &&
+                                 r.reply.elements[1].type == Reply::Type::kInteger;
+           bool held = answered && r.reply.elements[0].integer > 0;
            if (seq == 0) return finish(held);
            auto it = self->broadcasts.find(seq);
            if (it == self->broadcasts.end()) return;
            if (!r.ok()) return self->EndBroadcast(seq, /*timed_out=*/false);
            it->second->invalidated = true;
            it->second->held = held;
+           // One Redis (not a cluster, whose PUBLISH counts only its own shard's subscribers):
+           // every subscriber connection but ours is another node's.
+           if (answered && !self->client->cluster()) {
+             it->second->reached = r.reply.elements[1].integer;
+           }
            self->MaybeEndBroadcast(seq);
          });
   }
@@ -554,7 +567,16 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     auto it = broadcasts.find(seq);
     if (it == broadcasts.end()) return;
     Broadcast& b = *it->second;
-    if (!b.invalidated || !b.members) return;
+    if (!b.invalidated) return;
+    // Every node the broadcast reached has applied it: it reached our own subscription and as
+    // many others as acknowledged. A node it did not reach had no subscription, and one without
+    // a subscription treats its L1 as stale (MarkAllStale) until it has one again; so a member
+    // that crashed (listed until its liveness expires) is not waited for. A stray subscriber (an
+    // operator's SUBSCRIBE) or a second connection of ours only makes this wait for the members.
+    if (b.reached_us && b.reached > 0 && static_cast<int64_t>(b.acked.size()) >= b.reached - 1) {
+      return EndBroadcast(seq, false);
+    }
+    if (!b.members) return;
     for (const std::string& m : *b.members) {
       if (std::find(b.acked.begin(), b.acked.end(), m) == b.acked.end()) return;
     }
@@ -717,6 +739,11 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
           std::string ack_to = redis.prefix + "ack:" + std::string(origin);
           client->Command({"PUBLISH", ack_to, std::string(seq) + " " + node_id}, ack_to,
                           [](Result) {});
+        }
+      } else if (auto n = ToInt(std::string(seq)); n && *n > 0) {
+        if (auto it = broadcasts.find(static_cast<uint64_t>(*n)); it != broadcasts.end()) {
+          it->second->reached_us = true;
+          MaybeEndBroadcast(static_cast<uint64_t>(*n));
         }
       }
       return Wake(key);

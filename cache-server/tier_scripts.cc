@@ -70,8 +70,9 @@ return 1
 )lua";
 
 // KEYS: value, lease, error, fence. ARGV: channel ('' = no broadcast), message, the
-// invalidation's position (0: none), fence_ms. 1 if L2 held an entry. The fence keeps the newest
-// position for fence_ms, the time within which a usable replica may still be behind it.
+// invalidation's position (0: none), fence_ms. {1 if L2 held an entry, the subscribers the
+// broadcast reached (-1: none sent)}. The fence keeps the newest position for fence_ms, the time
+// within which a usable replica may still be behind it.
 const std::string kInvalidate = R"lua(
 local held = redis.call('DEL', KEYS[1])
 redis.call('DEL', KEYS[2], KEYS[3])
@@ -82,8 +83,9 @@ if position > 0 then
     redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
   end
 end
-if ARGV[1] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
-return held
+local reached = -1
+if ARGV[1] ~= '' then reached = redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return {held, reached}
 )lua";
 
 // KEYS: lease. ARGV: dead owner, new owner, lease_ttl_ms.

@@ -560,6 +560,41 @@ TEST_F(TierPgTest, ANodeThatStopsLeavesTheMembershipAtOnce) {
       << nodes[0]->Stderr();
 }
 
+// A node that crashes stays a member until its liveness expires (3 s), but its subscription ends
+// with its process: a DEL elsewhere waits only for the nodes its broadcast reached, not for the
+// dead one's acknowledgement (redis.timeout_ms), and the live ones still apply it before it
+// answers.
+TEST_F(TierPgTest, ADelDoesNotWaitForANodeThatCrashed) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes = StartNodes(
+      3, R"({"tc": {"query": "SELECT name AS tier_crash FROM users WHERE id = $1::bigint"}})",
+      redis);
+  ASSERT_EQ(nodes.size(), 3u);
+  RedisConnection c = ConnectRedis(nodes[0]->resp_port());
+  RedisConnection live = ConnectRedis(nodes[1]->resp_port());
+  ASSERT_TRUE(c && live);
+  EXPECT_EQ(ReplyText(RedisCmd(c.get(), {"GET", "tc:1"}).get()), "$user 1");
+  EXPECT_EQ(ReplyText(RedisCmd(live.get(), {"GET", "tc:1"}).get()), "$user 1");
+  const int redis_port = std::atoi(std::getenv("CORRAL_TEST_REDIS_PORT"));
+  const std::string channel = prefix_ + "invalidated";
+  nodes[2]->Kill();
+  // Redis drops the dead node's subscription once it reads the closed socket.
+  ASSERT_TRUE(WaitFor(Millis(5000), [&] {
+    return tier::tiertest::Cli(redis_port, {"PUBSUB", "NUMSUB", channel}) == channel + "\n2";
+  })) << tier::tiertest::Cli(redis_port, {"PUBSUB", "NUMSUB", channel});
+  auto t0 = Clock::now();
+  EXPECT_EQ(ReplyText(RedisCmd(c.get(), {"DEL", "tc:1"}).get()), ":1");
+  const double del_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  std::printf("[figures] DEL right after another node crashed: %.0f ms (timeout_ms 1000)\n",
+              del_ms);
+  EXPECT_LT(del_ms, 900) << "waited for the crashed node's acknowledgement";
+  EXPECT_EQ(nodes[0]->Stderr().find("tier_broadcast_unacknowledged"), std::string::npos)
+      << nodes[0]->Stderr();
+  // The live node applied it before the DEL answered.
+  EXPECT_EQ(Metric(nodes[1]->http_port(), "corral_invalidations_total{source=\"tier\"}"), 1);
+}
+
 // Redis acknowledged a DEL, then lost it: killed and restarted from a snapshot taken before the
 // DEL, it holds the deleted value again, at the epoch it was written in. Each node notices it is
 // talking to another Redis process (its run_id changed) before it reads anything from it, and
