@@ -12,6 +12,7 @@ add_executable(corral-herd
   ${CMAKE_CURRENT_LIST_DIR}/herd/driver.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/main.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/options.cc
+  ${CMAKE_CURRENT_LIST_DIR}/herd/readiness.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/referee.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/report.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/resp_loop.cc

@@ -3,7 +3,7 @@
 # goodput over the restart and the database's query rate during it next to its steady rate, with
 # the nodes sharing a Redis tier (default) or on their own (--no-tier).
 #
-# Usage: bench/rolling-restart.sh [--no-tier] [--keys N] [--rate R] [--zipf S]
+# Usage: bench/rolling-restart.sh [--no-tier] [--no-readyz] [--keys N] [--rate R] [--zipf S]
 #                                 [--max-inflight-loads N] [OUT_DIR]
 # (OUT_DIR default: a new directory under /tmp.) Writes OUT_DIR/herd.txt (the printed table),
 # results.json, results.csv, rolling.svg, per-second.csv (DB queries/s and answers/s each second),
@@ -17,8 +17,11 @@
 # in the run) is spread over the nodes; after --rolling-warm seconds corral-herd runs this script's
 # --restart-all step, which restarts node 1 (SIGTERM, wait for the exit, start, wait for /readyz
 # 200), then node 2, then node 3; the traffic goes on for --rolling-after seconds after it.
-# A client whose node closes its connection or refuses it moves to the next node
-# (bench/herd/README.md "Rolling restart" says how requests are counted).
+# The clients follow the nodes' /readyz as behind a load balancer (corral-herd --corral-http): a
+# client leaves a node that is not ready and returns to its own once it is ready; a client whose
+# node closes its connection or refuses it moves to the next node (bench/herd/README.md "Rolling
+# restart" says how requests are counted). --no-readyz: the clients ignore /readyz and move only
+# when their node closes or refuses them.
 #
 # --max-inflight-loads N sets the namespace's max_inflight_loads (default 64, corral's own): a
 # restarted node's L1 misses hold a load slot while they read L2, so the refill can be shed.
@@ -40,6 +43,7 @@ SERVER_BIN=${BUILD_DIR}/cache-server/corral-server
 HERD_BIN=${BUILD_DIR}/bench/corral-herd
 NODES=3
 TIER=1
+PROBE=1
 KEYS=10000
 RATE=3000
 ZIPF=0
@@ -154,6 +158,10 @@ parse_args() {
         TIER=0
         shift
         ;;
+      --no-readyz)
+        PROBE=0
+        shift
+        ;;
       --keys | --rate | --zipf | --max-inflight-loads)
         (($# >= 2)) || usage
         [[ $2 =~ ^[0-9]+(\.[0-9]+)?$ ]] || corral_die "$1: expected a number, got '$2'"
@@ -260,7 +268,7 @@ main() {
     REDIS_STARTED=1
   fi
 
-  local i corral_nodes=""
+  local i corral_nodes="" corral_http=""
   for ((i = 1; i <= NODES; i++)); do
     RESP_PORT=$(corral_free_port)
     HTTP_PORT=$(corral_free_port)
@@ -270,6 +278,7 @@ main() {
     echo "${CORRAL_SERVER_PID}" >"${WORK_DIR}/node-${i}.pid"
     ORIGINAL_PIDS+=("${CORRAL_SERVER_PID}")
     corral_nodes+=${corral_nodes:+,}127.0.0.1:${RESP_PORT}
+    corral_http+=${corral_http:+,}127.0.0.1:${HTTP_PORT}
   done
   cp "${WORK_DIR}/corral-1.json" "${OUT_DIR}/corral-1.json"
   : >"${WORK_DIR}/restarts.txt"
@@ -286,6 +295,7 @@ main() {
     --out "${OUT_DIR}"
   )
   ((TIER == 0)) || args+=(--shared-tier)
+  ((PROBE == 0)) || args+=(--corral-http "${corral_http}")
   local status=0
   {
     printf '$ corral-herd'

@@ -256,17 +256,37 @@ void TargetRun::MoveTo(int c, int node) {
   loop_.SetEndpoint(cl.conn, config_.endpoints[static_cast<size_t>(node)]);
 }
 
+bool TargetRun::Ready(int node) const {
+  return config_.readiness == nullptr || config_.readiness->ready(static_cast<size_t>(node));
+}
+
+int TargetRun::NextNode(int node) const {
+  const int n = static_cast<int>(config_.endpoints.size());
+  for (int step = 1; step < n; ++step) {
+    if (Ready((node + step) % n)) return (node + step) % n;
+  }
+  return (node + 1) % n;
+}
+
 void TargetRun::Begin(int c, int key) {
   Client& cl = clients_[c];
   cl.key = key;
   cl.attempt = 0;
   cl.start = Clock::now();
   cl.refused = 0;
-  // Away from its own node (which closed or refused it): try it again, at most once a second.
-  if (config_.failover && cl.node != cl.home && cl.start >= cl.home_retry_at) {
-    cl.home_retry_at = cl.start + Millis(1000);
-    MoveTo(c, cl.home);
-    ++failover_.returns;
+  if (config_.failover) {
+    if (cl.node != cl.home && cl.start >= cl.home_retry_at && Ready(cl.home)) {
+      // Away from its own node (which closed, refused or was not ready): try it again, at most
+      // once a second, and with a probe only once it answers ready.
+      cl.home_retry_at = cl.start + Millis(1000);
+      MoveTo(c, cl.home);
+      ++failover_.returns;
+    } else if (!Ready(cl.node) && NextNode(cl.node) != cl.node && Ready(NextNode(cl.node))) {
+      // The health check took this node out (draining, or not yet joined): leave it.
+      MoveTo(c, NextNode(cl.node));
+      ++failover_.moves;
+      ++failover_.left_not_ready;
+    }
   }
   ++in_flight_;
   StartAttempt(c);
@@ -441,7 +461,7 @@ bool TargetRun::FailOver(int c, bool pending, const std::string& why) {
   Client& cl = clients_[c];
   const bool was_open = cl.open;
   const int n = static_cast<int>(config_.endpoints.size());
-  MoveTo(c, (cl.node + 1) % n);
+  MoveTo(c, NextNode(cl.node));
   ++failover_.moves;
   if (!pending) return true;
   if (was_open && why != kClosedByServer) {

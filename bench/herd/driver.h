@@ -14,6 +14,7 @@
 
 #include "bench/herd/clock.h"
 #include "bench/herd/db_pool.h"
+#include "bench/herd/readiness.h"
 #include "bench/herd/resp_loop.h"
 #include "bench/herd/stats.h"
 
@@ -38,6 +39,12 @@ struct TargetConfig {
   // to the next node in the list, and one whose connection the node closes moves to the next node
   // for its next request; a client away from its own node tries it again at most once a second.
   bool failover = false;
+  // failover with the nodes' /readyz (one probe per endpoint, same order; not owned): clients act
+  // as behind a load balancer's health check. A client whose node is not ready moves to the next
+  // ready node for its next request, goes back to its own node only once that one is ready, and
+  // a refused or closed request goes on to the next ready node. Without it, or when no node is
+  // ready, they act as above.
+  const ReadinessProbe* readiness = nullptr;
 };
 
 // A logical request times out after timeout_ms per attempt and is retried `retries` times (a
@@ -119,6 +126,7 @@ class TargetRun : private LoopHandler {
     int64_t refused = 0;
     int64_t resent_after_close = 0;
     int64_t lost_on_close = 0;
+    int64_t left_not_ready = 0;  // moves because the client's node answered /readyz not 200
   };
   const FailoverStats& failover_stats() const { return failover_; }
   const RespLoop::Stats& loop_stats() const { return loop_.stats(); }
@@ -169,6 +177,9 @@ class TargetRun : private LoopHandler {
   TimePoint SteadyEnd() const;
   // failover: closes c's connection and points it at `node`.
   void MoveTo(int c, int node);
+  // failover: the node after `node` to send to: the next ready one, else simply the next.
+  int NextNode(int node) const;
+  bool Ready(int node) const;
   // failover: c's connection was lost with `pending` (this attempt's GET unanswered). True if
   // handled (the request was resent to the next node or failed).
   bool FailOver(int c, bool pending, const std::string& why);

@@ -98,7 +98,7 @@ void CheckTraffic(const std::string& prefix, const SteadyTraffic& t) {
 Options ParseOptions(int argc, char** argv) {
   Options o;
   std::string scenario = "all", targets = "corral,redis-naive,redis-lock";
-  std::string corral = "127.0.0.1:6380", redis = "127.0.0.1:6379", replicas;
+  std::string corral = "127.0.0.1:6380", corral_http, redis = "127.0.0.1:6379", replicas;
   int nodes = 0;
 
   po::options_description desc(
@@ -116,6 +116,9 @@ Options ParseOptions(int argc, char** argv) {
      "are spread round-robin over them")
     ("nodes", po::value(&nodes)->default_value(nodes),
      "use the first N addresses of --corral (0: all of them)")
+    ("corral-http", po::value(&corral_http),
+     "the corral nodes' HTTP addresses, in --corral's order: rolling's clients follow their "
+     "/readyz (probed every 200 ms) as behind a load balancer")
     ("shared-tier", po::bool_switch(&o.shared_tier),
      "the corral nodes share a Redis tier: --self-test then allows one query per key in all, "
      "not one per key per node")
@@ -243,7 +246,19 @@ Options ParseOptions(int argc, char** argv) {
     Die("--nodes " + std::to_string(nodes) + ", but --corral lists " +
         std::to_string(o.corral.size()) + " address(es)");
   }
+  for (const auto& address : Split(corral_http, ',')) {
+    Endpoint endpoint;
+    if (!ParseEndpoint(address, endpoint)) {
+      Die("--corral-http: expected IPv4:port[,IPv4:port...], got '" + address + "'");
+    }
+    o.corral_http.push_back(endpoint);
+  }
+  if (!o.corral_http.empty() && o.corral_http.size() != o.corral.size()) {
+    Die("--corral-http lists " + std::to_string(o.corral_http.size()) + " address(es), --corral " +
+        std::to_string(o.corral.size()));
+  }
   if (nodes > 0) o.corral.resize(static_cast<size_t>(nodes));
+  if (nodes > 0 && !o.corral_http.empty()) o.corral_http.resize(static_cast<size_t>(nodes));
   if (!ParseEndpoint(redis, o.redis)) Die("--redis: expected IPv4:port, got '" + redis + "'");
   if (o.pg_primary.empty()) Die("--pg-primary is required");
   o.pg_replicas = Split(replicas, ';');

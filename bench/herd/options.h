@@ -38,6 +38,9 @@ struct Options {
   std::vector<TargetKind> targets;
   // The corral nodes (--corral, cut to --nodes): clients are spread round-robin over them.
   std::vector<Endpoint> corral;
+  // --corral-http: each node's HTTP address, in --corral's order (empty: not given). The rolling
+  // scenario's clients then follow the nodes' /readyz as a load balancer's health check would.
+  std::vector<Endpoint> corral_http;
   // --shared-tier: the corral nodes share a Redis tier, so one key costs one query fleet-wide (the
   // self-test's bound); without it a key may cost one query per node. A label: herd cannot tell.
   bool shared_tier = false;

@@ -44,8 +44,8 @@ bool ProbeReady(const Endpoint& http, Clock::duration timeout) {
       socklen_t len = sizeof err;
       if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) break;
     }
-    const std::string request = "GET /readyz HTTP/1.1\r\nHost: " + http.host +
-                                "\r\nConnection: close\r\n\r\n";
+    const std::string request =
+        "GET /readyz HTTP/1.1\r\nHost: " + http.host + "\r\nConnection: close\r\n\r\n";
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(request.size())) {
       break;  // a few dozen bytes into an empty socket buffer: all or nothing

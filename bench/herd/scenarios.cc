@@ -247,7 +247,7 @@ void Bench::Verify(const Recorder& rec, const std::vector<std::string>& ids, siz
 }
 
 bool Bench::Prepare(TargetKind target, size_t statement, int keys, int clients, int64_t ttl_ms,
-                    Prepared& p, RunResult& r, bool failover) {
+                    Prepared& p, RunResult& r, bool failover, const ReadinessProbe* readiness) {
   p.ids = ids_.Take(static_cast<size_t>(keys));
   p.keys = KeysFor(p.ids, statement);
   p.statement = statement;
@@ -255,6 +255,7 @@ bool Bench::Prepare(TargetKind target, size_t statement, int keys, int clients, 
   TargetConfig config = ConfigFor(target, statement);
   config.ttl_ms = ttl_ms;
   config.failover = failover;
+  config.readiness = readiness;
   p.run = std::make_unique<TargetRun>(config, p.keys, p.ids, pool_.get(), seed_);
   std::string error;
   if (o_.flush && !(error = p.run->FlushAll(Clock::now() + Millis(10'000))).empty()) {
@@ -542,9 +543,13 @@ RunResult Bench::Rolling(TargetKind target) {
   }
   const int nodes = static_cast<int>(o_.corral.size());
   const int fill_clients = std::max(1, 600 / nodes) * nodes;
+  std::unique_ptr<ReadinessProbe> readiness;
+  if (!o_.corral_http.empty()) {
+    readiness = std::make_unique<ReadinessProbe>(o_.corral_http, Millis(200), Millis(500));
+  }
   Prepared p;
   if (!Prepare(target, kHitStatement, t.hot_keys, fill_clients + t.clients, t.ttl_ms, p, r,
-               /*failover=*/true)) {
+               /*failover=*/true, readiness.get())) {
     return r;
   }
   FillEveryNode(p, fill_clients, r);
@@ -645,6 +650,9 @@ RunResult Bench::Rolling(TargetKind target) {
   r.extra.push_back({"refused", static_cast<double>(f.refused)});
   r.extra.push_back({"resent_after_close", static_cast<double>(f.resent_after_close)});
   r.extra.push_back({"lost_on_close", static_cast<double>(f.lost_on_close)});
+  r.extra.push_back({"readiness_probe", readiness ? 1.0 : 0.0});
+  r.extra.push_back({"left_not_ready", static_cast<double>(f.left_not_ready)});
+  r.extra.push_back({"readiness_flips", readiness ? static_cast<double>(readiness->flips()) : 0});
   return r;
 }
 

@@ -62,7 +62,8 @@ class Bench {
   // Takes fresh ids and opens `clients` connections (FLUSHALL first with --flush). False, with
   // r.note saying why, if the target cannot be reached.
   bool Prepare(TargetKind target, size_t statement, int keys, int clients, int64_t ttl_ms,
-               Prepared& p, RunResult& r, bool failover = false);
+               Prepared& p, RunResult& r, bool failover = false,
+               const ReadinessProbe* readiness = nullptr);
   // Clients first..first+keys-1 ask for one key each, all at once (a shed fill asks again).
   // Counted apart from the measured window: r.fill_db_queries.
   void Fill(Prepared& p, RunResult& r, TimePoint& start, TimePoint& end);
