@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "lease/lease_table.h"
 #include "lease/store.h"
@@ -153,16 +154,30 @@ void Histogram::Observe(double seconds) {
                      std::memory_order_relaxed);
 }
 
-void Histogram::Render(std::string& out, std::string_view name, std::string_view labels) const {
-  std::vector<uint64_t> counts(bounds_.size() + 1, 0);
-  uint64_t count = 0, sum_ns = 0;
+void Histogram::Totals::Add(const Totals& other) {
+  if (counts.size() < other.counts.size()) counts.resize(other.counts.size(), 0);
+  for (size_t i = 0; i < other.counts.size(); ++i) counts[i] += other.counts[i];
+  count += other.count;
+  sum_ns += other.sum_ns;
+}
+
+Histogram::Totals Histogram::Read() const {
+  Totals t;
+  t.counts.assign(bounds_.size() + 1, 0);
   for (const auto& s : shards_) {
-    for (size_t i = 0; i < counts.size(); ++i) {
-      counts[i] += s.buckets[i].load(std::memory_order_relaxed);
+    for (size_t i = 0; i < t.counts.size(); ++i) {
+      t.counts[i] += s.buckets[i].load(std::memory_order_relaxed);
     }
-    count += s.count.load(std::memory_order_relaxed);
-    sum_ns += s.sum_ns.load(std::memory_order_relaxed);
+    t.count += s.count.load(std::memory_order_relaxed);
+    t.sum_ns += s.sum_ns.load(std::memory_order_relaxed);
   }
+  return t;
+}
+
+void Histogram::Render(std::string& out, std::string_view name, std::string_view labels,
+                       const Totals& totals) const {
+  const std::vector<uint64_t>& counts = totals.counts;
+  const uint64_t count = totals.count, sum_ns = totals.sum_ns;
   std::string sep = labels.empty() ? "" : std::string(labels) + ",";
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= bounds_.size(); ++i) {
@@ -216,13 +231,18 @@ uint64_t DbLoadCounter::Value(std::string_view labels) const {
 }
 
 Metrics::Metrics()
-    : db_load_seconds(kLoadBuckets),
-      request_seconds_{Histogram(kRequestBuckets), Histogram(kRequestBuckets)} {}
+    : db_load_seconds(kLoadBuckets), request_seconds_{[] {
+        // std::array of a type without a default constructor: built from an index sequence.
+        return [&]<size_t... I>(std::index_sequence<I...>) {
+          return std::array<Histogram, sizeof...(I)>{((void)I, Histogram(kRequestBuckets))...};
+        }
+        (std::make_index_sequence<kProtoCount * kOutcomeCount>());
+      }()} {}
 
 void Metrics::CountRequest(Proto proto, Outcome outcome, double seconds) {
   size_t p = static_cast<size_t>(proto);
   requests_[p * kOutcomeCount + static_cast<size_t>(outcome)].Add();
-  request_seconds_[p].Observe(seconds);
+  request_seconds_[p * kOutcomeCount + static_cast<size_t>(outcome)].Observe(seconds);
 }
 
 uint64_t Metrics::Requests(Proto proto, Outcome outcome) const {
@@ -280,8 +300,24 @@ void RenderFamily(std::string& out, const FamilySpec& f, const MetricSources& s)
     case Family::kRequestSeconds:
       for (size_t p = 0; p < kProtoCount; ++p) {
         Proto proto = static_cast<Proto>(p);
-        m.request_seconds(proto).Render(out, f.name,
-                                        "proto=\"" + std::string(ProtoName(proto)) + "\"");
+        Histogram::Totals all;
+        for (size_t o = 0; o < kOutcomeCount; ++o) {
+          all.Add(m.request_seconds(proto, static_cast<Outcome>(o)).Read());
+        }
+        m.request_seconds(proto, Outcome{})
+            .Render(out, f.name, "proto=\"" + std::string(ProtoName(proto)) + "\"", all);
+      }
+      return;
+    case Family::kRequestResultSeconds:
+      for (size_t p = 0; p < kProtoCount; ++p) {
+        for (size_t o = 0; o < kOutcomeCount; ++o) {
+          Proto proto = static_cast<Proto>(p);
+          Outcome outcome = static_cast<Outcome>(o);
+          m.request_seconds(proto, outcome)
+              .Render(out, f.name,
+                      "proto=\"" + std::string(ProtoName(proto)) + "\",result=\"" +
+                          std::string(OutcomeName(outcome)) + "\"");
+        }
       }
       return;
     case Family::kDbLoads:

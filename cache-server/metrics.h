@@ -30,6 +30,7 @@ std::string_view MetricTypeName(MetricType t);  // "counter", "gauge", "histogra
 enum class Family : size_t {
   kRequests,
   kRequestSeconds,
+  kRequestResultSeconds,
   kDbLoads,
   kDbLoadSeconds,
   kCoalesced,
@@ -75,6 +76,8 @@ inline constexpr std::array<FamilySpec, kFamilyCount> kFamilies = {{
      "Requests answered, by protocol and result."},
     {Family::kRequestSeconds, "corral_request_seconds", MetricType::kHistogram, "proto",
      "Time from a request's parse to its answer."},
+    {Family::kRequestResultSeconds, "corral_request_result_seconds", MetricType::kHistogram,
+     "proto,result", "Time from a request's parse to its answer, by result."},
     {Family::kDbLoads, "corral_db_loads_total", MetricType::kCounter, "namespace,pool,outcome",
      "Database loads, by namespace, pool and outcome."},
     {Family::kDbLoadSeconds, "corral_db_load_seconds", MetricType::kHistogram, "",
@@ -233,8 +236,21 @@ class Histogram {
  public:
   explicit Histogram(std::vector<double> upper_bounds);
   void Observe(double seconds);
+  // What it has observed, summed over its shards; Add sums histograms of the same bounds.
+  struct Totals {
+    std::vector<uint64_t> counts;  // per bucket (not cumulative), +Inf last
+    uint64_t count = 0;
+    uint64_t sum_ns = 0;
+    void Add(const Totals& other);
+  };
+  Totals Read() const;
   // Appends the _bucket/_sum/_count lines of `name` with `labels` ("" or `proto="resp"`).
-  void Render(std::string& out, std::string_view name, std::string_view labels) const;
+  void Render(std::string& out, std::string_view name, std::string_view labels) const {
+    Render(out, name, labels, Read());
+  }
+  // The same for `totals` read from histograms with this one's bounds.
+  void Render(std::string& out, std::string_view name, std::string_view labels,
+              const Totals& totals) const;
 
  private:
   struct alignas(64) Shard {
@@ -304,8 +320,10 @@ class Metrics {
 
   void CountRequest(Proto proto, Outcome outcome, double seconds);
   uint64_t Requests(Proto proto, Outcome outcome) const;
-  const Histogram& request_seconds(Proto proto) const {
-    return request_seconds_[static_cast<size_t>(proto)];
+  // corral_request_result_seconds{proto,result}; corral_request_seconds{proto} is their sum.
+  const Histogram& request_seconds(Proto proto, Outcome outcome) const {
+    return request_seconds_[static_cast<size_t>(proto) * kOutcomeCount +
+                            static_cast<size_t>(outcome)];
   }
 
   Histogram db_load_seconds;  // corral_db_load_seconds
@@ -332,7 +350,7 @@ class Metrics {
 
  private:
   std::array<Counter, kProtoCount * kOutcomeCount> requests_;
-  std::array<Histogram, kProtoCount> request_seconds_;
+  std::array<Histogram, kProtoCount * kOutcomeCount> request_seconds_;  // one Observe a request
   std::array<Counter, kTierOpCount * kTierResultCount> tier_requests_;
 };
 

@@ -208,6 +208,29 @@ TEST_F(MetricsTest, PoolsShowTheirLimitAndQueue) {
   EXPECT_NE(info.find("corral_pool_default_queued_loads:3\r\n"), std::string::npos) << info;
 }
 
+// Each request is observed once, under its result; the per-protocol histogram is their sum.
+TEST_F(MetricsTest, RequestTimesAreKeptPerResultAndSummedPerProtocol) {
+  metrics_.CountRequest(Proto::kResp, Outcome::kHit, 0.00001);
+  metrics_.CountRequest(Proto::kResp, Outcome::kShed, 0.00002);
+  metrics_.CountRequest(Proto::kResp, Outcome::kWaited, 0.2);
+  metrics_.CountRequest(Proto::kHttp, Outcome::kShed, 0.003);
+  Exposition e = Parse(RenderPrometheus(Sources()));
+  ASSERT_TRUE(e.errors.empty()) << testing::PrintToString(e.errors);
+  EXPECT_EQ(e.samples["corral_request_result_seconds_count{proto=\"resp\",result=\"hit\"}"], 1);
+  EXPECT_EQ(e.samples["corral_request_result_seconds_count{proto=\"resp\",result=\"shed\"}"], 1);
+  EXPECT_EQ(e.samples["corral_request_result_seconds_bucket{proto=\"resp\",result=\"waited\","
+                      "le=\"0.1\"}"],
+            0);
+  EXPECT_EQ(e.samples["corral_request_result_seconds_bucket{proto=\"resp\",result=\"waited\","
+                      "le=\"0.25\"}"],
+            1);
+  EXPECT_EQ(e.samples["corral_request_result_seconds_count{proto=\"http\",result=\"hit\"}"], 0);
+  EXPECT_EQ(e.samples["corral_request_seconds_count{proto=\"resp\"}"], 3);
+  EXPECT_EQ(e.samples["corral_request_seconds_bucket{proto=\"resp\",le=\"0.001\"}"], 2);
+  EXPECT_NEAR(e.samples["corral_request_seconds_sum{proto=\"resp\"}"], 0.20003, 1e-9);
+  EXPECT_EQ(e.samples["corral_request_seconds_count{proto=\"http\"}"], 1);
+}
+
 TEST_F(MetricsTest, CountsAppearUnderTheirEnumLabels) {
   metrics_.CountRequest(Proto::kHttp, Outcome::kStale, 0.002);
   metrics_.CountRequest(Proto::kResp, Outcome::kHit, 0.00001);
