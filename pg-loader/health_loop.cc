@@ -40,8 +40,16 @@ void Loader::Impl::HealthLoop(size_t index) {
       if (c.health.in_recovery && c.health.replay_lsn > 0) {
         node.state.NotePosition(static_cast<uint64_t>(c.health.replay_lsn));
       }
-      c.lag_seconds = lag_tracker.Observe(SteadyClock::now(), c.health.in_recovery,
-                                          c.health.receive_lsn, c.health.replay_lsn);
+      const auto now = SteadyClock::now();
+      c.lag_seconds =
+          lag_tracker.Observe(now, c.health.in_recovery, c.health.receive_lsn, c.health.replay_lsn);
+      // Against the primary too: a replica that replayed all it received may still not have
+      // received what the primary has (just restarted, or its receiver cut off).
+      if (c.health.in_recovery && c.health.replay_lsn >= 0) {
+        c.lag_seconds =
+            std::max(c.lag_seconds,
+                     primary_positions->LagOf(now, static_cast<uint64_t>(c.health.replay_lsn)));
+      }
     }
     return c;
   };

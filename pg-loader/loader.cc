@@ -35,6 +35,9 @@ void Loader::Impl::Build() {
       {"application_name", "corral"},
   };
   primary_conninfo = WithDefaultParams(options.primary, defaults);
+  // Long enough that a replica behind every kept sample is past max_replica_lag_ms.
+  primary_positions = std::make_unique<PrimaryPositions>(std::chrono::milliseconds(
+      2 * options.max_replica_lag_ms + 2 * options.health_check_interval_ms + 10'000));
   for (size_t i = 0; i < options.replicas.size(); ++i) {
     nodes.push_back(std::make_unique<Node>(
         "replica" + std::to_string(i), WithDefaultParams(options.replicas[i], defaults),

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "pg-loader/loader.h"
+#include "pg-loader/replay_lag.h"
 #include "pg-loader/replica.h"
 #include "pg-loader/replier.h"
 #include "pg-loader/session.h"
@@ -112,6 +113,9 @@ struct Loader::Impl {
     bool closed = false;
     std::thread thread;
   } positions;
+  // The primary's position over time (PositionLoop samples it every health-check interval):
+  // the health loops measure each replica's replay against it. Built in Build().
+  std::unique_ptr<PrimaryPositions> primary_positions;
 
   // health_loop.cc. A node's health checker: checks, marks up or down, and waits.
   void HealthLoop(size_t node);

@@ -24,7 +24,10 @@ void Loader::Impl::PositionLoop() {
     std::vector<std::function<void(uint64_t)>> batch;
     {
       std::unique_lock lock(positions.mu);
-      positions.cv.wait(lock, [&] { return positions.closed || !positions.waiting.empty(); });
+      // Idle for a health-check interval: sample the primary's position anyway, for the
+      // replicas' lag (primary_positions).
+      positions.cv.wait_for(lock, std::chrono::milliseconds(options.health_check_interval_ms),
+                            [&] { return positions.closed || !positions.waiting.empty(); });
       batch.swap(positions.waiting);
       if (positions.closed && batch.empty()) return;
     }
@@ -34,11 +37,15 @@ void Loader::Impl::PositionLoop() {
       std::string error = session.Connect();
       if (error.empty()) {
         const int64_t timeout_ms = HealthTimeoutMs();
+        const auto asked_at = SteadyClock::now();
         const uint64_t watch = Watch(session.socket(), timeout_ms);
         SessionResult result = session.CurrentPosition(timeout_ms);
         const bool cut = Unwatch(watch);
         asked = !cut && result.kind == LoadOutcome::Kind::kValue && result.position > 0;
-        if (asked) position = result.position;
+        if (asked) {
+          position = result.position;
+          primary_positions->Add(asked_at, position);
+        }
       }
       if (asked) {
         backoff.Reset();

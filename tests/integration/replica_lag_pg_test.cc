@@ -294,6 +294,76 @@ TEST_F(ReplicaLagPgTest, ReadYourWritesIsBusyNeverOlderUntilAReplicaHasTheWrite)
       Millis(5000)));
 }
 
+// A replica restarted after it stopped opens for reads as soon as it is consistent, before its
+// WAL receiver streams (the soak found it after a crash: it replays its own WAL first). It has
+// replayed all it "received" (nothing, or only where its receiver is to start), yet its data is
+// as old as when it stopped: corral must measure it against the primary's position. Here it
+// cannot stream at all (its primary_conninfo points nowhere) and missed 10 updates; the other
+// replica has them. Before 2026-12-02 corral took the restarted one as current and read about
+// half of the 10 keys from it, caching the old rows as fresh.
+TEST_F(ReplicaLagPgTest, ARestartedReplicaIsNotReadBeforeItStreams) {
+  if (pg_.pg_local.empty()) GTEST_SKIP() << "needs deploy/pg-local.sh (CORRAL_TEST_PG_LOCAL)";
+  auto server = StartCorral(
+      R"({"restarted": {"query": "SELECT version::text FROM users WHERE id = $1::bigint", "ttl_ms": 600000}})",
+      "", R"("health_check_interval_ms": 100, "max_replica_lag_ms": 1000)");
+  ASSERT_NE(server, nullptr);
+  constexpr int kFirst = 560, kCount = 10;
+  std::string super = pg_.replicas[0];
+  super.replace(super.find("user=app"), 8, "user=postgres");
+  const std::string original = PgCluster::Sql(super, "SHOW primary_conninfo");
+  ASSERT_EQ(original.rfind("ERROR", 0), std::string::npos) << original;
+  std::string quoted;
+  for (char c : original) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+  // Whatever happens below, the replica gets its primary back (TearDown then waits for it).
+  struct Rejoin {
+    std::string super, conninfo;
+    ~Rejoin() {
+      PgCluster::Sql(super, "ALTER SYSTEM SET primary_conninfo = '" + conninfo + "'");
+      PgCluster::Sql(super, "SELECT pg_reload_conf()");
+    }
+  } rejoin{super, quoted};
+  ASSERT_EQ(PgCluster::Sql(super, "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'"),
+            "");
+  ASSERT_TRUE(pg_.WaitReplayed());
+  ASSERT_TRUE(pg_.Node("stop-node", "replica1"));
+  std::vector<int64_t> before, after;
+  for (int i = 0; i < kCount; ++i) {
+    before.push_back(pg_.UserVersion(kFirst + i));
+    after.push_back(pg_.BumpUserVersion(kFirst + i));
+    ASSERT_GT(after.back(), before.back());
+  }
+  // start-node waits for streaming, which never comes: started in the background, it gives up
+  // after its timeout; the test waits for the replica to take reads instead.
+  ASSERT_EQ(std::system(("CORRAL_PG_START_TIMEOUT=20 bash " + pg_.pg_local +
+                         " start-node replica1 >/dev/null 2>&1 &")
+                            .c_str()),
+            0);
+  ASSERT_TRUE(
+      WaitFor([&] { return PgCluster::Sql(pg_.replicas[0], "SELECT 1") == "1"; }, Millis(30000)));
+  ASSERT_EQ(PgCluster::Sql(pg_.replicas[0],
+                           "SELECT version FROM users WHERE id = " + std::to_string(kFirst)),
+            std::to_string(before[0]))
+      << "the restarted replica has the old row";
+  // corral's health check has reached it again (up: answering, lagging or not).
+  ASSERT_TRUE(WaitFor(
+      [&] { return Metric(server->http_port(), "corral_replica_up{replica=\"replica0\"}") == 1; },
+      Millis(10000)));
+  const double lag =
+      Metric(server->http_port(), "corral_replica_lag_seconds{replica=\"replica0\"}");
+  int old_rows = 0;
+  for (int i = 0; i < kCount; ++i) {
+    HttpRead read = Get(server->http_port(), "restarted", kFirst + i);
+    if (read.body == std::to_string(before[i])) ++old_rows;
+    EXPECT_EQ(read.body, std::to_string(after[i])) << "id " << kFirst + i;
+  }
+  std::printf(
+      "[figures] restarted replica that cannot stream: lag %.1f s, %d of %d cold reads gave the "
+      "old row\n",
+      lag, old_rows, kCount);
+  EXPECT_GT(lag, 1.0) << "the restarted replica looked current";
+  EXPECT_EQ(old_rows, 0) << "read the restarted replica before it streamed";
+}
+
 // Issue 13's fuzz: updates on the primary, each followed at once by a DEL; readers on every key;
 // and the replicas' replay paused and resumed at random. A read may return an older row while
 // the replicas lag (as stale), but none that starts once every replica has replayed an

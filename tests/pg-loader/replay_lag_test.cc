@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace corral::pg {
 namespace {
 
@@ -22,7 +24,26 @@ TEST_F(ReplayLagTest, PrimaryAndCaughtUpReplicaHaveNoLag) {
   EXPECT_EQ(At(0, false, -1, -1), 0);
   EXPECT_EQ(At(1000, true, 500, 500), 0);
   EXPECT_EQ(At(2000, true, 500, 600), 0);  // replay ahead of receive after a restart
-  EXPECT_EQ(At(3000, true, -1, 700), 0);   // no WAL receiver yet
+}
+
+// A standby restarted after a crash accepts reads as soon as it is consistent, while it still
+// replays its own WAL and before its WAL receiver streams (receive NULL): its data can be far
+// behind the primary, and behind what it served before it stopped. It is as far behind as the
+// time since it was last current, and never "current" on a missing position.
+TEST_F(ReplayLagTest, NoWalReceiverYetIsBehindSinceLastCurrent) {
+  EXPECT_EQ(At(0, true, 500, 500), 0);
+  // Killed at ~0 s (checks fail, nothing observed), back at 20 s replaying its own WAL.
+  EXPECT_DOUBLE_EQ(At(20000, true, -1, 300), 20.0);
+  EXPECT_DOUBLE_EQ(At(21000, true, -1, 450), 21.0);
+  // Streaming again: behind until it has replayed what it received at the first streaming check.
+  EXPECT_DOUBLE_EQ(At(22000, true, 900, 500), 22.0);
+  EXPECT_DOUBLE_EQ(At(23000, true, 950, 900), 1.0);
+  EXPECT_EQ(At(24000, true, 950, 950), 0);
+}
+
+TEST_F(ReplayLagTest, NoWalReceiverOnFirstSightIsUnknownLag) {
+  EXPECT_EQ(At(0, true, -1, 700), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(At(1000, true, 800, 800), 0);
 }
 
 // The bug this replaces: an idle replica briefly replaying a checkpoint record looked as old as
@@ -55,6 +76,37 @@ TEST_F(ReplayLagTest, PausedReplayGrowsWithWallClock) {
 TEST_F(ReplayLagTest, FirstSightWhileBehindCountsFromThere) {
   EXPECT_EQ(At(5000, true, 900, 100), 0);
   EXPECT_DOUBLE_EQ(At(8000, true, 900, 100), 3.0);
+}
+
+class PrimaryPositionsTest : public ::testing::Test {
+ protected:
+  Clock::time_point At(int64_t ms) { return t0_ + milliseconds(ms); }
+  PrimaryPositions primary_{std::chrono::seconds(10)};
+  Clock::time_point t0_ = Clock::now();
+};
+
+TEST_F(PrimaryPositionsTest, NoSamplesNoLag) { EXPECT_EQ(primary_.LagOf(At(0), 0), 0); }
+
+// A replica that replayed everything it received after a restart, where its receiver starts:
+// the primary had moved on, so it is behind since the primary was where it is.
+TEST_F(PrimaryPositionsTest, BehindThePrimaryIsLagWhateverItReceived) {
+  primary_.Add(At(0), 100);
+  primary_.Add(At(1000), 200);
+  primary_.Add(At(2000), 300);
+  EXPECT_EQ(primary_.LagOf(At(2500), 300), 0);
+  EXPECT_EQ(primary_.LagOf(At(2500), 350), 0);
+  EXPECT_DOUBLE_EQ(primary_.LagOf(At(2500), 250), 1.5);  // has what the primary had at 1 s
+  EXPECT_DOUBLE_EQ(primary_.LagOf(At(2500), 100), 2.5);
+  EXPECT_DOUBLE_EQ(primary_.LagOf(At(2500), 50), 2.5);  // older than every sample kept
+}
+
+TEST_F(PrimaryPositionsTest, KeepsOnlyTheWindowAndIgnoresOlderNews) {
+  for (int s = 0; s <= 30; ++s) primary_.Add(At(s * 1000), 100 + s);
+  // Samples older than 10 s before the newest are gone: behind them all is "10 s at least".
+  EXPECT_DOUBLE_EQ(primary_.LagOf(At(30000), 0), 10.0);
+  primary_.Add(At(29000), 500);  // asked before the newest: ignored
+  primary_.Add(At(31000), 90);   // behind the newest position: ignored
+  EXPECT_EQ(primary_.LagOf(At(31000), 130), 0);
 }
 
 }  // namespace
