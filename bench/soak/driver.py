@@ -571,7 +571,7 @@ class Driver:
                 self.fail("chaos", t_start, "chaos", f"kill-node {node}: {out}")
             seen = await self.watch_replica(replica, 0, t_kill + self.a.down_s - 1)
             self.event(
-                f"corral marked {replica} down {seen:.1f} s after the kill"
+                f"corral marked {replica} down {seen:.1f} s after kill-node returned"
                 if seen is not None
                 else f"corral did not mark {replica} down while it was dead"
             )
@@ -590,7 +590,7 @@ class Driver:
                     "restart",
                 )
             else:
-                self.event(f"corral marked {replica} up {back:.1f} s after the restart")
+                self.event(f"corral marked {replica} up {back:.1f} s after start-node returned")
             self.kill_windows.append((t_start - 1.0, self.now() + self.a.settle_s))
             k += 1
 
