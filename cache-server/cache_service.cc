@@ -218,6 +218,8 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
         if (FenceFill(key, ns, token, refresh, deadline_ms, fenced_before, wanted, r, &stale)) {
           return;
         }
+        // Panic mode read it from a replica known to lag: better than nothing, but not fresh.
+        if (r.behind) stale = true;
         lease::FillOptions fill;
         if (r.fresh_ms) {
           fill = lease::FillOptions{.ttl_ms = std::max<lease::Millis>(*r.fresh_ms, 1),
@@ -234,8 +236,8 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
           fill.position = r.position;
         }
         if (stale) {
-          // Read before the key's last invalidation: kept to be served as stale (the next read
-          // reloads it once a replica has replayed the invalidation), never as fresh.
+          // Read before the key's last invalidation, or from a lagging replica: kept to be served
+          // as stale (the next read reloads it), never as fresh.
           fill.ttl_ms = 0;
           fill.jitter = 0;
         }

@@ -74,6 +74,9 @@ struct BackendResult {
   // The Redis tier refused to keep the fill: it was read before this invalidation's position,
   // which another node's invalidation left there (0: not refused).
   lease::WalPosition fenced_at = 0;
+  // Read from a replica that was lagging past max_replica_lag_ms (or marked down) when it
+  // answered, because none of the pool was usable: answered and kept as stale, never fresh.
+  bool behind = false;
 };
 
 // A load's admission to the database: the node's bounds on queries in flight (the namespace's

@@ -75,6 +75,7 @@ void PgBackend::Load(size_t ns_index, std::string id, lease::WalPosition min_pos
           r.data = std::move(o.data);
           r.micros = o.micros;
           r.position = o.position;
+          r.behind = o.behind;
           done(std::move(r));
         },
         min_position);

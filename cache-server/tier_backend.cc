@@ -393,11 +393,13 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   void Store(const PendingPtr& p, BackendResult r) {
     if (p->finished) return;
     const std::string& prefix = redis.prefix;
-    if (r.kind != LoadResult::Kind::kValue && r.kind != LoadResult::Kind::kNotFound) {
+    // An error, a shed, or a read from a lagging replica (panic mode: this node keeps it as
+    // stale only) fills nothing: the lease is released, held off only after an error.
+    if ((r.kind != LoadResult::Kind::kValue && r.kind != LoadResult::Kind::kNotFound) || r.behind) {
       Eval(TierOp::kRelease, kRelease,
            {tier_keys::Lease(prefix, p->key), tier_keys::Error(prefix, p->key)},
            {p->owner, r.data,
-            std::to_string(r.kind == LoadResult::Kind::kShed ? 0 : config.lease.error_holdoff_ms),
+            std::to_string(r.kind == LoadResult::Kind::kError ? config.lease.error_holdoff_ms : 0),
             filled_channel, p->key},
            [self = shared_from_this(), p, r](const Result& res) mutable {
              if (res.ok() && res.reply.integer == 1) {

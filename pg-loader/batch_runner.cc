@@ -81,10 +81,12 @@ void Loader::Impl::RunBatch(size_t index, Session& session, std::vector<Job> job
     return;
   }
   node.state.NotePosition(result.position);
+  const bool behind = !node.state.Usable();
   std::vector<LoadOutcome> outcomes =
       FanOut(plan, result.answers, node.state.name(), result.micros);
   for (size_t i = 0; i < jobs.size(); ++i) {
     outcomes[i].position = result.position;
+    outcomes[i].behind = behind;
     Finish(jobs[i], std::move(outcomes[i]), true);
   }
 }

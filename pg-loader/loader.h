@@ -21,6 +21,10 @@ struct LoadOutcome {
   std::string replica;    // "replica0", "replica1", ..., "primary": who served it; empty if nobody
   int64_t micros = 0;     // time spent in the database call (0 if none was made)
   uint64_t position = 0;  // the WAL position the query read at (Session's kPositionSql); 0: unknown
+  // Served by a replica that was lagging (or marked down) when it answered: routed there only
+  // because no replica of the pool was usable (panic mode). Its data may be older than
+  // max_replica_lag_ms allows, so it must not be cached as fresh.
+  bool behind = false;
 };
 
 // Called exactly once per Load(), on a loader thread, with no loader lock held. It may call Load()

@@ -442,6 +442,26 @@ TEST_F(CacheServiceTest, SingleFlightOneLoadForManyReaders) {
   EXPECT_EQ(Requests(Outcome::kHit), 1u);
 }
 
+// Panic mode: every replica of the pool lagged, so the loader read one anyway. Its row answers
+// the waiters, as stale, and is kept only as stale: the next read serves it stale and reloads.
+TEST_F(CacheServiceTest, ALoadFromALaggingReplicaIsKeptAsStaleNotFresh) {
+  RecordPtr first = Read("user:42");
+  BackendResult behind = Found("old");
+  behind.behind = true;
+  ASSERT_TRUE(backend_.Complete("42", behind));
+  EXPECT_EQ(first->only().value, "old");
+  EXPECT_EQ(first->only().outcome, Outcome::kStale);
+  RecordPtr second = Read("user:42");
+  EXPECT_TRUE(second->returned_now);
+  EXPECT_EQ(second->only().value, "old");
+  EXPECT_EQ(second->only().outcome, Outcome::kStale);
+  ASSERT_EQ(backend_.loads(), 2u) << "a stale entry is reloaded on its next read";
+  ASSERT_TRUE(backend_.Complete("42", Found("new")));
+  RecordPtr third = Read("user:42");
+  EXPECT_EQ(third->only().value, "new");
+  EXPECT_EQ(third->only().outcome, Outcome::kHit);
+}
+
 TEST_F(CacheServiceTest, KeysLoadIndependentlyWithTheirNamespaceAndId) {
   RecordPtr a = Read("user:1");
   RecordPtr b = Read("item:1");

@@ -294,13 +294,68 @@ TEST_F(ReplicaLagPgTest, ReadYourWritesIsBusyNeverOlderUntilAReplicaHasTheWrite)
       Millis(5000)));
 }
 
+// Replica 1 (replica0 to corral) restarted unable to stream (its primary_conninfo points
+// nowhere) after `ids` were updated on the primary: it accepts reads and holds the old rows.
+// Restores its primary_conninfo when destroyed (TearDown then waits for it to catch up).
+class CutOffRestart {
+ public:
+  CutOffRestart(PgCluster& pg, int first, int count) : pg_(pg) {
+    super_ = pg.replicas[0];
+    super_.replace(super_.find("user=app"), 8, "user=postgres");
+    const std::string original = PgCluster::Sql(super_, "SHOW primary_conninfo");
+    if (original.rfind("ERROR", 0) == 0) {
+      error_ = original;
+      return;
+    }
+    for (char c : original) conninfo_ += c == '\'' ? std::string("''") : std::string(1, c);
+    if (!PgCluster::Sql(super_, "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'")
+             .empty() ||
+        !pg.WaitReplayed() || !pg.Node("stop-node", "replica1")) {
+      error_ = "could not cut replica1 off";
+      return;
+    }
+    for (int i = 0; i < count; ++i) {
+      before.push_back(pg.UserVersion(first + i));
+      after.push_back(pg.BumpUserVersion(first + i));
+    }
+    // start-node waits for streaming, which never comes: started in the background, it gives
+    // up after its timeout; this waits for the replica to take reads instead.
+    if (std::system(("CORRAL_PG_START_TIMEOUT=20 bash " + pg.pg_local +
+                     " start-node replica1 >/dev/null 2>&1 &")
+                        .c_str()) != 0 ||
+        !WaitFor([&] { return PgCluster::Sql(pg.replicas[0], "SELECT 1") == "1"; },
+                 Millis(30000))) {
+      error_ = "replica1 did not come back";
+      return;
+    }
+    if (PgCluster::Sql(pg.replicas[0], "SELECT version FROM users WHERE id = " +
+                                           std::to_string(first)) != std::to_string(before[0])) {
+      error_ = "the restarted replica does not hold the old row";
+    }
+  }
+  ~CutOffRestart() { Rejoin(); }
+  const std::string& error() const { return error_; }
+  // Gives the replica its primary back (at once; WaitReplayed to see it caught up).
+  void Rejoin() {
+    if (conninfo_.empty()) return;
+    PgCluster::Sql(super_, "ALTER SYSTEM SET primary_conninfo = '" + conninfo_ + "'");
+    PgCluster::Sql(super_, "SELECT pg_reload_conf()");
+    conninfo_.clear();
+  }
+
+  std::vector<int64_t> before, after;
+
+ private:
+  PgCluster& pg_;
+  std::string super_, conninfo_, error_;
+};
+
 // A replica restarted after it stopped opens for reads as soon as it is consistent, before its
 // WAL receiver streams (the soak found it after a crash: it replays its own WAL first). It has
 // replayed all it "received" (nothing, or only where its receiver is to start), yet its data is
 // as old as when it stopped: corral must measure it against the primary's position. Here it
-// cannot stream at all (its primary_conninfo points nowhere) and missed 10 updates; the other
-// replica has them. Before 2026-12-02 corral took the restarted one as current and read about
-// half of the 10 keys from it, caching the old rows as fresh.
+// missed 10 updates; the other replica has them. Before 2026-12-02 corral took the restarted one
+// as current and read about half of the 10 keys from it, caching the old rows as fresh.
 TEST_F(ReplicaLagPgTest, ARestartedReplicaIsNotReadBeforeItStreams) {
   if (pg_.pg_local.empty()) GTEST_SKIP() << "needs deploy/pg-local.sh (CORRAL_TEST_PG_LOCAL)";
   auto server = StartCorral(
@@ -308,42 +363,8 @@ TEST_F(ReplicaLagPgTest, ARestartedReplicaIsNotReadBeforeItStreams) {
       "", R"("health_check_interval_ms": 100, "max_replica_lag_ms": 1000)");
   ASSERT_NE(server, nullptr);
   constexpr int kFirst = 560, kCount = 10;
-  std::string super = pg_.replicas[0];
-  super.replace(super.find("user=app"), 8, "user=postgres");
-  const std::string original = PgCluster::Sql(super, "SHOW primary_conninfo");
-  ASSERT_EQ(original.rfind("ERROR", 0), std::string::npos) << original;
-  std::string quoted;
-  for (char c : original) quoted += c == '\'' ? std::string("''") : std::string(1, c);
-  // Whatever happens below, the replica gets its primary back (TearDown then waits for it).
-  struct Rejoin {
-    std::string super, conninfo;
-    ~Rejoin() {
-      PgCluster::Sql(super, "ALTER SYSTEM SET primary_conninfo = '" + conninfo + "'");
-      PgCluster::Sql(super, "SELECT pg_reload_conf()");
-    }
-  } rejoin{super, quoted};
-  ASSERT_EQ(PgCluster::Sql(super, "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'"),
-            "");
-  ASSERT_TRUE(pg_.WaitReplayed());
-  ASSERT_TRUE(pg_.Node("stop-node", "replica1"));
-  std::vector<int64_t> before, after;
-  for (int i = 0; i < kCount; ++i) {
-    before.push_back(pg_.UserVersion(kFirst + i));
-    after.push_back(pg_.BumpUserVersion(kFirst + i));
-    ASSERT_GT(after.back(), before.back());
-  }
-  // start-node waits for streaming, which never comes: started in the background, it gives up
-  // after its timeout; the test waits for the replica to take reads instead.
-  ASSERT_EQ(std::system(("CORRAL_PG_START_TIMEOUT=20 bash " + pg_.pg_local +
-                         " start-node replica1 >/dev/null 2>&1 &")
-                            .c_str()),
-            0);
-  ASSERT_TRUE(
-      WaitFor([&] { return PgCluster::Sql(pg_.replicas[0], "SELECT 1") == "1"; }, Millis(30000)));
-  ASSERT_EQ(PgCluster::Sql(pg_.replicas[0],
-                           "SELECT version FROM users WHERE id = " + std::to_string(kFirst)),
-            std::to_string(before[0]))
-      << "the restarted replica has the old row";
+  CutOffRestart restart(pg_, kFirst, kCount);
+  ASSERT_EQ(restart.error(), "");
   // corral's health check has reached it again (up: answering, lagging or not).
   ASSERT_TRUE(WaitFor(
       [&] { return Metric(server->http_port(), "corral_replica_up{replica=\"replica0\"}") == 1; },
@@ -353,8 +374,8 @@ TEST_F(ReplicaLagPgTest, ARestartedReplicaIsNotReadBeforeItStreams) {
   int old_rows = 0;
   for (int i = 0; i < kCount; ++i) {
     HttpRead read = Get(server->http_port(), "restarted", kFirst + i);
-    if (read.body == std::to_string(before[i])) ++old_rows;
-    EXPECT_EQ(read.body, std::to_string(after[i])) << "id " << kFirst + i;
+    if (read.body == std::to_string(restart.before[i])) ++old_rows;
+    EXPECT_EQ(read.body, std::to_string(restart.after[i])) << "id " << kFirst + i;
   }
   std::printf(
       "[figures] restarted replica that cannot stream: lag %.1f s, %d of %d cold reads gave the "
@@ -362,6 +383,43 @@ TEST_F(ReplicaLagPgTest, ARestartedReplicaIsNotReadBeforeItStreams) {
       lag, old_rows, kCount);
   EXPECT_GT(lag, 1.0) << "the restarted replica looked current";
   EXPECT_EQ(old_rows, 0) << "read the restarted replica before it streamed";
+}
+
+// The same replica as the pool's only one: every replica of the pool lags, so corral reads it
+// anyway (panic mode: better an old row than none), but never caches what it read as fresh:
+// the old row is served as STALE and reloaded on every read, and once the replica streams
+// again the new row comes.
+TEST_F(ReplicaLagPgTest, APoolWhoseEveryReplicaLagsServesItsRowsOnlyAsStale) {
+  if (pg_.pg_local.empty()) GTEST_SKIP() << "needs deploy/pg-local.sh (CORRAL_TEST_PG_LOCAL)";
+  auto server = StartCorral(
+      R"({"panic": {"query": "SELECT version::text FROM users WHERE id = $1::bigint", "ttl_ms": 600000}})",
+      "",
+      R"("pools": {"default": {"replicas": [0]}}, "health_check_interval_ms": 100, "max_replica_lag_ms": 1000)");
+  ASSERT_NE(server, nullptr);
+  constexpr int kId = 575;
+  CutOffRestart restart(pg_, kId, 1);
+  ASSERT_EQ(restart.error(), "");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Metric(server->http_port(), "corral_replica_lag_seconds{replica=\"replica0\"}") >
+               1.0;
+      },
+      Millis(10000)));
+  for (int i = 0; i < 5; ++i) {
+    HttpRead read = Get(server->http_port(), "panic", kId);
+    if (read.body == std::to_string(restart.before[0])) {
+      EXPECT_EQ(read.cache, "STALE") << "the lagging replica's old row was served as fresh";
+    }
+  }
+  restart.Rejoin();
+  ASSERT_TRUE(pg_.WaitReplayed(Millis(30000)));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        HttpRead read = Get(server->http_port(), "panic", kId);
+        return read.body == std::to_string(restart.after[0]) && read.cache != "STALE";
+      },
+      Millis(10000)))
+      << "the new row never came once the replica streamed";
 }
 
 // Issue 13's fuzz: updates on the primary, each followed at once by a DEL; readers on every key;
