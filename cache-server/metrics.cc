@@ -366,6 +366,9 @@ void RenderFamily(std::string& out, const FamilySpec& f, const MetricSources& s)
       return RenderReplicas(out, f, s, [](const ReplicaGauges& r) { return r.up ? 1.0 : 0.0; });
     case Family::kReplicaLag:
       return RenderReplicas(out, f, s, [](const ReplicaGauges& r) { return r.lag_seconds; });
+    case Family::kReplicaCatchingUp:
+      return RenderReplicas(out, f, s,
+                            [](const ReplicaGauges& r) { return r.catching_up ? 1.0 : 0.0; });
     case Family::kReplicaInflight:
       return RenderReplicas(out, f, s,
                             [](const ReplicaGauges& r) { return static_cast<double>(r.inflight); });

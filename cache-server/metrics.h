@@ -45,6 +45,7 @@ enum class Family : size_t {
   kConnectedClients,
   kReplicaUp,
   kReplicaLag,
+  kReplicaCatchingUp,
   kReplicaInflight,
   kReplicaQueued,
   kConcurrencyLimit,
@@ -106,6 +107,8 @@ inline constexpr std::array<FamilySpec, kFamilyCount> kFamilies = {{
      "1 if the replica passes its health check."},
     {Family::kReplicaLag, "corral_replica_lag_seconds", MetricType::kGauge, "replica",
      "Replay lag from the last health check."},
+    {Family::kReplicaCatchingUp, "corral_replica_catching_up", MetricType::kGauge, "replica",
+     "1 while a replica back from down or lagging replays invalidations it missed (not read)."},
     {Family::kReplicaInflight, "corral_replica_inflight_loads", MetricType::kGauge, "replica",
      "Loads running on the replica now."},
     {Family::kReplicaQueued, "corral_replica_queued_loads", MetricType::kGauge, "replica",
@@ -361,6 +364,7 @@ struct ReplicaGauges {
   std::string name;
   bool up = false;
   double lag_seconds = 0;
+  bool catching_up = false;
   int inflight = 0;
   size_t queued = 0;
 };

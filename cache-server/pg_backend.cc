@@ -99,7 +99,8 @@ bool PgBackend::Ready() const { return loader_->Ready(); }
 std::vector<ReplicaGauges> PgBackend::ReplicaStatus() const {
   std::vector<ReplicaGauges> gauges;
   for (const pg::ReplicaStatus& r : loader_->Status()) {
-    gauges.push_back(ReplicaGauges{r.name, r.up, r.lag_seconds, r.inflight, r.queued});
+    gauges.push_back(
+        ReplicaGauges{r.name, r.up, r.lag_seconds, r.catching_up, r.inflight, r.queued});
   }
   return gauges;
 }

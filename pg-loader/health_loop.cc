@@ -66,7 +66,12 @@ void Loader::Impl::HealthLoop(size_t index) {
     const HealthResult& health = checked.health;
     int64_t delay_ms;
     if (health.ok) {
-      node.state.MarkUp(checked.lag_seconds);
+      // A replica (in recovery) back from down or lagging catches up to every position whose
+      // markers may have been forgotten while it was out (ReplicaState::MarkUp).
+      {
+        std::lock_guard lock(forgotten.mu);
+        node.state.MarkUp(checked.lag_seconds, health.in_recovery ? forgotten.upto : 0);
+      }
       backoff.Reset();
       delay_ms = interval_ms;
     } else {

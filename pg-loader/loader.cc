@@ -201,13 +201,15 @@ void Loader::RefreshPositions(size_t statement) {
 uint64_t Loader::ReplayedEverywhere() const {
   uint64_t lowest = 0;
   bool any = false;
+  std::lock_guard lock(impl_->forgotten.mu);
   for (size_t i = 0; i < impl_->nodes.size(); ++i) {
     if (i == impl_->primary) continue;
     const ReplicaState& state = impl_->nodes[i]->state;
-    if (!state.Usable()) continue;
+    if (!state.HoldsMarkers()) continue;
     lowest = any ? std::min(lowest, state.position()) : state.position();
     any = true;
   }
+  impl_->forgotten.upto = std::max(impl_->forgotten.upto, lowest);
   return lowest;
 }
 

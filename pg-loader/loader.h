@@ -36,6 +36,8 @@ struct ReplicaStatus {
   bool up = false;   // the last health check succeeded and no load has since lost its connection
   double lag_seconds = 0;      // replay lag from the last health check (0 for the primary)
   bool lagging = false;        // lag is above max_replica_lag_ms, so loads skip this replica
+  bool catching_up = false;    // back from down or lagging, not read until it has replayed
+                               // every invalidation forgotten meanwhile (ReplicaState::MarkUp)
   int inflight = 0;            // loads running in the database now
   size_t queued = 0;           // loads waiting for a worker
   uint64_t loads = 0;          // database calls made (including failed ones); a batch counts once
@@ -98,8 +100,10 @@ class Loader {
   // health_check_interval_ms): a fill was read before an invalidation no server is known to
   // have replayed yet. Thread-safe, never blocks.
   void RefreshPositions(size_t statement);
-  // The lowest position that every usable replica has replayed; replicas that are down or lagging
-  // do not count. 0 when none is usable. Thread-safe.
+  // The lowest position that every usable replica has replayed (the cache forgets invalidation
+  // markers up to it); replicas that are down or lagging do not count, ones catching up do. 0
+  // when none counts. A replica back from down or lagging is not read until it has replayed the
+  // highest position this has returned. Thread-safe.
   uint64_t ReplayedEverywhere() const;
 
   // A snapshot, replicas in index order, then the primary when fallback_to_primary. Thread-safe.

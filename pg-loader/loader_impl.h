@@ -117,6 +117,15 @@ struct Loader::Impl {
   // the health loops measure each replica's replay against it. Built in Build().
   std::unique_ptr<PrimaryPositions> primary_positions;
 
+  // The highest position ReplayedEverywhere() has returned, which a replica returning from down
+  // or lagging catches up to. Under `mu`, so that no call forgets markers past a replica whose
+  // return it did not see, and no return misses a call's position.
+  struct ForgottenMarkers {
+    std::mutex mu;
+    uint64_t upto = 0;
+  };
+  mutable ForgottenMarkers forgotten;
+
   // health_loop.cc. A node's health checker: checks, marks up or down, and waits.
   void HealthLoop(size_t node);
   HealthResult CheckOnce(Session& session, size_t node);

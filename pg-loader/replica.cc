@@ -111,12 +111,17 @@ bool ReplicaState::closed() const {
 
 bool ReplicaState::Usable() const {
   std::lock_guard lock(mu_);
-  return health_ != Health::kDown && !lagging_;
+  return health_ != Health::kDown && !lagging_ && !catching_up_;
 }
 
 bool ReplicaState::ConfirmedUsable() const {
   std::lock_guard lock(mu_);
-  return health_ == Health::kUp && !lagging_;
+  return health_ == Health::kUp && !lagging_ && !catching_up_;
+}
+
+bool ReplicaState::HoldsMarkers() const {
+  std::lock_guard lock(mu_);
+  return health_ != Health::kDown && !lagging_;
 }
 
 int64_t ReplicaState::Load() const {
@@ -136,11 +141,20 @@ bool ReplicaState::MarkDown() {
   return true;
 }
 
-void ReplicaState::MarkUp(double lag_seconds) {
+void ReplicaState::MarkUp(double lag_seconds, uint64_t catch_up_to) {
   std::lock_guard lock(mu_);
+  // Unknown (never checked) is not a return: no marker can have been forgotten past it.
+  const bool returning = health_ == Health::kDown || lagging_;
   health_ = Health::kUp;
   lag_seconds_ = lag_seconds;
   lagging_ = LagTooHigh(lag_seconds);
+  if (lagging_) {
+    catching_up_ = false;  // re-armed, with a newer target, when the lag falls again
+  } else if (returning && catch_up_to > 0) {
+    catching_up_ = true;
+    catch_up_to_ = catch_up_to;
+  }
+  if (catching_up_ && position() >= catch_up_to_) catching_up_ = false;
 }
 
 bool ReplicaState::LagTooHigh(double lag_seconds) const {
@@ -179,6 +193,7 @@ ReplicaStatus ReplicaState::Snapshot() const {
     status.up = health_ == Health::kUp;
     status.lag_seconds = lag_seconds_;
     status.lagging = lagging_;
+    status.catching_up = catching_up_;
     status.queued = queue_.size() + HeldLocked();
   }
   status.inflight = inflight_.load(std::memory_order_relaxed);

@@ -77,10 +77,13 @@ class ReplicaState {
   void Close();
   bool closed() const;
 
-  // Routing may send loads here: not down and not lagging.
+  // Routing may send loads here: not down, not lagging and not catching up (see MarkUp).
   bool Usable() const;
-  // Ready() may count it: up (checked) and not lagging.
+  // Ready() may count it: up (checked), not lagging and not catching up.
   bool ConfirmedUsable() const;
+  // Invalidation markers must wait for this server (Loader::ReplayedEverywhere): usable, or
+  // catching up. A down or lagging server does not hold them back; it catches up on its return.
+  bool HoldsMarkers() const;
   // in-flight calls + queued loads (including loads held by a gathering batch), for least-loaded
   // routing.
   int64_t Load() const;
@@ -88,8 +91,11 @@ class ReplicaState {
   // Marks the server down. Returns true if it was not down before (the caller then re-routes the
   // queue). Each such transition bumps epoch(), so connections opened before it get replaced.
   bool MarkDown();
-  // Records a successful health check.
-  void MarkUp(double lag_seconds);
+  // Records a successful health check. A replica that returns from down or lagging may have
+  // missed invalidations whose markers were forgotten meanwhile (every usable replica had
+  // replayed them): it catches up first, unusable but holding markers, until its position()
+  // reaches `catch_up_to` (the newest position markers were forgotten at; 0 for the primary).
+  void MarkUp(double lag_seconds, uint64_t catch_up_to = 0);
   bool LagTooHigh(double lag_seconds) const;
   uint64_t epoch() const { return epoch_.load(std::memory_order_acquire); }
   // The newest WAL position this server is known to have replayed (a health check's replay
@@ -137,6 +143,8 @@ class ReplicaState {
   Health health_ = Health::kUnknown;
   double lag_seconds_ = 0;
   bool lagging_ = false;
+  bool catching_up_ = false;
+  uint64_t catch_up_to_ = 0;
 
   std::atomic<uint64_t> epoch_{0};
   std::atomic<uint64_t> position_{0};

@@ -106,7 +106,7 @@ class MetricsTest : public ::testing::Test {
     s.store = &store_;
     s.leases = &leases_;
     s.connected_clients = 3;
-    s.replicas = {{"replica0", true, 0.25, 2, 5}, {"odd\"re\\pl", false, 0, 0, 0}};
+    s.replicas = {{"replica0", true, 0.25, true, 2, 5}, {"odd\"re\\pl", false, 0, false, 0, 0}};
     s.pools = {{"default", 8, 8, 3}, {"reports", 0, 1, 0}};
     s.position_markers = 2;
     s.position_marker_bytes = 210;
@@ -279,6 +279,8 @@ TEST_F(MetricsTest, CountsAppearUnderTheirEnumLabels) {
   EXPECT_EQ(e.samples["corral_connected_clients"], 3);
   EXPECT_EQ(e.samples["corral_replica_up{replica=\"replica0\"}"], 1);
   EXPECT_EQ(e.samples["corral_replica_up{replica=\"odd\\\"re\\\\pl\"}"], 0);
+  EXPECT_EQ(e.samples["corral_replica_catching_up{replica=\"replica0\"}"], 1);
+  EXPECT_EQ(e.samples["corral_replica_catching_up{replica=\"odd\\\"re\\\\pl\"}"], 0);
   EXPECT_EQ(e.samples["corral_replica_lag_seconds{replica=\"replica0\"}"], 0.25);
   EXPECT_EQ(e.samples["corral_replica_inflight_loads{replica=\"replica0\"}"], 2);
   EXPECT_EQ(e.samples["corral_replica_queued_loads{replica=\"replica0\"}"], 5);

@@ -132,6 +132,63 @@ TEST(ReplicaStateTest, LagAboveTheBoundMakesItUnusableUntilItCatchesUp) {
   EXPECT_TRUE(state.ConfirmedUsable());
 }
 
+// The soak's hole (2026-12-02): a replica restarted while an invalidation's marker was forgotten
+// (the other replica had replayed it) came back within the lag bound but short of that position.
+TEST(ReplicaStateTest, AReturningReplicaIsNotReadUntilItReachesTheForgottenPosition) {
+  ReplicaState state("replica0", 10, 5000);
+  state.MarkUp(0, 100);  // first check: unknown → up is no return
+  EXPECT_TRUE(state.Usable());
+  EXPECT_FALSE(state.Snapshot().catching_up);
+
+  ASSERT_TRUE(state.MarkDown());
+  state.NotePosition(150);
+  state.MarkUp(0.2, 200);
+  EXPECT_FALSE(state.Usable()) << "back within the lag bound but short of 200";
+  EXPECT_FALSE(state.ConfirmedUsable());
+  EXPECT_TRUE(state.HoldsMarkers()) << "markers past it must wait for it now";
+  EXPECT_TRUE(state.Snapshot().catching_up);
+  EXPECT_TRUE(state.Snapshot().up);
+
+  state.NotePosition(199);
+  state.MarkUp(0, 300);  // a newer target while catching up does not move the goal
+  EXPECT_FALSE(state.Usable());
+  state.NotePosition(200);
+  state.MarkUp(0, 300);
+  EXPECT_TRUE(state.ConfirmedUsable());
+  EXPECT_FALSE(state.Snapshot().catching_up);
+}
+
+TEST(ReplicaStateTest, AReplicaBackFromLaggingCatchesUpToo) {
+  ReplicaState state("replica0", 10, 1000);
+  state.NotePosition(10);
+  state.MarkUp(0, 0);
+  state.MarkUp(2.0, 50);
+  EXPECT_FALSE(state.Usable());
+  EXPECT_FALSE(state.HoldsMarkers()) << "a lagging replica does not hold markers back";
+  state.MarkUp(0.1, 50);
+  EXPECT_FALSE(state.Usable());
+  EXPECT_TRUE(state.HoldsMarkers());
+  state.MarkUp(3.0, 60);  // lagging again: out, holding nothing, re-armed on its next return
+  EXPECT_FALSE(state.HoldsMarkers());
+  state.NotePosition(55);
+  state.MarkUp(0.1, 60);
+  EXPECT_FALSE(state.Usable()) << "re-armed with the newer target";
+  state.NotePosition(60);
+  state.MarkUp(0.1, 70);
+  EXPECT_TRUE(state.Usable());
+}
+
+TEST(ReplicaStateTest, ThePrimaryAndAServerWithNothingForgottenAreUsableAtOnce) {
+  ReplicaState state("primary", 10, 1000);
+  ASSERT_TRUE(state.MarkDown());
+  state.MarkUp(0, 0);  // the primary: no target
+  EXPECT_TRUE(state.ConfirmedUsable());
+  ASSERT_TRUE(state.MarkDown());
+  state.NotePosition(500);
+  state.MarkUp(0, 400);  // already past the target
+  EXPECT_TRUE(state.ConfirmedUsable());
+}
+
 TEST(ReplicaStateTest, RequestCheckWakesTheCheckerOnce) {
   ReplicaState state("replica0", 10, 1000);
   state.RequestCheck();
