@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "cache-server/log.h"
+#include "cache-server/tier_replies.h"
 #include "cache-server/tier_scripts.h"
 #include "tier/redis_client.h"
 
@@ -25,7 +26,6 @@ namespace corral::server {
 
 namespace asio = boost::asio;
 using lease::LoadResult;
-using tier::Reply;
 using tier::Result;
 
 namespace tier_keys {
@@ -73,17 +73,6 @@ TierResult ResultOf(const Result& r) {
       break;
   }
   return TierResult::kDown;
-}
-
-std::optional<int64_t> ToInt(const std::string& s) {
-  try {
-    size_t used = 0;
-    long long v = std::stoll(s, &used);
-    if (used != s.size()) return std::nullopt;
-    return v;
-  } catch (...) {
-    return std::nullopt;
-  }
 }
 
 std::string RandomNodeId() {
@@ -258,46 +247,43 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
 
   void OnLookup(const PendingPtr& p, const Result& r) {
     if (p->finished) return;
-    if (!r.ok() || r.reply.type != Reply::Type::kArray || r.reply.elements.empty()) {
-      return Fallback(p);
-    }
-    const std::vector<Reply>& e = r.reply.elements;
-    const std::string& what = e[0].str;
+    std::optional<LookupReply> lookup;
+    if (r.ok()) lookup = DecodeLookup(r.reply);
+    if (!lookup) return Fallback(p);
+    using Kind = LookupReply::Kind;
     // What L2 holds is void until the next epoch (the lease, taken or waited on, is still good),
     // and what it holds for a key this node is invalidating is older than that invalidation.
-    if ((what == "hit" || what == "error") && (missed.load() || invalidating.count(p->key) != 0)) {
+    if ((lookup->kind == Kind::kHit || lookup->kind == Kind::kError) &&
+        (missed.load() || invalidating.count(p->key) != 0)) {
       return Fallback(p);
     }
-    if (what == "hit" && e.size() == 7) {
-      metrics.tier_lookups.Add(TierLookup::kHit);
-      BackendResult result;
-      result.kind = e[2].str == "n" ? LoadResult::Kind::kNotFound : LoadResult::Kind::kValue;
-      result.data = e[1].str;
-      int64_t fresh_left = ToInt(e[3].str).value_or(0);
-      int64_t stale_window = ToInt(e[4].str).value_or(0);
-      SetLifetime(result, fresh_left, stale_window);
-      result.load_ms = static_cast<uint32_t>(std::max<int64_t>(0, ToInt(e[5].str).value_or(0)));
-      result.position =
-          static_cast<lease::WalPosition>(std::max<int64_t>(0, ToInt(e[6].str).value_or(0)));
-      result.from_db = false;
-      return Finish(p, std::move(result));
-    }
-    if (what == "error" && e.size() == 2) {
-      BackendResult result;
-      result.kind = LoadResult::Kind::kError;
-      result.data = e[1].str;
-      result.from_db = false;
-      return Finish(p, std::move(result));
-    }
-    if (what == "won") {
-      metrics.tier_lookups.Add(TierLookup::kWon);
-      return LoadFromDb(p);
-    }
-    if (what == "wait" && e.size() == 2) {
-      if (!p->waited) metrics.tier_lookups.Add(TierLookup::kWaited);
-      p->waited = true;
-      p->holder = e[1].str;
-      return Wait(p);
+    switch (lookup->kind) {
+      case Kind::kHit: {
+        metrics.tier_lookups.Add(TierLookup::kHit);
+        BackendResult result;
+        result.kind = lookup->not_found ? LoadResult::Kind::kNotFound : LoadResult::Kind::kValue;
+        result.data = std::move(lookup->data);
+        SetLifetime(result, lookup->fresh_left_ms, lookup->stale_window_ms);
+        result.load_ms = lookup->load_ms;
+        result.position = lookup->position;
+        result.from_db = false;
+        return Finish(p, std::move(result));
+      }
+      case Kind::kError: {
+        BackendResult result;
+        result.kind = LoadResult::Kind::kError;
+        result.data = std::move(lookup->data);
+        result.from_db = false;
+        return Finish(p, std::move(result));
+      }
+      case Kind::kWon:
+        metrics.tier_lookups.Add(TierLookup::kWon);
+        return LoadFromDb(p);
+      case Kind::kWait:
+        if (!p->waited) metrics.tier_lookups.Add(TierLookup::kWaited);
+        p->waited = true;
+        p->holder = std::move(lookup->data);
+        return Wait(p);
     }
     Fallback(p);
   }
@@ -345,13 +331,15 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
          [self = shared_from_this(), p](const Result& r) {
            if (p->finished) return;
            if (!r.ok()) return self->Fallback(p);
-           if (r.reply.integer != 0) return self->Lookup(p);
+           // Not a flag: as before the decoders, taken as "not alive" (the takeover is a
+           // compare-and-set on the holder's lease, so it cannot take a lease from anyone else).
+           if (DecodeFlag(r.reply).value_or(false)) return self->Lookup(p);
            self->Eval(TierOp::kTakeover, kTakeover, {tier_keys::Lease(self->redis.prefix, p->key)},
                       {p->holder, p->owner, std::to_string(self->config.lease.lease_ttl_ms)},
                       [self, p](const Result& t) {
                         if (p->finished) return;
                         if (!t.ok()) return self->Fallback(p);
-                        if (t.reply.integer == 1) {
+                        if (DecodeFlag(t.reply).value_or(false)) {
                           self->metrics.tier_leases.Add(TierLease::kTakenOver);
                           Log(LogLevel::kInfo, "tier_lease_taken_over",
                               "key=" + LogQuote(p->key) + " holder=" + LogQuote(p->holder));
@@ -402,7 +390,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
             std::to_string(r.kind == LoadResult::Kind::kError ? config.lease.error_holdoff_ms : 0),
             filled_channel, p->key},
            [self = shared_from_this(), p, r](const Result& res) mutable {
-             if (res.ok() && res.reply.integer == 1) {
+             if (res.ok() && DecodeFlag(res.reply).value_or(false)) {
                self->metrics.tier_leases.Add(TierLease::kReleased);
              }
              self->Finish(p, std::move(r));
@@ -419,33 +407,34 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     int64_t fresh = std::max<int64_t>(1, static_cast<int64_t>(base * draw(rng)));
     int64_t stale = ns.stale_ms;
     uint32_t load_ms = static_cast<uint32_t>(std::min<int64_t>(r.micros / 1000, UINT32_MAX));
-    Eval(
-        TierOp::kFill, kFill,
-        {tier_keys::Value(prefix, p->key), tier_keys::Lease(prefix, p->key),
-         tier_keys::Fence(prefix, p->key)},
-        {p->owner, r.data, found ? "v" : "n", std::to_string(fresh), std::to_string(stale),
-         std::to_string(epoch.load()), std::to_string(load_ms), filled_channel, p->key,
-         std::to_string(r.position)},
-        [self = shared_from_this(), p, r, fresh, stale, load_ms](const Result& res) mutable {
-          if (res.ok() && res.reply.type == Reply::Type::kArray && res.reply.elements.size() == 2) {
-            // Read before an invalidation this node may not have heard of yet: the node keeps
-            // it only as stale (CacheService::FenceFill), like a fill its own fence caught.
-            self->metrics.tier_leases.Add(TierLease::kVoided);
-            r.fenced_at = static_cast<lease::WalPosition>(
-                std::max<int64_t>(0, ToInt(res.reply.elements[1].str).value_or(0)));
-          } else if (res.ok() && res.reply.integer == 1) {
-            self->metrics.tier_leases.Add(TierLease::kFilled);
-            self->SetLifetime(r, fresh, stale);
-            r.load_ms = load_ms;
-          } else if (res.ok()) {
-            // An invalidation voided the lease while the query ran: the waiters that asked
-            // before it get the row, nobody caches it (SPEC.md rule 6, fleet-wide).
-            self->metrics.tier_leases.Add(TierLease::kVoided);
-            r.cacheable = false;
-          }
-          // A fill that did not reach Redis: this node caches as it would alone.
-          self->Finish(p, std::move(r));
-        });
+    Eval(TierOp::kFill, kFill,
+         {tier_keys::Value(prefix, p->key), tier_keys::Lease(prefix, p->key),
+          tier_keys::Fence(prefix, p->key)},
+         {p->owner, r.data, found ? "v" : "n", std::to_string(fresh), std::to_string(stale),
+          std::to_string(epoch.load()), std::to_string(load_ms), filled_channel, p->key,
+          std::to_string(r.position)},
+         [self = shared_from_this(), p, r, fresh, stale, load_ms](const Result& res) mutable {
+           std::optional<FillReply> fill;
+           if (res.ok()) fill = DecodeFill(res.reply);
+           if (fill && fill->kind == FillReply::Kind::kFenced) {
+             // Read before an invalidation this node may not have heard of yet: the node keeps
+             // it only as stale (CacheService::FenceFill), like a fill its own fence caught.
+             self->metrics.tier_leases.Add(TierLease::kVoided);
+             r.fenced_at = fill->fenced_at;
+           } else if (fill && fill->kind == FillReply::Kind::kFilled) {
+             self->metrics.tier_leases.Add(TierLease::kFilled);
+             self->SetLifetime(r, fresh, stale);
+             r.load_ms = load_ms;
+           } else if (res.ok()) {
+             // An invalidation voided the lease while the query ran (or the answer made no
+             // sense): the waiters that asked before it get the row, nobody caches it (SPEC.md
+             // rule 6, fleet-wide).
+             self->metrics.tier_leases.Add(TierLease::kVoided);
+             r.cacheable = false;
+           }
+           // A fill that did not reach Redis: this node caches as it would alone.
+           self->Finish(p, std::move(r));
+         });
   }
 
   void Finish(const PendingPtr& p, BackendResult r) {
@@ -518,11 +507,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
              auto it = self->broadcasts.find(seq);
              if (it == self->broadcasts.end()) return;
              std::vector<std::string> members;
-             if (r.ok() && r.reply.type == Reply::Type::kArray) {
-               for (const Reply& e : r.reply.elements) {
-                 if (e.str != self->node_id) members.push_back(e.str);
-               }
-             }
+             if (r.ok()) members = DecodeMembers(r.reply).value_or(std::vector<std::string>{});
+             std::erase(members, self->node_id);
              it->second->members = std::move(members);
              self->MaybeEndBroadcast(seq);
            });
@@ -538,11 +524,9 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
            self->Uninvalidating(key);
            self->Wake(key);
            if (!r.ok()) self->MissedInvalidation(key, r.error.empty() ? r.reply.str : r.error);
-           const bool answered = r.ok() && r.reply.type == Reply::Type::kArray &&
-                                 r.reply.elements.size() == 2 &&
-                                 r.reply.elements[0].type == Reply::Type::kInteger &&
-                                 r.reply.elements[1].type == Reply::Type::kInteger;
-           bool held = answered && r.reply.elements[0].integer > 0;
+           std::optional<InvalidateReply> answered;
+           if (r.ok()) answered = DecodeInvalidate(r.reply);
+           const bool held = answered && answered->held;
            if (seq == 0) return finish(held);
            auto it = self->broadcasts.find(seq);
            if (it == self->broadcasts.end()) return;
@@ -552,7 +536,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
            // One Redis (not a cluster, whose PUBLISH counts only its own shard's subscribers):
            // every subscriber connection but ours is another node's.
            if (answered && !self->client->cluster()) {
-             it->second->reached = r.reply.elements[1].integer;
+             it->second->reached = answered->reached;
            }
            self->MaybeEndBroadcast(seq);
          });
@@ -605,15 +589,12 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void OnAck(std::string_view message) {
-    size_t space = message.find(' ');
-    if (space == std::string_view::npos) return;
-    std::string_view number = message.substr(0, space);
-    std::optional<int64_t> seq = ToInt(std::string(number.substr(0, number.find(':'))));
-    if (!seq) return;
-    auto it = broadcasts.find(static_cast<uint64_t>(*seq));
+    std::optional<AckMessage> ack = DecodeAck(message);
+    if (!ack) return;
+    auto it = broadcasts.find(ack->seq);
     if (it == broadcasts.end()) return;
-    it->second->acked.emplace_back(message.substr(space + 1));
-    MaybeEndBroadcast(static_cast<uint64_t>(*seq));
+    it->second->acked.push_back(std::move(ack->node));
+    MaybeEndBroadcast(ack->seq);
   }
 
   // L2 may still hold what this invalidation deleted here, and another node may read it: L2
@@ -646,9 +627,11 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
          {epoch_channel, std::to_string(std::max<int64_t>(0, epoch.load()))},
          [self = shared_from_this(), covered](const Result& r) {
            self->bumping = false;
-           if (r.ok() && r.reply.type == Reply::Type::kInteger) {
-             self->SetEpoch(r.reply.integer);
-             Log(LogLevel::kInfo, "tier_epoch", "epoch=" + std::to_string(r.reply.integer));
+           std::optional<int64_t> bumped;
+           if (r.ok()) bumped = DecodeBumpedEpoch(r.reply);
+           if (bumped) {
+             self->SetEpoch(*bumped);
+             Log(LogLevel::kInfo, "tier_epoch", "epoch=" + std::to_string(*bumped));
              if (self->misses == covered) {
                self->missed = false;
              } else {
@@ -702,7 +685,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
         });
         return;
       }
-      int64_t e = r.reply.type == Reply::Type::kString ? ToInt(r.reply.str).value_or(0) : 0;
+      // Unreadable, it is taken as 0 as before: a known epoch above it then calls for a new one.
+      int64_t e = DecodeStoredEpoch(r.reply).value_or(0);
       if (e < self->epoch.load()) {
         self->PossibleLoss("the epoch went back from " + std::to_string(self->epoch.load()) +
                            " to " + std::to_string(e));
@@ -723,36 +707,25 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     if (channel == invalidated_channel) {
       // "origin seq:position key" ("origin seq key" from a node that predates positions): apply
       // it at its position, then tell the origin (seq 0: nobody waits for it).
-      size_t a = message.find(' ');
-      size_t b = a == std::string_view::npos ? a : message.find(' ', a + 1);
-      if (b == std::string_view::npos) return;
-      std::string_view origin = message.substr(0, a);
-      std::string_view seq_position = message.substr(a + 1, b - a - 1);
-      std::string_view seq = seq_position.substr(0, seq_position.find(':'));
-      lease::WalPosition position = 0;
-      if (seq.size() < seq_position.size()) {
-        std::string text(seq_position.substr(seq.size() + 1));
-        position = static_cast<lease::WalPosition>(std::max<int64_t>(0, ToInt(text).value_or(0)));
-      }
-      std::string key(message.substr(b + 1));
-      if (origin != node_id) {
-        cache->Invalidate(key, InvalidationSource::kTier, nullptr, position);
-        if (seq != "0") {
-          std::string ack_to = redis.prefix + "ack:" + std::string(origin);
-          client->Command({"PUBLISH", ack_to, std::string(seq) + " " + node_id}, ack_to,
-                          [](Result) {});
+      std::optional<InvalidationMessage> m = DecodeInvalidation(message);
+      if (!m) return;
+      if (m->origin != node_id) {
+        cache->Invalidate(m->key, InvalidationSource::kTier, nullptr, m->position);
+        if (m->seq != "0") {
+          std::string ack_to = redis.prefix + "ack:" + m->origin;
+          client->Command({"PUBLISH", ack_to, m->seq + " " + node_id}, ack_to, [](Result) {});
         }
-      } else if (auto n = ToInt(std::string(seq)); n && *n > 0) {
-        if (auto it = broadcasts.find(static_cast<uint64_t>(*n)); it != broadcasts.end()) {
+      } else if (m->seq_number > 0) {
+        if (auto it = broadcasts.find(m->seq_number); it != broadcasts.end()) {
           it->second->reached_us = true;
-          MaybeEndBroadcast(static_cast<uint64_t>(*n));
+          MaybeEndBroadcast(m->seq_number);
         }
       }
-      return Wake(key);
+      return Wake(m->key);
     }
     if (channel == ack_channel) return OnAck(message);
     if (channel == epoch_channel) {
-      if (auto e = ToInt(std::string(message))) SetEpoch(*e);
+      if (auto e = DecodeEpochMessage(message)) SetEpoch(*e);
     }
   }
 

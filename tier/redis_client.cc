@@ -12,12 +12,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/uuid/detail/sha1.hpp>
-#include <charconv>
 #include <cstdio>
 #include <unordered_map>
 
 #include "tier/asio_adapter.h"
 #include "tier/hiredis_util.h"
+#include "tier/reply_decode.h"
 
 namespace corral::tier {
 namespace {
@@ -25,7 +25,7 @@ namespace {
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kSlots = 16384;
+constexpr int kSlots = kClusterSlots;
 constexpr int kMaxRedirects = 5;
 // A node whose connection lets this many commands in a row time out, with no reply in between, is
 // stalled (a stopped process, a half-open TCP connection): drop it rather than feed it more.
@@ -47,20 +47,6 @@ std::string Sha1Hex(const std::string& text) {
 
 bool StartsWith(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
-}
-
-// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381" -> slot and address.
-bool ParseRedirect(std::string_view error, std::string_view verb, int& slot, std::string& address) {
-  if (!StartsWith(error, verb) || error.size() <= verb.size() || error[verb.size()] != ' ') {
-    return false;
-  }
-  std::string_view rest = error.substr(verb.size() + 1);
-  size_t space = rest.find(' ');
-  if (space == std::string_view::npos) return false;
-  auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + space, slot);
-  if (ec != std::errc() || ptr != rest.data() + space || slot < 0 || slot >= kSlots) return false;
-  address = std::string(rest.substr(space + 1));
-  return !address.empty();
 }
 
 }  // namespace
@@ -347,11 +333,9 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
       }
       return;
     }
-    std::string_view info(r->str, r->len);
-    size_t at = info.find("run_id:");
-    if (at == std::string_view::npos) return;
-    std::string_view rest = info.substr(at + 7);
-    std::string run_id(rest.substr(0, rest.find_first_of("\r\n")));
+    std::optional<std::string> parsed = ParseRunId(std::string_view(r->str, r->len));
+    if (!parsed) return;
+    std::string run_id = std::move(*parsed);
     if (!conn->run_id.empty() && run_id != conn->run_id) {
       impl.InstanceChanged("Redis " + conn->address + " restarted (run_id " + conn->run_id +
                            " -> " + run_id + ")");
@@ -445,33 +429,18 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
       }
       return;
     }
-    if (r->type != REDIS_REPLY_ARRAY) return;
-    impl.ApplySlots(*ref->conn, r);
+    std::optional<SlotMap> map = DecodeClusterSlots(CopyReply(r));
+    if (!map) return;
+    impl.ApplySlots(*ref->conn, *map);
   }
 
-  // CLUSTER SLOTS: [[start, end, [host, port, id, ...], replicas...], ...]
-  void ApplySlots(const Conn& asked, const redisReply* r) {
+  void ApplySlots(const Conn& asked, const SlotMap& map) {
     std::vector<std::shared_ptr<Conn>> slots(kSlots);
-    for (size_t i = 0; i < r->elements; ++i) {
-      const redisReply* range = r->element[i];
-      if (range->type != REDIS_REPLY_ARRAY || range->elements < 3) continue;
-      const redisReply* start = range->element[0];
-      const redisReply* end = range->element[1];
-      const redisReply* master = range->element[2];
-      if (start->type != REDIS_REPLY_INTEGER || end->type != REDIS_REPLY_INTEGER ||
-          master->type != REDIS_REPLY_ARRAY || master->elements < 2 ||
-          master->element[0]->type != REDIS_REPLY_STRING ||
-          master->element[1]->type != REDIS_REPLY_INTEGER) {
-        continue;
-      }
-      std::string host(master->element[0]->str, master->element[0]->len);
-      if (host.empty() || host == "?") host = asked.host_port.host;  // "the node you asked"
-      std::string address = host + ":" + std::to_string(master->element[1]->integer);
-      std::shared_ptr<Conn> owner = GetConn(address, true);
+    for (const SlotRange& range : map.ranges) {
+      const std::string& host = range.host.empty() ? asked.host_port.host : range.host;
+      std::shared_ptr<Conn> owner = GetConn(host + ":" + std::to_string(range.port), true);
       if (!owner) continue;
-      long long first = std::max<long long>(0, start->integer);
-      long long last = std::min<long long>(kSlots - 1, end->integer);
-      for (long long slot = first; slot <= last; ++slot) slots[slot] = owner;
+      for (int slot = range.start; slot <= range.end; ++slot) slots[slot] = owner;
     }
     if (map_loaded_) {
       for (int slot = 0; slot < kSlots; ++slot) {
@@ -599,11 +568,13 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
 
   // MOVED, ASK, TRYAGAIN, CLUSTERDOWN: true when the command was sent on again.
   bool HandleClusterError(Sent& sent, std::string_view error) {
-    int slot = 0;
-    std::string address;
-    bool moved = ParseRedirect(error, "MOVED", slot, address);
-    bool ask = !moved && ParseRedirect(error, "ASK", slot, address);
+    std::optional<ClusterError> parsed = ParseClusterError(error);
+    if (!parsed) return false;
+    const bool moved = parsed->kind == ClusterError::Kind::kMoved;
+    const bool ask = parsed->kind == ClusterError::Kind::kAsk;
     if (moved || ask) {
+      const int slot = parsed->slot;
+      std::string& address = parsed->address;
       if (sent.op->redirects >= kMaxRedirects) return false;  // the caller gets the error reply
       sent.op->redirects++;
       if (address.front() == ':') address = sent.conn->host_port.host + address;
@@ -623,18 +594,15 @@ struct Client::Impl : std::enable_shared_from_this<Impl> {
       Post([self = shared_from_this(), target, op = sent.op, ask] { self->Send(target, op, ask); });
       return true;
     }
-    if (StartsWith(error, "TRYAGAIN") || StartsWith(error, "CLUSTERDOWN")) {
-      // Resharding of a multi-key slot, or the cluster healing: ask again shortly, within the
-      // deadline (which still ends it kTimeout if this lasts).
-      if (StartsWith(error, "CLUSTERDOWN")) RequestRefresh();
-      sent.op->retry.expires_after(kTryAgainDelay);
-      sent.op->retry.async_wait(
-          [self = shared_from_this(), op = sent.op](const boost::system::error_code& ec) {
-            if (!ec && !op->finished && !self->stopped_) self->Route(op);
-          });
-      return true;
-    }
-    return false;
+    // TRYAGAIN, CLUSTERDOWN: resharding of a multi-key slot, or the cluster healing: ask again
+    // shortly, within the deadline (which still ends it kTimeout if this lasts).
+    if (parsed->kind == ClusterError::Kind::kClusterDown) RequestRefresh();
+    sent.op->retry.expires_after(kTryAgainDelay);
+    sent.op->retry.async_wait(
+        [self = shared_from_this(), op = sent.op](const boost::system::error_code& ec) {
+          if (!ec && !op->finished && !self->stopped_) self->Route(op);
+        });
+    return true;
   }
 
   void OnOpTimedOut(const Op& op) {

@@ -17,6 +17,7 @@
 #include "tier/asio_adapter.h"
 #include "tier/hiredis_util.h"
 #include "tier/redis_client.h"
+#include "tier/reply_decode.h"
 
 namespace corral::tier {
 namespace {
@@ -142,21 +143,17 @@ struct Subscriber::Impl : std::enable_shared_from_this<Impl> {
   static void OnMessage(redisAsyncContext* ac, void* reply, void* privdata) {
     auto* r = static_cast<redisReply*>(reply);
     auto* impl = static_cast<Impl*>(privdata);
-    if (r == nullptr || ac->data == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
-      return;
-    }
-    std::string_view kind(r->element[0]->str, r->element[0]->len);
-    std::string channel(r->element[1]->str, r->element[1]->len);
+    if (r == nullptr || ac->data == nullptr) return;
+    std::optional<PubSubPush> push = DecodePubSub(CopyReply(r));
+    if (!push) return;
     impl->heartbeat_outstanding_ = false;  // any reply proves the connection alive
-    if (kind == "message" && r->element[2]->type == REDIS_REPLY_STRING) {
-      if (channel == impl->heartbeat_channel_) return;
-      std::string payload(r->element[2]->str, r->element[2]->len);
-      impl->Deliver([impl, channel = std::move(channel), payload = std::move(payload)] {
+    if (push->kind == PubSubPush::Kind::kMessage) {
+      if (push->channel == impl->heartbeat_channel_) return;
+      impl->Deliver([impl, channel = std::move(push->channel), payload = std::move(push->payload)] {
         if (impl->handlers_.message) impl->handlers_.message(channel, payload);
       });
-    } else if (kind == "subscribe") {
-      impl->confirmed_.insert(std::move(channel));
+    } else if (push->kind == PubSubPush::Kind::kSubscribe) {
+      impl->confirmed_.insert(std::move(push->channel));
       if (!impl->announced_ && impl->confirmed_.size() == impl->expected_) {
         impl->announced_ = true;
         impl->backoff_ = impl->options_.reconnect_min;
