@@ -183,10 +183,11 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
   };
   const lease::WalPosition min_position =
       positions_ != nullptr ? std::max(fence_.Need(key), wanted) : 0;
+  const lease::FenceTicket ticket = positions_ != nullptr ? fence_.Begin() : 0;
   backend_->Load(
       ns.index, std::move(id), min_position, std::move(admit),
-      [this, key, &ns, token, admitted, refresh, deadline_ms, fenced_before,
-       wanted](BackendResult r) {
+      [this, key, &ns, token, admitted, refresh, deadline_ms, fenced_before, wanted,
+       ticket](BackendResult r) {
         if (admitted->held) {
           std::optional<lease::Millis> load_ms;
           if (r.from_db) load_ms = clock_.NowMs() - admitted->admitted_at;
@@ -215,7 +216,8 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
           holdoff_.Clear(key);
         }
         bool stale = false;
-        if (FenceFill(key, ns, token, refresh, deadline_ms, fenced_before, wanted, r, &stale)) {
+        if (FenceFill(key, ns, token, refresh, deadline_ms, fenced_before, wanted, ticket, r,
+                      &stale)) {
           return;
         }
         // Panic mode read it from a replica known to lag: better than nothing, but not fresh.
@@ -259,10 +261,11 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
 
 bool CacheService::FenceFill(const std::string& key, const Namespace& ns, lease::LeaseToken token,
                              bool refresh, lease::Millis deadline_ms, bool fenced_before,
-                             lease::WalPosition wanted, const BackendResult& r, bool* stale) {
+                             lease::WalPosition wanted, lease::FenceTicket ticket,
+                             const BackendResult& r, bool* stale) {
   if (positions_ == nullptr || !r.from_db) return false;
   if (r.kind != LoadResult::Kind::kValue && r.kind != LoadResult::Kind::kNotFound) return false;
-  lease::FenceVerdict verdict = fence_.Check(key, r.position);
+  lease::FenceVerdict verdict = fence_.Check(key, r.position, ticket);
   if (!verdict.fenced && r.fenced_at > r.position) verdict = {.fenced = true, .need = r.fenced_at};
   if (!verdict.fenced) return false;
   // One retry, routed to a server that has replayed the invalidation, while the waiters can

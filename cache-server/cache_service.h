@@ -284,7 +284,7 @@ class CacheService {
   // (the fill is dropped), else sets *stale when it is to be kept and answered as stale.
   bool FenceFill(const std::string& key, const Namespace& ns, lease::LeaseToken token, bool refresh,
                  lease::Millis deadline_ms, bool fenced_before, lease::WalPosition wanted,
-                 const BackendResult& r, bool* stale);
+                 lease::FenceTicket ticket, const BackendResult& r, bool* stale);
   // A read-your-writes request's load came back read before the client's write: it loads once
   // more while it can still wait, else it is answered BUSY (not_replayed).
   void BehindClientWrite(const std::string& key, const Namespace& ns,

@@ -28,9 +28,25 @@ bool PositionFence::Resolve(std::string_view key, WalPosition position) {
   return stale;
 }
 
-FenceVerdict PositionFence::Check(std::string_view key, WalPosition read_at) {
+FenceTicket PositionFence::Begin() const {
+  std::lock_guard lock(mu_);
+  return generation_;
+}
+
+FenceVerdict PositionFence::Check(std::string_view key, WalPosition read_at, FenceTicket ticket) {
   std::lock_guard lock(mu_);
   WalPosition need = floor_;
+  if (ticket < generation_) {
+    // Markers were forgotten since the load started: the fill may have read before one of them.
+    if (kept_from_ > ticket + 1) {
+      need = std::max(need, retired_max_);  // not all of them are remembered
+    } else {
+      if (auto r = retired_.find(key); r != retired_.end() && r->second.generation > ticket) {
+        need = std::max(need, r->second.position);
+      }
+      if (retired_floor_.generation > ticket) need = std::max(need, retired_floor_.position);
+    }
+  }
   auto it = markers_.find(key);
   if (it != markers_.end()) {
     Marker& m = it->second;
@@ -45,24 +61,66 @@ FenceVerdict PositionFence::Check(std::string_view key, WalPosition read_at) {
 
 WalPosition PositionFence::Need(std::string_view key) const {
   std::lock_guard lock(mu_);
-  auto it = markers_.find(key);
-  return it == markers_.end() ? floor_ : std::max(floor_, it->second.position);
+  WalPosition need = floor_;
+  if (auto it = markers_.find(key); it != markers_.end())
+    need = std::max(need, it->second.position);
+  // A retired marker too: a fill fenced by it is retried where every replica has replayed it.
+  if (auto r = retired_.find(key); r != retired_.end()) need = std::max(need, r->second.position);
+  return need;
 }
 
 size_t PositionFence::Expire(WalPosition replayed) {
   std::lock_guard lock(mu_);
-  if (floor_ <= replayed) floor_ = 0;
-  size_t removed = 0;
+  const uint64_t generation = generation_ + 1;
+  bool forgot = false;
+  if (floor_ > 0 && floor_ <= replayed) {
+    retired_floor_ = {std::max(retired_floor_.position, floor_), generation};
+    retired_max_ = std::max(retired_max_, floor_);
+    floor_ = 0;
+    forgot = true;
+  }
+  Generation retiring{generation, {}};
   for (auto it = markers_.begin(); it != markers_.end();) {
     if (it->second.unresolved == 0 && it->second.position <= replayed) {
-      key_bytes_ -= it->first.size();
-      it = markers_.erase(it);
-      ++removed;
+      auto node = markers_.extract(it++);
+      const WalPosition position = node.mapped().position;
+      retired_max_ = std::max(retired_max_, position);
+      auto [r, inserted] = retired_.try_emplace(node.key(), Retired{position, generation});
+      // The key is held twice: in retired_, and in its generation for pruning.
+      retired_key_bytes_ += node.key().size() * (inserted ? 2 : 1);
+      if (!inserted) {
+        r->second = Retired{std::max(r->second.position, position), generation};
+      }
+      key_bytes_ -= node.key().size();
+      retiring.keys.push_back(std::move(node.key()));
     } else {
       ++it;
     }
   }
+  const size_t removed = retiring.keys.size();
+  if (removed > 0 || forgot) {
+    generation_ = generation;
+    generations_.push_back(std::move(retiring));
+    PruneRetiredLocked();
+  }
   return removed;
+}
+
+void PositionFence::PruneRetiredLocked() {
+  while (!generations_.empty() &&
+         (generations_.size() > kKeepGenerations || retired_.size() > max_markers_)) {
+    const Generation& oldest = generations_.front();
+    for (const std::string& key : oldest.keys) {
+      retired_key_bytes_ -= key.size();
+      auto r = retired_.find(key);
+      if (r != retired_.end() && r->second.generation == oldest.id) {
+        retired_key_bytes_ -= key.size();
+        retired_.erase(r);
+      }
+    }
+    generations_.pop_front();
+  }
+  kept_from_ = generations_.empty() ? generation_ + 1 : generations_.front().id;
 }
 
 void PositionFence::FoldLocked() {
@@ -85,9 +143,14 @@ size_t PositionFence::size() const {
   return markers_.size();
 }
 
+size_t PositionFence::retired() const {
+  std::lock_guard lock(mu_);
+  return retired_.size();
+}
+
 size_t PositionFence::bytes() const {
   std::lock_guard lock(mu_);
-  return key_bytes_ + markers_.size() * kMarkerOverhead;
+  return key_bytes_ + retired_key_bytes_ + (markers_.size() + retired_.size()) * kMarkerOverhead;
 }
 
 WalPosition PositionFence::floor() const {

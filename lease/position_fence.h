@@ -6,19 +6,32 @@
 //
 // A marker's position may arrive after the invalidation was applied (the primary is asked for it,
 // batched): a fill that completes meanwhile is cached, and its read position remembered, so the
-// resolution can tell the caller to mark that entry stale. Pure and thread-safe; no SQL.
+// resolution can tell the caller to mark that entry stale.
+//
+// A marker is forgotten once every usable replica has replayed it, but a fill read before that
+// may still be in flight: it read on a replica just before the replica replayed the write, and
+// completes after the marker went (the 30-minute soak served one such row). So each fill takes a
+// ticket when its load starts, and forgotten markers are kept, retired, for the fills that
+// started before they went: the last kKeepGenerations expiries' worth, at most max_markers keys.
+// A fill older than that is fenced if it read before anything retired since (coarser, still
+// safe). Pure and thread-safe; no SQL.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "lease/wal_position.h"
 
 namespace corral::lease {
+
+// Taken when a fill's load starts (PositionFence::Begin): which markers it may have missed.
+using FenceTicket = uint64_t;
 
 struct FenceVerdict {
   bool fenced = false;   // read before the key's last invalidation: not to be cached as fresh
@@ -36,18 +49,26 @@ class PositionFence {
   // The position of one earlier Invalidated(key). True when a fill cached while that position was
   // unknown had been read before it: the caller marks the key's entry stale.
   bool Resolve(std::string_view key, WalPosition position);
-  // A fill of `key` read at `read_at` completes: fenced when read before a known invalidation of
-  // `key` (or before the floor). While a position is unknown the fill passes and is remembered.
-  FenceVerdict Check(std::string_view key, WalPosition read_at);
-  // The position a new load of `key` must read at to pass (0: any).
+  // A load of a fill starts: its ticket for Check().
+  FenceTicket Begin() const;
+  // A fill of `key` read at `read_at`, whose load started with `ticket`, completes: fenced when
+  // read before a known invalidation of `key` (or before the floor), including one forgotten
+  // since the ticket was taken. While a position is unknown the fill passes and is remembered.
+  FenceVerdict Check(std::string_view key, WalPosition read_at, FenceTicket ticket);
+  // The position a new load of `key` must read at to pass (0: any), retired markers included.
   WalPosition Need(std::string_view key) const;
   // Forgets the markers that every usable replica has replayed (positions <= `replayed`), and the
-  // floor once it is replayed too. Returns how many markers were removed.
+  // floor once it is replayed too, keeping them retired for the fills in flight. Returns how many
+  // markers were removed.
   size_t Expire(WalPosition replayed);
 
   size_t size() const;
-  // An estimate of the markers' memory: keys plus a fixed overhead per marker.
+  size_t retired() const;
+  // An estimate of the markers' memory, retired ones included: keys plus a fixed overhead each.
   size_t bytes() const;
+
+  // Expiries (that removed something) whose markers stay retired.
+  static constexpr size_t kKeepGenerations = 100;
   WalPosition floor() const;
 
   // Per marker: the hash node, its bucket slot and the Marker (the key's bytes come on top).
@@ -66,12 +87,32 @@ class PositionFence {
   };
   // Folds every resolved marker into the floor. Needs mu_.
   void FoldLocked();
+  // Drops the oldest retired generations past kKeepGenerations or max_markers_ keys. Needs mu_.
+  void PruneRetiredLocked();
+
+  // A forgotten marker: its position and the expiry (generation) that removed it.
+  struct Retired {
+    WalPosition position = 0;
+    uint64_t generation = 0;
+  };
+  struct Generation {
+    uint64_t id;
+    std::vector<std::string> keys;
+  };
 
   const size_t max_markers_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Marker, Hash, std::equal_to<>> markers_;
   size_t key_bytes_ = 0;
   WalPosition floor_ = 0;
+
+  uint64_t generation_ = 0;  // expiries that removed something; a ticket is its value
+  std::unordered_map<std::string, Retired, Hash, std::equal_to<>> retired_;
+  std::deque<Generation> generations_;  // oldest first, for pruning retired_
+  size_t retired_key_bytes_ = 0;
+  uint64_t kept_from_ = 1;       // every removal of this generation or later is in retired_
+  Retired retired_floor_;        // the highest floor forgotten, and when
+  WalPosition retired_max_ = 0;  // the highest position ever forgotten (the coarse fence)
 };
 
 }  // namespace corral::lease

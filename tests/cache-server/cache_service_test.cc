@@ -1022,7 +1022,33 @@ TEST_F(PositionFenceServiceTest, MarkersLastUntilEveryUsableReplicaHasReplayedTh
   clock_.Advance(100);
   service_->Tick();
   EXPECT_EQ(service_->position_markers(), 0u);
-  EXPECT_EQ(service_->position_marker_bytes(), 0u);
+  // Both stay retired a while for fills still in flight (PositionFence): each key held twice.
+  EXPECT_EQ(service_->position_marker_bytes(), 2 * (2 * 6 + lease::PositionFence::kMarkerOverhead));
+}
+
+// The soak's second hole (2026-12-03): the load starts before the invalidation's position is
+// known and reads on a replica just short of it; by the time it completes, the position came and
+// every replica had replayed it, so the marker was gone. The fill must still be fenced.
+TEST_F(PositionFenceServiceTest, AFillReadBeforeAMarkerThatWentMeanwhileIsRetried) {
+  Fill("user:1", "v1");
+  service_->Invalidate("user:1", InvalidationSource::kNotify, [](bool) {});
+  RecordPtr r = Read("user:1");
+  EXPECT_EQ(backend_.min_position("1"), 0u) << "the position is not known yet";
+  EXPECT_EQ(positions_.Answer(200), 1u);
+  positions_.readable_ = 300;
+  positions_.replayed_ = 300;
+  clock_.Advance(100);
+  service_->Tick();
+  ASSERT_EQ(service_->position_markers(), 0u) << "every replica has replayed it: forgotten";
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v1", 150)));
+  EXPECT_EQ(r->count(), 0u) << "the old row answers nobody: the load is retried";
+  EXPECT_EQ(Fenced(FencedFill::kRetried), 1u);
+  EXPECT_EQ(backend_.min_position("1"), 200u) << "routed past the forgotten invalidation";
+  ASSERT_TRUE(backend_.Complete("1", FoundAt("v2", 300)));
+  EXPECT_EQ(r->only().value, "v2");
+  RecordPtr hit = Read("user:1");
+  EXPECT_EQ(hit->only().value, "v2");
+  EXPECT_EQ(hit->only().outcome, Outcome::kHit);
 }
 
 // Read-your-writes: a client that hands over its write's position never reads what preceded it.

@@ -14,8 +14,8 @@ namespace {
 
 TEST(PositionFenceTest, NoMarkerPassesEveryFill) {
   PositionFence fence(100);
-  EXPECT_FALSE(fence.Check("item:1", 0).fenced);
-  EXPECT_FALSE(fence.Check("item:1", 500).fenced);
+  EXPECT_FALSE(fence.Check("item:1", 0, fence.Begin()).fenced);
+  EXPECT_FALSE(fence.Check("item:1", 500, fence.Begin()).fenced);
   EXPECT_EQ(fence.Need("item:1"), 0u);
   EXPECT_EQ(fence.size(), 0u);
 }
@@ -24,13 +24,14 @@ TEST(PositionFenceTest, AFillReadBeforeTheInvalidationIsFencedAndOnePastItPasses
   PositionFence fence(100);
   fence.Invalidated("item:1");
   EXPECT_FALSE(fence.Resolve("item:1", 1000));
-  FenceVerdict v = fence.Check("item:1", 999);
+  FenceVerdict v = fence.Check("item:1", 999, fence.Begin());
   EXPECT_TRUE(v.fenced);
   EXPECT_EQ(v.need, 1000u);
-  EXPECT_TRUE(fence.Check("item:1", 0).fenced) << "an unknown read position is older than any";
-  EXPECT_FALSE(fence.Check("item:1", 1000).fenced);
-  EXPECT_FALSE(fence.Check("item:1", 5000).fenced);
-  EXPECT_FALSE(fence.Check("item:2", 10).fenced) << "markers are per key";
+  EXPECT_TRUE(fence.Check("item:1", 0, fence.Begin()).fenced)
+      << "an unknown read position is older than any";
+  EXPECT_FALSE(fence.Check("item:1", 1000, fence.Begin()).fenced);
+  EXPECT_FALSE(fence.Check("item:1", 5000, fence.Begin()).fenced);
+  EXPECT_FALSE(fence.Check("item:2", 10, fence.Begin()).fenced) << "markers are per key";
   EXPECT_EQ(fence.Need("item:1"), 1000u);
   EXPECT_EQ(fence.Need("item:2"), 0u);
 }
@@ -41,18 +42,18 @@ TEST(PositionFenceTest, TheNewestOfSeveralInvalidationsCounts) {
   fence.Invalidated("k");
   fence.Resolve("k", 2000);
   fence.Resolve("k", 1500);  // answers can arrive out of order
-  EXPECT_TRUE(fence.Check("k", 1999).fenced);
-  EXPECT_FALSE(fence.Check("k", 2000).fenced);
+  EXPECT_TRUE(fence.Check("k", 1999, fence.Begin()).fenced);
+  EXPECT_FALSE(fence.Check("k", 2000, fence.Begin()).fenced);
 }
 
 TEST(PositionFenceTest, AFillCachedBeforeThePositionArrivedIsReportedStaleIfOlder) {
   PositionFence fence(100);
   fence.Invalidated("k");
-  EXPECT_FALSE(fence.Check("k", 700).fenced) << "the position is not known yet";
+  EXPECT_FALSE(fence.Check("k", 700, fence.Begin()).fenced) << "the position is not known yet";
   EXPECT_TRUE(fence.Resolve("k", 800)) << "the fill read at 700 is older than 800";
 
   fence.Invalidated("k");
-  EXPECT_FALSE(fence.Check("k", 900).fenced);
+  EXPECT_FALSE(fence.Check("k", 900, fence.Begin()).fenced);
   EXPECT_FALSE(fence.Resolve("k", 850)) << "the fill read at 900 already had the write";
 }
 
@@ -60,12 +61,12 @@ TEST(PositionFenceTest, WithTwoUnresolvedEachResolutionChecksTheFillsCachedMeanw
   PositionFence fence(100);
   fence.Invalidated("k");
   fence.Invalidated("k");
-  EXPECT_FALSE(fence.Check("k", 100).fenced);
+  EXPECT_FALSE(fence.Check("k", 100, fence.Begin()).fenced);
   EXPECT_FALSE(fence.Resolve("k", 90));
   // The second resolution still sees the fill read at 100.
   EXPECT_TRUE(fence.Resolve("k", 150));
   // Both resolved: nothing is remembered any more.
-  EXPECT_FALSE(fence.Check("k", 200).fenced);
+  EXPECT_FALSE(fence.Check("k", 200, fence.Begin()).fenced);
   fence.Invalidated("k");
   EXPECT_FALSE(fence.Resolve("k", 300)) << "the fill read at 200 came before this invalidation";
 }
@@ -81,11 +82,79 @@ TEST(PositionFenceTest, MarkersExpireOnceReplayedEverywhereButNotWhileUnresolved
   EXPECT_GT(fence.bytes(), 3 * PositionFence::kMarkerOverhead);
   EXPECT_EQ(fence.Expire(99), 0u);
   EXPECT_EQ(fence.Expire(200), 1u);
-  EXPECT_EQ(fence.Need("a"), 0u);
+  EXPECT_EQ(fence.Need("a"), 100u) << "retired, still routed past (every replica has it)";
   EXPECT_EQ(fence.Need("b"), 300u);
   EXPECT_EQ(fence.Expire(1'000'000), 1u) << "c has no position yet and stays";
   EXPECT_EQ(fence.size(), 1u);
-  EXPECT_EQ(fence.bytes(), 1 + PositionFence::kMarkerOverhead);
+  EXPECT_EQ(fence.retired(), 2u) << "a and b stay retired for the fills in flight";
+  // c's marker, and a and b retired (each key held twice: by key and by generation).
+  EXPECT_EQ(fence.bytes(),
+            1 + PositionFence::kMarkerOverhead + 2 * (2 + PositionFence::kMarkerOverhead));
+}
+
+// The soak's second hole (2026-12-03): a fill read on a replica just before it replayed the
+// invalidation; the marker was resolved and forgotten (every replica had replayed it) before the
+// fill completed, and the old row was cached as fresh.
+TEST(PositionFenceTest, AFillInFlightWhenItsMarkerIsForgottenIsStillFenced) {
+  PositionFence fence(100);
+  fence.Invalidated("k");
+  const FenceTicket ticket = fence.Begin();  // the load starts; its read lands at 400
+  fence.Resolve("k", 500);
+  EXPECT_EQ(fence.Expire(600), 1u);
+  EXPECT_EQ(fence.size(), 0u);
+  FenceVerdict v = fence.Check("k", 400, ticket);
+  EXPECT_TRUE(v.fenced);
+  EXPECT_EQ(v.need, 500u);
+  EXPECT_FALSE(fence.Check("k", 500, ticket).fenced);
+  EXPECT_FALSE(fence.Check("other", 400, ticket).fenced) << "retired markers are per key";
+  EXPECT_FALSE(fence.Check("k", 400, fence.Begin()).fenced)
+      << "a load that starts after the marker went reads where every replica has it";
+}
+
+TEST(PositionFenceTest, AForgottenFloorStillFencesTheFillsThatStartedBeforeIt) {
+  PositionFence fence(2);
+  for (int i = 0; i < 3; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    fence.Invalidated(key);
+    fence.Resolve(key, 100 + i);
+  }
+  ASSERT_EQ(fence.floor(), 101u);
+  const FenceTicket ticket = fence.Begin();
+  fence.Expire(500);
+  ASSERT_EQ(fence.floor(), 0u);
+  EXPECT_TRUE(fence.Check("unrelated", 100, ticket).fenced);
+  EXPECT_FALSE(fence.Check("unrelated", 101, ticket).fenced);
+  EXPECT_FALSE(fence.Check("unrelated", 100, fence.Begin()).fenced);
+}
+
+TEST(PositionFenceTest, AFillOlderThanWhatIsKeptIsFencedByEverythingForgottenSince) {
+  PositionFence fence(1000);
+  const FenceTicket ticket = fence.Begin();
+  WalPosition position = 100;
+  for (size_t g = 0; g <= PositionFence::kKeepGenerations; ++g, ++position) {
+    const std::string key = "g" + std::to_string(g);
+    fence.Invalidated(key);
+    fence.Resolve(key, position);
+    ASSERT_EQ(fence.Expire(position), 1u);
+  }
+  EXPECT_EQ(fence.retired(), PositionFence::kKeepGenerations);
+  FenceVerdict v = fence.Check("unrelated", 150, ticket);
+  EXPECT_TRUE(v.fenced) << "g0 is no longer remembered: coarse, never unsafe";
+  EXPECT_EQ(v.need, position - 1);
+  EXPECT_FALSE(fence.Check("unrelated", position - 1, ticket).fenced);
+  EXPECT_FALSE(fence.Check("unrelated", 150, fence.Begin()).fenced);
+}
+
+TEST(PositionFenceTest, RetiredMarkersStayWithinTheCap) {
+  PositionFence fence(3);
+  for (int i = 0; i < 10; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    fence.Invalidated(key);
+    fence.Resolve(key, 100 + i);
+    fence.Expire(100 + i);
+    EXPECT_LE(fence.retired(), 3u);
+  }
+  EXPECT_EQ(fence.bytes(), 3 * (2 * 2 + PositionFence::kMarkerOverhead));
 }
 
 TEST(PositionFenceTest, TheCapFoldsResolvedMarkersIntoAFloorThatFencesEveryKey) {
@@ -98,13 +167,13 @@ TEST(PositionFenceTest, TheCapFoldsResolvedMarkersIntoAFloorThatFencesEveryKey) 
   fence.Invalidated("new");  // over the cap: the three fold into floor 102
   EXPECT_EQ(fence.size(), 1u);
   EXPECT_EQ(fence.floor(), 102u);
-  EXPECT_TRUE(fence.Check("k0", 101).fenced);
-  EXPECT_TRUE(fence.Check("unrelated", 50).fenced) << "coarser, never unsafe";
-  EXPECT_FALSE(fence.Check("unrelated", 102).fenced);
+  EXPECT_TRUE(fence.Check("k0", 101, fence.Begin()).fenced);
+  EXPECT_TRUE(fence.Check("unrelated", 50, fence.Begin()).fenced) << "coarser, never unsafe";
+  EXPECT_FALSE(fence.Check("unrelated", 102, fence.Begin()).fenced);
   EXPECT_EQ(fence.Need("unrelated"), 102u);
   fence.Expire(102);
   EXPECT_EQ(fence.floor(), 0u);
-  EXPECT_FALSE(fence.Check("unrelated", 50).fenced);
+  EXPECT_FALSE(fence.Check("unrelated", 50, fence.Begin()).fenced);
 }
 
 TEST(PositionFenceTest, ConcurrentUseKeepsEveryMarker) {
@@ -115,14 +184,14 @@ TEST(PositionFenceTest, ConcurrentUseKeepsEveryMarker) {
       for (int i = 0; i < 1000; ++i) {
         std::string key = "t" + std::to_string(t) + ":" + std::to_string(i);
         fence.Invalidated(key);
-        fence.Check(key, 5);
+        fence.Check(key, 5, fence.Begin());
         fence.Resolve(key, 10);
       }
     });
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(fence.size(), 4000u);
-  EXPECT_TRUE(fence.Check("t3:999", 9).fenced);
+  EXPECT_TRUE(fence.Check("t3:999", 9, fence.Begin()).fenced);
   EXPECT_EQ(fence.Expire(10), 4000u);
 }
 
