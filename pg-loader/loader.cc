@@ -111,6 +111,9 @@ void Loader::Stop() {
     impl_->positions.closed = true;
   }
   impl_->positions.cv.notify_all();
+  // Nobody waits for a call still in the database now (the server has stopped serving): cut
+  // them, so that a query stuck for its statement_timeout does not hold up the exit.
+  impl_->watchdog.CutAll();
   if (impl_->positions.thread.joinable()) impl_->positions.thread.join();
   for (auto& node : impl_->nodes) {
     for (std::thread& thread : node->threads) thread.join();

@@ -35,6 +35,14 @@ uint64_t Watchdog::Arm(int fd, Clock::time_point deadline) {
   return id;
 }
 
+void Watchdog::CutAll() {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, entry] : entries_) {
+    if (entry.fd >= 0) ::shutdown(entry.fd, SHUT_RDWR);
+  }
+  entries_.clear();
+}
+
 bool Watchdog::Disarm(uint64_t id) {
   std::lock_guard lock(mu_);
   // Entries leave the map only here or when they fire, so a missing one has fired.

@@ -31,6 +31,9 @@ class Watchdog {
   // Stops watching. Returns true if the deadline had fired. After it returns the watchdog never
   // touches `fd` again, so the caller may close it.
   bool Disarm(uint64_t id);
+  // Shuts down every watched socket now, as if each deadline had passed (their Disarm returns
+  // true): at shutdown, a call stuck in the database must not hold the process past its bound.
+  void CutAll();
 
  private:
   struct Entry {

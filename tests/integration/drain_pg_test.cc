@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdio>
+
 #include "tests/integration/pg_support.h"
 #include "tests/integration/server_process.h"
 
@@ -46,6 +48,32 @@ TEST_F(DrainPgTest, LoadsInFlightAreAnsweredBeforeExit) {
   EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << server->Stderr();
   EXPECT_LT(std::chrono::duration_cast<Millis>(Clock::now() - sigterm_at).count(), 5000 + 3000);
   EXPECT_EQ(server->Stderr().find("event=shutdown_drain_timeout"), std::string::npos);
+}
+
+// A query stuck in the database (here for a minute, under a statement_timeout of a minute) must
+// not hold the process past shutdown.timeout_ms: nobody waits for its answer once the server
+// stopped serving. Before 2026-12-03 corral waited for it, a minute.
+TEST_F(DrainPgTest, AQueryStuckInTheDatabaseDoesNotHoldTheExit) {
+  auto server = StartCorral(
+      R"({"stuck": {"query": "SELECT name FROM users, pg_sleep(60) WHERE id = $1::bigint"}})",
+      R"("shutdown": {"drain_grace_ms": 0, "timeout_ms": 1000})",
+      R"("statement_timeout_ms": 60000)");
+  ASSERT_NE(server, nullptr);
+  auto resp = TcpClient::Connect(server->resp_port());
+  ASSERT_NE(resp, nullptr);
+  ASSERT_TRUE(resp->Send("*2\r\n$3\r\nGET\r\n$7\r\nstuck:1\r\n"));
+  ASSERT_TRUE(
+      WaitFor([&] { return Metric(server->http_port(), "corral_leases") >= 1; }, Millis(5000)))
+      << "the load never started";
+  const auto sigterm_at = Clock::now();
+  server->Signal(SIGTERM);
+  ExitStatus status = server->Wait(Millis(10000));
+  const auto took = std::chrono::duration_cast<Millis>(Clock::now() - sigterm_at).count();
+  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << server->Stderr();
+  std::printf("[figures] exit %lld ms after SIGTERM with a query stuck in the database\n",
+              static_cast<long long>(took));
+  EXPECT_LT(took, 1000 + 3000);
+  EXPECT_TRUE(resp->WaitForClose(Millis(5000)));
 }
 
 }  // namespace

@@ -56,6 +56,19 @@ TEST(WatchdogTest, DisarmedSocketsAreLeftAlone) {
   watchdog.Stop();
 }
 
+TEST(WatchdogTest, CutAllShutsEveryWatchedSocketNow) {
+  SocketPair first, second;
+  Watchdog watchdog;
+  watchdog.Start();
+  const uint64_t a = watchdog.Arm(first.a(), Watchdog::Clock::now() + std::chrono::hours(1));
+  const uint64_t b = watchdog.Arm(second.a(), Watchdog::Clock::now() + std::chrono::hours(1));
+  watchdog.CutAll();
+  EXPECT_EQ(ReadWithin(first.a(), 10'000), 0);
+  EXPECT_EQ(ReadWithin(second.a(), 10'000), 0);
+  EXPECT_TRUE(watchdog.Disarm(a));
+  EXPECT_TRUE(watchdog.Disarm(b));
+}
+
 TEST(WatchdogTest, NothingFiresBeforeStart) {
   SocketPair pair;
   Watchdog watchdog;
