@@ -129,7 +129,12 @@ void CacheService::Tick() {
     const lease::Millis now = clock_.NowMs();
     lease::Millis due = next_fence_expiry_.load(std::memory_order_relaxed);
     if (now >= due && next_fence_expiry_.compare_exchange_strong(due, now + 100)) {
-      fence_.Expire(positions_->ReplayedEverywhere());
+      const lease::WalPosition replayed = positions_->ReplayedEverywhere();
+      const size_t removed = fence_.Expire(replayed);
+      if (removed > 0 && LogEnabled(LogLevel::kDebug)) {
+        Log(LogLevel::kDebug, "fence_expire",
+            "replayed=" + std::to_string(replayed) + " removed=" + std::to_string(removed));
+      }
     }
   }
 }
@@ -216,8 +221,9 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
           holdoff_.Clear(key);
         }
         bool stale = false;
+        bool recheck = false;
         if (FenceFill(key, ns, token, refresh, deadline_ms, fenced_before, wanted, ticket, r,
-                      &stale)) {
+                      &stale, &recheck)) {
           return;
         }
         // Panic mode read it from a replica known to lag: better than nothing, but not fresh.
@@ -255,6 +261,18 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
             return;                // keep any stale value (stale-if-error)
           if (!cacheable) return;  // the tier refused the fill: an invalidation came first
           store_.Fill(key, res.data, fill);
+          if (LogEnabled(LogLevel::kDebug)) {
+            Log(LogLevel::kDebug, "fill",
+                "key=" + LogQuote(key) + " read_at=" + std::to_string(res.position) +
+                    " ttl_ms=" + std::to_string(fill.ttl_ms) + " refresh=" + (refresh ? "1" : "0") +
+                    " value=" + LogQuote(res.data.substr(0, 80)));
+          }
+          // Passed while the invalidation's position was unknown: if the position came between
+          // the check and this fill, ResolvePosition found nothing to mark stale, so look again
+          // now that the fill is stored (if it comes later, ResolvePosition marks it).
+          if (recheck && fence_.Need(key) > res.position && store_.MarkStale(key)) {
+            metrics_.fenced_fills.Add(FencedFill::kMarkedStale);
+          }
         });
       });
 }
@@ -262,10 +280,19 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
 bool CacheService::FenceFill(const std::string& key, const Namespace& ns, lease::LeaseToken token,
                              bool refresh, lease::Millis deadline_ms, bool fenced_before,
                              lease::WalPosition wanted, lease::FenceTicket ticket,
-                             const BackendResult& r, bool* stale) {
+                             const BackendResult& r, bool* stale, bool* recheck) {
   if (positions_ == nullptr || !r.from_db) return false;
   if (r.kind != LoadResult::Kind::kValue && r.kind != LoadResult::Kind::kNotFound) return false;
   lease::FenceVerdict verdict = fence_.Check(key, r.position, ticket);
+  *recheck = verdict.pending;
+  if (LogEnabled(LogLevel::kDebug)) {
+    Log(LogLevel::kDebug, "fence_check",
+        "key=" + LogQuote(key) + " read_at=" + std::to_string(r.position) +
+            " ticket=" + std::to_string(ticket) + " fenced=" + (verdict.fenced ? "1" : "0") +
+            " need=" + std::to_string(verdict.need) + " pending=" + (verdict.pending ? "1" : "0") +
+            " fenced_at=" + std::to_string(r.fenced_at) +
+            " retried_before=" + (fenced_before ? "1" : "0"));
+  }
   if (!verdict.fenced && r.fenced_at > r.position) verdict = {.fenced = true, .need = r.fenced_at};
   if (!verdict.fenced) return false;
   // One retry, routed to a server that has replayed the invalidation, while the waiters can
@@ -286,7 +313,13 @@ bool CacheService::FenceFill(const std::string& key, const Namespace& ns, lease:
 
 void CacheService::ResolvePosition(const std::string& key, lease::WalPosition position) {
   // A fill that completed before the position was known, read before it: stale from now on.
-  if (fence_.Resolve(key, position)) {
+  const bool stale = fence_.Resolve(key, position);
+  if (LogEnabled(LogLevel::kDebug)) {
+    Log(LogLevel::kDebug, "fence_resolve",
+        "key=" + LogQuote(key) + " position=" + std::to_string(position) +
+            " marked_stale=" + (stale ? "1" : "0"));
+  }
+  if (stale) {
     store_.MarkStale(key);
     metrics_.fenced_fills.Add(FencedFill::kMarkedStale);
   }
@@ -533,6 +566,10 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
   // The marker comes first: a load that starts once the lease is voided is checked against it,
   // even before its position is known (PositionFence::Check).
   if (fence) fence_.Invalidated(key);
+  if (LogEnabled(LogLevel::kDebug)) {
+    Log(LogLevel::kDebug, "invalidate",
+        "key=" + LogQuote(key) + " source=" + std::to_string(static_cast<int>(source)));
+  }
   // Void first, then delete: a load completing in between finds its lease voided and caches
   // nothing; one that completed before has its fill deleted here.
   leases_.Void(key);

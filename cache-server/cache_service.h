@@ -281,10 +281,11 @@ class CacheService {
                  lease::Millis deadline_ms, bool fenced_before = false,
                  lease::WalPosition wanted = 0);
   // The fence's verdict on a database fill of `key` (SPEC rule 6): true when the load was retried
-  // (the fill is dropped), else sets *stale when it is to be kept and answered as stale.
+  // (the fill is dropped), else sets *stale when it is to be kept and answered as stale, and
+  // *recheck when it passed only because the key's invalidation position was not known yet.
   bool FenceFill(const std::string& key, const Namespace& ns, lease::LeaseToken token, bool refresh,
                  lease::Millis deadline_ms, bool fenced_before, lease::WalPosition wanted,
-                 lease::FenceTicket ticket, const BackendResult& r, bool* stale);
+                 lease::FenceTicket ticket, const BackendResult& r, bool* stale, bool* recheck);
   // A read-your-writes request's load came back read before the client's write: it loads once
   // more while it can still wait, else it is answered BUSY (not_replayed).
   void BehindClientWrite(const std::string& key, const Namespace& ns,

@@ -53,6 +53,7 @@ FenceVerdict PositionFence::Check(std::string_view key, WalPosition read_at, Fen
     need = std::max(need, m.position);
     if (read_at >= need && m.unresolved > 0) {
       m.unresolved_fill = std::min(m.unresolved_fill, read_at);
+      return FenceVerdict{.pending = true};
     }
   }
   if (read_at < need) return FenceVerdict{true, need};

@@ -36,6 +36,9 @@ using FenceTicket = uint64_t;
 struct FenceVerdict {
   bool fenced = false;   // read before the key's last invalidation: not to be cached as fresh
   WalPosition need = 0;  // fenced: the position a fill must have been read at
+  // Passed while an invalidation's position was unknown. Its Resolve() may come before the fill
+  // is stored, and then cannot mark it stale: the caller checks Need() once it has stored it.
+  bool pending = false;
 };
 
 class PositionFence {

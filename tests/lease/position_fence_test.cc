@@ -71,6 +71,22 @@ TEST(PositionFenceTest, WithTwoUnresolvedEachResolutionChecksTheFillsCachedMeanw
   EXPECT_FALSE(fence.Resolve("k", 300)) << "the fill read at 200 came before this invalidation";
 }
 
+// A fill that passes only because the position is unknown says so: its Resolve() may come before
+// the caller stores it, so the caller looks again once it has (CacheService).
+TEST(PositionFenceTest, AFillPassedWhileThePositionIsUnknownIsPending) {
+  PositionFence fence(100);
+  fence.Invalidated("k");
+  FenceVerdict v = fence.Check("k", 100, fence.Begin());
+  EXPECT_FALSE(v.fenced);
+  EXPECT_TRUE(v.pending);
+  EXPECT_FALSE(fence.Check("other", 100, fence.Begin()).pending);
+  fence.Resolve("k", 200);
+  EXPECT_EQ(fence.Need("k"), 200u) << "what the caller compares its fill's position with";
+  v = fence.Check("k", 300, fence.Begin());
+  EXPECT_FALSE(v.fenced);
+  EXPECT_FALSE(v.pending);
+}
+
 TEST(PositionFenceTest, MarkersExpireOnceReplayedEverywhereButNotWhileUnresolved) {
   PositionFence fence(100);
   fence.Invalidated("a");
