@@ -15,6 +15,8 @@
 # Needs what deploy/install-deps.sh installs and python3 (standard library only).
 # Environment: CORRAL_SOAK_DRIVER_ARGS, more arguments for bench/soak/driver.py (its --help lists
 # them), e.g. '--herd-size 500' or, to try the script out in seconds, '--minute-seconds 10'.
+# CORRAL_SOAK_LOG_LEVEL: corral's log_level (default info); debug logs every invalidation, fence
+# check and fill (diag/corral.log), to trace an outdated answer back to its fill.
 #
 # What it does: starts PostgreSQL (primary + 2 streaming replicas, deploy/pg-local.sh, in its own
 # directory on free ports), adds an `items` table (200 000 rows for misses, 10 000 more for herds,
@@ -175,7 +177,8 @@ write_config() {
     "user": { "query": $(json_string "${USER_QUERY}"), "ttl_ms": 60000 },
     "item": { "query": $(json_string "${ITEM_QUERY}"), "ttl_ms": 60000, "stale_ms": 0 }
   },
-  "shutdown": { "drain_grace_ms": 0, "timeout_ms": 5000 }
+  "shutdown": { "drain_grace_ms": 0, "timeout_ms": 5000 },
+  "log_level": "${CORRAL_SOAK_LOG_LEVEL:-info}"
 }
 EOF
 }
