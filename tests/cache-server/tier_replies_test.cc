@@ -8,39 +8,18 @@
 #include <initializer_list>
 #include <string>
 
+#include "tests/tier/reply_builders.h"
+
 namespace corral::server {
 namespace {
 
+using tier::test_replies::Arr;
+using tier::test_replies::Err;
+using tier::test_replies::Int;
+using tier::test_replies::Nil;
+using tier::test_replies::Str;
+
 using tier::Reply;
-
-Reply Str(std::string s) {
-  Reply r;
-  r.type = Reply::Type::kString;
-  r.str = std::move(s);
-  return r;
-}
-
-Reply Int(long long v) {
-  Reply r;
-  r.type = Reply::Type::kInteger;
-  r.integer = v;
-  return r;
-}
-
-Reply Nil() { return Reply{}; }
-
-Reply Err(std::string s) {
-  Reply r = Str(std::move(s));
-  r.type = Reply::Type::kError;
-  return r;
-}
-
-Reply Arr(std::initializer_list<Reply> elements) {
-  Reply r;
-  r.type = Reply::Type::kArray;
-  r.elements = elements;
-  return r;
-}
 
 Reply Hit(std::string kind, std::string fresh, std::string stale, std::string load,
           std::string position) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "cache-server/tier_replies.h"
+#include "tests/fuzz/split.h"
 #include "tier/hiredis_util.h"
 #include "tier/reply_decode.h"
 
@@ -234,12 +235,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     redisReader* reader = NewReader();
     size_t at = 0;
     while (at < input.size()) {
-      // xorshift32: chunks of 1..16 bytes, sometimes larger.
-      seed ^= seed << 13;
-      seed ^= seed >> 17;
-      seed ^= seed << 5;
-      size_t chunk = (seed & 0x100) ? 1 + (seed & 0xf) : 1 + (seed & 0xff);
-      if (chunk > input.size() - at) chunk = input.size() - at;
+      const size_t chunk = corral::fuzz::NextChunk(seed, input.size() - at);
       Check(redisReaderFeed(reader, input.data() + at, chunk) == REDIS_OK, "feed refused");
       at += chunk;
       if (!Drain(reader, split)) break;

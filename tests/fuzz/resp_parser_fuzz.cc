@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "proto/resp_parser.h"
+#include "tests/fuzz/split.h"
 
 namespace {
 
@@ -97,12 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string buffer;
     size_t at = 0;
     while (at < input.size()) {
-      // xorshift32: chunks of 1..16 bytes, sometimes larger.
-      seed ^= seed << 13;
-      seed ^= seed >> 17;
-      seed ^= seed << 5;
-      size_t chunk = (seed & 0x100) ? 1 + (seed & 0xf) : 1 + (seed & 0xff);
-      if (chunk > input.size() - at) chunk = input.size() - at;
+      const size_t chunk = corral::fuzz::NextChunk(seed, input.size() - at);
       buffer.append(input.substr(at, chunk));
       at += chunk;
       if (!Drain(parser, buffer, split)) break;

@@ -8,31 +8,15 @@
 #include <initializer_list>
 #include <string>
 
+#include "tests/tier/reply_builders.h"
+
 namespace corral::tier {
 namespace {
 
-Reply Str(std::string s) {
-  Reply r;
-  r.type = Reply::Type::kString;
-  r.str = std::move(s);
-  return r;
-}
-
-Reply Int(long long v) {
-  Reply r;
-  r.type = Reply::Type::kInteger;
-  r.integer = v;
-  return r;
-}
-
-Reply Nil() { return Reply{}; }
-
-Reply Arr(std::initializer_list<Reply> elements) {
-  Reply r;
-  r.type = Reply::Type::kArray;
-  r.elements = elements;
-  return r;
-}
+using test_replies::Arr;
+using test_replies::Int;
+using test_replies::Nil;
+using test_replies::Str;
 
 Reply Node(std::string host, long long port) {
   return Arr({Str(std::move(host)), Int(port), Str("07c37dfeb235213a872192d90877d0cd55635b91")});
