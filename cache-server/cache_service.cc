@@ -380,6 +380,18 @@ ReadAnswer CacheService::AnswerFromResult(const LoadResult& r, Outcome outcome,
   return answer;
 }
 
+std::optional<proto::ShedReason> CacheService::ShedFirst(std::string_view key,
+                                                         const Namespace& ns) const {
+  if (backend_ == nullptr || backend_->AnswersWithoutAdmission()) return std::nullopt;
+  Admission a = ns.gate.Peek();
+  if (a == Admission::kAdmitted && pending_gate_.Peek() != Admission::kAdmitted) {
+    a = Admission::kPending;
+  }
+  // A key being loaded is waited on, which needs no admission.
+  if (a == Admission::kAdmitted || leases_.HasLive(key)) return std::nullopt;
+  return ShedReasonOf(a);
+}
+
 void CacheService::Miss(std::string_view key, const Namespace& ns,
                         std::shared_ptr<Request> request) {
   std::string k(key);

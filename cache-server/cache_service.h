@@ -99,6 +99,9 @@ class LoadBackend {
   // at or past it (PositionSource).
   virtual void Load(size_t ns_index, std::string id, lease::WalPosition min_position, AdmitFn admit,
                     std::function<void(BackendResult)> done) = 0;
+  // Whether some loads are answered without asking `admit` (the tier's L2): then a load the
+  // gates would refuse must still be tried, not shed before its lease (CacheService::ShedFirst).
+  virtual bool AnswersWithoutAdmission() const { return false; }
 };
 
 // PostgreSQL's WAL positions (SPEC rule 6): every invalidation gets one, and a fill read before
@@ -239,17 +242,31 @@ class CacheService {
           index(i),
           limiter(pool_limiter),
           group(pool_limiter.AddGroup(c.max_inflight_loads, c.priority)),
-          gate(0, c.max_loads_per_s, c.blocked, clock) {}
+          gate(0, c.max_loads_per_s, c.blocked, clock),
+          blocked_text(proto::ShedText(proto::ShedReason::kBlocked, c.name)),
+          rate_text(proto::ShedText(proto::ShedReason::kRate, c.name)),
+          pending_text(proto::ShedText(proto::ShedReason::kPendingLoads, c.name)) {}
+    // The text of a shed ShedFirst decides, made once rather than per answer.
+    std::string_view ShedFirstText(proto::ShedReason r) const {
+      return r == proto::ShedReason::kBlocked ? blocked_text
+             : r == proto::ShedReason::kRate  ? rate_text
+                                              : pending_text;
+    }
     NamespaceConfig config;
     size_t index;
     lease::LoadLimiter& limiter;   // its pool's, shared with the pool's other namespaces
     size_t group;                  // its share of the limiter (its max_inflight_loads)
     mutable lease::LoadGate gate;  // `blocked` and max_loads_per_s; no bound on loads in flight
+    std::string blocked_text, rate_text, pending_text;
   };
   // One read request that went past the store: how it ends up being answered.
   struct Request;
 
   const Namespace* FindNamespace(std::string_view key) const;
+  // A miss on a key nobody is loading, that the gates which shed at once (`blocked`, the rate,
+  // max_pending_loads) would refuse: its reason, decided before a lease, a request or a load is
+  // made for it, so that a shed answer costs no more than a hit. nullopt: go the usual way.
+  std::optional<proto::ShedReason> ShedFirst(std::string_view key, const Namespace& ns) const;
   // The slow path of Read: no servable entry. Answers through request->later.
   void Miss(std::string_view key, const Namespace& ns, std::shared_ptr<Request> request);
   // `request` holds `token`: admit, register as a waiter on the lease, start the load — or, if
@@ -417,6 +434,19 @@ bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&
     Count(proto, Outcome::kError, start);
     now(answer);
     return true;
+  }
+  if (!found) {
+    if (std::optional<proto::ShedReason> shed = ShedFirst(key, *ns)) {
+      ReadAnswer answer;
+      answer.kind = ReadAnswer::Kind::kBusy;
+      answer.outcome = Outcome::kShed;
+      answer.shed = *shed;
+      answer.error = ns->ShedFirstText(*shed);
+      CountShed(*shed);
+      Count(proto, Outcome::kShed, start);
+      now(answer);
+      return true;
+    }
   }
   auto request = std::make_shared<Request>();
   request->proto = proto;

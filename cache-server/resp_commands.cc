@@ -142,10 +142,10 @@ void AppendReadAnswer(std::string& out, const ReadAnswer& answer) {
       AppendNullBulk(out);
       return;
     case ReadAnswer::Kind::kBusy:
-      AppendError(out, std::string(proto::kBusyPrefix).append(answer.error));
+      AppendError(out, proto::kBusyPrefix, answer.error);
       return;
     case ReadAnswer::Kind::kError:
-      AppendError(out, std::string(proto::kErrPrefix).append(answer.error));
+      AppendError(out, proto::kErrPrefix, answer.error);
       return;
   }
 }

@@ -26,6 +26,7 @@ std::string_view AdmissionReason(Admission a) {
 LoadGate::LoadGate(int64_t max_inflight, double max_per_s, bool blocked, const Clock& clock)
     : max_inflight_(max_inflight),
       blocked_(blocked),
+      rated_(max_per_s > 0),
       clock_(clock),
       max_per_s_(max_per_s),
       tat_ms_(static_cast<double>(clock.NowMs())) {}
@@ -33,6 +34,7 @@ LoadGate::LoadGate(int64_t max_inflight, double max_per_s, bool blocked, const C
 void LoadGate::SetMaxPerSecond(double r) {
   std::lock_guard lock(mu_);
   max_per_s_ = r;
+  rated_.store(r > 0);
   // Start the new rate afresh rather than carrying debt from the old one.
   tat_ms_ = std::min(tat_ms_, static_cast<double>(clock_.NowMs()));
 }
@@ -40,6 +42,15 @@ void LoadGate::SetMaxPerSecond(double r) {
 double LoadGate::max_per_s() const {
   std::lock_guard lock(mu_);
   return max_per_s_;
+}
+
+std::optional<double> LoadGate::RateSlot(double now) const {
+  if (max_per_s_ <= 0) return 0.0;
+  double interval = 1000.0 / max_per_s_;
+  double tolerance = (std::max(1.0, max_per_s_) - 1.0) * interval;
+  double tat = std::max(tat_ms_, now);
+  if (tat - now > tolerance + 1e-6) return std::nullopt;
+  return tat;
 }
 
 Admission LoadGate::TryAdmit() {
@@ -53,17 +64,24 @@ Admission LoadGate::TryAdmit() {
   {
     std::lock_guard lock(mu_);
     if (max_per_s_ > 0) {
-      double now = static_cast<double>(clock_.NowMs());
-      double interval = 1000.0 / max_per_s_;
-      double tolerance = (std::max(1.0, max_per_s_) - 1.0) * interval;
-      double tat = std::max(tat_ms_, now);
-      if (tat - now > tolerance + 1e-6) {
+      std::optional<double> tat = RateSlot(static_cast<double>(clock_.NowMs()));
+      if (!tat) {
         inflight_.fetch_sub(1, std::memory_order_acq_rel);
         return Admission::kRate;
       }
-      tat_ms_ = tat + interval;
+      tat_ms_ = *tat + 1000.0 / max_per_s_;
     }
   }
+  return Admission::kAdmitted;
+}
+
+Admission LoadGate::Peek() const {
+  if (blocked_.load(std::memory_order_relaxed)) return Admission::kBlocked;
+  int64_t max = max_inflight_.load(std::memory_order_relaxed);
+  if (max > 0 && inflight_.load(std::memory_order_acquire) >= max) return Admission::kInflight;
+  if (!rated_.load(std::memory_order_relaxed)) return Admission::kAdmitted;
+  std::lock_guard lock(mu_);
+  if (!RateSlot(static_cast<double>(clock_.NowMs()))) return Admission::kRate;
   return Admission::kAdmitted;
 }
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string_view>
 
 #include "lease/clock.h"
@@ -31,6 +32,9 @@ class LoadGate {
 
   // Admits one load (then the caller must call Done() when it ends) or says why not.
   Admission TryAdmit();
+  // What TryAdmit would answer now, admitting nothing: lets a caller shed a load before it takes
+  // a lease for it. Racy by nature (another thread may admit or finish meanwhile).
+  Admission Peek() const;
   void Done();
 
   void SetMaxInflight(int64_t n) { max_inflight_.store(n); }
@@ -45,6 +49,7 @@ class LoadGate {
   std::atomic<int64_t> inflight_{0};
   std::atomic<int64_t> max_inflight_;
   std::atomic<bool> blocked_;
+  std::atomic<bool> rated_;  // max_per_s_ > 0: lets Peek skip the lock without a rate limit
   const Clock& clock_;
   // The rate limit is a GCRA (the token bucket in virtual-time form): each admitted load moves the
   // "theoretical arrival time" on by 1000 / max_per_s ms; a load is refused while that time is
@@ -52,6 +57,10 @@ class LoadGate {
   mutable std::mutex mu_;  // guards the rate state
   double max_per_s_;
   double tat_ms_;
+
+  // Under mu_: the theoretical arrival time a load admitted now would start from, or nullopt when
+  // the rate refuses it (or 0 with no rate limit).
+  std::optional<double> RateSlot(double now) const;
 };
 
 }  // namespace corral::lease

@@ -299,6 +299,12 @@ bool LeaseTable::IsValid(std::string_view key, LeaseToken token) const {
   return it != shard.live.end() && it->second->token == token;
 }
 
+bool LeaseTable::HasLive(std::string_view key) const {
+  Shard& shard = ShardFor(key);
+  std::lock_guard lock(shard.mu);
+  return shard.live.find(key) != shard.live.end();
+}
+
 Millis LeaseTable::ExpireDue() {
   Millis next = kNever;
   for (size_t i = 0; i < shard_count_; ++i) {

@@ -121,6 +121,8 @@ class LeaseTable {
 
   // True iff `token` is the live, un-voided lease of `key` (what LEASE.SET checks).
   bool IsValid(std::string_view key, LeaseToken token) const;
+  // True iff `key` has a live lease: a reader would wait on it rather than load.
+  bool HasLive(std::string_view key) const;
 
   // Times out every waiter whose deadline is <= now (kTimedOut), then takes every lease granted
   // lease_ttl_ms or longer ago from its holder: like Release, its oldest remaining waiter is handed

@@ -39,6 +39,14 @@ void AppendSimple(std::string& out, std::string_view s) { AppendLine(out, '+', s
 
 void AppendError(std::string& out, std::string_view s) { AppendLine(out, '-', s); }
 
+void AppendError(std::string& out, std::string_view prefix, std::string_view s) {
+  out.reserve(out.size() + prefix.size() + s.size() + 3);
+  out.push_back('-');
+  out.append(prefix);
+  out.append(s);
+  out.append("\r\n", 2);
+}
+
 void AppendInteger(std::string& out, int64_t v) { AppendHeader(out, ':', v); }
 
 void AppendBulk(std::string& out, std::string_view s) {

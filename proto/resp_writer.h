@@ -13,7 +13,9 @@ namespace corral::proto {
 // None validates its text: simple strings and errors must not contain CR or LF.
 void AppendSimple(std::string& out, std::string_view s);  // +s\r\n
 void AppendError(std::string& out,
-                 std::string_view s);                   // -s\r\n  (s carries the prefix, "ERR ...")
+                 std::string_view s);  // -s\r\n  (s carries the prefix, "ERR ...")
+void AppendError(std::string& out, std::string_view prefix,
+                 std::string_view s);                   // -<prefix>s\r\n  (no temporary)
 void AppendInteger(std::string& out, int64_t v);        // :v\r\n
 void AppendBulk(std::string& out, std::string_view s);  // $len\r\ns\r\n  (binary safe)
 void AppendNullBulk(std::string& out);                  // $-1\r\n

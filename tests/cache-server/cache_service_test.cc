@@ -183,6 +183,8 @@ class FakeBackend final : public LoadBackend {
   // false: later loads answer without a database query (as the Redis tier's L2 hits and waits on
   // another node's load do), so they never ask for admission.
   void SetAsksAdmission(bool asks) { asks_admission_ = asks; }
+  // As the tier's L2: some loads are answered without admission, so none is shed before it.
+  bool AnswersWithoutAdmission() const override { return !asks_admission_; }
 
   // Every later Load calls `done` with `result` before returning (nullopt: hold them again).
   void SetInline(std::optional<BackendResult> result) {
@@ -1286,6 +1288,47 @@ TEST_F(CacheServiceTest, MaxPendingLoadsBoundsAllNamespaces) {
   EXPECT_EQ(service_->pending_loads(), 2);
   EXPECT_EQ(Read("item:2")->count(), 0u);
   EXPECT_EQ(backend_.loads(), 4u);
+}
+
+// A miss the pending bound refuses is shed before any lease or load is made for it (as cheap as a
+// hit: answered at once); a read of a key being loaded still waits for that load.
+TEST_F(CacheServiceTest, AShedMissIsAnsweredAtOnceWithoutALease) {
+  Config config = TestConfig();
+  config.shedding.max_pending_loads = 1;
+  Start(config);
+  RecordPtr first = Read("user:1");
+  RecordPtr waiter = Read("user:1");
+  EXPECT_EQ(waiter->count(), 0u) << "waits on the load, needs no admission";
+  RecordPtr shed = Read("user:2");
+  EXPECT_TRUE(shed->returned_now);
+  EXPECT_EQ(shed->only().kind, AnswerKind::kBusy);
+  EXPECT_EQ(shed->only().outcome, Outcome::kShed);
+  EXPECT_EQ(shed->only().error, "load shed: max_pending_loads for namespace user");
+  EXPECT_EQ(metrics_.shed.Value(ShedReason("max_pending_loads")), 1u);
+  EXPECT_EQ(leases_->leases(), 1u) << "no lease for the shed key";
+  EXPECT_EQ(backend_.loads(), 1u);
+  ASSERT_TRUE(backend_.Complete("1", Found("v1")));
+  EXPECT_EQ(first->only().value, "v1");
+  EXPECT_EQ(waiter->only().value, "v1");
+  EXPECT_EQ(Read("user:2")->count(), 0u) << "room again: it loads";
+  EXPECT_EQ(backend_.loads(), 2u);
+}
+
+// With a backend that answers some loads without admission (the tier's L2), a miss is not shed
+// before its load is tried: the L2 may have it.
+TEST_F(CacheServiceTest, AMissIsNotShedFirstWhenTheBackendMayAnswerWithoutAdmission) {
+  Config config = TestConfig();
+  config.shedding.max_pending_loads = 1;
+  Start(config);
+  RecordPtr first = Read("user:1");  // admitted: the pending bound is full
+  EXPECT_EQ(service_->pending_loads(), 1);
+  backend_.SetAsksAdmission(false);
+  RecordPtr second = Read("user:2");
+  EXPECT_FALSE(second->returned_now);
+  EXPECT_EQ(backend_.loads(), 2u) << "both reached the backend";
+  ASSERT_TRUE(backend_.Complete("2", Found("v2")));
+  EXPECT_EQ(second->only().value, "v2");
+  ASSERT_TRUE(backend_.Complete("1", Found("v1")));
 }
 
 TEST_F(CacheServiceTest, NamespaceLimitsChangeAtRunTime) {

@@ -83,6 +83,28 @@ TEST(LoadGateTest, BlockedRefusesEverythingAndConsumesNothing) {
   EXPECT_EQ(gate.inflight(), 1);
 }
 
+// Peek answers what TryAdmit would, for each bound, and admits nothing.
+TEST(LoadGateTest, PeekAnswersAsTryAdmitWouldAndTakesNothing) {
+  FakeClock clock;
+  LoadGate gate(2, 2, false, clock);
+  EXPECT_EQ(gate.Peek(), Admission::kAdmitted);
+  EXPECT_EQ(gate.inflight(), 0);
+  EXPECT_EQ(gate.TryAdmit(), Admission::kAdmitted);
+  EXPECT_EQ(gate.Peek(), Admission::kAdmitted);
+  EXPECT_EQ(gate.TryAdmit(), Admission::kAdmitted);
+  EXPECT_EQ(gate.Peek(), Admission::kInflight) << "two in flight of two";
+  gate.Done();
+  EXPECT_EQ(gate.Peek(), Admission::kRate) << "room in flight, but the burst of 2 is spent";
+  EXPECT_EQ(gate.TryAdmit(), Admission::kRate);
+  clock.Advance(500);
+  EXPECT_EQ(gate.Peek(), Admission::kAdmitted) << "one token back";
+  EXPECT_EQ(gate.Peek(), Admission::kAdmitted) << "and Peek did not take it";
+  EXPECT_EQ(gate.TryAdmit(), Admission::kAdmitted);
+  gate.SetBlocked(true);
+  EXPECT_EQ(gate.Peek(), Admission::kBlocked);
+  EXPECT_EQ(gate.inflight(), 2);
+}
+
 TEST(LoadGateTest, BurstIsTheRate) {
   FakeClock clock;
   LoadGate gate(0, 10, false, clock);

@@ -131,6 +131,20 @@ TEST_F(LeaseTableTest, KeysAreIndependent) {
   EXPECT_EQ(waits_.only(0).result->data, "two");
 }
 
+// HasLive: a live lease, not a voided or completed one (a reader would wait on it, not load).
+TEST_F(LeaseTableTest, HasLiveIsTrueOnlyWhileALeaseCanBeWaitedOn) {
+  EXPECT_FALSE(table_.HasLive("user:1"));
+  LeaseToken t = Lead("user:1");
+  EXPECT_TRUE(table_.HasLive("user:1"));
+  EXPECT_FALSE(table_.HasLive("user:2"));
+  EXPECT_TRUE(table_.Void("user:1"));
+  EXPECT_FALSE(table_.HasLive("user:1")) << "voided: the next reader leads a new load";
+  LeaseToken u = Lead("user:1");
+  EXPECT_TRUE(table_.Complete("user:1", u, Value("v")));
+  EXPECT_FALSE(table_.HasLive("user:1"));
+  EXPECT_FALSE(table_.Complete("user:1", t, Value("old")));
+}
+
 TEST_F(LeaseTableTest, TenThousandWaitersGetOneSharedCopy) {
   constexpr size_t kWaiters = 10'000;
   LeaseToken t = Lead("hot:1");

@@ -7,6 +7,8 @@
 #include <limits>
 #include <string>
 
+#include "proto/errors.h"
+
 namespace corral::proto {
 namespace {
 
@@ -17,7 +19,8 @@ TEST(RespWriter, SimpleAndError) {
   AppendSimple(out, "OK");
   AppendSimple(out, "");
   AppendError(out, "ERR syntax error");
-  EXPECT_EQ(out, "+OK\r\n+\r\n-ERR syntax error\r\n");
+  AppendError(out, kBusyPrefix, "load shed: blocked");
+  EXPECT_EQ(out, "+OK\r\n+\r\n-ERR syntax error\r\n-BUSY load shed: blocked\r\n");
 }
 
 TEST(RespWriter, Integers) {
