@@ -96,27 +96,110 @@ lease::LoadLimiterOptions CacheService::LimiterOptions(const std::string& pool_n
   return o;
 }
 
-void CacheService::Admit(const Namespace& ns, lease::Millis deadline_ms,
-                         std::function<void(Admission)> then) {
+struct CacheService::Call {
+  std::vector<AdmittedFn> joined;    // its loads' admission callbacks, until sent (under call_mu)
+  std::atomic<size_t> running{0};    // its loads not yet finished, once sent
+  std::atomic<int64_t> load_ms{-1};  // the longest of its loads' times (-1: none queried)
+};
+
+// The Gathers alive on this thread, and the calls they hold open.
+struct CacheService::GatherState {
+  const CacheService* service = nullptr;  // the outermost Gather's
+  int depth = 0;
+  std::vector<std::pair<const Namespace*, std::shared_ptr<Call>>> held;
+};
+thread_local CacheService::GatherState CacheService::gather_;
+
+CacheService::Gather::Gather(CacheService& service) : service_(service) {
+  if (gather_.depth++ == 0) gather_.service = &service;
+}
+
+CacheService::Gather::~Gather() {
+  if (--gather_.depth > 0) return;
+  auto held = std::move(gather_.held);
+  gather_.held.clear();
+  gather_.service = nullptr;
+  for (auto& [ns, call] : held) service_.SendCall(*ns, call, Admission::kAdmitted);
+}
+
+void CacheService::Admit(const Namespace& ns, lease::Millis deadline_ms, AdmittedFn then) {
   // The bounds that shed at once: `blocked` and the rate (the namespace's), then the pending
   // loads across namespaces, which also bounds the queues below.
-  if (Admission a = ns.gate.TryAdmit(); a != Admission::kAdmitted) return then(a);
+  if (Admission a = ns.gate.TryAdmit(); a != Admission::kAdmitted) return then(a, nullptr);
   if (pending_gate_.TryAdmit() != Admission::kAdmitted) {
     ns.gate.Done();
-    return then(Admission::kPending);
+    return then(Admission::kPending, nullptr);
   }
-  // The pool's limit and the namespace's cap queue it.
-  ns.limiter.Acquire(ns.group, deadline_ms, [this, &ns, then = std::move(then)](Admission a) {
+  AdmittedFn answer = [this, &ns, then = std::move(then)](Admission a,
+                                                          const std::shared_ptr<Call>& call) {
     if (a != Admission::kAdmitted) {
       ns.gate.Done();
       pending_gate_.Done();
     }
-    then(a);
+    then(a, call);
+  };
+  // The pool's limit and the namespace's cap queue it: one slot per database call.
+  if (ns.batch_max <= 1) {
+    ns.limiter.Acquire(ns.group, deadline_ms,
+                       [answer = std::move(answer)](Admission a) { answer(a, nullptr); });
+    return;
+  }
+  // A batched namespace's loads join the call that waits for its slot, up to batch_max.
+  std::shared_ptr<Call> call;
+  {
+    std::lock_guard lock(ns.call_mu);
+    if (ns.open_call && ns.open_call->joined.size() < ns.batch_max) {
+      ns.open_call->joined.push_back(std::move(answer));
+      return;
+    }
+    call = ns.open_call = std::make_shared<Call>();
+    call->joined.push_back(std::move(answer));
+  }
+  ns.limiter.Acquire(ns.group, deadline_ms,
+                     [this, &ns, call](Admission a) { CallAnswered(ns, call, a); });
+}
+
+void CacheService::CallAnswered(const Namespace& ns, const std::shared_ptr<Call>& call,
+                                Admission a) {
+  if (a == Admission::kAdmitted && gather_.depth > 0 && gather_.service == this) {
+    gather_.held.emplace_back(&ns, call);  // more of the Gather's loads may join it
+    return;
+  }
+  SendCall(ns, call, a);
+}
+
+void CacheService::SendCall(const Namespace& ns, const std::shared_ptr<Call>& call, Admission a) {
+  std::vector<AdmittedFn> joined;
+  {
+    std::lock_guard lock(ns.call_mu);
+    if (ns.open_call == call) ns.open_call.reset();
+    joined.swap(call->joined);
+    call->running.store(joined.size());
+  }
+  if (a != Admission::kAdmitted) {
+    for (AdmittedFn& f : joined) f(a, nullptr);
+    return;
+  }
+  backend_->Together([&] {
+    for (AdmittedFn& f : joined) f(a, call);
   });
 }
 
-void CacheService::FinishAdmitted(const Namespace& ns, std::optional<lease::Millis> load_ms) {
-  ns.limiter.Release(ns.group, load_ms);
+void CacheService::FinishAdmitted(const Namespace& ns, std::optional<lease::Millis> load_ms,
+                                  const std::shared_ptr<Call>& call) {
+  if (call == nullptr) {
+    ns.limiter.Release(ns.group, load_ms);
+  } else {
+    if (load_ms) {
+      int64_t longest = call->load_ms.load();
+      while (*load_ms > longest && !call->load_ms.compare_exchange_weak(longest, *load_ms)) {
+      }
+    }
+    if (call->running.fetch_sub(1) == 1) {
+      const int64_t ms = call->load_ms.load();
+      ns.limiter.Release(ns.group, ms >= 0 ? std::optional<lease::Millis>(ms) : std::nullopt);
+    }
+  }
   ns.gate.Done();
   pending_gate_.Done();
 }
@@ -167,24 +250,28 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
     std::atomic<bool> asked{false};
     std::atomic<bool> held{false};
     lease::Millis admitted_at = 0;
+    std::shared_ptr<Call> call;  // the database call it shares (batched namespaces)
   };
   auto admitted = std::make_shared<Admitted>();
   AdmitFn admit = [this, &ns, admitted, refresh, deadline_ms](std::function<void(Admission)> then) {
     if (admitted->asked.exchange(true)) {
       return then(admitted->held ? Admission::kAdmitted : Admission::kPending);
     }
-    Admit(ns, deadline_ms, [this, admitted, refresh, then = std::move(then)](Admission a) {
-      if (a == Admission::kAdmitted) {
-        admitted->admitted_at = clock_.NowMs();
-        admitted->held = true;
-      }
-      if (refresh) {
-        metrics_.refreshes.Add(a == Admission::kAdmitted ? RefreshResult::kStarted
-                                                         : RefreshResult::kShed);
-        if (a != Admission::kAdmitted) CountShed(ShedReasonOf(a));
-      }
-      then(a);
-    });
+    Admit(ns, deadline_ms,
+          [this, admitted, refresh, then = std::move(then)](Admission a,
+                                                            const std::shared_ptr<Call>& call) {
+            if (a == Admission::kAdmitted) {
+              admitted->admitted_at = clock_.NowMs();
+              admitted->call = call;
+              admitted->held = true;
+            }
+            if (refresh) {
+              metrics_.refreshes.Add(a == Admission::kAdmitted ? RefreshResult::kStarted
+                                                               : RefreshResult::kShed);
+              if (a != Admission::kAdmitted) CountShed(ShedReasonOf(a));
+            }
+            then(a);
+          });
   };
   const lease::WalPosition min_position =
       positions_ != nullptr ? std::max(fence_.Need(key), wanted) : 0;
@@ -196,7 +283,7 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
         if (admitted->held) {
           std::optional<lease::Millis> load_ms;
           if (r.from_db) load_ms = clock_.NowMs() - admitted->admitted_at;
-          FinishAdmitted(ns, load_ms);
+          FinishAdmitted(ns, load_ms, admitted->call);
         }
         // A refresh answered without a query (the tier's L2) was never counted at admission.
         if (refresh && !admitted->asked) metrics_.refreshes.Add(RefreshResult::kStarted);

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -102,6 +103,9 @@ class LoadBackend {
   // Whether some loads are answered without asking `admit` (the tier's L2): then a load the
   // gates would refuse must still be tried, not shed before its lease (CacheService::ShedFirst).
   virtual bool AnswersWithoutAdmission() const { return false; }
+  // Runs `body`, in which the admission callbacks of one database call's loads run: the loads
+  // they start go to the database together (one batch query with batch_query). Default: as is.
+  virtual void Together(const std::function<void()>& body) { body(); }
 };
 
 // PostgreSQL's WAL positions (SPEC rule 6): every invalidation gets one, and a fill read before
@@ -230,11 +234,31 @@ class CacheService {
   int64_t pending_loads() const { return pending_gate_.inflight(); }
   // Each pool's adaptive limit, loads in flight and queued (corral_concurrency_limit{pool}, ...).
   std::vector<PoolGauges> PoolStatus() const;
+  // While one is alive on a thread, a database call of a batched namespace granted its slot on
+  // that thread stays open to more loads until the last Gather ends: MGET's cold keys of one
+  // namespace are one call (up to batch_max), not one each. Nests; thread-local.
+  class Gather {
+   public:
+    explicit Gather(CacheService& service);
+    ~Gather();
+    Gather(const Gather&) = delete;
+    Gather& operator=(const Gather&) = delete;
+
+   private:
+    CacheService& service_;
+  };
+
   // Run-time admission changes (CONFIG SET / admin route). False if the namespace is unknown.
   bool SetNamespaceLimit(std::string_view ns, std::optional<int64_t> max_inflight,
                          std::optional<double> max_per_s, std::optional<bool> blocked);
 
  private:
+  // A database call of a batched namespace: the loads that share one slot of its pool's limiter
+  // (admission counts calls, not keys) and go to the database together.
+  struct Call;
+  // The Gathers alive on this thread and the calls they hold open (cache_service.cc).
+  struct GatherState;
+  static thread_local GatherState gather_;
   struct Namespace {
     Namespace(const NamespaceConfig& c, size_t i, const lease::Clock& clock,
               lease::LoadLimiter& pool_limiter)
@@ -243,6 +267,8 @@ class CacheService {
           limiter(pool_limiter),
           group(pool_limiter.AddGroup(c.max_inflight_loads, c.priority)),
           gate(0, c.max_loads_per_s, c.blocked, clock),
+          batch_max(!c.batch_query.empty() && c.batch_max > 1 ? static_cast<size_t>(c.batch_max)
+                                                              : 1),
           blocked_text(proto::ShedText(proto::ShedReason::kBlocked, c.name)),
           rate_text(proto::ShedText(proto::ShedReason::kRate, c.name)),
           pending_text(proto::ShedText(proto::ShedReason::kPendingLoads, c.name)) {}
@@ -257,6 +283,11 @@ class CacheService {
     lease::LoadLimiter& limiter;   // its pool's, shared with the pool's other namespaces
     size_t group;                  // its share of the limiter (its max_inflight_loads)
     mutable lease::LoadGate gate;  // `blocked` and max_loads_per_s; no bound on loads in flight
+    // Loads per database call: batch_max with a batch_query, else 1 (each load is a call).
+    size_t batch_max = 1;
+    // The call that loads of this namespace join (waiting for its slot, or held by a Gather).
+    mutable std::mutex call_mu;
+    mutable std::shared_ptr<Call> open_call;
     std::string blocked_text, rate_text, pending_text;
   };
   // One read request that went past the store: how it ends up being answered.
@@ -283,12 +314,19 @@ class CacheService {
   // The pool's limiter: its floor and ceiling from postgres.pools.NAME.
   lease::LoadLimiterOptions LimiterOptions(const std::string& pool_name) const;
   // Admission for one more load of `ns` (see AdmitFn): `then` gets the answer, now or once the
-  // load leaves its pool's queue. On kAdmitted the caller owes FinishAdmitted.
-  void Admit(const Namespace& ns, lease::Millis deadline_ms,
-             std::function<void(lease::Admission)> then);
+  // load leaves its pool's queue, and the database call it shares (batched namespaces; else
+  // null). On kAdmitted the caller owes FinishAdmitted.
+  using AdmittedFn = std::function<void(lease::Admission, const std::shared_ptr<Call>&)>;
+  void Admit(const Namespace& ns, lease::Millis deadline_ms, AdmittedFn then);
   // `load_ms`: the admitted load's time from admission to its end, when it queried the database
-  // (a sample for its pool's limit).
-  void FinishAdmitted(const Namespace& ns, std::optional<lease::Millis> load_ms);
+  // (a sample for its pool's limit). A call's slot is released with its last load.
+  void FinishAdmitted(const Namespace& ns, std::optional<lease::Millis> load_ms,
+                      const std::shared_ptr<Call>& call);
+  // The limiter answered `call`'s slot: sent now, or held open by a Gather on this thread.
+  void CallAnswered(const Namespace& ns, const std::shared_ptr<Call>& call, lease::Admission a);
+  // Closes `call` to new loads and answers every load in it with `a`; admitted ones go to the
+  // database together (LoadBackend::Together).
+  void SendCall(const Namespace& ns, const std::shared_ptr<Call>& call, lease::Admission a);
   // `refresh`: a background reload, counted in corral_refreshes_total once admitted or shed.
   // `deadline_ms`: when its first waiter gives up (for a refresh, now + wait_timeout_ms): a load
   // still queued then is dropped. `fenced_before`: a load of the same lease read before the

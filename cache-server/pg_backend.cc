@@ -59,26 +59,51 @@ void PgBackend::Stop() {
   if (loader_) loader_->Stop();
 }
 
+namespace {
+// The loads admitted inside a Together on this thread, per statement; null outside one.
+thread_local std::vector<std::pair<size_t, pg::Loader::Request>>* together = nullptr;
+}  // namespace
+
+void PgBackend::Together(const std::function<void()>& body) {
+  std::vector<std::pair<size_t, pg::Loader::Request>> loads;
+  auto* outer = together;
+  together = &loads;
+  body();
+  together = outer;
+  // A call is one namespace's, so normally one statement; group them anyway.
+  while (!loads.empty()) {
+    const size_t statement = loads.front().first;
+    std::vector<pg::Loader::Request> same;
+    auto rest = std::stable_partition(loads.begin(), loads.end(),
+                                      [&](const auto& l) { return l.first == statement; });
+    for (auto it = loads.begin(); it != rest; ++it) same.push_back(std::move(it->second));
+    loads.erase(loads.begin(), rest);
+    loader_->LoadMany(statement, std::move(same));
+  }
+}
+
 void PgBackend::Load(size_t ns_index, std::string id, lease::WalPosition min_position,
                      AdmitFn admit, std::function<void(BackendResult)> done) {
   // The answer may come later, from the thread that made room in the pool's queue.
   admit([this, ns_index, min_position, id = std::move(id),
          done = std::move(done)](lease::Admission a) {
     if (a != lease::Admission::kAdmitted) return done(ShedResult(a));
-    loader_->Load(
-        ns_index, id,
-        [done](pg::LoadOutcome o) {
-          BackendResult r;
-          r.kind = o.kind == pg::LoadOutcome::Kind::kValue      ? lease::LoadResult::Kind::kValue
-                   : o.kind == pg::LoadOutcome::Kind::kNotFound ? lease::LoadResult::Kind::kNotFound
-                                                                : lease::LoadResult::Kind::kError;
-          r.data = std::move(o.data);
-          r.micros = o.micros;
-          r.position = o.position;
-          r.behind = o.behind;
-          done(std::move(r));
-        },
-        min_position);
+    pg::LoadCallback answer = [done](pg::LoadOutcome o) {
+      BackendResult r;
+      r.kind = o.kind == pg::LoadOutcome::Kind::kValue      ? lease::LoadResult::Kind::kValue
+               : o.kind == pg::LoadOutcome::Kind::kNotFound ? lease::LoadResult::Kind::kNotFound
+                                                            : lease::LoadResult::Kind::kError;
+      r.data = std::move(o.data);
+      r.micros = o.micros;
+      r.position = o.position;
+      r.behind = o.behind;
+      done(std::move(r));
+    };
+    if (together != nullptr) {
+      together->emplace_back(ns_index, pg::Loader::Request{id, std::move(answer), min_position});
+    } else {
+      loader_->Load(ns_index, id, std::move(answer), min_position);
+    }
   });
 }
 

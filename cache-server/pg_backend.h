@@ -32,6 +32,8 @@ class PgBackend final : public LoadBackend, public PositionSource {
 
   void Load(size_t ns_index, std::string id, lease::WalPosition min_position, AdmitFn admit,
             std::function<void(BackendResult)> done) override;
+  // The loads admitted while `body` runs (on this thread) go to one server at once (LoadMany).
+  void Together(const std::function<void()>& body) override;
   // PositionSource, from the loader (Loader::CurrentPosition, CanRead, ReplayedEverywhere).
   void CurrentPosition(std::function<void(lease::WalPosition)> done) override;
   bool CanRead(size_t ns_index, lease::WalPosition position) const override;

@@ -194,28 +194,32 @@ CommandStatus RespCommands::MGet(RespClient& client, Args args, std::string& out
   gather->parts.resize(n);
   gather->remaining = n + 1;
   bool any_later = false;
-  for (size_t i = 0; i < n; ++i) {
-    // An element is the value, nil for a miss or not-found, or an error element if its load
-    // failed or was shed, so one bad key does not fail the whole batch.
-    auto element = [](std::string& part, const ReadAnswer& a) {
-      if (a.kind == ReadAnswer::Kind::kNotFound) {
-        AppendNullBulk(part);
-      } else {
-        AppendReadAnswer(part, a);
-      }
-    };
-    bool now = state_.cache.Read(
-        Proto::kResp, args[i + 1], [&](const ReadAnswer& a) { element(gather->parts[i], a); },
-        [&]() -> ReadLater {
-          any_later = true;
-          if (!gather->target) gather->target = target.Self();
-          return [gather, i, element](const ReadAnswer& a) {
-            element(gather->parts[i], a);
-            if (gather->Done()) gather->target->DeliverLater(gather->Reply());
-          };
-        },
-        client.written);
-    if (now) gather->Done();
+  {
+    // Cold keys of one batched namespace go to the database as one call (sent as this ends).
+    CacheService::Gather together(state_.cache);
+    for (size_t i = 0; i < n; ++i) {
+      // An element is the value, nil for a miss or not-found, or an error element if its load
+      // failed or was shed, so one bad key does not fail the whole batch.
+      auto element = [](std::string& part, const ReadAnswer& a) {
+        if (a.kind == ReadAnswer::Kind::kNotFound) {
+          AppendNullBulk(part);
+        } else {
+          AppendReadAnswer(part, a);
+        }
+      };
+      bool now = state_.cache.Read(
+          Proto::kResp, args[i + 1], [&](const ReadAnswer& a) { element(gather->parts[i], a); },
+          [&]() -> ReadLater {
+            any_later = true;
+            if (!gather->target) gather->target = target.Self();
+            return [gather, i, element](const ReadAnswer& a) {
+              element(gather->parts[i], a);
+              if (gather->Done()) gather->target->DeliverLater(gather->Reply());
+            };
+          },
+          client.written);
+      if (now) gather->Done();
+    }
   }
   bool last = gather->Done();
   if (!any_later) {

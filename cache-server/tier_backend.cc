@@ -828,6 +828,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   }
 };
 
+void TierBackend::Together(const std::function<void()>& body) { impl_->db.Together(body); }
+
 TierBackend::TierBackend(const Config& config, LoadBackend& db, Metrics& metrics)
     : impl_(std::make_shared<Impl>(config, db, metrics)) {}
 

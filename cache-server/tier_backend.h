@@ -38,6 +38,7 @@ class TierBackend final : public LoadBackend, public InvalidationSink {
   void Load(size_t ns_index, std::string id, lease::WalPosition min_position, AdmitFn admit,
             std::function<void(BackendResult)> done) override;
   bool AnswersWithoutAdmission() const override { return true; }
+  void Together(const std::function<void()>& body) override;  // the database's
   void Begin(std::string_view key) override;
   void Propagate(std::string_view key, InvalidationSource source, lease::WalPosition position,
                  std::function<void(bool held)> done) override;

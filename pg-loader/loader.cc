@@ -153,6 +153,40 @@ void Loader::Load(size_t statement, std::string id, LoadCallback done, uint64_t 
   if (!impl_->TryDispatch(job, kNone, &why)) impl_->Finish(job, Error(std::move(why)), false);
 }
 
+void Loader::LoadMany(size_t statement, std::vector<Request> requests) {
+  if (requests.size() == 1) {
+    Request& one = requests.front();
+    return Load(statement, std::move(one.id), std::move(one.done), one.min_position);
+  }
+  std::vector<Job> jobs(requests.size());
+  uint64_t min_position = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    jobs[i].statement = statement;
+    jobs[i].id = std::move(requests[i].id);
+    jobs[i].done = std::move(requests[i].done);
+    jobs[i].min_position = requests[i].min_position;
+    min_position = std::max(min_position, requests[i].min_position);
+  }
+  std::string why;
+  size_t pushed = 0;
+  const Impl::Phase phase = impl_->phase.load(std::memory_order_acquire);
+  if (phase == Impl::Phase::kCreated || phase == Impl::Phase::kStopped) {
+    why = phase == Impl::Phase::kCreated ? "loader not started" : "shutting down";
+    for (Job& job : jobs) job.done(Error(why));
+    return;
+  }
+  if (statement >= impl_->statements.size()) {
+    why = "unknown statement " + std::to_string(statement);
+  } else if (const size_t target = impl_->PickTarget(statement, kNone, min_position, &why);
+             target != kNone) {
+    ReplicaState& state = impl_->nodes[target]->state;
+    bool closed = false;
+    pushed = state.PushAll(jobs, &closed);
+    why = closed ? "shutting down" : "queue full for " + state.name();
+  }
+  for (size_t i = pushed; i < jobs.size(); ++i) impl_->Finish(jobs[i], Error(why), false);
+}
+
 std::vector<ReplicaStatus> Loader::Status() const {
   std::vector<ReplicaStatus> status;
   status.reserve(impl_->nodes.size());

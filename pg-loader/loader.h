@@ -89,6 +89,18 @@ class Loader {
   // known to have replayed it, else to the primary (with fallback_to_primary), else as usual.
   void Load(size_t statement, std::string id, LoadCallback done, uint64_t min_position = 0);
 
+  // One load of a LoadMany.
+  struct Request {
+    std::string id;
+    LoadCallback done;
+    uint64_t min_position = 0;
+  };
+  // Loads of one `statement` that go to the database together: queued on one server at once, so
+  // that a worker pops them as one batch (with batch_query, up to batch_max; the loader's own
+  // batching may still add others). Routed as Load routes the highest min_position among them.
+  // Each `done` is answered as Load's would be.
+  void LoadMany(size_t statement, std::vector<Request> requests);
+
   // Calls `done` once, on a loader thread, with the primary's current WAL position. Requests that
   // arrive while one query runs share the next one. When the primary cannot be asked (down, or no
   // answer within the health timeout), the newest position any server has reported instead.

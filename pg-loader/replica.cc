@@ -9,25 +9,51 @@ namespace corral::pg {
 ReplicaState::ReplicaState(std::string name, size_t max_queued, int64_t max_lag_ms)
     : name_(std::move(name)), max_queued_(max_queued), max_lag_ms_(max_lag_ms) {}
 
+ReplicaState::PushResult ReplicaState::PushLocked(Job& job, bool* queued) {
+  if (closed_) return PushResult::kClosed;
+  // A worker gathering this statement takes the job at once: idle workers would otherwise each
+  // start a batch of one while the gatherer waits in vain.
+  for (Gatherer* gatherer : gatherers_) {
+    if (gatherer->statement != job.statement || gatherer->batch->size() >= gatherer->max) {
+      continue;
+    }
+    gatherer->batch->push_back(std::move(job));
+    if (gatherer->batch->size() >= gatherer->max) gather_cv_.notify_all();
+    return PushResult::kOk;
+  }
+  if (queue_.size() >= max_queued_) return PushResult::kFull;
+  queue_.push_back(std::move(job));
+  *queued = true;
+  return PushResult::kOk;
+}
+
 ReplicaState::PushResult ReplicaState::Push(Job& job) {
+  bool queued = false;
+  PushResult result;
   {
     std::lock_guard lock(mu_);
-    if (closed_) return PushResult::kClosed;
-    // A worker gathering this statement takes the job at once: idle workers would otherwise each
-    // start a batch of one while the gatherer waits in vain.
-    for (Gatherer* gatherer : gatherers_) {
-      if (gatherer->statement != job.statement || gatherer->batch->size() >= gatherer->max) {
-        continue;
-      }
-      gatherer->batch->push_back(std::move(job));
-      if (gatherer->batch->size() >= gatherer->max) gather_cv_.notify_all();
-      return PushResult::kOk;
-    }
-    if (queue_.size() >= max_queued_) return PushResult::kFull;
-    queue_.push_back(std::move(job));
+    result = PushLocked(job, &queued);
   }
-  queue_cv_.notify_one();
-  return PushResult::kOk;
+  if (queued) queue_cv_.notify_one();
+  return result;
+}
+
+size_t ReplicaState::PushAll(std::span<Job> jobs, bool* closed) {
+  bool queued = false;
+  size_t pushed = 0;
+  *closed = false;
+  {
+    std::lock_guard lock(mu_);
+    for (; pushed < jobs.size(); ++pushed) {
+      const PushResult result = PushLocked(jobs[pushed], &queued);
+      if (result == PushResult::kOk) continue;
+      *closed = result == PushResult::kClosed;
+      break;
+    }
+  }
+  // One worker pops them all (up to its batch's max); another may take what is left.
+  if (queued) queue_cv_.notify_all();
+  return pushed;
 }
 
 std::optional<Job> ReplicaState::Pop() {

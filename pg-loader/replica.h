@@ -52,6 +52,10 @@ class ReplicaState {
 
   // Queue. Push never blocks: it moves from `job` only on kOk, so the caller can still answer it.
   PushResult Push(Job& job);
+  // Pushes `jobs` (one statement's) under one lock, so that a worker pops them as one batch (up to
+  // its rule's max). Moves from the jobs it queued, a prefix of `jobs`, and returns how many; the
+  // rest found the queue full, or closed (*closed).
+  size_t PushAll(std::span<Job> jobs, bool* closed);
   // Blocks until a job is available (and counts one database call in flight) or the queue is
   // closed (nullopt).
   std::optional<Job> Pop();
@@ -130,6 +134,8 @@ class ReplicaState {
 
   // Moves queued jobs of batch->front().statement into *batch until it holds `max`. Needs mu_.
   void TakeQueuedLocked(std::vector<Job>* batch, size_t max);
+  // Push's body, under mu_: *queued says the job went to the queue (a worker must be woken).
+  PushResult PushLocked(Job& job, bool* queued);
   size_t HeldLocked() const;
 
   mutable std::mutex mu_;

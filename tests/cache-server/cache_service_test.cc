@@ -185,6 +185,17 @@ class FakeBackend final : public LoadBackend {
   void SetAsksAdmission(bool asks) { asks_admission_ = asks; }
   // As the tier's L2: some loads are answered without admission, so none is shed before it.
   bool AnswersWithoutAdmission() const override { return !asks_admission_; }
+  // Records how many loads each call sent together (as PgBackend would queue them at once).
+  void Together(const std::function<void()>& body) override {
+    const size_t before = loads();
+    body();
+    std::lock_guard lock(mu_);
+    calls_.push_back(history_.size() - before);
+  }
+  std::vector<size_t> calls() const {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
 
   // Every later Load calls `done` with `result` before returning (nullopt: hold them again).
   void SetInline(std::optional<BackendResult> result) {
@@ -231,6 +242,7 @@ class FakeBackend final : public LoadBackend {
   std::optional<BackendResult> inline_;
   bool stopped_ = false;
   std::atomic<bool> asks_admission_{true};
+  std::vector<size_t> calls_;  // loads per call sent through Together
 };
 
 // A copy of a ReadAnswer (its views die with the callback).
@@ -1329,6 +1341,74 @@ TEST_F(CacheServiceTest, AMissIsNotShedFirstWhenTheBackendMayAnswerWithoutAdmiss
   ASSERT_TRUE(backend_.Complete("2", Found("v2")));
   EXPECT_EQ(second->only().value, "v2");
   ASSERT_TRUE(backend_.Complete("1", Found("v1")));
+}
+
+// Admission counts database calls: a batched namespace's loads that wait for a slot join one
+// call (up to batch_max), which takes one slot and is released when its last load ends.
+TEST_F(CacheServiceTest, BatchedLoadsQueuedForASlotShareOneCall) {
+  Config config = TestConfig();
+  config.namespaces["user"].batch_query = "SELECT id, name FROM users WHERE id = ANY($1)";
+  config.namespaces["user"].batch_max = 3;
+  config.namespaces["user"].max_inflight_loads = 1;
+  Start(config);
+  RecordPtr r1 = Read("user:1");
+  EXPECT_EQ(backend_.loads(), 1u) << "a slot was free: sent alone";
+  std::vector<RecordPtr> queued;
+  for (const char* key : {"user:2", "user:3", "user:4", "user:5"}) queued.push_back(Read(key));
+  EXPECT_EQ(backend_.loads(), 1u) << "2, 3 and 4 make one call, 5 another; both wait";
+  ASSERT_TRUE(backend_.Complete("1", Found("v1")));
+  EXPECT_EQ(backend_.loads(), 4u) << "one slot freed: the call of three went";
+  EXPECT_EQ(backend_.calls(), (std::vector<size_t>{1, 3}));
+  ASSERT_TRUE(backend_.Complete("2", Found("v2")));
+  ASSERT_TRUE(backend_.Complete("3", Found("v3")));
+  EXPECT_EQ(backend_.loads(), 4u) << "the call holds its slot until its last load ends";
+  ASSERT_TRUE(backend_.Complete("4", Found("v4")));
+  EXPECT_EQ(backend_.loads(), 5u);
+  ASSERT_TRUE(backend_.Complete("5", Found("v5")));
+  EXPECT_EQ(r1->only().value, "v1");
+  for (size_t i = 0; i < queued.size(); ++i) {
+    EXPECT_EQ(queued[i]->only().value, "v" + std::to_string(i + 2));
+  }
+  EXPECT_EQ(service_->pending_loads(), 0);
+  EXPECT_EQ(backend_.calls(), (std::vector<size_t>{1, 3, 1}));
+}
+
+// Inside a Gather (MGET), a call granted at once stays open until the Gather ends: the cold keys
+// of one batched namespace are one call, not one each. An unbatched namespace is one per key.
+TEST_F(CacheServiceTest, AGatherMakesItsBatchedColdKeysOneCall) {
+  Config config = TestConfig();
+  config.namespaces["user"].batch_query = "SELECT id, name FROM users WHERE id = ANY($1)";
+  config.namespaces["user"].batch_max = 50;
+  config.namespaces["user"].max_inflight_loads = 1;
+  Start(config);
+  std::vector<RecordPtr> users;
+  std::vector<RecordPtr> items;
+  {
+    CacheService::Gather together(*service_);
+    for (int i = 1; i <= 5; ++i) users.push_back(Read("user:" + std::to_string(i)));
+    items.push_back(Read("item:101"));
+    items.push_back(Read("item:102"));
+    EXPECT_EQ(backend_.loads(), 2u) << "the items went; the users' call is held";
+  }
+  EXPECT_EQ(backend_.loads(), 7u);
+  EXPECT_EQ(backend_.calls(), (std::vector<size_t>{5}));
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(backend_.Complete(std::to_string(i), Found("u" + std::to_string(i))));
+  }
+  for (int i = 1; i <= 5; ++i) EXPECT_EQ(users[i - 1]->only().value, "u" + std::to_string(i));
+  // Without a Gather the first key is sent alone (a slot was free) and the rest wait for it.
+  Read("user:6");
+  Read("user:7");
+  Read("user:8");
+  EXPECT_EQ(backend_.calls(), (std::vector<size_t>{5, 1}));
+  ASSERT_TRUE(backend_.Complete("6", Found("u6")));
+  EXPECT_EQ(backend_.calls(), (std::vector<size_t>{5, 1, 2}));
+  ASSERT_TRUE(backend_.Complete("7", Found("u7")));
+  ASSERT_TRUE(backend_.Complete("8", Found("u8")));
+  ASSERT_TRUE(backend_.Complete("101", Found("i1")));
+  ASSERT_TRUE(backend_.Complete("102", Found("i2")));
+  EXPECT_EQ(items[1]->only().value, "i2");
+  EXPECT_EQ(service_->pending_loads(), 0);
 }
 
 TEST_F(CacheServiceTest, NamespaceLimitsChangeAtRunTime) {

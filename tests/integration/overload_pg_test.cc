@@ -582,12 +582,30 @@ TEST_F(OverloadPgTest, HttpShedIs503WithJitteredRetryAfter) {
   EXPECT_EQ(pg_.Calls("ovl_http"), 0);
 }
 
+// Issue 15: admission counts database calls, not keys. One MGET of 50 cold keys of a batched
+// namespace allowed one call at a time is one batch query, not 50 queries one after another.
+TEST_F(OverloadPgTest, AnMgetOfFiftyColdKeysIsOneDatabaseCall) {
+  auto server = StartCorral(
+      "{\"mb\": {\"query\": \"SELECT name AS ovl_mget FROM users WHERE id = $1::bigint\","
+      " \"batch_query\": \"SELECT id::text, name AS ovl_mget FROM users WHERE id = "
+      "ANY($1::bigint[])\", \"max_inflight_loads\": 1}}");
+  ASSERT_NE(server, nullptr);
+  std::vector<std::string> mget{"MGET"};
+  std::string expected = "*50\r\n";
+  for (int i = 1; i <= 50; ++i) {
+    mget.push_back("mb:" + std::to_string(i));
+    const std::string value = "user " + std::to_string(i);
+    expected += "$" + std::to_string(value.size()) + "\r\n" + value + "\r\n";
+  }
+  EXPECT_EQ(Command(server->resp_port(), mget), expected);
+  EXPECT_EQ(pg_.Calls("ovl_mget"), 1) << "50 keys, one database call";
+  EXPECT_EQ(pg_.Calls("ANY($1::bigint[])"), 1);
+}
+
 // Issue 5: with a batch_query, concurrent misses of different keys share database calls, so
 // 10 000 cold keys under max_inflight_loads 16 cost far fewer calls than the keys they load.
-// Admission counts keys, so no batch exceeds 16 keys, and admitted misses reach the loader at the
-// pace corral reads requests (a few per millisecond here, split over two replicas). A 20 ms
-// gathering window lets batches fill even on a slow machine; with the default 200 us this herd
-// gathers about 2 keys per call, with 5 ms about 6.
+// Admission counts calls (issue 15): misses that wait for one of the 16 slots join one call of up
+// to batch_max keys. A 20 ms gathering window lets the loader's own batching fill calls too.
 TEST_F(OverloadPgTest, BatchQueryLoadsManyKeysPerDatabaseCall) {
   if (!RaiseFileLimit(kHerdKeys + 2048)) {
     GTEST_SKIP() << "the open-file hard limit is below " << kHerdKeys + 2048 << " (ulimit -Hn)";
@@ -614,6 +632,7 @@ TEST_F(OverloadPgTest, BatchQueryLoadsManyKeysPerDatabaseCall) {
   // Without batching every loaded key is one call (exactly 1 key per call).
   EXPECT_GE(per_call, 3) << "batching should load several keys per database call";
   EXPECT_LE(calls * 10, kHerdKeys) << "the call count should be far below the key count";
+  EXPECT_GT(per_call, 16) << "admission counts calls: a call is not capped at the 16 in flight";
 }
 
 }  // namespace

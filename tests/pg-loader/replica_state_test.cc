@@ -211,6 +211,25 @@ TEST(ReplicaStateBatchTest, TakesQueuedJobsOfTheSameStatementUpToTheMax) {
   EXPECT_EQ(state.Load(), 4);  // four calls in flight, nothing queued
 }
 
+// A call's loads are queued together (one lock), so one pop takes them as one batch; what the
+// queue bound leaves out is reported, not lost, and a closed queue takes none.
+TEST(ReplicaStateBatchTest, PushAllQueuesTogetherUpToTheBound) {
+  ReplicaState state("replica0", 3, 1000);
+  std::vector<Job> jobs;
+  for (const char* id : {"a", "b", "c", "d"}) jobs.push_back(MakeJob(id));
+  bool closed = true;
+  EXPECT_EQ(state.PushAll(jobs, &closed), 3u);
+  EXPECT_FALSE(closed);
+  EXPECT_EQ(jobs[3].id, "d") << "not queued, not moved from: the caller answers it";
+  const BatchRule rules[] = {{8, std::chrono::microseconds(0)}};
+  EXPECT_EQ(Ids(state.PopBatch(rules)), (Strings{"a", "b", "c"}));
+  state.Close();
+  std::vector<Job> late;
+  late.push_back(MakeJob("e"));
+  EXPECT_EQ(state.PushAll(late, &closed), 0u);
+  EXPECT_TRUE(closed);
+}
+
 TEST(ReplicaStateBatchTest, StatementsWithoutARuleAreTakenOneByOne) {
   ReplicaState state("replica0", 100, 1000);
   PushAll(state, {{"a", 2}, {"b", 2}});
