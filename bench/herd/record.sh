@@ -205,7 +205,7 @@ main() {
   fi
 
   # N nodes, the same config but for their ports; node 1's is OUT_DIR/corral.json.
-  local node config corral_nodes=""
+  local node config corral_nodes="" http_ports=()
   for ((node = 1; node <= NODES; node++)); do
     RESP_PORT=$(corral_free_port)
     HTTP_PORT=$(corral_free_port)
@@ -215,6 +215,16 @@ main() {
     corral_server_start "${SERVER_BIN}" "${config}" "${WORK_DIR}/corral-${node}.log"
     SERVER_PIDS+=("${CORRAL_SERVER_PID}")
     corral_nodes+=${corral_nodes:+,}127.0.0.1:${RESP_PORT}
+    http_ports+=("${HTTP_PORT}")
+  done
+  # Traffic starts once every node says it is ready (its replicas checked, its Redis tier joined),
+  # as a load balancer would send it: a node still joining the tier loads on its own, and those
+  # queries would be counted against the tier's one query per key.
+  local port
+  for port in "${http_ports[@]}"; do
+    corral_wait_until 60 "corral-server on HTTP port ${port} to be ready" \
+      curl -fsS "http://127.0.0.1:${port}/readyz" ||
+      corral_die "corral-server on HTTP port ${port} did not become ready"
   done
 
   # shellcheck disable=SC2054  # the commas are in one argument
