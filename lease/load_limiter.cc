@@ -193,18 +193,32 @@ void LoadLimiter::Sample(Millis now, Millis load_ms) {
   const double mean = std::max(window_sum_ / static_cast<double>(window_count_), 1.0);
   const bool relearn = ++windows_ % kRelearnWindows == 0;
   if (noload_ms_ <= 0 || mean < noload_ms_ || relearn) noload_ms_ = mean;
+  // A re-learnt no-load time may be a lastingly slower database's: what was proven before does
+  // not hold for it.
+  if (relearn) proven_ = std::min(proven_, limit_);
   const double gradient = std::clamp(kTolerance * noload_ms_ / mean, 0.5, 1.0);
-  // Grow only a limit in use: an idle pool's latency says nothing about more concurrency.
+  const bool healthy = gradient >= 1.0;
+  // Only a limit in use (half of it at some point of the window) is moved by the gradient: an
+  // idle pool's latency, a few loads' worth, says nothing about more concurrency, and little
+  // about less (the mean of a few short loads is noise around the no-load time).
   const bool used = 2 * window_peak_inflight_ >= static_cast<int64_t>(limit_);
   const double floor = static_cast<double>(options_.min_limit);
   const double ceiling = static_cast<double>(std::max(options_.max_limit, options_.min_limit));
-  if (slow_start_ && gradient >= 1.0) {
+  if (healthy && used) proven_ = std::max(proven_, limit_);
+  if (slow_start_ && healthy) {
     if (used) limit_ = std::clamp(2 * limit_, floor, ceiling);
-  } else {
+  } else if (healthy && limit_ < proven_) {
+    // The database answers at its no-load time again after a fall: back to the highest limit
+    // proven healthy under use since, at slow start's pace, whether or not it is in use now —
+    // a cache that is warm again would not use it until its next cold burst meets it.
     slow_start_ = false;
-    double target = limit_ * gradient;
-    if (used) target += std::sqrt(limit_);
+    limit_ = std::clamp(std::min(2 * limit_, proven_), floor, ceiling);
+  } else if (used) {
+    slow_start_ = false;
+    const double target = limit_ * gradient + std::sqrt(limit_);
     limit_ = std::clamp((1 - kSmoothing) * limit_ + kSmoothing * target, floor, ceiling);
+  } else if (!healthy) {
+    slow_start_ = false;
   }
   window_sum_ = 0;
   window_count_ = 0;

@@ -37,6 +37,12 @@ struct LoadLimiterOptions {
 // learned again every kRelearnWindows windows, so a database that became lastingly slower (or
 // faster) does not pin the limit.
 //
+// Only a window in which the pool used at least half its limit moves the limit by the gradient
+// (as Gradient2's "app-limited" rule): a few loads' mean is noise. But once the limit has fallen,
+// a window whose mean is back within kTolerance of the no-load time doubles it, used or not, up to
+// the highest limit a used window found healthy ("proven"): a database that recovered gets its
+// limit back within a few windows, before the next cold burst needs it.
+//
 // It starts at kInitialLimit (within the floor and ceiling) and, as TCP's slow start, doubles each
 // window while the mean stays within kTolerance of the no-load time, until the first rise. Starting
 // at the ceiling would learn the no-load time at full concurrency: a database whose load time
@@ -162,6 +168,9 @@ class LoadLimiter {
   int64_t window_count_ = 0;
   int64_t window_peak_inflight_ = 0;
   double noload_ms_ = 0;  // lowest window mean since the last re-learning
+  // The highest limit a window found healthy while it was in use: after a fall, healthy windows
+  // bring the limit back to it (used or not), at slow start's pace.
+  double proven_ = 0;
   int windows_ = 0;
   bool slow_start_ = true;
   // CoDel state.

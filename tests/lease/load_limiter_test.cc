@@ -338,18 +338,45 @@ TEST_F(LoadLimiterTest, TheFloorHoldsHoweverSlowTheDatabase) {
   EXPECT_EQ(limiter_->limit(), 6);
 }
 
-// A pool that never uses half its limit learns nothing about more concurrency: its limit does not
-// grow past where it is, even when loads are fast.
-TEST_F(LoadLimiterTest, AnIdlePoolsLimitDoesNotGrow) {
+// A pool that never uses half its limit learns little from its load times: a few slower loads
+// one at a time do not shrink the limit (the mean of a few loads is noise)...
+TEST_F(LoadLimiterTest, AnIdlePoolsSlowLoadsDoNotShrinkItsLimit) {
   Make(1, 64);
   size_t g = limiter_->AddGroup(0, Priority::kHigh);
   for (int i = 0; i < 10; ++i) Window(g, 50);
-  while (limiter_->limit() > 10) Window(g, 1000);
-  const int64_t low = limiter_->limit();
+  ASSERT_EQ(limiter_->limit(), 64);
   for (int i = 0; i < 100; ++i) {
-    for (int k = 0; k < 10; ++k) Measure(g, 10);  // one at a time
+    for (int k = 0; k < 10; ++k) Measure(g, 200);  // one at a time, 4x the no-load time
   }
-  EXPECT_EQ(limiter_->limit(), low);
+  EXPECT_EQ(limiter_->limit(), 64);
+}
+
+// ...and a limit that fell while the database was slow comes back once it answers at its no-load
+// time again, in a few windows, even while the pool is idle (a warm cache): to the highest limit
+// a window in use found healthy, not past it.
+TEST_F(LoadLimiterTest, AFallenLimitComesBackWhenTheDatabaseRecoversEvenIdle) {
+  Make(1, 128);
+  size_t g = limiter_->AddGroup(0, Priority::kHigh);
+  // A database whose load time grows with its load: the limit settles below the ceiling.
+  for (int i = 0; i < 100; ++i) Window(g, 2 * limiter_->limit());
+  const int64_t settled = limiter_->limit();
+  ASSERT_LT(settled, 64);
+  // Ten times slower, under load: the limit falls.
+  for (int i = 0; i < 30; ++i) Window(g, 20 * limiter_->limit());
+  ASSERT_LE(limiter_->limit(), settled / 2);
+  // Healthy again, one load at a time (10 per window of at least kWindowMs).
+  int windows = 0;
+  while (limiter_->limit() < settled && windows < 50) {
+    for (int k = 0; k < 10; ++k) Measure(g, 10);
+    ++windows;
+  }
+  EXPECT_GE(limiter_->limit(), settled) << "after " << windows << " idle windows";
+  EXPECT_LE(windows, 6);
+  for (int i = 0; i < 100; ++i) {
+    for (int k = 0; k < 10; ++k) Measure(g, 10);
+  }
+  // Slow start found 64 too slow: the highest healthy limit in use was at most 32.
+  EXPECT_LE(limiter_->limit(), 32) << "idle windows prove nothing past it";
 }
 
 // Threads acquiring and releasing at once never see more loads in flight than the limit, every
