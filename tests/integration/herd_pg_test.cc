@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -384,6 +385,62 @@ TEST_F(HerdPgTest, StormAndCycleOverridesApplyToTheirScenarioAlone) {
     if (run == nullptr) continue;
     EXPECT_TRUE(Obj(*run, "extra").contains("recovery_ratio")) << RunName(*run);
   }
+}
+
+// burst: distinct cold keys at once on a pool with the defaults. corral loads each key once,
+// every client gets its answer, and with --corral-http the run carries corral's limit over time
+// and the most queries running at once, which never exceeds that pool's ceiling.
+TEST_F(HerdPgTest, BurstReportsPeakRunningAndCorralsLimit) {
+  const std::string ns = UniqueNs("burst");
+  auto server = StartCorral(Json{{ns, {{"query", kHerdQuery}, {"pool", "burst"}}}}.dump(), "",
+                            "\"pools\": {\"default\": {}, \"burst\": {\"connections\": 2}}");
+  ASSERT_NE(server, nullptr);
+  OutDir out;
+  ASSERT_FALSE(out.path().empty()) << "mkdtemp failed";
+  // clang-format off
+  std::vector<std::string> args = {
+      "--scenario", "burst",
+      "--targets", "corral",
+      "--corral", Loopback(server->resp_port()),
+      "--corral-http", Loopback(server->http_port()),
+      "--pg-primary", pg_.primary,
+      "--pg-replicas", Replicas(),
+      "--namespace", ns,
+      "--query", kHerdQuery,
+      "--burst-keys", "20",
+      "--burst-clients-per-key", "3",
+      "--burst-pool", "burst",
+      "--burst-capacity", "80",
+      "--drain", "15",
+      "--out", out.path()};
+  // clang-format on
+  ProcessResult r = RunHerdWithRedis(args, kSteadyDeadline);
+  ASSERT_TRUE(r.status.ok()) << Describe(r);
+  Json doc = ReadResults(out.path());
+  ASSERT_FALSE(doc.is_discarded()) << "results.json missing or malformed\n" << Describe(r);
+  const Json* run = FindRun(doc, "burst", "corral");
+  ASSERT_NE(run, nullptr) << "no burst/corral run in results.json";
+  EXPECT_EQ(Int(*run, "requests"), 60);
+  EXPECT_EQ(Int(*run, "answers"), 60) << Str(*run, "first_error");
+  EXPECT_EQ(Int(*run, "wrong"), 0);
+  EXPECT_EQ(Int(*run, "db_queries"), 20) << "20 cold keys x 3 clients";
+  const Json& extra = Obj(*run, "extra");
+  EXPECT_EQ(Num(extra, "keys_served"), 20);
+  EXPECT_EQ(Num(extra, "capacity"), 80);
+  // 2 connections x the replicas: the pool's ceiling, and what the database may run at once
+  // (one more may show: the referee reads the nodes one after the other).
+  const double ceiling = 2.0 * static_cast<double>(pg_.replicas.size());
+  EXPECT_GE(Num(extra, "limit_max"), 1);
+  EXPECT_LE(Num(extra, "limit_max"), ceiling);
+  EXPECT_GE(Int(*run, "peak_db_running"), 1);
+  EXPECT_LE(Int(*run, "peak_db_running"), ceiling + 1);
+  const Json& series = run->value("corral_metrics_series", Json::object());
+  ASSERT_TRUE(series.contains("rows")) << "no /metrics series: " << run->dump(-1).substr(0, 400);
+  EXPECT_GE(series["rows"].size(), 1u);
+  EXPECT_NE(std::find(series["columns"].begin(), series["columns"].end(),
+                      Json("corral_concurrency_limit{pool=\"burst\"}")),
+            series["columns"].end())
+      << series["columns"].dump();
 }
 
 // ---- Flag checking (no database needed) ---------------------------------------------------------
