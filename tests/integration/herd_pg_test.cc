@@ -479,6 +479,10 @@ TEST(HerdFlagsTest, BadFlagsExitTwoNamingTheFlag) {
   ExpectRejected({"--storm-query", "SELECT 1"}, {"--storm-namespace", "--storm-query"});
   ExpectRejected({"--scenario", "nope"}, {"--scenario", "'nope'"});
   ExpectRejected({"--scenario", "cold,nope"}, {"--scenario", "'nope'"});
+  ExpectRejected({"--burst-namespace", "x"}, {"--burst-namespace", "--burst-query"});
+  ExpectRejected({"--burst-keys", "0"}, {"--burst-keys"});
+  ExpectRejected({"--burst-keys", "20000", "--burst-clients-per-key", "4"},
+                 {"--burst-keys", "--burst-clients-per-key"});
 }
 
 // The control for the above: --help exits 0 and documents the per-scenario flags.
@@ -486,7 +490,8 @@ TEST(HerdFlagsTest, HelpListsPerScenarioFlags) {
   ProcessResult r = RunHerd({"--help"}, kFlagDeadline);
   ASSERT_TRUE(r.status.ok()) << Describe(r);
   for (const char* flag : {"--storm-namespace", "--storm-query", "--storm-ttl-ms", "--vc-rate",
-                           "--vc-hot-keys", "--self-test"}) {
+                           "--vc-hot-keys", "--self-test", "--burst-keys",
+                           "--burst-clients-per-key", "--burst-capacity", "--vc-pool"}) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag << " not in --help";
   }
 }
