@@ -11,6 +11,7 @@ add_executable(corral-herd
   ${CMAKE_CURRENT_LIST_DIR}/herd/db_pool.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/driver.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/main.cc
+  ${CMAKE_CURRENT_LIST_DIR}/herd/metrics_poll.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/options.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/readiness.cc
   ${CMAKE_CURRENT_LIST_DIR}/herd/referee.cc

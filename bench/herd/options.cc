@@ -108,7 +108,8 @@ Options ParseOptions(int argc, char** argv) {
   desc.add_options()
     ("help,h", "this text")
     ("scenario", po::value(&scenario)->default_value(scenario),
-     "cold|keys|expiry-storm|vicious-cycle|hit|all (all but rolling), rolling, or a "
+     "cold|keys|expiry-storm|vicious-cycle|hit|all (all but rolling and burst), rolling, burst, "
+     "or a "
      "comma-separated list")
     ("targets", po::value(&targets)->default_value(targets), "comma-separated targets")
     ("corral", po::value(&corral)->default_value(corral),
@@ -118,7 +119,8 @@ Options ParseOptions(int argc, char** argv) {
      "use the first N addresses of --corral (0: all of them)")
     ("corral-http", po::value(&corral_http),
      "the corral nodes' HTTP addresses, in --corral's order: rolling's clients follow their "
-     "/readyz (probed every 200 ms) as behind a load balancer")
+     "/readyz (probed every 200 ms) as behind a load balancer; burst and vicious-cycle poll "
+     "their /metrics")
     ("shared-tier", po::bool_switch(&o.shared_tier),
      "the corral nodes share a Redis tier: --self-test then allows one query per key in all, "
      "not one per key per node")
@@ -136,7 +138,23 @@ Options ParseOptions(int argc, char** argv) {
     ("clients-per-key", po::value(&o.clients_per_key)->default_value(o.clients_per_key),
      "keys: clients per key")
     ("timeout-ms", po::value(&o.timeout_ms)->default_value(o.timeout_ms),
-     "cold/keys: a client's timeout (no retry)")
+     "cold/keys/burst: a client's timeout (no retry)")
+    ("burst-namespace", po::value(&o.burst_ns), "burst: corral namespace (default: --namespace)")
+    ("burst-query", po::value(&o.burst_query),
+     "burst: the namespace's query, as in corral's config (with --burst-namespace)")
+    ("burst-ttl-ms", po::value(&o.burst_ttl_ms)->default_value(o.burst_ttl_ms),
+     "burst: PX of cache-aside SETs (0: --ttl-ms)")
+    ("burst-keys", po::value(&o.burst_keys)->default_value(o.burst_keys), "burst: cold keys")
+    ("burst-clients-per-key",
+     po::value(&o.burst_clients_per_key)->default_value(o.burst_clients_per_key),
+     "burst: clients per key")
+    ("burst-pool", po::value(&o.burst_pool)->default_value(o.burst_pool),
+     "burst: the namespace's corral pool (read from /metrics with --corral-http)")
+    ("burst-capacity", po::value(&o.burst_capacity)->default_value(o.burst_capacity),
+     "burst: loads the pool can finish within corral's wait bound (connections × replicas × "
+     "wait_timeout_ms / query time), printed next to the keys served; 0: not given")
+    ("vc-pool", po::value(&o.vc_pool)->default_value(o.vc_pool),
+     "vicious-cycle: the namespace's corral pool (read from /metrics with --corral-http)")
     ("duration", po::value(&o.duration_s)->default_value(o.duration_s),
      "expiry-storm: seconds of traffic after the fill")
     ("delay-setting", po::value(&o.delay_setting)->default_value(o.delay_setting),
@@ -268,6 +286,19 @@ Options ParseOptions(int argc, char** argv) {
   if (!vm.count("steady-ttl-ms")) o.steady.ttl_ms = o.ttl_ms;
   if (o.steady.query.empty()) Die("--steady-namespace needs --steady-query");
   steady.Apply(vm);
+  if (vm.count("burst-namespace") != vm.count("burst-query")) {
+    Die("--burst-namespace and --burst-query go together");
+  }
+  if (o.burst_ns.empty()) {
+    o.burst_ns = o.ns;
+    o.burst_query = o.query;
+  }
+  if (o.burst_ttl_ms == 0) o.burst_ttl_ms = o.ttl_ms;
+  Positive("burst-keys", o.burst_keys, 100000);
+  Positive("burst-clients-per-key", o.burst_clients_per_key, 10000);
+  if (static_cast<int64_t>(o.burst_keys) * o.burst_clients_per_key > 60000)
+    Die("--burst-keys × --burst-clients-per-key > 60000");
+  if (o.burst_capacity < 0) Die("--burst-capacity must be >= 0");
   for (const char* prefix : {"storm-", "vc-"}) {
     const std::string p = prefix;
     // A namespace has one query: change both or neither.

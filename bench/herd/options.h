@@ -13,8 +13,10 @@ namespace corral::herd {
 
 inline const std::vector<std::string> kAllScenarios = {"cold", "keys", "expiry-storm",
                                                        "vicious-cycle", "hit"};
-// Scenarios that run only when named: `rolling` restarts corral nodes (--rolling-command).
-inline const std::vector<std::string> kNamedScenarios = {"rolling"};
+// Scenarios that run only when named: `rolling` restarts corral nodes (--rolling-command);
+// `burst` is the keys herd on a namespace and pool of its own, sampled finely (record.sh runs it
+// once per variant).
+inline const std::vector<std::string> kNamedScenarios = {"rolling", "burst"};
 
 // The traffic of a steady scenario and the namespace it reads. The plain flags (--rate,
 // --steady-namespace, ...) set it for every steady scenario; --storm-X and --vc-X change one field
@@ -59,6 +61,18 @@ struct Options {
   int clients_per_key = 10;
   int64_t timeout_ms = 5000;
 
+  // burst: `burst_keys` distinct cold keys × `burst_clients_per_key` clients, all at once, on
+  // `burst_ns` (default: `ns`), whose pool is `burst_pool` (the label of corral's
+  // corral_concurrency_limit{pool}). `burst_capacity` (0: not given) is the loads the pool can
+  // finish within corral's wait bound, printed next to the keys served.
+  std::string burst_ns;
+  std::string burst_query;
+  int64_t burst_ttl_ms = 0;  // 0: ttl_ms
+  int burst_keys = 200;
+  int burst_clients_per_key = 10;
+  std::string burst_pool = "default";
+  double burst_capacity = 0;
+
   // Steady scenarios: `steady` for hit, `storm` for expiry-storm, `cycle` for vicious-cycle.
   SteadyTraffic steady;
   SteadyTraffic storm;
@@ -71,6 +85,7 @@ struct Options {
   double vc_warm_s = 5;
   double vc_slow_s = 5;
   double vc_recover_s = 10;
+  std::string vc_pool = "default";  // the cycle namespace's corral pool, for its /metrics
 
   // rolling: the plain steady traffic (--rate, --hot-keys, --zipf, ...) over every corral node,
   // each key first loaded on every node; --rolling-command runs after rolling_warm_s and the

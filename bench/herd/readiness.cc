@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -26,17 +28,23 @@ bool WaitFor(int fd, short events, TimePoint deadline) {
   }
 }
 
+std::string LowerCase(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 }  // namespace
 
-bool ProbeReady(const Endpoint& http, Clock::duration timeout) {
+int HttpGet(const Endpoint& http, std::string_view path, Clock::duration timeout,
+            std::string* body) {
   const TimePoint deadline = Clock::now() + timeout;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(http.port);
-  if (::inet_pton(AF_INET, http.host.c_str(), &addr.sin_addr) != 1) return false;
+  if (::inet_pton(AF_INET, http.host.c_str(), &addr.sin_addr) != 1) return 0;
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  bool ready = false;
+  if (fd < 0) return 0;
+  int status = 0;
   do {
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
       if (errno != EINPROGRESS || !WaitFor(fd, POLLOUT, deadline)) break;
@@ -44,25 +52,47 @@ bool ProbeReady(const Endpoint& http, Clock::duration timeout) {
       socklen_t len = sizeof err;
       if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) break;
     }
-    const std::string request =
-        "GET /readyz HTTP/1.1\r\nHost: " + http.host + "\r\nConnection: close\r\n\r\n";
+    const std::string request = "GET " + std::string(path) + " HTTP/1.1\r\nHost: " + http.host +
+                                "\r\nConnection: close\r\n\r\n";
     if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(request.size())) {
       break;  // a few dozen bytes into an empty socket buffer: all or nothing
     }
-    // The status line is all we need: "HTTP/1.1 200 ...".
+    // Without a body, the status line is all we need: "HTTP/1.1 200 ...". With one, read up to
+    // Content-Length, or until the server closes when there is none.
     std::string head;
-    while (head.find("\r\n") == std::string::npos && head.size() < 256) {
+    bool complete = false;
+    while (!complete) {
       if (!WaitFor(fd, POLLIN, deadline)) break;
-      char buf[256];
+      char buf[16384];
       ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
+      if (n <= 0) {
+        complete = n == 0 && body != nullptr;
+        break;
+      }
       head.append(buf, static_cast<size_t>(n));
+      if (body == nullptr) {
+        complete = head.find("\r\n") != std::string::npos || head.size() >= 256;
+      } else if (const size_t end = head.find("\r\n\r\n"); end != std::string::npos) {
+        const size_t at = LowerCase(head.substr(0, end)).find("\r\ncontent-length:");
+        complete = at != std::string::npos &&
+                   head.size() >= end + 4 + std::strtoull(head.c_str() + at + 17, nullptr, 10);
+      }
     }
-    ready = head.rfind("HTTP/1.", 0) == 0 && head.size() >= 12 && head.compare(8, 4, " 200") == 0;
+    if (!complete || head.rfind("HTTP/1.", 0) != 0 || head.size() < 12 || head[8] != ' ') break;
+    if (body != nullptr) {
+      const size_t start = head.find("\r\n\r\n");
+      if (start == std::string::npos) break;
+      *body = head.substr(start + 4);
+    }
+    status = std::atoi(head.c_str() + 9);
   } while (false);
   ::close(fd);
-  return ready;
+  return status;
+}
+
+bool ProbeReady(const Endpoint& http, Clock::duration timeout) {
+  return HttpGet(http, "/readyz", timeout, nullptr) == 200;
 }
 
 ReadinessProbe::ReadinessProbe(std::vector<Endpoint> http, Clock::duration interval,

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -47,5 +49,11 @@ class ReadinessProbe {
 
 // GET /readyz on `http`: true on a 200 status line within `timeout`.
 bool ProbeReady(const Endpoint& http, Clock::duration timeout);
+
+// GET `path` on `http` with Connection: close. Returns the status (0: no answer within `timeout`);
+// with `body`, reads until the server closes and stores the body (not chunk-decoded: corral's
+// HTTP endpoint sends a Content-Length), and an answer cut short by the deadline counts as none.
+int HttpGet(const Endpoint& http, std::string_view path, Clock::duration timeout,
+            std::string* body);
 
 }  // namespace corral::herd

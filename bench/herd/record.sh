@@ -7,8 +7,9 @@
 #                              [--static-limits] [--scenario LIST] [--targets LIST] [OUT_DIR]
 # (OUT_DIR default: a new directory under /tmp.) Writes OUT_DIR/results.json, results.csv, one SVG
 # per scenario, corral.json (corral's config for the run) and herd.txt (the printed table).
-# Environment: CORRAL_BUILD_DIR (default build). Takes about 15 minutes with every scenario; needs
-# what deploy/install-deps.sh installs.
+# Environment: CORRAL_BUILD_DIR (default build); CORRAL_BURST_VARIANTS (default "200x10-50ms
+# 2000x4-50ms 200x10-300ms": KEYSxCLIENTS-QUERY, the query 50ms or 300ms) narrows --scenario
+# burst. Takes about 15 minutes with every scenario; needs what deploy/install-deps.sh installs.
 #
 # Several nodes (issue 14): --nodes N starts N corral-servers with the same config on their own
 # free ports (OUT_DIR/corral.json is node 1's; node i's differs only in its listen ports) and
@@ -32,6 +33,15 @@
 #   retries; each query sleeps 2 ms × the number of active backends, a database that slows down as
 #   its load grows; ×10 slower for 5 s after 20 s. corral's pool limit adapts to it (issue 15);
 #   --static-limits bounds the namespace at 32 loads by hand instead, as the record did before.
+# - burst (only when named in --scenario; issue 15): many distinct cold keys at once on a healthy
+#   database, on a pool `burst` with the default settings (8 connections per replica, the limit
+#   adaptive up to 8 × 2 replicas = 16, lease.wait_timeout_ms 2 s). Three variants, one
+#   corral-herd run each (OUT_DIR/burst-<variant>/): 200 keys × 10 clients with a 50 ms query
+#   (namespace `burst`; capacity in the wait bound 16 × 2000 / 50 = 640 loads, so all 200 fit),
+#   the same with a 300 ms query (`burst300`; capacity 16 × 2000 / 300 ≈ 107) and 2000 keys × 4
+#   clients with 50 ms (capacity 640; 4 clients a key, not 10: 20 000 sockets is this machine's
+#   file limit, and Redis takes 10 000 clients). --static-limits pins the pool's limit at its
+#   ceiling (min_inflight_loads = max_inflight_loads = 16): today's static limit.
 set -euo pipefail
 
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -54,6 +64,14 @@ OUT_DIR=""
 HERD_QUERY='SELECT name FROM users, pg_sleep(0.2) WHERE id = $1::bigint'
 # shellcheck disable=SC2016
 STORM_QUERY="SELECT name FROM users, pg_sleep(current_setting('herd.delay_s', true)::float8) WHERE id = \$1::bigint"
+# shellcheck disable=SC2016
+BURST_QUERY='SELECT name FROM users, pg_sleep(0.05) WHERE id = $1::bigint'
+# shellcheck disable=SC2016
+BURST300_QUERY='SELECT name FROM users, pg_sleep(0.3) WHERE id = $1::bigint'
+# The burst pool: PostgreSQL's default settings but for the limit, which --static-limits pins.
+BURST_CONNECTIONS=8
+BURST_REPLICAS=2
+BURST_WAIT_MS=2000
 # shellcheck disable=SC2016
 CYCLE_QUERY="SELECT name FROM users, pg_sleep(current_setting('herd.delay_s', true)::float8 * (SELECT count(*) FROM pg_stat_activity WHERE state = 'active')) WHERE id = \$1::bigint"
 
@@ -144,6 +162,16 @@ cycle_cap() {
   printf ', "max_inflight_loads": 32'
 }
 
+# The burst pool's settings: the defaults, or the limit pinned at its ceiling (--static-limits).
+burst_pool() {
+  if ((STATIC_LIMITS)); then
+    local ceiling=$((BURST_CONNECTIONS * BURST_REPLICAS))
+    printf '{ "min_inflight_loads": %d, "max_inflight_loads": %d }' "${ceiling}" "${ceiling}"
+  else
+    printf '{}'
+  fi
+}
+
 # JSON string literal of $1 (the queries hold quotes).
 json_string() {
   python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"
@@ -157,17 +185,34 @@ write_config() {
     "primary": "$(corral_conninfo "${CORRAL_PG_PORT}")",
     "replicas": ["$(corral_conninfo $((CORRAL_PG_PORT + 1)))",
                  "$(corral_conninfo $((CORRAL_PG_PORT + 2)))"],
-    "pools": { "default": { "connections": $(((64 + NODES - 1) / NODES)) } }
+    "pools": { "default": { "connections": $(((64 + NODES - 1) / NODES)) },
+               "burst": $(burst_pool) }
   },
   "namespaces": {
     "herd": { "query": $(json_string "${HERD_QUERY}"), "max_inflight_loads": 1024 },
     "storm": { "query": $(json_string "${STORM_QUERY}") },
-    "cycle": { "query": $(json_string "${CYCLE_QUERY}"), "ttl_ms": 10000$(cycle_cap) }
+    "cycle": { "query": $(json_string "${CYCLE_QUERY}"), "ttl_ms": 10000$(cycle_cap) },
+    "burst": { "query": $(json_string "${BURST_QUERY}"), "pool": "burst" },
+    "burst300": { "query": $(json_string "${BURST300_QUERY}"), "pool": "burst" }
   },
 $(redis_section)
   "shedding": { "max_clients": 20000 }
 }
 EOF
+}
+
+# run_herd DIR ARGS...: corral-herd with ARGS (and --out DIR), its command line and table in
+# DIR/herd.txt.
+run_herd() {
+  local dir=$1
+  shift
+  mkdir -p "${dir}"
+  {
+    printf '$ corral-herd'
+    printf ' %q' "$@" --out "${dir}"
+    printf '\n'
+  } | tee "${dir}/herd.txt"
+  "${HERD_BIN}" "$@" --out "${dir}" | tee -a "${dir}/herd.txt"
 }
 
 main() {
@@ -240,15 +285,43 @@ main() {
     --vc-namespace cycle --vc-query "${CYCLE_QUERY}" --vc-ttl-ms 10000 --vc-hot-keys 1000
     --vc-rate 2000 --vc-clients 400 --vc-timeout-ms 200 --vc-retries 3 --vc-db-delay-ms 2
     --vc-warm 20 --vc-slow 5 --vc-recover 25
-    --out "${OUT_DIR}"
   )
   [[ -z ${REDIS_TIER} ]] || args+=(--shared-tier)
-  {
-    printf '$ corral-herd'
-    printf ' %q' "${args[@]}"
-    printf '\n'
-  } | tee "${OUT_DIR}/herd.txt"
-  "${HERD_BIN}" "${args[@]}" | tee -a "${OUT_DIR}/herd.txt"
+  local http_nodes=""
+  for port in "${http_ports[@]}"; do http_nodes+=${http_nodes:+,}127.0.0.1:${port}; done
+  args+=(--corral-http "${http_nodes}")
+
+  # burst runs once per variant, into its own directory; the other scenarios in one run.
+  local scenario others="" burst=0
+  for scenario in ${SCENARIOS//,/ }; do
+    if [[ ${scenario} == burst ]]; then burst=1; else others+=${others:+,}${scenario}; fi
+  done
+  if [[ -n ${others} ]]; then
+    args[1]=${others}
+    run_herd "${OUT_DIR}" "${args[@]}"
+  fi
+  if ((burst)); then
+    local variant keys per_key ns query query_ms id_min=1 id_max
+    for variant in ${CORRAL_BURST_VARIANTS:-200x10-50ms 2000x4-50ms 200x10-300ms}; do
+      # Each variant its own seeded ids (keys × 3 targets of them): the runs share one corral, and
+      # a key an earlier variant loaded would be a hit here. The 300 ms variant goes last: the
+      # pool's adaptive limit ends it lower than it began, and stays there until loads raise it.
+      IFS=x- read -r keys per_key query_ms <<<"${variant}"
+      query_ms=${query_ms%ms}
+      [[ ${keys} =~ ^[0-9]+$ && ${per_key} =~ ^[0-9]+$ && ${query_ms} =~ ^(50|300)$ ]] ||
+        corral_die "CORRAL_BURST_VARIANTS: expected KEYSxCLIENTS-50ms or -300ms, got '${variant}'"
+      id_max=$((id_min + keys * 3 - 1))
+      ns=burst query=${BURST_QUERY}
+      if ((query_ms == 300)); then ns=burst300 query=${BURST300_QUERY}; fi
+      args[1]=burst
+      run_herd "${OUT_DIR}/burst-${variant}" "${args[@]}" --burst-namespace "${ns}" \
+        --burst-query "${query}" --burst-ttl-ms 60000 --burst-keys "${keys}" \
+        --burst-clients-per-key "${per_key}" --burst-pool burst \
+        --id-min "${id_min}" --id-max "${id_max}" \
+        --burst-capacity $((BURST_CONNECTIONS * BURST_REPLICAS * BURST_WAIT_MS / query_ms))
+      id_min=$((id_max + 1))
+    done
+  fi
   echo "record: ${OUT_DIR}"
 }
 

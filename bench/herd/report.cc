@@ -511,6 +511,31 @@ std::string WriteOutputs(const Options& o, const std::vector<RunResult>& runs,
     nlohmann::ordered_json cs = nlohmann::ordered_json::array();
     for (const auto& p : r.client_series) cs.push_back({p.t_s, p.p99_ms, p.goodput});
     j["client_series"] = {{"columns", {"t_s", "p99_ms", "goodput"}}, {"rows", cs}};
+    if (!r.corral_series.empty()) {
+      // One column per series any poll saw, in order of first sight; null where a poll lacked it.
+      std::vector<std::string> names;
+      for (const auto& p : r.corral_series) {
+        for (const auto& [name, value] : p.values) {
+          if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+        }
+      }
+      nlohmann::ordered_json columns = {"t_s", "nodes_answered"};
+      for (const auto& name : names) columns.push_back(name);
+      nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+      for (const auto& p : r.corral_series) {
+        nlohmann::ordered_json row = {p.t_s, p.answered};
+        for (const auto& name : names) {
+          const double v = MetricValue(p, name, -1);
+          if (v < 0) {
+            row.push_back(nullptr);
+          } else {
+            row.push_back(v);
+          }
+        }
+        rows.push_back(row);
+      }
+      j["corral_metrics_series"] = {{"columns", columns}, {"rows", rows}};
+    }
     list.push_back(j);
   }
   doc["runs"] = list;

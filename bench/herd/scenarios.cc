@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -23,7 +24,13 @@ constexpr size_t kHerdStatement = 0;
 constexpr size_t kHitStatement = 1;
 constexpr size_t kStormStatement = 2;
 constexpr size_t kCycleStatement = 3;
-constexpr auto kSamplePeriod = std::chrono::milliseconds(100);
+constexpr size_t kBurstStatement = 4;
+// burst: the most loads running at once is the figure, so pg_stat_activity is read as often as
+// the referee manages (three nodes, one after the other) and corral's limit every 20 ms.
+constexpr auto kBurstSamplePeriod = std::chrono::milliseconds(10);
+constexpr auto kBurstMetricsPeriod = std::chrono::milliseconds(20);
+// vicious-cycle: corral's limit, queue and sheds over time.
+constexpr auto kCycleMetricsPeriod = std::chrono::milliseconds(200);
 // A fill is set-up, not measurement: a fill shed by corral's load bound asks again after this.
 constexpr int64_t kFillBusyRetryMs = 10;
 // A client thread that did not get back to epoll_wait for this long makes latencies suspect.
@@ -34,12 +41,12 @@ class Window {
  public:
   Window(Referee& referee, size_t statement) : referee_(referee), statement_(statement) {}
 
-  // Takes the first snapshot and starts sampling; t0 is the window's time origin.
-  bool Begin(TimePoint t0, std::string* error) {
+  // Takes the first snapshot and starts sampling every `period`; t0 is the window's time origin.
+  bool Begin(TimePoint t0, Clock::duration period, std::string* error) {
     before_ = referee_.Calls(statement_, error);
     if (before_ < 0) return false;
     t0_ = t0;
-    referee_.StartSampling(statement_, t0, kSamplePeriod);
+    referee_.StartSampling(statement_, t0, period);
     open_ = true;
     return true;
   }
@@ -133,7 +140,8 @@ std::string Bench::SetDelay(const SteadyTraffic& t, double factor) {
 std::string Bench::Setup() {
   std::vector<std::string> nodes = {o_.pg_primary};
   nodes.insert(nodes.end(), o_.pg_replicas.begin(), o_.pg_replicas.end());
-  std::vector<std::string> queries = {o_.query, o_.steady.query, o_.storm.query, o_.cycle.query};
+  std::vector<std::string> queries = {o_.query, o_.steady.query, o_.storm.query, o_.cycle.query,
+                                      o_.burst_query};
   referee_ = std::make_unique<Referee>(nodes, queries);
   if (std::string e = referee_->Connect(); !e.empty()) return "referee: " + e;
 
@@ -188,6 +196,7 @@ RunResult Bench::RunOne(const std::string& scenario, TargetKind target, int roun
   if (scenario == "vicious-cycle") r = ViciousCycle(target);
   if (scenario == "hit") r = Hit(target);
   if (scenario == "rolling") r = Rolling(target);
+  if (scenario == "burst") r = Burst(target);
   r.scenario = scenario;
   r.target = TargetName(target);
   r.round = round;
@@ -203,7 +212,9 @@ TargetConfig Bench::ConfigFor(TargetKind target, size_t statement) const {
   c.kind = target;
   c.endpoints = target == TargetKind::kCorral ? o_.corral : std::vector<Endpoint>{o_.redis};
   c.statement = statement;
-  c.ttl_ms = statement == kHerdStatement ? o_.ttl_ms : Traffic(statement).ttl_ms;
+  c.ttl_ms = statement == kHerdStatement    ? o_.ttl_ms
+             : statement == kBurstStatement ? o_.burst_ttl_ms
+                                            : Traffic(statement).ttl_ms;
   c.lock_px_ms = o_.lock_px_ms;
   c.poll_ms = o_.poll_ms;
   return c;
@@ -211,7 +222,9 @@ TargetConfig Bench::ConfigFor(TargetKind target, size_t statement) const {
 
 std::vector<std::string> Bench::KeysFor(const std::vector<std::string>& ids,
                                         size_t statement) const {
-  const std::string& ns = statement == kHerdStatement ? o_.ns : Traffic(statement).ns;
+  const std::string& ns = statement == kHerdStatement    ? o_.ns
+                          : statement == kBurstStatement ? o_.burst_ns
+                                                         : Traffic(statement).ns;
   std::vector<std::string> keys;
   keys.reserve(ids.size());
   for (const auto& id : ids) keys.push_back(ns + ":" + id);
@@ -298,9 +311,13 @@ bool Bench::Measure(Prepared& p, RunResult& r, const std::function<bool()>& traf
   Window window(*referee_, p.statement);
   TimePoint t0 = Clock::now();
   std::string error;
-  if (!window.Begin(t0, &error)) {
+  if (!window.Begin(t0, p.sample_period, &error)) {
     r.note += "referee: " + error + "; ";
     return false;
+  }
+  std::unique_ptr<MetricsPoller> metrics;
+  if (p.metrics_period > Clock::duration::zero() && !o_.corral_http.empty()) {
+    metrics = std::make_unique<MetricsPoller>(o_.corral_http, t0, p.metrics_period);
   }
   Recorder rec(t0, p.keys.size());
   p.run->SetRecorder(&rec);
@@ -310,6 +327,7 @@ bool Bench::Measure(Prepared& p, RunResult& r, const std::function<bool()>& traf
   const RespLoop::Stats loop = p.run->loop_stats();
   size_t dropped = p.run->Drain(Clock::now() + Millis(o_.drain_s * 1000));
   window.End(r);
+  if (metrics) r.corral_series = metrics->Stop();
   SummarizeClients(rec, r);
   if (dropped > 0) r.note += std::to_string(dropped) + " queued loads dropped after --drain; ";
   r.extra.push_back({"client_loads", static_cast<double>(p.run->loads())});
@@ -422,6 +440,7 @@ RunResult Bench::ViciousCycle(TargetKind target) {
   plan.events.push_back({slow_at, [&] { set_delay(o_.slow_factor); }});
   plan.events.push_back({fast_at, [&] { set_delay(1); }});
   const double per_request_s = t.timeout_ms * (t.retries + 1) / 1000.0;
+  if (target == TargetKind::kCorral) p.metrics_period = kCycleMetricsPeriod;
   Measure(p, r, [&] {
     bool ok = p.run->Steady(p.first, t.clients, plan,
                             Clock::now() + Millis((end + per_request_s + 30) * 1000));
@@ -436,6 +455,8 @@ RunResult Bench::ViciousCycle(TargetKind target) {
   r.extra.push_back({"goodput_slow", MeanGoodput(r, slow_at, fast_at)});
   r.extra.push_back({"goodput_recovered", after});
   r.extra.push_back({"recovery_ratio", before > 0 ? after / before : 0});
+  r.extra.push_back({"goodput_slow_of_rate", MeanGoodput(r, slow_at, fast_at) / t.rate});
+  AddCycleLimit(r, slow_at, fast_at);
   return r;
 }
 
@@ -499,7 +520,98 @@ std::pair<int64_t, int64_t> EndedBetween(const Recorder& rec, double from_s, dou
   return {ended, answered};
 }
 
+// `name{pool="POOL"}`, as corral renders a per-pool gauge.
+std::string PoolSeries(std::string_view name, const std::string& pool) {
+  return std::string(name) + "{pool=\"" + pool + "\"}";
+}
+
+// The pool's adaptive limit at each poll that reported it, as (t_s, limit).
+std::vector<std::pair<double, double>> LimitSeries(const RunResult& r, const std::string& pool) {
+  std::vector<std::pair<double, double>> out;
+  const std::string series = PoolSeries("corral_concurrency_limit", pool);
+  for (const MetricsPoint& p : r.corral_series) {
+    if (const double v = MetricValue(p, series); v >= 0) out.emplace_back(p.t_s, v);
+  }
+  return out;
+}
+
+// corral's load control over the window, from its /metrics polls: the pool's limit (lowest and
+// highest), its queue and the loads in flight (highest), the sheds by reason (counted in the
+// window), and how many referee samples saw more of the namespace's queries running than the
+// limit allowed (the limit taken as the higher of the polls either side of the sample).
+void AddLoadControl(RunResult& r, const std::string& pool) {
+  const auto limits = LimitSeries(r, pool);
+  if (r.corral_series.empty() || limits.empty()) {
+    if (!r.corral_series.empty()) r.note += "no corral_concurrency_limit for pool " + pool + "; ";
+    return;
+  }
+  double low = limits.front().second, high = low, queue = 0, inflight = 0;
+  for (const auto& [t, v] : limits) {
+    low = std::min(low, v);
+    high = std::max(high, v);
+  }
+  for (const MetricsPoint& p : r.corral_series) {
+    queue = std::max(queue, MetricValue(p, PoolSeries("corral_load_queue", pool), 0));
+    inflight = std::max(inflight, MetricFamilySum(p, "corral_replica_inflight_loads", 0));
+  }
+  int over = 0;
+  for (const DbPoint& d : r.db_series) {
+    auto next = std::lower_bound(limits.begin(), limits.end(), d.t_s,
+                                 [](const auto& l, double t) { return l.first < t; });
+    double limit = next == limits.end() ? limits.back().second : next->second;
+    if (next != limits.begin()) limit = std::max(limit, std::prev(next)->second);
+    if (d.active > limit) ++over;
+  }
+  r.extra.push_back({"limit_min", low});
+  r.extra.push_back({"limit_max", high});
+  r.extra.push_back({"queue_max", queue});
+  r.extra.push_back({"inflight_max", inflight});
+  r.extra.push_back({"samples_over_limit", static_cast<double>(over)});
+  const MetricsPoint& first = r.corral_series.front();
+  const MetricsPoint& last = r.corral_series.back();
+  for (const auto& [series, value] : last.values) {
+    if (!series.starts_with("corral_shed_total{reason=\"")) continue;
+    const double shed = value - std::max(0.0, MetricValue(first, series, 0));
+    if (shed <= 0) continue;
+    const size_t from = series.find('"') + 1;
+    r.extra.push_back({"shed_" + series.substr(from, series.rfind('"') - from), shed});
+  }
+}
+
 }  // namespace
+
+RunResult Bench::Burst(TargetKind target) {
+  RunResult r;
+  Prepared p;
+  const int keys = o_.burst_keys;
+  const int n = keys * o_.burst_clients_per_key;
+  if (!Prepare(target, kBurstStatement, keys, n, o_.burst_ttl_ms, p, r)) return r;
+  p.sample_period = kBurstSamplePeriod;
+  if (target == TargetKind::kCorral) p.metrics_period = kBurstMetricsPeriod;
+  std::vector<int> assign(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) assign[static_cast<size_t>(i)] = i % keys;  // herds arrive together
+  int64_t served = 0;
+  Measure(
+      p, r,
+      [&] {
+        return p.run->Herd(p.first, assign, {o_.timeout_ms, 0},
+                           Clock::now() + Millis(o_.timeout_ms + 30'000.0));
+      },
+      [&](const Recorder& rec) {
+        for (const auto& answers : rec.answers()) served += answers.empty() ? 0 : 1;
+      });
+  r.extra.push_back({"keys", static_cast<double>(keys)});
+  r.extra.push_back({"clients_per_key", static_cast<double>(o_.burst_clients_per_key)});
+  r.extra.push_back({"keys_served", static_cast<double>(served)});
+  if (o_.burst_capacity > 0) {
+    r.extra.push_back({"capacity", o_.burst_capacity});
+    r.extra.push_back(
+        {"served_of_capacity", static_cast<double>(std::min<int64_t>(served, keys)) /
+                                   std::min(o_.burst_capacity, static_cast<double>(keys))});
+  }
+  AddLoadControl(r, o_.burst_pool);
+  return r;
+}
 
 void Bench::FillEveryNode(Prepared& p, int fill_clients, RunResult& r) {
   const int nodes = static_cast<int>(o_.corral.size());
@@ -654,6 +766,38 @@ RunResult Bench::Rolling(TargetKind target) {
   r.extra.push_back({"left_not_ready", static_cast<double>(f.left_not_ready)});
   r.extra.push_back({"readiness_flips", readiness ? static_cast<double>(readiness->flips()) : 0});
   return r;
+}
+
+void Bench::AddCycleLimit(RunResult& r, double slow_at, double fast_at) const {
+  AddLoadControl(r, o_.vc_pool);
+  const auto limits = LimitSeries(r, o_.vc_pool);
+  // The limit before the slowdown: its mean over the last 2 s of the warm phase.
+  double sum = 0;
+  int count = 0;
+  for (const auto& [t, v] : limits) {
+    if (t >= slow_at - 2 && t < slow_at) {
+      sum += v;
+      ++count;
+    }
+  }
+  if (count == 0) return;
+  const double before = sum / count;
+  double low = before;
+  for (const auto& [t, v] : limits) {
+    if (t >= slow_at && t < fast_at) low = std::min(low, v);
+  }
+  // Recovery: from the end of the slowdown until the limit is first back within 10 % of `before`
+  // (0 if it never left; -1 if it did not come back within the run).
+  double recovery = -1;
+  for (const auto& [t, v] : limits) {
+    if (t >= fast_at && std::fabs(v - before) <= 0.1 * before) {
+      recovery = t - fast_at;
+      break;
+    }
+  }
+  r.extra.push_back({"limit_before", before});
+  r.extra.push_back({"limit_min_slow", low});
+  r.extra.push_back({"limit_recovery_s", recovery});
 }
 
 }  // namespace corral::herd

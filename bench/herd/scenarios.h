@@ -1,4 +1,5 @@
-// The five scenarios (cold, keys, expiry-storm, vicious-cycle, hit) run against each target, with
+// The scenarios (cold, keys, expiry-storm, vicious-cycle, hit, and burst and rolling when named)
+// run against each target, with
 // the referee's counts taken around every measured window and every answer checked against the
 // database afterwards.
 #pragma once
@@ -50,6 +51,10 @@ class Bench {
   RunResult ViciousCycle(TargetKind target);
   RunResult Hit(TargetKind target);
   RunResult Rolling(TargetKind target);
+  RunResult Burst(TargetKind target);
+  // vicious-cycle, corral with --corral-http: the pool's limit before, during and after the
+  // slowdown [slow_at, fast_at) and the seconds it took to come back (extras).
+  void AddCycleLimit(RunResult& r, double slow_at, double fast_at) const;
 
   // A run's keys and connections, ready before its measured window.
   struct Prepared {
@@ -58,6 +63,10 @@ class Bench {
     size_t statement = 0;
     std::unique_ptr<TargetRun> run;
     int first = -1;  // the run's first client
+    // How often the referee samples during the measured window, and corral's /metrics (0: not
+    // polled; only for the corral target with --corral-http).
+    Clock::duration sample_period = std::chrono::milliseconds(100);
+    Clock::duration metrics_period{0};
   };
   // Takes fresh ids and opens `clients` connections (FLUSHALL first with --flush). False, with
   // r.note saying why, if the target cannot be reached.

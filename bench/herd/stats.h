@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bench/herd/clock.h"
+#include "bench/herd/metrics_poll.h"
 #include "bench/herd/referee.h"
 
 namespace corral::herd {
@@ -110,6 +111,8 @@ struct RunResult {
   double bucket_s = 0.1;  // width of a client_series bucket
   std::vector<ClientPoint> client_series;
   std::vector<DbPoint> db_series;
+  // corral's /metrics load-control samples over the window (corral target with --corral-http).
+  std::vector<MetricsPoint> corral_series;
   std::vector<std::pair<std::string, double>> extra;  // scenario-specific figures, in order
   std::vector<std::pair<double, double>> shaded;      // time ranges to mark (the slow phase)
   std::string note;

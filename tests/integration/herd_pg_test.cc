@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -386,6 +387,62 @@ TEST_F(HerdPgTest, StormAndCycleOverridesApplyToTheirScenarioAlone) {
   }
 }
 
+// burst: distinct cold keys at once on a pool with the defaults. corral loads each key once,
+// every client gets its answer, and with --corral-http the run carries corral's limit over time
+// and the most queries running at once, which never exceeds that pool's ceiling.
+TEST_F(HerdPgTest, BurstReportsPeakRunningAndCorralsLimit) {
+  const std::string ns = UniqueNs("burst");
+  auto server = StartCorral(Json{{ns, {{"query", kHerdQuery}, {"pool", "burst"}}}}.dump(), "",
+                            "\"pools\": {\"default\": {}, \"burst\": {\"connections\": 2}}");
+  ASSERT_NE(server, nullptr);
+  OutDir out;
+  ASSERT_FALSE(out.path().empty()) << "mkdtemp failed";
+  // clang-format off
+  std::vector<std::string> args = {
+      "--scenario", "burst",
+      "--targets", "corral",
+      "--corral", Loopback(server->resp_port()),
+      "--corral-http", Loopback(server->http_port()),
+      "--pg-primary", pg_.primary,
+      "--pg-replicas", Replicas(),
+      "--namespace", ns,
+      "--query", kHerdQuery,
+      "--burst-keys", "20",
+      "--burst-clients-per-key", "3",
+      "--burst-pool", "burst",
+      "--burst-capacity", "80",
+      "--drain", "15",
+      "--out", out.path()};
+  // clang-format on
+  ProcessResult r = RunHerdWithRedis(args, kSteadyDeadline);
+  ASSERT_TRUE(r.status.ok()) << Describe(r);
+  Json doc = ReadResults(out.path());
+  ASSERT_FALSE(doc.is_discarded()) << "results.json missing or malformed\n" << Describe(r);
+  const Json* run = FindRun(doc, "burst", "corral");
+  ASSERT_NE(run, nullptr) << "no burst/corral run in results.json";
+  EXPECT_EQ(Int(*run, "requests"), 60);
+  EXPECT_EQ(Int(*run, "answers"), 60) << Str(*run, "first_error");
+  EXPECT_EQ(Int(*run, "wrong"), 0);
+  EXPECT_EQ(Int(*run, "db_queries"), 20) << "20 cold keys x 3 clients";
+  const Json& extra = Obj(*run, "extra");
+  EXPECT_EQ(Num(extra, "keys_served"), 20);
+  EXPECT_EQ(Num(extra, "capacity"), 80);
+  // 2 connections x the replicas: the pool's ceiling, and what the database may run at once
+  // (one more may show: the referee reads the nodes one after the other).
+  const double ceiling = 2.0 * static_cast<double>(pg_.replicas.size());
+  EXPECT_GE(Num(extra, "limit_max"), 1);
+  EXPECT_LE(Num(extra, "limit_max"), ceiling);
+  EXPECT_GE(Int(*run, "peak_db_running"), 1);
+  EXPECT_LE(Int(*run, "peak_db_running"), ceiling + 1);
+  const Json& series = run->value("corral_metrics_series", Json::object());
+  ASSERT_TRUE(series.contains("rows")) << "no /metrics series: " << run->dump(-1).substr(0, 400);
+  EXPECT_GE(series["rows"].size(), 1u);
+  EXPECT_NE(std::find(series["columns"].begin(), series["columns"].end(),
+                      Json("corral_concurrency_limit{pool=\"burst\"}")),
+            series["columns"].end())
+      << series["columns"].dump();
+}
+
 // ---- Flag checking (no database needed) ---------------------------------------------------------
 
 // The flags every invocation needs, so that the flag under test is what fails. Port 1: nothing
@@ -422,6 +479,10 @@ TEST(HerdFlagsTest, BadFlagsExitTwoNamingTheFlag) {
   ExpectRejected({"--storm-query", "SELECT 1"}, {"--storm-namespace", "--storm-query"});
   ExpectRejected({"--scenario", "nope"}, {"--scenario", "'nope'"});
   ExpectRejected({"--scenario", "cold,nope"}, {"--scenario", "'nope'"});
+  ExpectRejected({"--burst-namespace", "x"}, {"--burst-namespace", "--burst-query"});
+  ExpectRejected({"--burst-keys", "0"}, {"--burst-keys"});
+  ExpectRejected({"--burst-keys", "20000", "--burst-clients-per-key", "4"},
+                 {"--burst-keys", "--burst-clients-per-key"});
 }
 
 // The control for the above: --help exits 0 and documents the per-scenario flags.
@@ -429,7 +490,8 @@ TEST(HerdFlagsTest, HelpListsPerScenarioFlags) {
   ProcessResult r = RunHerd({"--help"}, kFlagDeadline);
   ASSERT_TRUE(r.status.ok()) << Describe(r);
   for (const char* flag : {"--storm-namespace", "--storm-query", "--storm-ttl-ms", "--vc-rate",
-                           "--vc-hot-keys", "--self-test"}) {
+                           "--vc-hot-keys", "--self-test", "--burst-keys",
+                           "--burst-clients-per-key", "--burst-capacity", "--vc-pool"}) {
     EXPECT_NE(r.out.find(flag), std::string::npos) << flag << " not in --help";
   }
 }
