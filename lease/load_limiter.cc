@@ -198,10 +198,13 @@ void LoadLimiter::Sample(Millis now, Millis load_ms) {
   if (relearn) proven_ = std::min(proven_, limit_);
   const double gradient = std::clamp(kTolerance * noload_ms_ / mean, 0.5, 1.0);
   const bool healthy = gradient >= 1.0;
-  // Only a limit in use (half of it at some point of the window) is moved by the gradient: an
-  // idle pool's latency, a few loads' worth, says nothing about more concurrency, and little
-  // about less (the mean of a few short loads is noise around the no-load time).
+  // Only a limit in use (half of it at some point of the window) grows: an idle pool's latency
+  // says nothing about more concurrency. And only a window with kBusyLoads at once (or half the
+  // limit) shrinks it: the mean of a few short loads is noise around the no-load time.
   const bool used = 2 * window_peak_inflight_ >= static_cast<int64_t>(limit_);
+  // A rise with kBusyLoads or more at once is a rise, however high the limit: a limit far above
+  // what runs (slow start's, after a cold burst) must still come down when the database slows.
+  const bool busy = used || window_peak_inflight_ >= kBusyLoads;
   const double floor = static_cast<double>(options_.min_limit);
   const double ceiling = static_cast<double>(std::max(options_.max_limit, options_.min_limit));
   if (healthy && used) proven_ = std::max(proven_, limit_);
@@ -213,9 +216,10 @@ void LoadLimiter::Sample(Millis now, Millis load_ms) {
     // a cache that is warm again would not use it until its next cold burst meets it.
     slow_start_ = false;
     limit_ = std::clamp(std::min(2 * limit_, proven_), floor, ceiling);
-  } else if (used) {
+  } else if (used || (busy && !healthy)) {
     slow_start_ = false;
-    const double target = limit_ * gradient + std::sqrt(limit_);
+    double target = limit_ * gradient;
+    if (used) target += std::sqrt(limit_);
     limit_ = std::clamp((1 - kSmoothing) * limit_ + kSmoothing * target, floor, ceiling);
   } else if (!healthy) {
     slow_start_ = false;

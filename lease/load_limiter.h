@@ -37,8 +37,9 @@ struct LoadLimiterOptions {
 // learned again every kRelearnWindows windows, so a database that became lastingly slower (or
 // faster) does not pin the limit.
 //
-// Only a window in which the pool used at least half its limit moves the limit by the gradient
-// (as Gradient2's "app-limited" rule): a few loads' mean is noise. But once the limit has fallen,
+// Only a window in which the pool used at least half its limit grows the limit (as Gradient2's
+// "app-limited" rule), and only one with kBusyLoads at once (or half the limit) shrinks it: a few
+// loads' mean is noise around the no-load time. Once the limit has fallen,
 // a window whose mean is back within kTolerance of the no-load time doubles it, used or not, up to
 // the highest limit a used window found healthy ("proven"): a database that recovered gets its
 // limit back within a few windows, before the next cold burst needs it.
@@ -79,6 +80,7 @@ class LoadLimiter {
   static constexpr Millis kCodelIntervalMs = 500;
   static constexpr Millis kSweepEveryMs = 10;
   static constexpr size_t kRecentSamples = 15;
+  static constexpr int64_t kBusyLoads = 8;
 
   LoadLimiter(LoadLimiterOptions options, const Clock& clock);
 

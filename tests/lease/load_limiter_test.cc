@@ -351,6 +351,23 @@ TEST_F(LoadLimiterTest, AnIdlePoolsSlowLoadsDoNotShrinkItsLimit) {
   EXPECT_EQ(limiter_->limit(), 64);
 }
 
+// But kBusyLoads at once, slow, bring down a limit far above them (slow start's, after a burst).
+TEST_F(LoadLimiterTest, AFewBusyLoadsThatSlowDownStillLowerAHighLimit) {
+  Make(1, 128);
+  size_t g = limiter_->AddGroup(0, Priority::kHigh);
+  for (int i = 0; i < 10; ++i) Window(g, 50);
+  ASSERT_EQ(limiter_->limit(), 128);
+  for (int w = 0; w < 20; ++w) {
+    Answers a;
+    for (int64_t i = 0; i < LoadLimiter::kBusyLoads; ++i) {
+      limiter_->Acquire(g, clock_.NowMs() + 10'000, a.Slot());
+    }
+    clock_.Advance(500);
+    for (int64_t i = 0; i < LoadLimiter::kBusyLoads; ++i) limiter_->Release(g, 500);
+  }
+  EXPECT_LT(limiter_->limit(), 32);
+}
+
 // ...and a limit that fell while the database was slow comes back once it answers at its no-load
 // time again, in a few windows, even while the pool is idle (a warm cache): to the highest limit
 // a window in use found healthy, not past it.
