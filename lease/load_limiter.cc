@@ -46,7 +46,8 @@ bool LoadLimiter::CannotFinish(const Group& g, int64_t place, Millis now,
   if (g.cap > 0) parallel = g.cap;
   if (options_.max_limit > 0) parallel = std::min(parallel, static_cast<int64_t>(limit_));
   const int64_t rounds = EstimatesStarts() ? place / parallel : 0;
-  return now + rounds * expected_ms_ + expected_ms_ > deadline_ms;
+  const Millis expected = g.recent_count > 0 ? g.expected_ms : expected_ms_;
+  return now + rounds * expected + expected > deadline_ms;
 }
 
 Admission LoadLimiter::Blocker(const Group& g) const {
@@ -106,7 +107,7 @@ void LoadLimiter::Release(size_t group, std::optional<Millis> load_ms) {
     const Millis now = clock_.NowMs();
     --groups_[group].inflight;
     --inflight_;
-    if (load_ms) Sample(now, std::max<Millis>(*load_ms, 0));
+    if (load_ms) Sample(now, groups_[group], std::max<Millis>(*load_ms, 0));
     Pump(now, out);
   }
   Answer(out);
@@ -178,25 +179,41 @@ void LoadLimiter::SweepGroup(Group& g, Millis now, std::vector<Granted>& out) {
   g.queue = std::move(kept);
 }
 
-void LoadLimiter::Sample(Millis now, Millis load_ms) {
-  const auto sample = static_cast<double>(load_ms);
+void LoadLimiter::Sample(Millis now, Group& g, Millis load_ms) {
+  auto shortest = [](const auto& ring, size_t count) {
+    const size_t n = std::min(count, kRecentSamples);
+    return *std::min_element(ring.begin(), ring.begin() + static_cast<ptrdiff_t>(n));
+  };
   recent_[recent_count_++ % kRecentSamples] = load_ms;
-  const size_t n = std::min(recent_count_, kRecentSamples);
-  expected_ms_ = *std::min_element(recent_.begin(), recent_.begin() + static_cast<ptrdiff_t>(n));
+  expected_ms_ = shortest(recent_, recent_count_);
+  g.recent[g.recent_count++ % kRecentSamples] = load_ms;
+  g.expected_ms = shortest(g.recent, g.recent_count);
   if (window_count_ == 0) window_start_ = now;
-  window_sum_ += sample;
+  g.window_sum += static_cast<double>(load_ms);
+  ++g.window_count;
   ++window_count_;
   window_peak_inflight_ = std::max(window_peak_inflight_, inflight_ + 1);
   if (options_.max_limit <= 0) return;  // nothing to adapt
   const int64_t min_samples = std::clamp<int64_t>(static_cast<int64_t>(limit_), 1, 10);
   if (now - window_start_ < kWindowMs || window_count_ < min_samples) return;
-  const double mean = std::max(window_sum_ / static_cast<double>(window_count_), 1.0);
   const bool relearn = ++windows_ % kRelearnWindows == 0;
-  if (noload_ms_ <= 0 || mean < noload_ms_ || relearn) noload_ms_ = mean;
+  // The window's load time against what its mix of namespaces took at no load.
+  double expected = 0;
+  double actual = 0;
+  for (Group& group : groups_) {
+    if (group.window_count == 0) continue;
+    const auto count = static_cast<double>(group.window_count);
+    const double mean = std::max(group.window_sum / count, 1.0);
+    if (group.noload_ms <= 0 || mean < group.noload_ms || relearn) group.noload_ms = mean;
+    expected += count * group.noload_ms;
+    actual += count * mean;
+    group.window_sum = 0;
+    group.window_count = 0;
+  }
   // A re-learnt no-load time may be a lastingly slower database's: what was proven before does
   // not hold for it.
   if (relearn) proven_ = std::min(proven_, limit_);
-  const double gradient = std::clamp(kTolerance * noload_ms_ / mean, 0.5, 1.0);
+  const double gradient = std::clamp(kTolerance * expected / actual, 0.5, 1.0);
   const bool healthy = gradient >= 1.0;
   // Only a limit in use (half of it at some point of the window) grows: an idle pool's latency
   // says nothing about more concurrency. And only a window with kBusyLoads at once (or half the
@@ -224,7 +241,6 @@ void LoadLimiter::Sample(Millis now, Millis load_ms) {
   } else if (!healthy) {
     slow_start_ = false;
   }
-  window_sum_ = 0;
   window_count_ = 0;
   window_peak_inflight_ = 0;
 }

@@ -30,12 +30,13 @@ struct LoadLimiterOptions {
 
 // The limit follows a gradient rule (as Netflix's concurrency-limits Gradient): every window of
 // samples (at least kWindowMs and a few loads) compares the window's mean load time with the
-// lowest window mean seen (the "no-load" time). While the mean stays within kTolerance of it the
-// limit grows by about its square root (only while the pool uses at least half of it); when the
-// mean rises, the limit is multiplied by min_time x kTolerance / mean (at least 0.5). Each new
-// limit is smoothed (kSmoothing) and clamped to [min_limit, max_limit]. The no-load time is
-// learned again every kRelearnWindows windows, so a database that became lastingly slower (or
-// faster) does not pin the limit.
+// lowest window mean seen (the "no-load" time), each namespace (group) against its own, so that
+// pools shared by a fast and a slow query do not read the slow one as a slower database. While the
+// mean stays within kTolerance of it the limit grows by about its square root (only while the pool
+// uses at least half of it); when the mean rises, the limit is multiplied by min_time x kTolerance
+// / mean (at least 0.5). Each new limit is smoothed (kSmoothing) and clamped to [min_limit,
+// max_limit]. The no-load time is learned again every kRelearnWindows windows, so a database that
+// became lastingly slower (or faster) does not pin the limit.
 //
 // Only a window in which the pool used at least half its limit grows the limit (as Gradient2's
 // "app-limited" rule), and only one with kBusyLoads at once (or half the limit) shrinks it: a few
@@ -118,6 +119,14 @@ class LoadLimiter {
     Priority priority;
     int64_t inflight = 0;
     std::deque<Waiting> queue;  // oldest at the front
+    // Its own load times: a namespace is measured against its own query's no-load time, so that a
+    // slower query sharing the pool does not read as a slower database.
+    std::array<Millis, kRecentSamples> recent{};
+    size_t recent_count = 0;
+    Millis expected_ms = 0;  // the shortest of recent
+    double window_sum = 0;
+    int64_t window_count = 0;
+    double noload_ms = 0;  // its lowest window mean since the last re-learning
   };
   struct Granted {
     Grant grant;
@@ -147,7 +156,7 @@ class LoadLimiter {
   void Pump(Millis now, std::vector<Granted>& out);
   // Drops, from group `g`'s queue, the loads whose estimated finish is past their deadline.
   void SweepGroup(Group& g, Millis now, std::vector<Granted>& out);
-  void Sample(Millis now, Millis load_ms);
+  void Sample(Millis now, Group& g, Millis load_ms);
   // CoDel's standing-queue test on the oldest queued load's age: switches lifo_ on and off.
   void UpdateCodel(Millis now);
   static void Answer(std::vector<Granted>& granted);
@@ -166,10 +175,8 @@ class LoadLimiter {
   std::array<Millis, kRecentSamples> recent_{};  // the last samples, a ring
   size_t recent_count_ = 0;                      // samples taken, ever
   Millis window_start_ = 0;
-  double window_sum_ = 0;
   int64_t window_count_ = 0;
   int64_t window_peak_inflight_ = 0;
-  double noload_ms_ = 0;  // lowest window mean since the last re-learning
   // The highest limit a window found healthy while it was in use: after a fall, healthy windows
   // bring the limit back to it (used or not), at slow start's pace.
   double proven_ = 0;

@@ -351,6 +351,20 @@ TEST_F(LoadLimiterTest, AnIdlePoolsSlowLoadsDoNotShrinkItsLimit) {
   EXPECT_EQ(limiter_->limit(), 64);
 }
 
+// Each namespace is measured against its own no-load time: a 300 ms query sharing the pool with a
+// 50 ms one is not a database six times slower, and a burst of it keeps the limit.
+TEST_F(LoadLimiterTest, ASlowerNamespaceIsNotASlowerDatabase) {
+  Make(1, 16);
+  size_t fast = limiter_->AddGroup(0, Priority::kHigh);
+  size_t slow = limiter_->AddGroup(0, Priority::kHigh);
+  for (int i = 0; i < 10; ++i) Window(fast, 50);
+  ASSERT_EQ(limiter_->limit(), 16);
+  for (int i = 0; i < 20; ++i) Window(slow, 300);
+  EXPECT_EQ(limiter_->limit(), 16);
+  for (int i = 0; i < 20; ++i) Window(slow, 3000);
+  EXPECT_LT(limiter_->limit(), 8) << "ten times its own no-load time is a slower database";
+}
+
 // But kBusyLoads at once, slow, bring down a limit far above them (slow start's, after a burst).
 TEST_F(LoadLimiterTest, AFewBusyLoadsThatSlowDownStillLowerAHighLimit) {
   Make(1, 128);
