@@ -299,15 +299,20 @@ uint64_t Store::Scan(uint64_t cursor, size_t count,
       std::lock_guard<std::mutex> lock(s.mu);
       const Millis now = clock_.NowMs();
       const uint32_t mask = static_cast<uint32_t>(s.table.index_cells() - 1);
-      do {
-        s.table.VisitHome(position & mask, [&](const StoreShard::Entry& entry) {
-          if (!Present(&entry, now)) return;
-          fn(entry.key());
-          ++found;
-        });
-        position = NextScanPosition(position, mask);
-        ++visits;
-      } while (position != 0 && found < count && visits < max_visits);
+      // An empty shard is passed over without counting against the call's visits.
+      if (s.table.size() == 0) {
+        position = 0;
+      } else {
+        do {
+          s.table.VisitHome(position & mask, [&](const StoreShard::Entry& entry) {
+            if (!Present(&entry, now)) return;
+            fn(entry.key());
+            ++found;
+          });
+          position = NextScanPosition(position, mask);
+          ++visits;
+        } while (position != 0 && found < count && visits < max_visits);
+      }
     }
     if (position == 0 && ++shard == shards_.size()) return 0;  // the last shard is done
     if (found >= count || visits >= max_visits) {

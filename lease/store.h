@@ -154,7 +154,7 @@ class Store {
   // their home cell, which depends only on the key's hash and the index size, and reverse-binary
   // order visits, across a doubling or a shrink of the index, every home cell position not yet
   // covered. A call visits home cells until it has found `count` keys or looked at 10 x count
-  // cells. An arbitrary cursor is accepted (it resumes somewhere; no key is harmed).
+  // cells (an empty shard costs no visit). An arbitrary cursor is accepted (it resumes somewhere).
   uint64_t Scan(uint64_t cursor, size_t count, const std::function<void(std::string_view)>& fn);
 
   // RANDOMKEY: a key present in the Redis view, picked with the injected Random (not uniformly:

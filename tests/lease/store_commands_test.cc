@@ -35,6 +35,21 @@ bool Increment(Store& store, std::string_view key) {
   });
 }
 
+// GETEX / PERSIST's change: only the expiry, to `at`.
+Change ExpiryAt(Millis at) {
+  Change change;
+  change.expire_at = at;
+  change.set_expiry = true;
+  return change;
+}
+
+Change Of(Change::Kind kind, std::string value = {}) {
+  Change change;
+  change.kind = kind;
+  change.value = std::move(value);
+  return change;
+}
+
 std::set<std::string> ScanAll(Store& store, size_t count) {
   std::set<std::string> keys;
   uint64_t cursor = 0;
@@ -83,30 +98,24 @@ TEST_F(StoreCommandsTest, UpdateTreatsStaleAndNegativeFillsAsAbsent) {
 TEST_F(StoreCommandsTest, UpdateExpiryOnlyDeleteAndTooLarge) {
   ASSERT_EQ(store_.Set("k", "v", std::nullopt), SetResult::kStored);
   // GETEX PX 300: only the expiry changes.
-  store_.Update("k", [](const Current*, Millis now) {
-    return Change{.kind = Change::Kind::kKeep, .expire_at = now + 300, .set_expiry = true};
-  });
+  store_.Update("k", [](const Current*, Millis now) { return ExpiryAt(now + 300); });
   EXPECT_EQ(store_.Pttl("k"), 300);
   EXPECT_EQ(Value(store_, "k"), "v");
   // PERSIST.
-  store_.Update("k", [](const Current*, Millis) {
-    return Change{.kind = Change::Kind::kKeep, .expire_at = kNever, .set_expiry = true};
-  });
+  store_.Update("k", [](const Current*, Millis) { return ExpiryAt(kNever); });
   EXPECT_EQ(store_.Pttl("k"), -1);
   // An expiry at or before now deletes.
-  store_.Update("k", [](const Current*, Millis now) {
-    return Change{.kind = Change::Kind::kKeep, .expire_at = now, .set_expiry = true};
-  });
+  store_.Update("k", [](const Current*, Millis now) { return ExpiryAt(now); });
   EXPECT_EQ(store_.Pttl("k"), -2);
   // kStore of something no shard can hold changes nothing.
   Store small(StoreOptions{.max_bytes = 64 * 1024, .shards = 1}, clock_, random_);
   ASSERT_EQ(small.Set("k", "old", std::nullopt), SetResult::kStored);
   EXPECT_FALSE(small.Update("k", [](const Current*, Millis) {
-    return Change{.kind = Change::Kind::kStore, .value = std::string(100 * 1024, 'x')};
+    return Of(Change::Kind::kStore, std::string(100 * 1024, 'x'));
   }));
   EXPECT_EQ(Value(small, "k"), "old");
   // kDelete.
-  small.Update("k", [](const Current*, Millis) { return Change{.kind = Change::Kind::kDelete}; });
+  small.Update("k", [](const Current*, Millis) { return Of(Change::Kind::kDelete); });
   EXPECT_FALSE(small.Exists("k"));
 }
 
