@@ -58,6 +58,38 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"lease.set",     -4, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1,  1, 1, &R::LeaseSet,     "lease",      "Fill a key under its lease"},
     {"corral.written", -1, kCmdLoading | kCmdStale | kCmdFast,          kAclConnection,                      0,  0, 0, &R::Written,      "connection", "Read your writes: the WAL position of this connection's last write"},
     {"lease.release",  3, kCmdWrite | kCmdFast,                         kAclWrite | kAclString,              1,  1, 1, &R::LeaseRelease, "lease",      "Give a lease up"},
+    // The string family (resp_string_commands.cc). param: INCR/DECR's sign, SETEX/PSETEX's unit.
+    {"incr",           2, kCmdWrite | kCmdDenyOom | kCmdFast,           kAclWrite | kAclString,              1,  1, 1, &R::IncrBy,       "string",     "Increment the integer value of a key by one",         1},
+    {"decr",           2, kCmdWrite | kCmdDenyOom | kCmdFast,           kAclWrite | kAclString,              1,  1, 1, &R::IncrBy,       "string",     "Decrement the integer value of a key by one",         -1},
+    {"incrby",         3, kCmdWrite | kCmdDenyOom | kCmdFast,           kAclWrite | kAclString,              1,  1, 1, &R::IncrBy,       "string",     "Increment the integer value of a key by a number",    1},
+    {"decrby",         3, kCmdWrite | kCmdDenyOom | kCmdFast,           kAclWrite | kAclString,              1,  1, 1, &R::IncrBy,       "string",     "Decrement the integer value of a key by a number",    -1},
+    {"incrbyfloat",    3, kCmdWrite | kCmdDenyOom | kCmdFast,           kAclWrite | kAclString,              1,  1, 1, &R::IncrByFloat,  "string",     "Increment the float value of a key by a number"},
+    {"append",         3, kCmdWrite | kCmdDenyOom | kCmdFast,           kAclWrite | kAclString,              1,  1, 1, &R::Append,       "string",     "Append a value to a key"},
+    {"strlen",         2, kCmdReadonly | kCmdFast,                      kAclRead | kAclString,               1,  1, 1, &R::Strlen,       "string",     "Get the length of the value stored in a key"},
+    {"getrange",       4, kCmdReadonly,                                 kAclRead | kAclString,               1,  1, 1, &R::GetRange,     "string",     "Get a substring of the string stored at a key"},
+    {"setrange",       4, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1,  1, 1, &R::SetRange,     "string",     "Overwrite part of a string at key starting at the specified offset"},
+    {"mset",          -3, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1, -1, 2, &R::MSet,         "string",     "Set multiple keys to multiple values, atomically",    0},
+    {"msetnx",        -3, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1, -1, 2, &R::MSet,         "string",     "Set multiple keys only if none of them exists, atomically", 1},
+    {"setnx",          3, kCmdWrite | kCmdDenyOom | kCmdFast,           kAclWrite | kAclString,              1,  1, 1, &R::SetNx,        "string",     "Set the value of a key, only if the key does not exist"},
+    {"setex",          4, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1,  1, 1, &R::SetEx,        "string",     "Set the value and expiration of a key",               1000},
+    {"psetex",         4, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1,  1, 1, &R::SetEx,        "string",     "Set the value and expiration in milliseconds of a key", 1},
+    {"getex",         -2, kCmdWrite | kCmdFast,                         kAclWrite | kAclString,              1,  1, 1, &R::GetEx,        "string",     "Get the value of a key and optionally set its expiration"},
+    {"getdel",         2, kCmdWrite | kCmdFast,                         kAclWrite | kAclString,              1,  1, 1, &R::GetDel,       "string",     "Get the value of a key and delete the key"},
+    {"getset",         3, kCmdWrite | kCmdDenyOom | kCmdFast,           kAclWrite | kAclString,              1,  1, 1, &R::GetSet,       "string",     "Set the string value of a key and return its old value"},
+    // Keys. param: RENAMENX's "only if absent", EXPIRETIME/PEXPIRETIME's unit.
+    {"scan",          -2, kCmdReadonly,                                 kKeyRead,                            0,  0, 0, &R::Scan,         "generic",    "Incrementally iterate the keys space"},
+    {"keys",           2, kCmdReadonly,                                 kKeyRead | kAclDangerous,            0,  0, 0, &R::Keys,         "generic",    "Find all keys matching the given pattern"},
+    {"type",           2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::Type,         "generic",    "Determine the type stored at key"},
+    {"touch",         -2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1, -1, 1, &R::Touch,        "generic",    "Alters the last access time of a key(s). Returns the number of existing keys specified."},
+    {"persist",        2, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  1, 1, &R::Persist,      "generic",    "Remove the expiration from a key"},
+    {"rename",         3, kCmdWrite,                                    kKeyWrite,                           1,  2, 1, &R::Rename,       "generic",    "Rename a key",                                        0},
+    {"renamenx",       3, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  2, 1, &R::Rename,       "generic",    "Rename a key, only if the new key does not exist",    1},
+    {"randomkey",      1, kCmdReadonly,                                 kKeyRead,                            0,  0, 0, &R::RandomKey,    "generic",    "Return a random key from the keyspace"},
+    {"expiretime",     2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::ExpireTime,   "generic",    "Get the expiration Unix timestamp for a key",         1000},
+    {"pexpiretime",    2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::ExpireTime,   "generic",    "Get the expiration Unix timestamp for a key in milliseconds", 1},
+    // No scripts exist: FLUSH is accepted (the Redis test suite's harness sends FUNCTION FLUSH).
+    {"function",      -2, kCmdNoScript,                                 kAclScripting,                       0,  0, 0, &R::ScriptFlush,  "scripting",  "Functions: only FLUSH, which has nothing to remove"},
+    {"script",        -2, kCmdNoScript,                                 kAclScripting,                       0,  0, 0, &R::ScriptFlush,  "scripting",  "Scripts: only FLUSH, which has nothing to remove"},
   };
   // clang-format on
   return kTable;

@@ -72,6 +72,7 @@ enum AclCategory : uint32_t {
   kAclAdmin = 1u << 6,
   kAclDangerous = 1u << 7,
   kAclConnection = 1u << 8,
+  kAclScripting = 1u << 9,
 };
 
 class RespCommands;
@@ -139,7 +140,32 @@ class RespCommands {
   CommandStatus LeaseSet(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus LeaseRelease(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Written(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  // The string and key commands (resp_string_commands.cc).
+  CommandStatus IncrBy(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus IncrByFloat(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Append(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Strlen(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus GetRange(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus SetRange(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus MSet(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus SetNx(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus SetEx(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus GetEx(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus GetDel(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus GetSet(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Scan(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Keys(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Type(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Touch(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Persist(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Rename(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus RandomKey(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus ExpireTime(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus ScriptFlush(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus ConfigSet(Args args, std::string& out);
+  // True, with the refusal in `out`, when `key` is a read-through (namespace) key: the write
+  // commands that cannot keep the lease rules refuse them (docs/protocol.md).
+  bool RefuseNamespaceKey(const RespClient& client, std::string_view key, std::string& out) const;
 
   std::string ClientInfoLine(const RespClient& client) const;
   bool CheckPassword(std::string_view password) const;

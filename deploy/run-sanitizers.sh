@@ -48,11 +48,11 @@ fi
 # thread and the fence).
 TSAN_TARGETS=(
   lease_lease_table_test lease_store_test lease_admission_test lease_error_holdoff_test
-  lease_load_limiter_test lease_position_fence_test
+  lease_load_limiter_test lease_position_fence_test lease_store_commands_test
   cache_service_test pgloader_batch_test pgloader_loader_test pgloader_watchdog_test
   integration_readthrough_pg_test tier_client_redis_test tier_subscriber_redis_test
   tier_cluster_redis_test
-  integration_tier_pg_test integration_replica_lag_pg_test
+  integration_tier_pg_test integration_replica_lag_pg_test integration_string_commands_test
 )
 TSAN_EXCLUDE='_NOT_BUILT$|^integration\.ReadThroughPgTest\.'
 TSAN_EXCLUDE+='(TwoHundredKeys|NotFound|QueryError|Mget)'

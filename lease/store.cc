@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <mutex>
 
 namespace corral::lease {
 namespace {
@@ -22,6 +23,16 @@ Millis DrawTtl(Millis ttl_ms, double jitter, double u) {
   return std::max<Millis>(0, std::llround(drawn));
 }
 
+// The next SCAN position after `v` in an index of mask + 1 cells: Redis's dictScan cursor, which
+// increments the reversed bits of the cursor so that, when the index doubles or shrinks between
+// calls, the positions already visited map exactly onto cells already covered.
+uint32_t Reverse(uint32_t v) {
+  uint32_t r = 0;
+  for (int i = 0; i < 32; ++i, v >>= 1) r = (r << 1) | (v & 1u);
+  return r;
+}
+uint32_t NextScanPosition(uint32_t v, uint32_t mask) { return Reverse(Reverse(v | ~mask) + 1); }
+
 }  // namespace
 
 Store::Store(StoreOptions options, const Clock& clock, Random& random)
@@ -30,6 +41,7 @@ Store::Store(StoreOptions options, const Clock& clock, Random& random)
       policy_(options.policy),
       shards_(std::bit_ceil(std::max<size_t>(options.shards, 1))),
       shard_mask_(shards_.size() - 1),
+      shard_bits_(std::countr_zero(shards_.size())),
       stale_before_(std::numeric_limits<Millis>::min()) {
   for (Shard& shard : shards_) {
     shard.table.set_policy(options.policy);
@@ -146,6 +158,187 @@ bool Store::Expire(std::string_view key, Millis ttl_ms) {
   entry->fresh_until = AddClamped(now, ttl_ms);
   entry->stale_until = AddClamped(entry->fresh_until, stale_window);
   return true;
+}
+
+bool Store::Apply(Shard& shard, StoreShard::Entry* existing, bool present, std::string_view key,
+                  uint64_t hash, Millis now, const Change& change) {
+  switch (change.kind) {
+    case Change::Kind::kKeep:
+      if (!present || !change.set_expiry) return true;
+      if (change.expire_at <= now) {
+        shard.table.Remove(existing);
+      } else {
+        // As Expire: a read-through entry keeps the length of its stale window.
+        const Millis stale_window =
+            existing->fresh_until == kNever ? 0 : existing->stale_until - existing->fresh_until;
+        existing->fresh_until = change.expire_at;
+        existing->stale_until = AddClamped(change.expire_at, stale_window);
+      }
+      return true;
+    case Change::Kind::kDelete:
+      if (existing != nullptr) shard.table.Remove(existing);
+      return true;
+    case Change::Kind::kStore:
+      break;
+  }
+  if (shard.table.TooLarge(key, change.value)) return false;
+  shard.table.OnWrite(hash);
+  if (change.expire_at <= now) {  // expires at once: what is left is a delete
+    if (existing != nullptr) shard.table.Remove(existing);
+    return true;
+  }
+  StoreShard::Entry* entry = shard.table.Put(existing, key, hash, change.value, now);
+  if (entry == nullptr) return false;
+  EntryMeta meta;
+  meta.filled_at = now;
+  meta.fresh_until = change.expire_at;
+  meta.stale_until = change.expire_at;
+  entry->set_meta(meta);
+  entry->origin = EntryOrigin::kSet;
+  return true;
+}
+
+SetResult Store::SetMany(std::span<const std::pair<std::string_view, std::string_view>> pairs,
+                         bool if_none_exist) {
+  std::vector<uint64_t> hashes;
+  std::vector<size_t> order;  // the involved shards, ascending, each once
+  hashes.reserve(pairs.size());
+  for (const auto& [key, value] : pairs) {
+    hashes.push_back(Hash(key));
+    order.push_back(ShardIndex(hashes.back()));
+  }
+  std::sort(order.begin(), order.end());
+  order.erase(std::unique(order.begin(), order.end()), order.end());
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(order.size());
+  for (size_t i : order) locks.emplace_back(shards_[i].mu);
+
+  const Millis now = clock_.NowMs();
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    if (ShardFor(hashes[i]).table.TooLarge(pairs[i].first, pairs[i].second)) {
+      return SetResult::kTooLarge;
+    }
+  }
+  if (if_none_exist) {
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      StoreShard& table = ShardFor(hashes[i]).table;
+      if (Present(table.FindLive(pairs[i].first, hashes[i], now), now)) {
+        return SetResult::kNotStored;
+      }
+    }
+  }
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    StoreShard& table = ShardFor(hashes[i]).table;
+    StoreShard::Entry* existing = table.FindLive(pairs[i].first, hashes[i], now);
+    table.OnWrite(hashes[i]);
+    // Put cannot refuse (TooLarge was checked under the same locks); it may evict, but never
+    // the entry it has just stored.
+    StoreShard::Entry* entry = table.Put(existing, pairs[i].first, hashes[i], pairs[i].second, now);
+    EntryMeta meta;
+    meta.filled_at = now;
+    entry->set_meta(meta);
+    entry->origin = EntryOrigin::kSet;
+  }
+  return SetResult::kStored;
+}
+
+RenameResult Store::Rename(std::string_view from, std::string_view to, bool if_absent) {
+  const uint64_t from_hash = Hash(from), to_hash = Hash(to);
+  const size_t a = ShardIndex(from_hash), b = ShardIndex(to_hash);
+  std::unique_lock<std::mutex> first(shards_[std::min(a, b)].mu);
+  std::unique_lock<std::mutex> second;
+  if (a != b) second = std::unique_lock<std::mutex>(shards_[std::max(a, b)].mu);
+
+  const Millis now = clock_.NowMs();
+  StoreShard& from_table = shards_[a].table;
+  StoreShard& to_table = shards_[b].table;
+  StoreShard::Entry* source = from_table.FindLive(from, from_hash, now);
+  if (!Present(source, now)) return RenameResult::kNoSuchKey;
+  if (from == to) return if_absent ? RenameResult::kTargetExists : RenameResult::kRenamed;
+  if (if_absent && Present(to_table.FindLive(to, to_hash, now), now)) {
+    return RenameResult::kTargetExists;
+  }
+  if (to_table.TooLarge(to, source->value())) return RenameResult::kTooLarge;
+  // Copied out before the source goes: Put may evict, and a removal frees the bytes.
+  const std::string value(source->value());
+  const Millis expire_at = View(*source).fresh_until;
+  from_table.Remove(source);
+  StoreShard::Entry* existing = to_table.FindLive(to, to_hash, now);
+  to_table.OnWrite(to_hash);
+  StoreShard::Entry* entry = to_table.Put(existing, to, to_hash, value, now);
+  EntryMeta meta;
+  meta.filled_at = now;
+  meta.fresh_until = expire_at;
+  meta.stale_until = expire_at;
+  entry->set_meta(meta);
+  entry->origin = EntryOrigin::kSet;
+  return RenameResult::kRenamed;
+}
+
+bool Store::Touch(std::string_view key) {
+  const uint64_t hash = Hash(key);
+  const Millis now = clock_.NowMs();
+  Shard& shard = ShardFor(hash);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  StoreShard::Entry* entry = shard.table.FindLive(key, hash, now);
+  if (!Present(entry, now)) return false;
+  shard.table.OnHit(entry, hash, now);
+  return true;
+}
+
+uint64_t Store::Scan(uint64_t cursor, size_t count,
+                     const std::function<void(std::string_view)>& fn) {
+  size_t shard = cursor & shard_mask_;
+  uint32_t position = static_cast<uint32_t>(cursor >> shard_bits_);
+  count = std::max<size_t>(count, 1);
+  const size_t max_visits = count > SIZE_MAX / 10 ? SIZE_MAX : count * 10;
+  size_t found = 0, visits = 0;
+  while (true) {
+    {
+      Shard& s = shards_[shard];
+      std::lock_guard<std::mutex> lock(s.mu);
+      const Millis now = clock_.NowMs();
+      const uint32_t mask = static_cast<uint32_t>(s.table.index_cells() - 1);
+      // An empty shard is passed over without counting against the call's visits.
+      if (s.table.size() == 0) {
+        position = 0;
+      } else {
+        do {
+          s.table.VisitHome(position & mask, [&](const StoreShard::Entry& entry) {
+            if (!Present(&entry, now)) return;
+            fn(entry.key());
+            ++found;
+          });
+          position = NextScanPosition(position, mask);
+          ++visits;
+        } while (position != 0 && found < count && visits < max_visits);
+      }
+    }
+    if (position == 0 && ++shard == shards_.size()) return 0;  // the last shard is done
+    if (found >= count || visits >= max_visits) {
+      return static_cast<uint64_t>(position) << shard_bits_ | shard;
+    }
+  }
+}
+
+std::optional<std::string> Store::RandomKey() {
+  const size_t start =
+      static_cast<size_t>(random_.Uniform01() * static_cast<double>(shards_.size()));
+  const double slot_draw = random_.Uniform01();
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    Shard& s = shards_[(start + i) & shard_mask_];
+    if (s.table.size() == 0) continue;
+    std::lock_guard<std::mutex> lock(s.mu);
+    const Millis now = clock_.NowMs();
+    const size_t n = s.table.slot_count();
+    if (n == 0) continue;
+    const size_t from = std::min(n - 1, static_cast<size_t>(slot_draw * static_cast<double>(n)));
+    for (size_t j = 0; j < n; ++j) {
+      const StoreShard::Entry& entry = s.table.slot((from + j) % n);
+      if (entry.in_use() && Present(&entry, now)) return std::string(entry.key());
+    }
+  }
+  return std::nullopt;
 }
 
 std::optional<PolicyView> Store::Inspect(std::string_view key) {

@@ -10,7 +10,10 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lease/clock.h"
@@ -26,6 +29,27 @@ struct StoreOptions {
   // configuration's default is TinyLFU (cache-server/config.cc).
   EvictionPolicy policy = EvictionPolicy::kClock;
 };
+
+// A read-modify-write's view of a key present in the Redis view (Store::Update).
+struct Current {
+  std::string_view value;  // valid only inside the update's callback
+  Millis expire_at;        // fresh_until on the store's clock; kNever: no expiry
+};
+
+// What a read-modify-write does with its key.
+struct Change {
+  enum class Kind : uint8_t {
+    kKeep,    // leave the value; with set_expiry, only the expiry changes (GETEX, PERSIST)
+    kStore,   // store `value` as a plain entry (origin SET) expiring at `expire_at`
+    kDelete,  // remove the key (GETDEL)
+  };
+  Kind kind = Kind::kKeep;
+  std::string value;
+  Millis expire_at = kNever;  // kStore, and kKeep with set_expiry; at or before now: deleted
+  bool set_expiry = false;
+};
+
+enum class RenameResult { kRenamed, kNoSuchKey, kTargetExists, kTooLarge };
 
 enum class SetCondition { kAlways, kIfAbsent /* NX */, kIfPresent /* XX */ };
 enum class SetResult {
@@ -49,7 +73,8 @@ struct FillOptions {
 // Expire, NX/XX, KEEPTTL) sees a key only if it holds a kValue entry that is fresh.
 //
 // Thread-safe: every method may be called concurrently. Keys are hashed to shards, each with its
-// own mutex; no method holds more than one shard lock at a time.
+// own mutex. Only SetMany and Rename hold more than one shard lock at a time, and they take them
+// in shard index order, so no two calls can wait on each other in a cycle.
 class Store {
  public:
   static constexpr size_t kEntryOverhead = StoreShard::kEntryOverhead;
@@ -93,6 +118,49 @@ class Store {
   // becomes now + ttl_ms and stale_until keeps its distance from fresh_until. False if missing.
   bool Expire(std::string_view key, Millis ttl_ms);
 
+  // Redis's read-modify-write commands (INCR, APPEND, SETRANGE, GETSET, GETDEL, GETEX, PERSIST),
+  // atomic with respect to every other call: under the key's shard lock, calls
+  // fn(const Current* current, Millis now) -> Change, where `current` is null when the key is not
+  // present in the Redis view (a stale or negative read-through entry counts as absent, and a
+  // kStore replaces it). fn must be quick and must not call into the Store. A kStore counts as a
+  // write for the policy. Returns false, changing nothing, when a kStore does not fit a shard.
+  template <class Fn>
+  bool Update(std::string_view key, Fn&& fn);
+
+  // MSET (if_none_exist false) and MSETNX (true), atomic over all the keys: every involved shard
+  // is locked, in index order, before any key is read or written, so no other call sees some of
+  // the keys written and not others. Values are stored without expiry; a repeated key takes its
+  // last value. kNotStored: MSETNX found a key present (nothing is written); kTooLarge: some pair
+  // does not fit a shard (nothing is written).
+  SetResult SetMany(std::span<const std::pair<std::string_view, std::string_view>> pairs,
+                    bool if_none_exist);
+
+  // RENAME (if_absent false) and RENAMENX (true), atomic: both shards are locked in index order.
+  // The value and its expiry move to `to` as a plain entry (origin SET), replacing what `to`
+  // held; `from` must be present in the Redis view. from == to: kRenamed (RENAMENX:
+  // kTargetExists), as Redis answers.
+  RenameResult Rename(std::string_view from, std::string_view to, bool if_absent);
+
+  // TOUCH: true if `key` is present in the Redis view, which then counts as read by the policy.
+  bool Touch(std::string_view key);
+
+  // SCAN over the whole store: calls fn(std::string_view key) for keys present in the Redis
+  // view, under a shard lock (fn must be quick and must not call into the Store), and returns
+  // the cursor to continue from; 0 when the scan is complete. Start with cursor 0.
+  // Guarantee (Redis's): a key present from the scan's first call to its last is returned at
+  // least once, however the store grows or shrinks in between; a key may be returned more than
+  // once. How: the cursor is a shard index in its low bits and, above them, a position in that
+  // shard's index walked in reverse-binary order (Redis's dictScan): entries are visited by
+  // their home cell, which depends only on the key's hash and the index size, and reverse-binary
+  // order visits, across a doubling or a shrink of the index, every home cell position not yet
+  // covered. A call visits home cells until it has found `count` keys or looked at 10 x count
+  // cells (an empty shard costs no visit). An arbitrary cursor is accepted (it resumes somewhere).
+  uint64_t Scan(uint64_t cursor, size_t count, const std::function<void(std::string_view)>& fn);
+
+  // RANDOMKEY: a key present in the Redis view, picked with the injected Random (not uniformly:
+  // a random shard, then the first present entry from a random slot on); nullopt when none is.
+  std::optional<std::string> RandomKey();
+
   // Treats every read-through entry (stored by Fill) filled at or before `before` as stale from
   // then on: Get, Exists, Pttl and Expire see fresh_until capped at `before`; the stale window
   // (stale_until) is unchanged. Entries stored by Set are not affected: no invalidation covers
@@ -135,6 +203,10 @@ class Store {
   };
 
   static uint64_t Hash(std::string_view key) { return StoreShard::HashKey(key); }
+  size_t ShardIndex(uint64_t hash) const { return hash & shard_mask_; }
+  // Applies a read-modify-write's Change to `key` (Update), under its shard's lock.
+  bool Apply(Shard& shard, StoreShard::Entry* existing, bool present, std::string_view key,
+             uint64_t hash, Millis now, const Change& change);
   Shard& ShardFor(uint64_t hash) { return shards_[hash & shard_mask_]; }
   // The entry's meta as readers see it: fresh_until capped by MarkAllStaleBefore.
   EntryMeta View(const StoreShard::Entry& entry) const;
@@ -146,6 +218,7 @@ class Store {
   EvictionPolicy policy_;
   std::vector<Shard> shards_;
   uint64_t shard_mask_;
+  int shard_bits_;  // log2 of the shard count: the low bits of a SCAN cursor
   std::atomic<Millis> stale_before_;
 };
 
@@ -173,6 +246,20 @@ bool Store::Get(std::string_view key, Fn&& fn) {
   const EntryMeta meta = View(*entry);
   std::invoke(std::forward<Fn>(fn), entry->value(), meta);
   return true;
+}
+
+template <class Fn>
+bool Store::Update(std::string_view key, Fn&& fn) {
+  const uint64_t hash = Hash(key);
+  const Millis now = clock_.NowMs();
+  Shard& shard = ShardFor(hash);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  StoreShard::Entry* existing = shard.table.FindLive(key, hash, now);
+  const bool present = Present(existing, now);
+  std::optional<Current> current;
+  if (present) current = Current{existing->value(), View(*existing).fresh_until};
+  const Change change = std::invoke(std::forward<Fn>(fn), current ? &*current : nullptr, now);
+  return Apply(shard, existing, present, key, hash, now, change);
 }
 
 }  // namespace corral::lease

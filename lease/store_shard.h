@@ -188,6 +188,24 @@ class StoreShard {
   // Removes every entry and gives the memory back; the sketch is zeroed. Counters are kept.
   void Clear();
 
+  // SCAN's unit of work: calls fn(const Entry&) for every entry whose home cell in the index is
+  // `bucket` (< index_cells()). Linear probing keeps such an entry in the run of occupied cells
+  // that starts at its home, and backward-shift deletion keeps it there, so the visit walks that
+  // run only; gone entries are visited too (the caller filters). Changes nothing.
+  template <class Fn>
+  void VisitHome(size_t bucket, Fn&& fn) const {
+    const size_t mask = index_.size() - 1;
+    for (size_t pos = bucket; index_[pos] != 0; pos = (pos + 1) & mask) {
+      const Entry& entry = slots_[(index_[pos] & 0xffff'ffffu) - 1];
+      if (Home(entry.tag) == bucket) fn(entry);
+    }
+  }
+  // Cells in the index: a power of two that only grows (until Clear).
+  size_t index_cells() const { return index_.size(); }
+  // Slots, used and free; slot(i) may be free (!in_use()). For RANDOMKEY and KEYS.
+  size_t slot_count() const { return slots_.size(); }
+  const Entry& slot(size_t i) const { return slots_[i]; }
+
   // Readable without the lock (relaxed, for metrics).
   size_t size() const { return size_.load(std::memory_order_relaxed); }
   size_t bytes() const { return bytes_.load(std::memory_order_relaxed); }

@@ -59,6 +59,16 @@ std::string UnknownSubcommandError(std::string_view cmd, std::string_view sub) {
   return out;
 }
 
+std::string NamespaceKeyError(std::string_view key, std::string_view cmd) {
+  std::string out = "ERR read-through key '";
+  AppendCut(out, key, 128);
+  out += "': ";
+  for (char c : cmd) out += ToUpper(c);
+  out += " is not supported on namespace keys";
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
 std::string InvalidExpireError(std::string_view cmd) {
   std::string out = "ERR invalid expire time in '";
   for (char c : cmd) out += ToLower(c);

@@ -37,6 +37,17 @@ inline constexpr std::string_view kExpireNxConflict =
 inline constexpr std::string_view kExpireGtLtConflict =
     "ERR GT and LT options at the same time are not compatible";
 
+// The string and key commands (Redis 7.0 t_string.c, db.c).
+inline constexpr std::string_view kIncrOverflow = "ERR increment or decrement would overflow";
+inline constexpr std::string_view kDecrOverflow = "ERR decrement would overflow";
+inline constexpr std::string_view kNotFloat = "ERR value is not a valid float";
+inline constexpr std::string_view kFloatNanOrInf = "ERR increment would produce NaN or Infinity";
+inline constexpr std::string_view kStringTooLong =
+    "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+inline constexpr std::string_view kOffsetOutOfRange = "ERR offset is out of range";
+inline constexpr std::string_view kNoSuchKey = "ERR no such key";
+inline constexpr std::string_view kInvalidCursor = "ERR invalid cursor";
+
 // corral's lease protocol (LEASE.SET / LEASE.RELEASE, lease/README.md).
 inline constexpr std::string_view kInvalidLeaseToken = "ERR invalid lease token";
 inline constexpr std::string_view kLeaseVoided =
@@ -103,6 +114,11 @@ std::string UnknownSubcommandError(std::string_view cmd, std::string_view sub);
 
 // "ERR invalid WAL position 'x': expected pg_lsn text like 0/16B3748", `text` cut to 64 bytes.
 std::string InvalidWalPositionError(std::string_view text);
+
+// corral's refusal of a write command on a read-through key (docs/protocol.md, "Namespace
+// keys"): "ERR read-through key 'user:1': INCR is not supported on namespace keys", `key` cut to
+// 128 bytes and `cmd` upper-cased; CR and LF become spaces.
+std::string NamespaceKeyError(std::string_view key, std::string_view cmd);
 
 // "ERR invalid expire time in 'set' command"; `cmd` is lower-cased.
 std::string InvalidExpireError(std::string_view cmd);

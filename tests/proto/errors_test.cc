@@ -54,6 +54,16 @@ TEST(Errors, WrongArgs) {
             "ERR wrong number of arguments for 'client|setname' command");
 }
 
+TEST(Errors, NamespaceKeyRefusal) {
+  EXPECT_EQ(NamespaceKeyError("user:1", "incrby"),
+            "ERR read-through key 'user:1': INCRBY is not supported on namespace keys");
+  EXPECT_EQ(NamespaceKeyError("user:a\r\nb", "append"),
+            "ERR read-through key 'user:a  b': APPEND is not supported on namespace keys");
+  EXPECT_EQ(NamespaceKeyError(std::string(200, 'k'), "getdel"),
+            "ERR read-through key '" + std::string(128, 'k') +
+                "': GETDEL is not supported on namespace keys");
+}
+
 TEST(Errors, UnknownSubcommand) {
   EXPECT_EQ(UnknownSubcommandError("client", "x"), "ERR unknown subcommand 'x'. Try CLIENT HELP.");
   EXPECT_EQ(UnknownSubcommandError("cLiEnt", std::string(200, 'x')),
