@@ -14,6 +14,9 @@ template <class... F>
 struct Overloaded : F... {
   using F::operator()...;
 };
+// Clang 14 does not deduce an aggregate's template arguments (P1816) without this guide.
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 // A key column's value in one row image.
 struct KeyValue {
