@@ -131,8 +131,10 @@ timezone = 'UTC'
 log_timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
 
-# Replication: WAL for two streaming replicas, kept for them by replication slots.
-wal_level = replica
+# Replication: WAL for two streaming replicas, kept for them by replication slots. logical (a
+# superset of replica) also lets a slot decode the WAL with pgoutput, for invalidation from the WAL
+# (issue 17); the replicas stream as before.
+wal_level = logical
 max_wal_senders = 10
 max_replication_slots = 10
 hot_standby = on

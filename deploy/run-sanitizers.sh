@@ -74,7 +74,8 @@ if cmake -S "${ROOT_DIR}" -B "${FUZZ_BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=Rel
   -DCMAKE_CXX_COMPILER=clang++-14 -DCORRAL_FUZZ=ON -DCORRAL_BUILD_TESTS=OFF \
   -DCORRAL_BUILD_BENCH=OFF "${CMAKE_ARGS[@]}" >/dev/null &&
   cmake --build "${FUZZ_BUILD_DIR}" -j "$(nproc)" --target corral-fuzz; then
-  phase "fuzz (corpus and regressions, then ${FUZZ_SECONDS}s per target)" $((FUZZ_SECONDS * 6 + 60))
+  # Six targets (tests/fuzz/*_fuzz.cc) of FUZZ_SECONDS each, one more for start-up and the replay.
+  phase "fuzz (corpus and regressions, then ${FUZZ_SECONDS}s per target)" $((FUZZ_SECONDS * 7 + 60))
   ctest --test-dir "${FUZZ_BUILD_DIR}" --output-on-failure -L fuzz || failed "fuzz replay"
   mapfile -t FUZZ_BINARIES < <(find "${FUZZ_BUILD_DIR}/tests/fuzz" -maxdepth 1 -type f \
     -name '*_fuzz' -perm -u+x | sort)
