@@ -429,14 +429,18 @@ proto::ShedReason ShedReasonOf(Admission a) {
   return proto::ShedReason::kNamespaceInflight;
 }
 
-ReadAnswer BusyAnswer(proto::ShedReason reason, std::string_view ns, std::string& scratch) {
-  scratch = proto::ShedText(reason, ns);
+ReadAnswer BusyAnswerWithText(proto::ShedReason reason, std::string_view text) {
   ReadAnswer answer;
   answer.kind = ReadAnswer::Kind::kBusy;
   answer.outcome = Outcome::kShed;
   answer.shed = reason;
-  answer.error = scratch;
+  answer.error = text;
   return answer;
+}
+
+ReadAnswer BusyAnswer(proto::ShedReason reason, std::string_view ns, std::string& scratch) {
+  scratch = proto::ShedText(reason, ns);
+  return BusyAnswerWithText(reason, scratch);
 }
 
 void CacheService::CountShed(proto::ShedReason reason) { metrics_.shed.Add(reason); }

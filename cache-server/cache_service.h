@@ -47,6 +47,8 @@ struct ReadAnswer {
 
 // A busy answer for `reason`; `scratch` keeps its text, so it must outlive the answer.
 ReadAnswer BusyAnswer(proto::ShedReason reason, std::string_view ns, std::string& scratch);
+// The same with its text made already (it must outlive the answer).
+ReadAnswer BusyAnswerWithText(proto::ShedReason reason, std::string_view text);
 // Why a load refused by admission control is shed.
 proto::ShedReason ShedReasonOf(lease::Admission a);
 
@@ -475,14 +477,9 @@ bool CacheService::Read(Proto proto, std::string_view key, Now&& now, MakeLater&
   }
   if (!found) {
     if (std::optional<proto::ShedReason> shed = ShedFirst(key, *ns)) {
-      ReadAnswer answer;
-      answer.kind = ReadAnswer::Kind::kBusy;
-      answer.outcome = Outcome::kShed;
-      answer.shed = *shed;
-      answer.error = ns->ShedFirstText(*shed);
       CountShed(*shed);
       Count(proto, Outcome::kShed, start);
-      now(answer);
+      now(BusyAnswerWithText(*shed, ns->ShedFirstText(*shed)));
       return true;
     }
   }

@@ -19,28 +19,7 @@ using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
 // One server for the suite (no password, default limits); every test starts from FLUSHALL.
-class RespTest : public SharedServerTest {
- protected:
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    std::string error;
-    conn_ = ConnectRedis(server_->resp_port(), Millis(5000), &error);
-    ASSERT_NE(conn_, nullptr) << error;
-    ASSERT_EQ(Cmd({"FLUSHALL"}), "+OK");
-  }
-
-  // Runs one command on this test's connection and renders the reply (see ReplyText).
-  std::string Cmd(const std::vector<std::string>& args) {
-    return ReplyText(RedisCmd(conn_.get(), args).get());
-  }
-  int64_t Int(const std::vector<std::string>& args) {
-    RedisReplyPtr r = RedisCmd(conn_.get(), args);
-    EXPECT_TRUE(r != nullptr && r->type == REDIS_REPLY_INTEGER) << ReplyText(r.get());
-    return r != nullptr && r->type == REDIS_REPLY_INTEGER ? r->integer : INT64_MIN;
-  }
-
-  RedisConnection conn_;
-};
+class RespTest : public SharedClientTest {};
 
 TEST_F(RespTest, PingAndEcho) {
   EXPECT_EQ(Cmd({"PING"}), "+PONG");

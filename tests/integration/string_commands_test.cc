@@ -24,28 +24,14 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-class StringCommandsTest : public SharedServerTest {
+class StringCommandsTest : public SharedClientTest {
  protected:
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    std::string error;
-    conn_ = ConnectRedis(server_->resp_port(), Millis(5000), &error);
-    ASSERT_NE(conn_, nullptr) << error;
-    ASSERT_EQ(Cmd({"FLUSHALL"}), "+OK");
-  }
-
-  std::string Cmd(const std::vector<std::string>& args) {
-    return ReplyText(RedisCmd(conn_.get(), args).get());
-  }
-
   ProcessResult Cli(std::vector<std::string> args, std::string_view input = {}) {
     std::vector<std::string> argv = {"redis-cli", "-h", "127.0.0.1", "-p",
                                      std::to_string(server_->resp_port())};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunProcess(argv, input, Millis(20000));
   }
-
-  RedisConnection conn_;
 };
 
 TEST_F(StringCommandsTest, IncrFamily) {
