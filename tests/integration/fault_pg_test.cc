@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -210,14 +211,16 @@ class FaultPgTest : public PgTest {
   // corral in front of the proxies (the primary's and each replica's), and ready.
   std::unique_ptr<ServerProcess> StartBehindProxies(const std::string& namespaces,
                                                     const std::string& pg_extra,
-                                                    int64_t wait_timeout_ms) {
+                                                    int64_t wait_timeout_ms,
+                                                    const std::string& top_extra = "") {
     PgCluster via = pg_;
     via.primary = ViaPort(pg_.primary, primary_proxy_->port());
     for (size_t i = 0; i < via.replicas.size(); ++i) {
       via.replicas[i] = ViaPort(pg_.replicas[i], replica_proxies_[i]->port());
     }
     ServerOptions options;
-    options.config_json = "{\"threads\": 2, \"postgres\": " + via.PostgresJson(pg_extra) +
+    options.config_json = "{" + top_extra +
+                          "\"threads\": 2, \"postgres\": " + via.PostgresJson(pg_extra) +
                           ", \"namespaces\": " + namespaces +
                           ", \"lease\": {\"wait_timeout_ms\": " + std::to_string(wait_timeout_ms) +
                           ", \"error_holdoff_ms\": 100}}";
@@ -435,14 +438,38 @@ class SilentPrimaryTest : public FaultPgTest {
   }
   // Reads until the value is `version` (as served, HIT or not); false at the deadline.
   bool ReadsVersion(uint16_t http, int id, int64_t version, Millis timeout) {
-    return WaitFor([&] { return Get(http, id).value == std::to_string(version); }, timeout);
+    return WaitFor(
+        [&] {
+          last_ = Get(http, id);
+          return last_.value == std::to_string(version);
+        },
+        timeout);
+  }
+  // The last read ReadsVersion made, for failure messages.
+  std::string LastRead() const { return last_.value + " (X-Cache " + last_.x_cache + ")"; }
+  // For failure messages: the replicas', refreshes' and fence's series from /metrics, and the
+  // server's log.
+  static std::string Diagnosis(uint16_t http, ServerProcess& server) {
+    std::string out = "metrics:\n";
+    if (auto r = HttpRequestOnce(http, "GET", "/metrics")) {
+      std::istringstream lines(r->body);
+      for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("corral_replica", 0) == 0 || line.rfind("corral_refresh", 0) == 0 ||
+            line.rfind("corral_fenced", 0) == 0 || line.rfind("corral_db_loads", 0) == 0 ||
+            line.rfind("corral_pool", 0) == 0) {
+          out += line + "\n";
+        }
+      }
+    }
+    return out + "stderr:\n" + server.Stderr();
   }
 
   // The listener's connection to the primary goes silent (`fault`), is noticed, entries turn
   // stale, the link heals, the listener reconnects and NOTIFY invalidations flow again.
   void Run(const char* what, const std::function<void(FaultProxy&)>& fault, int id) {
-    auto server =
-        StartBehindProxies(kVersionNamespaces, PgSettings(kHealthIntervalMs), kWaitTimeoutMs);
+    // Debug logging (each fill and fence check) so a failure's stderr shows what was loaded.
+    auto server = StartBehindProxies(kVersionNamespaces, PgSettings(kHealthIntervalMs),
+                                     kWaitTimeoutMs, "\"log_level\": \"debug\", ");
     ASSERT_NE(server, nullptr);
     const uint16_t http = server->http_port();
     const std::string connected = "event=invalidation_listener_connected";
@@ -472,7 +499,9 @@ class SilentPrimaryTest : public FaultPgTest {
     EXPECT_TRUE(after.value == std::to_string(v1) || after.value == std::to_string(v2))
         << after.value;
     EXPECT_TRUE(ReadsVersion(http, id, v2, Millis(5000)))
-        << what << ": still serving v" << v1 << " after the listener dropped";
+        << what << ": still serving " << LastRead() << ", not v" << v2
+        << ", after the listener dropped\n"
+        << Diagnosis(http, *server);
     EXPECT_EQ(Occurrences(server->Stderr(), connected), 1) << "reconnected through a dead link?";
 
     // Healed: the listener reconnects (back-off at most 2 s, plus a connection attempt).
@@ -488,9 +517,13 @@ class SilentPrimaryTest : public FaultPgTest {
     ASSERT_TRUE(WaitFor(
         [&] {
           const Read r = Get(http, id);
+          last_ = r;
           return r.x_cache == "HIT" && r.value == std::to_string(v2);
         },
-        Millis(5000)));
+        Millis(5000)))
+        << what << ": after reconnecting, still serving " << LastRead() << ", not a fresh v" << v2
+        << "\n"
+        << Diagnosis(http, *server);
     const int64_t v3 = pg_.BumpUserVersion(id);
     ASSERT_TRUE(pg_.WaitReplayed());
     const auto t2 = Clock::now();
@@ -508,6 +541,7 @@ class SilentPrimaryTest : public FaultPgTest {
   }
 
   double worst_ = 0;
+  Read last_;
 };
 
 // Case 3: a blackholed primary does not stall invalidation forever.
