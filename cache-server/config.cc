@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -60,6 +61,7 @@ const std::vector<Field<Config>>& RootFields() {
        .min = 1,
        .max = 256,
        .default_text = "half the cores, at least 1"},
+      {.name = "protected_mode", .member = &Config::protected_mode},
   };
   return fields;
 }
@@ -107,6 +109,7 @@ const std::vector<Field<HttpConfig>>& HttpFields() {
       {.name = "read_timeout_ms", .member = &HttpConfig::read_timeout_ms, .min = 1, .max = kMaxMs},
       {.name = "idle_timeout_ms", .member = &HttpConfig::idle_timeout_ms, .min = 1, .max = kMaxMs},
       {.name = "max_pipelined", .member = &HttpConfig::max_pipelined, .min = 1},
+      {.name = "open_metrics", .member = &HttpConfig::open_metrics},
   };
   return fields;
 }
@@ -414,11 +417,88 @@ RedisConfig ParseRedis(const std::string& path, const Json& json) {
   return redis;
 }
 
+// One secret per line of `file` (trailing spaces and CR stripped, empty lines skipped), as a
+// Kubernetes Secret is mounted; at least one.
+std::vector<std::string> ReadSecretFile(const std::string& path, const std::string& file) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    Fail(path, "cannot read \"" + file + "\": is a directory");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) Fail(path, "cannot read \"" + file + "\": " + std::strerror(errno));
+  std::vector<std::string> secrets;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    if (!line.empty()) secrets.push_back(line);
+  }
+  if (secrets.empty()) Fail(path, "\"" + file + "\" holds no secret (every line is empty)");
+  return secrets;
+}
+
+std::string ReadSecretEnv(const std::string& path, const std::string& variable) {
+  const char* value = std::getenv(variable.c_str());
+  if (value == nullptr || *value == 0) {
+    Fail(path, "environment variable " + variable + " is not set or empty");
+  }
+  return value;
+}
+
+UserConfig ParseUser(const std::string& path, const std::string& name, const Json& json) {
+  if (name.empty() || name.find_first_of(" \t\r\n") != std::string::npos) {
+    Fail(path, "a user name must be non-empty and contain no spaces");
+  }
+  CheckObject(path, json);
+  CheckKnownKeys(
+      path, json,
+      {"acl", "password", "password_file", "password_env", "tokens", "token_file", "token_env"});
+  UserConfig user;
+  if (const Json* acl = Find(json, "acl"))
+    user.acl = AsString(Join(path, "acl"), *acl, Empty::kAllowed);
+  if (const Json* v = Find(json, "password")) {
+    user.passwords.push_back(AsString(Join(path, "password"), *v, Empty::kRejected));
+  }
+  if (const Json* v = Find(json, "password_file")) {
+    const std::string at = Join(path, "password_file");
+    for (std::string& p : ReadSecretFile(at, AsString(at, *v, Empty::kRejected))) {
+      user.passwords.push_back(std::move(p));
+    }
+  }
+  if (const Json* v = Find(json, "password_env")) {
+    const std::string at = Join(path, "password_env");
+    user.passwords.push_back(ReadSecretEnv(at, AsString(at, *v, Empty::kRejected)));
+  }
+  if (const Json* v = Find(json, "tokens")) {
+    const std::string at = Join(path, "tokens");
+    if (!v->is_array()) FailExpected(at, "an array of tokens", *v);
+    for (size_t i = 0; i < v->size(); ++i) {
+      user.tokens.push_back(AsString(Index(at, i), (*v)[i], Empty::kRejected));
+    }
+  }
+  if (const Json* v = Find(json, "token_file")) {
+    const std::string at = Join(path, "token_file");
+    for (std::string& t : ReadSecretFile(at, AsString(at, *v, Empty::kRejected))) {
+      user.tokens.push_back(std::move(t));
+    }
+  }
+  if (const Json* v = Find(json, "token_env")) {
+    const std::string at = Join(path, "token_env");
+    user.tokens.push_back(ReadSecretEnv(at, AsString(at, *v, Empty::kRejected)));
+  }
+  for (const std::string& token : user.tokens) {
+    // A bearer token travels in a header: no spaces or control bytes.
+    for (char c : token) {
+      if (c <= ' ' || c == 127)
+        Fail(Join(path, "tokens"), "a token must not contain spaces or control characters");
+    }
+  }
+  return user;
+}
+
 Config ParseRoot(const Json& root) {
   if (!root.is_object()) FailExpected("", "a JSON object at the top level", root);
   CheckKnownKeys("", root,
                  {"listen", "threads", "memory", "log_level", "postgres", "namespaces", "lease",
-                  "shedding", "resp", "http", "shutdown", "redis"});
+                  "shedding", "resp", "http", "shutdown", "redis", "users", "protected_mode"});
   Config config;
   if (const Json* listen = GetSection("", root, "listen", {"resp", "http"})) {
     if (const Json* resp = Find(*listen, "resp")) config.resp = AsHostPort("listen.resp", *resp);
@@ -470,6 +550,12 @@ Config ParseRoot(const Json& root) {
   if (const Json* redis = GetSection(
           "", root, "redis", Names({"nodes", "cluster", "user", "password"}, RedisFields()))) {
     config.redis = ParseRedis("redis", *redis);
+  }
+  if (const Json* users = Find(root, "users")) {
+    CheckObject("users", *users);
+    for (const auto& [name, user] : users->items()) {
+      config.users.emplace(name, ParseUser(Join("users", name), name, user));
+    }
   }
   Check(ValidateServerOptions(config));
   return config;
@@ -603,6 +689,13 @@ std::vector<ConfigField> ConfigFields() {
   AddFields(out, "redis", RedisFields());
   out.push_back({"redis.user", "none", {"1"}});
   out.push_back({"redis.password", "none", {"1"}});
+  out.push_back({"users.NAME.acl", "none", {"1"}});
+  out.push_back({"users.NAME.password", "none", {"\"\"", "1"}});
+  out.push_back({"users.NAME.password_file", "none", {"\"/nonexistent/corral-secret\"", "1"}});
+  out.push_back({"users.NAME.password_env", "none", {"\"CORRAL_TEST_UNSET_VARIABLE\"", "1"}});
+  out.push_back({"users.NAME.tokens", "[]", {"\"t\"", "[\"a b\"]", "[1]"}});
+  out.push_back({"users.NAME.token_file", "none", {"\"/nonexistent/corral-secret\"", "1"}});
+  out.push_back({"users.NAME.token_env", "none", {"\"CORRAL_TEST_UNSET_VARIABLE\"", "1"}});
   return out;
 }
 
@@ -670,7 +763,9 @@ std::string DescribeConfig(const Config& config) {
       "resp=" + FormatHostPort(config.resp) + " http=" + FormatHostPort(config.http) +
       " threads=" + std::to_string(config.threads) +
       " max_bytes=" + std::to_string(config.memory.max_bytes) + " log_level=" + config.log_level +
-      " auth=" + (config.resp_options.requirepass.empty() ? "off" : "on");
+      " auth=" + (config.resp_options.requirepass.empty() && config.users.empty() ? "off" : "on") +
+      " users=" + join_names(config.users) +
+      " protected_mode=" + (config.protected_mode ? "yes" : "no");
   if (config.redis) {
     std::string nodes;
     for (const std::string& n : config.redis->nodes) nodes += (nodes.empty() ? "" : ",") + n;

@@ -79,6 +79,18 @@ struct HttpConfig {
   int64_t read_timeout_ms = 10000;
   int64_t idle_timeout_ms = 60000;
   int max_pipelined = 16;
+  // /metrics and /v1/stats answer without credentials (Prometheus scrapes them). When false they
+  // need a user allowed to run INFO.
+  bool open_metrics = true;
+};
+
+// JSON "users.NAME": a user of both doors, as Redis's ACL has them (auth/acl.h). Secrets come from
+// the JSON, files (one per line, as Kubernetes mounts a Secret) or the environment; they are
+// hashed when the server builds its users and never printed.
+struct UserConfig {
+  std::string acl;                     // Redis ACL rules, applied in order to a new user
+  std::vector<std::string> passwords;  // password, password_file's lines, password_env
+  std::vector<std::string> tokens;     // HTTP bearer tokens: tokens, token_file's lines, token_env
 };
 
 // SIGTERM/SIGINT: /readyz turns 503 at once and corral keeps serving for drain_grace_ms (so a
@@ -118,10 +130,14 @@ struct Config {
   std::map<std::string, NamespaceConfig> namespaces;
   LeaseConfig lease;
   SheddingConfig shedding;
-  RespConfig resp_options;           // JSON "resp"
-  HttpConfig http_options;           // JSON "http"
-  ShutdownConfig shutdown;           // JSON "shutdown"
-  std::optional<RedisConfig> redis;  // JSON "redis"; absent = no tier
+  RespConfig resp_options;                  // JSON "resp"
+  HttpConfig http_options;                  // JSON "http"
+  ShutdownConfig shutdown;                  // JSON "shutdown"
+  std::optional<RedisConfig> redis;         // JSON "redis"; absent = no tier
+  std::map<std::string, UserConfig> users;  // JSON "users"
+  // As Redis's protected mode: with no credential configured, clients from beyond loopback are
+  // refused (HTTP probes excepted) with a message that says how to fix it.
+  bool protected_mode = true;
 };
 
 // A configuration that cannot be used. Thrown at start-up only, never on the request path.

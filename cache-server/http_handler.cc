@@ -1,15 +1,20 @@
 // The HTTP routes; see http_handler.h.
 #include "cache-server/http_handler.h"
 
+#include <boost/beast/core/detail/base64.hpp>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "cache-server/resp_commands.h"
+#include "cache-server/resp_util.h"
+#include "cache-server/users.h"
 #include "lease/wal_position.h"
 #include "proto/errors.h"
 #include "proto/http_route.h"
 
 namespace corral::server {
 
+namespace beast = boost::beast;
 namespace http = boost::beast::http;
 
 int RetryAfterSeconds() {
@@ -107,22 +112,125 @@ bool ReadMethod(const HttpRequest& req) {
 
 }  // namespace
 
-void HttpHandler::Handle(const HttpRequest& request, HttpRespond respond) {
-  if (request.method() != http::verb::head) return Route(request, std::move(respond));
+void HttpHandler::Handle(const HttpRequest& request, HttpRespond respond, bool peer_loopback) {
+  if (request.method() != http::verb::head) {
+    return Route(request, std::move(respond), peer_loopback);
+  }
   // HEAD: the GET response's status and headers (Content-Length included), without the body.
-  Route(request, [respond = std::move(respond)](HttpResponse res) {
-    size_t length = res.body().size();
-    res.body().clear();
-    res.content_length(length);
-    respond(std::move(res));
-  });
+  Route(
+      request,
+      [respond = std::move(respond)](HttpResponse res) {
+        size_t length = res.body().size();
+        res.body().clear();
+        res.content_length(length);
+        respond(std::move(res));
+      },
+      peer_loopback);
 }
 
-void HttpHandler::Route(const HttpRequest& req, HttpRespond respond) {
+namespace {
+
+HttpResponse Unauthorized(const HttpRequest& req, std::string_view message) {
+  HttpResponse res =
+      HttpHandler::Error(http::status::unauthorized, req.version(), req.keep_alive(), message);
+  res.insert(http::field::www_authenticate, R"(Basic realm="corral", charset="UTF-8")");
+  res.insert(http::field::www_authenticate, R"(Bearer realm="corral")");
+  return res;
+}
+
+}  // namespace
+
+std::shared_ptr<const auth::User> HttpHandler::Caller(const HttpRequest& req, bool peer_loopback,
+                                                      std::optional<HttpResponse>& refusal) const {
+  if (ProtectedModeRefuses(state_.config, state_.users, peer_loopback)) {
+    refusal = Error(http::status::forbidden, req.version(), false, kProtectedModeMessage);
+    return nullptr;
+  }
+  auto header = req.find(http::field::authorization);
+  if (header == req.end()) {
+    if (state_.users.DefaultIsOpen()) {
+      if (std::shared_ptr<const auth::User> user = state_.users.Find("default")) return user;
+    }
+    refusal = Unauthorized(req,
+                           "authentication required: send \"Authorization: Bearer <token>\" or "
+                           "HTTP Basic credentials of a corral user");
+    return nullptr;
+  }
+  std::string_view value = header->value();
+  const size_t space = value.find(' ');
+  const std::string_view scheme = value.substr(0, space);
+  std::string_view credentials = space == std::string_view::npos ? "" : value.substr(space + 1);
+  while (!credentials.empty() && credentials.front() == ' ') credentials.remove_prefix(1);
+  std::shared_ptr<const auth::User> user;
+  if (EqualsIgnoreCase(scheme, "bearer")) {
+    user = state_.users.AuthenticateToken(credentials);
+  } else if (EqualsIgnoreCase(scheme, "basic")) {
+    std::string decoded(beast::detail::base64::decoded_size(credentials.size()), '\0');
+    auto [written, read] =
+        beast::detail::base64::decode(decoded.data(), credentials.data(), credentials.size());
+    decoded.resize(written);
+    const size_t colon = decoded.find(':');
+    // Beast stops reading at the padding: what it left must be padding only.
+    const bool whole = credentials.find_first_not_of('=', read) == std::string_view::npos;
+    if (whole && colon != std::string::npos) {
+      user = state_.users.Authenticate(std::string_view(decoded).substr(0, colon),
+                                       std::string_view(decoded).substr(colon + 1));
+    }
+  } else {
+    refusal = Unauthorized(req, "unsupported authorization scheme: use Bearer or Basic");
+    return nullptr;
+  }
+  if (user == nullptr) {
+    // As Redis's WRONGPASS: nothing says whether the user exists.
+    refusal = Unauthorized(req, "invalid credentials, or the user is disabled");
+  }
+  return user;
+}
+
+bool HttpHandler::Allowed(const HttpRequest& req, const auth::User& user, std::string_view command,
+                          std::string_view key, std::optional<HttpResponse>& refusal) const {
+  if (user.unrestricted) return true;
+  const CommandSpec* spec = RespCommands::Find(command);
+  const size_t index = static_cast<size_t>(spec - RespCommands::Table().data());
+  const bool write = (spec->flags & kCmdWrite) != 0;
+  std::string problem;
+  if (!user.MayRun(index, spec->name)) {
+    problem = "forbidden: user '" + user.name + "' may not run " + std::string(spec->name);
+  } else if (!key.empty() &&
+             !user.MayAccess(key, write ? auth::Access::kWrite : auth::Access::kRead)) {
+    problem = "forbidden: user '" + user.name + "' may not " + (write ? "write" : "read") +
+              " key " + std::string(key);
+  } else {
+    return true;
+  }
+  refusal = Error(http::status::forbidden, req.version(), req.keep_alive(), problem);
+  return false;
+}
+
+void HttpHandler::Route(const HttpRequest& req, HttpRespond respond, bool peer_loopback) {
   proto::Route route = proto::ParseRoute(req.target());
+  std::optional<HttpResponse> refusal;
+  // Every route but the probes needs a caller allowed to do what the request asks; the default
+  // user, when it needs no password and may do anything, costs two atomic loads.
+  auto permit = [&](std::string_view command, std::string_view key) {
+    if (state_.users.DefaultIsUnrestricted() && req.find(http::field::authorization) == req.end() &&
+        !ProtectedModeRefuses(state_.config, state_.users, peer_loopback)) {
+      return true;
+    }
+    std::shared_ptr<const auth::User> user = Caller(req, peer_loopback, refusal);
+    return user != nullptr && Allowed(req, *user, command, key, refusal);
+  };
   switch (route.kind) {
-    case proto::RouteKind::kCache:
-      return HandleCache(req, route.ns + ":" + route.id, std::move(respond));
+    case proto::RouteKind::kCache: {
+      const std::string key = route.ns + ":" + route.id;
+      std::string_view command = ReadMethod(req)                       ? "get"
+                                 : req.method() == http::verb::put     ? "set"
+                                 : req.method() == http::verb::delete_ ? "del"
+                                                                       : "";
+      // A method corral does not serve is answered 405 whoever asks.
+      if (!command.empty() && !permit(command, key)) return respond(std::move(*refusal));
+      return HandleCache(req, key, std::move(respond));
+    }
     case proto::RouteKind::kHealthz:
       if (!ReadMethod(req)) break;
       return respond(Text(http::status::ok, req, "ok\n"));
@@ -145,9 +253,15 @@ void HttpHandler::Route(const HttpRequest& req, HttpRespond respond) {
                          : Text(http::status::service_unavailable, req, "database not ready\n"));
     case proto::RouteKind::kMetrics:
       if (!ReadMethod(req)) break;
+      if (!state_.config.http_options.open_metrics && !permit("info", "")) {
+        return respond(std::move(*refusal));
+      }
       return respond(Text(http::status::ok, req, metrics_(), "text/plain; version=0.0.4"));
     case proto::RouteKind::kStats:
       if (!ReadMethod(req)) break;
+      if (!state_.config.http_options.open_metrics && !permit("info", "")) {
+        return respond(std::move(*refusal));
+      }
       return respond(Stats(req));
     case proto::RouteKind::kBadRequest:
       return respond(Error(http::status::bad_request, req.version(), req.keep_alive(),

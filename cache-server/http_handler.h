@@ -4,6 +4,8 @@
 
 #include <boost/beast/http.hpp>
 #include <functional>
+#include <memory>
+#include <optional>
 
 #include "cache-server/server_state.h"
 
@@ -28,14 +30,23 @@ class HttpHandler {
   HttpHandler(ServerState& state, MetricsRenderer metrics, DatabaseReadyCheck database_ready);
 
   // Thread-safe. `respond` is called before Handle returns when the answer is known at once.
-  void Handle(const HttpRequest& request, HttpRespond respond);
+  // `peer_loopback`: the client is on loopback (protected mode refuses others, users.h).
+  void Handle(const HttpRequest& request, HttpRespond respond, bool peer_loopback = true);
 
   // A plain-text error response (also used by the session for 400/413/431).
   static HttpResponse Error(boost::beast::http::status status, unsigned version, bool keep_alive,
                             std::string_view message);
 
  private:
-  void Route(const HttpRequest& request, HttpRespond respond);
+  void Route(const HttpRequest& request, HttpRespond respond, bool peer_loopback);
+  // The caller, from the Authorization header (Bearer token or Basic user:password), or the
+  // default user when it needs no credentials. Null with the 401/403 answer in `refusal`.
+  std::shared_ptr<const auth::User> Caller(const HttpRequest& request, bool peer_loopback,
+                                           std::optional<HttpResponse>& refusal) const;
+  // True when `user` may run `command` on `key` (as the RESP command would be checked); else the
+  // 403 answer is in `refusal`.
+  bool Allowed(const HttpRequest& request, const auth::User& user, std::string_view command,
+               std::string_view key, std::optional<HttpResponse>& refusal) const;
   void HandleCache(const HttpRequest& request, std::string key, HttpRespond respond);
   HttpResponse Stats(const HttpRequest& request) const;
 

@@ -2,6 +2,7 @@
 #include "cache-server/http_session.h"
 
 #include "cache-server/socket_close.h"
+#include "cache-server/users.h"
 
 namespace corral::server {
 
@@ -11,7 +12,11 @@ namespace http = beast::http;
 using boost::system::error_code;
 
 HttpSession::HttpSession(asio::ip::tcp::socket socket, ServerState& state, HttpHandler& handler)
-    : stream_(std::move(socket)), state_(state), handler_(handler) {}
+    : stream_(std::move(socket)), state_(state), handler_(handler) {
+  error_code ec;
+  auto remote = stream_.socket().remote_endpoint(ec);
+  peer_loopback_ = ec || IsLoopback(remote.address());
+}
 
 HttpSession::~HttpSession() { state_.connected_clients.fetch_sub(1); }
 
@@ -116,11 +121,14 @@ void HttpSession::Dispatch(HttpRequest request) {
   const uint64_t seq = first_seq_ + queue_.size();
   queue_.emplace_back();
   auto executor = stream_.get_executor();
-  handler_.Handle(request, [self = shared_from_this(), executor, seq](HttpResponse response) {
-    asio::dispatch(executor, [self, seq, response = std::move(response)]() mutable {
-      self->Deliver(seq, std::move(response));
-    });
-  });
+  handler_.Handle(
+      request,
+      [self = shared_from_this(), executor, seq](HttpResponse response) {
+        asio::dispatch(executor, [self, seq, response = std::move(response)]() mutable {
+          self->Deliver(seq, std::move(response));
+        });
+      },
+      peer_loopback_);
 }
 
 void HttpSession::Deliver(uint64_t seq, HttpResponse response) {

@@ -57,11 +57,12 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   std::shared_ptr<HttpResponse> response_;  // alive while it is being written
   ServerState& state_;
   HttpHandler& handler_;
-  bool idle_ = false;       // waiting for the first byte of the next request
-  bool reading_ = false;    // a read is outstanding
-  bool writing_ = false;    // a write is outstanding
-  bool read_done_ = false;  // no more requests will be read
-  bool drain_ = false;      // Drain() arrived while a write was outstanding
+  bool peer_loopback_ = true;  // protected mode refuses others (users.h)
+  bool idle_ = false;          // waiting for the first byte of the next request
+  bool reading_ = false;       // a read is outstanding
+  bool writing_ = false;       // a write is outstanding
+  bool read_done_ = false;     // no more requests will be read
+  bool drain_ = false;         // Drain() arrived while a write was outstanding
   bool closed_ = false;
 };
 

@@ -18,6 +18,7 @@
 #include "cache-server/resp_commands.h"
 #include "cache-server/server.h"
 #include "cache-server/tier_backend.h"
+#include "cache-server/users.h"
 #include "lease/clock.h"
 #include "lease/lease_table.h"
 #include "lease/random.h"
@@ -76,7 +77,8 @@ int Serve(const Config& config) {
   }
   LoadBackend* loads = tier ? static_cast<LoadBackend*>(tier.get()) : backend.get();
   CacheService cache(config, store, leases, clock, random, metrics, loads);
-  ServerState state(config, cache, metrics);
+  std::unique_ptr<auth::UserTable> users = BuildUsers(config);
+  ServerState state(config, cache, metrics, *users);
   RespCommands commands(state);
   HttpHandler http_handler(
       state,
@@ -154,6 +156,7 @@ int main(int argc, char** argv) {
   try {
     if (vm.count("check-config")) {
       Config config = LoadConfigFile(vm["check-config"].as<std::string>());
+      BuildUsers(config);  // the users' ACL rules, checked as start-up checks them
       std::cout << "config ok: " << DescribeConfig(config) << "\n";
       return 0;
     }

@@ -90,6 +90,7 @@ std::span<const CommandSpec> RespCommands::Table() {
     // No scripts exist: FLUSH is accepted (the Redis test suite's harness sends FUNCTION FLUSH).
     {"function",      -2, kCmdNoScript,                                 kAclScripting,                       0,  0, 0, &R::ScriptFlush,  "scripting",  "Functions: only FLUSH, which has nothing to remove"},
     {"script",        -2, kCmdNoScript,                                 kAclScripting,                       0,  0, 0, &R::ScriptFlush,  "scripting",  "Scripts: only FLUSH, which has nothing to remove"},
+    {"acl",           -2, kCmdAdmin | kCmdNoScript | kCmdLoading | kCmdStale, kAclAdmin | kAclDangerous,   0,  0, 0, &R::Acl,          "server",     "Users: WHOAMI, USERS, LIST, CAT, SETUSER, DELUSER"},
   };
   // clang-format on
   return kTable;
@@ -160,6 +161,19 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
   if (!client.authenticated && !(spec->flags & kCmdNoAuth)) {
     AppendError(out, proto::kNoAuth);
     return CommandStatus::kDone;
+  }
+  // The ACL (auth/acl.h). A user that may do anything (the default one without ACL rules) costs
+  // one atomic load and one flag test here.
+  if (client.user != nullptr &&
+      (client.users_generation != state_.users.generation() || !client.user->unrestricted)) {
+    switch (Permit(client, *spec, args, out)) {
+      case Permission::kAllowed:
+        break;
+      case Permission::kRefused:
+        return CommandStatus::kDone;
+      case Permission::kUserGone:
+        return CommandStatus::kClose;
+    }
   }
   client.cmd = spec;
   return (this->*(spec->handler))(client, args, out, target);

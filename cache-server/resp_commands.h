@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/acl.h"
 #include "cache-server/server_state.h"
 #include "lease/wal_position.h"
 
@@ -24,6 +25,10 @@ struct RespClient {
   std::string name, lib_name, lib_ver;
   std::string addr, laddr;
   bool authenticated = true;
+  // The user this connection is logged in as (null before AUTH), and the user table's
+  // generation when it was looked up: a change (ACL SETUSER) is picked up at the next command.
+  std::shared_ptr<const auth::User> user;
+  uint64_t users_generation = 0;
   std::time_t created_unix = 0;
   std::time_t last_command_unix = 0;
   // CORRAL.WRITTEN: the WAL position of this connection's last write (read-your-writes); 0: none.
@@ -61,19 +66,18 @@ enum CommandFlag : uint32_t {
   kCmdNoAuth = 1u << 8,  // allowed before AUTH
 };
 
-// Redis 7.0's ACL categories (ACL CAT). @slow is every command that is not `fast`, as in Redis.
-enum AclCategory : uint32_t {
-  kAclKeyspace = 1u << 0,
-  kAclRead = 1u << 1,
-  kAclWrite = 1u << 2,
-  kAclString = 1u << 3,
-  kAclFast = 1u << 4,  // set from kCmdFast, never written in the table
-  kAclSlow = 1u << 5,  // set from the absence of kCmdFast, never written in the table
-  kAclAdmin = 1u << 6,
-  kAclDangerous = 1u << 7,
-  kAclConnection = 1u << 8,
-  kAclScripting = 1u << 9,
-};
+// Redis 7.0's ACL categories (ACL CAT), as auth/ defines them. @fast and @slow are derived from
+// kCmdFast, never written in the table.
+inline constexpr uint32_t kAclKeyspace = auth::kKeyspace;
+inline constexpr uint32_t kAclRead = auth::kRead;
+inline constexpr uint32_t kAclWrite = auth::kWrite;
+inline constexpr uint32_t kAclString = auth::kString;
+inline constexpr uint32_t kAclFast = auth::kFast;
+inline constexpr uint32_t kAclSlow = auth::kSlow;
+inline constexpr uint32_t kAclAdmin = auth::kAdmin;
+inline constexpr uint32_t kAclDangerous = auth::kDangerous;
+inline constexpr uint32_t kAclConnection = auth::kConnection;
+inline constexpr uint32_t kAclScripting = auth::kScripting;
 
 class RespCommands;
 using Args = std::span<const std::string_view>;
@@ -96,6 +100,14 @@ struct CommandSpec {
   int64_t param = 0;
 
   uint32_t acl_categories() const { return acl | ((flags & kCmdFast) ? kAclFast : kAclSlow); }
+  // True for commands whose first argument is a subcommand (CONFIG GET): ACL rules may name it.
+  bool has_subcommands() const {
+    for (std::string_view container :
+         {"acl", "client", "command", "config", "function", "object", "script"}) {
+      if (name == container) return true;
+    }
+    return false;
+  }
 };
 
 class RespCommands {
@@ -168,7 +180,13 @@ class RespCommands {
   bool RefuseNamespaceKey(const RespClient& client, std::string_view key, std::string& out) const;
 
   std::string ClientInfoLine(const RespClient& client) const;
-  bool CheckPassword(std::string_view password) const;
+  // Logs `client` in as `name` if `password` is right; false (nothing changed) otherwise.
+  bool LogIn(RespClient& client, std::string_view name, std::string_view password) const;
+  // The ACL's verdict on the command in `args`: NOPERM in `out` when refused; kUserGone when the
+  // connection's user was deleted (ACL DELUSER), which closes the connection as Redis does.
+  enum class Permission { kAllowed, kRefused, kUserGone };
+  Permission Permit(RespClient& client, const CommandSpec& spec, Args args, std::string& out) const;
+  CommandStatus Acl(RespClient&, Args, std::string&, AsyncReplyTarget&);
 
   ServerState& state_;
 };

@@ -38,17 +38,15 @@ CommandStatus RespCommands::Echo(RespClient&, Args args, std::string& out, Async
   return CommandStatus::kDone;
 }
 
-bool RespCommands::CheckPassword(std::string_view password) const {
-  const std::string& want = state_.config.resp_options.requirepass;
-  // Compare in constant time over the longer length so the reply time tells nothing.
-  size_t n = std::max(want.size(), password.size());
-  unsigned diff = want.size() != password.size();
-  for (size_t i = 0; i < n; ++i) {
-    char a = i < want.size() ? want[i] : 0;
-    char b = i < password.size() ? password[i] : 0;
-    diff |= static_cast<unsigned char>(a ^ b);
-  }
-  return diff == 0;
+bool RespCommands::LogIn(RespClient& client, std::string_view name,
+                         std::string_view password) const {
+  const uint64_t generation = state_.users.generation();
+  std::shared_ptr<const auth::User> user = state_.users.Authenticate(name, password);
+  if (user == nullptr) return false;
+  client.user = std::move(user);
+  client.users_generation = generation;
+  client.authenticated = true;
+  return true;
 }
 
 CommandStatus RespCommands::Auth(RespClient& client, Args args, std::string& out,
@@ -57,16 +55,139 @@ CommandStatus RespCommands::Auth(RespClient& client, Args args, std::string& out
     AppendError(out, proto::kSyntaxError);
     return CommandStatus::kDone;
   }
-  if (state_.config.resp_options.requirepass.empty()) {
-    AppendError(out, proto::kAuthWithoutPassword);
-    return CommandStatus::kDone;
+  if (args.size() == 2) {
+    // Redis: the one-argument form is the default user's, and an error when it has no password.
+    std::shared_ptr<const auth::User> default_user = state_.users.Find("default");
+    if (default_user != nullptr && default_user->nopass) {
+      AppendError(out, proto::kAuthWithoutPassword);
+      return CommandStatus::kDone;
+    }
   }
-  bool user_ok = args.size() == 2 || args[1] == "default";
-  if (user_ok && CheckPassword(args.back())) {
-    client.authenticated = true;
+  if (LogIn(client, args.size() == 2 ? std::string_view("default") : args[1], args.back())) {
     AppendSimple(out, proto::kOk);
   } else {
     AppendError(out, proto::kWrongPass);
+  }
+  return CommandStatus::kDone;
+}
+
+RespCommands::Permission RespCommands::Permit(RespClient& client, const CommandSpec& spec,
+                                              Args args, std::string& out) const {
+  const uint64_t generation = state_.users.generation();
+  if (client.users_generation != generation) {
+    // The users changed (ACL SETUSER / DELUSER): take the connection's user as it is now.
+    std::shared_ptr<const auth::User> now = state_.users.Find(client.user->name);
+    if (now == nullptr) return Permission::kUserGone;
+    client.user = std::move(now);
+    client.users_generation = generation;
+    if (client.user->unrestricted) return Permission::kAllowed;
+  }
+  const auth::User& user = *client.user;
+  const size_t index = static_cast<size_t>(&spec - Table().data());
+  const std::string_view sub =
+      spec.has_subcommands() && args.size() > 1 ? args[1] : std::string_view();
+  // ACL WHOAMI and ACL CAT are only @slow in Redis 7.0, not @admin or @dangerous as the rest of
+  // ACL: any user may run them unless a rule names them (-acl|whoami).
+  const bool harmless = spec.handler == &RespCommands::Acl &&
+                        (EqualsIgnoreCase(sub, "whoami") || EqualsIgnoreCase(sub, "cat"));
+  bool may = user.MayRun(index, spec.name, sub);
+  if (!may && harmless) {
+    std::string rule = "acl|";
+    for (char c : sub) rule += AsciiLower(c);
+    may = !user.subcommands.contains(rule);
+  }
+  if (!may) {
+    std::string name(spec.name);
+    if (!sub.empty()) {
+      name += '|';
+      for (char c : sub) name += AsciiLower(c);
+    }
+    AppendError(out, proto::NoPermCommandError(name));
+    return Permission::kRefused;
+  }
+  if (spec.first_key > 0 && !user.all_keys) {
+    // As Redis 7.0 for corral's commands: a write command needs write access to its keys, any
+    // other command read access.
+    const auth::Access access =
+        (spec.flags & kCmdWrite) ? auth::Access::kWrite : auth::Access::kRead;
+    const int argc = static_cast<int>(args.size());
+    const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+    for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
+      if (!user.MayAccess(args[i], access)) {
+        AppendError(out, proto::kNoPermKey);
+        return Permission::kRefused;
+      }
+    }
+  }
+  return Permission::kAllowed;
+}
+
+CommandStatus RespCommands::Acl(RespClient& client, Args args, std::string& out,
+                                AsyncReplyTarget&) {
+  const std::string_view sub = args[1];
+  auto wrong_args = [&] {
+    std::string name = "acl|";
+    for (char c : sub) name += AsciiLower(c);
+    AppendError(out, proto::WrongArgsError(name));
+    return CommandStatus::kDone;
+  };
+  if (EqualsIgnoreCase(sub, "whoami")) {
+    if (args.size() != 2) return wrong_args();
+    AppendBulk(out, client.user != nullptr ? client.user->name : "default");
+  } else if (EqualsIgnoreCase(sub, "users") || EqualsIgnoreCase(sub, "list")) {
+    if (args.size() != 2) return wrong_args();
+    std::vector<std::shared_ptr<const auth::User>> users = state_.users.All();
+    AppendArrayHeader(out, users.size());
+    for (const auto& user : users) {
+      AppendBulk(out, EqualsIgnoreCase(sub, "users") ? user->name : user->Describe());
+    }
+  } else if (EqualsIgnoreCase(sub, "cat")) {
+    if (args.size() > 3) return wrong_args();
+    if (args.size() == 2) {
+      AppendArrayHeader(out, auth::Categories().size());
+      for (const auth::CategoryName& c : auth::Categories()) AppendBulk(out, c.name);
+    } else {
+      uint32_t category = auth::FindCategory(args[2]);
+      if (category == 0 || category == ~0u) {
+        AppendError(out, "ERR Unknown category '" + std::string(args[2]) + "'");
+        return CommandStatus::kDone;
+      }
+      std::vector<std::string_view> names;
+      for (const CommandSpec& spec : Table()) {
+        if (spec.acl_categories() & category) names.push_back(spec.name);
+      }
+      AppendArrayHeader(out, names.size());
+      for (std::string_view n : names) AppendBulk(out, n);
+    }
+  } else if (EqualsIgnoreCase(sub, "setuser")) {
+    if (args.size() < 3) return wrong_args();
+    std::shared_ptr<const auth::User> existing = state_.users.Find(args[2]);
+    auth::User user;
+    if (existing != nullptr) {
+      user = *existing;
+    } else {
+      user.name = std::string(args[2]);
+      auth::ApplyRuleString(user, "reset", state_.users.catalogue());  // as Redis creates one
+    }
+    if (auto error = auth::ApplyRules(user, args.subspan(3), state_.users.catalogue())) {
+      AppendError(out, "ERR " + error->Message());
+      return CommandStatus::kDone;
+    }
+    state_.users.Put(std::move(user));
+    AppendSimple(out, proto::kOk);
+  } else if (EqualsIgnoreCase(sub, "deluser")) {
+    if (args.size() < 3) return wrong_args();
+    for (std::string_view name : args.subspan(2)) {
+      if (name == "default") {
+        AppendError(out, proto::kDefaultUserUndeletable);
+        return CommandStatus::kDone;
+      }
+    }
+    int64_t removed = 0;
+    for (std::string_view name : args.subspan(2)) removed += state_.users.Remove(name) ? 1 : 0;
+    AppendInteger(out, removed);
+  } else {
+    AppendError(out, proto::UnknownSubcommandError("ACL", sub));
   }
   return CommandStatus::kDone;
 }
@@ -89,12 +210,10 @@ CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& ou
   bool have_setname = false;
   for (size_t i = 2; i < args.size(); ++i) {
     if (EqualsIgnoreCase(args[i], "auth") && i + 2 < args.size()) {
-      if (state_.config.resp_options.requirepass.empty() ||
-          !(args[i + 1] == "default" && CheckPassword(args[i + 2]))) {
+      if (!LogIn(client, args[i + 1], args[i + 2])) {
         AppendError(out, proto::kWrongPass);
         return CommandStatus::kDone;
       }
-      client.authenticated = true;
       i += 2;
     } else if (EqualsIgnoreCase(args[i], "setname") && i + 1 < args.size()) {
       setname = args[++i];
@@ -134,12 +253,13 @@ CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& ou
 
 std::string RespCommands::ClientInfoLine(const RespClient& client) const {
   std::time_t now = std::time(nullptr);
-  std::string line =
-      "id=" + std::to_string(client.id) + " addr=" + client.addr + " laddr=" + client.laddr +
-      " name=" + client.name + " age=" + std::to_string(now - client.created_unix) +
-      " idle=" + std::to_string(now - client.last_command_unix) +
-      " flags=N db=0 sub=0 psub=0 multi=-1 user=default resp=2 lib-name=" + client.lib_name +
-      " lib-ver=" + client.lib_ver + "\n";
+  std::string line = "id=" + std::to_string(client.id) + " addr=" + client.addr +
+                     " laddr=" + client.laddr + " name=" + client.name +
+                     " age=" + std::to_string(now - client.created_unix) +
+                     " idle=" + std::to_string(now - client.last_command_unix) +
+                     " flags=N db=0 sub=0 psub=0 multi=-1 user=" +
+                     (client.user != nullptr ? client.user->name : std::string("default")) +
+                     " resp=2 lib-name=" + client.lib_name + " lib-ver=" + client.lib_ver + "\n";
   return line;
 }
 

@@ -8,6 +8,7 @@
 
 #include "cache-server/log.h"
 #include "cache-server/socket_close.h"
+#include "cache-server/users.h"
 #include "lease/clock.h"
 #include "proto/resp_writer.h"
 
@@ -32,11 +33,15 @@ RespSession::RespSession(asio::ip::tcp::socket socket, ServerState& state, RespC
       max_query_buffer_(static_cast<size_t>(state.config.resp_options.max_query_buffer)) {
   client_.id = state_.next_client_id.fetch_add(1);
   client_.created_unix = client_.last_command_unix = std::time(nullptr);
-  client_.authenticated = state_.config.resp_options.requirepass.empty();
+  // Logged in as `default` from the start when it needs no password (Redis's rule).
+  client_.users_generation = state_.users.generation();
+  if (state_.users.DefaultIsOpen()) client_.user = state_.users.Find("default");
+  client_.authenticated = client_.user != nullptr;
   parser_.set_authenticated(client_.authenticated);
   error_code ec;
   auto remote = socket_.remote_endpoint(ec);
   if (!ec) client_.addr = remote.address().to_string() + ":" + std::to_string(remote.port());
+  refused_ = ProtectedModeRefuses(state_.config, state_.users, ec || IsLoopback(remote.address()));
   auto local = socket_.local_endpoint(ec);
   if (!ec) client_.laddr = local.address().to_string() + ":" + std::to_string(local.port());
 }
@@ -48,6 +53,13 @@ void RespSession::Start() {
   socket_.non_blocking(true, ec);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   if (ec) return Close();
+  if (refused_) {
+    // Protected mode: say why and how to fix it, then close (as Redis does).
+    proto::AppendError(out_, kProtectedModeMessage);
+    close_after_write_ = true;
+    Flush();
+    return Continue();
+  }
   int64_t idle = state_.config.resp_options.idle_timeout_s;
   if (idle > 0) {
     idle_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());

@@ -76,6 +76,7 @@ class RespSession final : public AsyncReplyTarget,
   bool peer_closed_ = false;
   bool close_after_write_ = false;
   bool closed_ = false;
+  bool refused_ = false;  // by protected mode (users.h)
   size_t max_query_buffer_;
 };
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <ctime>
 
+#include "auth/acl.h"
 #include "cache-server/cache_service.h"
 #include "cache-server/config.h"
 #include "cache-server/metrics.h"
@@ -21,12 +22,13 @@ class Drainable {
 };
 
 struct ServerState {
-  ServerState(const Config& config, CacheService& cache, Metrics& metrics)
-      : config(config), cache(cache), metrics(metrics) {}
+  ServerState(const Config& config, CacheService& cache, Metrics& metrics, auth::UserTable& users)
+      : config(config), cache(cache), metrics(metrics), users(users) {}
 
   const Config& config;
   CacheService& cache;
   Metrics& metrics;
+  auth::UserTable& users;  // both doors' users (users.h); ACL SETUSER changes them at run time
   std::atomic<int64_t> connected_clients{0};
   std::atomic<uint64_t> next_client_id{1};
   // Shutdown has begun: /readyz answers 503 so that load balancers stop sending (SPEC "Running").

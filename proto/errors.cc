@@ -41,6 +41,10 @@ std::string UnknownCommandError(std::span<const std::string_view> args) {
   return out;
 }
 
+std::string NoPermCommandError(std::string_view cmd) {
+  return "NOPERM this user has no permissions to run the '" + std::string(cmd) + "' command";
+}
+
 std::string WrongArgsError(std::string_view cmd) {
   std::string out = "ERR wrong number of arguments for '";
   for (char c : cmd) out += ToLower(c);

@@ -32,6 +32,11 @@ inline constexpr std::string_view kProtocolVersionNotInteger =
     "ERR Protocol version is not an integer or out of range";
 inline constexpr std::string_view kBadClientName =
     "ERR Client names cannot contain spaces, newlines or special characters.";
+// ACL (Redis 7.0 server.c processCommand, acl.c).
+inline constexpr std::string_view kNoPermKey =
+    "NOPERM this user has no permissions to access one of the keys used as arguments";
+inline constexpr std::string_view kDefaultUserUndeletable =
+    "ERR The 'default' user cannot be removed";
 inline constexpr std::string_view kExpireNxConflict =
     "ERR NX and XX, GT or LT options at the same time are not compatible";
 inline constexpr std::string_view kExpireGtLtConflict =
@@ -107,6 +112,8 @@ std::string UnknownCommandError(std::span<const std::string_view> args);
 // "ERR wrong number of arguments for 'get' command"; `cmd` is lower-cased (Redis prints the
 // table name, e.g. "client|setname" for a subcommand).
 std::string WrongArgsError(std::string_view cmd);
+// "NOPERM this user has no permissions to run the 'config|set' command".
+std::string NoPermCommandError(std::string_view cmd);
 
 // "ERR unknown subcommand 'x'. Try CLIENT HELP." with `sub` cut to 128 bytes and `cmd`
 // upper-cased; CR and LF become spaces.

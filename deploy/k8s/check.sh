@@ -138,7 +138,9 @@ check_layout() {
   if [[ -n ${SERVER} && -n ${config} ]]; then
     config_file=$(mktemp /tmp/corral-k8s-config.XXXXXX.json)
     printf '%s\n' "${config}" >"${config_file}"
-    if ! out=$("${SERVER}" --check-config "${config_file}" 2>&1); then
+    # The secrets deployment.yaml passes from the Secret corral-auth, stood in for here.
+    if ! out=$(CORRAL_PASSWORD=check-password CORRAL_TOKEN=check-token \
+      "${SERVER}" --check-config "${config_file}" 2>&1); then
       fail "corral-server rejects the ${layout} ConfigMap's corral.json: ${out}"
     fi
     rm -f "${config_file}"

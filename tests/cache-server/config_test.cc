@@ -562,12 +562,12 @@ TEST(ConfigTest, DescribeConfigIsOneLineWithoutSecrets) {
   std::string line = DescribeConfig(c);
   EXPECT_EQ(line,
             "resp=[::1]:6390 http=127.0.0.1:8080 threads=2 max_bytes=268435456 log_level=info "
-            "auth=on postgres=on replicas=1 "
+            "auth=on users=none protected_mode=yes postgres=on replicas=1 "
             "pools=default(replicas=1,connections=8,routing=round_robin) "
             "fallback_to_primary=false prepared_statements=true namespaces=post,user");
   EXPECT_EQ(DescribeConfig(ParseConfig(R"({"threads": 3})")),
             "resp=127.0.0.1:6380 http=127.0.0.1:8080 threads=3 max_bytes=268435456 "
-            "log_level=info auth=off postgres=off namespaces=none");
+            "log_level=info auth=off users=none protected_mode=yes postgres=off namespaces=none");
 }
 
 // Every field the parser knows is in ConfigFields() (the README check and the walkers below rely on

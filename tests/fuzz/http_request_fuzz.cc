@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -21,6 +22,7 @@
 #include "cache-server/log.h"
 #include "cache-server/metrics.h"
 #include "cache-server/server_state.h"
+#include "cache-server/users.h"
 #include "lease/clock.h"
 #include "lease/lease_table.h"
 #include "lease/random.h"
@@ -76,7 +78,8 @@ struct World {
         store(config.memory, clock, random),
         leases(config.lease, clock),
         cache(config, store, leases, clock, random, metrics, &backend),
-        state(config, cache, metrics),
+        users(server::BuildUsers(config)),
+        state(config, cache, metrics, *users),
         handler(
             state, [this] { return server::RenderPrometheus(server::MetricSourcesOf(state)); },
             [] { return true; }) {}
@@ -89,6 +92,7 @@ struct World {
   server::Metrics metrics;
   InstantBackend backend;
   server::CacheService cache;
+  std::unique_ptr<auth::UserTable> users;
   server::ServerState state;
   server::HttpHandler handler;
 };
