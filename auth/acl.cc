@@ -16,9 +16,9 @@ namespace corral::auth {
 namespace {
 
 constexpr CategoryName kCategories[] = {
-    {"keyspace", kKeyspace}, {"read", kRead},           {"write", kWrite},
-    {"string", kString},     {"fast", kFast},           {"slow", kSlow},
-    {"admin", kAdmin},       {"dangerous", kDangerous}, {"connection", kConnection},
+    {"keyspace", kKeyspace},   {"read", kRead},           {"write", kWrite},
+    {"string", kString},       {"fast", kFast},           {"slow", kSlow},
+    {"admin", kAdmin},         {"dangerous", kDangerous}, {"connection", kConnection},
     {"scripting", kScripting},
 };
 
@@ -312,8 +312,7 @@ std::optional<RuleError> ApplyRules(User& user, std::span<const std::string_view
   return std::nullopt;
 }
 
-std::optional<RuleError> ApplyRuleString(User& user, std::string_view rules,
-                                         Catalogue catalogue) {
+std::optional<RuleError> ApplyRuleString(User& user, std::string_view rules, Catalogue catalogue) {
   std::vector<std::string_view> words;
   size_t i = 0;
   while (i < rules.size()) {

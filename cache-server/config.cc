@@ -37,6 +37,7 @@ const std::vector<options::Field<RespConfig>>& RespFields();
 const std::vector<options::Field<HttpConfig>>& HttpFields();
 const std::vector<options::Field<ShutdownConfig>>& ShutdownFields();
 const std::vector<options::Field<RedisConfig>>& RedisFields();
+const std::vector<options::Field<TlsConfig>>& TlsFields();
 }  // namespace
 
 int DefaultThreads() {
@@ -122,7 +123,22 @@ const std::vector<Field<ShutdownConfig>>& ShutdownFields() {
   return fields;
 }
 
+const std::vector<Field<TlsConfig>>& TlsFields() {
+  static const std::vector<Field<TlsConfig>> fields = {
+      {.name = "cert_file", .member = &TlsConfig::cert_file},
+      {.name = "key_file", .member = &TlsConfig::key_file},
+      {.name = "ca_file", .member = &TlsConfig::ca_file},
+      {.name = "handshake_timeout_ms",
+       .member = &TlsConfig::handshake_timeout_ms,
+       .min = 1,
+       .max = kMaxMs},
+  };
+  return fields;
+}
+
 constexpr std::string_view kLogLevels[] = {"debug", "info", "warn", "error"};
+constexpr std::string_view kTlsAuthClients[] = {"no", "optional", "yes"};
+constexpr std::string_view kTlsVersions[] = {"1.2", "1.3"};
 constexpr char kAddressExpected[] =
     "an address \"ipv4:port\", \"[ipv6]:port\" or \":port\" (port 0-65535)";
 
@@ -496,13 +512,39 @@ UserConfig ParseUser(const std::string& path, const std::string& name, const Jso
 
 Config ParseRoot(const Json& root) {
   if (!root.is_object()) FailExpected("", "a JSON object at the top level", root);
-  CheckKnownKeys("", root,
-                 {"listen", "threads", "memory", "log_level", "postgres", "namespaces", "lease",
-                  "shedding", "resp", "http", "shutdown", "redis", "users", "protected_mode"});
+  CheckKnownKeys(
+      "", root,
+      {"listen", "threads", "memory", "log_level", "postgres", "namespaces", "lease", "shedding",
+       "resp", "http", "shutdown", "redis", "users", "protected_mode", "tls"});
   Config config;
-  if (const Json* listen = GetSection("", root, "listen", {"resp", "http"})) {
+  if (const Json* listen =
+          GetSection("", root, "listen", {"resp", "http", "resp_tls", "http_tls"})) {
     if (const Json* resp = Find(*listen, "resp")) config.resp = AsHostPort("listen.resp", *resp);
     if (const Json* http = Find(*listen, "http")) config.http = AsHostPort("listen.http", *http);
+    if (const Json* v = Find(*listen, "resp_tls"))
+      config.resp_tls = AsHostPort("listen.resp_tls", *v);
+    if (const Json* v = Find(*listen, "http_tls"))
+      config.http_tls = AsHostPort("listen.http_tls", *v);
+  }
+  if (const Json* tls =
+          GetSection("", root, "tls", Names({"auth_clients", "min_version"}, TlsFields()))) {
+    config.tls.emplace();
+    ReadFields("tls", *tls, *config.tls, TlsFields());
+    if (auto a = GetChoice("tls", *tls, "auth_clients", kTlsAuthClients)) {
+      config.tls->auth_clients = kTlsAuthClients[*a];
+    }
+    if (auto v = GetChoice("tls", *tls, "min_version", kTlsVersions)) {
+      config.tls->min_version = kTlsVersions[*v];
+    }
+  }
+  if (config.resp_tls || config.http_tls) {
+    if (!config.tls) Fail("tls", "required when listen.resp_tls or listen.http_tls is set");
+    if (config.tls->cert_file.empty()) Fail("tls.cert_file", "required field is missing");
+    if (config.tls->key_file.empty()) Fail("tls.key_file", "required field is missing");
+  }
+  if (config.tls && config.tls->auth_clients != "no" && config.tls->ca_file.empty()) {
+    Fail("tls.ca_file",
+         "required to verify client certificates (auth_clients " + config.tls->auth_clients + ")");
   }
   ReadFields("", root, config, RootFields());
   if (const Json* memory =
@@ -632,6 +674,9 @@ std::optional<options::OptionError> ValidateServerOptions(const Config& config) 
   if (auto error = options::CheckFields(config.http_options, HttpFields(), "http")) return error;
   if (auto error = options::CheckFields(config.shutdown, ShutdownFields(), "shutdown"))
     return error;
+  if (config.tls) {
+    if (auto error = options::CheckFields(*config.tls, TlsFields(), "tls")) return error;
+  }
   if (config.redis) return options::CheckFields(*config.redis, RedisFields(), "redis");
   return std::nullopt;
 }
@@ -659,6 +704,8 @@ std::vector<ConfigField> ConfigFields() {
   const std::vector<std::string> bad_address = {"\"localhost:1\"", "\":65536\"", "6380"};
   out.push_back({"listen.resp", FormatHostPort(Config{}.resp), bad_address});
   out.push_back({"listen.http", FormatHostPort(Config{}.http), bad_address});
+  out.push_back({"listen.resp_tls", "none", bad_address});
+  out.push_back({"listen.http_tls", "none", bad_address});
   AddFields(out, "", RootFields());
   AddFields(out, "memory", lease::StoreFields());
   out.push_back(
@@ -689,6 +736,9 @@ std::vector<ConfigField> ConfigFields() {
   AddFields(out, "redis", RedisFields());
   out.push_back({"redis.user", "none", {"1"}});
   out.push_back({"redis.password", "none", {"1"}});
+  AddFields(out, "tls", TlsFields());
+  out.push_back({"tls.auth_clients", "no", {"\"maybe\"", "true"}});
+  out.push_back({"tls.min_version", "1.2", {"\"1.1\"", "1.3"}});
   out.push_back({"users.NAME.acl", "none", {"1"}});
   out.push_back({"users.NAME.password", "none", {"\"\"", "1"}});
   out.push_back({"users.NAME.password_file", "none", {"\"/nonexistent/corral-secret\"", "1"}});
@@ -766,6 +816,9 @@ std::string DescribeConfig(const Config& config) {
       " auth=" + (config.resp_options.requirepass.empty() && config.users.empty() ? "off" : "on") +
       " users=" + join_names(config.users) +
       " protected_mode=" + (config.protected_mode ? "yes" : "no");
+  if (config.resp_tls) line += " resp_tls=" + FormatHostPort(*config.resp_tls);
+  if (config.http_tls) line += " http_tls=" + FormatHostPort(*config.http_tls);
+  if (config.tls) line += " tls_auth_clients=" + config.tls->auth_clients;
   if (config.redis) {
     std::string nodes;
     for (const std::string& n : config.redis->nodes) nodes += (nodes.empty() ? "" : ",") + n;

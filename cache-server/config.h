@@ -101,6 +101,17 @@ struct ShutdownConfig {
   int64_t timeout_ms = 5000;
 };
 
+// JSON "tls": the certificate that listen.resp_tls and listen.http_tls serve (Redis's tls-*
+// settings). Reloaded without a restart on SIGHUP and when the files change.
+struct TlsConfig {
+  std::string cert_file;                 // PEM chain, leaf first
+  std::string key_file;                  // PEM private key
+  std::string ca_file;                   // PEM CAs that client certificates must chain to
+  std::string auth_clients = "no";       // no | optional | yes (Redis's tls-auth-clients)
+  std::string min_version = "1.2";       // 1.2 | 1.3
+  int64_t handshake_timeout_ms = 10000;  // a client that does not finish the handshake is closed
+};
+
 // `threads` when the config does not say: half the cores, at least 1. The I/O threads share the
 // machine with the loader's connections and often with clients; on 2 cores one I/O thread
 // served redis-benchmark faster than two (bench/hit-vs-redis.sh, README), as with Redis's
@@ -122,6 +133,9 @@ struct RedisConfig {
 struct Config {
   HostPort resp{"127.0.0.1", 6380};  // JSON listen.resp
   HostPort http{"127.0.0.1", 8080};  // JSON listen.http
+  std::optional<HostPort> resp_tls;  // JSON listen.resp_tls: RESP over TLS (absent: none)
+  std::optional<HostPort> http_tls;  // JSON listen.http_tls: HTTPS (absent: none)
+  std::optional<TlsConfig> tls;      // JSON "tls"
   int threads = DefaultThreads();
   // JSON "memory": max_bytes, policy (W-TinyLFU unless "clock")
   lease::StoreOptions memory{.policy = lease::EvictionPolicy::kTinyLfu};

@@ -11,22 +11,44 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using boost::system::error_code;
 
-HttpSession::HttpSession(asio::ip::tcp::socket socket, ServerState& state, HttpHandler& handler)
-    : stream_(std::move(socket)), state_(state), handler_(handler) {
+template <typename Stream>
+BasicHttpSession<Stream>::BasicHttpSession(Stream stream, ServerState& state, HttpHandler& handler,
+                                           std::shared_ptr<asio::ssl::context> tls)
+    : tls_(std::move(tls)), stream_(std::move(stream)), state_(state), handler_(handler) {
   error_code ec;
-  auto remote = stream_.socket().remote_endpoint(ec);
+  auto remote = Socket().remote_endpoint(ec);
   peer_loopback_ = ec || IsLoopback(remote.address());
 }
 
-HttpSession::~HttpSession() { state_.connected_clients.fetch_sub(1); }
+template <typename Stream>
+BasicHttpSession<Stream>::~BasicHttpSession() {
+  state_.connected_clients.fetch_sub(1);
+}
 
-void HttpSession::Start() {
+template <typename Stream>
+void BasicHttpSession<Stream>::Start() {
   error_code ec;
-  stream_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  Socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  if constexpr (kTls) {
+    // A client that does not finish the handshake in time (or sends garbage) is closed.
+    Tcp().expires_after(std::chrono::milliseconds(state_.config.tls->handshake_timeout_ms));
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = this->shared_from_this()](const error_code& ec) {
+                              if (ec || self->closed_) return self->Close();
+                              self->Begin();
+                            });
+    return;
+  }
+  Begin();
+}
+
+template <typename Stream>
+void BasicHttpSession<Stream>::Begin() {
   Read();
 }
 
-void HttpSession::Read() {
+template <typename Stream>
+void BasicHttpSession<Stream>::Read() {
   if (closed_ || reading_ || read_done_) return;
   // Back-pressure: past max_pipelined unanswered requests, read again once one is written.
   if (queue_.size() >= static_cast<size_t>(state_.config.http_options.max_pipelined)) return;
@@ -43,13 +65,15 @@ void HttpSession::Read() {
   // separate read and write timers: this does not touch a write in progress.)
   idle_ = true;
   reading_ = true;
-  stream_.expires_after(std::chrono::milliseconds(state_.config.http_options.idle_timeout_ms));
-  stream_.async_read_some(
-      buffer_.prepare(4096),
-      [self = shared_from_this()](const error_code& ec, size_t n) { self->OnIdleRead(ec, n); });
+  Tcp().expires_after(std::chrono::milliseconds(state_.config.http_options.idle_timeout_ms));
+  stream_.async_read_some(buffer_.prepare(4096),
+                          [self = this->shared_from_this()](const error_code& ec, size_t n) {
+                            self->OnIdleRead(ec, n);
+                          });
 }
 
-void HttpSession::OnIdleRead(const error_code& ec, size_t n) {
+template <typename Stream>
+void BasicHttpSession<Stream>::OnIdleRead(const error_code& ec, size_t n) {
   idle_ = false;
   reading_ = false;
   if (closed_) return;
@@ -60,20 +84,22 @@ void HttpSession::OnIdleRead(const error_code& ec, size_t n) {
   ReadRequest();
 }
 
-void HttpSession::ReadRequest() {
+template <typename Stream>
+void BasicHttpSession<Stream>::ReadRequest() {
   const HttpConfig& cfg = state_.config.http_options;
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
   parser_->body_limit(static_cast<std::uint64_t>(cfg.max_body_bytes));
   reading_ = true;
-  stream_.expires_after(std::chrono::milliseconds(cfg.read_timeout_ms));
+  Tcp().expires_after(std::chrono::milliseconds(cfg.read_timeout_ms));
   // The header first: a chunked body is refused before Beast parses any of it (see OnHeader).
   http::async_read_header(
       stream_, buffer_, *parser_,
-      [self = shared_from_this()](const error_code& ec, size_t) { self->OnHeader(ec); });
+      [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnHeader(ec); });
 }
 
-void HttpSession::OnHeader(const error_code& ec) {
+template <typename Stream>
+void BasicHttpSession<Stream>::OnHeader(const error_code& ec) {
   if (ec || closed_ || parser_->is_done()) return OnRead(ec);
   if (parser_->chunked()) {
     // Boost 1.81's chunk parser asserts (aborting the process) on a final chunk whose trailer
@@ -84,11 +110,13 @@ void HttpSession::OnHeader(const error_code& ec) {
         HttpHandler::Error(http::status::length_required, 11, false,
                            "chunked request bodies are not accepted: send Content-Length"));
   }
-  http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](const error_code& ec, size_t) { self->OnRead(ec); });
+  http::async_read(
+      stream_, buffer_, *parser_,
+      [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnRead(ec); });
 }
 
-void HttpSession::OnRead(const error_code& ec) {
+template <typename Stream>
+void BasicHttpSession<Stream>::OnRead(const error_code& ec) {
   reading_ = false;
   if (closed_) return;
   if (ec == asio::error::operation_aborted || ec == http::error::end_of_stream ||
@@ -117,13 +145,14 @@ void HttpSession::OnRead(const error_code& ec) {
   Read();  // the next pipelined request, while this one is answered
 }
 
-void HttpSession::Dispatch(HttpRequest request) {
+template <typename Stream>
+void BasicHttpSession<Stream>::Dispatch(HttpRequest request) {
   const uint64_t seq = first_seq_ + queue_.size();
   queue_.emplace_back();
   auto executor = stream_.get_executor();
   handler_.Handle(
       request,
-      [self = shared_from_this(), executor, seq](HttpResponse response) {
+      [self = this->shared_from_this(), executor, seq](HttpResponse response) {
         asio::dispatch(executor, [self, seq, response = std::move(response)]() mutable {
           self->Deliver(seq, std::move(response));
         });
@@ -131,19 +160,22 @@ void HttpSession::Dispatch(HttpRequest request) {
       peer_loopback_);
 }
 
-void HttpSession::Deliver(uint64_t seq, HttpResponse response) {
+template <typename Stream>
+void BasicHttpSession<Stream>::Deliver(uint64_t seq, HttpResponse response) {
   if (closed_ || seq < first_seq_ || seq - first_seq_ >= queue_.size()) return;
   queue_[seq - first_seq_] = std::move(response);
   WriteNext();
 }
 
-void HttpSession::Reject(HttpResponse response) {
+template <typename Stream>
+void BasicHttpSession<Stream>::Reject(HttpResponse response) {
   read_done_ = true;
   queue_.emplace_back(std::move(response));
   WriteNext();
 }
 
-void HttpSession::WriteNext() {
+template <typename Stream>
+void BasicHttpSession<Stream>::WriteNext() {
   if (closed_ || writing_ || queue_.empty() || !queue_.front()) return;
   HttpResponse response = std::move(*queue_.front());
   queue_.pop_front();
@@ -156,14 +188,15 @@ void HttpSession::WriteNext() {
   response.keep_alive(keep_alive);
   response_ = std::make_shared<HttpResponse>(std::move(response));
   writing_ = true;
-  stream_.expires_after(std::chrono::milliseconds(state_.config.http_options.read_timeout_ms));
+  Tcp().expires_after(std::chrono::milliseconds(state_.config.http_options.read_timeout_ms));
   http::async_write(stream_, *response_,
-                    [self = shared_from_this(), keep_alive](const error_code& ec, size_t) {
+                    [self = this->shared_from_this(), keep_alive](const error_code& ec, size_t) {
                       self->OnWrite(keep_alive, ec);
                     });
 }
 
-void HttpSession::OnWrite(bool keep_alive, const error_code& ec) {
+template <typename Stream>
+void BasicHttpSession<Stream>::OnWrite(bool keep_alive, const error_code& ec) {
   writing_ = false;
   response_.reset();
   if (closed_) return;
@@ -171,48 +204,56 @@ void HttpSession::OnWrite(bool keep_alive, const error_code& ec) {
   if (drain_ && idle_) {
     // Drain() came while this write was outstanding; cancelling then would have cut it short.
     error_code ignored;
-    stream_.socket().cancel(ignored);
+    Socket().cancel(ignored);
   }
   WriteNext();
   Read();  // the queue has room again
   CloseWhenDone();
 }
 
-void HttpSession::EndReading() {
+template <typename Stream>
+void BasicHttpSession<Stream>::EndReading() {
   read_done_ = true;
   CloseWhenDone();
 }
 
-void HttpSession::CloseWhenDone() {
+template <typename Stream>
+void BasicHttpSession<Stream>::CloseWhenDone() {
   if (read_done_ && !reading_ && !writing_ && queue_.empty()) Close();
 }
 
-void HttpSession::Drain() {
-  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+template <typename Stream>
+void BasicHttpSession<Stream>::Drain() {
+  asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
     if (self->closed_ || !self->idle_) return;
     if (self->writing_) {
       self->drain_ = true;  // cancel the idle read once the write is done
       return;
     }
     error_code ignored;
-    self->stream_.socket().cancel(ignored);
+    self->Socket().cancel(ignored);
   });
 }
 
-bool HttpSession::Arrived() {
+template <typename Stream>
+bool BasicHttpSession<Stream>::Arrived() {
   error_code ec;
-  return buffer_.size() > 0 || stream_.socket().available(ec) > 0;
+  return buffer_.size() > 0 || Socket().available(ec) > 0;
 }
 
-void HttpSession::Close() {
+template <typename Stream>
+void BasicHttpSession<Stream>::Close() {
   if (closed_) return;
   closed_ = true;
   error_code ec;
-  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  Socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   // Unread input would make close() send a reset, which may destroy the response the client has
   // not read yet; read it away first (what arrives later is the client's to retry).
-  DiscardInput(stream_.socket());
-  stream_.close();
+  DiscardInput(Socket());
+  Tcp().close();
 }
+
+template class BasicHttpSession<beast::tcp_stream>;
+template class BasicHttpSession<beast::ssl_stream<beast::tcp_stream>>;
 
 }  // namespace corral::server

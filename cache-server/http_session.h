@@ -7,20 +7,29 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <optional>
 
 #include "cache-server/http_handler.h"
+#include "cache-server/tls.h"
 
 namespace corral::server {
 
-// Lives on one io_context (one thread): every method but Drain runs there.
-class HttpSession final : public Drainable, public std::enable_shared_from_this<HttpSession> {
+// Lives on one io_context (one thread): every method but Drain runs there. `Stream` is Beast's
+// tcp_stream (HttpSession) or an ssl_stream over one (HttpsSession).
+template <typename Stream>
+class BasicHttpSession final : public Drainable,
+                               public std::enable_shared_from_this<BasicHttpSession<Stream>> {
  public:
-  HttpSession(boost::asio::ip::tcp::socket socket, ServerState& state, HttpHandler& handler);
-  ~HttpSession();
+  static constexpr bool kTls = !std::is_same_v<Stream, boost::beast::tcp_stream>;
+
+  // `tls`: the context a TLS stream was made with, kept alive with it (null for plain TCP).
+  BasicHttpSession(Stream stream, ServerState& state, HttpHandler& handler,
+                   std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
+  ~BasicHttpSession();
   // Starts serving. Call on the socket's executor.
   void Start();
   // Thread-safe: closes now if idle between requests, else after the responses in hand.
@@ -46,8 +55,14 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   // True when request bytes are buffered or waiting in the socket.
   bool Arrived();
   void Close();
+  void Begin();  // after the TLS handshake, at once on plain TCP
+  boost::asio::ip::tcp::socket& Socket() {
+    return boost::beast::get_lowest_layer(stream_).socket();
+  }
+  boost::beast::tcp_stream& Tcp() { return boost::beast::get_lowest_layer(stream_); }
 
-  boost::beast::tcp_stream stream_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // before stream_: it must outlive it
+  Stream stream_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   // Responses in request order; an empty slot waits for the handler. queue_.front() answers
@@ -65,5 +80,8 @@ class HttpSession final : public Drainable, public std::enable_shared_from_this<
   bool drain_ = false;         // Drain() arrived while a write was outstanding
   bool closed_ = false;
 };
+
+using HttpSession = BasicHttpSession<boost::beast::tcp_stream>;
+using HttpsSession = BasicHttpSession<boost::beast::ssl_stream<boost::beast::tcp_stream>>;
 
 }  // namespace corral::server

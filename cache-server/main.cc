@@ -18,6 +18,7 @@
 #include "cache-server/resp_commands.h"
 #include "cache-server/server.h"
 #include "cache-server/tier_backend.h"
+#include "cache-server/tls.h"
 #include "cache-server/users.h"
 #include "lease/clock.h"
 #include "lease/lease_table.h"
@@ -78,7 +79,10 @@ int Serve(const Config& config) {
   LoadBackend* loads = tier ? static_cast<LoadBackend*>(tier.get()) : backend.get();
   CacheService cache(config, store, leases, clock, random, metrics, loads);
   std::unique_ptr<auth::UserTable> users = BuildUsers(config);
+  std::unique_ptr<TlsContexts> tls;
+  if (config.tls) tls = std::make_unique<TlsContexts>(*config.tls);
   ServerState state(config, cache, metrics, *users);
+  state.tls = tls.get();
   RespCommands commands(state);
   HttpHandler http_handler(
       state,
@@ -93,6 +97,11 @@ int Serve(const Config& config) {
   Server server(state, commands, http_handler);
   server.Bind();
   server.AddTimer(std::chrono::milliseconds(100), [&store] { store.ExpireSome(20); });
+  if (tls) {
+    // New certificates without a restart: on SIGHUP, and when the files change.
+    server.OnHangup([&tls] { tls->Reload(true); });
+    server.AddTimer(std::chrono::milliseconds(1000), [&tls] { tls->Reload(false); });
+  }
   // Lease waiters time out on this tick: wait_timeout_ms is honoured to within 5 ms.
   server.AddTimer(std::chrono::milliseconds(5), [&cache] { cache.Tick(); });
   if (backend) backend->Start(cache, metrics);
@@ -116,6 +125,8 @@ int Serve(const Config& config) {
   Log(LogLevel::kInfo, "listening",
       "resp_port=" + std::to_string(server.resp_port()) +
           " http_port=" + std::to_string(server.http_port()) +
+          (state.resp_tls_port ? " resp_tls_port=" + std::to_string(state.resp_tls_port) : "") +
+          (state.http_tls_port ? " http_tls_port=" + std::to_string(state.http_tls_port) : "") +
           " commit=" + std::string(BuildCommit()) + " " + DescribeConfig(config));
   server.Run();
   if (tier) tier->Stop();
@@ -157,6 +168,9 @@ int main(int argc, char** argv) {
     if (vm.count("check-config")) {
       Config config = LoadConfigFile(vm["check-config"].as<std::string>());
       BuildUsers(config);  // the users' ACL rules, checked as start-up checks them
+      if (config.tls) {
+        TlsContexts check(*config.tls);  // the certificate and key load
+      }
       std::cout << "config ok: " << DescribeConfig(config) << "\n";
       return 0;
     }

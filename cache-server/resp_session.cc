@@ -25,8 +25,12 @@ constexpr size_t kShrinkAbove = 256 * 1024;  // give memory back once a big requ
 constexpr size_t kFlushAbove = 1024 * 1024;  // stop executing and write out at this much output
 }  // namespace
 
-RespSession::RespSession(asio::ip::tcp::socket socket, ServerState& state, RespCommands& commands)
-    : socket_(std::move(socket)),
+template <typename Stream>
+BasicRespSession<Stream>::BasicRespSession(Stream stream, ServerState& state,
+                                           RespCommands& commands,
+                                           std::shared_ptr<asio::ssl::context> tls)
+    : tls_(std::move(tls)),
+      socket_(std::move(stream)),
       state_(state),
       commands_(commands),
       parser_(proto::RespLimits{.max_bulk_len = state.config.resp_options.proto_max_bulk_len}),
@@ -39,20 +43,49 @@ RespSession::RespSession(asio::ip::tcp::socket socket, ServerState& state, RespC
   client_.authenticated = client_.user != nullptr;
   parser_.set_authenticated(client_.authenticated);
   error_code ec;
-  auto remote = socket_.remote_endpoint(ec);
+  auto remote = LowestLayer(socket_).remote_endpoint(ec);
   if (!ec) client_.addr = remote.address().to_string() + ":" + std::to_string(remote.port());
   refused_ = ProtectedModeRefuses(state_.config, state_.users, ec || IsLoopback(remote.address()));
-  auto local = socket_.local_endpoint(ec);
+  auto local = LowestLayer(socket_).local_endpoint(ec);
   if (!ec) client_.laddr = local.address().to_string() + ":" + std::to_string(local.port());
 }
 
-RespSession::~RespSession() { state_.connected_clients.fetch_sub(1); }
+template <typename Stream>
+BasicRespSession<Stream>::~BasicRespSession() {
+  state_.connected_clients.fetch_sub(1);
+}
 
-void RespSession::Start() {
+template <typename Stream>
+void BasicRespSession<Stream>::Start() {
   error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  LowestLayer(socket_).non_blocking(true, ec);
+  LowestLayer(socket_).set_option(asio::ip::tcp::no_delay(true), ec);
   if (ec) return Close();
+  if constexpr (kTls) {
+    // A client that does not finish the handshake in time (or sends garbage) is closed.
+    handshake_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+    handshake_timer_->expires_after(
+        std::chrono::milliseconds(state_.config.tls->handshake_timeout_ms));
+    handshake_timer_->async_wait([self = this->shared_from_this()](const error_code& ec) {
+      if (!ec) self->Close();
+    });
+    socket_.async_handshake(
+        asio::ssl::stream_base::server, [self = this->shared_from_this()](const error_code& ec) {
+          self->handshake_timer_->cancel();
+          if (ec || self->closed_) {
+            Log(LogLevel::kDebug, "tls_handshake_failed",
+                "addr=" + self->client_.addr + " error=" + LogQuote(ec.message()));
+            return self->Close();
+          }
+          self->Begin();
+        });
+    return;
+  }
+  Begin();
+}
+
+template <typename Stream>
+void BasicRespSession<Stream>::Begin() {
   if (refused_) {
     // Protected mode: say why and how to fix it, then close (as Redis does).
     proto::AppendError(out_, kProtectedModeMessage);
@@ -68,9 +101,10 @@ void RespSession::Start() {
   WaitReadable();
 }
 
-void RespSession::ArmIdleTimer(std::chrono::seconds after) {
+template <typename Stream>
+void BasicRespSession<Stream>::ArmIdleTimer(std::chrono::seconds after) {
   idle_timer_->expires_after(after);
-  idle_timer_->async_wait([self = shared_from_this()](const error_code& ec) {
+  idle_timer_->async_wait([self = this->shared_from_this()](const error_code& ec) {
     if (ec || self->closed_) return;
     auto idle = std::chrono::seconds(self->state_.config.resp_options.idle_timeout_s);
     auto quiet = std::chrono::seconds(std::time(nullptr) - self->client_.last_command_unix);
@@ -83,24 +117,34 @@ void RespSession::ArmIdleTimer(std::chrono::seconds after) {
   });
 }
 
-void RespSession::WaitReadable() {
+template <typename Stream>
+void BasicRespSession<Stream>::WaitReadable() {
   if (reading_ || closed_) return;
   reading_ = true;
-  if (in_cap_ == 0 || in_end_ == in_cap_) {
+  if constexpr (kTls) {
+    // OpenSSL may hold decrypted bytes the socket no longer shows: always read through it.
+    if (!MakeRoom()) {
+      reading_ = false;
+      return Continue();  // at max_query_buffer: answer what is complete, then close
+    }
+  } else if (in_cap_ == 0 || in_end_ == in_cap_) {
     // No buffer (so an idle connection costs none), or a full one: wait for readiness, then read.
-    socket_.async_wait(asio::socket_base::wait_read,
-                       [self = shared_from_this()](const error_code& ec) { self->OnReadable(ec); });
+    LowestLayer(socket_).async_wait(
+        asio::socket_base::wait_read,
+        [self = this->shared_from_this()](const error_code& ec) { self->OnReadable(ec); });
     return;
   }
   // The reactor reads into the buffer when epoll reports the socket readable. Unlike async_wait,
   // which re-arms the descriptor with epoll_ctl every time, this costs no extra system call: a
   // request is one epoll_wait (shared by every ready connection), one read and one write.
-  socket_.async_read_some(
-      asio::buffer(in_.get() + in_end_, in_cap_ - in_end_),
-      [self = shared_from_this()](const error_code& ec, size_t n) { self->OnReceived(ec, n); });
+  socket_.async_read_some(asio::buffer(in_.get() + in_end_, in_cap_ - in_end_),
+                          [self = this->shared_from_this()](const error_code& ec, size_t n) {
+                            self->OnReceived(ec, n);
+                          });
 }
 
-void RespSession::OnReadable(const error_code& ec) {
+template <typename Stream>
+void BasicRespSession<Stream>::OnReadable(const error_code& ec) {
   reading_ = false;
   if (closed_ || (ec && !DrainedWithInput(ec))) return Close();
   if (!ReadAvailable() && in_start_ == in_end_) return Close();
@@ -109,18 +153,22 @@ void RespSession::OnReadable(const error_code& ec) {
   Continue();
 }
 
-void RespSession::OnReceived(const error_code& ec, size_t n) {
+template <typename Stream>
+void BasicRespSession<Stream>::OnReceived(const error_code& ec, size_t n) {
   reading_ = false;
   if (closed_) return Close();
   if (ec == asio::error::operation_aborted) {
     // Drain() cancels the read; commands that arrived meanwhile are still answered.
     if (!DrainedWithInput(ec)) return Close();
-    ReadAvailable();
+    if constexpr (!kTls) ReadAvailable();
   } else if (ec) {
     peer_closed_ = true;  // EOF or reset: answer what is complete, then close
   } else {
     in_end_ += n;
-    if (in_end_ == in_cap_) ReadAvailable();  // the buffer filled up: more may be waiting
+    // The buffer filled up: more may be waiting (TLS reads the rest at the next async read).
+    if constexpr (!kTls) {
+      if (in_end_ == in_cap_) ReadAvailable();
+    }
   }
   if (peer_closed_ && in_start_ == in_end_) return Close();
   Process();
@@ -128,7 +176,8 @@ void RespSession::OnReceived(const error_code& ec, size_t n) {
   Continue();
 }
 
-void RespSession::ResizeInput(size_t capacity) {
+template <typename Stream>
+void BasicRespSession<Stream>::ResizeInput(size_t capacity) {
   std::unique_ptr<char[]> bigger(new char[capacity]);  // uninitialised on purpose
   if (in_end_ > in_start_) std::memcpy(bigger.get(), in_.get() + in_start_, in_end_ - in_start_);
   in_end_ -= in_start_;
@@ -137,7 +186,8 @@ void RespSession::ResizeInput(size_t capacity) {
   in_cap_ = capacity;
 }
 
-bool RespSession::MakeRoom() {
+template <typename Stream>
+bool BasicRespSession<Stream>::MakeRoom() {
   if (in_start_ == in_end_) in_start_ = in_end_ = 0;
   if (in_end_ < in_cap_) return true;
   // Full: move the unparsed tail to the front, or grow for a request bigger than the buffer.
@@ -158,7 +208,9 @@ bool RespSession::MakeRoom() {
   return true;
 }
 
-bool RespSession::ReadAvailable() {
+template <typename Stream>
+bool BasicRespSession<Stream>::ReadAvailable() {
+  if constexpr (kTls) return true;  // never called for TLS: reads are asynchronous
   for (int round = 0; round < 4; ++round) {
     if (!MakeRoom()) return false;
     error_code ec;
@@ -174,7 +226,8 @@ bool RespSession::ReadAvailable() {
   return true;
 }
 
-void RespSession::Process() {
+template <typename Stream>
+void BasicRespSession<Stream>::Process() {
   // One reading of the clocks for every command of this batch (see lease::ClockSnapshot).
   lease::ClockSnapshot now;
   client_.last_command_unix = std::time(nullptr);
@@ -202,8 +255,19 @@ void RespSession::Process() {
   }
 }
 
-void RespSession::Flush() {
+template <typename Stream>
+void BasicRespSession<Stream>::Flush() {
   if (writing_ || out_.empty() || closed_) return;
+  if constexpr (kTls) {
+    // Asynchronous always: a partial TLS record must never be left half-written.
+    writing_buf_.swap(out_);
+    out_.clear();
+    writing_ = true;
+    asio::async_write(
+        socket_, asio::buffer(writing_buf_),
+        [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnWriteDone(ec); });
+    return;
+  }
   error_code ec;
   size_t n = socket_.write_some(asio::buffer(out_), ec);
   if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return Close();
@@ -218,10 +282,11 @@ void RespSession::Flush() {
   writing_ = true;
   asio::async_write(
       socket_, asio::buffer(writing_buf_),
-      [self = shared_from_this()](const error_code& ec, size_t) { self->OnWriteDone(ec); });
+      [self = this->shared_from_this()](const error_code& ec, size_t) { self->OnWriteDone(ec); });
 }
 
-void RespSession::OnWriteDone(const error_code& ec) {
+template <typename Stream>
+void BasicRespSession<Stream>::OnWriteDone(const error_code& ec) {
   writing_ = false;
   writing_buf_.clear();
   if (writing_buf_.capacity() > kFlushAbove * 2) writing_buf_.shrink_to_fit();
@@ -231,7 +296,8 @@ void RespSession::OnWriteDone(const error_code& ec) {
   Continue();
 }
 
-void RespSession::Continue() {
+template <typename Stream>
+void BasicRespSession<Stream>::Continue() {
   if (closed_ || writing_) return;
   // Process() stops at kFlushAbove bytes of output. If Flush() then wrote it all at once,
   // complete commands may still wait in the buffer: run them now rather than waiting for the
@@ -254,14 +320,15 @@ void RespSession::Continue() {
     // socket (it arrived while this session was writing): read and answer it; close when idle.
     // A client that keeps sending is cut by shutdown.timeout_ms.
     error_code ec;
-    if (socket_.available(ec) == 0 || ec) return Close();
+    if (LowestLayer(socket_).available(ec) == 0 || ec) return Close();
   }
   WaitReadable();
 }
 
-void RespSession::DeliverLater(std::string reply) {
+template <typename Stream>
+void BasicRespSession<Stream>::DeliverLater(std::string reply) {
   asio::post(socket_.get_executor(),
-             [self = shared_from_this(), reply = std::move(reply)]() mutable {
+             [self = this->shared_from_this(), reply = std::move(reply)]() mutable {
                self->pending_ = false;
                if (self->closed_) return;
                self->out_.append(reply);
@@ -271,32 +338,40 @@ void RespSession::DeliverLater(std::string reply) {
              });
 }
 
-void RespSession::Drain() {
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+template <typename Stream>
+void BasicRespSession<Stream>::Drain() {
+  asio::post(socket_.get_executor(), [self = this->shared_from_this()] {
     // Cancelling the outstanding read makes OnReadable/OnReceived close; busy sessions close in
     // Continue().
     if (self->reading_) {
       error_code ec;
-      self->socket_.cancel(ec);
+      LowestLayer(self->socket_).cancel(ec);
     }
   });
 }
 
-bool RespSession::DrainedWithInput(const error_code& ec) {
+template <typename Stream>
+bool BasicRespSession<Stream>::DrainedWithInput(const error_code& ec) {
   error_code ignored;
   return ec == asio::error::operation_aborted &&
-         state_.shutting_down.load(std::memory_order_relaxed) && socket_.available(ignored) > 0;
+         state_.shutting_down.load(std::memory_order_relaxed) &&
+         LowestLayer(socket_).available(ignored) > 0;
 }
 
-void RespSession::Close() {
+template <typename Stream>
+void BasicRespSession<Stream>::Close() {
   if (closed_) return;
   closed_ = true;
   error_code ec;
   if (idle_timer_) idle_timer_->cancel();
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (handshake_timer_) handshake_timer_->cancel();
+  LowestLayer(socket_).shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   // Never a reset after the last reply (see DiscardInput).
-  DiscardInput(socket_);
-  socket_.close(ec);
+  DiscardInput(LowestLayer(socket_));
+  LowestLayer(socket_).close(ec);
 }
+
+template class BasicRespSession<asio::ip::tcp::socket>;
+template class BasicRespSession<TlsSocket>;
 
 }  // namespace corral::server

@@ -9,24 +9,32 @@
 #include <vector>
 
 #include "cache-server/resp_commands.h"
+#include "cache-server/tls.h"
 #include "proto/resp_parser.h"
 
 namespace corral::server {
 
 // Lives on one io_context (one thread): every method but DeliverLater runs there. Keeps itself
-// alive through the handlers it has outstanding.
-class RespSession final : public AsyncReplyTarget,
-                          public Drainable,
-                          public std::enable_shared_from_this<RespSession> {
+// alive through the handlers it has outstanding. `Stream` is a TCP socket (RespSession) or a TLS
+// stream over one (TlsRespSession); TLS reads and writes are always asynchronous, since
+// OpenSSL may need to write while reading.
+template <typename Stream>
+class BasicRespSession final : public AsyncReplyTarget,
+                               public Drainable,
+                               public std::enable_shared_from_this<BasicRespSession<Stream>> {
  public:
-  RespSession(boost::asio::ip::tcp::socket socket, ServerState& state, RespCommands& commands);
-  ~RespSession() override;
+  static constexpr bool kTls = std::is_same_v<Stream, TlsSocket>;
+
+  // `tls`: the context a TLS stream was made with, kept alive with it (null for plain TCP).
+  BasicRespSession(Stream stream, ServerState& state, RespCommands& commands,
+                   std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
+  ~BasicRespSession() override;
 
   // Starts serving. Call on the socket's executor.
   void Start();
   // Thread-safe: posts to the session's executor.
   void DeliverLater(std::string reply) override;
-  std::shared_ptr<AsyncReplyTarget> Self() override { return shared_from_this(); }
+  std::shared_ptr<AsyncReplyTarget> Self() override { return this->shared_from_this(); }
   // Thread-safe: closes now if waiting for input, else once the commands in hand are answered.
   void Drain() override;
 
@@ -56,8 +64,12 @@ class RespSession final : public AsyncReplyTarget,
   // Redis's `timeout`: closes the connection after idle_timeout_s without a command. Armed only
   // when the option is set; it re-arms from the last command instead of on every request.
   void ArmIdleTimer(std::chrono::seconds after);
+  // Serving begins: after the TLS handshake, at once on plain TCP.
+  void Begin();
 
-  boost::asio::ip::tcp::socket socket_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;  // before socket_: it must outlive it
+  Stream socket_;
+  std::unique_ptr<boost::asio::steady_timer> handshake_timer_;  // TLS only
   std::unique_ptr<boost::asio::steady_timer> idle_timer_;
   ServerState& state_;
   RespCommands& commands_;
@@ -79,5 +91,8 @@ class RespSession final : public AsyncReplyTarget,
   bool refused_ = false;  // by protected mode (users.h)
   size_t max_query_buffer_;
 };
+
+using RespSession = BasicRespSession<boost::asio::ip::tcp::socket>;
+using TlsRespSession = BasicRespSession<TlsSocket>;
 
 }  // namespace corral::server

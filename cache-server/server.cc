@@ -6,6 +6,7 @@
 #include "cache-server/http_session.h"
 #include "cache-server/log.h"
 #include "cache-server/resp_session.h"
+#include "cache-server/tls.h"
 #include "proto/errors.h"
 
 namespace corral::server {
@@ -50,6 +51,14 @@ void Server::Bind() {
   http_acceptor_ = Listen(*contexts_[0], state_.config.http);
   state_.resp_port = resp_acceptor_->local_endpoint().port();
   state_.http_port = http_acceptor_->local_endpoint().port();
+  if (state_.config.resp_tls) {
+    resp_tls_acceptor_ = Listen(*contexts_[0], *state_.config.resp_tls);
+    state_.resp_tls_port = resp_tls_acceptor_->local_endpoint().port();
+  }
+  if (state_.config.http_tls) {
+    http_tls_acceptor_ = Listen(*contexts_[0], *state_.config.http_tls);
+    state_.http_tls_port = http_tls_acceptor_->local_endpoint().port();
+  }
 }
 
 asio::io_context& Server::NextContext() {
@@ -58,25 +67,27 @@ asio::io_context& Server::NextContext() {
   return ctx;
 }
 
-void Server::Accept(Acceptor& acceptor, bool resp) {
+void Server::Accept(Acceptor& acceptor, Door door) {
   acceptor.async_accept(
-      NextContext(), [this, &acceptor, resp](const error_code& ec, tcp::socket socket) {
+      NextContext(), [this, &acceptor, door](const error_code& ec, tcp::socket socket) {
         if (stopping_.load()) {
           // Stop() closed the listener under this accept: serve what it completed (AcceptBacklog).
-          if (!ec) StartSession(std::move(socket), resp);
+          if (!ec) StartSession(std::move(socket), door);
           return;
         }
         if (ec) {
           // Out of file descriptors or similar: log, keep accepting.
           Log(LogLevel::kWarn, "accept_failed", "error=" + LogQuote(ec.message()));
         } else {
-          StartSession(std::move(socket), resp);
+          StartSession(std::move(socket), door);
         }
-        Accept(acceptor, resp);
+        Accept(acceptor, door);
       });
 }
 
-void Server::StartSession(tcp::socket socket, bool resp) {
+void Server::StartSession(tcp::socket socket, Door door) {
+  const bool resp = door == Door::kResp || door == Door::kRespTls;
+  const bool tls = door == Door::kRespTls || door == Door::kHttpTls;
   if (state_.connected_clients.load() >= state_.config.shedding.max_clients) {
     state_.metrics.rejected_connections.Add();
     state_.metrics.shed.Add(ShedReason::kMaxClients);
@@ -87,7 +98,7 @@ void Server::StartSession(tcp::socket socket, bool resp) {
                                   "Content-Length: 0\r\nConnection: close\r\n\r\n";
     error_code ignored;
     socket.non_blocking(true, ignored);
-    socket.write_some(asio::buffer(msg), ignored);
+    if (!tls) socket.write_some(asio::buffer(msg), ignored);  // a TLS client is just closed
     socket.close(ignored);
     return;
   }
@@ -95,26 +106,56 @@ void Server::StartSession(tcp::socket socket, bool resp) {
   state_.metrics.connections.Add();
   auto executor = socket.get_executor();
   std::shared_ptr<Drainable> drainable;
-  if (resp) {
+  if (tls) {
+    std::shared_ptr<asio::ssl::context> ctx = state_.tls->Current();
+    if (resp) {
+      auto session = std::make_shared<TlsRespSession>(TlsSocket(std::move(socket), *ctx), state_,
+                                                      commands_, ctx);
+      asio::post(executor, [session] { session->Start(); });
+      drainable = session;
+    } else {
+      auto session = std::make_shared<HttpsSession>(
+          boost::beast::ssl_stream<boost::beast::tcp_stream>(std::move(socket), *ctx), state_,
+          http_handler_, ctx);
+      asio::post(executor, [session] { session->Start(); });
+      drainable = session;
+    }
+  } else if (resp) {
     auto session = std::make_shared<RespSession>(std::move(socket), state_, commands_);
     asio::post(executor, [session] { session->Start(); });
     drainable = session;
   } else {
-    auto session = std::make_shared<HttpSession>(std::move(socket), state_, http_handler_);
+    auto session = std::make_shared<HttpSession>(boost::beast::tcp_stream(std::move(socket)),
+                                                 state_, http_handler_);
     asio::post(executor, [session] { session->Start(); });
     drainable = session;
   }
   Register(std::move(drainable));
 }
 
-void Server::AcceptBacklog(Acceptor& acceptor, bool resp) {
+void Server::AcceptBacklog(Acceptor& acceptor, Door door) {
   error_code ec;
   acceptor.non_blocking(true, ec);
   while (!ec) {
     tcp::socket socket(NextContext());
     acceptor.accept(socket, ec);
-    if (!ec) StartSession(std::move(socket), resp);
+    if (!ec) StartSession(std::move(socket), door);
   }
+}
+
+void Server::OnHangup(std::function<void()> fn) {
+  on_hangup_ = std::move(fn);
+  hangup_ = std::make_unique<asio::signal_set>(*contexts_[0], SIGHUP);
+  WaitForHangup();
+}
+
+void Server::WaitForHangup() {
+  hangup_->async_wait([this](const error_code& ec, int) {
+    if (ec) return;  // cancelled by Stop()
+    Log(LogLevel::kInfo, "hangup", "note=\"reloading the TLS certificates\"");
+    on_hangup_();
+    WaitForHangup();
+  });
 }
 
 void Server::Register(std::shared_ptr<Drainable> session) {
@@ -142,8 +183,10 @@ void Server::ArmTimer(size_t index) {
 }
 
 void Server::Run() {
-  Accept(*resp_acceptor_, true);
-  Accept(*http_acceptor_, false);
+  Accept(*resp_acceptor_, Door::kResp);
+  Accept(*http_acceptor_, Door::kHttp);
+  if (resp_tls_acceptor_) Accept(*resp_tls_acceptor_, Door::kRespTls);
+  if (http_tls_acceptor_) Accept(*http_tls_acceptor_, Door::kHttpTls);
   for (size_t i = 0; i < timers_.size(); ++i) ArmTimer(i);
   std::vector<std::thread> threads;
   for (size_t i = 1; i < contexts_.size(); ++i) {
@@ -163,10 +206,19 @@ void Server::Stop(std::chrono::milliseconds drain) {
         "timeout_ms=" + std::to_string(drain.count()) +
             " open_connections=" + std::to_string(state_.connected_clients.load()));
     error_code ec;
-    AcceptBacklog(*resp_acceptor_, true);
-    AcceptBacklog(*http_acceptor_, false);
+    AcceptBacklog(*resp_acceptor_, Door::kResp);
+    AcceptBacklog(*http_acceptor_, Door::kHttp);
     resp_acceptor_->close(ec);
     http_acceptor_->close(ec);
+    if (resp_tls_acceptor_) {
+      AcceptBacklog(*resp_tls_acceptor_, Door::kRespTls);
+      resp_tls_acceptor_->close(ec);
+    }
+    if (http_tls_acceptor_) {
+      AcceptBacklog(*http_tls_acceptor_, Door::kHttpTls);
+      http_tls_acceptor_->close(ec);
+    }
+    if (hangup_) hangup_->cancel();
     // Only now: a client whose connection closes must find the listener closed, not reconnect.
     state_.shutting_down.store(true);
     for (auto& t : timers_) t.timer->cancel();

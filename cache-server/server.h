@@ -39,20 +39,25 @@ class Server {
 
   uint16_t resp_port() const { return state_.resp_port; }
   uint16_t http_port() const { return state_.http_port; }
+  // Calls `fn` on thread 0 at each SIGHUP (TLS certificates reload). Call before Run().
+  void OnHangup(std::function<void()> fn);
   // Periodic work on thread 0 (active expiry, lease deadlines); set before Run().
   void AddTimer(std::chrono::milliseconds every, std::function<void()> fn);
 
  private:
   using Acceptor = boost::asio::ip::tcp::acceptor;
-  void Accept(Acceptor& acceptor, bool resp);
+  // Which listener a connection came in on.
+  enum class Door { kResp, kHttp, kRespTls, kHttpTls };
+  void Accept(Acceptor& acceptor, Door door);
   boost::asio::io_context& NextContext();
   void ArmTimer(size_t index);
   // Creates the session for an accepted socket, starts it on its executor and registers it.
-  void StartSession(boost::asio::ip::tcp::socket socket, bool resp);
+  void StartSession(boost::asio::ip::tcp::socket socket, Door door);
   void Register(std::shared_ptr<Drainable> session);
   // On thread 0 during Stop(): takes the connections the kernel completed before the listeners
   // closed (they would otherwise be reset), so that a request already sent on one is answered.
-  void AcceptBacklog(Acceptor& acceptor, bool resp);
+  void AcceptBacklog(Acceptor& acceptor, Door door);
+  void WaitForHangup();
   void WaitForSignal(std::chrono::milliseconds grace, std::chrono::milliseconds timeout);
 
   ServerState& state_;
@@ -61,6 +66,9 @@ class Server {
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
   std::unique_ptr<Acceptor> resp_acceptor_, http_acceptor_;
+  std::unique_ptr<Acceptor> resp_tls_acceptor_, http_tls_acceptor_;  // null without TLS ports
+  std::unique_ptr<boost::asio::signal_set> hangup_;
+  std::function<void()> on_hangup_;
   struct Timer {
     std::chrono::milliseconds every;
     std::function<void()> fn;

@@ -15,6 +15,8 @@ namespace corral::server {
 
 // A connection that can be asked to finish: close now if idle, else after the request in hand.
 // Drain() is thread-safe (it posts to the connection's own executor).
+class TlsContexts;
+
 class Drainable {
  public:
   virtual ~Drainable() = default;
@@ -42,6 +44,9 @@ struct ServerState {
   std::time_t started_unix = std::time(nullptr);
   uint16_t resp_port = 0;  // the ports actually bound (config may say 0)
   uint16_t http_port = 0;
+  uint16_t resp_tls_port = 0;  // 0: no TLS port
+  uint16_t http_tls_port = 0;
+  TlsContexts* tls = nullptr;  // set when the config has "tls" (tls.h)
 };
 
 // What metrics.cc renders (INFO, /v1/stats, /metrics) as this server's state shows it; the caller

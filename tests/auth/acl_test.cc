@@ -8,11 +8,11 @@ namespace {
 
 // A catalogue shaped like corral's: the indices below are what MayRun takes.
 constexpr CommandInfo kCommands[] = {
-    {"get", kRead | kString | kFast},         // 0
-    {"set", kWrite | kString | kSlow},        // 1
+    {"get", kRead | kString | kFast},                       // 0
+    {"set", kWrite | kString | kSlow},                      // 1
     {"flushall", kKeyspace | kWrite | kDangerous | kSlow},  // 2
-    {"config", kAdmin | kDangerous | kSlow},  // 3
-    {"ping", kConnection | kFast},            // 4
+    {"config", kAdmin | kDangerous | kSlow},                // 3
+    {"ping", kConnection | kFast},                          // 4
 };
 constexpr size_t kGet = 0, kSet = 1, kFlushAll = 2, kConfig = 3, kPing = 4;
 

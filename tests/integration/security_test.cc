@@ -72,7 +72,9 @@ class SecurityTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     std::string error;
-    server_ = ServerProcess::Start(ServerOptions{.config_json = kUsersConfig}, &error).release();
+    server_ =
+        ServerProcess::Start(ServerOptions{.config_json = kUsersConfig, .extra_args = {}}, &error)
+            .release();
     ASSERT_NE(server_, nullptr) << error;
   }
   static void TearDownTestSuite() {
@@ -92,7 +94,9 @@ class SecurityTest : public ::testing::Test {
   RedisConnection As(const std::string& user, const std::string& password) {
     RedisConnection c = ConnectRedis(server_->resp_port());
     EXPECT_NE(c, nullptr);
-    if (c) EXPECT_EQ(ReplyText(RedisCmd(c.get(), {"AUTH", user, password}).get()), "+OK");
+    if (c) {
+      EXPECT_EQ(ReplyText(RedisCmd(c.get(), {"AUTH", user, password}).get()), "+OK");
+    }
     return c;
   }
 
@@ -145,8 +149,7 @@ TEST_F(SecurityTest, TokensAndBasicMapOntoTheSameUsersAsResp) {
   EXPECT_EQ(Status("GET", "/v1/cache/other/1", "", {Bearer("tok-app-0123456789")}), 403);
 
   // reader reads anything and writes nothing; its refused write changes nothing.
-  EXPECT_EQ(Status("GET", "/v1/cache/plain/t", "", {Bearer("tok-reader-0123456789")}, &body),
-            200);
+  EXPECT_EQ(Status("GET", "/v1/cache/plain/t", "", {Bearer("tok-reader-0123456789")}, &body), 200);
   EXPECT_EQ(body, "from-http");
   EXPECT_EQ(Status("PUT", "/v1/cache/plain/t", "evil", {Bearer("tok-reader-0123456789")}), 403);
   EXPECT_EQ(Status("DELETE", "/v1/cache/plain/t", "", {Bearer("tok-reader-0123456789")}), 403);
@@ -195,8 +198,8 @@ TEST_F(SecurityTest, RespUsersGetRedisAclErrors) {
 
 TEST_F(SecurityTest, AclSetuserAndDeluserTakeEffectOnLiveConnectionsAndBothDoors) {
   RedisConnection admin = As("default", "s3cret");
-  ASSERT_EQ(ReplyText(RedisCmd(admin.get(), {"ACL", "SETUSER", "temp", "on", ">tpw", "~t:*",
-                                             "+get", "+set"})
+  ASSERT_EQ(ReplyText(RedisCmd(admin.get(),
+                               {"ACL", "SETUSER", "temp", "on", ">tpw", "~t:*", "+get", "+set"})
                           .get()),
             "+OK");
   EXPECT_THAT(
@@ -265,12 +268,13 @@ TEST(SecurityConfigTest, SecretsComeFromFilesAndTheEnvironmentAndAreNeverPrinted
   const std::string token_file = WriteTempFile("tok-file-0123456789\n");
   setenv("CORRAL_TEST_APP_PASSWORD", "env-pw", 1);
   setenv("CORRAL_TEST_APP_TOKEN", "tok-env-0123456789", 1);
-  const std::string config =
-      R"({"users": {"app": {"acl": "on ~* +@all", "password_file": ")" + password_file +
-      R"(", "password_env": "CORRAL_TEST_APP_PASSWORD", "token_file": ")" + token_file +
-      R"(", "token_env": "CORRAL_TEST_APP_TOKEN"}}})";
+  const std::string config = R"({"users": {"app": {"acl": "on ~* +@all", "password_file": ")" +
+                             password_file +
+                             R"(", "password_env": "CORRAL_TEST_APP_PASSWORD", "token_file": ")" +
+                             token_file + R"(", "token_env": "CORRAL_TEST_APP_TOKEN"}}})";
   std::string error;
-  auto server = ServerProcess::Start(ServerOptions{.config_json = config}, &error);
+  auto server =
+      ServerProcess::Start(ServerOptions{.config_json = config, .extra_args = {}}, &error);
   ASSERT_NE(server, nullptr) << error;
   for (const char* pw : {"file-pw-1", "file-pw-2", "env-pw"}) {
     RedisConnection c = ConnectRedis(server->resp_port());
@@ -283,9 +287,9 @@ TEST(SecurityConfigTest, SecretsComeFromFilesAndTheEnvironmentAndAreNeverPrinted
   EXPECT_EQ(ReplyText(RedisCmd(anonymous.get(), {"GET", "k"}).get()),
             "-NOAUTH Authentication required.");
   for (const char* token : {"tok-file-0123456789", "tok-env-0123456789"}) {
-    EXPECT_EQ(HttpRequestOnce(server->http_port(), "PUT", "/v1/cache/k/1", "v", {Bearer(token)})
-                  ->status,
-              204)
+    EXPECT_EQ(
+        HttpRequestOnce(server->http_port(), "PUT", "/v1/cache/k/1", "v", {Bearer(token)})->status,
+        204)
         << token;
   }
   EXPECT_EQ(HttpRequestOnce(server->http_port(), "GET", "/v1/cache/k/1", "", {})->status, 401);
@@ -304,16 +308,17 @@ TEST(SecurityConfigTest, ADoorLeftOpenByAccidentOrABadRuleIsAConfigErrorNamingTh
   struct Case {
     std::string config, field, problem;
   };
-  for (const Case& c : std::vector<Case>{
-           {R"({"users": {"default": {"acl": "on nopass"}, "app": {"acl": "on", "password": "p"}}})",
-            "users.default.acl", "leaves every door open"},
-           {R"({"users": {"app": {"acl": "on +@nonsense", "password": "p"}}})", "users.app.acl",
-            "Error in ACL SETUSER modifier '+@nonsense'"},
-           {R"({"users": {"app": {"password_env": "CORRAL_TEST_SURELY_UNSET"}}})",
-            "users.app.password_env", "CORRAL_TEST_SURELY_UNSET is not set"},
-           {R"({"users": {"a": {"tokens": ["same-token"]}, "b": {"tokens": ["same-token"]}}})",
-            "users.a.tokens", "each token names one user"},
-       }) {
+  for (
+      const Case& c : std::vector<Case>{
+          {R"({"users": {"default": {"acl": "on nopass"}, "app": {"acl": "on", "password": "p"}}})",
+           "users.default.acl", "leaves every door open"},
+          {R"({"users": {"app": {"acl": "on +@nonsense", "password": "p"}}})", "users.app.acl",
+           "Error in ACL SETUSER modifier '+@nonsense'"},
+          {R"({"users": {"app": {"password_env": "CORRAL_TEST_SURELY_UNSET"}}})",
+           "users.app.password_env", "CORRAL_TEST_SURELY_UNSET is not set"},
+          {R"({"users": {"a": {"tokens": ["same-token"]}, "b": {"tokens": ["same-token"]}}})",
+           "users.a.tokens", "each token names one user"},
+      }) {
     const std::string file = WriteTempFile(c.config);
     ProcessResult r = RunProcess({ServerBinary(), "--check-config", file});
     EXPECT_FALSE(r.status.ok()) << c.config;
@@ -379,7 +384,8 @@ TEST(ProtectedModeTest, WithoutCredentialsClientsBeyondLoopbackAreToldHowToFixIt
   const std::string probe = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   {
     std::string error;
-    auto server = ServerProcess::Start(ServerOptions{.extra_args = listen_all}, &error);
+    auto server =
+        ServerProcess::Start(ServerOptions{.config_json = "{}", .extra_args = listen_all}, &error);
     ASSERT_NE(server, nullptr) << error;
     EXPECT_THAT(Exchange(address, server->resp_port(), ping),
                 StartsWith("-DENIED corral is running in protected mode"));
@@ -401,10 +407,10 @@ TEST(ProtectedModeTest, WithoutCredentialsClientsBeyondLoopbackAreToldHowToFixIt
   }
   {  // A credential: protected mode stands down and the credential is asked for instead.
     std::string error;
-    auto server = ServerProcess::Start(
-        ServerOptions{.config_json = R"({"resp": {"requirepass": "pw"}})",
-                      .extra_args = listen_all},
-        &error);
+    auto server =
+        ServerProcess::Start(ServerOptions{.config_json = R"({"resp": {"requirepass": "pw"}})",
+                                           .extra_args = listen_all},
+                             &error);
     ASSERT_NE(server, nullptr) << error;
     EXPECT_EQ(Exchange(address, server->resp_port(), ping + "QUIT\r\n"),
               "-NOAUTH Authentication required.\r\n+OK\r\n");

@@ -215,6 +215,18 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const ServerOptions& options
           server->resp_port_ = static_cast<uint16_t>(resp);
           server->http_port_ = static_cast<uint16_t>(http);
           listening = true;
+          const size_t line_end = server->stderr_.find('\n', at);
+          unsigned tls_port = 0;
+          size_t t = server->stderr_.find("resp_tls_port=", at);
+          if (t < line_end &&
+              std::sscanf(server->stderr_.c_str() + t, "resp_tls_port=%u", &tls_port) == 1) {
+            server->resp_tls_port_ = static_cast<uint16_t>(tls_port);
+          }
+          t = server->stderr_.find("http_tls_port=", at);
+          if (t < line_end &&
+              std::sscanf(server->stderr_.c_str() + t, "http_tls_port=%u", &tls_port) == 1) {
+            server->http_tls_port_ = static_cast<uint16_t>(tls_port);
+          }
         }
         return true;
       }

@@ -62,6 +62,9 @@ class ServerProcess {
 
   uint16_t resp_port() const { return resp_port_; }
   uint16_t http_port() const { return http_port_; }
+  // The TLS ports (listen.resp_tls / listen.http_tls); 0 when the server has none.
+  uint16_t resp_tls_port() const { return resp_tls_port_; }
+  uint16_t http_tls_port() const { return http_tls_port_; }
   pid_t pid() const { return pid_; }
 
   // Resident set size from /proc/PID/status (VmRSS), in bytes; -1 if it cannot be read (e.g. the
@@ -95,6 +98,8 @@ class ServerProcess {
   pid_t pid_ = -1;
   uint16_t resp_port_ = 0;
   uint16_t http_port_ = 0;
+  uint16_t resp_tls_port_ = 0;
+  uint16_t http_tls_port_ = 0;
   std::string config_path_;
   std::optional<ExitStatus> exit_status_;
 
