@@ -19,7 +19,7 @@ using proto::AppendArrayHeader;
 using proto::AppendBulk;
 using proto::AppendError;
 using proto::AppendInteger;
-using proto::AppendNullBulk;
+using proto::AppendNil;
 using proto::AppendSimple;
 
 std::span<const CommandSpec> RespCommands::Table() {
@@ -179,13 +179,13 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
   return (this->*(spec->handler))(client, args, out, target);
 }
 
-void AppendReadAnswer(std::string& out, const ReadAnswer& answer) {
+void AppendReadAnswer(std::string& out, const ReadAnswer& answer, int resp) {
   switch (answer.kind) {
     case ReadAnswer::Kind::kValue:
       AppendBulk(out, answer.value);
       return;
     case ReadAnswer::Kind::kNotFound:
-      AppendNullBulk(out);
+      AppendNil(out, resp);
       return;
     case ReadAnswer::Kind::kBusy:
       AppendError(out, proto::kBusyPrefix, answer.error);
@@ -199,11 +199,12 @@ void AppendReadAnswer(std::string& out, const ReadAnswer& answer) {
 CommandStatus RespCommands::Get(RespClient& client, Args args, std::string& out,
                                 AsyncReplyTarget& target) {
   bool now = state_.cache.Read(
-      Proto::kResp, args[1], [&](const ReadAnswer& answer) { AppendReadAnswer(out, answer); },
+      Proto::kResp, args[1],
+      [&](const ReadAnswer& answer) { AppendReadAnswer(out, answer, client.resp); },
       [&]() -> ReadLater {
-        return [t = target.Self()](const ReadAnswer& answer) {
+        return [t = target.Self(), resp = client.resp](const ReadAnswer& answer) {
           std::string reply;
-          AppendReadAnswer(reply, answer);
+          AppendReadAnswer(reply, answer, resp);
           t->DeliverLater(std::move(reply));
         };
       },
@@ -246,11 +247,11 @@ CommandStatus RespCommands::MGet(RespClient& client, Args args, std::string& out
     for (size_t i = 0; i < n; ++i) {
       // An element is the value, nil for a miss or not-found, or an error element if its load
       // failed or was shed, so one bad key does not fail the whole batch.
-      auto element = [](std::string& part, const ReadAnswer& a) {
+      auto element = [resp = client.resp](std::string& part, const ReadAnswer& a) {
         if (a.kind == ReadAnswer::Kind::kNotFound) {
-          AppendNullBulk(part);
+          AppendNil(part, resp);
         } else {
-          AppendReadAnswer(part, a);
+          AppendReadAnswer(part, a, resp);
         }
       };
       bool now = state_.cache.Read(
@@ -291,15 +292,15 @@ bool ParseToken(std::string_view s, lease::LeaseToken* token) {
 }
 }  // namespace
 
-CommandStatus RespCommands::LeaseGet(RespClient&, Args args, std::string& out,
+CommandStatus RespCommands::LeaseGet(RespClient& client, Args args, std::string& out,
                                      AsyncReplyTarget& target) {
   auto self = target.Self();
   CacheService::LeaseGetAnswer answer = state_.cache.LeaseGet(
-      args[1], [&](const ReadAnswer& a) { AppendReadAnswer(out, a); },
-      [self]() -> ReadLater {
-        return [self](const ReadAnswer& a) {
+      args[1], [&](const ReadAnswer& a) { AppendReadAnswer(out, a, client.resp); },
+      [self, resp = client.resp]() -> ReadLater {
+        return [self, resp](const ReadAnswer& a) {
           std::string reply;
-          AppendReadAnswer(reply, a);
+          AppendReadAnswer(reply, a, resp);
           self->DeliverLater(std::move(reply));
         };
       },
@@ -377,7 +378,7 @@ CommandStatus RespCommands::Written(RespClient& client, Args args, std::string& 
   }
   if (args.size() == 1) {
     if (client.written == 0) {
-      AppendNullBulk(out);
+      AppendNil(out, client.resp);
     } else {
       AppendBulk(out, lease::FormatWalPosition(client.written));
     }
@@ -397,7 +398,8 @@ CommandStatus RespCommands::Written(RespClient& client, Args args, std::string& 
   return CommandStatus::kDone;
 }
 
-CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
+CommandStatus RespCommands::Set(RespClient& client, Args args, std::string& out,
+                                AsyncReplyTarget&) {
   // SET key value [NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms-ts|KEEPTTL]
   auto cond = lease::SetCondition::kAlways;
   bool keep_ttl = false, get = false, have_expire = false;
@@ -455,7 +457,7 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
           if (answer.kind == ReadAnswer::Kind::kValue) {
             AppendBulk(out, answer.value);
           } else {
-            AppendNullBulk(out);
+            AppendNil(out, client.resp);
           }
         },
         []() -> ReadLater { return nullptr; });
@@ -475,7 +477,7 @@ CommandStatus RespCommands::Set(RespClient&, Args args, std::string& out, AsyncR
       AppendSimple(out, proto::kOk);
       break;
     case lease::SetResult::kNotStored:
-      AppendNullBulk(out);
+      AppendNil(out, client.resp);
       break;
     case lease::SetResult::kTooLarge:
       AppendError(out, proto::kOutOfMemory);
@@ -537,7 +539,8 @@ CommandStatus RespCommands::Exists(RespClient&, Args args, std::string& out, Asy
 // is the TinyLFU sketch's estimate (0-15; an error under memory.policy clock, as Redis errs
 // without an LFU policy), IDLETIME the seconds since the last read or write. Nil for a key the
 // store does not hold. Inspecting is not an access.
-CommandStatus RespCommands::Object(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
+CommandStatus RespCommands::Object(RespClient& client, Args args, std::string& out,
+                                   AsyncReplyTarget&) {
   if (args.size() == 2 && EqualsIgnoreCase(args[1], "help")) {
     AppendArrayHeader(out, 3);
     AppendBulk(out, "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
@@ -563,7 +566,7 @@ CommandStatus RespCommands::Object(RespClient&, Args args, std::string& out, Asy
   }
   const std::optional<lease::PolicyView> view = store.Inspect(args[2]);
   if (!view) {
-    AppendNullBulk(out);
+    AppendNil(out, client.resp);
   } else {
     AppendInteger(out, freq ? view->frequency : view->idle_ms / 1000);
   }

@@ -29,6 +29,7 @@ struct RespClient {
   // generation when it was looked up: a change (ACL SETUSER) is picked up at the next command.
   std::shared_ptr<const auth::User> user;
   uint64_t users_generation = 0;
+  int resp = 2;  // the protocol HELLO chose: 2 or 3
   std::time_t created_unix = 0;
   std::time_t last_command_unix = 0;
   // CORRAL.WRITTEN: the WAL position of this connection's last write (read-your-writes); 0: none.
@@ -50,8 +51,9 @@ enum class CommandStatus {
   kPending,  // the reply will come through AsyncReplyTarget::DeliverLater; stop the pipeline
 };
 
-// Appends the answer to a read as a RESP reply (bulk, null, -BUSY ... or -ERR ...).
-void AppendReadAnswer(std::string& out, const ReadAnswer& answer);
+// Appends the answer to a read as a RESP reply (bulk, nil, -BUSY ... or -ERR ...) in the
+// connection's protocol (2 or 3).
+void AppendReadAnswer(std::string& out, const ReadAnswer& answer, int resp);
 
 // Redis 7.0's command flags, as COMMAND reports them.
 enum CommandFlag : uint32_t {

@@ -19,7 +19,7 @@ using proto::AppendArrayHeader;
 using proto::AppendBulk;
 using proto::AppendError;
 using proto::AppendInteger;
-using proto::AppendNullBulk;
+using proto::AppendNil;
 using proto::AppendSimple;
 
 CommandStatus RespCommands::Ping(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
@@ -227,19 +227,16 @@ CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& ou
     AppendError(out, proto::kHelloNoAuth);
     return CommandStatus::kDone;
   }
-  // RESP3 is refused until it is complete (SPEC.md), after the checks Redis makes first.
-  if (ver == 3) {
-    AppendError(out, proto::kNoProto);
-    return CommandStatus::kDone;
-  }
   if (have_setname) client.name = std::string(setname);
-  AppendArrayHeader(out, 14);
+  // HELLO without a version keeps the connection's protocol; with one, switches to it.
+  if (args.size() >= 2) client.resp = static_cast<int>(ver);
+  proto::AppendMap(out, 7, client.resp);
   AppendBulk(out, "server");
   AppendBulk(out, "corral");
   AppendBulk(out, "version");
   AppendBulk(out, kCompatVersion);
   AppendBulk(out, "proto");
-  AppendInteger(out, 2);
+  AppendInteger(out, client.resp);
   AppendBulk(out, "id");
   AppendInteger(out, static_cast<int64_t>(client.id));
   AppendBulk(out, "mode");
@@ -259,7 +256,8 @@ std::string RespCommands::ClientInfoLine(const RespClient& client) const {
                      " idle=" + std::to_string(now - client.last_command_unix) +
                      " flags=N db=0 sub=0 psub=0 multi=-1 user=" +
                      (client.user != nullptr ? client.user->name : std::string("default")) +
-                     " resp=2 lib-name=" + client.lib_name + " lib-ver=" + client.lib_ver + "\n";
+                     " resp=" + std::to_string(client.resp) + " lib-name=" + client.lib_name +
+                     " lib-ver=" + client.lib_ver + "\n";
   return line;
 }
 
@@ -277,7 +275,7 @@ CommandStatus RespCommands::Client(RespClient& client, Args args, std::string& o
     AppendSimple(out, proto::kOk);
   } else if (EqualsIgnoreCase(sub, "getname") && args.size() == 2) {
     if (client.name.empty()) {
-      AppendNullBulk(out);
+      AppendNil(out, client.resp);
     } else {
       AppendBulk(out, client.name);
     }
@@ -294,7 +292,7 @@ CommandStatus RespCommands::Client(RespClient& client, Args args, std::string& o
     }
     AppendSimple(out, proto::kOk);
   } else if (EqualsIgnoreCase(sub, "info") && args.size() == 2) {
-    AppendBulk(out, ClientInfoLine(client));
+    proto::AppendText(out, ClientInfoLine(client), client.resp);
   } else if (EqualsIgnoreCase(sub, "setname") || EqualsIgnoreCase(sub, "getname") ||
              EqualsIgnoreCase(sub, "id") || EqualsIgnoreCase(sub, "setinfo") ||
              EqualsIgnoreCase(sub, "info")) {
@@ -459,7 +457,8 @@ CommandStatus RespCommands::Command(RespClient&, Args args, std::string& out, As
   return CommandStatus::kDone;
 }
 
-CommandStatus RespCommands::Config(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
+CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& out,
+                                   AsyncReplyTarget&) {
   if (EqualsIgnoreCase(args[1], "set")) return ConfigSet(args, out);
   if (!EqualsIgnoreCase(args[1], "get")) {
     AppendError(out, proto::UnknownSubcommandError("CONFIG", args[1]));
@@ -495,7 +494,7 @@ CommandStatus RespCommands::Config(RespClient&, Args args, std::string& out, Asy
       }
     }
   }
-  AppendArrayHeader(out, matched.size() * 2);
+  proto::AppendMap(out, matched.size(), client.resp);
   for (const auto* p : matched) {
     AppendBulk(out, p->first);
     AppendBulk(out, p->second);
@@ -572,8 +571,9 @@ std::string RespCommands::Info(std::string_view section) const {
   return RenderInfo(sources, section);
 }
 
-CommandStatus RespCommands::InfoCmd(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
-  AppendBulk(out, Info(args.size() > 1 ? args[1] : std::string_view()));
+CommandStatus RespCommands::InfoCmd(RespClient& client, Args args, std::string& out,
+                                    AsyncReplyTarget&) {
+  proto::AppendText(out, Info(args.size() > 1 ? args[1] : std::string_view()), client.resp);
   return CommandStatus::kDone;
 }
 

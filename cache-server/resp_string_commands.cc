@@ -32,7 +32,7 @@ using proto::AppendArrayHeader;
 using proto::AppendBulk;
 using proto::AppendError;
 using proto::AppendInteger;
-using proto::AppendNullBulk;
+using proto::AppendNil;
 using proto::AppendSimple;
 
 namespace {
@@ -449,7 +449,7 @@ CommandStatus RespCommands::GetEx(RespClient& client, Args args, std::string& ou
   if (value) {
     AppendBulk(out, *value);
   } else {
-    AppendNullBulk(out);
+    AppendNil(out, client.resp);
   }
   return CommandStatus::kDone;
 }
@@ -468,7 +468,7 @@ CommandStatus RespCommands::GetDel(RespClient& client, Args args, std::string& o
   if (value) {
     AppendBulk(out, *value);
   } else {
-    AppendNullBulk(out);
+    AppendNil(out, client.resp);
   }
   return CommandStatus::kDone;
 }
@@ -491,7 +491,7 @@ CommandStatus RespCommands::GetSet(RespClient& client, Args args, std::string& o
   } else if (old) {
     AppendBulk(out, *old);
   } else {
-    AppendNullBulk(out);
+    AppendNil(out, client.resp);
   }
   return CommandStatus::kDone;
 }
@@ -622,11 +622,12 @@ CommandStatus RespCommands::Rename(RespClient& client, Args args, std::string& o
   return CommandStatus::kDone;
 }
 
-CommandStatus RespCommands::RandomKey(RespClient&, Args, std::string& out, AsyncReplyTarget&) {
+CommandStatus RespCommands::RandomKey(RespClient& client, Args, std::string& out,
+                                      AsyncReplyTarget&) {
   if (std::optional<std::string> key = state_.cache.store().RandomKey()) {
     AppendBulk(out, *key);
   } else {
-    AppendNullBulk(out);
+    AppendNil(out, client.resp);
   }
   return CommandStatus::kDone;
 }

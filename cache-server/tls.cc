@@ -44,8 +44,7 @@ std::shared_ptr<ssl::context> TlsContexts::Build() const {
   boost::system::error_code ec;
   ctx->set_options(options, ec);
   auto fail = [&](const char* field, const std::string& file) {
-    throw ConfigError(std::string("tls.") + field,
-                      "cannot load \"" + file + "\": " + ec.message());
+    throw ConfigError(std::string("tls.") + field, "cannot load \"" + file + "\": " + ec.message());
   };
   ctx->use_certificate_chain_file(config_.cert_file, ec);
   if (ec) fail("cert_file", config_.cert_file);
@@ -53,8 +52,9 @@ std::shared_ptr<ssl::context> TlsContexts::Build() const {
   if (ec) fail("key_file", config_.key_file);
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
     ERR_clear_error();
-    throw ConfigError("tls.key_file", "\"" + config_.key_file +
-                                          "\" is not the private key of tls.cert_file's certificate");
+    throw ConfigError(
+        "tls.key_file",
+        "\"" + config_.key_file + "\" is not the private key of tls.cert_file's certificate");
   }
   if (!config_.ca_file.empty()) {
     ctx->load_verify_file(config_.ca_file, ec);
@@ -69,7 +69,8 @@ std::shared_ptr<ssl::context> TlsContexts::Build() const {
   }
   // Session resumption with client certificates needs a context id.
   static constexpr unsigned char kSessionContext[] = "corral";
-  SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext, sizeof(kSessionContext) - 1);
+  SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext,
+                                 sizeof(kSessionContext) - 1);
   return ctx;
 }
 

@@ -23,8 +23,9 @@ PACKAGES=(
   # Servers the tests and the demo run locally (pg_stat_statements is in postgresql-contrib)
   postgresql-15 postgresql-contrib redis-server redis-tools pgbouncer
   prometheus  # promtool: the tests check /metrics with "promtool check metrics"
-  # Used by the scripts: curl, ps/pgrep, ss
-  curl procps iproute2
+  # Used by the scripts and tests: curl, ps/pgrep, ss; openssl makes tls_test's certificates
+  curl procps iproute2 openssl
+  python3-redis  # redis-py, one of the client libraries tests/clients drives
   # deploy/image.sh: a Debian 12 base from the archive and an image built on it, with neither a
   # registry nor an OCI runtime (buildah bud --isolation chroot)
   buildah debootstrap

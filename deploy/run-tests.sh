@@ -142,6 +142,12 @@ trap 'exit 143' TERM
 phase "install dependencies"
 "${DEPLOY_DIR}/install-deps.sh"
 
+# node-redis and ioredis for tests/integration/clients_test.cc, as the lock file pins them.
+phase "install the Node client packages (npm ci, tests/clients/node)" 120
+command -v node >/dev/null || corral_die "node is not in PATH (Node.js 20 or newer runs tests/clients/node)"
+(cd "${ROOT_DIR}/tests/clients/node" && npm ci --no-audit --no-fund --loglevel=error) ||
+  failed "npm ci"
+
 phase "check source (clang-format, module boundaries)" 30
 "${DEPLOY_DIR}/check-source.sh" || failed "check source"
 

@@ -66,4 +66,46 @@ void AppendArrayHeader(std::string& out, size_t n) { AppendHeader(out, '*', n); 
 
 void AppendNullArray(std::string& out) { out.append("*-1\r\n", 5); }
 
+void AppendNull(std::string& out) { out.append("_\r\n", 3); }
+
+void AppendMapHeader(std::string& out, size_t pairs) {
+  out.push_back('%');
+  out.append(std::to_string(pairs));
+  out.append("\r\n", 2);
+}
+
+void AppendVerbatim(std::string& out, std::string_view format, std::string_view s) {
+  out.push_back('=');
+  out.append(std::to_string(format.size() + 1 + s.size()));
+  out.append("\r\n", 2);
+  out.append(format);
+  out.push_back(':');
+  out.append(s);
+  out.append("\r\n", 2);
+}
+
+void AppendNil(std::string& out, int protocol) {
+  if (protocol >= 3) {
+    AppendNull(out);
+  } else {
+    AppendNullBulk(out);
+  }
+}
+
+void AppendMap(std::string& out, size_t pairs, int protocol) {
+  if (protocol >= 3) {
+    AppendMapHeader(out, pairs);
+  } else {
+    AppendArrayHeader(out, 2 * pairs);
+  }
+}
+
+void AppendText(std::string& out, std::string_view s, int protocol) {
+  if (protocol >= 3) {
+    AppendVerbatim(out, "txt", s);
+  } else {
+    AppendBulk(out, s);
+  }
+}
+
 }  // namespace corral::proto

@@ -236,16 +236,48 @@ TEST_F(RespTest, Hello) {
     EXPECT_EQ(fields["$role"], "$master");
     EXPECT_EQ(fields["$id"], ReplyText(RedisCmd(conn_.get(), {"CLIENT", "ID"}).get()));
   }
-  EXPECT_EQ(Cmd({"HELLO", "3"}), "-NOPROTO unsupported protocol version");
   EXPECT_EQ(Cmd({"HELLO", "1"}), "-NOPROTO unsupported protocol version");
+  EXPECT_EQ(Cmd({"HELLO", "4"}), "-NOPROTO unsupported protocol version");
   EXPECT_EQ(Cmd({"HELLO", "two"}), "-ERR Protocol version is not an integer or out of range");
   // HELLO 2 SETNAME names the connection.
   RedisReplyPtr r = RedisCmd(conn_.get(), {"HELLO", "2", "SETNAME", "hello-name"});
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->type, REDIS_REPLY_ARRAY);
   EXPECT_EQ(Cmd({"CLIENT", "GETNAME"}), "$hello-name");
-  // The connection still speaks RESP2 after a refused HELLO 3.
+  // The connection still speaks RESP2 after a refused HELLO 4.
   EXPECT_EQ(Cmd({"PING"}), "+PONG");
+}
+
+// After HELLO 3 (hiredis 0.14 cannot read RESP3, so raw bytes): nulls are `_`, HELLO and CONFIG
+// GET answer maps, INFO and CLIENT INFO verbatim text; HELLO 2 goes back.
+TEST_F(RespTest, Resp3AfterHello3) {
+  auto raw = TcpClient::Connect(server_->resp_port());
+  ASSERT_NE(raw, nullptr);
+  auto exchange = [&](std::string_view command, std::string_view until) {
+    EXPECT_TRUE(raw->Send(std::string(command) + "\r\n"));
+    EXPECT_TRUE(raw->ReadUntil(until)) << command << ": " << raw->received();
+    return raw->Take();
+  };
+  std::string hello = exchange("HELLO 3", "$7\r\nmodules\r\n*0\r\n");
+  EXPECT_THAT(hello, StartsWith("%7\r\n$6\r\nserver\r\n$6\r\ncorral\r\n"));
+  EXPECT_THAT(hello, HasSubstr("$5\r\nproto\r\n:3\r\n"));
+  EXPECT_EQ(exchange("SET r3 v", "\r\n"), "+OK\r\n");
+  EXPECT_EQ(exchange("GET r3:missing", "\r\n"), "_\r\n");
+  EXPECT_EQ(exchange("SET r3 w NX", "\r\n"), "_\r\n");
+  EXPECT_EQ(exchange("MGET r3 r3:missing", "_\r\n"), "*2\r\n$1\r\nv\r\n_\r\n");
+  EXPECT_EQ(exchange("CLIENT GETNAME", "\r\n"), "_\r\n");
+  // A PING after each reply whose length varies marks where it ends.
+  std::string config = exchange("CONFIG GET maxmemory\r\nPING", "+PONG\r\n");
+  EXPECT_THAT(config, StartsWith("%1\r\n$9\r\nmaxmemory\r\n$"));
+  std::string info = exchange("CLIENT INFO\r\nPING", "+PONG\r\n");
+  EXPECT_THAT(info, StartsWith("="));
+  EXPECT_THAT(info, HasSubstr("\r\ntxt:id="));
+  EXPECT_THAT(info, HasSubstr(" resp=3 "));
+  EXPECT_THAT(exchange("INFO server\r\nPING", "+PONG\r\n"), HasSubstr("\r\ntxt:# Server"));
+  // HELLO without a version keeps RESP3; HELLO 2 returns to RESP2.
+  EXPECT_THAT(exchange("HELLO", "*0\r\n"), StartsWith("%7\r\n"));
+  EXPECT_THAT(exchange("HELLO 2", "*0\r\n"), StartsWith("*14\r\n"));
+  EXPECT_EQ(exchange("GET r3:missing", "\r\n"), "$-1\r\n");
 }
 
 TEST_F(RespTest, CommandCount) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/integration/certificates.h"
 #include "tests/integration/server_process.h"
 
 namespace corral::integration {
@@ -19,67 +20,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// A directory of certificates: ca{1,2}.crt, server{1,2}.{crt,key} signed by ca{1,2} for
-// 127.0.0.1 and localhost, client.{crt,key} signed by ca1; server.{crt,key} is what corral serves
-// (a copy of server1 to begin with).
-class Certificates {
- public:
-  Certificates() {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("corral-tls-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    std::filesystem::create_directories(dir_);
-    const std::string script = R"(set -e
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-for n in 1 2; do
-  key ca$n.key
-  openssl req -x509 -new -key ca$n.key -out ca$n.crt -days 2 -subj "/CN=corral test CA $n"
-  key server$n.key
-  openssl req -new -key server$n.key -out server$n.csr -subj "/CN=localhost"
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > server.ext
-  openssl x509 -req -in server$n.csr -CA ca$n.crt -CAkey ca$n.key -CAcreateserial \
-    -out server$n.crt -days 2 -extfile server.ext 2>/dev/null
-done
-key client.key
-openssl req -new -key client.key -out client.csr -subj "/CN=corral test client"
-printf 'extendedKeyUsage=clientAuth\n' > client.ext
-openssl x509 -req -in client.csr -CA ca1.crt -CAkey ca1.key -CAcreateserial -out client.crt \
-  -days 2 -extfile client.ext 2>/dev/null
-cp server1.crt server.crt
-cp server1.key server.key
-)";
-    ProcessResult r = RunProcess({"sh", "-c", "cd '" + dir_.string() + "' && " + script});
-    ok_ = r.status.ok();
-    error_ = r.err;
-  }
-  ~Certificates() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  bool ok() const { return ok_; }
-  const std::string& error() const { return error_; }
-  std::string operator[](const std::string& name) const { return (dir_ / name).string(); }
-  // Serves server{n} from now on (the files change in place).
-  void Serve(int n) {
-    std::filesystem::copy_file((*this)["server" + std::to_string(n) + ".key"],
-                               (*this)["server.key"],
-                               std::filesystem::copy_options::overwrite_existing);
-    std::filesystem::copy_file((*this)["server" + std::to_string(n) + ".crt"],
-                               (*this)["server.crt"],
-                               std::filesystem::copy_options::overwrite_existing);
-  }
-
- private:
-  static inline int counter_ = 0;
-  std::filesystem::path dir_;
-  bool ok_ = false;
-  std::string error_;
-};
-
 std::string TlsConfig(const Certificates& certs, const std::string& extra_tls = "") {
   return R"({"listen": {"resp_tls": "127.0.0.1:0", "http_tls": "127.0.0.1:0"},
              "tls": {"cert_file": ")" +
-         certs["server.crt"] + R"(", "key_file": ")" + certs["server.key"] +
-         R"(", "ca_file": ")" + certs["ca1.crt"] + "\"" + extra_tls + "}}";
+         certs["server.crt"] + R"(", "key_file": ")" + certs["server.key"] + R"(", "ca_file": ")" +
+         certs["ca1.crt"] + "\"" + extra_tls + "}}";
 }
 
 class TlsTest : public ::testing::Test {
@@ -92,15 +37,16 @@ class TlsTest : public ::testing::Test {
   }
   void StartServer(const std::string& extra_tls = "") {
     std::string error;
-    server_ = ServerProcess::Start(ServerOptions{.config_json = TlsConfig(certs_, extra_tls), .extra_args = {}},
-                                   &error);
+    server_ = ServerProcess::Start(
+        ServerOptions{.config_json = TlsConfig(certs_, extra_tls), .extra_args = {}}, &error);
     ASSERT_NE(server_, nullptr) << error;
     ASSERT_NE(server_->resp_tls_port(), 0);
     ASSERT_NE(server_->http_tls_port(), 0);
   }
   ProcessResult RedisCliTls(std::vector<std::string> args, const std::string& ca = "ca1.crt") {
-    std::vector<std::string> argv = {"redis-cli", "--tls", "--cacert", certs_[ca], "-p",
-                                     std::to_string(server_->resp_tls_port())};
+    std::vector<std::string> argv = {"redis-cli", "--tls",
+                                     "--cacert",  certs_[ca],
+                                     "-p",        std::to_string(server_->resp_tls_port())};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunProcess(argv, {}, Millis(10000));
   }
@@ -124,7 +70,8 @@ TEST_F(TlsTest, RedisCliAndCurlSpeakTlsAndThePlainPortsStayPlain) {
   EXPECT_EQ(get.out, "over-tls\n") << get.err;
   // A pipeline larger than one TLS record, through redis-cli's pipe mode.
   std::string many;
-  for (int i = 0; i < 2000; ++i) many += "SET plain:p" + std::to_string(i) + " value-" + std::to_string(i) + "\n";
+  for (int i = 0; i < 2000; ++i)
+    many += "SET plain:p" + std::to_string(i) + " value-" + std::to_string(i) + "\n";
   ProcessResult pipe = RunProcess({"redis-cli", "--tls", "--cacert", certs_["ca1.crt"], "-p",
                                    std::to_string(server_->resp_tls_port())},
                                   many, Millis(20000));
@@ -169,10 +116,10 @@ TEST_F(TlsTest, GarbageAndHalfOpenHandshakesAreClosedWithoutLeakingDescriptors) 
   for (uint16_t port : {server_->resp_tls_port(), server_->http_tls_port()}) {
     for (int i = 0; i < 10; ++i) {
       // Garbage instead of a ClientHello, plain RESP, a truncated ClientHello, and silence.
-      for (std::string_view bytes : {std::string_view("\x16\x03\x01\x00\x05garbage-garbage", 20),
-                                     std::string_view("PING\r\n"),
-                                     std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc", 9),
-                                     std::string_view()}) {
+      for (std::string_view bytes :
+           {std::string_view("\x16\x03\x01\x00\x05garbage-garbage", 20),
+            std::string_view("PING\r\n"),
+            std::string_view("\x16\x03\x01\x02\x00\x01\x00\x01\xfc", 9), std::string_view()}) {
         auto c = TcpClient::Connect(port);
         ASSERT_NE(c, nullptr);
         if (!bytes.empty()) {
@@ -221,8 +168,8 @@ TEST_F(TlsTest, CertificatesReloadOnSighupAndWhenTheFilesChange) {
   // SIGHUP: the next connection gets server2's certificate, which only ca2 verifies.
   certs_.Serve(2);
   server_->Signal(SIGHUP);
-  EXPECT_TRUE(WaitFor([&] { return Curl("/healthz", {}, "ca2.crt").out == "ok\n"; },
-                      Millis(10000), Millis(100)));
+  EXPECT_TRUE(WaitFor([&] { return Curl("/healthz", {}, "ca2.crt").out == "ok\n"; }, Millis(10000),
+                      Millis(100)));
   EXPECT_NE(Curl("/healthz").out, "ok\n");
   EXPECT_EQ(RedisCliTls({"PING"}, "ca2.crt").out, "PONG\n");
   // No signal: the files changing is enough.

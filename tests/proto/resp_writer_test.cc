@@ -58,6 +58,26 @@ TEST(RespWriter, NullsAndArrays) {
   EXPECT_EQ(out, "$-1\r\n*-1\r\n*0\r\n*3\r\n*18446744073709551615\r\n");
 }
 
+TEST(RespWriter, Resp3Types) {
+  std::string out;
+  AppendNull(out);
+  AppendMapHeader(out, 2);
+  AppendVerbatim(out, "txt", "a\r\nb");
+  AppendVerbatim(out, "txt", "");
+  EXPECT_EQ(out, "_\r\n%2\r\n=8\r\ntxt:a\r\nb\r\n=4\r\ntxt:\r\n");
+}
+
+TEST(RespWriter, WhatDependsOnTheProtocol) {
+  std::string two, three;
+  for (auto [out, protocol] : {std::pair<std::string*, int>{&two, 2}, {&three, 3}}) {
+    AppendNil(*out, protocol);
+    AppendMap(*out, 3, protocol);
+    AppendText(*out, "hi", protocol);
+  }
+  EXPECT_EQ(two, "$-1\r\n*6\r\n$2\r\nhi\r\n");
+  EXPECT_EQ(three, "_\r\n%3\r\n=6\r\ntxt:hi\r\n");
+}
+
 TEST(RespWriter, AppendsAfterExistingBytes) {
   std::string out = "prefix";
   AppendArrayHeader(out, 2);
