@@ -5,9 +5,11 @@
 # CPU per request, unlike requests/s, does not depend on how much of the two cores the benchmark
 # client took. A second corral binary (e.g. the build before a change) runs as a third target.
 #
-# Usage: bench/cpu-per-request.sh [--rounds N] [--threads T] [CORRAL_BIN [OTHER_CORRAL_BIN]]
+# Usage: bench/cpu-per-request.sh [--rounds N] [--threads T] [--tls] [CORRAL_BIN [OTHER_CORRAL_BIN]]
 #   CORRAL_BIN default build/cache-server/corral-server; --rounds default 5; --threads (corral's
-#   `threads`) default 1, as Redis serves commands on one thread. Builds nothing.
+#   `threads`) default 1, as Redis serves commands on one thread. --tls: every target is reached
+#   over TLS (Redis's tls-port, corral's listen.resp_tls; redis-benchmark --tls) with a
+#   certificate made by openssl for the run. Builds nothing.
 # Needs redis-server, redis-benchmark, redis-cli, and perf (falls back to /proc/PID/stat utime +
 # stime, 10 ms resolution, when perf cannot count, and says so).
 set -euo pipefail
@@ -19,12 +21,15 @@ source "${DEPLOY_DIR}/lib.sh"
 
 ROUNDS=5
 THREADS=1
+TLS=0
+TLS_ARGS=()  # --tls --cacert CERT for redis-benchmark and redis-cli
 BINS=()
 while (($#)); do
   case $1 in
     --rounds) ROUNDS=${2:-}; shift 2 ;;
     --threads) THREADS=${2:-}; shift 2 ;;
-    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --tls) TLS=1; shift ;;
+    -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}"; exit 0 ;;
     -*) corral_die "unknown option '$1' (see --help)" ;;
     *) BINS+=("$1"); shift ;;
   esac
@@ -68,12 +73,19 @@ start_corral() {
   local name=$1 bin=$2
   RESP_PORT=$(corral_free_port)
   HTTP_PORT=$(corral_free_port)
+  local tls_listen="" tls_section="" tls_port=""
+  if ((TLS)); then
+    tls_port=$(corral_free_port)
+    tls_listen=", \"resp_tls\": \"127.0.0.1:${tls_port}\""
+    tls_section=", \"tls\": { \"cert_file\": \"${WORK_DIR}/server.crt\","
+    tls_section+=" \"key_file\": \"${WORK_DIR}/server.key\" }"
+  fi
   cat >"${WORK_DIR}/${name}.json" <<EOF
-{ "listen": { "resp": "127.0.0.1:${RESP_PORT}", "http": "127.0.0.1:${HTTP_PORT}" },
-  "threads": ${THREADS}, "memory": { "max_bytes": 1073741824 }, "log_level": "warn" }
+{ "listen": { "resp": "127.0.0.1:${RESP_PORT}", "http": "127.0.0.1:${HTTP_PORT}"${tls_listen} },
+  "threads": ${THREADS}, "memory": { "max_bytes": 1073741824 }, "log_level": "warn"${tls_section} }
 EOF
   corral_server_start "${bin}" "${WORK_DIR}/${name}.json" "${WORK_DIR}/${name}.log"
-  PORT[${name}]=${RESP_PORT}
+  PORT[${name}]=${tls_port:-${RESP_PORT}}
   PID[${name}]=${CORRAL_SERVER_PID}
   CORRAL[${name}]=${CORRAL_SERVER_PID}
 }
@@ -99,7 +111,7 @@ measure() {
   else
     before=$(proc_ticks "${pid}")
   fi
-  rate=$(redis-benchmark -h 127.0.0.1 -p "${PORT[${target}]}" -c 50 -r "${KEYS}" -n "${n}" \
+  rate=$(redis-benchmark "${TLS_ARGS[@]}" -h 127.0.0.1 -p "${PORT[${target}]}" -c 50 -r "${KEYS}" -n "${n}" \
     -P "${pipeline}" -t "${command,,}" --csv | awk -F'"' 'NR == 2 { printf "%d\n", $4 }')
   if ((USE_PERF)); then
     kill -INT "${perf_pid}"
@@ -122,7 +134,7 @@ median() {
 preload() {
   awk -v keys="${KEYS}" 'BEGIN {
     for (i = 0; i < keys; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n", i }' |
-    redis-cli -h 127.0.0.1 -p "$1" --pipe >/dev/null
+    redis-cli "${TLS_ARGS[@]}" -h 127.0.0.1 -p "$1" --pipe >/dev/null
 }
 
 main() {
@@ -137,9 +149,21 @@ main() {
   CORRAL_REDIS_DIR=${WORK_DIR}/redis
   CORRAL_REDIS_PORT=$(corral_free_port)
   export CORRAL_REDIS_DIR CORRAL_REDIS_PORT
+  local redis_tls_port=""
+  if ((TLS)); then
+    # One self-signed certificate for 127.0.0.1, served by every target.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+      -keyout "${WORK_DIR}/server.key" -out "${WORK_DIR}/server.crt" -subj "/CN=127.0.0.1" \
+      -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+    TLS_ARGS=(--tls --cacert "${WORK_DIR}/server.crt")
+    redis_tls_port=$(corral_free_port)
+    CORRAL_REDIS_EXTRA_ARGS="--tls-port ${redis_tls_port} --tls-cert-file ${WORK_DIR}/server.crt"
+    CORRAL_REDIS_EXTRA_ARGS+=" --tls-key-file ${WORK_DIR}/server.key --tls-auth-clients no"
+    export CORRAL_REDIS_EXTRA_ARGS
+  fi
   "${DEPLOY_DIR}/redis-local.sh" start >/dev/null
   REDIS_STARTED=1
-  PORT[redis]=${CORRAL_REDIS_PORT}
+  PORT[redis]=${redis_tls_port:-${CORRAL_REDIS_PORT}}
   PID[redis]=$(cat "${CORRAL_REDIS_DIR}/redis.pid")
   start_corral corral "${BINS[0]}"
   ((${#BINS[@]} == 1)) || start_corral corral-other "${BINS[1]}"
@@ -163,8 +187,8 @@ main() {
 
   printf '\nserver CPU per request in microseconds (ratio to redis-server), median of %d rounds;\n' \
     "${ROUNDS}"
-  printf 'redis-benchmark -c 50 -r %d, -n 200000 (-P 16: -n 1000000); corral threads %d\n' \
-    "${KEYS}" "${THREADS}"
+  printf 'redis-benchmark -c 50 -r %d, -n 200000 (-P 16: -n 1000000); corral threads %d%s\n' \
+    "${KEYS}" "${THREADS}" "$( ((TLS)) && echo '; every target over TLS')"
   printf '%-13s' target
   for test in "${TESTS[@]}"; do printf ' %16s' "${test}"; done
   printf '\n'

@@ -5,6 +5,8 @@
 # Usage: deploy/redis-local.sh start|stop|status|env
 # Environment: CORRAL_REDIS_DIR (default /tmp/corral-redis) holds the pidfile and log;
 # CORRAL_REDIS_PORT (default 6379). The port is remembered in CORRAL_REDIS_DIR once started.
+# CORRAL_REDIS_EXTRA_ARGS: more redis-server arguments, split at spaces (e.g. its --tls-port
+# settings, as bench/cpu-per-request.sh --tls passes them).
 set -euo pipefail
 
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -71,7 +73,8 @@ cmd_start() {
   echo "${REDIS_PORT}" >"${MARKER}"
   redis-server --bind 127.0.0.1 --port "${REDIS_PORT}" --daemonize yes \
     --dir "${REDIS_DIR}" --pidfile "${PID_FILE}" --logfile "${LOG_FILE}" \
-    --save "" --appendonly no --protected-mode yes
+    --save "" --appendonly no --protected-mode yes \
+    ${CORRAL_REDIS_EXTRA_ARGS:-} # word splitting wanted: several arguments
   if ! corral_wait_until "${START_TIMEOUT}" "redis to answer PING" answers_ping; then
     tail -n 20 "${LOG_FILE}" >&2 || true
     corral_die "redis did not start"

@@ -27,6 +27,7 @@
 #include "lease/lease_table.h"
 #include "lease/random.h"
 #include "lease/store.h"
+#include "proto/http_route.h"
 
 namespace {
 
@@ -82,6 +83,14 @@ struct World {
         state(config, cache, metrics, *users),
         handler(
             state, [this] { return server::RenderPrometheus(server::MetricSourcesOf(state)); },
+            [] { return true; }),
+        locked_users(server::BuildUsers(server::ParseConfig(R"({"users": {
+          "app": {"acl": "on ~user:* %R~plain:* +@all -@dangerous", "password": "pw",
+                  "tokens": ["tok-app"]}}})"))),
+        locked_state(config, cache, metrics, *locked_users),
+        locked_handler(
+            locked_state,
+            [this] { return server::RenderPrometheus(server::MetricSourcesOf(locked_state)); },
             [] { return true; }) {}
 
   server::Config config;
@@ -95,6 +104,11 @@ struct World {
   std::unique_ptr<auth::UserTable> users;
   server::ServerState state;
   server::HttpHandler handler;
+  // The same cache behind a door that asks for credentials (user "app": password "pw", token
+  // "tok-app"); the top bit of byte 3 picks it, so Authorization headers meet both doors.
+  std::unique_ptr<auth::UserTable> locked_users;
+  server::ServerState locked_state;
+  server::HttpHandler locked_handler;
 };
 
 World& TheWorld() {
@@ -113,15 +127,25 @@ std::string Serialize(const server::HttpResponse& response) {
 }
 
 // Sends the request to the handler; returns whether the connection stays open.
-bool Serve(World& world, const server::HttpRequest& request) {
+bool Serve(World& world, const server::HttpRequest& request, bool locked) {
   int responses = 0;
   bool keep_alive = false;
-  world.handler.Handle(request, [&](server::HttpResponse response) {
-    ++responses;
-    keep_alive = response.keep_alive();
-    const std::string wire = Serialize(response);
-    Check(wire.rfind("HTTP/1.", 0) == 0, "a response that is not HTTP/1.x");
-  });
+  int status = 0;
+  (locked ? world.locked_handler : world.handler)
+      .Handle(request, [&](server::HttpResponse response) {
+        ++responses;
+        keep_alive = response.keep_alive();
+        status = static_cast<int>(response.result_int());
+        const std::string wire = Serialize(response);
+        Check(wire.rfind("HTTP/1.", 0) == 0, "a response that is not HTTP/1.x");
+      });
+  // Behind the locked door, a request without credentials never reaches the cache.
+  if (locked && request.find(http::field::authorization) == request.end()) {
+    const proto::Route route = proto::ParseRoute(request.target());
+    if (route.kind == proto::RouteKind::kCache) {
+      Check(status == 401 || status == 405, "a cache route answered without credentials");
+    }
+  }
   // The backend answers at once, so every answer is in before Handle returns.
   Check(responses == 1, "a request did not get exactly one response");
   return keep_alive;
@@ -190,7 +214,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         continue;
       }
       server::HttpRequest request = parser->release();
-      open = Serve(world, request);
+      open = Serve(world, request, (data[3] & 0x80) != 0);
       fresh_parser();
     }
   }

@@ -22,12 +22,13 @@ class ClientsTest : public ::testing::Test {
     certs_ = new Certificates();
     ASSERT_TRUE(certs_->ok()) << certs_->error();
     const std::string config = R"({
-      "listen": {"resp_tls": "127.0.0.1:0"},
+      "listen": {"resp_tls": "127.0.0.1:0", "http_tls": "127.0.0.1:0"},
       "tls": {"cert_file": ")" +
                                (*certs_)["server.crt"] + R"(", "key_file": ")" +
                                (*certs_)["server.key"] + R"("},
       "resp": {"requirepass": "admin-pw"},
-      "users": {"app": {"acl": "on ~plain:* %R~ro:* +@all -@dangerous", "password": "app-pw"}}
+      "users": {"app": {"acl": "on ~plain:* %R~ro:* +@all -@dangerous", "password": "app-pw",
+                        "tokens": ["tok-app-0123456789"]}}
     })";
     std::string error;
     server_ = ServerProcess::Start(ServerOptions{.config_json = config, .extra_args = {}}, &error)
@@ -80,6 +81,30 @@ TEST_F(ClientsTest, NodeRedisAndIoredis) {
   EXPECT_TRUE(r.status.ok()) << r.status.ToString() << "\n" << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("# pass 5")) << r.out;
   EXPECT_THAT(r.out, HasSubstr("# fail 0")) << r.out;
+}
+
+// curl over HTTPS: the same users as RESP, and a refusal changes nothing.
+TEST_F(ClientsTest, CurlOverHttps) {
+  ASSERT_TRUE(InPath("curl"));
+  const std::string base =
+      "https://127.0.0.1:" + std::to_string(server_->http_tls_port()) + "/v1/cache/";
+  auto curl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {
+        "curl", "-sS",       "--max-time", "5",           "--cacert", (*certs_)["ca1.crt"],
+        "-o",   "/dev/null", "-w",         "%{http_code}"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ProcessResult r = RunProcess(argv, {}, Millis(10000));
+    EXPECT_TRUE(r.status.ok()) << r.err;
+    return r.out;
+  };
+  EXPECT_EQ(curl({"-X", "PUT", "--data-binary", "x", base + "plain/curl"}), "401");
+  EXPECT_EQ(curl({"-u", "app:wrong", base + "plain/curl"}), "401");
+  EXPECT_EQ(curl({"-u", "app:app-pw", "-X", "PUT", "--data-binary", "v", base + "plain/curl"}),
+            "204");
+  EXPECT_EQ(curl({"-H", "Authorization: Bearer tok-app-0123456789", base + "plain/curl"}), "200");
+  EXPECT_EQ(curl({"-u", "app:app-pw", "-X", "PUT", "--data-binary", "v", base + "ro/curl"}), "403");
+  EXPECT_EQ(curl({"-u", "app:app-pw", "-X", "DELETE", base + "order/1"}), "403");
+  EXPECT_EQ(curl({"-u", "app:app-pw", base + "ro/curl"}), "404");  // the refused PUT stored nothing
 }
 
 }  // namespace

@@ -339,6 +339,27 @@ TEST(SecurityConfigTest, ADoorLeftOpenByAccidentOrABadRuleIsAConfigErrorNamingTh
   std::filesystem::remove(file);
 }
 
+TEST(SecurityConfigTest, ClosedMetricsNeedAUserAllowedToRunInfo) {
+  const std::string config = R"({"http": {"open_metrics": false}, "resp": {"requirepass": "rp"},
+      "users": {"app": {"acl": "on ~* +@all -@dangerous", "password": "pw"}}})";
+  std::string error;
+  auto server =
+      ServerProcess::Start(ServerOptions{.config_json = config, .extra_args = {}}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  for (const char* route : {"/metrics", "/v1/stats"}) {
+    auto status = [&](const std::vector<std::string>& headers) {
+      auto res = HttpRequestOnce(server->http_port(), "GET", route, "", headers);
+      return res ? res->status : -1;
+    };
+    EXPECT_EQ(status({}), 401) << route;
+    EXPECT_EQ(status({Basic("app", "pw")}), 403) << route;  // INFO is @dangerous
+    EXPECT_EQ(status({Basic("default", "rp")}), 200) << route;
+  }
+  // The probes stay open.
+  EXPECT_EQ(HttpRequestOnce(server->http_port(), "GET", "/readyz")->status, 200);
+  EXPECT_EQ(HttpRequestOnce(server->http_port(), "GET", "/healthz")->status, 200);
+}
+
 // This machine's first IPv4 address that is not loopback, or "" when it has none.
 std::string NonLoopbackAddress() {
   ifaddrs* list = nullptr;

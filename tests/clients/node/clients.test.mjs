@@ -57,6 +57,9 @@ test('node-redis: over TLS', async () => {
     const big = 'x'.repeat(100000); // several TLS records each way
     assert.equal(await c.set('plain:node:big', big), 'OK');
     assert.equal(await c.get('plain:node:big'), big);
+    // The same users and ACL over TLS.
+    await assert.rejects(c.flushAll(), /NOPERM/);
+    await assert.rejects(c.set('ro:node', 'x'), /NOPERM/);
   } finally {
     c.destroy();
   }
@@ -84,6 +87,7 @@ test('ioredis: over TLS', async () => {
     await r.connect();
     assert.equal(await r.set('plain:io:tls', 'secure'), 'OK');
     assert.equal(await r.get('plain:io:tls'), 'secure');
+    await assert.rejects(r.get('order:1'), /NOPERM/);
   } finally {
     r.disconnect();
   }

@@ -57,6 +57,17 @@ class RedisPyTest(unittest.TestCase):
         big = b"x" * 100000  # several TLS records each way
         self.assertTrue(r.set("plain:py:big", big))
         self.assertEqual(r.get("plain:py:big"), big)
+        # The same users and ACL over TLS.
+        with self.assertRaises(redis.exceptions.NoPermissionError):
+            r.flushall()
+        with self.assertRaises(redis.exceptions.NoPermissionError):
+            r.set("ro:py", "x")
+        wrong = redis.Redis(host=HOST, port=TLS_PORT, ssl=True, ssl_ca_certs=CA,
+                            username="app", password="no")
+        with self.assertRaisesRegex(
+            (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError), "WRONGPASS"
+        ):
+            wrong.ping()
 
     def test_tls_with_an_untrusted_ca_fails(self):
         r = redis.Redis(host=HOST, port=TLS_PORT, ssl=True, ssl_cert_reqs="required", **APP)
