@@ -66,18 +66,28 @@ constexpr char kChannelAfterAll[] =
     "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not "
     "have any effect. Try 'resetchannels' to start with an empty list of channels";
 
+// Allows or denies command `i` whole: its subcommand rules go, as in Redis.
+void SetCommand(User& user, Catalogue catalogue, size_t i, bool allow) {
+  user.allowed[i] = allow;
+  const std::string prefix = std::string(catalogue[i].name) + "|";
+  for (auto it = user.subcommands.lower_bound(prefix);
+       it != user.subcommands.end() && it->first.starts_with(prefix);) {
+    it = user.subcommands.erase(it);
+  }
+}
+
 void SetCommands(User& user, Catalogue catalogue, uint32_t category, bool allow) {
   for (size_t i = 0; i < catalogue.size(); ++i) {
     if (category == ~0u || (catalogue[i].categories & category)) {
-      user.allowed[i] = allow;
-      // A whole-command change overrides its subcommand rules, as in Redis.
-      std::string prefix = std::string(catalogue[i].name) + "|";
-      for (auto it = user.subcommands.lower_bound(prefix);
-           it != user.subcommands.end() && it->first.starts_with(prefix);) {
-        it = user.subcommands.erase(it);
-      }
+      SetCommand(user, catalogue, i, allow);
     }
   }
+}
+
+// The digest a password rule names: `>pw` / `<pw` hash the text, `#hex` / `!hex` give it.
+std::optional<Digest> RuleDigest(std::string_view rule) {
+  if (rule[0] == '>' || rule[0] == '<') return Sha256(rule.substr(1));
+  return ParseHexDigest(rule.substr(1));
 }
 
 std::optional<std::string> ApplyOne(User& u, std::string_view rule, Catalogue catalogue) {
@@ -92,29 +102,16 @@ std::optional<std::string> ApplyOne(User& u, std::string_view rule, Catalogue ca
     u.nopass = false;
     u.passwords.clear();
   } else if (rule.starts_with('>') || rule.starts_with('#')) {
-    Digest d{};
-    if (rule[0] == '>') {
-      d = Sha256(rule.substr(1));
-    } else {
-      std::optional<Digest> parsed = ParseHexDigest(rule.substr(1));
-      if (!parsed) return kBadHash;
-      d = *parsed;
-    }
-    if (std::none_of(u.passwords.begin(), u.passwords.end(),
-                     [&](const Digest& p) { return p == d; })) {
-      u.passwords.push_back(d);
+    std::optional<Digest> d = RuleDigest(rule);
+    if (!d) return kBadHash;
+    if (std::find(u.passwords.begin(), u.passwords.end(), *d) == u.passwords.end()) {
+      u.passwords.push_back(*d);
     }
     u.nopass = false;
   } else if (rule.starts_with('<') || rule.starts_with('!')) {
-    Digest d{};
-    if (rule[0] == '<') {
-      d = Sha256(rule.substr(1));
-    } else {
-      std::optional<Digest> parsed = ParseHexDigest(rule.substr(1));
-      if (!parsed) return kBadHash;
-      d = *parsed;
-    }
-    auto it = std::find(u.passwords.begin(), u.passwords.end(), d);
+    std::optional<Digest> d = RuleDigest(rule);
+    if (!d) return kBadHash;
+    auto it = std::find(u.passwords.begin(), u.passwords.end(), *d);
     if (it == u.passwords.end()) return kNoSuchPassword;
     u.passwords.erase(it);
   } else if (rule.starts_with('~') || rule.starts_with('%')) {
@@ -187,12 +184,7 @@ std::optional<std::string> ApplyOne(User& u, std::string_view rule, Catalogue ca
     std::optional<size_t> index = FindCommand(catalogue, name);
     if (!index) return kUnknownCommand;
     if (sub.empty()) {
-      u.allowed[*index] = rule[0] == '+';
-      std::string prefix = std::string(catalogue[*index].name) + "|";
-      for (auto it = u.subcommands.lower_bound(prefix);
-           it != u.subcommands.end() && it->first.starts_with(prefix);) {
-        it = u.subcommands.erase(it);
-      }
+      SetCommand(u, catalogue, *index, rule[0] == '+');
     } else {
       u.subcommands[std::string(catalogue[*index].name) + "|" + Lower(sub)] = rule[0] == '+';
     }
