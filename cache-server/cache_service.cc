@@ -715,6 +715,30 @@ void CacheService::MarkAllStale(bool void_leases) {
   store_.MarkAllStaleBefore(clock_.NowMs());
 }
 
+void CacheService::InvalidateNamespace(std::string_view ns, InvalidationSource source,
+                                       lease::WalPosition position, std::function<void()> done) {
+  leases_.VoidAll();
+  const std::string prefix = std::string(ns) + ":";
+  std::vector<std::string> keys;
+  uint64_t cursor = 0;
+  do {
+    cursor = store_.Scan(cursor, 1024, [&](std::string_view key) {
+      if (key.starts_with(prefix)) keys.emplace_back(key);
+    });
+  } while (cursor != 0);
+  // One more than the keys: the last Finish is this function's own, so `done` cannot run before
+  // every Invalidate has been issued.
+  auto left = std::make_shared<std::atomic<size_t>>(keys.size() + 1);
+  auto finish = [left, done = std::make_shared<std::function<void()>>(std::move(done))] {
+    if (left->fetch_sub(1) == 1 && *done) (*done)();
+  };
+  for (const std::string& key : keys) {
+    Invalidate(
+        key, source, [finish](bool) { finish(); }, position);
+  }
+  finish();
+}
+
 void CacheService::FlushAll() {
   leases_.VoidAll();
   store_.Clear();

@@ -203,6 +203,11 @@ class CacheService {
   // `void_leases` false: loads in flight still fill (the Redis tier's subscription loss, where
   // what those loads read is covered otherwise; see tier_backend.cc).
   void MarkAllStale(bool void_leases = true);
+  // Every entry of namespace `ns` is invalidated (a TRUNCATE of its table, read from the WAL at
+  // `position`): each cached key as Invalidate does, and every lease voided (a load in flight may
+  // be of a key not cached yet). `done` once each key's invalidation has propagated.
+  void InvalidateNamespace(std::string_view ns, InvalidationSource source,
+                           lease::WalPosition position, std::function<void()> done);
   bool Exists(std::string_view key) { return store_.Exists(key); }
   lease::Millis Pttl(std::string_view key) { return store_.Pttl(key); }
   bool Expire(std::string_view key, lease::Millis ttl_ms) { return store_.Expire(key, ttl_ms); }

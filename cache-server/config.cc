@@ -338,6 +338,9 @@ PostgresConfig ParsePostgres(const std::string& path, const Json& json) {
   RequirePresent(Join(path, "primary"), Find(json, "primary") != nullptr);
   ReadFields<pg::LoaderOptions>(path, json, pg, pg::LoaderFields());
   ReadFields<pg::ListenerOptions>(path, json, pg, pg::ListenerFields());
+  if (auto mode = GetChoice(path, json, "invalidation", pg::kInvalidationModeNames)) {
+    pg.invalidation = static_cast<pg::InvalidationMode>(*mode);
+  }
   if (const Json* replicas = Find(json, "replicas")) {
     const std::string replicas_path = Join(path, "replicas");
     if (!replicas->is_array()) {
@@ -557,9 +560,9 @@ Config ParseRoot(const Json& root) {
   Check(lease::Validate(config.memory, "memory"));
   if (auto level = GetChoice("", root, "log_level", kLogLevels))
     config.log_level = kLogLevels[*level];
-  if (const Json* pg =
-          GetSection("", root, "postgres",
-                     Names({"replicas", "pools"}, pg::LoaderFields(), pg::ListenerFields()))) {
+  if (const Json* pg = GetSection(
+          "", root, "postgres",
+          Names({"replicas", "pools", "invalidation"}, pg::LoaderFields(), pg::ListenerFields()))) {
     config.postgres = ParsePostgres("postgres", *pg);
   }
   if (const Json* namespaces = Find(root, "namespaces")) {
@@ -568,6 +571,12 @@ Config ParseRoot(const Json& root) {
       config.namespaces.emplace(
           name, ParseNamespace(Join("namespaces", name), name, ns, config.postgres));
     }
+  }
+  if (config.postgres && config.postgres->invalidation == pg::InvalidationMode::kLogical &&
+      std::none_of(config.namespaces.begin(), config.namespaces.end(),
+                   [](const auto& ns) { return !ns.second.table.empty(); })) {
+    Fail("postgres.invalidation",
+         "\"logical\" needs a namespace with a \"table\" (whose changes invalidate it)");
   }
   if (const Json* lease = GetSection(
           "", root, "lease", Names({}, lease::LeaseTableFields(), lease::ErrorHoldoffFields()))) {
@@ -716,6 +725,8 @@ std::vector<ConfigField> ConfigFields() {
   AddFields(out, "postgres", pg::LoaderFields());
   out.push_back({"postgres.replicas", "[]", {"\"R\"", "[\"\"]", "[1]"}});
   AddFields(out, "postgres", pg::ListenerFields());
+  out.push_back(
+      {"postgres.invalidation", std::string(pg::kInvalidationModeNames[0]), {"\"wal\"", "1"}});
   out.push_back({"postgres.pools.NAME.replicas", "all", {"\"some\"", "[9]", "[0,0]", "[\"0\"]"}});
   AddFields(out, "postgres.pools.NAME", pg::PoolFields());
   out.push_back(
@@ -836,7 +847,8 @@ std::string DescribeConfig(const Config& config) {
     first = false;
   }
   return line + " fallback_to_primary=" + (pg.fallback_to_primary ? "true" : "false") +
-         " prepared_statements=" + (pg.prepared_statements ? "true" : "false") +
+         " prepared_statements=" + (pg.prepared_statements ? "true" : "false") + " invalidation=" +
+         std::string(pg::kInvalidationModeNames[static_cast<size_t>(pg.invalidation)]) +
          " namespaces=" + join_names(config.namespaces);
 }
 

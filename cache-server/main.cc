@@ -88,7 +88,10 @@ int Serve(const Config& config) {
       state,
       [&] {
         MetricSources sources = MetricSourcesOf(state);
-        if (backend) sources.replicas = backend->ReplicaStatus();
+        if (backend) {
+          sources.replicas = backend->ReplicaStatus();
+          sources.wal = backend->WalGauges();
+        }
         sources.tier = tier != nullptr;
         sources.tier_up = tier && tier->up();
         return RenderPrometheus(sources);

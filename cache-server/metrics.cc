@@ -90,7 +90,7 @@ std::string_view LabelValues<FencedFill>::Name(FencedFill f) {
 }
 
 std::string_view LabelValues<InvalidationSource>::Name(InvalidationSource s) {
-  static constexpr std::string_view kNames[] = {"notify", "set", "del", "http", "tier"};
+  static constexpr std::string_view kNames[] = {"notify", "set", "del", "http", "tier", "wal"};
   return kNames[static_cast<size_t>(s)];
 }
 
@@ -417,6 +417,18 @@ void RenderFamily(std::string& out, const FamilySpec& f, const MetricSources& s)
       return;
     case Family::kPositionMarkerBytes:
       Sample(out, f.name, "", static_cast<double>(s.position_marker_bytes));
+      return;
+    case Family::kReplicationUp:
+      if (s.wal) Sample(out, f.name, "", s.wal->up ? 1.0 : 0.0);
+      return;
+    case Family::kReplicationLagBytes:
+      if (s.wal) Sample(out, f.name, "", static_cast<double>(s.wal->lag_bytes));
+      return;
+    case Family::kReplicationLagSeconds:
+      if (s.wal) Sample(out, f.name, "", s.wal->lag_seconds);
+      return;
+    case Family::kReplicationSlotResets:
+      if (s.wal) Sample(out, f.name, "", static_cast<double>(s.wal->slot_resets));
       return;
     case Family::kCount:
       return;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -58,6 +59,10 @@ enum class Family : size_t {
   kFencedFills,
   kPositionMarkers,
   kPositionMarkerBytes,
+  kReplicationUp,
+  kReplicationLagBytes,
+  kReplicationLagSeconds,
+  kReplicationSlotResets,
   kCount
 };
 inline constexpr size_t kFamilyCount = static_cast<size_t>(Family::kCount);
@@ -133,6 +138,14 @@ inline constexpr std::array<FamilySpec, kFamilyCount> kFamilies = {{
      "Keys whose last invalidation's WAL position some usable replica has not replayed yet."},
     {Family::kPositionMarkerBytes, "corral_position_marker_bytes", MetricType::kGauge, "",
      "Estimated memory of those markers."},
+    {Family::kReplicationUp, "corral_replication_up", MetricType::kGauge, "",
+     "1 while the WAL stream (postgres.invalidation logical) is connected."},
+    {Family::kReplicationLagBytes, "corral_replication_lag_bytes", MetricType::kGauge, "",
+     "WAL the slot holds for corral: the primary's end of WAL less the position confirmed."},
+    {Family::kReplicationLagSeconds, "corral_replication_lag_seconds", MetricType::kGauge, "",
+     "How long the WAL stream has had a change read and not applied, or been disconnected."},
+    {Family::kReplicationSlotResets, "corral_replication_slot_resets_total", MetricType::kCounter,
+     "", "Replication slots created or recreated (each marks every entry stale once)."},
 }};
 
 constexpr const FamilySpec& Spec(Family f) { return kFamilies[static_cast<size_t>(f)]; }
@@ -156,7 +169,7 @@ enum class RefreshResult { kStarted = 0, kHeldOff, kShed, kAwaitingReplay };
 enum class FencedFill { kRetried = 0, kStale, kMarkedStale };
 // corral_invalidations_total's source label: NOTIFY, RESP SET/DEL of a namespace key, HTTP DELETE.
 // kTier: another node's invalidation, broadcast through the Redis tier.
-enum class InvalidationSource { kNotify = 0, kSet, kDel, kHttp, kTier };
+enum class InvalidationSource { kNotify = 0, kSet, kDel, kHttp, kTier, kWal };
 // corral_shed_total's reason label: why a request (or a connection) was refused. Declared with
 // its answer texts in proto/errors.h.
 using ShedReason = proto::ShedReason;
@@ -194,7 +207,7 @@ struct LabelValues<RefreshResult> {
 };
 template <>
 struct LabelValues<InvalidationSource> {
-  static constexpr size_t kCount = 5;
+  static constexpr size_t kCount = 6;
   static std::string_view Name(InvalidationSource s);
 };
 
@@ -388,6 +401,14 @@ struct MetricSources {
   std::vector<PoolGauges> pools;
   size_t position_markers = 0;
   size_t position_marker_bytes = 0;
+  // With postgres.invalidation "logical": the WAL stream's state.
+  struct Wal {
+    bool up = false;
+    uint64_t lag_bytes = 0;
+    double lag_seconds = 0;
+    uint64_t slot_resets = 0;
+  };
+  std::optional<Wal> wal;
   bool tier = false;     // a Redis tier is configured
   bool tier_up = false;  // and reachable
   // For INFO and /v1/stats.

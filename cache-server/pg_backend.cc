@@ -1,9 +1,15 @@
 // See pg_backend.h.
 #include "cache-server/pg_backend.h"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+
 #include "cache-server/log.h"
 #include "pg-loader/listener.h"
 #include "pg-loader/loader.h"
+#include "pg-loader/wal_invalidator.h"
 
 namespace corral::server {
 
@@ -34,6 +40,8 @@ void PgBackend::Start(CacheService& cache, Metrics& metrics) {
   loader_->Start();
   cache.SetPositionSource(this);
   const PostgresConfig& pg = *config_.postgres;
+  (void)metrics;
+  if (pg.invalidation == pg::InvalidationMode::kLogical) return StartWal(cache);
   listener_ = std::make_unique<pg::Listener>(
       pg.primary, pg.invalidation_channel,
       [&cache](std::string_view payload) {
@@ -51,12 +59,76 @@ void PgBackend::Start(CacheService& cache, Metrics& metrics) {
         Log(LogLevel::kInfo, "invalidation_listener_connected");
       });
   listener_->Start();
-  (void)metrics;
+}
+
+std::string PgBackend::SlotName(const PostgresConfig& pg) {
+  std::string node;
+  if (const char* name = std::getenv("CORRAL_NODE_NAME"); name != nullptr && *name != '\0') {
+    node = name;
+  } else {
+    char host[256] = {};
+    node = ::gethostname(host, sizeof(host) - 1) == 0 && host[0] != '\0' ? host : "node";
+  }
+  return pg::WalSlotName(pg.slot, node);
+}
+
+void PgBackend::StartWal(CacheService& cache) {
+  const PostgresConfig& pg = *config_.postgres;
+  pg::WalInvalidatorOptions options;
+  options.primary = pg.primary;
+  options.slot = SlotName(pg);
+  options.publication = pg.publication;
+  for (const auto& [name, ns] : config_.namespaces) {
+    if (ns.table.empty()) {
+      Log(LogLevel::kWarn, "wal_namespace_without_table",
+          "namespace=" + LogQuote(name) + " detail=\"only DEL and its TTL end its entries\"");
+      continue;
+    }
+    options.sources.push_back(*pg::MakeKeySource(name, ns.table, ns.key_column));
+  }
+  pg::WalInvalidator::Callbacks callbacks;
+  // A transaction's keys are invalidated at its commit's end position (the fence then waits for a
+  // replica that has replayed the commit); the slot moves past it once every one is applied here
+  // and, with the tier, propagated.
+  callbacks.apply = [&cache](std::vector<pg::WalInvalidation> batch, pg::Lsn end,
+                             std::function<void()> applied) {
+    auto left = std::make_shared<std::atomic<size_t>>(batch.size());
+    auto finish = [left, applied = std::make_shared<std::function<void()>>(std::move(applied))] {
+      if (left->fetch_sub(1) == 1) (*applied)();
+    };
+    for (const pg::WalInvalidation& invalidation : batch) {
+      if (invalidation.kind == pg::WalInvalidation::Kind::kKey) {
+        cache.Invalidate(
+            invalidation.key, InvalidationSource::kWal, [finish](bool) { finish(); }, end);
+      } else {
+        Log(LogLevel::kInfo, "wal_namespace_flushed", "namespace=" + LogQuote(invalidation.ns));
+        cache.InvalidateNamespace(invalidation.ns, InvalidationSource::kWal, end, finish);
+      }
+    }
+  };
+  callbacks.lost = [&cache](std::string_view why) {
+    // Changes before the new slot were never kept for us: nothing cached can be trusted as fresh.
+    cache.MarkAllStale();
+    Log(LogLevel::kWarn, "wal_changes_missed", "action=mark_all_stale detail=" + LogQuote(why));
+  };
+  callbacks.report = [](bool warning, std::string_view event, std::string_view detail) {
+    Log(warning ? LogLevel::kWarn : LogLevel::kInfo, event, "detail=" + LogQuote(detail));
+  };
+  wal_ = std::make_unique<pg::WalInvalidator>(std::move(options), std::move(callbacks));
+  wal_->Start();
 }
 
 void PgBackend::Stop() {
   if (listener_) listener_->Stop();
+  if (wal_) wal_->Stop();
   if (loader_) loader_->Stop();
+}
+
+std::optional<MetricSources::Wal> PgBackend::WalGauges() const {
+  if (!wal_) return std::nullopt;
+  const pg::WalStatus status = wal_->status();
+  return MetricSources::Wal{status.connected, status.lag_bytes, status.lag_seconds,
+                            status.slot_resets};
 }
 
 namespace {

@@ -1,9 +1,10 @@
-// Connects corral-server to PostgreSQL: the namespaces' loads go to pg-loader's replica pools and
-// the invalidation listener's NOTIFYs become invalidations. The only cache-server code that knows
-// pg-loader exists.
+// Connects corral-server to PostgreSQL: the namespaces' loads go to pg-loader's replica pools, and
+// the invalidation listener's NOTIFYs (postgres.invalidation "notify") or the WAL stream's changed
+// rows ("logical") become invalidations. The only cache-server code that knows pg-loader exists.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 namespace corral::pg {
 class Loader;
 class Listener;
+class WalInvalidator;
 }  // namespace corral::pg
 
 namespace corral::server {
@@ -25,8 +27,9 @@ class PgBackend final : public LoadBackend, public PositionSource {
   explicit PgBackend(const Config& config);
   ~PgBackend() override;
 
-  // Starts the loader's workers and health checks, and the listener that invalidates `cache`
-  // entries on NOTIFY (and marks everything stale whenever its connection drops).
+  // Starts the loader's workers and health checks, and what invalidates `cache` entries: the
+  // listener on NOTIFY (which marks everything stale whenever its connection drops), or the WAL
+  // stream (which marks everything stale only when its slot is new).
   void Start(CacheService& cache, Metrics& metrics);
   void Stop();
 
@@ -43,10 +46,18 @@ class PgBackend final : public LoadBackend, public PositionSource {
   bool Ready() const;
   // Each replica's health, lag and load counts, for metrics.cc's corral_replica_* gauges.
   std::vector<ReplicaGauges> ReplicaStatus() const;
+  // The WAL stream's gauges; nullopt with postgres.invalidation "notify".
+  std::optional<MetricSources::Wal> WalGauges() const;
+  // The slot this node reads with postgres.invalidation "logical" ("<slot>_<node>"; the node is
+  // $CORRAL_NODE_NAME, else the host name).
+  static std::string SlotName(const PostgresConfig& pg);
 
  private:
+  void StartWal(CacheService& cache);
+
   std::unique_ptr<pg::Loader> loader_;
   std::unique_ptr<pg::Listener> listener_;
+  std::unique_ptr<pg::WalInvalidator> wal_;
   const Config& config_;
 };
 

@@ -485,10 +485,11 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       MissedInvalidation(key, "tier down");
       return finish(false);
     }
-    // Every node hears a NOTIFY itself; DEL, SET and HTTP DELETE are broadcast to the others,
-    // and answered once every live node has applied it to its L1 (or redis.timeout_ms passed):
-    // a read sent to any node after the answer cannot get the old value.
-    bool broadcast = source != InvalidationSource::kNotify;
+    // Every node hears a NOTIFY itself, and reads the WAL from a slot of its own; DEL, SET and
+    // HTTP DELETE are broadcast to the others, and answered once every live node has applied it
+    // to its L1 (or redis.timeout_ms passed): a read sent to any node after the answer cannot
+    // get the old value.
+    bool broadcast = source != InvalidationSource::kNotify && source != InvalidationSource::kWal;
     uint64_t seq = broadcast ? next_broadcast++ : 0;
     std::string channel = broadcast ? invalidated_channel : "";
     const std::string& prefix = redis.prefix;

@@ -135,8 +135,8 @@ log_line_prefix = '%m [%p] %q%u@%d '
 # superset of replica) also lets a slot decode the WAL with pgoutput, for invalidation from the WAL
 # (issue 17); the replicas stream as before.
 wal_level = logical
-max_wal_senders = 10
-max_replication_slots = 10
+max_wal_senders = 20
+max_replication_slots = 20
 hot_standby = on
 hot_standby_feedback = on
 wal_receiver_status_interval = 1s

@@ -5,6 +5,8 @@
 #include <cctype>
 #include <set>
 
+#include "pg-loader/wal_keys.h"
+
 namespace corral::pg {
 
 using options::Field;
@@ -15,6 +17,15 @@ using options::OptionError;
 
 namespace {
 constexpr size_t kMaxChannelBytes = 63;  // PostgreSQL identifiers (NAMEDATALEN - 1)
+
+// A replication slot's or publication's name as corral writes it unquoted: [a-z0-9_], 1-63 bytes.
+bool IsPlainName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxChannelBytes) return false;
+  for (const char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
 
 std::string Quote(std::string_view text) {
   std::string quoted = JoinPath("", text);  // plain words stay bare; quote them anyway
@@ -58,6 +69,8 @@ const std::vector<Field<Statement>>& StatementFields() {
       {.name = "pool", .member = &Statement::pool, .non_empty = true},
       {.name = "batch_max", .member = &Statement::batch_max, .min = 1},
       {.name = "batch_window_us", .member = &Statement::batch_window_us, .max = kMaxUs},
+      {.name = "table", .member = &Statement::table, .non_empty = true, .default_text = "none"},
+      {.name = "key_column", .member = &Statement::key_column, .non_empty = true},
   };
   return fields;
 }
@@ -67,6 +80,8 @@ const std::vector<Field<ListenerOptions>>& ListenerFields() {
       {.name = "invalidation_channel",
        .member = &ListenerOptions::invalidation_channel,
        .non_empty = true},
+      {.name = "slot", .member = &ListenerOptions::slot, .non_empty = true},
+      {.name = "publication", .member = &ListenerOptions::publication, .non_empty = true},
   };
   return fields;
 }
@@ -156,7 +171,29 @@ std::optional<OptionError> Validate(const ListenerOptions& o, std::string_view p
   if (o.invalidation_channel.size() > kMaxChannelBytes) {
     return OptionError{channel_path, "longer than PostgreSQL's 63-byte identifier limit"};
   }
+  for (const auto& [name, value] : {std::pair<std::string_view, const std::string&>{"slot", o.slot},
+                                    {"publication", o.publication}}) {
+    if (!IsPlainName(value)) {
+      return OptionError{
+          JoinPath(path, name),
+          "expected lower-case letters, digits and underscores (at most 63), got " + Quote(value)};
+    }
+  }
   return std::nullopt;
+}
+
+std::string WalSlotName(std::string_view slot, std::string_view node) {
+  std::string name(slot);
+  name += '_';
+  for (const char c : node) {
+    const char lower = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    name +=
+        (std::isalnum(static_cast<unsigned char>(lower)) && static_cast<unsigned char>(c) < 0x80)
+            ? lower
+            : '_';
+  }
+  if (name.size() > kMaxChannelBytes) name.resize(kMaxChannelBytes);
+  return name;
 }
 
 std::optional<OptionError> Validate(const Statement& s, std::string_view path,
@@ -177,7 +214,12 @@ std::optional<OptionError> Validate(const Statement& s, std::string_view path,
                        "unknown pool " + Quote(pool) + " (" + JoinPath(loader_path, "pools") +
                            " has: " + (names.empty() ? "none" : names) + ")"};
   }
-  return options::CheckFields(s, StatementFields(), path);
+  if (auto error = options::CheckFields(s, StatementFields(), path)) return error;
+  if (!s.table.empty() && !MakeKeySource(s.name.empty() ? "ns" : s.name, s.table, s.key_column)) {
+    return OptionError{JoinPath(path, "table"),
+                       "expected \"schema.table\" or \"table\", got " + Quote(s.table)};
+  }
+  return std::nullopt;
 }
 
 }  // namespace corral::pg

@@ -59,10 +59,27 @@ struct LoaderOptions {
   size_t max_queued_per_replica = 10000;  // beyond: kError "queue full ..." at once
 };
 
-// JSON "postgres" (the LISTEN side of it).
+// Where invalidations come from (JSON "postgres.invalidation"): LISTEN for the trigger's NOTIFYs,
+// or logical decoding (pgoutput) of the primary's WAL through a replication slot.
+enum class InvalidationMode { kNotify, kLogical };
+
+// "notify", "logical": the JSON names of InvalidationMode, in enum order.
+inline constexpr std::string_view kInvalidationModeNames[] = {"notify", "logical"};
+
+// JSON "postgres" (the invalidation side of it).
 struct ListenerOptions {
   std::string invalidation_channel = "corral_invalidate";  // a PostgreSQL identifier
+  InvalidationMode invalidation = InvalidationMode::kNotify;
+  // logical: the replication slot's name (a node's slot is "<slot>_<node>", WalSlotName) and the
+  // publication's; both [a-z0-9_]+.
+  std::string slot = "corral";
+  std::string publication = "corral";
 };
+
+// The slot one node consumes: PostgreSQL lets one reader use a slot at a time, so each node has
+// its own, "<slot>_<node>" with `node` lowered and every other character than [a-z0-9_] made '_',
+// cut to PostgreSQL's 63 bytes.
+std::string WalSlotName(std::string_view slot, std::string_view node);
 
 // One read-through query (JSON "namespaces.NAME", its loader part). `query` takes the id as $1
 // (bound as text) and returns zero or one row.
@@ -80,6 +97,11 @@ struct Statement {
   std::string pool = kDefaultPool;  // a key of LoaderOptions::pools; empty means "default"
   int batch_max = 64;               // loads per batch (positive; 1 turns batching off)
   int64_t batch_window_us = 200;    // 0: take only what is already queued
+  // With postgres.invalidation "logical": the rows of `table` ("schema.table", or "table" in
+  // schema public) whose `key_column` text is the key's ID; a change to one invalidates "NAME:ID".
+  // Empty: the WAL invalidates nothing of this namespace.
+  std::string table;
+  std::string key_column = "id";
 };
 
 // The JSON-visible scalar fields. "replicas" and "pools" (LoaderOptions), "replicas" and

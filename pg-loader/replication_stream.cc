@@ -6,8 +6,11 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <utility>
+
+#include "pg-loader/conninfo.h"
 
 namespace corral::pg {
 namespace {
@@ -46,56 +49,28 @@ void ReplicationStream::Close() { conn_.reset(); }
 
 std::string ReplicationStream::Start(Lsn start) {
   Close();
+  warnings_.clear();
+  slot_state_ = SlotState::kExisting;
   if (!IsPlainName(options_.slot) || !IsPlainName(options_.publication)) {
     return "replication: slot and publication names must be [a-z0-9_]+ (at most 63)";
   }
   conn_ = std::make_unique<Connection>();
-  conn_->pg = PQconnectdb((options_.conninfo + " replication=database").c_str());
+  conn_->pg = PQconnectdb(WithDefaultParams(options_.conninfo, {{"replication", "database"},
+                                                                {"connect_timeout", "2"},
+                                                                {"keepalives", "1"},
+                                                                {"keepalives_idle", "5"},
+                                                                {"keepalives_interval", "2"},
+                                                                {"keepalives_count", "3"},
+                                                                {"application_name", "corral-wal"}})
+                              .c_str());
   if (PQstatus(conn_->pg) != CONNECTION_OK) {
     std::string why = "replication: connect: " + OneLine(PQerrorMessage(conn_->pg));
     Close();
     return why;
   }
-  // Runs a command that returns tuples (or none); "" or why it failed.
-  const auto run = [&](const std::string& sql, PGresult** keep) -> std::string {
-    PGresult* result = PQexec(conn_->pg, sql.c_str());
-    const ExecStatusType status = PQresultStatus(result);
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      std::string why = "replication: " + sql.substr(0, sql.find(' ')) + ": " +
-                        OneLine(PQresultErrorMessage(result));
-      PQclear(result);
-      return why;
-    }
-    if (keep) {
-      *keep = result;
-    } else {
-      PQclear(result);
-    }
-    return "";
-  };
-  PGresult* result = nullptr;
-  std::string why = run("IDENTIFY_SYSTEM", &result);
-  if (why.empty()) {
-    if (PQntuples(result) == 1 && PQnfields(result) >= 4) {
-      system_id_ = PQgetvalue(result, 0, 0);
-    } else {
-      why = "replication: IDENTIFY_SYSTEM: unexpected result shape";
-    }
-    PQclear(result);
-  }
-  if (why.empty()) {
-    why = run("SELECT 1 FROM pg_replication_slots WHERE slot_name = '" + options_.slot + "'",
-              &result);
-    if (why.empty()) {
-      const bool exists = PQntuples(result) == 1;
-      PQclear(result);
-      if (!exists) {
-        why =
-            run("CREATE_REPLICATION_SLOT " + options_.slot + " LOGICAL pgoutput NOEXPORT_SNAPSHOT",
-                nullptr);
-      }
-    }
-  }
+  std::string why = IdentifySystem();
+  if (why.empty()) why = PreparePublication();
+  if (why.empty()) why = PrepareSlot();
   if (why.empty()) {
     const std::string sql = "START_REPLICATION SLOT " + options_.slot + " LOGICAL " +
                             FormatLsn(start) + " (proto_version '1', publication_names '" +
@@ -110,6 +85,155 @@ std::string ReplicationStream::Start(Lsn start) {
     why = "replication: cannot make the connection non-blocking";
   }
   if (!why.empty()) Close();
+  return why;
+}
+
+std::string ReplicationStream::Run(const std::string& sql, Rows* rows) {
+  PGresult* result = PQexec(conn_->pg, sql.c_str());
+  const ExecStatusType status = PQresultStatus(result);
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+    std::string why = "replication: " + sql.substr(0, sql.find(' ')) + ": " +
+                      OneLine(PQresultErrorMessage(result));
+    PQclear(result);
+    return why;
+  }
+  if (rows != nullptr) {
+    rows->clear();
+    for (int r = 0; r < PQntuples(result); ++r) {
+      std::vector<std::string>& row = rows->emplace_back();
+      for (int c = 0; c < PQnfields(result); ++c) row.emplace_back(PQgetvalue(result, r, c));
+    }
+  }
+  PQclear(result);
+  return "";
+}
+
+std::string ReplicationStream::Literal(const std::string& text) const {
+  char* quoted = PQescapeLiteral(conn_->pg, text.data(), text.size());
+  std::string out = quoted ? quoted : "''";
+  PQfreemem(quoted);
+  return out;
+}
+
+std::string ReplicationStream::Identifier(const std::string& text) const {
+  char* quoted = PQescapeIdentifier(conn_->pg, text.data(), text.size());
+  std::string out = quoted ? quoted : "\"\"";
+  PQfreemem(quoted);
+  return out;
+}
+
+std::string ReplicationStream::IdentifySystem() {
+  Rows rows;
+  std::string why = Run("IDENTIFY_SYSTEM", &rows);
+  if (!why.empty()) return why;
+  if (rows.size() != 1 || rows[0].size() < 4) {
+    return "replication: IDENTIFY_SYSTEM: unexpected result shape";
+  }
+  system_id_ = rows[0][0];
+  return "";
+}
+
+std::string ReplicationStream::PreparePublication() {
+  // Each source's table: whether it exists, has the key column, and carries the key in the old
+  // row of an UPDATE or DELETE (the replica identity: the primary key by default, an index, or
+  // FULL).
+  std::vector<std::string> existing;  // quoted schema.table, once each
+  for (const KeySource& source : options_.sources) {
+    const std::string table = source.schema + "." + source.table;
+    Rows rows;
+    std::string why = Run(
+        "SELECT c.relreplident::text, "
+        "EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
+        "AND NOT a.attisdropped AND a.attname = " +
+            Literal(source.key_column) +
+            "), "
+            "EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = c.oid AND a.attname = " +
+            Literal(source.key_column) +
+            " AND CASE c.relreplident WHEN 'd' THEN i.indisprimary WHEN 'i' THEN i.indisreplident "
+            "ELSE false END) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = " +
+            Literal(source.schema) + " AND c.relname = " + Literal(source.table),
+        &rows);
+    if (!why.empty()) return why;
+    if (rows.empty()) {
+      warnings_.push_back("table " + table + " (namespace " + source.ns +
+                          ") does not exist: nothing invalidates the namespace from the WAL");
+      continue;
+    }
+    const std::string quoted = Identifier(source.schema) + "." + Identifier(source.table);
+    if (std::find(existing.begin(), existing.end(), quoted) == existing.end()) {
+      existing.push_back(quoted);
+    }
+    const std::string& identity = rows[0][0];
+    if (rows[0][1] != "t") {
+      warnings_.push_back("table " + table + " has no column " + source.key_column +
+                          " (key_column of namespace " + source.ns + ")");
+    } else if (identity != "f" && rows[0][2] != "t") {
+      warnings_.push_back("key_column " + source.key_column + " of namespace " + source.ns +
+                          " is not in the replica identity of " + table +
+                          ": an UPDATE or DELETE flushes the whole namespace (ALTER TABLE " +
+                          table + " REPLICA IDENTITY FULL, or USING INDEX of a unique index on " +
+                          source.key_column + ")");
+    }
+  }
+  Rows rows;
+  std::string why = Run(
+      "SELECT puballtables FROM pg_publication WHERE pubname = " + Literal(options_.publication),
+      &rows);
+  if (!why.empty()) return why;
+  if (rows.empty()) {
+    if (existing.empty()) {
+      return "replication: publication " + options_.publication +
+             " does not exist and none of the namespaces' tables does to create it for";
+    }
+    std::string list;
+    for (const std::string& table : existing) list += (list.empty() ? "" : ", ") + table;
+    return Run("CREATE PUBLICATION " + options_.publication + " FOR TABLE " + list, nullptr);
+  }
+  if (rows[0][0] == "t") return "";  // FOR ALL TABLES
+  for (const KeySource& source : options_.sources) {
+    Rows published;
+    why =
+        Run("SELECT 1 FROM pg_publication_tables WHERE pubname = " + Literal(options_.publication) +
+                " AND schemaname = " + Literal(source.schema) +
+                " AND tablename = " + Literal(source.table),
+            &published);
+    if (!why.empty()) return why;
+    if (published.empty()) {
+      warnings_.push_back("publication " + options_.publication + " does not publish " +
+                          source.schema + "." + source.table + " (namespace " + source.ns +
+                          "): ALTER PUBLICATION " + options_.publication + " ADD TABLE " +
+                          source.schema + "." + source.table);
+    }
+  }
+  return "";
+}
+
+std::string ReplicationStream::PrepareSlot() {
+  Rows rows;
+  std::string why =
+      Run("SELECT coalesce(plugin, ''), coalesce(wal_status, ''), slot_type FROM "
+          "pg_replication_slots WHERE slot_name = " +
+              Literal(options_.slot),
+          &rows);
+  if (!why.empty()) return why;
+  if (!rows.empty()) {
+    if (rows[0][2] != "logical" || rows[0][0] != "pgoutput") {
+      return "replication: slot " + options_.slot + " exists but is not a logical pgoutput slot (" +
+             rows[0][2] + ", plugin " + rows[0][0] + "): drop it or choose postgres.slot";
+    }
+    if (rows[0][1] != "lost") return "";
+    // PostgreSQL removed WAL the slot still needed (max_slot_wal_keep_size): it can never be read
+    // again. A new slot starts from now; what changed in between is unknown to the caller.
+    why = Run("DROP_REPLICATION_SLOT " + options_.slot, nullptr);
+    if (!why.empty()) return why;
+  }
+  why = Run("CREATE_REPLICATION_SLOT " + options_.slot + " LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+            nullptr);
+  // Set once the slot is new, even if streaming from it fails next: the caller must learn that
+  // the changes before it are gone.
+  if (why.empty()) slot_state_ = rows.empty() ? SlotState::kCreated : SlotState::kRecreated;
   return why;
 }
 
@@ -143,7 +267,8 @@ ReplicationStream::ReadResult ReplicationStream::Read(std::chrono::milliseconds 
     if (n < 0) {
       // -1: the server ended the COPY; -2: an error.
       out.status = ReadResult::Status::kClosed;
-      out.error = "replication: stream ended: " + OneLine(PQerrorMessage(conn_->pg));
+      const std::string why = OneLine(PQerrorMessage(conn_->pg));
+      out.error = "replication: the server ended the stream" + (why.empty() ? "" : ": " + why);
       Close();
       return out;
     }

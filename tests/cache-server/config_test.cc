@@ -564,7 +564,8 @@ TEST(ConfigTest, DescribeConfigIsOneLineWithoutSecrets) {
             "resp=[::1]:6390 http=127.0.0.1:8080 threads=2 max_bytes=268435456 log_level=info "
             "auth=on users=none protected_mode=yes postgres=on replicas=1 "
             "pools=default(replicas=1,connections=8,routing=round_robin) "
-            "fallback_to_primary=false prepared_statements=true namespaces=post,user");
+            "fallback_to_primary=false prepared_statements=true invalidation=notify "
+            "namespaces=post,user");
   EXPECT_EQ(DescribeConfig(ParseConfig(R"({"threads": 3})")),
             "resp=127.0.0.1:6380 http=127.0.0.1:8080 threads=3 max_bytes=268435456 "
             "log_level=info auth=off users=none protected_mode=yes postgres=off namespaces=none");
@@ -650,6 +651,49 @@ TEST(ConfigReadmeTest, TableMatchesTheDefaultsInCode) {
   for (const auto& [path, value] : readme) {
     EXPECT_TRUE(in_code.contains(path)) << "README documents " << path << ", which the code lacks";
   }
+}
+
+}  // namespace
+}  // namespace corral::server
+
+namespace corral::server {
+namespace {
+
+// Issue 17: postgres.invalidation "logical" and each namespace's table / key_column.
+TEST(ConfigTest, InvalidationFromTheWal) {
+  const Config c = ParseConfig(
+      J("{'postgres':{'primary':'P','replicas':['R'],'invalidation':'logical','slot':'edge',"
+        "'publication':'cached'},'namespaces':{'user':{'query':'$1','table':'app.users'},"
+        "'post':{'query':'$1','table':'posts','key_column':'slug'},'report':{'query':'$1'}}}"));
+  EXPECT_EQ(c.postgres->invalidation, pg::InvalidationMode::kLogical);
+  EXPECT_EQ(c.postgres->slot, "edge");
+  EXPECT_EQ(c.postgres->publication, "cached");
+  EXPECT_EQ(c.namespaces.at("user").table, "app.users");
+  EXPECT_EQ(c.namespaces.at("user").key_column, "id");
+  EXPECT_EQ(c.namespaces.at("post").key_column, "slug");
+  EXPECT_EQ(c.namespaces.at("report").table, "");
+  EXPECT_EQ(ParseConfig(J("{" + kPg + "}")).postgres->invalidation, pg::InvalidationMode::kNotify);
+  ExpectErrors({
+      {"{'postgres':{'primary':'P','replicas':['R'],'invalidation':'wal'}}",
+       "postgres.invalidation", "expected one of 'notify', 'logical'"},
+      {"{'postgres':{'primary':'P','replicas':['R'],'invalidation':'logical'},"
+       "'namespaces':{'u':{'query':'$1'}}}",
+       "postgres.invalidation", "needs a namespace with a 'table'"},
+      {"{'postgres':{'primary':'P','replicas':['R'],'slot':'Edge-1'}}", "postgres.slot",
+       "expected lower-case letters, digits and underscores"},
+      {"{'postgres':{'primary':'P','replicas':['R'],'publication':''}}", "postgres.publication",
+       "expected a non-empty string"},
+      {"{" + kPg + ",'namespaces':{'u':{'query':'$1','table':'app.'}}}", "namespaces.u.table",
+       "expected 'schema.table' or 'table'"},
+      {"{" + kPg + ",'namespaces':{'u':{'query':'$1','table':'t','key_column':''}}}",
+       "namespaces.u.key_column", "expected a non-empty string"},
+  });
+}
+
+TEST(ConfigTest, EachNodeReadsASlotOfItsOwn) {
+  EXPECT_EQ(pg::WalSlotName("corral", "web-7.example.com"), "corral_web_7_example_com");
+  EXPECT_EQ(pg::WalSlotName("corral", "Node_A"), "corral_node_a");
+  EXPECT_EQ(pg::WalSlotName("c", std::string(100, 'x')).size(), 63u);
 }
 
 }  // namespace

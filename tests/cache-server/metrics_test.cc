@@ -110,6 +110,7 @@ class MetricsTest : public ::testing::Test {
     s.pools = {{"default", 8, 8, 3}, {"reports", 0, 1, 0}};
     s.position_markers = 2;
     s.position_marker_bytes = 210;
+    s.wal = MetricSources::Wal{true, 4096, 0.5, 1};  // postgres.invalidation logical
     s.tier = true;  // a Redis tier configured, so corral_tier_up has its sample
     s.tier_up = true;
     s.started_unix = std::time(nullptr) - 90'000;

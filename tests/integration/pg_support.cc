@@ -345,10 +345,15 @@ std::unique_ptr<ServerProcess> PgTest::StartCorral(const std::string& namespaces
     return nullptr;
   }
   // The invalidation listener marks everything stale (and voids leases) when it connects; a test
-  // whose first load raced that connection would see its fill dropped.
-  if (server != nullptr &&
-      !server->WaitForStderr("event=invalidation_listener_connected", Millis(30000))) {
-    ADD_FAILURE() << "corral's invalidation listener never connected:\n" << server->Stderr();
+  // whose first load raced that connection would see its fill dropped. The WAL stream
+  // ("invalidation": "logical") does so when it creates its slot, before it reports connected.
+  const bool wal = pg_extra.find("\"logical\"") != std::string::npos;
+  const char* connected =
+      wal ? "event=wal_stream_connected" : "event=invalidation_listener_connected";
+  if (server != nullptr && !server->WaitForStderr(connected, Millis(30000))) {
+    ADD_FAILURE() << "corral's invalidation " << (wal ? "stream" : "listener")
+                  << " never connected:\n"
+                  << server->Stderr();
     return nullptr;
   }
   return server;
