@@ -107,6 +107,11 @@ int Serve(const Config& config) {
   }
   // Lease waiters time out on this tick: wait_timeout_ms is honoured to within 5 ms.
   server.AddTimer(std::chrono::milliseconds(5), [&cache] { cache.Tick(); });
+  if (tier && config.postgres->invalidation == pg::InvalidationMode::kLogical) {
+    // One node of the fleet reads the WAL and broadcasts what it reads through the tier.
+    tier->CompeteForWalReader();
+    backend->SetWalGate([&tier] { return tier->IsWalReader(); });
+  }
   if (backend) backend->Start(cache, metrics);
   if (tier) {
     tier->Start(cache);
@@ -132,6 +137,9 @@ int Serve(const Config& config) {
           (state.http_tls_port ? " http_tls_port=" + std::to_string(state.http_tls_port) : "") +
           " commit=" + std::string(BuildCommit()) + " " + DescribeConfig(config));
   server.Run();
+  // The WAL reader first: what it reads is broadcast through the tier, and the tier gives up the
+  // reader lease as it stops.
+  if (backend) backend->StopInvalidation();
   if (tier) tier->Stop();
   if (backend) backend->Stop();
   Log(LogLevel::kInfo, "stopped");

@@ -61,7 +61,8 @@ void PgBackend::Start(CacheService& cache, Metrics& metrics) {
   listener_->Start();
 }
 
-std::string PgBackend::SlotName(const PostgresConfig& pg) {
+std::string PgBackend::SlotName(const PostgresConfig& pg, bool shared) {
+  if (shared) return pg.slot;
   std::string node;
   if (const char* name = std::getenv("CORRAL_NODE_NAME"); name != nullptr && *name != '\0') {
     node = name;
@@ -76,7 +77,8 @@ void PgBackend::StartWal(CacheService& cache) {
   const PostgresConfig& pg = *config_.postgres;
   pg::WalInvalidatorOptions options;
   options.primary = pg.primary;
-  options.slot = SlotName(pg);
+  options.slot = SlotName(pg, static_cast<bool>(wal_gate_));
+  options.may_read = wal_gate_;
   options.publication = pg.publication;
   for (const auto& [name, ns] : config_.namespaces) {
     if (ns.table.empty()) {
@@ -118,9 +120,13 @@ void PgBackend::StartWal(CacheService& cache) {
   wal_->Start();
 }
 
-void PgBackend::Stop() {
+void PgBackend::StopInvalidation() {
   if (listener_) listener_->Stop();
   if (wal_) wal_->Stop();
+}
+
+void PgBackend::Stop() {
+  StopInvalidation();
   if (loader_) loader_->Stop();
 }
 

@@ -3,6 +3,7 @@
 // rows ("logical") become invalidations. The only cache-server code that knows pg-loader exists.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,11 @@ class PgBackend final : public LoadBackend, public PositionSource {
   // stream (which marks everything stale only when its slot is new).
   void Start(CacheService& cache, Metrics& metrics);
   void Stop();
+  // Stops the listener or the WAL stream only (Stop does too).
+  void StopInvalidation();
+  // With the Redis tier: the fleet shares one slot (postgres.slot as it is), read by the node
+  // `gate` says holds the WAL reader lease. Call before Start.
+  void SetWalGate(std::function<bool()> gate) { wal_gate_ = std::move(gate); }
 
   void Load(size_t ns_index, std::string id, lease::WalPosition min_position, AdmitFn admit,
             std::function<void(BackendResult)> done) override;
@@ -48,9 +54,9 @@ class PgBackend final : public LoadBackend, public PositionSource {
   std::vector<ReplicaGauges> ReplicaStatus() const;
   // The WAL stream's gauges; nullopt with postgres.invalidation "notify".
   std::optional<MetricSources::Wal> WalGauges() const;
-  // The slot this node reads with postgres.invalidation "logical" ("<slot>_<node>"; the node is
-  // $CORRAL_NODE_NAME, else the host name).
-  static std::string SlotName(const PostgresConfig& pg);
+  // The slot this node reads with postgres.invalidation "logical": "<slot>_<node>" (the node is
+  // $CORRAL_NODE_NAME, else the host name), or `slot` itself when the fleet shares it.
+  static std::string SlotName(const PostgresConfig& pg, bool shared);
 
  private:
   void StartWal(CacheService& cache);
@@ -58,6 +64,7 @@ class PgBackend final : public LoadBackend, public PositionSource {
   std::unique_ptr<pg::Loader> loader_;
   std::unique_ptr<pg::Listener> listener_;
   std::unique_ptr<pg::WalInvalidator> wal_;
+  std::function<bool()> wal_gate_;
   const Config& config_;
 };
 

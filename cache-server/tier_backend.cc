@@ -43,6 +43,7 @@ std::string Fence(std::string_view prefix, std::string_view key) {
 }
 std::string Epoch(std::string_view prefix) { return std::string(prefix) + "epoch"; }
 std::string Nodes(std::string_view prefix) { return std::string(prefix) + "{nodes}"; }
+std::string WalReader(std::string_view prefix) { return std::string(prefix) + "wal:reader"; }
 }  // namespace tier_keys
 
 namespace {
@@ -56,6 +57,8 @@ using tier_scripts::kLookup;
 using tier_scripts::kMembers;
 using tier_scripts::kRelease;
 using tier_scripts::kTakeover;
+using tier_scripts::kWalReader;
+using tier_scripts::kWalReaderRelease;
 
 constexpr auto kHeartbeat = std::chrono::milliseconds(1000);
 constexpr int64_t kLivenessTtlMs = 3000;  // a node unheard of this long is gone
@@ -162,6 +165,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   Metrics& metrics;
   CacheService* cache = nullptr;
   const std::string node_id;
+  bool wal_reader_wanted = false;            // set before Start()
+  std::atomic<int64_t> wal_reader_until{0};  // steady ms: the WAL reader lease is ours until
   const std::string filled_channel, invalidated_channel, ack_channel, epoch_channel;
   const int64_t fence_ms;
   std::vector<const NamespaceConfig*> namespaces;  // by CacheService's namespace index
@@ -485,11 +490,11 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       MissedInvalidation(key, "tier down");
       return finish(false);
     }
-    // Every node hears a NOTIFY itself, and reads the WAL from a slot of its own; DEL, SET and
-    // HTTP DELETE are broadcast to the others, and answered once every live node has applied it
-    // to its L1 (or redis.timeout_ms passed): a read sent to any node after the answer cannot
-    // get the old value.
-    bool broadcast = source != InvalidationSource::kNotify && source != InvalidationSource::kWal;
+    // Every node hears a NOTIFY itself; DEL, SET, HTTP DELETE and what the WAL reader (one node
+    // of the fleet) reads are broadcast to the others, and answered once every live node has
+    // applied it to its L1 (or redis.timeout_ms passed): a read sent to any node after the
+    // answer cannot get the old value.
+    bool broadcast = source != InvalidationSource::kNotify;
     uint64_t seq = broadcast ? next_broadcast++ : 0;
     std::string channel = broadcast ? invalidated_channel : "";
     const std::string& prefix = redis.prefix;
@@ -734,6 +739,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     if (stopped) return;
     Eval(TierOp::kLiveness, kHeartbeatScript, {tier_keys::Nodes(redis.prefix)},
          {node_id, std::to_string(kLivenessTtlMs)}, [](const Result&) {});
+    if (wal_reader_wanted) RenewWalReader();
     heartbeat.expires_after(kHeartbeat);
     heartbeat.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (!ec) self->Heartbeat();
@@ -791,9 +797,46 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   // The node has stopped serving: it leaves the membership at once, so that the other nodes' DELs
   // stop waiting for its acknowledgement now rather than once its heartbeat is kLivenessTtlMs old
   // (at most redis.timeout_ms for the answer; a node that crashes still counts until then).
+  // Takes or extends the WAL reader lease. Held until half its TTL after the renewal was sent: a
+  // renewal that fails (Redis away) ends this node's reading before the lease can lapse in Redis
+  // and another node take it. (PostgreSQL lets one connection read a slot at a time anyway.)
+  void RenewWalReader() {
+    const int64_t sent = SteadyMs();
+    const std::string key = tier_keys::WalReader(redis.prefix);
+    Eval(TierOp::kLiveness, kWalReader, {key},
+         {node_id, std::to_string(TierBackend::kWalReaderTtlMs)},
+         [self = shared_from_this(), sent](const Result& r) {
+           const bool held =
+               r.ok() && r.reply.type == tier::Reply::Type::kInteger && r.reply.integer == 1;
+           const bool was = self->IsWalReader();
+           if (held) {
+             self->wal_reader_until = sent + TierBackend::kWalReaderTtlMs / 2;
+           } else if (r.ok()) {
+             self->wal_reader_until = 0;  // another node holds it
+           }
+           if (held != was && (held || r.ok())) {
+             Log(LogLevel::kInfo, held ? "wal_reader_lease_taken" : "wal_reader_lease_lost",
+                 "node=" + self->node_id);
+           }
+         });
+  }
+
+  static int64_t SteadyMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  bool IsWalReader() const { return SteadyMs() < wal_reader_until.load(); }
+
   void Leave() {
     if (stopped) return;
     heartbeat.cancel();  // a heartbeat after the ZREM would bring the node back
+    if (wal_reader_wanted && IsWalReader() && client->up()) {
+      // Another node may read the slot at once (its reader stopped with the backend before this).
+      wal_reader_until = 0;
+      const std::string key = tier_keys::WalReader(redis.prefix);
+      Eval(TierOp::kLiveness, kWalReaderRelease, {key}, {node_id}, [](const Result&) {});
+    }
     if (!client->up()) return Shutdown();
     auto once = std::make_shared<bool>(false);
     auto finish = [self = shared_from_this(), once] {
@@ -881,5 +924,9 @@ std::chrono::milliseconds TierBackend::JoinBound(const RedisConfig& redis) {
 bool TierBackend::up() const { return impl_->client && impl_->client->up() && impl_->subscribed; }
 
 const std::string& TierBackend::node_id() const { return impl_->node_id; }
+
+void TierBackend::CompeteForWalReader() { impl_->wal_reader_wanted = true; }
+
+bool TierBackend::IsWalReader() const { return impl_->IsWalReader(); }
 
 }  // namespace corral::server

@@ -51,6 +51,15 @@ class TierBackend final : public LoadBackend, public InvalidationSink {
   static std::chrono::milliseconds JoinBound(const RedisConfig& redis);
   const std::string& node_id() const;
 
+  // postgres.invalidation "logical": one node of the fleet reads the WAL slot, the one holding the
+  // lease `<prefix>wal:reader` in Redis (taken when free, renewed with the heartbeat, lapsing
+  // kWalReaderTtlMs after its holder stops renewing). Call before Start() to compete for it.
+  void CompeteForWalReader();
+  // This node holds the lease: renewed less than half its TTL ago, so it stops reading well before
+  // another node can take the lease over. Thread-safe.
+  bool IsWalReader() const;
+  static constexpr int64_t kWalReaderTtlMs = 5000;
+
  private:
   struct Impl;
   std::shared_ptr<Impl> impl_;
@@ -64,7 +73,8 @@ std::string Error(std::string_view prefix, std::string_view key);
 // The newest invalidation's WAL position, for a while: fills read before it are refused.
 std::string Fence(std::string_view prefix, std::string_view key);
 std::string Epoch(std::string_view prefix);
-std::string Nodes(std::string_view prefix);  // sorted set: node id -> last heartbeat
+std::string Nodes(std::string_view prefix);      // sorted set: node id -> last heartbeat
+std::string WalReader(std::string_view prefix);  // the node id reading the WAL slot
 }  // namespace tier_keys
 
 }  // namespace corral::server

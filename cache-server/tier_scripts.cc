@@ -128,4 +128,19 @@ redis.call('PUBLISH', ARGV[1], e)
 return e
 )lua";
 
+// KEYS: the WAL reader lease. ARGV: node id, ttl ms. Takes the lease when free, extends it when
+// this node holds it; 1 if this node holds it now.
+const std::string kWalReader = R"lua(
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+return 1
+)lua";
+
+// KEYS: the WAL reader lease. ARGV: node id. Gives it up if this node holds it.
+const std::string kWalReaderRelease = R"lua(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)lua";
+
 }  // namespace corral::server::tier_scripts

@@ -16,5 +16,7 @@ extern const std::string kHeartbeatScript;
 extern const std::string kMembers;
 extern const std::string kAlive;
 extern const std::string kBumpEpoch;
+extern const std::string kWalReader;
+extern const std::string kWalReaderRelease;
 
 }  // namespace corral::server::tier_scripts

@@ -167,6 +167,51 @@ demo_http() {
   curl -sS "http://127.0.0.1:${HTTP_PORT}/metrics" | head -n 20
 }
 
+# Invalidation from the WAL: a table with no trigger, a second corral that reads the primary's
+# WAL through a replication slot (postgres.invalidation "logical"), and an UPDATE that reaches it.
+WAL_PID=""
+demo_wal() {
+  step "invalidation from the WAL: an UPDATE on a table with no trigger"
+  eval "$("${DEPLOY_DIR}/pg-local.sh" env)"
+  run psql -X -q -d "${CORRAL_PG_PRIMARY}" -c "CREATE TABLE notes (id bigint PRIMARY KEY, body text)" \
+    -c "INSERT INTO notes SELECT g, 'note ' || g FROM generate_series(1, 100) g"
+  local resp http
+  resp=$(corral_free_port)
+  http=$(corral_free_port)
+  cat >"${WORK_DIR}/corral-wal.json" <<EOF
+{
+  "listen": { "resp": "127.0.0.1:${resp}", "http": "127.0.0.1:${http}" },
+  "postgres": {
+    "primary": "${CORRAL_PG_PRIMARY}",
+    "replicas": ["${CORRAL_PG_REPLICAS//;/\", \"}"],
+    "invalidation": "logical"
+  },
+  "namespaces": {
+    "note": { "query": "SELECT body FROM notes WHERE id = \$1::bigint", "table": "public.notes" }
+  }
+}
+EOF
+  echo "# a second corral: postgres.invalidation \"logical\", namespace note over public.notes"
+  CORRAL_NODE_NAME=demo RESP_PORT=${resp} HTTP_PORT=${http} \
+    corral_server_start "${SERVER_BIN}" "${WORK_DIR}/corral-wal.json" "${WORK_DIR}/corral-wal.log"
+  WAL_PID=${CORRAL_SERVER_PID}
+  CORRAL_SERVER_PID=${MAIN_PID}
+  wal_connected() { grep -q "event=wal_stream_connected" "${WORK_DIR}/corral-wal.log"; }
+  corral_wait_until 30 "the WAL stream to connect" wal_connected || corral_die "no WAL stream"
+  run psql -X -q -At -d "${CORRAL_PG_PRIMARY}" \
+    -c "SELECT 'triggers on notes: ' || count(*) FROM pg_trigger WHERE tgrelid = 'notes'::regclass" \
+    -c "SELECT 'slot ' || slot_name || ', plugin ' || plugin FROM pg_replication_slots WHERE slot_name = 'corral_demo'"
+  run redis-cli -p "${resp}" get note:1
+  run psql -X -q -d "${CORRAL_PG_PRIMARY}" -c "UPDATE notes SET body = 'edited' WHERE id = 1"
+  invalidated() { [[ $(redis-cli -p "${resp}" exists note:1) == 0 ]]; }
+  corral_wait_until 10 "the WAL to invalidate note:1" invalidated || corral_die "note:1 was not invalidated"
+  run redis-cli -p "${resp}" get note:1
+  printf '$ curl -sS http://127.0.0.1:%s/metrics | grep -E ...\n' "${http}"
+  curl -sS "http://127.0.0.1:${http}/metrics" |
+    grep -E '^corral_(invalidations_total\{source="wal"\}|replication_)'
+  echo "# no trigger, nothing lost across a disconnect: the slot keeps what corral has not confirmed."
+}
+
 # ---- Teardown ------------------------------------------------------------------------------------
 
 # shellcheck disable=SC2317  # called from the EXIT trap
@@ -176,6 +221,10 @@ cleanup() {
   if [[ -n ${WORK_DIR} ]]; then
     step "stop corral-server and PostgreSQL"
     corral_server_stop
+    if [[ -n ${WAL_PID} ]]; then
+      CORRAL_SERVER_PID=${WAL_PID}
+      corral_server_stop
+    fi
     if ((REDIS_STARTED)); then "${DEPLOY_DIR}/redis-local.sh" stop || true; fi
     "${DEPLOY_DIR}/pg-local.sh" stop || true
     rm -rf "${WORK_DIR}"
@@ -195,6 +244,8 @@ main() {
   demo_resp
   demo_benchmark
   demo_http
+  MAIN_PID=${CORRAL_SERVER_PID}
+  demo_wal
 }
 
 main "$@"

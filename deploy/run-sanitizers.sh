@@ -45,7 +45,7 @@ fi
 # The Redis tier: its client and subscriber against real redis-servers, and three corral nodes
 # racing fills against DELs and a lease holder that dies (the other tier tests are herds whose
 # timing TSan's slowdown would break). Replica lag: DEL while replay is paused (the position
-# thread and the fence).
+# thread and the fence). The WAL stream: every kind of change, and the tier's one reader.
 TSAN_TARGETS=(
   lease_lease_table_test lease_store_test lease_admission_test lease_error_holdoff_test
   lease_load_limiter_test lease_position_fence_test lease_store_commands_test
@@ -53,11 +53,13 @@ TSAN_TARGETS=(
   integration_readthrough_pg_test tier_client_redis_test tier_subscriber_redis_test
   tier_cluster_redis_test
   integration_tier_pg_test integration_replica_lag_pg_test integration_string_commands_test
+  integration_wal_invalidation_pg_test
 )
 TSAN_EXCLUDE='_NOT_BUILT$|^integration\.ReadThroughPgTest\.'
 TSAN_EXCLUDE+='(TwoHundredKeys|NotFound|QueryError|Mget)'
 TSAN_EXCLUDE+='|^integration\.TierPgTest\.(Three|ColdKeys|RedisKilled|HotKey|RedisCluster|L2Hit|RedisLink)'
 TSAN_EXCLUDE+='|^integration\.ReplicaLagPgTest\.(Notify|WhileOne|Fuzz)'
+TSAN_EXCLUDE+='|^integration\.WalInvalidationPgTest\.(TenThousand|KeyColumn|AnInvalidated|Fuzz)'
 phase "build (TSan, ${TSAN_BUILD_DIR##*/})" 900
 if cmake -S "${ROOT_DIR}" -B "${TSAN_BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCORRAL_SANITIZE=thread -DCORRAL_BUILD_BENCH=OFF "${CMAKE_ARGS[@]}" >/dev/null &&

@@ -201,10 +201,15 @@ std::string ReplicationStream::PreparePublication() {
             &published);
     if (!why.empty()) return why;
     if (published.empty()) {
-      warnings_.push_back("publication " + options_.publication + " does not publish " +
-                          source.schema + "." + source.table + " (namespace " + source.ns +
-                          "): ALTER PUBLICATION " + options_.publication + " ADD TABLE " +
-                          source.schema + "." + source.table);
+      // The namespaces ask for this table: add it (a table recreated since the publication was
+      // made has left it). Needs ownership of the table; otherwise the operator is told how.
+      const std::string add = "ALTER PUBLICATION " + options_.publication + " ADD TABLE " +
+                              Identifier(source.schema) + "." + Identifier(source.table);
+      if (std::string failed = Run(add, nullptr); !failed.empty()) {
+        warnings_.push_back("publication " + options_.publication + " does not publish " +
+                            source.schema + "." + source.table + " (namespace " + source.ns +
+                            ") and adding it failed (" + failed + "): run " + add);
+      }
     }
   }
   return "";

@@ -38,11 +38,12 @@ class ReplicationStream {
   ReplicationStream& operator=(const ReplicationStream&) = delete;
 
   // Connects, runs IDENTIFY_SYSTEM, creates the publication if it does not exist (FOR TABLE each
-  // source's table that exists; needs ownership of them), checks each source's table, key column
-  // and replica identity (what is wrong goes to warnings()), creates the slot if it does not exist
-  // (or drops and creates it when PostgreSQL invalidated it; slot_state() says which), and starts
-  // streaming from `start` (0: from the slot's confirmed position). Returns "" or a one-line
-  // reason; on failure the connection is closed and Start may be called again.
+  // source's table that exists; needs ownership of them) or adds a source's table it lacks, checks
+  // each source's table, key column and replica identity (what is wrong goes to warnings()),
+  // creates the slot if it does not exist (or drops and creates it when PostgreSQL invalidated it;
+  // slot_state() says which), and starts streaming from `start` (0: from the slot's confirmed
+  // position). Returns "" or a one-line reason; on failure the connection is closed and Start may
+  // be called again.
   std::string Start(Lsn start = 0);
 
   SlotState slot_state() const { return slot_state_; }

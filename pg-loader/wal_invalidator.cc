@@ -75,7 +75,17 @@ struct WalInvalidator::Impl {
   void Run() {
     Backoff backoff(kReconnectFirstMs, kReconnectMaxMs);
     ReplicationStream stream({options.primary, options.slot, options.publication, options.sources});
+    bool standby_reported = false;
     while (!stopping.load()) {
+      if (options.may_read && !options.may_read()) {
+        if (!standby_reported) {
+          Report(false, "wal_reader_standby", "another node reads slot " + options.slot);
+          standby_reported = true;
+        }
+        if (!Sleep(50)) return;
+        continue;
+      }
+      standby_reported = false;
       const std::string why = stream.Start();
       if (stream.slot_state() != ReplicationStream::SlotState::kExisting) {
         const bool recreated = stream.slot_state() == ReplicationStream::SlotState::kRecreated;
@@ -133,6 +143,9 @@ struct WalInvalidator::Impl {
     // the slot move past the WAL of other tables too (pgoutput sends nothing for them).
     bool want_end = false;
     while (!stopping.load()) {
+      if (options.may_read && !options.may_read()) {
+        return "this node no longer holds the WAL reader lease";
+      }
       ReplicationStream::ReadResult read = stream.Read(kReadSlice);
       if (read.status == ReplicationStream::ReadResult::Status::kClosed) return read.error;
       if (read.status == ReplicationStream::ReadResult::Status::kData) {

@@ -30,6 +30,10 @@ struct WalInvalidatorOptions {
   std::string slot;         // the slot's full name ([a-z0-9_]+)
   std::string publication;  // created FOR TABLE the sources' tables when missing
   std::vector<KeySource> sources;
+  // When set, the stream runs only while it answers true (this node holds the fleet's WAL reader
+  // lease); it is asked before each connection and between reads, and a false ends the
+  // connection. Thread-safe, cheap.
+  std::function<bool()> may_read;
 };
 
 // What the stream has done, for metrics. Thread-safe snapshot.

@@ -347,10 +347,16 @@ std::unique_ptr<ServerProcess> PgTest::StartCorral(const std::string& namespaces
   // The invalidation listener marks everything stale (and voids leases) when it connects; a test
   // whose first load raced that connection would see its fill dropped. The WAL stream
   // ("invalidation": "logical") does so when it creates its slot, before it reports connected.
+  // With the Redis tier one node of the fleet reads the WAL and the others stand by.
   const bool wal = pg_extra.find("\"logical\"") != std::string::npos;
-  const char* connected =
-      wal ? "event=wal_stream_connected" : "event=invalidation_listener_connected";
-  if (server != nullptr && !server->WaitForStderr(connected, Millis(30000))) {
+  const auto connected = [&] {
+    const std::string err = server->Stderr();
+    if (!wal) return err.find("event=invalidation_listener_connected") != std::string::npos;
+    return err.find("event=wal_stream_connected") != std::string::npos ||
+           (extra.find("\"redis\"") != std::string::npos &&
+            err.find("event=wal_reader_standby") != std::string::npos);
+  };
+  if (server != nullptr && !WaitFor(connected, Millis(30000), Millis(20))) {
     ADD_FAILURE() << "corral's invalidation " << (wal ? "stream" : "listener")
                   << " never connected:\n"
                   << server->Stderr();

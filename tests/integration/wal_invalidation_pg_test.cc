@@ -57,14 +57,22 @@ class WalInvalidationPgTest : public PgTest {
     Sql("SELECT pg_reload_conf()");
     // Every corral of the test has stopped; its walsender exits shortly after.
     EXPECT_TRUE(WaitFor([&] { return SlotField("active") != "t"; }, Millis(10000)));
-    Sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '" +
-        Slot() + "'");
+    // The node's own slot, or the fleet's (with the tier).
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          return Sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + slot_ +
+                     "' AND active") == "0";
+        },
+        Millis(10000)));
+    Sql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name IN "
+        "('" +
+        Slot() + "', '" + slot_ + "')");
     Sql("DROP PUBLICATION IF EXISTS " + publication_);
     Sql("DROP TABLE IF EXISTS " + table_);
   }
 
   std::string Sql(const std::string& sql) const { return PgCluster::Sql(pg_.primary, sql); }
-  std::string Slot() const { return slot_ + "_n"; }
+  std::string Slot() const { return shared_slot_ ? slot_ : slot_ + "_n"; }
   std::string SlotField(const std::string& column) const {
     return Sql("SELECT " + column + " FROM pg_replication_slots WHERE slot_name = '" + Slot() +
                "'");
@@ -137,6 +145,7 @@ class WalInvalidationPgTest : public PgTest {
 
   std::string table_, slot_, publication_;
   bool created_ = false;
+  bool shared_slot_ = false;  // the fleet's slot (with the tier), not the node's
 };
 
 // Every kind of change invalidates exactly its keys, with no trigger on the table, and the other
@@ -325,6 +334,84 @@ TEST_F(WalInvalidationPgTest, AnInvalidatedSlotIsRecreatedAndMarksEverythingStal
   ASSERT_EQ(Get(port, "item:7"), "$n7");
   ASSERT_EQ(Sql("UPDATE " + table_ + " SET note = 'after' WHERE id = 7"), "");
   ASSERT_TRUE(WaitFor([&] { return Get(port, "item:7") == "$after"; }, Millis(10000)));
+}
+
+// With the Redis tier the fleet shares one slot: one node (holding the lease in Redis) reads it
+// and broadcasts what it reads through the tier, so every node's L1 follows. Killed, it is
+// replaced by another node within the lease's lapse, which resumes from the slot: the rows
+// changed meanwhile are invalidated on the survivor and nothing else is reloaded.
+TEST_F(WalInvalidationPgTest, WithTheTierOneNodeReadsAndAnotherTakesOverLosingNothing) {
+  const char* redis_port = std::getenv("CORRAL_TEST_REDIS_PORT");
+  if (redis_port == nullptr) {
+    if (std::getenv("CI") != nullptr) FAIL() << "CI runs this with CORRAL_TEST_REDIS_PORT set";
+    GTEST_SKIP() << "no Redis: set CORRAL_TEST_REDIS_PORT (deploy/run-tests.sh does)";
+  }
+  shared_slot_ = true;
+  const std::string redis = "\"redis\": {\"nodes\": [\"127.0.0.1:" + std::string(redis_port) +
+                            "\"], \"prefix\": \"" + slot_ +
+                            ":\", \"timeout_ms\": 1000, \"l1_ttl_ms\": 600000}";
+  const std::string ns = "{\"item\": {\"query\": \"SELECT note FROM " + table_ +
+                         " WHERE id = $1::bigint\", \"table\": \"" + table_ +
+                         "\", \"ttl_ms\": 600000}}";
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+  for (int i = 0; i < 2; ++i) {
+    nodes.push_back(StartCorral(ns, redis, PgExtra()));
+    ASSERT_NE(nodes.back(), nullptr);
+    ASSERT_TRUE(nodes.back()->WaitForStderr("event=tier_ready", Millis(15000)));
+  }
+  const auto readers = [&] {
+    double up = 0;
+    for (const auto& n : nodes) {
+      if (n) up += Metric(n->http_port(), "corral_replication_up");
+    }
+    return up;
+  };
+  ASSERT_TRUE(WaitFor([&] { return readers() == 1; }, Millis(20000))) << readers();
+  EXPECT_EQ(SlotField("active"), "t");
+  const size_t reader = Metric(nodes[0]->http_port(), "corral_replication_up") == 1 ? 0 : 1;
+  ServerProcess& survivor = *nodes[1 - reader];
+  EXPECT_TRUE(survivor.WaitForStderr("event=wal_reader_standby"));
+
+  // A change read by one node reaches the other's L1.
+  for (const auto& n : nodes) ASSERT_EQ(Get(n->resp_port(), "item:1"), "$n1");
+  ASSERT_EQ(Sql("UPDATE " + table_ + " SET note = 'one' WHERE id = 1"), "");
+  for (const auto& n : nodes) {
+    EXPECT_TRUE(WaitFor([&] { return Get(n->resp_port(), "item:1") == "$one"; }, Millis(10000)));
+  }
+  EXPECT_GE(Metric(survivor.http_port(), "corral_invalidations_total{source=\"tier\"}"), 1);
+
+  // The survivor caches 100 keys; the reader dies; 50 rows change before anyone reads the WAL.
+  std::vector<std::string> cached = GetRange(survivor.resp_port(), 2, 101);
+  ASSERT_EQ(cached.size(), 100u);
+  nodes[reader]->Kill();
+  nodes[reader].reset();
+  std::string script;
+  for (int id = 2; id <= 51; ++id) {
+    script += "UPDATE " + table_ + " SET note = 'gone' WHERE id = " + std::to_string(id) + ";\n";
+  }
+  ProcessResult writer =
+      RunProcess({"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg_.primary}, script);
+  ASSERT_TRUE(writer.status.ok()) << writer.err;
+  const auto began = std::chrono::steady_clock::now();
+  ASSERT_TRUE(WaitFor([&] { return Metric(survivor.http_port(), "corral_replication_up") == 1; },
+                      Millis(30000)))
+      << survivor.Stderr();
+  std::printf("[figures] WAL reader taken over %.1f s after the reader was killed\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  ASSERT_TRUE(WaitCaughtUp());
+  ASSERT_TRUE(pg_.WaitReplayed());
+  const double misses = Requests(survivor, "miss");
+  std::vector<std::string> after = GetRange(survivor.resp_port(), 2, 101);
+  ASSERT_EQ(after.size(), 100u);
+  int lost = 0;
+  for (int id = 2; id <= 101; ++id) {
+    const std::string want = id <= 51 ? "$gone" : "$n" + std::to_string(id);
+    if (after[id - 2] != want) ++lost;
+  }
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(Requests(survivor, "miss") - misses, 50) << "unchanged keys were reloaded";
+  EXPECT_EQ(Metric(survivor.http_port(), "corral_replication_slot_resets_total"), 0)
+      << "the survivor resumed the fleet's slot";
 }
 
 // The staleness fuzz in logical mode: concurrent reads while rows are updated; an update counts as
