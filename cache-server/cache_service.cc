@@ -736,6 +736,10 @@ void CacheService::InvalidateNamespace(std::string_view ns, InvalidationSource s
     Invalidate(
         key, source, [finish](bool) { finish(); }, position);
   }
+  if (sink_ != nullptr && source != InvalidationSource::kTier) {
+    left->fetch_add(1);
+    sink_->FlushNamespace(ns, finish);
+  }
   finish();
 }
 

@@ -142,6 +142,9 @@ class InvalidationSink {
   // travels to the other nodes with it.
   virtual void Propagate(std::string_view key, InvalidationSource source,
                          lease::WalPosition position, std::function<void(bool held)> done) = 0;
+  // Every entry of namespace `ns` the tier or any node holds is void (a TRUNCATE). `done` once it
+  // is in effect; on any thread.
+  virtual void FlushNamespace(std::string_view ns, std::function<void()> done) = 0;
 };
 
 class CacheService {

@@ -165,6 +165,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   Metrics& metrics;
   CacheService* cache = nullptr;
   const std::string node_id;
+  // Namespace flushes waiting for an epoch bump: the miss count each needs covered, and `done`.
+  std::vector<std::pair<uint64_t, std::function<void()>>> after_bump;
   bool wal_reader_wanted = false;            // set before Start()
   std::atomic<int64_t> wal_reader_until{0};  // steady ms: the WAL reader lease is ours until
   const std::string filled_channel, invalidated_channel, ack_channel, epoch_channel;
@@ -625,6 +627,16 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     BumpEpoch();
   }
 
+  // A TRUNCATE read from the WAL: the tier cannot list a namespace's keys, so a new epoch voids
+  // every L2 entry and marks every node's L1 stale (coarse, and rare). `done` once it is in
+  // effect.
+  void FlushNamespace(std::function<void()> done) {
+    ++misses;
+    if (done) after_bump.emplace_back(misses, std::move(done));
+    if (bumping) return;  // the bump under way does not cover it; the next one will
+    BumpEpoch();
+  }
+
   void BumpEpoch() {
     if (bumping || stopped) return;
     bumping = true;
@@ -638,6 +650,14 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
            if (bumped) {
              self->SetEpoch(*bumped);
              Log(LogLevel::kInfo, "tier_epoch", "epoch=" + std::to_string(*bumped));
+             // Namespace flushes this bump covers are in effect.
+             std::vector<std::function<void()>> flushed;
+             std::erase_if(self->after_bump, [&](auto& waiting) {
+               if (waiting.first > covered) return false;
+               flushed.push_back(std::move(waiting.second));
+               return true;
+             });
+             for (auto& done : flushed) done();
              if (self->misses == covered) {
                self->missed = false;
              } else {
@@ -924,6 +944,12 @@ std::chrono::milliseconds TierBackend::JoinBound(const RedisConfig& redis) {
 bool TierBackend::up() const { return impl_->client && impl_->client->up() && impl_->subscribed; }
 
 const std::string& TierBackend::node_id() const { return impl_->node_id; }
+
+void TierBackend::FlushNamespace(std::string_view /*ns*/, std::function<void()> done) {
+  asio::post(impl_->io, [impl = impl_, done = std::move(done)]() mutable {
+    impl->FlushNamespace(std::move(done));
+  });
+}
 
 void TierBackend::CompeteForWalReader() { impl_->wal_reader_wanted = true; }
 

@@ -42,6 +42,9 @@ class TierBackend final : public LoadBackend, public InvalidationSink {
   void Begin(std::string_view key) override;
   void Propagate(std::string_view key, InvalidationSource source, lease::WalPosition position,
                  std::function<void(bool held)> done) override;
+  // A new tier epoch: every L2 entry void, every node's L1 stale (the tier cannot list a
+  // namespace's keys).
+  void FlushNamespace(std::string_view ns, std::function<void()> done) override;
 
   bool up() const;  // corral_tier_up
   // The node has joined the tier once (subscribed, a member, the epoch read: `tier_ready`).

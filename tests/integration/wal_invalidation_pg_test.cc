@@ -414,6 +414,43 @@ TEST_F(WalInvalidationPgTest, WithTheTierOneNodeReadsAndAnotherTakesOverLosingNo
       << "the survivor resumed the fleet's slot";
 }
 
+// With the tier a TRUNCATE reaches keys the reader never held: the tier cannot list a namespace's
+// keys, so the reader starts a new tier epoch, which voids every L2 entry and every node's L1.
+TEST_F(WalInvalidationPgTest, WithTheTierATruncateReachesKeysOnlyAnotherNodeHeld) {
+  const char* redis_port = std::getenv("CORRAL_TEST_REDIS_PORT");
+  if (redis_port == nullptr) {
+    if (std::getenv("CI") != nullptr) FAIL() << "CI runs this with CORRAL_TEST_REDIS_PORT set";
+    GTEST_SKIP() << "no Redis: set CORRAL_TEST_REDIS_PORT (deploy/run-tests.sh does)";
+  }
+  shared_slot_ = true;
+  const std::string redis = "\"redis\": {\"nodes\": [\"127.0.0.1:" + std::string(redis_port) +
+                            "\"], \"prefix\": \"" + slot_ +
+                            ":\", \"timeout_ms\": 1000, \"l1_ttl_ms\": 600000}";
+  const std::string ns = "{\"item\": {\"query\": \"SELECT note FROM " + table_ +
+                         " WHERE id = $1::bigint\", \"table\": \"" + table_ +
+                         "\", \"ttl_ms\": 600000}}";
+  std::vector<std::unique_ptr<ServerProcess>> nodes;
+  for (int i = 0; i < 2; ++i) {
+    nodes.push_back(StartCorral(ns, redis, PgExtra()));
+    ASSERT_NE(nodes.back(), nullptr);
+    ASSERT_TRUE(nodes.back()->WaitForStderr("event=tier_ready", Millis(15000)));
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Metric(nodes[0]->http_port(), "corral_replication_up") +
+                   Metric(nodes[1]->http_port(), "corral_replication_up") ==
+               1;
+      },
+      Millis(20000)));
+  const size_t other = Metric(nodes[0]->http_port(), "corral_replication_up") == 1 ? 1 : 0;
+  const uint16_t port = nodes[other]->resp_port();
+  ASSERT_EQ(Get(port, "item:300"), "$n300");
+  ASSERT_EQ(Sql("TRUNCATE " + table_), "");
+  EXPECT_TRUE(WaitFor([&] { return Get(port, "item:300") == "(nil)"; }, Millis(10000)))
+      << nodes[other]->Stderr();
+  EXPECT_TRUE(nodes[1 - other]->WaitForStderr("event=tier_epoch"));
+}
+
 // The staleness fuzz in logical mode: concurrent reads while rows are updated; an update counts as
 // acknowledged once the slot has confirmed its commit (corral confirms only what it applied). No
 // read that starts after the acknowledgement returns an older version.
