@@ -59,7 +59,7 @@ TSAN_EXCLUDE='_NOT_BUILT$|^integration\.ReadThroughPgTest\.'
 TSAN_EXCLUDE+='(TwoHundredKeys|NotFound|QueryError|Mget)'
 TSAN_EXCLUDE+='|^integration\.TierPgTest\.(Three|ColdKeys|RedisKilled|HotKey|RedisCluster|L2Hit|RedisLink)'
 TSAN_EXCLUDE+='|^integration\.ReplicaLagPgTest\.(Notify|WhileOne|Fuzz)'
-TSAN_EXCLUDE+='|^integration\.WalInvalidationPgTest\.(TenThousand|KeyColumn|AnInvalidated|Fuzz)'
+TSAN_EXCLUDE+='|^integration\.WalInvalidationPgTest\.(TenThousand|ANodeKilled|KeyColumn|AnInvalidated|Fuzz)'
 phase "build (TSan, ${TSAN_BUILD_DIR##*/})" 900
 if cmake -S "${ROOT_DIR}" -B "${TSAN_BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCORRAL_SANITIZE=thread -DCORRAL_BUILD_BENCH=OFF "${CMAKE_ARGS[@]}" >/dev/null &&
