@@ -743,6 +743,11 @@ void CacheService::InvalidateNamespace(std::string_view ns, InvalidationSource s
   finish();
 }
 
+void CacheService::MarkAllStaleEverywhere() {
+  MarkAllStale();
+  if (sink_ != nullptr) sink_->FlushNamespace("", nullptr);
+}
+
 void CacheService::FlushAll() {
   leases_.VoidAll();
   store_.Clear();

@@ -206,6 +206,9 @@ class CacheService {
   // `void_leases` false: loads in flight still fill (the Redis tier's subscription loss, where
   // what those loads read is covered otherwise; see tier_backend.cc).
   void MarkAllStale(bool void_leases = true);
+  // Invalidations may have been missed fleet-wide (the WAL slot is new): MarkAllStale here and,
+  // with the tier, a new tier epoch (every L2 entry void, every node's L1 stale).
+  void MarkAllStaleEverywhere();
   // Every entry of namespace `ns` is invalidated (a TRUNCATE of its table, read from the WAL at
   // `position`): each cached key as Invalidate does, and every lease voided (a load in flight may
   // be of a key not cached yet). `done` once each key's invalidation has propagated.

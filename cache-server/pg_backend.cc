@@ -109,8 +109,9 @@ void PgBackend::StartWal(CacheService& cache) {
     }
   };
   callbacks.lost = [&cache](std::string_view why) {
-    // Changes before the new slot were never kept for us: nothing cached can be trusted as fresh.
-    cache.MarkAllStale();
+    // Changes before the new slot were never kept for us: nothing cached can be trusted as fresh,
+    // here or (with the tier) anywhere in the fleet.
+    cache.MarkAllStaleEverywhere();
     Log(LogLevel::kWarn, "wal_changes_missed", "action=mark_all_stale detail=" + LogQuote(why));
   };
   callbacks.report = [](bool warning, std::string_view event, std::string_view detail) {

@@ -43,7 +43,7 @@ class TierBackend final : public LoadBackend, public InvalidationSink {
   void Propagate(std::string_view key, InvalidationSource source, lease::WalPosition position,
                  std::function<void(bool held)> done) override;
   // A new tier epoch: every L2 entry void, every node's L1 stale (the tier cannot list a
-  // namespace's keys).
+  // namespace's keys; `ns` "" is every namespace).
   void FlushNamespace(std::string_view ns, std::function<void()> done) override;
 
   bool up() const;  // corral_tier_up
