@@ -5,6 +5,7 @@
 // is applied, so the slot never moves past a change that is not in effect.
 #include "pg-loader/wal_invalidator.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -136,6 +137,7 @@ struct WalInvalidator::Impl {
     std::vector<WalInvalidation> txn;
     std::deque<PendingCommit> commits;
     Lsn idle_end = 0;  // a keepalive's end of WAL while nothing was outstanding
+    Lsn applied = 0;   // everything before it is applied: what may be confirmed
     auto last_heard = SteadyClock::now();
     auto last_confirm = SteadyClock::now();
     bool ping_sent = false;
@@ -189,20 +191,19 @@ struct WalInvalidator::Impl {
           }
         }
       }
-      // Confirm what is applied, in order.
-      Lsn target = 0;
+      // Confirm what is applied, in order (at most every kConfirmInterval while data flows).
       while (!commits.empty() && commits.front().done->load()) {
-        target = commits.front().end;
+        applied = std::max(applied, commits.front().end);
         commits.pop_front();
       }
-      if (commits.empty() && !mapper.in_transaction() && idle_end > target) target = idle_end;
+      if (commits.empty() && !mapper.in_transaction()) applied = std::max(applied, idle_end);
       const bool quiet = read.status == ReplicationStream::ReadResult::Status::kTimeout;
-      if (target > stream.confirmed() &&
+      if (applied > stream.confirmed() &&
           (quiet || SteadyClock::now() - last_confirm >= kConfirmInterval)) {
-        if (std::string why = stream.Confirm(target); !why.empty()) return why;
+        if (std::string why = stream.Confirm(applied); !why.empty()) return why;
         last_confirm = SteadyClock::now();
         std::lock_guard lock(mu);
-        confirmed = target;
+        confirmed = applied;
       }
       NoteProgress(commits.empty() && !mapper.in_transaction());
       // A primary that has gone quiet is asked for a keepalive; one that does not answer is gone.
