@@ -93,6 +93,25 @@ class WalInvalidationPgTest : public PgTest {
                        "", PgExtra());
   }
 
+  // With the Redis tier of deploy/run-tests.sh the fleet shares slot_; false without one.
+  bool UseTier() {
+    const char* port = std::getenv("CORRAL_TEST_REDIS_PORT");
+    if (port == nullptr) return false;
+    redis_port_ = port;
+    shared_slot_ = true;
+    return true;
+  }
+  // The "redis" section of a node of this test's fleet (after UseTier), with `extra` fields.
+  std::string TierJson(const std::string& extra = "") const {
+    return "\"redis\": {\"nodes\": [\"127.0.0.1:" + redis_port_ + "\"], \"prefix\": \"" + slot_ +
+           ":\", \"timeout_ms\": 1000" + extra + "}";
+  }
+  // Namespace "item" without batch_query: one database call per loaded key.
+  std::string ItemNamespace() const {
+    return "{\"item\": {\"query\": \"SELECT note FROM " + table_ +
+           " WHERE id = $1::bigint\", \"table\": \"" + table_ + "\", \"ttl_ms\": 600000}}";
+  }
+
   static std::string Get(uint16_t port, const std::string& key) {
     RedisConnection c = ConnectRedis(port);
     if (!c) return "(no connection)";
@@ -146,6 +165,7 @@ class WalInvalidationPgTest : public PgTest {
   std::string table_, slot_, publication_;
   bool created_ = false;
   bool shared_slot_ = false;  // the fleet's slot (with the tier), not the node's
+  std::string redis_port_;
 };
 
 // Every kind of change invalidates exactly its keys, with no trigger on the table, and the other
@@ -341,18 +361,12 @@ TEST_F(WalInvalidationPgTest, AnInvalidatedSlotIsRecreatedAndMarksEverythingStal
 // replaced by another node within the lease's lapse, which resumes from the slot: the rows
 // changed meanwhile are invalidated on the survivor and nothing else is reloaded.
 TEST_F(WalInvalidationPgTest, WithTheTierOneNodeReadsAndAnotherTakesOverLosingNothing) {
-  const char* redis_port = std::getenv("CORRAL_TEST_REDIS_PORT");
-  if (redis_port == nullptr) {
+  if (!UseTier()) {
     if (std::getenv("CI") != nullptr) FAIL() << "CI runs this with CORRAL_TEST_REDIS_PORT set";
     GTEST_SKIP() << "no Redis: set CORRAL_TEST_REDIS_PORT (deploy/run-tests.sh does)";
   }
-  shared_slot_ = true;
-  const std::string redis = "\"redis\": {\"nodes\": [\"127.0.0.1:" + std::string(redis_port) +
-                            "\"], \"prefix\": \"" + slot_ +
-                            ":\", \"timeout_ms\": 1000, \"l1_ttl_ms\": 600000}";
-  const std::string ns = "{\"item\": {\"query\": \"SELECT note FROM " + table_ +
-                         " WHERE id = $1::bigint\", \"table\": \"" + table_ +
-                         "\", \"ttl_ms\": 600000}}";
+  const std::string redis = TierJson(", \"l1_ttl_ms\": 600000");
+  const std::string ns = ItemNamespace();
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   for (int i = 0; i < 2; ++i) {
     nodes.push_back(StartCorral(ns, redis, PgExtra()));
@@ -419,18 +433,12 @@ TEST_F(WalInvalidationPgTest, WithTheTierOneNodeReadsAndAnotherTakesOverLosingNo
 // and, once caught up, serves every changed key's new row (0 lost) and every other key from L2
 // (0 reloaded: exactly 10 000 queries, counted at the database), with no full flush.
 TEST_F(WalInvalidationPgTest, ANodeKilledDuringTenThousandUpdatesResumesFromTheSlot) {
-  const char* redis_port = std::getenv("CORRAL_TEST_REDIS_PORT");
-  if (redis_port == nullptr) {
+  if (!UseTier()) {
     if (std::getenv("CI") != nullptr) FAIL() << "CI runs this with CORRAL_TEST_REDIS_PORT set";
     GTEST_SKIP() << "no Redis: set CORRAL_TEST_REDIS_PORT (deploy/run-tests.sh does)";
   }
-  shared_slot_ = true;
-  const std::string redis = "\"redis\": {\"nodes\": [\"127.0.0.1:" + std::string(redis_port) +
-                            "\"], \"prefix\": \"" + slot_ + ":\", \"timeout_ms\": 1000}";
-  // No batch_query: one database call per loaded key.
-  const std::string ns = "{\"item\": {\"query\": \"SELECT note FROM " + table_ +
-                         " WHERE id = $1::bigint\", \"table\": \"" + table_ +
-                         "\", \"ttl_ms\": 600000}}";
+  const std::string redis = TierJson();
+  const std::string ns = ItemNamespace();
   auto first = StartCorral(ns, redis, PgExtra());
   ASSERT_NE(first, nullptr);
   ASSERT_TRUE(WaitFor([&] { return Metric(first->http_port(), "corral_replication_up") == 1; },
@@ -491,18 +499,12 @@ TEST_F(WalInvalidationPgTest, ANodeKilledDuringTenThousandUpdatesResumesFromTheS
 // With the tier a TRUNCATE reaches keys the reader never held: the tier cannot list a namespace's
 // keys, so the reader starts a new tier epoch, which voids every L2 entry and every node's L1.
 TEST_F(WalInvalidationPgTest, WithTheTierATruncateReachesKeysOnlyAnotherNodeHeld) {
-  const char* redis_port = std::getenv("CORRAL_TEST_REDIS_PORT");
-  if (redis_port == nullptr) {
+  if (!UseTier()) {
     if (std::getenv("CI") != nullptr) FAIL() << "CI runs this with CORRAL_TEST_REDIS_PORT set";
     GTEST_SKIP() << "no Redis: set CORRAL_TEST_REDIS_PORT (deploy/run-tests.sh does)";
   }
-  shared_slot_ = true;
-  const std::string redis = "\"redis\": {\"nodes\": [\"127.0.0.1:" + std::string(redis_port) +
-                            "\"], \"prefix\": \"" + slot_ +
-                            ":\", \"timeout_ms\": 1000, \"l1_ttl_ms\": 600000}";
-  const std::string ns = "{\"item\": {\"query\": \"SELECT note FROM " + table_ +
-                         " WHERE id = $1::bigint\", \"table\": \"" + table_ +
-                         "\", \"ttl_ms\": 600000}}";
+  const std::string redis = TierJson(", \"l1_ttl_ms\": 600000");
+  const std::string ns = ItemNamespace();
   std::vector<std::unique_ptr<ServerProcess>> nodes;
   for (int i = 0; i < 2; ++i) {
     nodes.push_back(StartCorral(ns, redis, PgExtra()));
