@@ -673,19 +673,23 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
     Log(LogLevel::kDebug, "invalidate",
         "key=" + LogQuote(key) + " source=" + std::to_string(static_cast<int>(source)));
   }
+  const bool tier = sink_ != nullptr && source != InvalidationSource::kTier && in_namespace;
+  // The tier hears of it before the lease is voided: a read that takes a new lease once it is
+  // voided asks the tier after Begin, and so does not take what L2 holds now (older than this
+  // invalidation) into L1 as fresh. (Begun after the void, a thread paused in between let such a
+  // read fill L1 with the old value from L2 for l1_ttl_ms.)
+  if (tier) sink_->Begin(key);
   // Void first, then delete: a load completing in between finds its lease voided and caches
   // nothing; one that completed before has its fill deleted here.
   leases_.Void(key);
   holdoff_.Clear(key);
   bool existed = store_.Del(key);
-  const bool tier = sink_ != nullptr && source != InvalidationSource::kTier && in_namespace;
   if (!tier && !fence) {
     metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
     if (propagated) propagated(existed);
     return existed;
   }
-  // The tier hears of it at once, and gets it with its position once that is known.
-  if (tier) sink_->Begin(key);
+  // The tier gets it with its position once that is known.
   auto join = std::make_shared<InvalidationJoin>();
   join->left = 1 + (tier ? 1 : 0);
   join->existed = existed;

@@ -854,6 +854,51 @@ TEST_F(CacheServiceTest, ReadAfterInvalidationDoesNotJoinTheVoidedLoad) {
   EXPECT_EQ(backend_.loads(), 2u);
 }
 
+// With the tier, this node must tell it "invalidating" before any load of the key can start
+// after the invalidation: such a load asks the tier, and what L2 holds until the invalidation
+// reaches Redis is the old row, which the node would otherwise keep in L1 as fresh. A read that
+// arrives while the sink hears Begin (another thread, at the worst moment) still joins the load
+// the invalidation voids, and starts none of its own.
+TEST_F(CacheServiceTest, TheTierHearsOfAnInvalidationBeforeANewLoadCanStart) {
+  class Sink final : public InvalidationSink {
+   public:
+    std::function<void()> on_begin;
+    std::vector<std::string> begun, propagated;
+    void Begin(std::string_view key) override {
+      begun.emplace_back(key);
+      if (on_begin) on_begin();
+    }
+    void Propagate(std::string_view key, InvalidationSource, lease::WalPosition,
+                   std::function<void(bool)> done) override {
+      propagated.emplace_back(key);
+      if (done) done(false);
+    }
+    void FlushNamespace(std::string_view, std::function<void()> done) override {
+      if (done) done();
+    }
+  } sink;
+  service_->SetInvalidationSink(&sink);
+  RecordPtr before = Read("user:1");
+  ASSERT_EQ(backend_.loads(), 1u);
+  RecordPtr during;
+  size_t loads_at_begin = 0;
+  sink.on_begin = [&] {
+    loads_at_begin = backend_.loads();
+    during = Read("user:1");
+  };
+  service_->Invalidate("user:1", InvalidationSource::kNotify);
+  EXPECT_THAT(sink.begun, ElementsAre("user:1"));
+  EXPECT_THAT(sink.propagated, ElementsAre("user:1"));
+  EXPECT_EQ(loads_at_begin, 1u);
+  EXPECT_EQ(backend_.loads(), 1u) << "a load started before the tier heard of the invalidation";
+  ASSERT_NE(during, nullptr);
+  ASSERT_TRUE(backend_.Complete("1", Found("old")));
+  EXPECT_EQ(before->only().value, "old");
+  EXPECT_EQ(during->only().value, "old");  // asked before the invalidation was applied
+  EXPECT_FALSE(service_->Exists("user:1")) << "the voided load cached the old row";
+  service_->SetInvalidationSink(nullptr);
+}
+
 TEST_F(CacheServiceTest, SetDuringLoadIsNotOverwrittenByIt) {
   RecordPtr leader = Read("user:1");
   EXPECT_EQ(service_->Set("user:1", "written", std::nullopt), lease::SetResult::kStored);

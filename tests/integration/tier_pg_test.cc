@@ -53,6 +53,7 @@ class VersionReaders {
   struct Verdict {
     size_t checked = 0;  // reads sent after some acknowledgement
     size_t old = 0;      // of those, reads older than the newest acknowledgement before them
+    std::vector<std::string> examples;  // the first few old reads, described
   };
 
   VersionReaders(const std::vector<uint16_t>& ports, std::string key)
@@ -82,12 +83,26 @@ class VersionReaders {
     for (const Read& r : reads_) {
       // The newest write acknowledged before this read was sent.
       int64_t floor = 0;
+      Clock::time_point at;
       for (const Ack& a : acks) {
-        if (a.at <= r.sent) floor = a.version;
+        if (a.at <= r.sent) {
+          floor = a.version;
+          at = a.at;
+        }
       }
       if (floor == 0) continue;
       ++v.checked;
-      if (r.version < floor) ++v.old;
+      if (r.version < floor) {
+        ++v.old;
+        if (v.examples.size() < 5) {
+          v.examples.push_back(
+              "reader " + std::to_string(r.reader) + " read version " + std::to_string(r.version) +
+              " " +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::microseconds>(r.sent - at).count()) +
+              " us after version " + std::to_string(floor) + " was acknowledged");
+        }
+      }
     }
     return v;
   }
@@ -97,6 +112,7 @@ class VersionReaders {
   struct Read {
     Clock::time_point sent;
     int64_t version;
+    size_t reader = 0;  // which of the ports
   };
   static int64_t Ns(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -114,7 +130,7 @@ class VersionReaders {
       RedisReplyPtr reply(static_cast<redisReply*>(redisCommand(c.get(), "GET %s", key_.c_str())));
       if (!reply) break;
       if (reply->type == REDIS_REPLY_STRING) {
-        mine.push_back(Read{sent, std::atoll(reply->str)});
+        mine.push_back(Read{sent, std::atoll(reply->str), r});
       } else {
         ++errors_;  // -BUSY when invalidations void every load in a row: not an old value
       }
@@ -342,7 +358,8 @@ TEST_F(TierPgTest, DelOnOneNodeReachesEveryNodeBeforeItIsAnswered) {
       "%zu busy\n",
       rounds, verdict.checked, verdict.old, readers.errors());
   EXPECT_GT(verdict.checked, static_cast<size_t>(rounds));
-  EXPECT_EQ(verdict.old, 0u) << "a node served a value older than an acknowledged DEL";
+  EXPECT_EQ(verdict.old, 0u) << "a node served a value older than an acknowledged DEL: "
+                             << testing::PrintToString(verdict.examples);
   if (HasFailure()) {
     for (auto& n : nodes) {
       std::printf("--- node stderr\n%s\n", n->Stderr().c_str());
@@ -401,7 +418,8 @@ TEST_F(TierPgTest, NotifyReachesEveryNodeAndVoidsFillsInFlight) {
       rounds, verdict.checked, verdict.old);
   EXPECT_GT(verdict.checked, static_cast<size_t>(rounds));
   EXPECT_EQ(verdict.old, 0u)
-      << "a node served a version older than a NOTIFY every node had applied";
+      << "a node served a version older than a NOTIFY every node had applied: "
+      << testing::PrintToString(verdict.examples);
 }
 
 // One node cut off from Redis (a black-holed link) applies a DEL that the tier never saw. Once the
