@@ -16,10 +16,17 @@ namespace corral::auth {
 namespace {
 
 constexpr CategoryName kCategories[] = {
-    {"keyspace", kKeyspace},   {"read", kRead},           {"write", kWrite},
-    {"string", kString},       {"fast", kFast},           {"slow", kSlow},
-    {"admin", kAdmin},         {"dangerous", kDangerous}, {"connection", kConnection},
+    {"keyspace", kKeyspace},
+    {"read", kRead},
+    {"write", kWrite},
+    {"string", kString},
+    {"fast", kFast},
+    {"slow", kSlow},
+    {"admin", kAdmin},
+    {"dangerous", kDangerous},
+    {"connection", kConnection},
     {"scripting", kScripting},
+    {"transaction", kTransaction},
 };
 
 std::string Lower(std::string_view s) {

@@ -30,6 +30,7 @@ enum Category : uint32_t {
   kDangerous = 1u << 7,
   kConnection = 1u << 8,
   kScripting = 1u << 9,
+  kTransaction = 1u << 10,
 };
 
 struct CategoryName {

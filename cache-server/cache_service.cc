@@ -684,6 +684,7 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
   leases_.Void(key);
   holdoff_.Clear(key);
   bool existed = store_.Del(key);
+  if (invalidated_hook_) invalidated_hook_(key);
   if (!tier && !fence) {
     metrics_.invalidations.Add(source);  // counted once applied (tests wait on the count)
     if (propagated) propagated(existed);

@@ -191,6 +191,11 @@ class CacheService {
                   lease::WalPosition position = 0);
   // Set once, before serving; `sink` must outlive the service.
   void SetInvalidationSink(InvalidationSink* sink) { sink_ = sink; }
+  // Set once, before serving: called with every key Invalidate applies (whatever its source), on
+  // the invalidating thread (WATCH: the key changed).
+  void SetInvalidatedHook(std::function<void(std::string_view key)> hook) {
+    invalidated_hook_ = std::move(hook);
+  }
   // Set once, before serving; `positions` must outlive the service. Turns on the position fence.
   void SetPositionSource(PositionSource* positions) { positions_ = positions; }
   // WAL positions are tracked (a PositionSource is set): read-your-writes is available.
@@ -382,6 +387,7 @@ class CacheService {
   Metrics& metrics_;
   LoadBackend* backend_;
   InvalidationSink* sink_ = nullptr;
+  std::function<void(std::string_view)> invalidated_hook_;
   PositionSource* positions_ = nullptr;
   lease::PositionFence fence_{kMaxPositionMarkers};
   std::atomic<lease::Millis> next_fence_expiry_{0};

@@ -47,7 +47,7 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"auth",          -2, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNoAuth, kAclConnection, 0,  0, 0, &R::Auth,         "connection", "Authenticate the connection"},
     {"client",        -2, kCmdNoScript | kCmdLoading | kCmdStale,       kAclConnection,                      0,  0, 0, &R::Client,       "connection", "Connection name, id, library and info"},
     {"select",         2, kCmdLoading | kCmdStale | kCmdFast,           kAclConnection,                      0,  0, 0, &R::Select,       "connection", "Select the database (only 0 exists)"},
-    {"quit",          -1, kCmdFast | kCmdNoAuth,                        kAclConnection,                      0,  0, 0, &R::Quit,         "connection", "Close the connection"},
+    {"quit",          -1, kCmdFast | kCmdNoAuth | kCmdNotQueued,                        kAclConnection,                      0,  0, 0, &R::Quit,         "connection", "Close the connection"},
     {"command",       -1, kCmdLoading | kCmdStale,                      kAclConnection,                      0,  0, 0, &R::Command,      "server",     "Describe the commands (COUNT, INFO, DOCS)"},
     {"config",        -2, kCmdAdmin | kCmdNoScript | kCmdLoading | kCmdStale, kAclAdmin | kAclDangerous,   0,  0, 0, &R::Config,       "server",     "Read parameters; set the namespaces' shedding limits"},
     {"info",          -1, kCmdLoading | kCmdStale,                      kAclDangerous,                       0,  0, 0, &R::InfoCmd,      "server",     "Server information and statistics"},
@@ -90,6 +90,12 @@ std::span<const CommandSpec> RespCommands::Table() {
     // No scripts exist: FLUSH is accepted (the Redis test suite's harness sends FUNCTION FLUSH).
     {"function",      -2, kCmdNoScript,                                 kAclScripting,                       0,  0, 0, &R::ScriptFlush,  "scripting",  "Functions: only FLUSH, which has nothing to remove"},
     {"script",        -2, kCmdNoScript,                                 kAclScripting,                       0,  0, 0, &R::ScriptFlush,  "scripting",  "Scripts: only FLUSH, which has nothing to remove"},
+    // Transactions (resp_transaction_commands.cc).
+    {"multi",          1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNotQueued, kAclTransaction, 0, 0, 0, &R::Multi, "transactions", "Start a transaction"},
+    {"exec",           1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdNotQueued, kAclTransaction,        0,  0, 0, &R::Exec,         "transactions", "Run the commands queued since MULTI, with no other client's command in between"},
+    {"discard",        1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNotQueued, kAclTransaction, 0, 0, 0, &R::Discard, "transactions", "Forget the commands queued since MULTI"},
+    {"watch",         -2, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNotQueued, kAclTransaction, 1, -1, 1, &R::Watch, "transactions", "Make the next EXEC run only if none of these keys changes first"},
+    {"unwatch",        1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast, kAclTransaction,             0,  0, 0, &R::Unwatch,      "transactions", "Forget every WATCHed key"},
     {"acl",           -2, kCmdAdmin | kCmdNoScript | kCmdLoading | kCmdStale, kAclAdmin | kAclDangerous,   0,  0, 0, &R::Acl,          "server",     "Users: WHOAMI, USERS, LIST, CAT, SETUSER, DELUSER"},
   };
   // clang-format on
@@ -141,7 +147,12 @@ const CommandSpec* RespCommands::Find(std::string_view name) {
   return index.Find(name);
 }
 
-RespCommands::RespCommands(ServerState& state) : state_(state) {}
+RespCommands::RespCommands(ServerState& state) : state_(state) {
+  // WATCH: a read-through key changes when it is invalidated (DEL here, or the database's change
+  // through NOTIFY, the WAL or another node).
+  state_.cache.SetInvalidatedHook(
+      [&watches = state_.watches](std::string_view key) { watches.Touch(key); });
+}
 
 CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& out,
                                     AsyncReplyTarget& target) {
@@ -151,11 +162,13 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
   const CommandSpec* spec = Find(args[0]);
   if (spec == nullptr) {
     AppendError(out, proto::UnknownCommandError(args));
+    if (client.multi != nullptr) client.multi->aborted = true;
     return CommandStatus::kDone;
   }
   int argc = static_cast<int>(args.size());
   if ((spec->arity > 0 && argc != spec->arity) || (spec->arity < 0 && argc < -spec->arity)) {
     AppendError(out, proto::WrongArgsError(spec->name));
+    if (client.multi != nullptr) client.multi->aborted = true;
     return CommandStatus::kDone;
   }
   if (!client.authenticated && !(spec->flags & kCmdNoAuth)) {
@@ -170,13 +183,34 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
       case Permission::kAllowed:
         break;
       case Permission::kRefused:
+        if (client.multi != nullptr) client.multi->aborted = true;
         return CommandStatus::kDone;
       case Permission::kUserGone:
         return CommandStatus::kClose;
     }
   }
-  client.cmd = spec;
-  return (this->*(spec->handler))(client, args, out, target);
+  if (client.multi != nullptr && !(spec->flags & kCmdNotQueued)) {
+    Queue(client, args, out);
+    return CommandStatus::kDone;
+  }
+  return Run(client, *spec, args, out, target);
+}
+
+CommandStatus RespCommands::Run(RespClient& client, const CommandSpec& spec, Args args,
+                                std::string& out, AsyncReplyTarget& target) {
+  client.cmd = &spec;
+  CommandStatus status = (this->*(spec.handler))(client, args, out, target);
+  // WATCH: a write command changes the keys it names (even one it left as they were, such as
+  // SET NX on an existing key: Redis counts only real changes, so corral may abort an EXEC that
+  // Redis would run, never run one Redis would abort).
+  if ((spec.flags & kCmdWrite) && spec.first_key > 0 && state_.watches.watched_keys() != 0) {
+    const int argc = static_cast<int>(args.size());
+    const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
+    for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
+      state_.watches.Touch(args[i]);
+    }
+  }
+  return status;
 }
 
 void AppendReadAnswer(std::string& out, const ReadAnswer& answer, int resp) {
@@ -651,6 +685,8 @@ CommandStatus RespCommands::Flush(RespClient&, Args args, std::string& out, Asyn
     AppendError(out, proto::kSyntaxError);
     return CommandStatus::kDone;
   }
+  // WATCH: the keys it deletes change; a watched key that did not exist does not (Redis).
+  state_.watches.TouchIf([this](const std::string& key) { return state_.cache.Exists(key); });
   state_.cache.FlushAll();
   AppendSimple(out, proto::kOk);
   return CommandStatus::kDone;

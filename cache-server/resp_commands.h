@@ -12,11 +12,18 @@
 
 #include "auth/acl.h"
 #include "cache-server/server_state.h"
+#include "cache-server/watch_table.h"
 #include "lease/wal_position.h"
 
 namespace corral::server {
 
 struct CommandSpec;
+
+// A transaction being queued (between MULTI and EXEC or DISCARD).
+struct Transaction {
+  std::vector<std::vector<std::string>> queued;  // each command's arguments, name first
+  bool aborted = false;  // a command could not be queued: EXEC answers EXECABORT
+};
 
 // Per-connection state that commands read and change.
 struct RespClient {
@@ -34,6 +41,8 @@ struct RespClient {
   std::time_t last_command_unix = 0;
   // CORRAL.WRITTEN: the WAL position of this connection's last write (read-your-writes); 0: none.
   lease::WalPosition written = 0;
+  std::unique_ptr<Transaction> multi;  // inside MULTI
+  std::unique_ptr<Watcher> watch;      // WATCHed keys, until EXEC, DISCARD, UNWATCH or RESET
 };
 
 // A session that can take a reply later, from any thread (read-through waits). Thread-safe.
@@ -66,6 +75,9 @@ enum CommandFlag : uint32_t {
   kCmdStale = 1u << 6,
   kCmdFast = 1u << 7,
   kCmdNoAuth = 1u << 8,  // allowed before AUTH
+  // corral's own, not reported by COMMAND: runs at once inside MULTI instead of being queued
+  // (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET: Redis's processCommand list).
+  kCmdNotQueued = 1u << 9,
 };
 
 // Redis 7.0's ACL categories (ACL CAT), as auth/ defines them. @fast and @slow are derived from
@@ -80,6 +92,7 @@ inline constexpr uint32_t kAclAdmin = auth::kAdmin;
 inline constexpr uint32_t kAclDangerous = auth::kDangerous;
 inline constexpr uint32_t kAclConnection = auth::kConnection;
 inline constexpr uint32_t kAclScripting = auth::kScripting;
+inline constexpr uint32_t kAclTransaction = auth::kTransaction;
 
 class RespCommands;
 using Args = std::span<const std::string_view>;
@@ -176,6 +189,18 @@ class RespCommands {
   CommandStatus RandomKey(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus ExpireTime(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus ScriptFlush(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  // Transactions (resp_transaction_commands.cc).
+  CommandStatus Multi(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Exec(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Discard(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Watch(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Unwatch(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  // Queues the command in `args` (checked) into the client's transaction: +QUEUED.
+  void Queue(RespClient& client, Args args, std::string& out);
+  // Runs the checked command `spec` (Execute after its checks); then, for a write command, marks
+  // its keys changed for the connections that WATCH them.
+  CommandStatus Run(RespClient& client, const CommandSpec& spec, Args args, std::string& out,
+                    AsyncReplyTarget& target);
   CommandStatus ConfigSet(Args args, std::string& out);
   // True, with the refusal in `out`, when `key` is a read-through (namespace) key: the write
   // commands that cannot keep the lease rules refuse them (docs/protocol.md).

@@ -331,9 +331,16 @@ constexpr std::pair<uint32_t, std::string_view> kFlagNames[] = {
     {kCmdStale, "stale"}, {kCmdFast, "fast"},         {kCmdNoAuth, "no_auth"},
 };
 constexpr std::pair<uint32_t, std::string_view> kAclNames[] = {
-    {kAclKeyspace, "@keyspace"},   {kAclRead, "@read"},           {kAclWrite, "@write"},
-    {kAclString, "@string"},       {kAclAdmin, "@admin"},         {kAclFast, "@fast"},
-    {kAclSlow, "@slow"},           {kAclDangerous, "@dangerous"}, {kAclConnection, "@connection"},
+    {kAclKeyspace, "@keyspace"},
+    {kAclRead, "@read"},
+    {kAclWrite, "@write"},
+    {kAclString, "@string"},
+    {kAclAdmin, "@admin"},
+    {kAclFast, "@fast"},
+    {kAclSlow, "@slow"},
+    {kAclDangerous, "@dangerous"},
+    {kAclConnection, "@connection"},
+    {kAclTransaction, "@transaction"},
     {kAclScripting, "@scripting"},
 };
 

@@ -230,6 +230,8 @@ template <typename Stream>
 void BasicRespSession<Stream>::Process() {
   // One reading of the clocks for every command of this batch (see lease::ClockSnapshot).
   lease::ClockSnapshot now;
+  // No EXEC on another thread runs while this batch does (command_gate.h).
+  CommandGate::Shared gate(state_.gate);
   client_.last_command_unix = std::time(nullptr);
   while (!pending_ && !close_after_write_ && in_start_ < in_end_ && out_.size() < kFlushAbove) {
     std::string_view input(in_.get() + in_start_, in_end_ - in_start_);

@@ -8,8 +8,10 @@
 
 #include "auth/acl.h"
 #include "cache-server/cache_service.h"
+#include "cache-server/command_gate.h"
 #include "cache-server/config.h"
 #include "cache-server/metrics.h"
+#include "cache-server/watch_table.h"
 
 namespace corral::server {
 
@@ -47,6 +49,10 @@ struct ServerState {
   uint16_t resp_tls_port = 0;  // 0: no TLS port
   uint16_t http_tls_port = 0;
   TlsContexts* tls = nullptr;  // set when the config has "tls" (tls.h)
+  // Transactions: sessions hold the gate shared while they run commands, EXEC alone; the keys
+  // that connections WATCH.
+  CommandGate gate;
+  WatchTable watches;
 };
 
 // What metrics.cc renders (INFO, /v1/stats, /metrics) as this server's state shows it; the caller

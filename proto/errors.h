@@ -53,6 +53,15 @@ inline constexpr std::string_view kOffsetOutOfRange = "ERR offset is out of rang
 inline constexpr std::string_view kNoSuchKey = "ERR no such key";
 inline constexpr std::string_view kInvalidCursor = "ERR invalid cursor";
 
+// Transactions (Redis 7.0 multi.c).
+inline constexpr std::string_view kQueued = "QUEUED";  // a status reply
+inline constexpr std::string_view kMultiNested = "ERR MULTI calls can not be nested";
+inline constexpr std::string_view kExecWithoutMulti = "ERR EXEC without MULTI";
+inline constexpr std::string_view kDiscardWithoutMulti = "ERR DISCARD without MULTI";
+inline constexpr std::string_view kWatchInsideMulti = "ERR WATCH inside MULTI is not allowed";
+inline constexpr std::string_view kExecAbort =
+    "EXECABORT Transaction discarded because of previous errors.";
+
 // corral's lease protocol (LEASE.SET / LEASE.RELEASE, lease/README.md).
 inline constexpr std::string_view kInvalidLeaseToken = "ERR invalid lease token";
 inline constexpr std::string_view kLeaseVoided =

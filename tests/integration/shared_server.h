@@ -15,9 +15,11 @@ namespace corral::integration {
 
 class SharedServerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  static void SetUpTestSuite() { StartShared(ServerOptions{}); }
+  // A suite that needs other options declares its own SetUpTestSuite calling this.
+  static void StartShared(const ServerOptions& options) {
     std::string error;
-    server_ = ServerProcess::Start(ServerOptions{}, &error).release();
+    server_ = ServerProcess::Start(options, &error).release();
     ASSERT_NE(server_, nullptr) << error;
   }
   static void TearDownTestSuite() {

@@ -83,5 +83,47 @@ TEST_F(StringCommandsPgTest, RefusedWritesLeaveTheLoadAlone) {
   EXPECT_EQ(pg_.Calls("pg_sleep"), 1);
 }
 
+// Read-through keys in a transaction (docs/protocol.md "Transactions"): a GET inside EXEC answers
+// as it would outside it, loading a cold key (every GET of it in the transaction shares the one
+// load) and EXEC's reply waits for it; WATCH on a read-through key aborts EXEC when its row changes
+// (the invalidation corral hears), and only then.
+TEST_F(StringCommandsPgTest, TransactionsReadThroughKeysAsOutsideAndWatchTheirRows) {
+  auto server = StartCorral(
+      R"({"user": {"query": "SELECT version::text AS tx_version FROM users WHERE id = $1::bigint"}})");
+  ASSERT_NE(server, nullptr);
+  RedisConnection c = ConnectRedis(server->resp_port());
+  ASSERT_TRUE(c);
+  const int id = 630;
+  const std::string key = "user:" + std::to_string(id);
+  std::string version = std::to_string(pg_.UserVersion(id));
+  pg_.ResetStatements();
+  EXPECT_EQ(Cmd(c.get(), {"MULTI"}), "+OK");
+  EXPECT_EQ(Cmd(c.get(), {"GET", key}), "+QUEUED");
+  EXPECT_EQ(Cmd(c.get(), {"SET", "plain", "1"}), "+QUEUED");
+  EXPECT_EQ(Cmd(c.get(), {"MGET", key, "plain"}), "+QUEUED");
+  EXPECT_EQ(Cmd(c.get(), {"EXEC"}), "[$" + version + ", +OK, [$" + version + ", $1]]");
+  EXPECT_EQ(pg_.Calls("tx_version"), 1);
+
+  // Nothing changed: EXEC runs.
+  EXPECT_EQ(Cmd(c.get(), {"WATCH", key}), "+OK");
+  EXPECT_EQ(Cmd(c.get(), {"MULTI"}), "+OK");
+  EXPECT_EQ(Cmd(c.get(), {"GET", key}), "+QUEUED");
+  EXPECT_EQ(Cmd(c.get(), {"EXEC"}), "[$" + version + "]");
+
+  // The row changes in PostgreSQL: EXEC aborts.
+  const std::string notified = "corral_invalidations_total{source=\"notify\"}";
+  const double before = Metric(server->http_port(), notified);
+  EXPECT_EQ(Cmd(c.get(), {"WATCH", key}), "+OK");
+  version = std::to_string(pg_.BumpUserVersion(id));
+  ASSERT_TRUE(
+      WaitFor([&] { return Metric(server->http_port(), notified) > before; }, Millis(5000)));
+  EXPECT_EQ(Cmd(c.get(), {"MULTI"}), "+OK");
+  EXPECT_EQ(Cmd(c.get(), {"GET", key}), "+QUEUED");
+  EXPECT_EQ(Cmd(c.get(), {"EXEC"}), "(nil)");
+  ASSERT_TRUE(pg_.WaitReplayed());
+  EXPECT_EQ(Cmd(c.get(), {"GET", key}), "$" + version);
+  EXPECT_EQ(pg_.Calls("tx_version"), 2);
+}
+
 }  // namespace
 }  // namespace corral::integration
