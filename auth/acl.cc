@@ -27,6 +27,7 @@ constexpr CategoryName kCategories[] = {
     {"connection", kConnection},
     {"scripting", kScripting},
     {"transaction", kTransaction},
+    {"pubsub", kPubSub},
 };
 
 std::string Lower(std::string_view s) {

@@ -31,6 +31,7 @@ enum Category : uint32_t {
   kConnection = 1u << 8,
   kScripting = 1u << 9,
   kTransaction = 1u << 10,
+  kPubSub = 1u << 11,
 };
 
 struct CategoryName {

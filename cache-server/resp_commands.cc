@@ -33,7 +33,7 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"get",            2, kCmdReadonly | kCmdFast,                      kAclRead | kAclString,               1,  1, 1, &R::Get,          "string",     "Get the value of a key (read-through for namespace keys)"},
     {"set",           -3, kCmdWrite | kCmdDenyOom,                      kAclWrite | kAclString,              1,  1, 1, &R::Set,          "string",     "Set the value of a key, with optional expiry and condition"},
     {"mget",          -2, kCmdReadonly | kCmdFast,                      kAclRead | kAclString,               1, -1, 1, &R::MGet,         "string",     "Get the values of several keys"},
-    {"ping",          -1, kCmdFast,                                     kAclConnection,                      0,  0, 0, &R::Ping,         "connection", "Ping the server"},
+    {"ping",          -1, kCmdFast | kCmdPubSubContext,                                  kAclConnection,                      0,  0, 0, &R::Ping,         "connection", "Ping the server"},
     {"del",           -2, kCmdWrite,                                    kKeyWrite,                           1, -1, 1, &R::Del,          "generic",    "Delete keys and invalidate their leases"},
     {"unlink",        -2, kCmdWrite | kCmdFast,                         kKeyWrite,                           1, -1, 1, &R::Del,          "generic",    "Delete keys and invalidate their leases"},
     {"exists",        -2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1, -1, 1, &R::Exists,       "generic",    "Count the given keys that exist"},
@@ -47,7 +47,7 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"auth",          -2, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNoAuth, kAclConnection, 0,  0, 0, &R::Auth,         "connection", "Authenticate the connection"},
     {"client",        -2, kCmdNoScript | kCmdLoading | kCmdStale,       kAclConnection,                      0,  0, 0, &R::Client,       "connection", "Connection name, id, library and info"},
     {"select",         2, kCmdLoading | kCmdStale | kCmdFast,           kAclConnection,                      0,  0, 0, &R::Select,       "connection", "Select the database (only 0 exists)"},
-    {"quit",          -1, kCmdFast | kCmdNoAuth | kCmdNotQueued,                        kAclConnection,                      0,  0, 0, &R::Quit,         "connection", "Close the connection"},
+    {"quit",          -1, kCmdFast | kCmdNoAuth | kCmdNotQueued | kCmdPubSubContext,                        kAclConnection,                      0,  0, 0, &R::Quit,         "connection", "Close the connection"},
     {"command",       -1, kCmdLoading | kCmdStale,                      kAclConnection,                      0,  0, 0, &R::Command,      "server",     "Describe the commands (COUNT, INFO, DOCS)"},
     {"config",        -2, kCmdAdmin | kCmdNoScript | kCmdLoading | kCmdStale, kAclAdmin | kAclDangerous,   0,  0, 0, &R::Config,       "server",     "Read parameters; set the namespaces' shedding limits"},
     {"info",          -1, kCmdLoading | kCmdStale,                      kAclDangerous,                       0,  0, 0, &R::InfoCmd,      "server",     "Server information and statistics"},
@@ -96,6 +96,14 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"discard",        1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNotQueued, kAclTransaction, 0, 0, 0, &R::Discard, "transactions", "Forget the commands queued since MULTI"},
     {"watch",         -2, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNotQueued, kAclTransaction, 1, -1, 1, &R::Watch, "transactions", "Make the next EXEC run only if none of these keys changes first"},
     {"unwatch",        1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast, kAclTransaction,             0,  0, 0, &R::Unwatch,      "transactions", "Forget every WATCHed key"},
+    // Pub/sub (resp_pubsub_commands.cc). param: 0 channels, 1 patterns.
+    {"subscribe",     -2, kCmdPubSub | kCmdNoScript | kCmdLoading | kCmdStale | kCmdPubSubContext, kAclPubSub, 0, 0, 0, &R::Subscribe, "pubsub", "Listen for messages published to the given channels", 0},
+    {"psubscribe",    -2, kCmdPubSub | kCmdNoScript | kCmdLoading | kCmdStale | kCmdPubSubContext, kAclPubSub, 0, 0, 0, &R::Subscribe, "pubsub", "Listen for messages published to channels matching the given patterns", 1},
+    {"unsubscribe",   -1, kCmdPubSub | kCmdNoScript | kCmdLoading | kCmdStale | kCmdPubSubContext, kAclPubSub, 0, 0, 0, &R::Unsubscribe, "pubsub", "Stop listening for messages posted to the given channels", 0},
+    {"punsubscribe",  -1, kCmdPubSub | kCmdNoScript | kCmdLoading | kCmdStale | kCmdPubSubContext, kAclPubSub, 0, 0, 0, &R::Unsubscribe, "pubsub", "Stop listening for messages posted to channels matching the given patterns", 1},
+    {"publish",        3, kCmdPubSub | kCmdLoading | kCmdStale | kCmdFast, kAclPubSub,                  0,  0, 0, &R::Publish,      "pubsub",     "Post a message to a channel"},
+    {"pubsub",        -2, kCmdPubSub | kCmdLoading | kCmdStale,         kAclPubSub,               0,  0, 0, &R::PubSubCmd,    "pubsub",     "Inspect the pub/sub state: CHANNELS, NUMSUB, NUMPAT"},
+    {"reset",          1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNoAuth | kCmdNotQueued | kCmdPubSubContext, kAclConnection, 0, 0, 0, &R::Reset, "connection", "Reset the connection: out of MULTI, nothing watched or subscribed, RESP2, no name"},
     {"acl",           -2, kCmdAdmin | kCmdNoScript | kCmdLoading | kCmdStale, kAclAdmin | kAclDangerous,   0,  0, 0, &R::Acl,          "server",     "Users: WHOAMI, USERS, LIST, CAT, SETUSER, DELUSER"},
   };
   // clang-format on
@@ -189,9 +197,16 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
         return CommandStatus::kClose;
     }
   }
-  if (client.multi != nullptr && !(spec->flags & kCmdNotQueued)) {
-    Queue(client, args, out);
-    return CommandStatus::kDone;
+  if (client.multi != nullptr || client.subscriber != nullptr) [[unlikely]] {
+    if (client.resp == 2 && client.subscribed() && !(spec->flags & kCmdPubSubContext)) {
+      AppendError(out, proto::PubSubContextError(spec->name));
+      if (client.multi != nullptr) client.multi->aborted = true;
+      return CommandStatus::kDone;
+    }
+    if (client.multi != nullptr && !(spec->flags & kCmdNotQueued)) {
+      Queue(client, args, out);
+      return CommandStatus::kDone;
+    }
   }
   return Run(client, *spec, args, out, target);
 }

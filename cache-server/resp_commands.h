@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "auth/acl.h"
+#include "cache-server/pubsub.h"
 #include "cache-server/server_state.h"
 #include "cache-server/watch_table.h"
 #include "lease/wal_position.h"
@@ -41,8 +42,11 @@ struct RespClient {
   std::time_t last_command_unix = 0;
   // CORRAL.WRITTEN: the WAL position of this connection's last write (read-your-writes); 0: none.
   lease::WalPosition written = 0;
-  std::unique_ptr<Transaction> multi;  // inside MULTI
-  std::unique_ptr<Watcher> watch;      // WATCHed keys, until EXEC, DISCARD, UNWATCH or RESET
+  std::unique_ptr<Transaction> multi;      // inside MULTI
+  std::unique_ptr<Watcher> watch;          // WATCHed keys, until EXEC, DISCARD, UNWATCH or RESET
+  std::unique_ptr<Subscriber> subscriber;  // after the first (P)SUBSCRIBE
+  // In RESP2, a connection with subscriptions takes only the pub/sub commands, PING, QUIT, RESET.
+  bool subscribed() const { return subscriber != nullptr && subscriber->count() > 0; }
 };
 
 // A session that can take a reply later, from any thread (read-through waits). Thread-safe.
@@ -52,6 +56,8 @@ class AsyncReplyTarget {
   // Appends `reply` to the connection's output in command order and resumes the pipeline.
   virtual void DeliverLater(std::string reply) = 0;
   virtual std::shared_ptr<AsyncReplyTarget> Self() = 0;
+  // The connection, as a target of pushes (pub/sub messages); null where there is none.
+  virtual std::shared_ptr<PushTarget> Pusher() { return nullptr; }
 };
 
 enum class CommandStatus {
@@ -78,6 +84,10 @@ enum CommandFlag : uint32_t {
   // corral's own, not reported by COMMAND: runs at once inside MULTI instead of being queued
   // (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET: Redis's processCommand list).
   kCmdNotQueued = 1u << 9,
+  // corral's own: allowed on a RESP2 connection that has subscriptions ((P)SUBSCRIBE,
+  // (P)UNSUBSCRIBE, PING, QUIT, RESET).
+  kCmdPubSubContext = 1u << 10,
+  kCmdPubSub = 1u << 11,  // COMMAND's "pubsub"
 };
 
 // Redis 7.0's ACL categories (ACL CAT), as auth/ defines them. @fast and @slow are derived from
@@ -93,6 +103,7 @@ inline constexpr uint32_t kAclDangerous = auth::kDangerous;
 inline constexpr uint32_t kAclConnection = auth::kConnection;
 inline constexpr uint32_t kAclScripting = auth::kScripting;
 inline constexpr uint32_t kAclTransaction = auth::kTransaction;
+inline constexpr uint32_t kAclPubSub = auth::kPubSub;
 
 class RespCommands;
 using Args = std::span<const std::string_view>;
@@ -195,6 +206,12 @@ class RespCommands {
   CommandStatus Discard(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Watch(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Unwatch(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  // Pub/sub (resp_pubsub_commands.cc). param: 0 channels, 1 patterns.
+  CommandStatus Subscribe(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Unsubscribe(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Publish(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus PubSubCmd(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Reset(RespClient&, Args, std::string&, AsyncReplyTarget&);
   // Queues the command in `args` (checked) into the client's transaction: +QUEUED.
   void Queue(RespClient& client, Args args, std::string& out);
   // Runs the checked command `spec` (Execute after its checks); then, for a write command, marks

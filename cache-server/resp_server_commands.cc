@@ -22,9 +22,15 @@ using proto::AppendInteger;
 using proto::AppendNil;
 using proto::AppendSimple;
 
-CommandStatus RespCommands::Ping(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
+CommandStatus RespCommands::Ping(RespClient& client, Args args, std::string& out,
+                                 AsyncReplyTarget&) {
   if (args.size() > 2) {
     AppendError(out, proto::WrongArgsError("ping"));
+  } else if (client.resp == 2 && client.subscribed()) {
+    // A RESP2 subscriber's PING answers in the shape of a message: ["pong", text or ""].
+    AppendArrayHeader(out, 2);
+    AppendBulk(out, "pong");
+    AppendBulk(out, args.size() == 2 ? args[1] : std::string_view());
   } else if (args.size() == 2) {
     AppendBulk(out, args[1]);
   } else {
@@ -230,6 +236,7 @@ CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& ou
   if (have_setname) client.name = std::string(setname);
   // HELLO without a version keeps the connection's protocol; with one, switches to it.
   if (args.size() >= 2) client.resp = static_cast<int>(ver);
+  if (client.subscriber != nullptr) client.subscriber->set_resp(client.resp);
   proto::AppendMap(out, 7, client.resp);
   AppendBulk(out, "server");
   AppendBulk(out, "corral");
@@ -326,15 +333,17 @@ namespace {
 
 // Redis 7.0's names for the CommandFlag and AclCategory bits, in the order Redis lists them.
 constexpr std::pair<uint32_t, std::string_view> kFlagNames[] = {
-    {kCmdWrite, "write"}, {kCmdReadonly, "readonly"}, {kCmdDenyOom, "denyoom"},
-    {kCmdAdmin, "admin"}, {kCmdNoScript, "noscript"}, {kCmdLoading, "loading"},
-    {kCmdStale, "stale"}, {kCmdFast, "fast"},         {kCmdNoAuth, "no_auth"},
+    {kCmdWrite, "write"},     {kCmdReadonly, "readonly"}, {kCmdDenyOom, "denyoom"},
+    {kCmdAdmin, "admin"},     {kCmdPubSub, "pubsub"},     {kCmdNoScript, "noscript"},
+    {kCmdLoading, "loading"}, {kCmdStale, "stale"},       {kCmdFast, "fast"},
+    {kCmdNoAuth, "no_auth"},
 };
 constexpr std::pair<uint32_t, std::string_view> kAclNames[] = {
     {kAclKeyspace, "@keyspace"},
     {kAclRead, "@read"},
     {kAclWrite, "@write"},
     {kAclString, "@string"},
+    {kAclPubSub, "@pubsub"},
     {kAclAdmin, "@admin"},
     {kAclFast, "@fast"},
     {kAclSlow, "@slow"},

@@ -21,8 +21,9 @@ namespace {
 // The input buffer is allocated at the first read, uninitialised (so the pages a small request
 // does not touch cost no memory), and grows by doubling: an idle connection costs ~4 KiB at most.
 constexpr size_t kInitialInput = 4 * 1024;
-constexpr size_t kShrinkAbove = 256 * 1024;  // give memory back once a big request is done
-constexpr size_t kFlushAbove = 1024 * 1024;  // stop executing and write out at this much output
+constexpr size_t kShrinkAbove = 256 * 1024;     // give memory back once a big request is done
+constexpr size_t kFlushAbove = 1024 * 1024;     // stop executing and write out at this much output
+constexpr size_t kMaxPushedOutput = 32u << 20;  // a subscriber's unsent output (Push)
 }  // namespace
 
 template <typename Stream>
@@ -338,6 +339,22 @@ void BasicRespSession<Stream>::DeliverLater(std::string reply) {
                self->Flush();
                self->Continue();
              });
+}
+
+template <typename Stream>
+void BasicRespSession<Stream>::Push(std::string bytes) {
+  asio::post(socket_.get_executor(), [self = this->shared_from_this(),
+                                      bytes = std::move(bytes)]() mutable {
+    if (self->closed_) return;
+    if (self->out_.size() + self->writing_buf_.size() + bytes.size() > kMaxPushedOutput) {
+      Log(LogLevel::kWarn, "client_output_buffer_limit",
+          "id=" + std::to_string(self->client_.id) + " addr=" + self->client_.addr +
+              " detail=\"a subscriber that does not read: closed\"");
+      return self->Close();
+    }
+    self->out_.append(bytes);
+    self->Flush();
+  });
 }
 
 template <typename Stream>

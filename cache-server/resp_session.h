@@ -20,6 +20,7 @@ namespace corral::server {
 // OpenSSL may need to write while reading.
 template <typename Stream>
 class BasicRespSession final : public AsyncReplyTarget,
+                               public PushTarget,
                                public Drainable,
                                public std::enable_shared_from_this<BasicRespSession<Stream>> {
  public:
@@ -35,6 +36,10 @@ class BasicRespSession final : public AsyncReplyTarget,
   // Thread-safe: posts to the session's executor.
   void DeliverLater(std::string reply) override;
   std::shared_ptr<AsyncReplyTarget> Self() override { return this->shared_from_this(); }
+  std::shared_ptr<PushTarget> Pusher() override { return this->shared_from_this(); }
+  // Thread-safe: posts to the session's executor. Closes a connection whose unsent output would
+  // pass kMaxPushedOutput (Redis's client-output-buffer-limit for pub/sub: 32 MiB).
+  void Push(std::string bytes) override;
   // Thread-safe: closes now if waiting for input, else once the commands in hand are answered.
   void Drain() override;
 

@@ -31,6 +31,7 @@ class ExecReplies : public std::enable_shared_from_this<ExecReplies> {
         : replies_(std::move(replies)), index_(index) {}
     void DeliverLater(std::string reply) override { replies_->Later(index_, std::move(reply)); }
     std::shared_ptr<AsyncReplyTarget> Self() override { return shared_from_this(); }
+    std::shared_ptr<PushTarget> Pusher() override { return replies_->session_->Pusher(); }
 
    private:
     std::shared_ptr<ExecReplies> replies_;

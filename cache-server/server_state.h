@@ -11,6 +11,7 @@
 #include "cache-server/command_gate.h"
 #include "cache-server/config.h"
 #include "cache-server/metrics.h"
+#include "cache-server/pubsub.h"
 #include "cache-server/watch_table.h"
 
 namespace corral::server {
@@ -53,6 +54,7 @@ struct ServerState {
   // that connections WATCH.
   CommandGate gate;
   WatchTable watches;
+  PubSub pubsub;  // SUBSCRIBE and PUBLISH
 };
 
 // What metrics.cc renders (INFO, /v1/stats, /metrics) as this server's state shows it; the caller

@@ -148,7 +148,7 @@ command -v node >/dev/null || corral_die "node is not in PATH (Node.js 20 or new
 (cd "${ROOT_DIR}/tests/clients/node" && npm ci --no-audit --no-fund --loglevel=error) ||
   failed "npm ci"
 
-phase "check source (clang-format, module boundaries)" 30
+phase "check source (clang-format, module boundaries)" 60
 "${DEPLOY_DIR}/check-source.sh" || failed "check source"
 
 phase "configure (${BUILD_DIR})"

@@ -45,6 +45,12 @@ std::string NoPermCommandError(std::string_view cmd) {
   return "NOPERM this user has no permissions to run the '" + std::string(cmd) + "' command";
 }
 
+std::string PubSubContextError(std::string_view cmd) {
+  return "ERR Can't execute '" + std::string(cmd) +
+         "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "
+         "context";
+}
+
 std::string WrongArgsError(std::string_view cmd) {
   std::string out = "ERR wrong number of arguments for '";
   for (char c : cmd) out += ToLower(c);

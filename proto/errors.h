@@ -61,6 +61,9 @@ inline constexpr std::string_view kDiscardWithoutMulti = "ERR DISCARD without MU
 inline constexpr std::string_view kWatchInsideMulti = "ERR WATCH inside MULTI is not allowed";
 inline constexpr std::string_view kExecAbort =
     "EXECABORT Transaction discarded because of previous errors.";
+// Pub/sub (Redis 7.0 server.c processCommand); corral's own for a connection without pushes.
+inline constexpr std::string_view kSubscribeUnavailable =
+    "ERR this connection cannot take pushed messages";
 
 // corral's lease protocol (LEASE.SET / LEASE.RELEASE, lease/README.md).
 inline constexpr std::string_view kInvalidLeaseToken = "ERR invalid lease token";
@@ -121,6 +124,9 @@ std::string UnknownCommandError(std::span<const std::string_view> args);
 // "ERR wrong number of arguments for 'get' command"; `cmd` is lower-cased (Redis prints the
 // table name, e.g. "client|setname" for a subcommand).
 std::string WrongArgsError(std::string_view cmd);
+// "ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are
+// allowed in this context" (a RESP2 connection with subscriptions).
+std::string PubSubContextError(std::string_view cmd);
 // "NOPERM this user has no permissions to run the 'config|set' command".
 std::string NoPermCommandError(std::string_view cmd);
 

@@ -74,6 +74,12 @@ void AppendMapHeader(std::string& out, size_t pairs) {
   out.append("\r\n", 2);
 }
 
+void AppendPushHeader(std::string& out, size_t n) {
+  out.push_back('>');
+  out.append(std::to_string(n));
+  out.append("\r\n", 2);
+}
+
 void AppendVerbatim(std::string& out, std::string_view format, std::string_view s) {
   out.push_back('=');
   out.append(std::to_string(format.size() + 1 + s.size()));

@@ -25,6 +25,7 @@ void AppendNullArray(std::string& out);                 // *-1\r\n
 // RESP3 types (after HELLO 3).
 void AppendNull(std::string& out);                     // _\r\n
 void AppendMapHeader(std::string& out, size_t pairs);  // %pairs\r\n, then 2 x pairs replies
+void AppendPushHeader(std::string& out, size_t n);     // >n\r\n: an out-of-band push of n
 // =len\r\nfmt:s\r\n; `format` is three bytes ("txt").
 void AppendVerbatim(std::string& out, std::string_view format, std::string_view s);
 

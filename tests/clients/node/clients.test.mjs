@@ -92,3 +92,80 @@ test('ioredis: over TLS', async () => {
     r.disconnect();
   }
 });
+
+// What a service does besides reads: transactions (and WATCH's optimistic lock), key scans, and
+// pub/sub; with node-redis's default protocol and with RESP3.
+for (const RESP of [2, 3]) {
+  test(`node-redis (RESP${RESP}): MULTI/EXEC, WATCH, SCAN and pub/sub`, async () => {
+    const c = await nodeRedis({ socket: { host, port }, ...app, RESP });
+    const other = await nodeRedis({ socket: { host, port }, ...app, RESP });
+    const sub = await nodeRedis({ socket: { host, port }, ...app, RESP });
+    const k = `plain:node:tx${RESP}`;
+    try {
+      assert.deepEqual(await c.multi().set(k, '1').incr(k).get(k).exec(), ['OK', 2, '2']);
+      // WATCH: another client's write between WATCH and EXEC makes EXEC fail.
+      await c.watch(k);
+      await other.set(k, '10');
+      await assert.rejects(c.multi().incr(k).exec(), /watched keys has been changed/);
+      await c.watch(k);
+      assert.deepEqual(await c.multi().incr(k).exec(), [11]);
+
+      const scanned = [];
+      for (let i = 0; i < 50; i++) await c.set(`plain:node:scan${RESP}:${i}`, 'v');
+      for await (const keys of c.scanIterator({ MATCH: `plain:node:scan${RESP}:*`, COUNT: 10 })) {
+        scanned.push(...keys);
+      }
+      assert.equal(new Set(scanned).size, 50);
+
+      const got = new Promise((resolve) => {
+        sub.subscribe(`plain:chan${RESP}`, (message, channel) => resolve([channel, message]));
+      });
+      // The subscription is in place once PUBSUB counts it.
+      for (let i = 0; i < 100; i++) {
+        const [, n] = await c.sendCommand(['PUBSUB', 'NUMSUB', `plain:chan${RESP}`]);
+        if (n === 1) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(await c.publish(`plain:chan${RESP}`, 'hello'), 1);
+      assert.deepEqual(await got, [`plain:chan${RESP}`, 'hello']);
+    } finally {
+      c.destroy();
+      other.destroy();
+      sub.destroy();
+    }
+  });
+}
+
+test('ioredis: MULTI/EXEC, WATCH, SCAN and pub/sub', async () => {
+  const options = { host, port, ...app, lazyConnect: true, maxRetriesPerRequest: 0 };
+  const r = new Redis(options);
+  const other = new Redis(options);
+  const sub = new Redis(options);
+  try {
+    await Promise.all([r.connect(), other.connect(), sub.connect()]);
+    const k = 'plain:io:tx';
+    assert.deepEqual(await r.multi().set(k, '1').incr(k).exec(), [[null, 'OK'], [null, 2]]);
+    await r.watch(k);
+    await other.set(k, '10');
+    assert.equal(await r.multi().incr(k).exec(), null); // aborted: a watched key changed
+
+    for (let i = 0; i < 50; i++) await r.set(`plain:io:scan:${i}`, 'v');
+    const scanned = new Set();
+    await new Promise((resolve, reject) => {
+      const stream = r.scanStream({ match: 'plain:io:scan:*', count: 10 });
+      stream.on('data', (keys) => keys.forEach((key) => scanned.add(key)));
+      stream.on('end', resolve);
+      stream.on('error', reject);
+    });
+    assert.equal(scanned.size, 50);
+
+    assert.equal(await sub.subscribe('plain:io:chan'), 1);
+    const got = new Promise((resolve) => sub.on('message', (channel, message) => resolve([channel, message])));
+    assert.equal(await r.publish('plain:io:chan', 'hello'), 1);
+    assert.deepEqual(await got, ['plain:io:chan', 'hello']);
+  } finally {
+    r.disconnect();
+    other.disconnect();
+    sub.disconnect();
+  }
+});

@@ -41,6 +41,49 @@ class RedisPyTest(unittest.TestCase):
             r.flushall()
         self.assertEqual(r.acl_whoami(), "app")
 
+    def test_transactions_scan_and_pubsub(self):
+        r = redis.Redis(host=HOST, port=PORT, **APP)
+        other = redis.Redis(host=HOST, port=PORT, **APP)
+        # redis-py's pipeline is a MULTI/EXEC transaction by default.
+        pipe = r.pipeline()
+        pipe.set("plain:py:tx", 1).incr("plain:py:tx").get("plain:py:tx")
+        self.assertEqual(pipe.execute(), [True, 2, b"2"])
+        # WATCH: another client's write between WATCH and EXEC aborts it.
+        with r.pipeline() as p:
+            p.watch("plain:py:tx")
+            other.set("plain:py:tx", 10)
+            p.multi()
+            p.incr("plain:py:tx")
+            with self.assertRaises(redis.exceptions.WatchError):
+                p.execute()
+        # r.transaction retries until EXEC runs.
+        attempts = []
+
+        def bump(p):
+            attempts.append(1)
+            value = int(p.get("plain:py:tx"))
+            if len(attempts) == 1:
+                other.set("plain:py:tx", value + 100)  # forces one retry
+            p.multi()
+            p.set("plain:py:tx", value + 1)
+
+        r.transaction(bump, "plain:py:tx")
+        self.assertEqual(len(attempts), 2)
+        self.assertEqual(r.get("plain:py:tx"), b"111")
+
+        for i in range(50):
+            r.set(f"plain:py:scan:{i}", "v")
+        self.assertEqual(len(set(r.scan_iter(match="plain:py:scan:*", count=10))), 50)
+
+        ps = r.pubsub()
+        ps.subscribe("plain:py:chan")
+        self.assertEqual(ps.get_message(timeout=5)["type"], "subscribe")
+        self.assertEqual(other.publish("plain:py:chan", "hello"), 1)
+        message = ps.get_message(timeout=5)
+        self.assertEqual((message["type"], message["channel"], message["data"]),
+                         ("message", b"plain:py:chan", b"hello"))
+        ps.close()
+
     def test_a_wrong_password_is_refused(self):
         r = redis.Redis(host=HOST, port=PORT, username="app", password="no")
         # redis-py 4.3 raises Redis 7's WRONGPASS as a ResponseError (later ones as an

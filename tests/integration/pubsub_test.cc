@@ -1,0 +1,158 @@
+// Pub/sub against the real corral-server (four I/O threads: publishers and subscribers on
+// different threads): SUBSCRIBE, PSUBSCRIBE, their replies and messages byte for byte in RESP2
+// and RESP3, what a RESP2 subscriber may still send, PUBSUB's introspection, RESET, order under
+// many messages, and a subscriber that stops reading being cut off instead of growing corral's
+// memory.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/integration/server_process.h"
+#include "tests/integration/shared_server.h"
+
+namespace corral::integration {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Resp(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  return out;
+}
+
+class PubSubTest : public SharedClientTest {
+ protected:
+  static void SetUpTestSuite() { StartShared(ServerOptions{.config_json = R"({"threads": 4})"}); }
+  std::unique_ptr<TcpClient> Subscriber(const std::string& commands, const std::string& until) {
+    auto c = TcpClient::Connect(server_->resp_port());
+    EXPECT_TRUE(c);
+    if (!c) return nullptr;
+    EXPECT_TRUE(c->Send(commands));
+    EXPECT_TRUE(c->ReadUntil(until)) << c->received();
+    return c;
+  }
+};
+
+TEST_F(PubSubTest, MessagesReachChannelAndPatternSubscribers) {
+  auto sub = Subscriber(Resp({"SUBSCRIBE", "news", "sport"}),
+                        "*3\r\n$9\r\nsubscribe\r\n$5\r\nsport\r\n:2\r\n");
+  ASSERT_TRUE(sub);
+  EXPECT_EQ(sub->Take(),
+            "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+            "*3\r\n$9\r\nsubscribe\r\n$5\r\nsport\r\n:2\r\n");
+  auto psub = Subscriber(Resp({"PSUBSCRIBE", "n*"}), ":1\r\n");
+  ASSERT_TRUE(psub);
+  EXPECT_EQ(psub->Take(), "*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:1\r\n");
+
+  EXPECT_EQ(Cmd({"PUBLISH", "news", "hello"}), ":2");
+  EXPECT_EQ(Cmd({"PUBLISH", "sport", "goal"}), ":1");
+  EXPECT_EQ(Cmd({"PUBLISH", "weather", "rain"}), ":0");
+  const std::string news = "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$5\r\nhello\r\n";
+  const std::string sport = "*3\r\n$7\r\nmessage\r\n$5\r\nsport\r\n$4\r\ngoal\r\n";
+  ASSERT_TRUE(sub->ReadUntil(sport)) << sub->received();
+  EXPECT_EQ(sub->Take(), news + sport);
+  const std::string pnews = "*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$5\r\nhello\r\n";
+  ASSERT_TRUE(psub->ReadUntil(pnews)) << psub->received();
+  EXPECT_EQ(psub->Take(), pnews);
+
+  EXPECT_EQ(Cmd({"PUBSUB", "CHANNELS"}), "[$news, $sport]");
+  EXPECT_EQ(Cmd({"PUBSUB", "CHANNELS", "s*"}), "[$sport]");
+  EXPECT_EQ(Cmd({"PUBSUB", "NUMSUB", "news", "none"}), "[$news, :1, $none, :0]");
+  EXPECT_EQ(Cmd({"PUBSUB", "NUMPAT"}), ":1");
+  // A subscriber that leaves is forgotten at once, whether it unsubscribes or disconnects.
+  sub->Close();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Cmd({"PUBSUB", "NUMSUB", "news"}) == "[$news, :0]";
+      },
+      Millis(5000)));
+  ASSERT_TRUE(psub->Send(Resp({"PUNSUBSCRIBE"})));
+  ASSERT_TRUE(psub->ReadUntil("*3\r\n$12\r\npunsubscribe\r\n$2\r\nn*\r\n:0\r\n"))
+      << psub->received();
+  EXPECT_EQ(Cmd({"PUBSUB", "NUMPAT"}), ":0");
+  EXPECT_EQ(Cmd({"PUBLISH", "news", "x"}), ":0");
+}
+
+TEST_F(PubSubTest, ARespTwoSubscriberTakesOnlyThePubSubCommands) {
+  auto sub = Subscriber(Resp({"SUBSCRIBE", "a"}), ":1\r\n");
+  ASSERT_TRUE(sub);
+  sub->Take();
+  ASSERT_TRUE(sub->Send(Resp({"GET", "x"}) + Resp({"PING"}) + Resp({"PING", "hi"}) +
+                        Resp({"UNSUBSCRIBE"}) + Resp({"UNSUBSCRIBE"}) + Resp({"GET", "x"})));
+  const std::string expected =
+      "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET "
+      "are allowed in this context\r\n"
+      "*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+      "*2\r\n$4\r\npong\r\n$2\r\nhi\r\n"
+      "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:0\r\n"
+      "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n"
+      "$-1\r\n";
+  ASSERT_TRUE(sub->ReadAtLeast(expected.size())) << sub->received();
+  EXPECT_EQ(sub->Take(), expected);
+}
+
+TEST_F(PubSubTest, ARespThreeSubscriberGetsPushesAndKeepsItsCommands) {
+  auto sub = Subscriber(Resp({"HELLO", "3"}) + Resp({"SUBSCRIBE", "a"}), ":1\r\n");
+  ASSERT_TRUE(sub);
+  EXPECT_THAT(sub->Take(), HasSubstr(">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"));
+  ASSERT_EQ(Cmd({"SET", "x", "1"}), "+OK");
+  EXPECT_EQ(Cmd({"PUBLISH", "a", "m"}), ":1");
+  ASSERT_TRUE(sub->ReadUntil(">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nm\r\n")) << sub->received();
+  sub->Take();
+  ASSERT_TRUE(sub->Send(Resp({"GET", "x"}) + Resp({"PING"}) + Resp({"RESET"}) + Resp({"PING"})));
+  const std::string expected = "$1\r\n1\r\n+PONG\r\n+RESET\r\n+PONG\r\n";
+  ASSERT_TRUE(sub->ReadAtLeast(expected.size())) << sub->received();
+  EXPECT_EQ(sub->Take(), expected);
+  EXPECT_EQ(Cmd({"PUBLISH", "a", "m"}), ":0") << "RESET left the subscription";
+}
+
+TEST_F(PubSubTest, ManyMessagesArriveAllAndInOrder) {
+  auto sub = Subscriber(Resp({"SUBSCRIBE", "seq"}), ":1\r\n");
+  ASSERT_TRUE(sub);
+  sub->Take();
+  constexpr int kMessages = 5000;
+  std::string expected;
+  for (int i = 0; i < kMessages; ++i) {
+    const std::string m = std::to_string(i);
+    ASSERT_EQ(Cmd({"PUBLISH", "seq", m}), ":1");
+    expected +=
+        "*3\r\n$7\r\nmessage\r\n$3\r\nseq\r\n$" + std::to_string(m.size()) + "\r\n" + m + "\r\n";
+  }
+  ASSERT_TRUE(sub->ReadAtLeast(expected.size(), Millis(20000)));
+  EXPECT_EQ(sub->Take(), expected);
+}
+
+TEST_F(PubSubTest, ASubscriberThatStopsReadingIsCutOff) {
+  auto sub = Subscriber(Resp({"SUBSCRIBE", "flood"}), ":1\r\n");
+  ASSERT_TRUE(sub);
+  const std::string mib(1 << 20, 'x');
+  const int64_t rss_before = server_->RssBytes();
+  // 32 MiB of output is the limit; the kernel's socket buffers take a few more.
+  int delivered = 0;
+  for (int i = 0; i < 96; ++i) delivered += Cmd({"PUBLISH", "flood", mib}) == ":1" ? 1 : 0;
+  EXPECT_GT(delivered, 32);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Cmd({"PUBSUB", "NUMSUB", "flood"}) == "[$flood, :0]";
+      },
+      Millis(10000)))
+      << "the subscriber was never cut off";
+  EXPECT_TRUE(sub->WaitForClose(Millis(20000)));
+  EXPECT_THAT(server_->Stderr(), HasSubstr("client_output_buffer_limit"));
+  EXPECT_LT(server_->RssBytes() - rss_before, int64_t{64} << 20);
+  EXPECT_EQ(Cmd({"PING"}), "+PONG");
+}
+
+TEST_F(PubSubTest, CommandTableListsThem) {
+  EXPECT_EQ(Cmd({"COMMAND", "INFO", "publish"}),
+            "[[$publish, :3, [+pubsub, +loading, +stale, +fast], :0, :0, :0, "
+            "[+@pubsub, +@fast], [], [], []]]");
+  EXPECT_EQ(Cmd({"ACL", "CAT", "pubsub"}),
+            "[$subscribe, $psubscribe, $unsubscribe, $punsubscribe, $publish, $pubsub]");
+}
+
+}  // namespace
+}  // namespace corral::integration
