@@ -359,6 +359,7 @@ void CacheService::StartLoad(const std::string& key, const Namespace& ns, lease:
           // now that the fill is stored (if it comes later, ResolvePosition marks it).
           if (recheck && fence_.Need(key) > res.position && store_.MarkStale(key)) {
             metrics_.fenced_fills.Add(FencedFill::kMarkedStale);
+            if (invalidated_hook_) invalidated_hook_(key);
           }
         });
       });
@@ -409,6 +410,8 @@ void CacheService::ResolvePosition(const std::string& key, lease::WalPosition po
   if (stale) {
     store_.MarkStale(key);
     metrics_.fenced_fills.Add(FencedFill::kMarkedStale);
+    // What was answered as fresh is known to be older than the invalidation now.
+    if (invalidated_hook_) invalidated_hook_(key);
   }
 }
 
@@ -718,6 +721,7 @@ bool CacheService::Invalidate(std::string_view key, InvalidationSource source,
 void CacheService::MarkAllStale(bool void_leases) {
   if (void_leases) leases_.VoidAll();
   store_.MarkAllStaleBefore(clock_.NowMs());
+  if (all_stale_hook_) all_stale_hook_();
 }
 
 void CacheService::InvalidateNamespace(std::string_view ns, InvalidationSource source,

@@ -191,10 +191,13 @@ class CacheService {
                   lease::WalPosition position = 0);
   // Set once, before serving; `sink` must outlive the service.
   void SetInvalidationSink(InvalidationSink* sink) { sink_ = sink; }
-  // Set once, before serving: called with every key Invalidate applies (whatever its source), on
-  // the invalidating thread (WATCH: the key changed).
-  void SetInvalidatedHook(std::function<void(std::string_view key)> hook) {
+  // Set once, before serving: called with every key Invalidate applies (whatever its source), and
+  // every key whose entry the position fence marks stale after it was answered as fresh, on the
+  // thread that did it (WATCH and CLIENT TRACKING: the key changed); `all` after MarkAllStale.
+  void SetInvalidatedHook(std::function<void(std::string_view key)> hook,
+                          std::function<void()> all = nullptr) {
     invalidated_hook_ = std::move(hook);
+    all_stale_hook_ = std::move(all);
   }
   // Set once, before serving; `positions` must outlive the service. Turns on the position fence.
   void SetPositionSource(PositionSource* positions) { positions_ = positions; }
@@ -388,6 +391,7 @@ class CacheService {
   LoadBackend* backend_;
   InvalidationSink* sink_ = nullptr;
   std::function<void(std::string_view)> invalidated_hook_;
+  std::function<void()> all_stale_hook_;
   PositionSource* positions_ = nullptr;
   lease::PositionFence fence_{kMaxPositionMarkers};
   std::atomic<lease::Millis> next_fence_expiry_{0};

@@ -95,6 +95,7 @@ const std::vector<Field<RespConfig>>& RespFields() {
       {.name = "proto_max_bulk_len", .member = &RespConfig::proto_max_bulk_len, .min = 1},
       {.name = "max_query_buffer", .member = &RespConfig::max_query_buffer, .min = 1},
       {.name = "idle_timeout_s", .member = &RespConfig::idle_timeout_s, .max = kMaxSeconds},
+      {.name = "tracking_table_max_keys", .member = &RespConfig::tracking_table_max_keys, .min = 1},
   };
   return fields;
 }

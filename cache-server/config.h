@@ -69,7 +69,8 @@ struct RespConfig {
   std::string requirepass;  // empty = no AUTH
   int64_t proto_max_bulk_len = 512LL << 20;
   int64_t max_query_buffer = 1LL << 30;
-  int64_t idle_timeout_s = 0;  // 0 = never
+  int64_t idle_timeout_s = 0;                   // 0 = never
+  int64_t tracking_table_max_keys = 1'000'000;  // CLIENT TRACKING's table (Redis's default)
 };
 
 // JSON "http".

@@ -313,6 +313,9 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
     }
     case http::verb::put: {
       lease::SetResult r = state_.cache.Set(key, req.body(), std::nullopt);
+      // The key changed for RESP's WATCH and CLIENT TRACKING too.
+      state_.watches.Touch(key);
+      state_.tracking.Invalidate(key, 0);
       if (r == lease::SetResult::kTooLarge) {
         return respond(Error(http::status::payload_too_large, req.version(), req.keep_alive(),
                              "value larger than the memory bound allows"));

@@ -150,6 +150,9 @@ void BasicHttpSession<Stream>::Dispatch(HttpRequest request) {
   const uint64_t seq = first_seq_ + queue_.size();
   queue_.emplace_back();
   auto executor = stream_.get_executor();
+  // No EXEC on another thread runs while this request is handled (command_gate.h): HTTP writes
+  // are other clients' commands too.
+  CommandGate::Shared gate(state_.gate);
   handler_.Handle(
       request,
       [self = this->shared_from_this(), executor, seq](HttpResponse response) {

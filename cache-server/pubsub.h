@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -17,6 +18,8 @@
 
 namespace corral::server {
 
+struct RespClient;
+
 // A connection that takes replies pushed at any time, between its other replies (pub/sub
 // messages, client-tracking invalidations). Thread-safe.
 class PushTarget {
@@ -25,6 +28,9 @@ class PushTarget {
   // Appends `bytes` (whole replies) to the connection's output; a connection whose output grows
   // past its limit is closed instead (a subscriber that does not read).
   virtual void Push(std::string bytes) = 0;
+  // The same with the bytes built on the connection's own thread from its state (protocol,
+  // subscriptions): client tracking's invalidations. An empty result sends nothing.
+  virtual void PushFor(std::function<std::string(const RespClient&)> build) = 0;
 };
 
 class PubSub;

@@ -159,7 +159,13 @@ RespCommands::RespCommands(ServerState& state) : state_(state) {
   // WATCH: a read-through key changes when it is invalidated (DEL here, or the database's change
   // through NOTIFY, the WAL or another node).
   state_.cache.SetInvalidatedHook(
-      [&watches = state_.watches](std::string_view key) { watches.Touch(key); });
+      [&state = state_](std::string_view key) {
+        state.watches.Touch(key);
+        state.tracking.Invalidate(key, 0);
+      },
+      // Everything cached may be older than the database now (the listener reconnected, a new
+      // WAL slot or tier epoch): tracking connections drop everything.
+      [&tracking = state_.tracking] { tracking.InvalidateAll(); });
 }
 
 CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& out,
@@ -215,15 +221,21 @@ CommandStatus RespCommands::Run(RespClient& client, const CommandSpec& spec, Arg
                                 std::string& out, AsyncReplyTarget& target) {
   client.cmd = &spec;
   CommandStatus status = (this->*(spec.handler))(client, args, out, target);
-  // WATCH: a write command changes the keys it names (even one it left as they were, such as
-  // SET NX on an existing key: Redis counts only real changes, so corral may abort an EXEC that
-  // Redis would run, never run one Redis would abort).
-  if ((spec.flags & kCmdWrite) && spec.first_key > 0 && state_.watches.watched_keys() != 0) {
+  // WATCH and CLIENT TRACKING: a write command changes the keys it names (even one it left as
+  // they were, such as SET NX on an existing key: Redis counts only real changes, so corral may
+  // abort an EXEC that Redis would run, never run one Redis would abort, and may tell a tracking
+  // client of a change that was none).
+  if ((spec.flags & kCmdWrite) && spec.first_key > 0 &&
+      (state_.watches.watched_keys() != 0 || state_.tracking.active())) {
     const int argc = static_cast<int>(args.size());
     const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
     for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
       state_.watches.Touch(args[i]);
+      state_.tracking.Invalidate(args[i], client.id);
     }
+  }
+  if (client.tracking != RespClient::Tracking::kOff) [[unlikely]] {
+    Track(client, spec, args);
   }
   return status;
 }
@@ -247,15 +259,25 @@ void AppendReadAnswer(std::string& out, const ReadAnswer& answer, int resp) {
 
 CommandStatus RespCommands::Get(RespClient& client, Args args, std::string& out,
                                 AsyncReplyTarget& target) {
+  // A tracking connection that is answered a stale value is told at once that the key changed
+  // (after the reply): its near cache drops the value, and its next read comes back to corral.
+  const bool tracking = client.tracking != RespClient::Tracking::kOff;
   bool now = state_.cache.Read(
       Proto::kResp, args[1],
-      [&](const ReadAnswer& answer) { AppendReadAnswer(out, answer, client.resp); },
+      [&](const ReadAnswer& answer) {
+        AppendReadAnswer(out, answer, client.resp);
+        if (tracking && answer.outcome == Outcome::kStale) client.read_stale = true;
+      },
       [&]() -> ReadLater {
-        return [t = target.Self(), resp = client.resp](const ReadAnswer& answer) {
-          std::string reply;
-          AppendReadAnswer(reply, answer, resp);
-          t->DeliverLater(std::move(reply));
-        };
+        return
+            [t = target.Self(), resp = client.resp, tracker = tracking ? &state_.tracking : nullptr,
+             key = tracking ? std::string(args[1]) : std::string()](const ReadAnswer& answer) {
+              std::string reply;
+              AppendReadAnswer(reply, answer, resp);
+              t->DeliverLater(std::move(reply));
+              if (tracker != nullptr && answer.outcome == Outcome::kStale)
+                tracker->Invalidate(key, 0);
+            };
       },
       client.written);
   return now ? CommandStatus::kDone : CommandStatus::kPending;
@@ -702,6 +724,7 @@ CommandStatus RespCommands::Flush(RespClient&, Args args, std::string& out, Asyn
   }
   // WATCH: the keys it deletes change; a watched key that did not exist does not (Redis).
   state_.watches.TouchIf([this](const std::string& key) { return state_.cache.Exists(key); });
+  state_.tracking.InvalidateAll();
   state_.cache.FlushAll();
   AppendSimple(out, proto::kOk);
   return CommandStatus::kDone;

@@ -45,6 +45,17 @@ struct RespClient {
   std::unique_ptr<Transaction> multi;      // inside MULTI
   std::unique_ptr<Watcher> watch;          // WATCHed keys, until EXEC, DISCARD, UNWATCH or RESET
   std::unique_ptr<Subscriber> subscriber;  // after the first (P)SUBSCRIBE
+  // CLIENT TRACKING (tracking.h): how this connection tracks, and CLIENT CACHING's answer for
+  // the next command (OPTIN: YES was sent; OPTOUT: NO was sent).
+  enum class Tracking : uint8_t {
+    kOff,
+    kDefault,
+    kOptIn,
+    kOptOut,
+    kBcast
+  } tracking = Tracking::kOff;
+  bool caching_next = false;
+  bool read_stale = false;  // the command just run answered a stale value (tracking only)
   // In RESP2, a connection with subscriptions takes only the pub/sub commands, PING, QUIT, RESET.
   bool subscribed() const { return subscriber != nullptr && subscriber->count() > 0; }
 };
@@ -222,6 +233,12 @@ class RespCommands {
   // True, with the refusal in `out`, when `key` is a read-through (namespace) key: the write
   // commands that cannot keep the lease rules refuse them (docs/protocol.md).
   bool RefuseNamespaceKey(const RespClient& client, std::string_view key, std::string& out) const;
+  // CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO (resp_tracking_commands.cc); true if
+  // `args` was one of them (the reply is in `out`).
+  bool TrackingSubcommand(RespClient& client, Args args, std::string& out,
+                          AsyncReplyTarget& target);
+  // After a command on a tracking connection: remember the keys a read command named.
+  void Track(RespClient& client, const CommandSpec& spec, Args args);
 
   std::string ClientInfoLine(const RespClient& client) const;
   // Logs `client` in as `name` if `password` is right; false (nothing changed) otherwise.

@@ -141,6 +141,9 @@ CommandStatus RespCommands::Reset(RespClient& client, Args, std::string& out, As
   client.multi.reset();
   client.watch.reset();
   client.subscriber.reset();
+  if (client.tracking != RespClient::Tracking::kOff) state_.tracking.Disable(client.id);
+  client.tracking = RespClient::Tracking::kOff;
+  client.caching_next = false;
   client.resp = 2;
   client.name.clear();
   client.written = 0;

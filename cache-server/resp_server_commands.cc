@@ -269,8 +269,9 @@ std::string RespCommands::ClientInfoLine(const RespClient& client) const {
 }
 
 CommandStatus RespCommands::Client(RespClient& client, Args args, std::string& out,
-                                   AsyncReplyTarget&) {
+                                   AsyncReplyTarget& target) {
   std::string_view sub = args[1];
+  if (TrackingSubcommand(client, args, out, target)) return CommandStatus::kDone;
   if (EqualsIgnoreCase(sub, "setname") && args.size() == 3) {
     for (char c : args[2]) {
       if (c < '!' || c > '~') {
@@ -496,6 +497,7 @@ CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& o
       {"proto-max-bulk-len", std::to_string(cfg.resp_options.proto_max_bulk_len)},
       {"client-query-buffer-limit", std::to_string(cfg.resp_options.max_query_buffer)},
       {"timeout", std::to_string(cfg.resp_options.idle_timeout_s)},
+      {"tracking-table-max-keys", std::to_string(cfg.resp_options.tracking_table_max_keys)},
       {"port", std::to_string(state_.resp_port)},
       {"bind", cfg.resp.host},
       {"io-threads", std::to_string(cfg.threads)},

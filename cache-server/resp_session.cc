@@ -53,11 +53,14 @@ BasicRespSession<Stream>::BasicRespSession(Stream stream, ServerState& state,
 
 template <typename Stream>
 BasicRespSession<Stream>::~BasicRespSession() {
+  state_.clients.Remove(client_.id);
+  state_.tracking.Disable(client_.id);
   state_.connected_clients.fetch_sub(1);
 }
 
 template <typename Stream>
 void BasicRespSession<Stream>::Start() {
+  state_.clients.Add(client_.id, this->weak_from_this());
   error_code ec;
   LowestLayer(socket_).non_blocking(true, ec);
   LowestLayer(socket_).set_option(asio::ip::tcp::no_delay(true), ec);
@@ -335,6 +338,10 @@ void BasicRespSession<Stream>::DeliverLater(std::string reply) {
                self->pending_ = false;
                if (self->closed_) return;
                self->out_.append(reply);
+               if (!self->deferred_pushes_.empty()) {
+                 self->out_ += self->deferred_pushes_;
+                 self->deferred_pushes_.clear();
+               }
                self->Process();
                self->Flush();
                self->Continue();
@@ -343,18 +350,37 @@ void BasicRespSession<Stream>::DeliverLater(std::string reply) {
 
 template <typename Stream>
 void BasicRespSession<Stream>::Push(std::string bytes) {
-  asio::post(socket_.get_executor(), [self = this->shared_from_this(),
-                                      bytes = std::move(bytes)]() mutable {
-    if (self->closed_) return;
-    if (self->out_.size() + self->writing_buf_.size() + bytes.size() > kMaxPushedOutput) {
-      Log(LogLevel::kWarn, "client_output_buffer_limit",
-          "id=" + std::to_string(self->client_.id) + " addr=" + self->client_.addr +
-              " detail=\"a subscriber that does not read: closed\"");
-      return self->Close();
-    }
-    self->out_.append(bytes);
-    self->Flush();
-  });
+  asio::post(socket_.get_executor(),
+             [self = this->shared_from_this(), bytes = std::move(bytes)]() mutable {
+               if (!self->closed_) self->AppendPush(bytes);
+             });
+}
+
+template <typename Stream>
+void BasicRespSession<Stream>::PushFor(std::function<std::string(const RespClient&)> build) {
+  asio::post(socket_.get_executor(),
+             [self = this->shared_from_this(), build = std::move(build)]() mutable {
+               if (self->closed_) return;
+               std::string bytes = build(self->client_);
+               if (!bytes.empty()) self->AppendPush(bytes);
+             });
+}
+
+template <typename Stream>
+void BasicRespSession<Stream>::AppendPush(const std::string& bytes) {
+  if (out_.size() + writing_buf_.size() + deferred_pushes_.size() + bytes.size() >
+      kMaxPushedOutput) {
+    Log(LogLevel::kWarn, "client_output_buffer_limit",
+        "id=" + std::to_string(client_.id) + " addr=" + client_.addr +
+            " detail=\"a subscriber that does not read: closed\"");
+    return Close();
+  }
+  if (pending_) {
+    deferred_pushes_ += bytes;
+    return;
+  }
+  out_.append(bytes);
+  Flush();
 }
 
 template <typename Stream>

@@ -40,6 +40,7 @@ class BasicRespSession final : public AsyncReplyTarget,
   // Thread-safe: posts to the session's executor. Closes a connection whose unsent output would
   // pass kMaxPushedOutput (Redis's client-output-buffer-limit for pub/sub: 32 MiB).
   void Push(std::string bytes) override;
+  void PushFor(std::function<std::string(const RespClient&)> build) override;
   // Thread-safe: closes now if waiting for input, else once the commands in hand are answered.
   void Drain() override;
 
@@ -66,6 +67,9 @@ class BasicRespSession final : public AsyncReplyTarget,
   // True when `ec` is Drain()'s cancellation and the client has sent more: answer it first.
   bool DrainedWithInput(const boost::system::error_code& ec);
   void Close();
+  // On the session's thread: appends pushed bytes now, or after the pending command's reply;
+  // closes the connection instead when its unsent output would pass kMaxPushedOutput.
+  void AppendPush(const std::string& bytes);
   // Redis's `timeout`: closes the connection after idle_timeout_s without a command. Armed only
   // when the option is set; it re-arms from the last command instead of on every request.
   void ArmIdleTimer(std::chrono::seconds after);
@@ -90,6 +94,9 @@ class BasicRespSession final : public AsyncReplyTarget,
   bool reading_ = false;  // an async_wait or async_read_some is outstanding
   bool writing_ = false;  // an async_write is outstanding
   bool pending_ = false;  // a command awaits DeliverLater
+  // Pushes that came while a command was pending: sent right after its reply, so that a tracking
+  // invalidation that happened while a read waited on its load follows the (older) value.
+  std::string deferred_pushes_;
   bool peer_closed_ = false;
   bool close_after_write_ = false;
   bool closed_ = false;

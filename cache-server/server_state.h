@@ -12,6 +12,7 @@
 #include "cache-server/config.h"
 #include "cache-server/metrics.h"
 #include "cache-server/pubsub.h"
+#include "cache-server/tracking.h"
 #include "cache-server/watch_table.h"
 
 namespace corral::server {
@@ -54,7 +55,10 @@ struct ServerState {
   // that connections WATCH.
   CommandGate gate;
   WatchTable watches;
-  PubSub pubsub;  // SUBSCRIBE and PUBLISH
+  PubSub pubsub;                   // SUBSCRIBE and PUBLISH
+  ClientRegistry clients;          // the RESP connections by CLIENT ID
+  TrackingTable tracking{clients,  // CLIENT TRACKING
+                         static_cast<size_t>(config.resp_options.tracking_table_max_keys)};
 };
 
 // What metrics.cc renders (INFO, /v1/stats, /metrics) as this server's state shows it; the caller

@@ -114,4 +114,11 @@ void AppendText(std::string& out, std::string_view s, int protocol) {
   }
 }
 
+void AppendSet(std::string& out, size_t n, int protocol) {
+  if (protocol < 3) return AppendArrayHeader(out, n);
+  out.push_back('~');
+  out.append(std::to_string(n));
+  out.append("\r\n", 2);
+}
+
 }  // namespace corral::proto

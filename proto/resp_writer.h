@@ -35,5 +35,7 @@ void AppendVerbatim(std::string& out, std::string_view format, std::string_view 
 void AppendNil(std::string& out, int protocol);
 void AppendMap(std::string& out, size_t pairs, int protocol);
 void AppendText(std::string& out, std::string_view s, int protocol);
+// A set header: RESP3's ~n, RESP2's array.
+void AppendSet(std::string& out, size_t n, int protocol);
 
 }  // namespace corral::proto

@@ -25,7 +25,11 @@ std::string Resp(const std::vector<std::string>& args) {
 
 class PubSubTest : public SharedClientTest {
  protected:
-  static void SetUpTestSuite() { StartShared(ServerOptions{.config_json = R"({"threads": 4})"}); }
+  static void SetUpTestSuite() {
+    ServerOptions options;
+    options.config_json = R"({"threads": 4})";
+    StartShared(options);
+  }
   std::unique_ptr<TcpClient> Subscriber(const std::string& commands, const std::string& until) {
     auto c = TcpClient::Connect(server_->resp_port());
     EXPECT_TRUE(c);

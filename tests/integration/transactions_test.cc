@@ -21,7 +21,11 @@ using ::testing::StartsWith;
 
 class TransactionsTest : public SharedClientTest {
  protected:
-  static void SetUpTestSuite() { StartShared(ServerOptions{.config_json = R"({"threads": 4})"}); }
+  static void SetUpTestSuite() {
+    ServerOptions options;
+    options.config_json = R"({"threads": 4})";
+    StartShared(options);
+  }
   void SetUp() override {
     SharedClientTest::SetUp();
     other_ = Connect();

@@ -1,0 +1,144 @@
+// See tracking.h.
+#include "cache-server/tracking.h"
+
+#include <optional>
+
+#include "cache-server/resp_commands.h"
+#include "proto/resp_writer.h"
+
+namespace corral::server {
+
+namespace {
+constexpr std::string_view kTrackingChannel = "__redis__:invalidate";
+}  // namespace
+
+void ClientRegistry::Add(uint64_t id, std::weak_ptr<PushTarget> target) {
+  std::lock_guard lock(mu_);
+  targets_[id] = std::move(target);
+}
+
+void ClientRegistry::Remove(uint64_t id) {
+  std::lock_guard lock(mu_);
+  targets_.erase(id);
+}
+
+std::shared_ptr<PushTarget> ClientRegistry::Find(uint64_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = targets_.find(id);
+  return it == targets_.end() ? nullptr : it->second.lock();
+}
+
+std::string InvalidationMessage(const RespClient& receiver, const std::string* key,
+                                bool redirected) {
+  std::string out;
+  if (receiver.resp >= 3) {
+    proto::AppendPushHeader(out, 2);
+    proto::AppendBulk(out, "invalidate");
+  } else if (redirected && receiver.subscribed()) {
+    // RESP2 has no pushes: the redirect target gets a pub/sub message (Redis tracking.c).
+    proto::AppendArrayHeader(out, 3);
+    proto::AppendBulk(out, "message");
+    proto::AppendBulk(out, kTrackingChannel);
+  } else {
+    return out;  // a RESP2 connection that is not subscribed cannot be told
+  }
+  if (key == nullptr) {
+    proto::AppendNil(out, receiver.resp);
+  } else {
+    proto::AppendArrayHeader(out, 1);
+    proto::AppendBulk(out, *key);
+  }
+  return out;
+}
+
+void TrackingTable::Enable(uint64_t id, std::weak_ptr<PushTarget> self, TrackingOptions options) {
+  std::lock_guard lock(mu_);
+  trackers_[id] = Tracker{std::move(self), std::move(options)};
+  trackers_count_.store(trackers_.size(), std::memory_order_relaxed);
+}
+
+void TrackingTable::Disable(uint64_t id) {
+  std::lock_guard lock(mu_);
+  if (trackers_.erase(id) == 0) return;
+  trackers_count_.store(trackers_.size(), std::memory_order_relaxed);
+  // Its remembered keys are dropped lazily: Invalidate skips connections that no longer track.
+}
+
+void TrackingTable::Remember(uint64_t id, std::string_view key) {
+  std::lock_guard lock(mu_);
+  auto [it, inserted] = keys_.try_emplace(std::string(key));
+  it->second.insert(id);
+  if (!inserted || keys_.size() <= max_keys_) return;
+  // Over the bound: tell another key's readers now and forget it (the first in the table's own
+  // order, which is as good as random here).
+  for (auto victim = keys_.begin(); victim != keys_.end(); ++victim) {
+    if (victim == it) continue;
+    for (uint64_t reader : victim->second) {
+      if (auto t = trackers_.find(reader); t != trackers_.end()) {
+        Tell(reader, t->second, &victim->first);
+      }
+    }
+    keys_.erase(victim);
+    break;
+  }
+}
+
+void TrackingTable::Invalidate(std::string_view key, uint64_t by) {
+  if (!active()) return;
+  std::lock_guard lock(mu_);
+  const std::string name(key);
+  if (auto it = keys_.find(name); it != keys_.end()) {
+    for (uint64_t reader : it->second) {
+      auto t = trackers_.find(reader);
+      if (t == trackers_.end() || t->second.options.bcast) continue;
+      if (t->second.options.noloop && reader == by) continue;
+      Tell(reader, t->second, &name);
+    }
+    keys_.erase(it);
+  }
+  for (const auto& [id, t] : trackers_) {
+    if (!t.options.bcast || (t.options.noloop && id == by)) continue;
+    bool match = t.options.prefixes.empty();
+    for (const std::string& p : t.options.prefixes) match = match || key.starts_with(p);
+    if (match) Tell(id, t, &name);
+  }
+}
+
+void TrackingTable::InvalidateAll() {
+  if (!active()) return;
+  std::lock_guard lock(mu_);
+  for (const auto& [id, t] : trackers_) Tell(id, t, nullptr);
+  keys_.clear();
+}
+
+void TrackingTable::Tell(uint64_t id, const Tracker& t, const std::string* key) {
+  (void)id;
+  std::shared_ptr<PushTarget> target =
+      t.options.redirect != 0 ? clients_.Find(t.options.redirect) : t.self.lock();
+  if (target == nullptr) return;
+  const bool redirected = t.options.redirect != 0;
+  std::optional<std::string> copy;
+  if (key != nullptr) copy = *key;
+  target->PushFor([copy = std::move(copy), redirected](const RespClient& receiver) {
+    return InvalidationMessage(receiver, copy ? &*copy : nullptr, redirected);
+  });
+}
+
+size_t TrackingTable::keys() const {
+  std::lock_guard lock(mu_);
+  return keys_.size();
+}
+
+size_t TrackingTable::trackers() const {
+  std::lock_guard lock(mu_);
+  return trackers_.size();
+}
+
+std::unique_ptr<TrackingOptions> TrackingTable::OptionsOf(uint64_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = trackers_.find(id);
+  if (it == trackers_.end()) return nullptr;
+  return std::make_unique<TrackingOptions>(it->second.options);
+}
+
+}  // namespace corral::server

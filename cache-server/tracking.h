@@ -1,0 +1,94 @@
+// Client-side caching (docs/protocol.md "Client tracking"): CLIENT TRACKING's table of which
+// connection read which key, and the invalidation messages sent when a key changes — written by a
+// client, or invalidated because its row changed in PostgreSQL (NOTIFY, the WAL, another node).
+// Redis 7.0's semantics (tracking.c): default mode remembers the keys a connection read and
+// forgets each once it has been told; BCAST tells every connection whose prefix matches; REDIRECT
+// sends to another connection (RESP2: as a message on __redis__:invalidate); NOLOOP skips the
+// connection's own writes; OPTIN / OPTOUT with CLIENT CACHING. The table holds at most
+// `max_keys` keys: beyond, a key is told to its readers at once and forgotten (Redis's
+// tracking-table-max-keys). Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cache-server/pubsub.h"
+
+namespace corral::server {
+
+// The connections of the server by CLIENT ID, as targets of pushes (REDIRECT).
+class ClientRegistry {
+ public:
+  void Add(uint64_t id, std::weak_ptr<PushTarget> target);
+  void Remove(uint64_t id);
+  std::shared_ptr<PushTarget> Find(uint64_t id) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, std::weak_ptr<PushTarget>> targets_;
+};
+
+struct TrackingOptions {
+  uint64_t redirect = 0;  // 0: the connection itself
+  bool bcast = false;
+  bool optin = false;
+  bool optout = false;
+  bool noloop = false;
+  std::vector<std::string> prefixes;  // BCAST only; none: every key
+};
+
+// "Tell the connection `key` (null: everything) changed": the bytes a connection gets, given its
+// own protocol and subscriptions (PushTarget::PushFor runs it on the connection's thread).
+std::string InvalidationMessage(const RespClient& receiver, const std::string* key,
+                                bool redirected);
+
+class TrackingTable {
+ public:
+  explicit TrackingTable(const ClientRegistry& clients, size_t max_keys = 1'000'000)
+      : clients_(clients), max_keys_(max_keys) {}
+
+  // Connection `id` tracks with `options` from now on (again: the new options replace the old,
+  // and what it read before is still remembered). `self` receives what is not redirected.
+  void Enable(uint64_t id, std::weak_ptr<PushTarget> self, TrackingOptions options);
+  void Disable(uint64_t id);
+  // Connection `id` read `key` (default mode): it is told when `key` next changes.
+  void Remember(uint64_t id, std::string_view key);
+  // `key` changed; `by`: the connection that wrote it (NOLOOP), 0 for none.
+  void Invalidate(std::string_view key, uint64_t by);
+  // Every key changed (FLUSHALL): every tracking connection is told so once (a null key).
+  void InvalidateAll();
+
+  // Fast path: false when no connection tracks.
+  bool active() const { return trackers_count_.load(std::memory_order_relaxed) != 0; }
+  size_t keys() const;      // INFO tracking_total_keys
+  size_t trackers() const;  // INFO tracking_clients
+  // The options connection `id` tracks with (CLIENT TRACKINGINFO); null if it does not.
+  std::unique_ptr<TrackingOptions> OptionsOf(uint64_t id) const;
+
+ private:
+  struct Tracker {
+    std::weak_ptr<PushTarget> self;
+    TrackingOptions options;
+  };
+  // Sends the invalidation of `key` to `id` (its redirect target if it has one). Called with
+  // mu_ held; the push itself only posts.
+  void Tell(uint64_t id, const Tracker& t, const std::string* key);
+
+  const ClientRegistry& clients_;
+  const size_t max_keys_;
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, Tracker> trackers_;
+  std::unordered_map<std::string, std::unordered_set<uint64_t>> keys_;
+  std::atomic<size_t> trackers_count_{0};
+};
+
+}  // namespace corral::server

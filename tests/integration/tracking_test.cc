@@ -1,0 +1,211 @@
+// CLIENT TRACKING against the real corral-server (four I/O threads) over raw sockets, byte for
+// byte: RESP3 invalidation pushes in default mode (a key is told once, then forgotten until read
+// again), NOLOOP, RESP2 with REDIRECT to a connection subscribed to __redis__:invalidate, BCAST
+// with prefixes, OPTIN / OPTOUT with CLIENT CACHING, FLUSHALL's null invalidation, the bounded
+// table, CLIENT TRACKINGINFO / GETREDIR, and Redis's error texts.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/integration/server_process.h"
+#include "tests/integration/shared_server.h"
+
+namespace corral::integration {
+namespace {
+
+std::string Resp(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  return out;
+}
+std::string Invalidate(const std::string& key) {
+  return ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + std::to_string(key.size()) + "\r\n" + key + "\r\n";
+}
+
+class TrackingTest : public SharedClientTest {
+ protected:
+  static void SetUpTestSuite() {
+    ServerOptions options;
+    options.config_json = R"({"threads": 4, "resp": {"tracking_table_max_keys": 100}})";
+    StartShared(options);
+  }
+  // A RESP3 connection, or RESP2 with `hello` false.
+  std::unique_ptr<TcpClient> Open(bool hello = true) {
+    auto c = TcpClient::Connect(server_->resp_port());
+    EXPECT_TRUE(c);
+    if (c && hello) {
+      EXPECT_TRUE(c->Send(Resp({"HELLO", "3"})));
+      EXPECT_TRUE(c->ReadUntil("modules\r\n*0\r\n")) << c->received();
+      c->Take();
+    }
+    return c;
+  }
+  // Sends `commands` and reads exactly `expected.size()` bytes: what they answered.
+  static std::string Exchange(TcpClient& c, const std::string& commands,
+                              const std::string& expected) {
+    EXPECT_TRUE(c.Send(commands));
+    EXPECT_TRUE(c.ReadAtLeast(expected.size())) << c.received();
+    return c.Take();
+  }
+  // Nothing more arrives on `c` within a moment (after a PING round trip on it).
+  static bool Quiet(TcpClient& c) {
+    EXPECT_TRUE(c.Send(Resp({"PING"})));
+    EXPECT_TRUE(c.ReadUntil("+PONG\r\n")) << c.received();
+    return c.Take() == "+PONG\r\n";
+  }
+};
+
+TEST_F(TrackingTest, DefaultModeTellsAReaderOnceWhenAnotherClientWrites) {
+  auto reader = Open();
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(Exchange(*reader,
+                     Resp({"CLIENT", "TRACKING", "on"}) + Resp({"SET", "k", "1"}) +
+                         Resp({"GET", "k"}) + Resp({"GET", "absent"}),
+                     "+OK\r\n+OK\r\n$1\r\n1\r\n_\r\n"),
+            "+OK\r\n+OK\r\n$1\r\n1\r\n_\r\n");
+  ASSERT_EQ(Cmd({"SET", "k", "2"}), "+OK");
+  ASSERT_TRUE(reader->ReadUntil(Invalidate("k"))) << reader->received();
+  EXPECT_EQ(reader->Take(), Invalidate("k"));
+  // Told once: the key is forgotten until it is read again.
+  ASSERT_EQ(Cmd({"SET", "k", "3"}), "+OK");
+  EXPECT_TRUE(Quiet(*reader));
+  // A key read as missing is tracked too (a near cache may keep "no such key").
+  ASSERT_EQ(Cmd({"SET", "absent", "now"}), "+OK");
+  ASSERT_TRUE(reader->ReadUntil(Invalidate("absent"))) << reader->received();
+  reader->Take();
+  // Its own write tells it too, unless NOLOOP. (After the write's reply; Redis sends it before:
+  // either way the near cache drops the key.)
+  EXPECT_EQ(Exchange(*reader, Resp({"GET", "k"}) + Resp({"SET", "k", "4"}),
+                     "$1\r\n3\r\n+OK\r\n" + Invalidate("k")),
+            "$1\r\n3\r\n+OK\r\n" + Invalidate("k"));
+  EXPECT_EQ(Exchange(*reader,
+                     Resp({"CLIENT", "TRACKING", "on", "NOLOOP"}) + Resp({"GET", "k"}) +
+                         Resp({"SET", "k", "5"}),
+                     "+OK\r\n$1\r\n4\r\n+OK\r\n"),
+            "+OK\r\n$1\r\n4\r\n+OK\r\n");
+  EXPECT_TRUE(Quiet(*reader));
+  // OFF: nothing more.
+  EXPECT_EQ(Exchange(*reader, Resp({"CLIENT", "TRACKING", "off"}) + Resp({"GET", "k"}),
+                     "+OK\r\n$1\r\n5\r\n"),
+            "+OK\r\n$1\r\n5\r\n");
+  ASSERT_EQ(Cmd({"DEL", "k"}), ":1");
+  EXPECT_TRUE(Quiet(*reader));
+}
+
+TEST_F(TrackingTest, RespTwoRedirectsToASubscriberOfTheInvalidateChannel) {
+  auto sink = Open(/*hello=*/false);
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Send(Resp({"CLIENT", "ID"})));
+  ASSERT_TRUE(sink->ReadUntil("\r\n"));
+  const std::string id = sink->Take().substr(1, std::string::npos);
+  const std::string sink_id = id.substr(0, id.size() - 2);
+  const std::string subscribed = "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n";
+  EXPECT_EQ(Exchange(*sink, Resp({"SUBSCRIBE", "__redis__:invalidate"}), subscribed), subscribed);
+
+  auto reader = Open(/*hello=*/false);
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(
+      Exchange(*reader,
+               Resp({"CLIENT", "TRACKING", "on", "REDIRECT", sink_id}) + Resp({"SET", "r", "1"}) +
+                   Resp({"GET", "r"}) + Resp({"CLIENT", "GETREDIR"}),
+               "+OK\r\n+OK\r\n$1\r\n1\r\n:" + sink_id + "\r\n"),
+      "+OK\r\n+OK\r\n$1\r\n1\r\n:" + sink_id + "\r\n");
+  EXPECT_EQ(Exchange(*reader, Resp({"CLIENT", "TRACKINGINFO"}),
+                     "*6\r\n$5\r\nflags\r\n*1\r\n$2\r\non\r\n$8\r\nredirect\r\n:" + sink_id +
+                         "\r\n$8\r\nprefixes\r\n*0\r\n"),
+            "*6\r\n$5\r\nflags\r\n*1\r\n$2\r\non\r\n$8\r\nredirect\r\n:" + sink_id +
+                "\r\n$8\r\nprefixes\r\n*0\r\n");
+  ASSERT_EQ(Cmd({"DEL", "r"}), ":1");
+  const std::string message =
+      "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*1\r\n$1\r\nr\r\n";
+  ASSERT_TRUE(sink->ReadUntil(message)) << sink->received();
+  EXPECT_EQ(sink->Take(), message);
+  // FLUSHALL: every tracking connection is told everything changed (a null key).
+  ASSERT_EQ(Cmd({"FLUSHALL"}), "+OK");
+  const std::string all = "*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n$-1\r\n";
+  ASSERT_TRUE(sink->ReadUntil(all)) << sink->received();
+  EXPECT_EQ(sink->Take(), all);
+  EXPECT_EQ(Cmd({"CLIENT", "TRACKING", "on", "REDIRECT", "999999"}),
+            "-ERR The client ID you want redirect to does not exist");
+}
+
+TEST_F(TrackingTest, BroadcastTellsEveryKeyUnderItsPrefixes) {
+  auto bcast = Open();
+  ASSERT_TRUE(bcast);
+  EXPECT_EQ(
+      Exchange(*bcast,
+               Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:", "PREFIX", "order:"}),
+               "+OK\r\n"),
+      "+OK\r\n");
+  ASSERT_EQ(Cmd({"SET", "user:1", "a"}), "+OK");
+  ASSERT_EQ(Cmd({"SET", "other", "a"}), "+OK");
+  ASSERT_EQ(Cmd({"SET", "order:9", "a"}), "+OK");
+  ASSERT_TRUE(bcast->ReadUntil(Invalidate("order:9"))) << bcast->received();
+  EXPECT_EQ(bcast->Take(), Invalidate("user:1") + Invalidate("order:9"));
+  EXPECT_EQ(Cmd({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "a", "PREFIX", "ab"}),
+            "-ERR Prefix 'a' overlaps with another provided prefix 'ab'. Prefixes for a single "
+            "client must not overlap.");
+  EXPECT_EQ(Cmd({"CLIENT", "TRACKING", "on", "PREFIX", "a"}),
+            "-ERR PREFIX option requires BCAST mode to be enabled");
+  EXPECT_EQ(Cmd({"CLIENT", "TRACKING", "on", "BCAST", "OPTIN"}),
+            "-ERR OPTIN and OPTOUT are not compatible with BCAST");
+  EXPECT_EQ(Cmd({"CLIENT", "TRACKING", "on", "OPTIN", "OPTOUT"}),
+            "-ERR You can't specify both OPTIN mode and OPTOUT mode");
+  EXPECT_EQ(Cmd({"CLIENT", "TRACKING", "maybe"}), "-ERR syntax error");
+}
+
+TEST_F(TrackingTest, OptInAndOptOutFollowClientCaching) {
+  auto optin = Open();
+  ASSERT_TRUE(optin);
+  ASSERT_EQ(Cmd({"MSET", "a", "1", "b", "2"}), "+OK");
+  EXPECT_EQ(Exchange(*optin,
+                     Resp({"CLIENT", "TRACKING", "on", "OPTIN"}) + Resp({"GET", "a"}) +
+                         Resp({"CLIENT", "CACHING", "yes"}) + Resp({"GET", "b"}),
+                     "+OK\r\n$1\r\n1\r\n+OK\r\n$1\r\n2\r\n"),
+            "+OK\r\n$1\r\n1\r\n+OK\r\n$1\r\n2\r\n");
+  ASSERT_EQ(Cmd({"MSET", "a", "3", "b", "4"}), "+OK");
+  ASSERT_TRUE(optin->ReadUntil(Invalidate("b"))) << optin->received();
+  EXPECT_EQ(optin->Take(), Invalidate("b")) << "a was read without CLIENT CACHING yes";
+
+  auto optout = Open();
+  ASSERT_TRUE(optout);
+  EXPECT_EQ(Exchange(*optout,
+                     Resp({"CLIENT", "TRACKING", "on", "OPTOUT"}) + Resp({"GET", "a"}) +
+                         Resp({"CLIENT", "CACHING", "no"}) + Resp({"GET", "b"}),
+                     "+OK\r\n$1\r\n3\r\n+OK\r\n$1\r\n4\r\n"),
+            "+OK\r\n$1\r\n3\r\n+OK\r\n$1\r\n4\r\n");
+  ASSERT_EQ(Cmd({"MSET", "a", "5", "b", "6"}), "+OK");
+  ASSERT_TRUE(optout->ReadUntil(Invalidate("a"))) << optout->received();
+  EXPECT_EQ(optout->Take(), Invalidate("a")) << "b was read after CLIENT CACHING no";
+  EXPECT_EQ(Cmd({"CLIENT", "CACHING", "yes"}),
+            "-ERR CLIENT CACHING can be called only when the client is in tracking mode with "
+            "OPTIN or OPTOUT mode enabled");
+}
+
+// tracking_table_max_keys is 100 here: reading more keys tells their reader of the oldest ones
+// at once and forgets them, so the table stays bounded.
+TEST_F(TrackingTest, TheTableIsBounded) {
+  auto reader = Open();
+  ASSERT_TRUE(reader);
+  std::string commands = Resp({"CLIENT", "TRACKING", "on"});
+  for (int i = 0; i < 150; ++i) commands += Resp({"GET", "bound:" + std::to_string(i)});
+  ASSERT_TRUE(reader->Send(commands));
+  // 150 null replies and 50 invalidations, in some interleaving.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        reader->ReadSome(Millis(10));
+        const std::string& r = reader->received();
+        size_t pushes = 0;
+        for (size_t at = r.find(">2\r\n"); at != std::string::npos; at = r.find(">2\r\n", at + 1)) {
+          ++pushes;
+        }
+        return pushes >= 50;
+      },
+      Millis(5000)))
+      << reader->received();
+}
+
+}  // namespace
+}  // namespace corral::integration
