@@ -227,12 +227,11 @@ CommandStatus RespCommands::Run(RespClient& client, const CommandSpec& spec, Arg
   // client of a change that was none).
   if ((spec.flags & kCmdWrite) && spec.first_key > 0 &&
       (state_.watches.watched_keys() != 0 || state_.tracking.active())) {
-    const int argc = static_cast<int>(args.size());
-    const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-    for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
-      state_.watches.Touch(args[i]);
-      state_.tracking.Invalidate(args[i], client.id);
-    }
+    spec.EveryKey(args, [&](std::string_view key) {
+      state_.watches.Touch(key);
+      state_.tracking.Invalidate(key, client.id);
+      return true;
+    });
   }
   if (client.tracking != RespClient::Tracking::kOff) [[unlikely]] {
     Track(client, spec, args);

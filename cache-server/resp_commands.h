@@ -137,6 +137,18 @@ struct CommandSpec {
   int64_t param = 0;
 
   uint32_t acl_categories() const { return acl | ((flags & kCmdFast) ? kAclFast : kAclSlow); }
+  // Calls fn(key) for each key the command `args` names (the legacy key positions), in order,
+  // while fn returns true; false if it stopped early.
+  template <typename Fn>
+  bool EveryKey(std::span<const std::string_view> args, Fn&& fn) const {
+    if (first_key <= 0) return true;
+    const int argc = static_cast<int>(args.size());
+    const int last = last_key < 0 ? argc + last_key : last_key;
+    for (int i = first_key; i <= last && i < argc; i += key_step) {
+      if (!fn(args[i])) return false;
+    }
+    return true;
+  }
   // True for commands whose first argument is a subcommand (CONFIG GET): ACL rules may name it.
   bool has_subcommands() const {
     for (std::string_view container :

@@ -116,13 +116,9 @@ RespCommands::Permission RespCommands::Permit(RespClient& client, const CommandS
     // other command read access.
     const auth::Access access =
         (spec.flags & kCmdWrite) ? auth::Access::kWrite : auth::Access::kRead;
-    const int argc = static_cast<int>(args.size());
-    const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-    for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
-      if (!user.MayAccess(args[i], access)) {
-        AppendError(out, proto::kNoPermKey);
-        return Permission::kRefused;
-      }
+    if (!spec.EveryKey(args, [&](std::string_view key) { return user.MayAccess(key, access); })) {
+      AppendError(out, proto::kNoPermKey);
+      return Permission::kRefused;
     }
   }
   return Permission::kAllowed;

@@ -204,14 +204,13 @@ void RespCommands::Track(RespClient& client, const CommandSpec& spec, Args args)
     case Tracking::kBcast:
       return;
   }
-  const int argc = static_cast<int>(args.size());
-  const int last = spec.last_key < 0 ? argc + spec.last_key : spec.last_key;
-  for (int i = spec.first_key; i <= last && i < argc; i += spec.key_step) {
-    state_.tracking.Remember(client.id, args[i]);
+  spec.EveryKey(args, [&](std::string_view key) {
+    state_.tracking.Remember(client.id, key);
     // A stale answer: the key's fresh time is over, so it has changed as far as a near cache
     // should know (the reply goes out first).
-    if (read_stale) state_.tracking.Invalidate(args[i], 0);
-  }
+    if (read_stale) state_.tracking.Invalidate(key, 0);
+    return true;
+  });
 }
 
 }  // namespace corral::server

@@ -75,7 +75,7 @@ void TrackingTable::Remember(uint64_t id, std::string_view key) {
     if (victim == it) continue;
     for (uint64_t reader : victim->second) {
       if (auto t = trackers_.find(reader); t != trackers_.end()) {
-        Tell(reader, t->second, &victim->first);
+        Tell(t->second, &victim->first);
       }
     }
     keys_.erase(victim);
@@ -92,7 +92,7 @@ void TrackingTable::Invalidate(std::string_view key, uint64_t by) {
       auto t = trackers_.find(reader);
       if (t == trackers_.end() || t->second.options.bcast) continue;
       if (t->second.options.noloop && reader == by) continue;
-      Tell(reader, t->second, &name);
+      Tell(t->second, &name);
     }
     keys_.erase(it);
   }
@@ -100,19 +100,18 @@ void TrackingTable::Invalidate(std::string_view key, uint64_t by) {
     if (!t.options.bcast || (t.options.noloop && id == by)) continue;
     bool match = t.options.prefixes.empty();
     for (const std::string& p : t.options.prefixes) match = match || key.starts_with(p);
-    if (match) Tell(id, t, &name);
+    if (match) Tell(t, &name);
   }
 }
 
 void TrackingTable::InvalidateAll() {
   if (!active()) return;
   std::lock_guard lock(mu_);
-  for (const auto& [id, t] : trackers_) Tell(id, t, nullptr);
+  for (const auto& [id, t] : trackers_) Tell(t, nullptr);
   keys_.clear();
 }
 
-void TrackingTable::Tell(uint64_t id, const Tracker& t, const std::string* key) {
-  (void)id;
+void TrackingTable::Tell(const Tracker& t, const std::string* key) {
   std::shared_ptr<PushTarget> target =
       t.options.redirect != 0 ? clients_.Find(t.options.redirect) : t.self.lock();
   if (target == nullptr) return;

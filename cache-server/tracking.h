@@ -79,9 +79,9 @@ class TrackingTable {
     std::weak_ptr<PushTarget> self;
     TrackingOptions options;
   };
-  // Sends the invalidation of `key` to `id` (its redirect target if it has one). Called with
-  // mu_ held; the push itself only posts.
-  void Tell(uint64_t id, const Tracker& t, const std::string* key);
+  // Sends the invalidation of `key` to the tracker `t` (its redirect target if it has one).
+  // Called with mu_ held; the push itself only posts.
+  void Tell(const Tracker& t, const std::string* key);
 
   const ClientRegistry& clients_;
   const size_t max_keys_;
