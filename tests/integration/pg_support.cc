@@ -151,7 +151,7 @@ PgCluster PgCluster::FromEnv() {
 
 std::string PgCluster::Sql(const std::string& conn, const std::string& sql) {
   ProcessResult r = RunProcess({"psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
-                                conn + " connect_timeout=3", "-c", sql},
+                                conn + " connect_timeout=10", "-c", sql},
                                {}, Millis(15000));
   if (!r.status.ok()) return "ERROR: " + Trim(r.err);
   return Trim(r.out);
