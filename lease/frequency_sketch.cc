@@ -8,10 +8,11 @@ namespace corral::lease {
 
 FrequencySketch::FrequencySketch(size_t capacity) {
   if (capacity == 0) return;
-  // 8 counters per key: a block holds 128 counters, so one block per 16 keys.
-  blocks_ = std::bit_ceil(std::max<size_t>(1, (capacity + 15) / 16));
+  // A block holds 128 counters.
+  constexpr size_t kKeysPerBlock = 128 / kCountersPerKey;
+  blocks_ = std::bit_ceil(std::max<size_t>(1, (capacity + kKeysPerBlock - 1) / kKeysPerBlock));
   block_mask_ = blocks_ - 1;
-  sample_size_ = 10 * capacity;
+  sample_size_ = kSampleFactor * capacity;
   // Value-initialized: zeroed pages that the kernel maps on first touch.
   table_ = std::make_unique<Block[]>(blocks_);
 }
