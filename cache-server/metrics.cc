@@ -482,6 +482,7 @@ std::string RenderInfo(const MetricSources& s, std::string_view section) {
     field("connected_clients", std::to_string(s.connected_clients));
     field("maxclients", std::to_string(s.max_clients));
     field("blocked_clients", "0");
+    field("tracking_clients", std::to_string(s.tracking_clients));
     out += "\r\n";
   }
   if (want("memory")) {
@@ -511,6 +512,9 @@ std::string RenderInfo(const MetricSources& s, std::string_view section) {
     }
     field("keyspace_hits", std::to_string(hits));
     field("keyspace_misses", std::to_string(misses));
+    field("tracking_total_keys", std::to_string(s.tracking_keys));
+    field("tracking_total_items", std::to_string(s.tracking_items));
+    field("tracking_total_prefixes", std::to_string(s.tracking_prefixes));
     field("coalesced_requests", std::to_string(s.leases->coalesced_total()));
     // Each pool's adaptive limit and queue (corral's own fields, like corral_commit).
     for (const PoolGauges& p : s.pools) {

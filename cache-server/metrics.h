@@ -401,6 +401,11 @@ struct MetricSources {
   std::vector<PoolGauges> pools;
   size_t position_markers = 0;
   size_t position_marker_bytes = 0;
+  // CLIENT TRACKING (INFO tracking_clients, tracking_total_keys/items/prefixes).
+  size_t tracking_clients = 0;
+  size_t tracking_keys = 0;
+  size_t tracking_items = 0;
+  size_t tracking_prefixes = 0;
   // With postgres.invalidation "logical": the WAL stream's state.
   struct Wal {
     bool up = false;

@@ -42,6 +42,9 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"pttl",           2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::Ttl,          "generic",    "Get the time to live of a key in milliseconds",       1},
     {"expire",        -3, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  1, 1, &R::Expire,       "generic",    "Set a key's time to live in seconds",                 1000},
     {"pexpire",       -3, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  1, 1, &R::Expire,       "generic",    "Set a key's time to live in milliseconds",            1},
+    {"expireat",      -3, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  1, 1, &R::Expire,       "generic",    "Set the expiration for a key as a UNIX timestamp",    -1000},
+    {"pexpireat",     -3, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  1, 1, &R::Expire,       "generic",    "Set the expiration for a key as a UNIX timestamp specified in milliseconds", -1},
+    {"time",           1, kCmdLoading | kCmdStale | kCmdFast,           0,                                   0,  0, 0, &R::Time,         "server",     "Return the current server time"},
     {"echo",           2, kCmdFast,                                     kAclConnection,                      0,  0, 0, &R::Echo,         "connection", "Echo the given string"},
     {"hello",         -1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNoAuth, kAclConnection, 0,  0, 0, &R::Hello,        "connection", "Handshake: protocol version, authentication, client name"},
     {"auth",          -2, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNoAuth, kAclConnection, 0,  0, 0, &R::Auth,         "connection", "Authenticate the connection"},
@@ -84,6 +87,7 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"persist",        2, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  1, 1, &R::Persist,      "generic",    "Remove the expiration from a key"},
     {"rename",         3, kCmdWrite,                                    kKeyWrite,                           1,  2, 1, &R::Rename,       "generic",    "Rename a key",                                        0},
     {"renamenx",       3, kCmdWrite | kCmdFast,                         kKeyWrite,                           1,  2, 1, &R::Rename,       "generic",    "Rename a key, only if the new key does not exist",    1},
+    {"copy",          -3, kCmdWrite | kCmdDenyOom,                      kKeyWrite,                           1,  2, 1, &R::Copy,         "generic",    "Copy a key"},
     {"randomkey",      1, kCmdReadonly,                                 kKeyRead,                            0,  0, 0, &R::RandomKey,    "generic",    "Return a random key from the keyspace"},
     {"expiretime",     2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::ExpireTime,   "generic",    "Get the expiration Unix timestamp for a key",         1000},
     {"pexpiretime",    2, kCmdReadonly | kCmdFast,                      kKeyRead,                            1,  1, 1, &R::ExpireTime,   "generic",    "Get the expiration Unix timestamp for a key in milliseconds", 1},
@@ -655,19 +659,25 @@ CommandStatus RespCommands::Ttl(RespClient& client, Args args, std::string& out,
 
 CommandStatus RespCommands::Expire(RespClient& client, Args args, std::string& out,
                                    AsyncReplyTarget&) {
-  // EXPIRE/PEXPIRE key n [NX|XX|GT|LT]; the table's param is n's unit in milliseconds.
+  // EXPIRE/PEXPIRE key n, EXPIREAT/PEXPIREAT key unix-time [NX|XX|GT|LT]; the table's param is
+  // n's unit in milliseconds, negative when n is a Unix time rather than a time to live.
   int64_t n;
   if (!proto::ParseInt64(args[2], &n)) {
     AppendError(out, proto::kNotInteger);
     return CommandStatus::kDone;
   }
-  int64_t unit = client.cmd->param;
+  const bool absolute = client.cmd->param < 0;
+  const int64_t unit = absolute ? -client.cmd->param : client.cmd->param;
   if (n > INT64_MAX / unit || n < INT64_MIN / unit) {
     AppendError(out, proto::InvalidExpireError(client.cmd->name));
     return CommandStatus::kDone;
   }
+  const int64_t now = UnixMillis();
   int64_t ttl_ms = n * unit;
-  if (ttl_ms > INT64_MAX - UnixMillis()) {
+  if (absolute) {
+    // A time already past deletes the key, as a time to live of 0 does (Redis).
+    ttl_ms = ttl_ms <= now ? 0 : ttl_ms - now;
+  } else if (ttl_ms > INT64_MAX - now) {
     AppendError(out, proto::InvalidExpireError(client.cmd->name));
     return CommandStatus::kDone;
   }
@@ -701,8 +711,11 @@ CommandStatus RespCommands::Expire(RespClient& client, Args args, std::string& o
   }
   // Redis: a key without TTL counts as an infinite TTL for GT/LT.
   bool has_ttl = current >= 0;
-  if ((nx && has_ttl) || (xx && !has_ttl) || (gt && (!has_ttl || ttl_ms <= current)) ||
-      (lt && has_ttl && ttl_ms >= current)) {
+  // The store keeps deadlines on the monotonic clock: a Unix time set before comes back from it
+  // within 1 ms (two clocks, each read in whole ms), so for GT/LT that counts as the same time.
+  const int64_t slack = absolute ? 1 : 0;
+  if ((nx && has_ttl) || (xx && !has_ttl) || (gt && (!has_ttl || ttl_ms <= current + slack)) ||
+      (lt && has_ttl && ttl_ms >= current - slack)) {
     AppendInteger(out, 0);
     return CommandStatus::kDone;
   }

@@ -187,6 +187,7 @@ class RespCommands {
   CommandStatus Expire(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Ping(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Echo(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Time(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Hello(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Auth(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Client(RespClient&, Args, std::string&, AsyncReplyTarget&);
@@ -220,6 +221,7 @@ class RespCommands {
   CommandStatus Touch(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Persist(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Rename(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Copy(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus RandomKey(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus ExpireTime(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus ScriptFlush(RespClient&, Args, std::string&, AsyncReplyTarget&);

@@ -4,8 +4,10 @@
 #include <fnmatch.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <string>
 
 #include "cache-server/build_info.h"
 #include "cache-server/resp_commands.h"
@@ -41,6 +43,17 @@ CommandStatus RespCommands::Ping(RespClient& client, Args args, std::string& out
 
 CommandStatus RespCommands::Echo(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
   AppendBulk(out, args[1]);
+  return CommandStatus::kDone;
+}
+
+CommandStatus RespCommands::Time(RespClient&, Args, std::string& out, AsyncReplyTarget&) {
+  // Unix time: seconds, and microseconds within the second, as two bulk strings (Redis).
+  const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  proto::AppendArrayHeader(out, 2);
+  AppendBulk(out, std::to_string(us / 1'000'000));
+  AppendBulk(out, std::to_string(us % 1'000'000));
   return CommandStatus::kDone;
 }
 
@@ -493,7 +506,7 @@ CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& o
       {"proto-max-bulk-len", std::to_string(cfg.resp_options.proto_max_bulk_len)},
       {"client-query-buffer-limit", std::to_string(cfg.resp_options.max_query_buffer)},
       {"timeout", std::to_string(cfg.resp_options.idle_timeout_s)},
-      {"tracking-table-max-keys", std::to_string(cfg.resp_options.tracking_table_max_keys)},
+      {"tracking-table-max-keys", std::to_string(state_.tracking.max_keys())},
       {"port", std::to_string(state_.resp_port)},
       {"bind", cfg.resp.host},
       {"io-threads", std::to_string(cfg.threads)},
@@ -518,7 +531,8 @@ CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& o
 
 CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   // CONFIG SET namespace.<ns>.<max_inflight_loads|max_loads_per_s|blocked> <value> [...]:
-  // load-shedding knobs changed at run time, without a restart (SPEC rule 8).
+  // load-shedding knobs changed at run time, without a restart (SPEC rule 8); and Redis's
+  // tracking-table-max-keys (0: no bound).
   if (args.size() < 4 || args.size() % 2 != 0) {
     AppendError(out, proto::WrongArgsError("config|set"));
     return CommandStatus::kDone;
@@ -530,12 +544,19 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
     std::optional<bool> blocked;
   };
   std::vector<Change> changes;
+  std::optional<int64_t> tracking_max_keys;
   for (size_t i = 2; i < args.size(); i += 2) {
     std::string_view name = args[i], value = args[i + 1];
     auto bad = [&](std::string_view why) {
       AppendError(out, proto::ConfigSetError(name, why));
       return CommandStatus::kDone;
     };
+    if (EqualsIgnoreCase(name, "tracking-table-max-keys")) {
+      int64_t v;
+      if (!proto::ParseInt64(value, &v) || v < 0) return bad("argument must be an integer >= 0");
+      tracking_max_keys = v;
+      continue;
+    }
     if (name.substr(0, 10) != "namespace.") return bad("unknown or read-only parameter");
     std::string_view rest = name.substr(10);
     size_t dot = rest.rfind('.');
@@ -572,6 +593,7 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   // All arguments were valid: apply them together.
   for (const Change& c : changes)
     state_.cache.SetNamespaceLimit(c.ns, c.inflight, c.rate, c.blocked);
+  if (tracking_max_keys) state_.tracking.SetMaxKeys(static_cast<size_t>(*tracking_max_keys));
   AppendSimple(out, proto::kOk);
   return CommandStatus::kDone;
 }

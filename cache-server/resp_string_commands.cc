@@ -622,6 +622,50 @@ CommandStatus RespCommands::Rename(RespClient& client, Args args, std::string& o
   return CommandStatus::kDone;
 }
 
+// COPY source destination [DB 0] [REPLACE]: the value and its expiry; only database 0 exists.
+CommandStatus RespCommands::Copy(RespClient& client, Args args, std::string& out,
+                                 AsyncReplyTarget&) {
+  bool replace = false;
+  for (size_t i = 3; i < args.size(); ++i) {
+    if (EqualsIgnoreCase(args[i], "replace")) {
+      replace = true;
+    } else if (EqualsIgnoreCase(args[i], "db") && i + 1 < args.size()) {
+      int64_t db;
+      if (!proto::ParseInt64(args[++i], &db)) {
+        AppendError(out, proto::kNotInteger);
+        return CommandStatus::kDone;
+      }
+      if (db != 0) {
+        AppendError(out, proto::kDbIndexOutOfRange);
+        return CommandStatus::kDone;
+      }
+    } else {
+      AppendError(out, proto::kSyntaxError);
+      return CommandStatus::kDone;
+    }
+  }
+  if (args[1] == args[2]) {
+    AppendError(out, proto::kSameObject);
+    return CommandStatus::kDone;
+  }
+  if (RefuseNamespaceKey(client, args[1], out) || RefuseNamespaceKey(client, args[2], out)) {
+    return CommandStatus::kDone;
+  }
+  switch (state_.cache.store().Copy(args[1], args[2], replace)) {
+    case lease::RenameResult::kRenamed:
+      AppendInteger(out, 1);
+      break;
+    case lease::RenameResult::kTargetExists:
+    case lease::RenameResult::kNoSuchKey:
+      AppendInteger(out, 0);
+      break;
+    case lease::RenameResult::kTooLarge:
+      AppendTooLarge(out);
+      break;
+  }
+  return CommandStatus::kDone;
+}
+
 CommandStatus RespCommands::RandomKey(RespClient& client, Args, std::string& out,
                                       AsyncReplyTarget&) {
   if (std::optional<std::string> key = state_.cache.store().RandomKey()) {

@@ -77,6 +77,11 @@ inline MetricSources MetricSourcesOf(const ServerState& s) {
   m.pools = s.cache.PoolStatus();
   m.position_markers = s.cache.position_markers();
   m.position_marker_bytes = s.cache.position_marker_bytes();
+  const TrackingTable::Stats tracking = s.tracking.stats();
+  m.tracking_clients = tracking.clients;
+  m.tracking_keys = tracking.keys;
+  m.tracking_items = tracking.items;
+  m.tracking_prefixes = tracking.prefixes;
   return m;
 }
 

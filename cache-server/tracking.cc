@@ -2,6 +2,8 @@
 #include "cache-server/tracking.h"
 
 #include <optional>
+#include <set>
+#include <string_view>
 
 #include "cache-server/resp_commands.h"
 #include "proto/resp_writer.h"
@@ -62,24 +64,37 @@ void TrackingTable::Disable(uint64_t id) {
   if (trackers_.erase(id) == 0) return;
   trackers_count_.store(trackers_.size(), std::memory_order_relaxed);
   // Its remembered keys are dropped lazily: Invalidate skips connections that no longer track.
+  // With nobody left to tell, the whole table goes.
+  if (trackers_.empty()) keys_.clear();
 }
 
 void TrackingTable::Remember(uint64_t id, std::string_view key) {
   std::lock_guard lock(mu_);
   auto [it, inserted] = keys_.try_emplace(std::string(key));
   it->second.insert(id);
-  if (!inserted || keys_.size() <= max_keys_) return;
-  // Over the bound: tell another key's readers now and forget it (the first in the table's own
-  // order, which is as good as random here).
-  for (auto victim = keys_.begin(); victim != keys_.end(); ++victim) {
-    if (victim == it) continue;
+  if (inserted) EvictOverBound(&it->first);
+}
+
+void TrackingTable::SetMaxKeys(size_t max_keys) {
+  std::lock_guard lock(mu_);
+  max_keys_.store(max_keys, std::memory_order_relaxed);
+  EvictOverBound(nullptr);
+}
+
+void TrackingTable::EvictOverBound(const std::string* keep) {
+  const size_t bound = max_keys_.load(std::memory_order_relaxed);
+  // Over the bound: tell other keys' readers now and forget those keys (the first in the
+  // table's own order, which is as good as random here).
+  while (bound != 0 && keys_.size() > bound) {
+    auto victim = keys_.begin();
+    if (keep != nullptr && victim->first == *keep) ++victim;
+    if (victim == keys_.end()) return;
     for (uint64_t reader : victim->second) {
       if (auto t = trackers_.find(reader); t != trackers_.end()) {
         Tell(t->second, &victim->first);
       }
     }
     keys_.erase(victim);
-    break;
   }
 }
 
@@ -105,7 +120,7 @@ void TrackingTable::Invalidate(std::string_view key, uint64_t by) {
 }
 
 void TrackingTable::InvalidateAll() {
-  if (!active()) return;
+  // Also when nobody tracks now: keys read by connections since gone are forgotten too.
   std::lock_guard lock(mu_);
   for (const auto& [id, t] : trackers_) Tell(t, nullptr);
   keys_.clear();
@@ -131,6 +146,22 @@ size_t TrackingTable::keys() const {
 size_t TrackingTable::trackers() const {
   std::lock_guard lock(mu_);
   return trackers_.size();
+}
+
+TrackingTable::Stats TrackingTable::stats() const {
+  std::lock_guard lock(mu_);
+  Stats stats;
+  stats.clients = trackers_.size();
+  stats.keys = keys_.size();
+  for (const auto& [key, readers] : keys_) stats.items += readers.size();
+  std::set<std::string_view> prefixes;
+  for (const auto& [id, t] : trackers_) {
+    if (!t.options.bcast) continue;
+    if (t.options.prefixes.empty()) prefixes.insert("");
+    for (const std::string& prefix : t.options.prefixes) prefixes.insert(prefix);
+  }
+  stats.prefixes = prefixes.size();
+  return stats;
 }
 
 std::unique_ptr<TrackingOptions> TrackingTable::OptionsOf(uint64_t id) const {

@@ -67,10 +67,23 @@ class TrackingTable {
   // Every key changed (FLUSHALL): every tracking connection is told so once (a null key).
   void InvalidateAll();
 
+  // CONFIG SET tracking-table-max-keys: 0 is no bound. A lower bound takes effect at once: the
+  // readers of the keys beyond it are told now, as if those keys had changed.
+  void SetMaxKeys(size_t max_keys);
+  size_t max_keys() const { return max_keys_.load(std::memory_order_relaxed); }
+
   // Fast path: false when no connection tracks.
   bool active() const { return trackers_count_.load(std::memory_order_relaxed) != 0; }
   size_t keys() const;      // INFO tracking_total_keys
   size_t trackers() const;  // INFO tracking_clients
+  // INFO's tracking fields, read together.
+  struct Stats {
+    size_t clients = 0;   // tracking_clients: connections with tracking on
+    size_t keys = 0;      // tracking_total_keys: keys remembered in the table
+    size_t items = 0;     // tracking_total_items: (key, reader) pairs
+    size_t prefixes = 0;  // tracking_total_prefixes: distinct BCAST prefixes ("" counts)
+  };
+  Stats stats() const;
   // The options connection `id` tracks with (CLIENT TRACKINGINFO); null if it does not.
   std::unique_ptr<TrackingOptions> OptionsOf(uint64_t id) const;
 
@@ -82,9 +95,12 @@ class TrackingTable {
   // Sends the invalidation of `key` to the tracker `t` (its redirect target if it has one).
   // Called with mu_ held; the push itself only posts.
   void Tell(const Tracker& t, const std::string* key);
+  // While the table holds more keys than the bound: tells one key's readers and forgets it (not
+  // `keep`, the key just added). Called with mu_ held.
+  void EvictOverBound(const std::string* keep);
 
   const ClientRegistry& clients_;
-  const size_t max_keys_;
+  std::atomic<size_t> max_keys_;  // 0: no bound
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Tracker> trackers_;
   std::unordered_map<std::string, std::unordered_set<uint64_t>> keys_;

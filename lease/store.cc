@@ -243,6 +243,15 @@ SetResult Store::SetMany(std::span<const std::pair<std::string_view, std::string
 }
 
 RenameResult Store::Rename(std::string_view from, std::string_view to, bool if_absent) {
+  return Transfer(from, to, if_absent, false);
+}
+
+RenameResult Store::Copy(std::string_view from, std::string_view to, bool replace) {
+  return Transfer(from, to, !replace, true);
+}
+
+RenameResult Store::Transfer(std::string_view from, std::string_view to, bool if_absent,
+                             bool keep_source) {
   const uint64_t from_hash = Hash(from), to_hash = Hash(to);
   const size_t a = ShardIndex(from_hash), b = ShardIndex(to_hash);
   std::unique_lock<std::mutex> first(shards_[std::min(a, b)].mu);
@@ -262,7 +271,7 @@ RenameResult Store::Rename(std::string_view from, std::string_view to, bool if_a
   // Copied out before the source goes: Put may evict, and a removal frees the bytes.
   const std::string value(source->value());
   const Millis expire_at = View(*source).fresh_until;
-  from_table.Remove(source);
+  if (!keep_source) from_table.Remove(source);
   StoreShard::Entry* existing = to_table.FindLive(to, to_hash, now);
   to_table.OnWrite(to_hash);
   StoreShard::Entry* entry = to_table.Put(existing, to, to_hash, value, now);

@@ -140,6 +140,9 @@ class Store {
   // held; `from` must be present in the Redis view. from == to: kRenamed (RENAMENX:
   // kTargetExists), as Redis answers.
   RenameResult Rename(std::string_view from, std::string_view to, bool if_absent);
+  // COPY: as Rename, but `from` stays; without `replace`, a present `to` is kTargetExists.
+  // from == to is for the caller to refuse (Redis answers an error).
+  RenameResult Copy(std::string_view from, std::string_view to, bool replace);
 
   // TOUCH: true if `key` is present in the Redis view, which then counts as read by the policy.
   bool Touch(std::string_view key);
@@ -208,6 +211,10 @@ class Store {
   bool Apply(Shard& shard, StoreShard::Entry* existing, bool present, std::string_view key,
              uint64_t hash, Millis now, const Change& change);
   Shard& ShardFor(uint64_t hash) { return shards_[hash & shard_mask_]; }
+  // RENAME, RENAMENX and COPY: `from`'s value and expiry written to `to`; `from` removed unless
+  // `keep_source`.
+  RenameResult Transfer(std::string_view from, std::string_view to, bool if_absent,
+                        bool keep_source);
   // The entry's meta as readers see it: fresh_until capped by MarkAllStaleBefore.
   EntryMeta View(const StoreShard::Entry& entry) const;
   // Present in the Redis view at `now`.

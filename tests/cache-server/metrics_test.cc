@@ -110,6 +110,10 @@ class MetricsTest : public ::testing::Test {
     s.pools = {{"default", 8, 8, 3}, {"reports", 0, 1, 0}};
     s.position_markers = 2;
     s.position_marker_bytes = 210;
+    s.tracking_clients = 2;
+    s.tracking_keys = 5;
+    s.tracking_items = 7;
+    s.tracking_prefixes = 1;
     s.wal = MetricSources::Wal{true, 4096, 0.5, 1};  // postgres.invalidation logical
     s.tier = true;  // a Redis tier configured, so corral_tier_up has its sample
     s.tier_up = true;
@@ -354,6 +358,7 @@ TEST_F(MetricsTest, InfoReadsTheSameCounters) {
   EXPECT_THAT(all, HasSubstr("uptime_in_days:1\r\n"));
   EXPECT_THAT(all, HasSubstr("io_threads_active:1\r\n"));
   EXPECT_THAT(all, HasSubstr("connected_clients:3\r\nmaxclients:100\r\n"));
+  EXPECT_THAT(all, HasSubstr("blocked_clients:0\r\ntracking_clients:2\r\n"));
   EXPECT_THAT(all, HasSubstr("maxmemory:1048576\r\n"));
   EXPECT_THAT(all, HasSubstr("db0:keys=1,expires=0,avg_ttl=0\r\n"));
 
@@ -367,6 +372,9 @@ TEST_F(MetricsTest, InfoReadsTheSameCounters) {
             "evicted_keys:0\r\n"
             "keyspace_hits:2\r\n"
             "keyspace_misses:1\r\n"
+            "tracking_total_keys:5\r\n"
+            "tracking_total_items:7\r\n"
+            "tracking_total_prefixes:1\r\n"
             "coalesced_requests:1\r\n"
             "corral_pool_default_concurrency_limit:8\r\n"
             "corral_pool_default_inflight_loads:8\r\n"

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <optional>
 #include <set>
@@ -173,6 +174,38 @@ TEST_F(StringCommandsTest, KeyCommands) {
   EXPECT_NEAR(pexpiretime("y"), 4000000000123, 5) << "RENAME keeps the TTL";
   EXPECT_EQ(Cmd({"EXPIRETIME", "y"}), ":4000000000") << "seconds: rounded to the nearest";
   EXPECT_EQ(Cmd({"EXISTS", "x"}), ":0");
+  // EXPIREAT/PEXPIREAT take a Unix time; one already past deletes the key (Redis).
+  EXPECT_EQ(Cmd({"SET", "at", "v"}), "+OK");
+  EXPECT_EQ(Cmd({"PEXPIREAT", "at", "4000000000456"}), ":1");
+  EXPECT_NEAR(pexpiretime("at"), 4000000000456, 5);
+  EXPECT_EQ(Cmd({"EXPIREAT", "at", "4000000001", "LT"}), ":0") << "later: LT leaves it";
+  EXPECT_EQ(Cmd({"EXPIREAT", "at", "3999999999", "LT"}), ":1");
+  EXPECT_EQ(Cmd({"EXPIRETIME", "at"}), ":3999999999");
+  EXPECT_EQ(Cmd({"PEXPIREAT", "at", "9223372036854770000"}), ":1");
+  EXPECT_EQ(Cmd({"EXPIREAT", "at", "9223372036854776"}),
+            "-ERR invalid expire time in 'expireat' command");
+  EXPECT_EQ(Cmd({"PEXPIREAT", "at", "-9223372036854770000"}), ":1");
+  EXPECT_EQ(Cmd({"EXISTS", "at"}), ":0");
+  EXPECT_EQ(Cmd({"EXPIREAT", "at", "1"}), ":0") << "no key";
+  EXPECT_EQ(Cmd({"EXPIREAT", "at", "x"}), "-ERR value is not an integer or out of range");
+  // COPY: only database 0 exists here (Redis has 16).
+  EXPECT_EQ(Cmd({"SET", "cp", "v"}), "+OK");
+  EXPECT_EQ(Cmd({"COPY", "cp", "cp2", "DB", "1"}), "-ERR DB index is out of range");
+  EXPECT_EQ(Cmd({"COPY", "cp", "cp2", "DB", "0"}), ":1");
+  EXPECT_EQ(Cmd({"GET", "cp2"}), "$v");
+  EXPECT_EQ(Cmd({"GET", "cp"}), "$v");
+  EXPECT_EQ(Cmd({"DEL", "cp", "cp2"}), ":2");  // RANDOMKEY below picks among the others
+  // TIME: Unix seconds and microseconds, as bulk strings.
+  RedisReplyPtr time = RedisCmd(conn_.get(), {"TIME"});
+  ASSERT_NE(time, nullptr);
+  ASSERT_EQ(time->type, REDIS_REPLY_ARRAY);
+  ASSERT_EQ(time->elements, 2u);
+  const int64_t unix_s = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  EXPECT_NEAR(std::atoll(time->element[0]->str), unix_s, 2);
+  EXPECT_GE(std::atoll(time->element[1]->str), 0);
+  EXPECT_LT(std::atoll(time->element[1]->str), 1000000);
   EXPECT_EQ(Cmd({"RENAME", "x", "y"}), "-ERR no such key");
   EXPECT_EQ(Cmd({"RENAMENX", "y", "a"}), ":0");
   EXPECT_EQ(Cmd({"RENAMENX", "y", "z"}), ":1");
@@ -315,11 +348,11 @@ TEST_F(StringCommandsTest, CommandTableReportsTheNewCommands) {
   std::set<std::string> names;
   for (size_t i = 0; i < all->elements; ++i) names.emplace(all->element[i]->element[0]->str);
   for (const char* name :
-       {"incr",      "decr",       "incrby",      "decrby",   "incrbyfloat", "append",
-        "strlen",    "getrange",   "setrange",    "mset",     "msetnx",      "setnx",
-        "setex",     "psetex",     "getex",       "getdel",   "getset",      "scan",
-        "keys",      "type",       "touch",       "persist",  "rename",      "renamenx",
-        "randomkey", "expiretime", "pexpiretime", "function", "script"}) {
+       {"incr",     "decr",     "incrby",    "decrby",    "incrbyfloat", "append",      "strlen",
+        "getrange", "setrange", "mset",      "msetnx",    "setnx",       "setex",       "psetex",
+        "getex",    "getdel",   "getset",    "scan",      "keys",        "type",        "touch",
+        "persist",  "rename",   "renamenx",  "randomkey", "expiretime",  "pexpiretime", "function",
+        "script",   "expireat", "pexpireat", "time"}) {
     EXPECT_TRUE(names.count(name)) << name;
   }
 }
@@ -488,6 +521,28 @@ TEST_F(StringCommandsTest, RepliesMatchRedis) {
       {"RENAMENX", "e2", "e3"},
       {"EXPIRETIME", "e3"},
       {"PEXPIRETIME", "zz"},
+      {"COPY", "e3", "c1"},
+      {"COPY", "e3", "c1"},
+      {"COPY", "e3", "c1", "REPLACE"},
+      {"COPY", "e3", "c1", "DB", "0", "REPLACE"},
+      {"COPY", "e3", "c1", "DB", "x"},
+      {"COPY", "e3", "c1", "DB"},
+      {"COPY", "e3", "c1", "NOPE"},
+      {"COPY", "e3", "e3"},
+      {"COPY", "missing", "c2"},
+      {"GET", "c1"},
+      {"EXPIREAT", "c1", "4000000000"},
+      {"COPY", "c1", "c3"},
+      {"EXPIRETIME", "c3"},
+      {"EXPIREAT", "c3", "1"},
+      {"EXISTS", "c3"},
+      {"PEXPIREAT", "c1", "x"},
+      {"EXPIREAT", "c1", "9223372036854776"},
+      {"PEXPIREAT", "c1", "4000000000000", "NX"},
+      {"PEXPIREAT", "c1", "4000000000000", "XX", "GT"},
+      {"PEXPIREAT", "c1", "4000000000000", "NX", "GT"},
+      {"PEXPIREAT", "c1", "-9223372036854770000"},
+      {"EXISTS", "c1"},
       {"KEYS", "e[0-9]"},
       {"KEYS", "[^abcfns]*"},
       {"SCAN", "0", "MATCH", "e*", "COUNT", "1000"},
@@ -508,10 +563,11 @@ TEST_F(StringCommandsTest, RepliesMatchRedis) {
   // COMMAND INFO: arity, first/last key, step and ACL categories as Redis 7.0's; corral's flags
   // are a subset of Redis's (it models fewer).
   for (const char* name :
-       {"incr",     "decr",     "incrby",   "decrby",    "incrbyfloat", "append",     "strlen",
-        "getrange", "setrange", "mset",     "msetnx",    "setnx",       "setex",      "psetex",
-        "getex",    "getdel",   "getset",   "scan",      "keys",        "type",       "touch",
-        "persist",  "rename",   "renamenx", "randomkey", "expiretime",  "pexpiretime"}) {
+       {"incr",     "decr",      "incrby",   "decrby",    "incrbyfloat", "append",      "strlen",
+        "getrange", "setrange",  "mset",     "msetnx",    "setnx",       "setex",       "psetex",
+        "getex",    "getdel",    "getset",   "scan",      "keys",        "type",        "touch",
+        "persist",  "rename",    "renamenx", "randomkey", "expiretime",  "pexpiretime", "copy",
+        "expireat", "pexpireat", "time"}) {
     RedisReplyPtr ours = RedisCmd(conn_.get(), {"COMMAND", "INFO", name});
     RedisReplyPtr theirs = RedisCmd(redis.get(), {"COMMAND", "INFO", name});
     ASSERT_NE(ours, nullptr);

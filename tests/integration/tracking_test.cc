@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -205,6 +206,75 @@ TEST_F(TrackingTest, TheTableIsBounded) {
       },
       Millis(5000)))
       << reader->received();
+}
+
+// INFO's tracking fields, as Redis's tracking suite reads them: tracking_clients (Clients) and
+// tracking_total_keys / items / prefixes (Stats).
+TEST_F(TrackingTest, InfoCountsTheTable) {
+  auto field = [&](const std::string& name) {
+    const std::string info = Cmd({"INFO"});
+    const size_t at = info.find("\n" + name + ":");
+    EXPECT_NE(at, std::string::npos) << name << " in " << info;
+    return at == std::string::npos ? -1 : std::atoll(info.c_str() + at + name.size() + 2);
+  };
+  const int64_t clients = field("tracking_clients"), keys = field("tracking_total_keys"),
+                items = field("tracking_total_items"), prefixes = field("tracking_total_prefixes");
+  auto reader = Open();
+  auto other = Open();
+  auto bcast = Open();
+  ASSERT_TRUE(reader && other && bcast);
+  const std::string reads =
+      Resp({"CLIENT", "TRACKING", "on"}) + Resp({"GET", "info:a"}) + Resp({"GET", "info:b"});
+  EXPECT_EQ(Exchange(*reader, reads, "+OK\r\n_\r\n_\r\n"), "+OK\r\n_\r\n_\r\n");
+  EXPECT_EQ(Exchange(*other, reads, "+OK\r\n_\r\n_\r\n"), "+OK\r\n_\r\n_\r\n");
+  EXPECT_EQ(
+      Exchange(*bcast,
+               Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "info:", "PREFIX", "zz:"}),
+               "+OK\r\n"),
+      "+OK\r\n");
+  EXPECT_EQ(field("tracking_clients"), clients + 3);
+  EXPECT_EQ(field("tracking_total_keys"), keys + 2);
+  EXPECT_EQ(field("tracking_total_items"), items + 4) << "two readers of two keys";
+  EXPECT_EQ(field("tracking_total_prefixes"), prefixes + 2);
+}
+
+// CONFIG SET tracking-table-max-keys lowers the bound at once: the readers of the keys beyond
+// it are told now (Redis's tracking suite does this with a bound of 1).
+TEST_F(TrackingTest, ConfigSetLowersTheBoundAtOnce) {
+  auto reader = Open();
+  auto admin = Open();
+  ASSERT_TRUE(reader && admin);
+  // No bound first: the suite's other tests may have filled the table.
+  EXPECT_EQ(Exchange(*admin, Resp({"CONFIG", "SET", "tracking-table-max-keys", "0"}), "+OK\r\n"),
+            "+OK\r\n");
+  std::string commands = Resp({"CLIENT", "TRACKING", "on"});
+  for (const char* key : {"lower:a", "lower:b", "lower:c"}) commands += Resp({"GET", key});
+  EXPECT_EQ(Exchange(*reader, commands, "+OK\r\n_\r\n_\r\n_\r\n"), "+OK\r\n_\r\n_\r\n_\r\n");
+  EXPECT_EQ(Exchange(*admin, Resp({"CONFIG", "SET", "tracking-table-max-keys", "-1"}),
+                     "-ERR CONFIG SET failed (possibly related to argument "
+                     "'tracking-table-max-keys') - argument must be an integer >= 0\r\n"),
+            "-ERR CONFIG SET failed (possibly related to argument 'tracking-table-max-keys') - "
+            "argument must be an integer >= 0\r\n");
+  EXPECT_EQ(Exchange(*admin, Resp({"CONFIG", "SET", "TRACKING-TABLE-MAX-KEYS", "1"}), "+OK\r\n"),
+            "+OK\r\n");
+  const std::string one = "%1\r\n$23\r\ntracking-table-max-keys\r\n$1\r\n1\r\n";
+  EXPECT_EQ(Exchange(*admin, Resp({"CONFIG", "GET", "tracking-table-max-keys"}), one), one);
+  // At most one key stays: at least two of the three are told, each once. The pushes were sent
+  // before CONFIG SET answered; a PING on the reader comes after them.
+  ASSERT_TRUE(reader->Send(Resp({"PING"})));
+  ASSERT_TRUE(reader->ReadUntil("+PONG\r\n")) << reader->received();
+  const std::string& got = reader->received();
+  int told = 0;
+  for (const char* key : {"lower:a", "lower:b", "lower:c"}) {
+    const size_t at = got.find(Invalidate(key));
+    if (at == std::string::npos) continue;
+    ++told;
+    EXPECT_EQ(got.find(Invalidate(key), at + 1), std::string::npos) << key << " told twice";
+  }
+  EXPECT_GE(told, 2) << got;
+  // Back to this suite's bound for the tests after this one.
+  EXPECT_EQ(Exchange(*admin, Resp({"CONFIG", "SET", "tracking-table-max-keys", "100"}), "+OK\r\n"),
+            "+OK\r\n");
 }
 
 }  // namespace
