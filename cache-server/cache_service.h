@@ -217,6 +217,9 @@ class CacheService {
   // Invalidations may have been missed fleet-wide (the WAL slot is new): MarkAllStale here and,
   // with the tier, a new tier epoch (every L2 entry void, every node's L1 stale).
   void MarkAllStaleEverywhere();
+  // No fill read at a WAL position below `position` is cached as fresh from now on (every key's
+  // fence floor; retired once every replica has replayed it).
+  void FenceAllBefore(lease::WalPosition position) { fence_.RaiseFloor(position); }
   // Every entry of namespace `ns` is invalidated (a TRUNCATE of its table, read from the WAL at
   // `position`): each cached key as Invalidate does, and every lease voided (a load in flight may
   // be of a key not cached yet). `done` once each key's invalidation has propagated.

@@ -108,9 +108,11 @@ void PgBackend::StartWal(CacheService& cache) {
       }
     }
   };
-  callbacks.lost = [&cache](std::string_view why) {
+  callbacks.lost = [&cache](std::string_view why, pg::Lsn from) {
     // Changes before the new slot were never kept for us: nothing cached can be trusted as fresh,
-    // here or (with the tier) anywhere in the fleet.
+    // here or (with the tier) anywhere in the fleet; and no fill read on a replica that has not
+    // replayed up to the slot's start may be cached as fresh (a change before it is never named).
+    cache.FenceAllBefore(from);
     cache.MarkAllStaleEverywhere();
     Log(LogLevel::kWarn, "wal_changes_missed", "action=mark_all_stale detail=" + LogQuote(why));
   };

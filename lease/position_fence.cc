@@ -154,6 +154,11 @@ size_t PositionFence::bytes() const {
   return key_bytes_ + retired_key_bytes_ + (markers_.size() + retired_.size()) * kMarkerOverhead;
 }
 
+void PositionFence::RaiseFloor(WalPosition position) {
+  std::lock_guard lock(mu_);
+  floor_ = std::max(floor_, position);
+}
+
 WalPosition PositionFence::floor() const {
   std::lock_guard lock(mu_);
   return floor_;

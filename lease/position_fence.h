@@ -73,6 +73,9 @@ class PositionFence {
   // Expiries (that removed something) whose markers stay retired.
   static constexpr size_t kKeepGenerations = 100;
   WalPosition floor() const;
+  // Raises the floor to `position`: every key's fills read below it are fenced, as if each key
+  // had been invalidated there (changes before it may never be named).
+  void RaiseFloor(WalPosition position);
 
   // Per marker: the hash node, its bucket slot and the Marker (the key's bytes come on top).
   static constexpr size_t kMarkerOverhead = 96;

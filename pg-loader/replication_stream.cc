@@ -7,6 +7,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <utility>
 
@@ -87,6 +88,24 @@ std::string ReplicationStream::Start(Lsn start) {
   if (!why.empty()) Close();
   return why;
 }
+
+namespace {
+
+// PostgreSQL's text form of an LSN, "XXXXXXXX/XXXXXXXX" in hex; 0 if it is not one.
+Lsn ParseLsn(std::string_view text) {
+  const size_t slash = text.find('/');
+  if (slash == std::string_view::npos) return 0;
+  uint32_t high = 0, low = 0;
+  const auto h = std::from_chars(text.data(), text.data() + slash, high, 16);
+  const auto l = std::from_chars(text.data() + slash + 1, text.data() + text.size(), low, 16);
+  if (h.ec != std::errc() || h.ptr != text.data() + slash || l.ec != std::errc() ||
+      l.ptr != text.data() + text.size()) {
+    return 0;
+  }
+  return (Lsn{high} << 32) | low;
+}
+
+}  // namespace
 
 std::string ReplicationStream::Run(const std::string& sql, Rows* rows) {
   PGresult* result = PQexec(conn_->pg, sql.c_str());
@@ -234,11 +253,17 @@ std::string ReplicationStream::PrepareSlot() {
     why = Run("DROP_REPLICATION_SLOT " + options_.slot, nullptr);
     if (!why.empty()) return why;
   }
+  Rows created;
   why = Run("CREATE_REPLICATION_SLOT " + options_.slot + " LOGICAL pgoutput NOEXPORT_SNAPSHOT",
-            nullptr);
+            &created);
   // Set once the slot is new, even if streaming from it fails next: the caller must learn that
-  // the changes before it are gone.
-  if (why.empty()) slot_state_ = rows.empty() ? SlotState::kCreated : SlotState::kRecreated;
+  // the changes before it are gone. The reply's second column is the consistent point.
+  if (why.empty()) {
+    slot_state_ = rows.empty() ? SlotState::kCreated : SlotState::kRecreated;
+    if (!created.empty() && created[0].size() > 1) {
+      created_at_ = ParseLsn(created[0][1]);
+    }
+  }
   return why;
 }
 

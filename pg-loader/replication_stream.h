@@ -47,6 +47,9 @@ class ReplicationStream {
   std::string Start(Lsn start = 0);
 
   SlotState slot_state() const { return slot_state_; }
+  // When the last Start created the slot: its consistent point, the first position it decodes.
+  // Every change before it is unknown to the caller. 0 otherwise.
+  Lsn created_at() const { return created_at_; }
   // What the last Start found wrong but streams anyway (one line each, saying what to change): a
   // missing table, a key column outside the replica identity, a table the publication leaves out.
   const std::vector<std::string>& warnings() const { return warnings_; }
@@ -93,6 +96,7 @@ class ReplicationStream {
   std::string system_id_;
   Lsn confirmed_ = 0;
   SlotState slot_state_ = SlotState::kExisting;
+  Lsn created_at_ = 0;
   std::vector<std::string> warnings_;
 };
 

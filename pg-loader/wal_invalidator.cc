@@ -99,7 +99,7 @@ struct WalInvalidator::Impl {
                             " was invalidated by PostgreSQL (max_slot_wal_keep_size) and is "
                             "recreated: changes in between are lost"
                       : "slot " + options.slot + " was created: changes before it are not known";
-        if (callbacks.lost) callbacks.lost(text);
+        if (callbacks.lost) callbacks.lost(text, stream.created_at());
         Report(recreated, recreated ? "wal_slot_recreated" : "wal_slot_created", text);
       }
       if (!why.empty()) {

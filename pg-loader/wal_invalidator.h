@@ -58,8 +58,10 @@ class WalInvalidator {
     std::function<void(std::vector<WalInvalidation>, Lsn commit_end, std::function<void()> applied)>
         apply;
     // Changes may have been missed: the slot was created (it did not exist) or recreated after
-    // PostgreSQL invalidated it. Called before any transaction read from the new slot.
-    std::function<void(std::string_view why)> lost;
+    // PostgreSQL invalidated it. Called before any transaction read from the new slot. `from`:
+    // the new slot's first position (0 if unknown); a replica that has not replayed up to it may
+    // still hold rows changed before it, which no invalidation will ever name.
+    std::function<void(std::string_view why, Lsn from)> lost;
     // One line about the stream for the log: connected, disconnected (with why), a warning from
     // the publication and table checks, a change whose key the WAL did not carry.
     std::function<void(bool warning, std::string_view event, std::string_view detail)> report;

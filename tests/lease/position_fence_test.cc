@@ -36,6 +36,25 @@ TEST(PositionFenceTest, AFillReadBeforeTheInvalidationIsFencedAndOnePastItPasses
   EXPECT_EQ(fence.Need("item:2"), 0u);
 }
 
+// A new WAL slot starts at a position before which changes are never named: RaiseFloor fences
+// every key's fills read below it, until every replica has replayed it.
+TEST(PositionFenceTest, ARaisedFloorFencesEveryKeyUntilReplayed) {
+  PositionFence fence(100);
+  const FenceTicket ticket = fence.Begin();
+  fence.RaiseFloor(2000);
+  fence.RaiseFloor(1500);  // never lowered
+  EXPECT_EQ(fence.floor(), 2000u);
+  FenceVerdict v = fence.Check("any:1", 1999, ticket);
+  EXPECT_TRUE(v.fenced);
+  EXPECT_EQ(v.need, 2000u);
+  EXPECT_TRUE(fence.Check("other:7", 0, fence.Begin()).fenced);
+  EXPECT_FALSE(fence.Check("any:1", 2000, fence.Begin()).fenced);
+  fence.Expire(2000);  // every replica has replayed it
+  EXPECT_EQ(fence.floor(), 0u);
+  EXPECT_FALSE(fence.Check("any:1", 10, fence.Begin()).fenced);
+  EXPECT_TRUE(fence.Check("any:1", 10, ticket).fenced) << "a load begun before it still is";
+}
+
 TEST(PositionFenceTest, TheNewestOfSeveralInvalidationsCounts) {
   PositionFence fence(100);
   fence.Invalidated("k");

@@ -68,6 +68,10 @@ TEST_F(ReplicationStreamPgTest, StreamsChangesAndConfirms) {
   ASSERT_EQ(stream.Start(), "");
   EXPECT_FALSE(stream.system_id().empty());
   EXPECT_EQ(SlotState("plugin"), "pgoutput");
+  // A new slot: its consistent point is where its changes begin (what PostgreSQL recorded).
+  EXPECT_EQ(stream.slot_state(), ReplicationStream::SlotState::kCreated);
+  EXPECT_GT(stream.created_at(), 0u);
+  EXPECT_EQ(FormatLsn(stream.created_at()), SlotState("confirmed_flush_lsn"));
 
   RunSql(env_.primary, "INSERT INTO " + table_ + " VALUES (1, 'a'), (2, 'b')");
   RunSql(env_.primary, "UPDATE " + table_ + " SET id = 3 WHERE id = 2");
