@@ -138,16 +138,6 @@ void TrackingTable::Tell(const Tracker& t, const std::string* key) {
   });
 }
 
-size_t TrackingTable::keys() const {
-  std::lock_guard lock(mu_);
-  return keys_.size();
-}
-
-size_t TrackingTable::trackers() const {
-  std::lock_guard lock(mu_);
-  return trackers_.size();
-}
-
 TrackingTable::Stats TrackingTable::stats() const {
   std::lock_guard lock(mu_);
   Stats stats;

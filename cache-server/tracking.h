@@ -74,8 +74,6 @@ class TrackingTable {
 
   // Fast path: false when no connection tracks.
   bool active() const { return trackers_count_.load(std::memory_order_relaxed) != 0; }
-  size_t keys() const;      // INFO tracking_total_keys
-  size_t trackers() const;  // INFO tracking_clients
   // INFO's tracking fields, read together.
   struct Stats {
     size_t clients = 0;   // tracking_clients: connections with tracking on

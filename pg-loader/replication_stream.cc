@@ -7,10 +7,10 @@
 #include <poll.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdlib>
 #include <utility>
 
+#include "lease/wal_position.h"
 #include "pg-loader/conninfo.h"
 
 namespace corral::pg {
@@ -88,24 +88,6 @@ std::string ReplicationStream::Start(Lsn start) {
   if (!why.empty()) Close();
   return why;
 }
-
-namespace {
-
-// PostgreSQL's text form of an LSN, "XXXXXXXX/XXXXXXXX" in hex; 0 if it is not one.
-Lsn ParseLsn(std::string_view text) {
-  const size_t slash = text.find('/');
-  if (slash == std::string_view::npos) return 0;
-  uint32_t high = 0, low = 0;
-  const auto h = std::from_chars(text.data(), text.data() + slash, high, 16);
-  const auto l = std::from_chars(text.data() + slash + 1, text.data() + text.size(), low, 16);
-  if (h.ec != std::errc() || h.ptr != text.data() + slash || l.ec != std::errc() ||
-      l.ptr != text.data() + text.size()) {
-    return 0;
-  }
-  return (Lsn{high} << 32) | low;
-}
-
-}  // namespace
 
 std::string ReplicationStream::Run(const std::string& sql, Rows* rows) {
   PGresult* result = PQexec(conn_->pg, sql.c_str());
@@ -261,7 +243,7 @@ std::string ReplicationStream::PrepareSlot() {
   if (why.empty()) {
     slot_state_ = rows.empty() ? SlotState::kCreated : SlotState::kRecreated;
     if (!created.empty() && created[0].size() > 1) {
-      created_at_ = ParseLsn(created[0][1]);
+      created_at_ = lease::ParseWalPosition(created[0][1]).value_or(0);
     }
   }
   return why;
