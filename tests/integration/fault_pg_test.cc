@@ -495,7 +495,8 @@ class SilentPrimaryTest : public FaultPgTest {
     // From then on every entry is stale until reloaded: the cached v1 is not served as fresh, and
     // the change whose NOTIFY was lost is read after one reload.
     const Read after = Get(http, id);
-    EXPECT_NE(after.x_cache, "HIT") << what << ": served as fresh after the listener dropped";
+    EXPECT_NE(after.x_cache, "HIT") << what << ": served as fresh after the listener dropped\n"
+                                    << Diagnosis(http, *server);
     EXPECT_TRUE(after.value == std::to_string(v1) || after.value == std::to_string(v2))
         << after.value;
     EXPECT_TRUE(ReadsVersion(http, id, v2, Millis(5000)))
@@ -530,7 +531,10 @@ class SilentPrimaryTest : public FaultPgTest {
     EXPECT_TRUE(ReadsVersion(http, id, v3, Millis(3000)))
         << what << ": the NOTIFY after reconnecting did not invalidate";
     const double notify_ms = MsSince(t2);
-    EXPECT_LE(worst_, static_cast<double>(kWaitTimeoutMs + kWaitMargin.count()));
+    EXPECT_LE(worst_, static_cast<double>(kWaitTimeoutMs + kWaitMargin.count()))
+        << what << ": a request waited past lease.wait_timeout_ms + " << kWaitMargin.count()
+        << " ms\n"
+        << Diagnosis(http, *server);
     std::printf(
         "[figures] %s primary: listener noticed after %.0f ms (bound %lld ms), reconnected %.0f "
         "ms after healing, NOTIFY read after %.0f ms; worst wait %.0f ms (bound %lld ms + %lld "
