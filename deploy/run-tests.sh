@@ -119,19 +119,10 @@ cleanup() {
     rm -rf "${WORK_DIR}"
   fi
   end_phase
-  local pid
-  for pid in "${BG_PID[@]}"; do # background builds still running: stop them and their children
-    pkill -TERM -P "${pid}" 2>/dev/null || true
-    kill -- "${pid}" 2>/dev/null || true
-  done
   local total=$((SECONDS - START))
   printf '\n==> phase timings: seconds taken / budget (total %ds; ' "${total}"
   printf 'warn above %ds, fail above %ds)\n' "${WARN_TOTAL_S}" "${MAX_TOTAL_S}"
   printf '%s\n' "${PHASE_TIMES[@]}"
-  if ((${#BACKGROUND_TIMES[@]} > 0)); then
-    printf '    and in the background, overlapping the phases above:\n'
-    printf '%s\n' "${BACKGROUND_TIMES[@]}"
-  fi
   if ((total > MAX_TOTAL_S)); then
     printf '==> FAILED: the run took %ds, over the limit of %ds (CORRAL_CI_MAX_S)\n' \
       "${total}" "${MAX_TOTAL_S}"
@@ -184,26 +175,8 @@ phase "configure (${BUILD_DIR})"
 cmake -S "${ROOT_DIR}" -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "${CMAKE_ARGS[@]}"
 
-# --- The container image (issue 20) and the sanitizer and fuzz phases (issue 11) after the plain
-# ctest; the sanitizer builds start in the background right after the plain build (see
-# deploy/run-sanitizers.sh). CI runs them all; a quick local run may skip them.
-RUN_EXTRA=1
-if [[ ${CI:-} != true ]]; then
-  if [[ ${CORRAL_CI_QUICK:-0} == 1 ]]; then
-    RUN_EXTRA=0
-    echo "CORRAL_CI_QUICK=1: skipping the container image, sanitizer and fuzz phases"
-  elif (($# > 0)) && [[ ${CORRAL_CI_FULL:-0} != 1 ]]; then
-    RUN_EXTRA=0
-    echo "ctest arguments given: skipping the container image, sanitizer and fuzz phases" \
-      "(CORRAL_CI_FULL=1 runs them)"
-  fi
-fi
-# shellcheck source=deploy/run-sanitizers.sh
-source "${DEPLOY_DIR}/run-sanitizers.sh"
-
 phase "build (-j$(nproc))"
 cmake --build "${BUILD_DIR}" -j "$(nproc)"
-((RUN_EXTRA == 0)) || sanitizer_builds_start
 
 phase "check Kubernetes manifests (kubectl kustomize deploy/k8s)"
 "${DEPLOY_DIR}/k8s/check.sh" "${BUILD_DIR}/cache-server/corral-server"
@@ -261,10 +234,24 @@ phase "ctest" 600
 ctest --test-dir "${BUILD_DIR}" --output-on-failure -j 2 --timeout "${TEST_TIMEOUT}" "$@" ||
   failed "ctest" "${BUILD_DIR}"
 
+# --- The container image (issue 20), then the sanitizer and fuzz phases (issue 11). CI runs them
+# all; a quick local run may skip them.
+RUN_EXTRA=1
+if [[ ${CI:-} != true ]]; then
+  if [[ ${CORRAL_CI_QUICK:-0} == 1 ]]; then
+    RUN_EXTRA=0
+    echo "CORRAL_CI_QUICK=1: skipping the container image, sanitizer and fuzz phases"
+  elif (($# > 0)) && [[ ${CORRAL_CI_FULL:-0} != 1 ]]; then
+    RUN_EXTRA=0
+    echo "ctest arguments given: skipping the container image, sanitizer and fuzz phases" \
+      "(CORRAL_CI_FULL=1 runs them)"
+  fi
+fi
 if ((RUN_EXTRA)); then
   # deploy/Containerfile on a debootstrapped Debian 12 base, with the binaries ctest just ran
   # (nothing compiles twice), checked from the image's own root: packages, size, PING, /healthz.
   phase "container image (deploy/image.sh --from-build)" 240
   "${DEPLOY_DIR}/image.sh" --from-build "${BUILD_DIR}" || failed "container image"
-  sanitizer_phases
+  # shellcheck source=deploy/run-sanitizers.sh
+  source "${DEPLOY_DIR}/run-sanitizers.sh"
 fi

@@ -1,7 +1,9 @@
 // tier::Client across a Redis Cluster failover: 3 masters + 3 replicas started by the test, a
 // master killed; its replica is promoted and the client, which re-reads the slot map whenever a
 // node fails, serves that master's keys from the new one.
+#include <map>
 #include <memory>
+#include <string>
 
 #include "tests/tier/redis_process.h"
 
@@ -77,12 +79,19 @@ TEST_F(ClusterFailoverRedisTest, KeysOfAKilledMasterAreServedByItsPromotedReplic
   nodes_[master]->Kill();
   // Until the replica is promoted (node timeout 1 s + election) commands end fast, never hang;
   // then they succeed on the new master, found through a refreshed slot map.
+  // Each distinct failure seen while waiting, with how often (for the message below).
+  std::map<std::string, int> failures;
   bool served = WaitFor(
       [&] {
         Clock::time_point start = Clock::now();
         Result result = Call(client, {"GET", key}, key);
         EXPECT_LT(Clock::now() - start, 200ms + kSlack);
-        return result.ok() && result.reply.str == "kept";
+        if (result.ok() && result.reply.str == "kept") return true;
+        ++failures[result.status == Result::Status::kOk
+                       ? "answered '" + result.reply.str + "'"
+                       : "status " + std::to_string(static_cast<int>(result.status)) + ": " +
+                             result.error];
+        return false;
       },
       15s);
   if (!served) {
@@ -95,9 +104,13 @@ TEST_F(ClusterFailoverRedisTest, KeysOfAKilledMasterAreServedByItsPromotedReplic
       }
     }
     Result last = Call(client, {"GET", key}, key);
+    std::string seen;
+    for (const auto& [what, times] : failures)
+      seen += "  " + std::to_string(times) + "x " + what + "\n";
     FAIL() << "not served by the promoted replica within 15 s; slot map loads "
-           << client.stats().slot_map_loads << ", last GET ok=" << last.ok()
-           << "; CLUSTER NODES of a survivor:\n"
+           << client.stats().slot_map_loads << ", a GET after: ok=" << last.ok() << " '"
+           << last.reply.str << "' " << last.error << "; while waiting:\n"
+           << seen << "CLUSTER NODES of a survivor:\n"
            << nodes;
   }
   std::printf(
