@@ -2,6 +2,8 @@
 // see metrics.h.
 #include "cache-server/metrics.h"
 
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -449,18 +451,65 @@ std::string RenderPrometheus(const MetricSources& s) {
 
 // --- INFO --------------------------------------------------------------------------------------
 
-std::string RenderInfo(const MetricSources& s, std::string_view section) {
-  std::string lower;
-  for (char c : section) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  bool all = lower.empty() || lower == "default" || lower == "all" || lower == "everything";
-  auto want = [&](std::string_view name) { return all || lower == name; };
+namespace {
+
+// INFO's sections in Redis's order; kDefault marks those INFO gives without an argument.
+enum InfoSection : uint32_t {
+  kServer = 1u << 0,
+  kClients = 1u << 1,
+  kMemory = 1u << 2,
+  kPersistence = 1u << 3,
+  kStats = 1u << 4,
+  kReplication = 1u << 5,
+  kCpu = 1u << 6,
+  kCommandStats = 1u << 7,
+  kCluster = 1u << 8,
+  kKeyspace = 1u << 9,
+  kDefault = kServer | kClients | kMemory | kPersistence | kStats | kReplication | kCpu | kCluster |
+             kKeyspace,
+  kAll = kDefault | kCommandStats,
+};
+
+uint32_t SectionsOf(const std::vector<std::string_view>& names) {
+  static constexpr std::pair<std::string_view, uint32_t> kNames[] = {
+      {"server", kServer},   {"clients", kClients},
+      {"memory", kMemory},   {"persistence", kPersistence},
+      {"stats", kStats},     {"replication", kReplication},
+      {"cpu", kCpu},         {"commandstats", kCommandStats},
+      {"cluster", kCluster}, {"keyspace", kKeyspace},
+      {"default", kDefault}, {"all", kAll},
+      {"everything", kAll}};
+  if (names.empty()) return kDefault;
+  uint32_t sections = 0;
+  for (std::string_view name : names) {
+    std::string lower;
+    for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const auto& [n, bits] : kNames) {
+      if (lower == n) sections |= bits;
+    }
+  }
+  return sections;
+}
+
+std::string Seconds(const timeval& t) {
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%ld.%06ld", static_cast<long>(t.tv_sec),
+                static_cast<long>(t.tv_usec));
+  return buf;
+}
+
+}  // namespace
+
+std::string RenderInfo(const MetricSources& s, const std::vector<std::string_view>& sections) {
+  const uint32_t chosen = SectionsOf(sections);
+  auto want = [&](InfoSection section) { return (chosen & section) != 0; };
   std::string out;
   auto field = [&](std::string_view k, const std::string& v) {
     out.append(k).append(":").append(v).append("\r\n");
   };
   const Metrics& m = *s.metrics;
   const lease::Store& store = *s.store;
-  if (want("server")) {
+  if (want(kServer)) {
     out += "# Server\r\n";
     field("redis_version", std::string(s.redis_version));
     field("corral_version", std::string(s.corral_version));
@@ -477,7 +526,7 @@ std::string RenderInfo(const MetricSources& s, std::string_view section) {
     field("io_threads_active", std::to_string(s.io_threads > 1 ? 1 : 0));
     out += "\r\n";
   }
-  if (want("clients")) {
+  if (want(kClients)) {
     out += "# Clients\r\n";
     field("connected_clients", std::to_string(s.connected_clients));
     field("maxclients", std::to_string(s.max_clients));
@@ -485,7 +534,7 @@ std::string RenderInfo(const MetricSources& s, std::string_view section) {
     field("tracking_clients", std::to_string(s.tracking_clients));
     out += "\r\n";
   }
-  if (want("memory")) {
+  if (want(kMemory)) {
     out += "# Memory\r\n";
     field("used_memory", std::to_string(store.MemoryBytes()));
     long pages = 0, resident = 0;
@@ -498,10 +547,22 @@ std::string RenderInfo(const MetricSources& s, std::string_view section) {
     field("maxmemory_policy", "allkeys-lru");
     out += "\r\n";
   }
-  if (want("stats")) {
+  if (want(kPersistence)) {
+    // corral keeps nothing on disk: a restart starts empty, and the database refills it.
+    out += "# Persistence\r\n";
+    field("loading", "0");
+    field("async_loading", "0");
+    field("rdb_bgsave_in_progress", "0");
+    field("aof_enabled", "0");
+    field("aof_rewrite_in_progress", "0");
+    out += "\r\n";
+  }
+  if (want(kStats)) {
+    uint64_t commands = 0;
+    for (const auto& c : s.command_calls) commands += c.calls;
     out += "# Stats\r\n";
     field("total_connections_received", std::to_string(m.connections.Value()));
-    field("total_commands_processed", std::to_string(m.commands.Value()));
+    field("total_commands_processed", std::to_string(commands));
     field("rejected_connections", std::to_string(m.rejected_connections.Value()));
     field("expired_keys", std::to_string(store.expirations()));
     field("evicted_keys", std::to_string(store.evictions()));
@@ -526,7 +587,46 @@ std::string RenderInfo(const MetricSources& s, std::string_view section) {
     field("corral_position_marker_bytes", std::to_string(s.position_marker_bytes));
     out += "\r\n";
   }
-  if (want("keyspace")) {
+  if (want(kReplication)) {
+    // corral's RESP front end neither replicates nor is replicated (its fleet shares state
+    // through the Redis tier instead): it answers as a master without replicas, as ROLE does.
+    out += "# Replication\r\n";
+    field("role", "master");
+    field("connected_slaves", "0");
+    field("master_failover_state", "no-failover");
+    field("master_repl_offset", "0");
+    field("second_repl_offset", "-1");
+    field("repl_backlog_active", "0");
+    out += "\r\n";
+  }
+  if (want(kCpu)) {
+    rusage self{}, children{};
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    out += "# CPU\r\n";
+    field("used_cpu_sys", Seconds(self.ru_stime));
+    field("used_cpu_user", Seconds(self.ru_utime));
+    field("used_cpu_sys_children", Seconds(children.ru_stime));
+    field("used_cpu_user_children", Seconds(children.ru_utime));
+    out += "\r\n";
+  }
+  if (want(kCommandStats)) {
+    // Redis's fields but usec and usec_per_call: corral does not time each command (two clock
+    // reads on every GET); corral_request_seconds in /metrics has the latencies.
+    out += "# Commandstats\r\n";
+    for (const auto& c : s.command_calls) {
+      field("cmdstat_" + std::string(c.name), "calls=" + std::to_string(c.calls) +
+                                                  ",rejected_calls=" + std::to_string(c.rejected) +
+                                                  ",failed_calls=" + std::to_string(c.failed));
+    }
+    out += "\r\n";
+  }
+  if (want(kCluster)) {
+    out += "# Cluster\r\n";
+    field("cluster_enabled", "0");
+    out += "\r\n";
+  }
+  if (want(kKeyspace)) {
     out += "# Keyspace\r\n";
     size_t keys = store.Size();
     if (keys > 0) field("db0", "keys=" + std::to_string(keys) + ",expires=0,avg_ttl=0");

@@ -349,7 +349,6 @@ class Metrics {
   EnumCounter<RefreshResult, Family::kRefreshes> refreshes;  // corral_refreshes_total{result}
   EnumCounter<InvalidationSource, Family::kInvalidations> invalidations;
   EnumCounter<FencedFill, Family::kFencedFills> fenced_fills;
-  Counter commands;     // every RESP command (INFO total_commands_processed)
   Counter connections;  // accepted connections (INFO total_connections_received)
   Counter rejected_connections;
   // The Redis tier's counters (zero without one).
@@ -414,6 +413,15 @@ struct MetricSources {
     uint64_t slot_resets = 0;
   };
   std::optional<Wal> wal;
+  // INFO commandstats and total_commands_processed: each command run or refused at least once,
+  // in the command table's order (RespCommands counts them).
+  struct CommandCalls {
+    std::string_view name;
+    uint64_t calls = 0;     // run
+    uint64_t rejected = 0;  // refused before running: arity, NOAUTH, the ACL
+    uint64_t failed = 0;    // run, and answered with an error
+  };
+  std::vector<CommandCalls> command_calls;
   bool tier = false;     // a Redis tier is configured
   bool tier_up = false;  // and reachable
   // For INFO and /v1/stats.
@@ -430,9 +438,11 @@ struct MetricSources {
 // The three renderers are thread-safe: they read atomics and the sources' own accessors.
 // /metrics: every family of kFamilies, in order, in Prometheus text format 0.0.4.
 std::string RenderPrometheus(const MetricSources& s);
-// INFO [section] (Redis format: "# Section", field:value, CRLF); section is case-insensitive,
-// "" / default / all / everything give every section, an unknown one gives "".
-std::string RenderInfo(const MetricSources& s, std::string_view section);
+// INFO [section ...] (Redis format: "# Section", field:value, CRLF), as Redis 7.0 chooses the
+// sections: none or "default" gives the default ones, "all" and "everything" add commandstats,
+// names are case-insensitive, each section comes once and in Redis's order, and an unknown name
+// adds nothing.
+std::string RenderInfo(const MetricSources& s, const std::vector<std::string_view>& sections);
 // GET /v1/stats: a JSON object (pretty-printed, newline-terminated).
 std::string RenderStatsJson(const MetricSources& s);
 

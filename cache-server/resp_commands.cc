@@ -4,6 +4,7 @@
 // The connection and server commands (PING ... INFO) are in resp_server_commands.cc.
 #include "cache-server/resp_commands.h"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <mutex>
@@ -159,7 +160,10 @@ const CommandSpec* RespCommands::Find(std::string_view name) {
   return index.Find(name);
 }
 
-RespCommands::RespCommands(ServerState& state) : state_(state) {
+RespCommands::RespCommands(ServerState& state)
+    : state_(state),
+      table_(Table().data()),
+      call_counts_(std::make_unique<CallCounts[]>(Table().size())) {
   // WATCH: a read-through key changes when it is invalidated (DEL here, or the database's change
   // through NOTIFY, the WAL or another node).
   state_.cache.SetInvalidatedHook(
@@ -170,12 +174,21 @@ RespCommands::RespCommands(ServerState& state) : state_(state) {
       // Everything cached may be older than the database now (the listener reconnected, a new
       // WAL slot or tier epoch): tracking connections drop everything.
       [&tracking = state_.tracking] { tracking.InvalidateAll(); });
+  // A key the store expires or evicts has changed for a near cache (Redis's signalModifiedKey
+  // there too), and raises the keyspace event "expired" or "evicted".
+  state_.cache.store().SetRemovalHook([&state = state_](std::string_view key, lease::Removal why) {
+    state.tracking.Invalidate(key, 0);
+    if (why == lease::Removal::kExpired) {
+      state.keyspace_events.Notify(kEventExpired, "expired", key);
+    } else {
+      state.keyspace_events.Notify(kEventEvicted, "evicted", key);
+    }
+  });
 }
 
 CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& out,
                                     AsyncReplyTarget& target) {
   if (args.empty()) return CommandStatus::kDone;
-  state_.metrics.commands.Add();
   // The order of checks is Redis's (processCommand): unknown command, arity, then NOAUTH.
   const CommandSpec* spec = Find(args[0]);
   if (spec == nullptr) {
@@ -187,10 +200,12 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
   if ((spec->arity > 0 && argc != spec->arity) || (spec->arity < 0 && argc < -spec->arity)) {
     AppendError(out, proto::WrongArgsError(spec->name));
     if (client.multi != nullptr) client.multi->aborted = true;
+    Rejected(*spec);
     return CommandStatus::kDone;
   }
   if (!client.authenticated && !(spec->flags & kCmdNoAuth)) {
     AppendError(out, proto::kNoAuth);
+    Rejected(*spec);
     return CommandStatus::kDone;
   }
   // The ACL (auth/acl.h). A user that may do anything (the default one without ACL rules) costs
@@ -202,6 +217,7 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
         break;
       case Permission::kRefused:
         if (client.multi != nullptr) client.multi->aborted = true;
+        Rejected(*spec);
         return CommandStatus::kDone;
       case Permission::kUserGone:
         return CommandStatus::kClose;
@@ -221,10 +237,48 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
   return Run(client, *spec, args, out, target);
 }
 
+bool RespCommands::ReplyDropped(RespClient& client, RespClient::Reply before) {
+  if (client.reply == RespClient::Reply::kOn) return false;  // on, or CLIENT REPLY ON just now
+  if (before == RespClient::Reply::kSkip && client.reply == RespClient::Reply::kSkip) {
+    client.reply = RespClient::Reply::kOn;  // the one reply is skipped
+  }
+  const bool pushed = client.resp >= 3 && client.cmd != nullptr &&
+                      (client.cmd->handler == &RespCommands::Subscribe ||
+                       client.cmd->handler == &RespCommands::Unsubscribe);
+  return !pushed;
+}
+
 CommandStatus RespCommands::Run(RespClient& client, const CommandSpec& spec, Args args,
                                 std::string& out, AsyncReplyTarget& target) {
   client.cmd = &spec;
+  const size_t reply_at = out.size();
+  // Keyspace events' "new" (class n): the keys a write command added. Which keys exist is read
+  // before and after the command, so two connections that create one key at the same moment may
+  // both report it (Redis's single thread reports one), and "new" comes after the command's own
+  // events (Redis sends it first).
+  std::vector<std::string_view> absent;
+  const bool notify_new =
+      (spec.flags & kCmdWrite) && spec.first_key > 0 && state_.keyspace_events.Wants(kEventNew);
+  if (notify_new) [[unlikely]] {
+    spec.EveryKey(args, [&](std::string_view key) {
+      if (std::find(absent.begin(), absent.end(), key) == absent.end() &&
+          !state_.cache.Exists(key)) {
+        absent.push_back(key);
+      }
+      return true;
+    });
+  }
   CommandStatus status = (this->*(spec.handler))(client, args, out, target);
+  if (notify_new) [[unlikely]] {
+    for (std::string_view key : absent) {
+      if (state_.cache.Exists(key)) state_.keyspace_events.Notify(kEventNew, "new", key);
+    }
+  }
+  CallCounts& counts = CountsOf(spec);
+  counts.calls.Add();
+  if (out.size() > reply_at && out[reply_at] == '-') [[unlikely]] {
+    counts.failed.Add();
+  }
   // WATCH and CLIENT TRACKING: a write command changes the keys it names (even one it left as
   // they were, such as SET NX on an existing key: Redis counts only real changes, so corral may
   // abort an EXEC that Redis would run, never run one Redis would abort, and may tell a tracking
@@ -545,6 +599,10 @@ CommandStatus RespCommands::Set(RespClient& client, Args args, std::string& out,
   std::optional<lease::Millis> ttl;
   if (have_expire) ttl = expire_ms;
   lease::SetResult result = state_.cache.Set(args[1], args[2], ttl, cond, keep_ttl);
+  if (result == lease::SetResult::kStored) {
+    state_.keyspace_events.Notify(kEventString, "set", args[1]);
+    if (ttl) state_.keyspace_events.Notify(kEventGeneric, "expire", args[1]);
+  }
   if (get) return CommandStatus::kDone;
   switch (result) {
     case lease::SetResult::kStored:
@@ -582,7 +640,10 @@ CommandStatus RespCommands::Del(RespClient& client, Args args, std::string& out,
   if (!state_.cache.invalidations_complete_later()) {
     int64_t deleted = 0;
     for (size_t i = 1; i < args.size(); ++i) {
-      deleted += state_.cache.Invalidate(args[i], InvalidationSource::kDel) ? 1 : 0;
+      if (state_.cache.Invalidate(args[i], InvalidationSource::kDel)) {
+        ++deleted;
+        state_.keyspace_events.Notify(kEventGeneric, "del", args[i]);
+      }
     }
     AppendInteger(out, deleted);
     return CommandStatus::kDone;
@@ -593,9 +654,16 @@ CommandStatus RespCommands::Del(RespClient& client, Args args, std::string& out,
   auto gather = std::make_shared<DelGather>();
   gather->remaining = args.size();  // one per key, plus one while issuing
   gather->target = target.Self();
+  KeyspaceEvents* events =
+      state_.keyspace_events.Wants(kEventGeneric) ? &state_.keyspace_events : nullptr;
   for (size_t i = 1; i < args.size(); ++i) {
     state_.cache.Invalidate(
-        args[i], InvalidationSource::kDel, [gather](bool existed) { gather->Done(existed); },
+        args[i], InvalidationSource::kDel,
+        [gather, events,
+         key = events != nullptr ? std::string(args[i]) : std::string()](bool existed) {
+          if (existed && events != nullptr) events->Notify(kEventGeneric, "del", key);
+          gather->Done(existed);
+        },
         client.written);
   }
   gather->Done(false);
@@ -719,7 +787,10 @@ CommandStatus RespCommands::Expire(RespClient& client, Args args, std::string& o
     AppendInteger(out, 0);
     return CommandStatus::kDone;
   }
-  AppendInteger(out, state_.cache.Expire(args[1], ttl_ms) ? 1 : 0);
+  const bool set = state_.cache.Expire(args[1], ttl_ms);
+  AppendInteger(out, set ? 1 : 0);
+  // A time to live of 0 or less deletes the key (Redis's "del" event).
+  if (set) state_.keyspace_events.Notify(kEventGeneric, ttl_ms > 0 ? "expire" : "del", args[1]);
   return CommandStatus::kDone;
 }
 

@@ -3,6 +3,7 @@
 // No sockets here: the session feeds commands in and writes out what this appends.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -55,6 +56,9 @@ struct RespClient {
     kBcast
   } tracking = Tracking::kOff;
   bool caching_next = false;
+  // CLIENT REPLY: kOff drops every reply, kSkip the next command's; pushes (invalidations,
+  // RESP3 pub/sub) are always sent. The session applies it (RespCommands::ReplyDropped).
+  enum class Reply : uint8_t { kOn, kOff, kSkip } reply = Reply::kOn;
   bool read_stale = false;  // the command just run answered a stale value (tracking only)
   // In RESP2, a connection with subscriptions takes only the pub/sub commands, PING, QUIT, RESET.
   bool subscribed() const { return subscriber != nullptr && subscriber->count() > 0; }
@@ -168,8 +172,13 @@ class RespCommands {
   CommandStatus Execute(RespClient& client, std::span<const std::string_view> args,
                         std::string& out, AsyncReplyTarget& target);
 
-  // The INFO text (Redis format) for `section` ("" = default).
-  std::string Info(std::string_view section) const;
+  // The INFO text (Redis format) for `sections` (none: the default ones); see RenderInfo.
+  std::string Info(const std::vector<std::string_view>& sections) const;
+
+  // After a command that ran with `client.reply` == `before`: whether its reply is dropped
+  // (CLIENT REPLY OFF or SKIP; a RESP3 (un)subscribe confirmation is a push and goes out). Ends
+  // a SKIP that has skipped its one reply.
+  static bool ReplyDropped(RespClient& client, RespClient::Reply before);
 
   // Every command corral answers, in the table's order.
   static std::span<const CommandSpec> Table();
@@ -251,6 +260,8 @@ class RespCommands {
   // `args` was one of them (the reply is in `out`).
   bool TrackingSubcommand(RespClient& client, Args args, std::string& out,
                           AsyncReplyTarget& target);
+  // The BCAST prefixes `client` tracks with now ("" for every key); none if it is not in BCAST.
+  std::vector<std::string> ExistingPrefixes(const RespClient& client) const;
   // After a command on a tracking connection: remember the keys a read command named.
   void Track(RespClient& client, const CommandSpec& spec, Args args);
 
@@ -264,6 +275,19 @@ class RespCommands {
   CommandStatus Acl(RespClient&, Args, std::string&, AsyncReplyTarget&);
 
   ServerState& state_;
+  // INFO commandstats, per command in Table()'s order: calls run (counted after each, as Redis
+  // does), calls refused before running, and calls answered at once with an error.
+  struct CallCounts {
+    Counter calls;
+    Counter failed;
+    std::atomic<uint64_t> rejected{0};
+  };
+  CallCounts& CountsOf(const CommandSpec& spec) { return call_counts_[&spec - table_]; }
+  void Rejected(const CommandSpec& spec) {
+    CountsOf(spec).rejected.fetch_add(1, std::memory_order_relaxed);
+  }
+  const CommandSpec* table_;
+  std::unique_ptr<CallCounts[]> call_counts_;
 };
 
 }  // namespace corral::server

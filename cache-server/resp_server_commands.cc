@@ -310,9 +310,22 @@ CommandStatus RespCommands::Client(RespClient& client, Args args, std::string& o
     AppendSimple(out, proto::kOk);
   } else if (EqualsIgnoreCase(sub, "info") && args.size() == 2) {
     proto::AppendText(out, ClientInfoLine(client), client.resp);
+  } else if (EqualsIgnoreCase(sub, "reply") && args.size() == 3) {
+    // The session drops the replies (not the pushes) while the mode is not kOn; OFF and SKIP
+    // have none of their own, ON answers OK (Redis's clientCommand).
+    if (EqualsIgnoreCase(args[2], "on")) {
+      client.reply = RespClient::Reply::kOn;
+      AppendSimple(out, proto::kOk);
+    } else if (EqualsIgnoreCase(args[2], "off")) {
+      client.reply = RespClient::Reply::kOff;
+    } else if (EqualsIgnoreCase(args[2], "skip")) {
+      if (client.reply != RespClient::Reply::kOff) client.reply = RespClient::Reply::kSkip;
+    } else {
+      AppendError(out, proto::kSyntaxError);
+    }
   } else if (EqualsIgnoreCase(sub, "setname") || EqualsIgnoreCase(sub, "getname") ||
              EqualsIgnoreCase(sub, "id") || EqualsIgnoreCase(sub, "setinfo") ||
-             EqualsIgnoreCase(sub, "info")) {
+             EqualsIgnoreCase(sub, "info") || EqualsIgnoreCase(sub, "reply")) {
     std::string name = "client|";
     for (char c : sub) name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     AppendError(out, proto::WrongArgsError(name));
@@ -507,6 +520,7 @@ CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& o
       {"client-query-buffer-limit", std::to_string(cfg.resp_options.max_query_buffer)},
       {"timeout", std::to_string(cfg.resp_options.idle_timeout_s)},
       {"tracking-table-max-keys", std::to_string(state_.tracking.max_keys())},
+      {"notify-keyspace-events", KeyspaceEventsText(state_.keyspace_events.flags())},
       {"port", std::to_string(state_.resp_port)},
       {"bind", cfg.resp.host},
       {"io-threads", std::to_string(cfg.threads)},
@@ -545,6 +559,7 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   };
   std::vector<Change> changes;
   std::optional<int64_t> tracking_max_keys;
+  std::optional<uint32_t> keyspace_events;
   for (size_t i = 2; i < args.size(); i += 2) {
     std::string_view name = args[i], value = args[i + 1];
     auto bad = [&](std::string_view why) {
@@ -555,6 +570,11 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
       int64_t v;
       if (!proto::ParseInt64(value, &v) || v < 0) return bad("argument must be an integer >= 0");
       tracking_max_keys = v;
+      continue;
+    }
+    if (EqualsIgnoreCase(name, "notify-keyspace-events")) {
+      keyspace_events = ParseKeyspaceEvents(value);
+      if (!keyspace_events) return bad(proto::kBadKeyspaceEvents);
       continue;
     }
     if (name.substr(0, 10) != "namespace.") return bad("unknown or read-only parameter");
@@ -594,22 +614,32 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   for (const Change& c : changes)
     state_.cache.SetNamespaceLimit(c.ns, c.inflight, c.rate, c.blocked);
   if (tracking_max_keys) state_.tracking.SetMaxKeys(static_cast<size_t>(*tracking_max_keys));
+  if (keyspace_events) state_.keyspace_events.set_flags(*keyspace_events);
   AppendSimple(out, proto::kOk);
   return CommandStatus::kDone;
 }
 
-std::string RespCommands::Info(std::string_view section) const {
+std::string RespCommands::Info(const std::vector<std::string_view>& sections) const {
   // Rendered by metrics.cc, with /metrics and /v1/stats.
   MetricSources sources = MetricSourcesOf(state_);
   sources.redis_version = kCompatVersion;
   sources.corral_version = kCorralVersion;
   sources.corral_commit = BuildCommit();
-  return RenderInfo(sources, section);
+  std::span<const CommandSpec> table = Table();
+  for (size_t i = 0; i < table.size(); ++i) {
+    const CallCounts& counts = call_counts_[i];
+    MetricSources::CommandCalls c{table[i].name, counts.calls.Value(),
+                                  counts.rejected.load(std::memory_order_relaxed),
+                                  counts.failed.Value()};
+    if (c.calls + c.rejected > 0) sources.command_calls.push_back(c);
+  }
+  return RenderInfo(sources, sections);
 }
 
 CommandStatus RespCommands::InfoCmd(RespClient& client, Args args, std::string& out,
                                     AsyncReplyTarget&) {
-  proto::AppendText(out, Info(args.size() > 1 ? args[1] : std::string_view()), client.resp);
+  proto::AppendText(out, Info(std::vector<std::string_view>(args.begin() + 1, args.end())),
+                    client.resp);
   return CommandStatus::kDone;
 }
 

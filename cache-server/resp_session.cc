@@ -246,7 +246,16 @@ void BasicRespSession<Stream>::Process() {
       close_after_write_ = true;
       break;
     }
+    const RespClient::Reply reply = client_.reply;
+    const size_t reply_at = out_.size();
+    client_.cmd = nullptr;
     CommandStatus result = commands_.Execute(client_, parser_.args(), out_, *this);
+    if (client_.reply != RespClient::Reply::kOn || reply != RespClient::Reply::kOn) [[unlikely]] {
+      if (RespCommands::ReplyDropped(client_, reply)) {
+        out_.resize(reply_at);
+        drop_reply_later_ = result == CommandStatus::kPending;
+      }
+    }
     in_start_ += parser_.consumed();
     if (client_.authenticated) parser_.set_authenticated(true);
     if (result == CommandStatus::kClose) close_after_write_ = true;
@@ -337,7 +346,8 @@ void BasicRespSession<Stream>::DeliverLater(std::string reply) {
              [self = this->shared_from_this(), reply = std::move(reply)]() mutable {
                self->pending_ = false;
                if (self->closed_) return;
-               self->out_.append(reply);
+               if (!self->drop_reply_later_) self->out_.append(reply);
+               self->drop_reply_later_ = false;
                if (!self->deferred_pushes_.empty()) {
                  self->out_ += self->deferred_pushes_;
                  self->deferred_pushes_.clear();
@@ -407,6 +417,10 @@ template <typename Stream>
 void BasicRespSession<Stream>::Close() {
   if (closed_) return;
   closed_ = true;
+  // Gone for REDIRECT from now (tracking-redir-broken), before the peer can see the close; the
+  // destructor, which may come later, does it again.
+  state_.clients.Remove(client_.id);
+  state_.tracking.Disable(client_.id);
   error_code ec;
   if (idle_timer_) idle_timer_->cancel();
   if (handshake_timer_) handshake_timer_->cancel();

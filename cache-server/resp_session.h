@@ -91,9 +91,10 @@ class BasicRespSession final : public AsyncReplyTarget,
   std::string out_;          // replies not yet written
   std::string writing_buf_;  // the bytes an async write is sending
 
-  bool reading_ = false;  // an async_wait or async_read_some is outstanding
-  bool writing_ = false;  // an async_write is outstanding
-  bool pending_ = false;  // a command awaits DeliverLater
+  bool reading_ = false;           // an async_wait or async_read_some is outstanding
+  bool writing_ = false;           // an async_write is outstanding
+  bool pending_ = false;           // a command awaits DeliverLater
+  bool drop_reply_later_ = false;  // and its reply is dropped (CLIENT REPLY OFF or SKIP)
   // Pushes that came while a command was pending: sent right after its reply, so that a tracking
   // invalidation that happened while a read waited on its load follows the (older) value.
   std::string deferred_pushes_;

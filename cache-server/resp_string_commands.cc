@@ -176,6 +176,7 @@ CommandStatus RespCommands::IncrBy(RespClient& client, Args args, std::string& o
     AppendTooLarge(out);
   } else {
     AppendInteger(out, result);
+    state_.keyspace_events.Notify(kEventString, "incrby", args[1]);
   }
   return CommandStatus::kDone;
 }
@@ -212,6 +213,7 @@ CommandStatus RespCommands::IncrByFloat(RespClient& client, Args args, std::stri
     AppendTooLarge(out);
   } else {
     AppendBulk(out, result);
+    state_.keyspace_events.Notify(kEventString, "incrbyfloat", args[1]);
   }
   return CommandStatus::kDone;
 }
@@ -246,6 +248,7 @@ CommandStatus RespCommands::Append(RespClient& client, Args args, std::string& o
     AppendTooLarge(out);
   } else {
     AppendInteger(out, static_cast<int64_t>(length));
+    state_.keyspace_events.Notify(kEventString, "append", args[1]);
   }
   return CommandStatus::kDone;
 }
@@ -333,6 +336,7 @@ CommandStatus RespCommands::SetRange(RespClient& client, Args args, std::string&
     AppendTooLarge(out);
   } else {
     AppendInteger(out, static_cast<int64_t>(length));
+    if (!patch.empty()) state_.keyspace_events.Notify(kEventString, "setrange", args[1]);
   }
   return CommandStatus::kDone;
 }
@@ -358,6 +362,8 @@ CommandStatus RespCommands::MSet(RespClient& client, Args args, std::string& out
       } else {
         AppendSimple(out, proto::kOk);
       }
+      for (const auto& [key, value] : pairs)
+        state_.keyspace_events.Notify(kEventString, "set", key);
       break;
     case lease::SetResult::kNotStored:
       AppendInteger(out, 0);
@@ -374,6 +380,7 @@ CommandStatus RespCommands::SetNx(RespClient&, Args args, std::string& out, Asyn
   switch (state_.cache.Set(args[1], args[2], std::nullopt, lease::SetCondition::kIfAbsent)) {
     case lease::SetResult::kStored:
       AppendInteger(out, 1);
+      state_.keyspace_events.Notify(kEventString, "set", args[1]);
       break;
     case lease::SetResult::kNotStored:
       AppendInteger(out, 0);
@@ -397,6 +404,8 @@ CommandStatus RespCommands::SetEx(RespClient& client, Args args, std::string& ou
     AppendTooLarge(out);
   } else {
     AppendSimple(out, proto::kOk);
+    state_.keyspace_events.Notify(kEventString, "set", args[1]);
+    state_.keyspace_events.Notify(kEventGeneric, "expire", args[1]);
   }
   return CommandStatus::kDone;
 }
@@ -432,6 +441,7 @@ CommandStatus RespCommands::GetEx(RespClient& client, Args args, std::string& ou
   }
   if (RefuseNamespaceKey(client, args[1], out)) return CommandStatus::kDone;
   std::optional<std::string> value;
+  std::string_view event;  // the keyspace event, if the expiry changed
   state_.cache.store().Update(args[1], [&](const lease::Current* current, lease::Millis now) {
     lease::Change change;
     if (current == nullptr) return change;
@@ -439,7 +449,9 @@ CommandStatus RespCommands::GetEx(RespClient& client, Args args, std::string& ou
     if (persist) {
       change.set_expiry = true;
       change.expire_at = lease::kNever;
+      if (current->expire_at != lease::kNever) event = "persist";
     } else if (have_expire) {
+      event = ttl_ms <= 0 ? "del" : "expire";
       change.set_expiry = true;
       change.expire_at =
           ttl_ms <= 0 ? now : (ttl_ms > lease::kNever - now ? lease::kNever : now + ttl_ms);
@@ -451,6 +463,7 @@ CommandStatus RespCommands::GetEx(RespClient& client, Args args, std::string& ou
   } else {
     AppendNil(out, client.resp);
   }
+  if (!event.empty()) state_.keyspace_events.Notify(kEventGeneric, event, args[1]);
   return CommandStatus::kDone;
 }
 
@@ -467,6 +480,7 @@ CommandStatus RespCommands::GetDel(RespClient& client, Args args, std::string& o
   });
   if (value) {
     AppendBulk(out, *value);
+    state_.keyspace_events.Notify(kEventGeneric, "del", args[1]);
   } else {
     AppendNil(out, client.resp);
   }
@@ -493,6 +507,7 @@ CommandStatus RespCommands::GetSet(RespClient& client, Args args, std::string& o
   } else {
     AppendNil(out, client.resp);
   }
+  if (fits) state_.keyspace_events.Notify(kEventString, "set", args[1]);
   return CommandStatus::kDone;
 }
 
@@ -591,6 +606,7 @@ CommandStatus RespCommands::Persist(RespClient& client, Args args, std::string& 
     return change;
   });
   AppendInteger(out, removed ? 1 : 0);
+  if (removed) state_.keyspace_events.Notify(kEventGeneric, "persist", args[1]);
   return CommandStatus::kDone;
 }
 
@@ -608,6 +624,8 @@ CommandStatus RespCommands::Rename(RespClient& client, Args args, std::string& o
       } else {
         AppendSimple(out, proto::kOk);
       }
+      state_.keyspace_events.Notify(kEventGeneric, "rename_from", args[1]);
+      state_.keyspace_events.Notify(kEventGeneric, "rename_to", args[2]);
       break;
     case lease::RenameResult::kTargetExists:
       AppendInteger(out, 0);
@@ -654,6 +672,7 @@ CommandStatus RespCommands::Copy(RespClient& client, Args args, std::string& out
   switch (state_.cache.store().Copy(args[1], args[2], replace)) {
     case lease::RenameResult::kRenamed:
       AppendInteger(out, 1);
+      state_.keyspace_events.Notify(kEventGeneric, "copy_to", args[2]);
       break;
     case lease::RenameResult::kTargetExists:
     case lease::RenameResult::kNoSuchKey:

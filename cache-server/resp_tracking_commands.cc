@@ -1,5 +1,6 @@
 // CLIENT TRACKING, CLIENT CACHING, CLIENT GETREDIR and CLIENT TRACKINGINFO (docs/protocol.md
 // "Client tracking"), with Redis 7.0's options, checks and error texts (networking.c).
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -60,9 +61,18 @@ bool ParseTracking(Args args, const ClientRegistry& clients, TrackingOptions& o,
   return true;
 }
 
-// BCAST prefixes may not overlap (Redis's checkPrefixCollisionsOrReply).
-bool PrefixesCollide(const std::vector<std::string>& prefixes, std::string& out) {
+// BCAST prefixes may not overlap, neither the connection's existing ones (from an earlier
+// CLIENT TRACKING ON BCAST, "" when it gave none) nor each other (Redis's
+// checkPrefixCollisionsOrReply).
+bool PrefixesCollide(const std::vector<std::string>& existing,
+                     const std::vector<std::string>& prefixes, std::string& out) {
   for (size_t i = 0; i < prefixes.size(); ++i) {
+    for (const std::string& old : existing) {
+      if (old.starts_with(prefixes[i]) || prefixes[i].starts_with(old)) {
+        AppendError(out, proto::TrackingPrefixOverlapsExisting(prefixes[i], old));
+        return true;
+      }
+    }
     for (size_t j = i + 1; j < prefixes.size(); ++j) {
       const std::string& a = prefixes[i];
       const std::string& b = prefixes[j];
@@ -76,6 +86,12 @@ bool PrefixesCollide(const std::vector<std::string>& prefixes, std::string& out)
 }
 
 }  // namespace
+
+std::vector<std::string> RespCommands::ExistingPrefixes(const RespClient& client) const {
+  if (client.tracking != Tracking::kBcast) return {};
+  std::unique_ptr<TrackingOptions> o = state_.tracking.OptionsOf(client.id);
+  return o == nullptr ? std::vector<std::string>() : o->prefixes;
+}
 
 bool RespCommands::TrackingSubcommand(RespClient& client, Args args, std::string& out,
                                       AsyncReplyTarget& target) {
@@ -106,9 +122,20 @@ bool RespCommands::TrackingSubcommand(RespClient& client, Args args, std::string
     } else if ((o.optin && client.tracking == Tracking::kOptOut) ||
                (o.optout && client.tracking == Tracking::kOptIn)) {
       AppendError(out, proto::kTrackingOptSwitch);
-    } else if (o.bcast && PrefixesCollide(o.prefixes, out)) {
+    } else if (o.bcast && PrefixesCollide(ExistingPrefixes(client), o.prefixes, out)) {
       // the error is in `out`
     } else {
+      // BCAST again adds its prefixes to those the connection has (Redis's enableTracking);
+      // without a prefix, it is told of every key (the prefix "").
+      if (o.bcast) {
+        std::vector<std::string> prefixes = ExistingPrefixes(client);
+        if (o.prefixes.empty()) o.prefixes.emplace_back();
+        for (std::string& p : o.prefixes) {
+          if (std::find(prefixes.begin(), prefixes.end(), p) == prefixes.end())
+            prefixes.push_back(std::move(p));
+        }
+        o.prefixes = std::move(prefixes);
+      }
       std::shared_ptr<PushTarget> self = target.Pusher();
       if (self == nullptr) {
         AppendError(out, proto::kSubscribeUnavailable);

@@ -10,6 +10,7 @@
 #include "cache-server/cache_service.h"
 #include "cache-server/command_gate.h"
 #include "cache-server/config.h"
+#include "cache-server/keyspace_events.h"
 #include "cache-server/metrics.h"
 #include "cache-server/pubsub.h"
 #include "cache-server/tracking.h"
@@ -55,9 +56,10 @@ struct ServerState {
   // that connections WATCH.
   CommandGate gate;
   WatchTable watches;
-  PubSub pubsub;                   // SUBSCRIBE and PUBLISH
-  ClientRegistry clients;          // the RESP connections by CLIENT ID
-  TrackingTable tracking{clients,  // CLIENT TRACKING
+  PubSub pubsub;                           // SUBSCRIBE and PUBLISH
+  KeyspaceEvents keyspace_events{pubsub};  // notify-keyspace-events
+  ClientRegistry clients;                  // the RESP connections by CLIENT ID
+  TrackingTable tracking{clients,          // CLIENT TRACKING
                          static_cast<size_t>(config.resp_options.tracking_table_max_keys)};
 };
 

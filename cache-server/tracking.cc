@@ -129,6 +129,21 @@ void TrackingTable::InvalidateAll() {
 void TrackingTable::Tell(const Tracker& t, const std::string* key) {
   std::shared_ptr<PushTarget> target =
       t.options.redirect != 0 ? clients_.Find(t.options.redirect) : t.self.lock();
+  if (target == nullptr && t.options.redirect != 0) {
+    // The connection it redirects to is gone: a RESP3 tracker is told so instead, each time
+    // (Redis's tracking-redir-broken); a RESP2 one cannot be.
+    if (std::shared_ptr<PushTarget> self = t.self.lock()) {
+      self->PushFor([redirect = t.options.redirect](const RespClient& receiver) {
+        std::string out;
+        if (receiver.resp < 3) return out;
+        proto::AppendPushHeader(out, 2);
+        proto::AppendBulk(out, "tracking-redir-broken");
+        proto::AppendInteger(out, static_cast<int64_t>(redirect));
+        return out;
+      });
+    }
+    return;
+  }
   if (target == nullptr) return;
   const bool redirected = t.options.redirect != 0;
   std::optional<std::string> copy;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <vector>
 
 namespace corral::lease {
 namespace {
@@ -44,9 +45,18 @@ Store::Store(StoreOptions options, const Clock& clock, Random& random)
       shard_bits_(std::countr_zero(shards_.size())),
       stale_before_(std::numeric_limits<Millis>::min()) {
   for (Shard& shard : shards_) {
+    shard.table.set_removal_hook(&removal_hook_);
     shard.table.set_policy(options.policy);
     shard.table.set_budget(options.max_bytes / shards_.size());
   }
+}
+
+void Store::SetRemovalHook(RemovalHook hook) {
+  // Every shard reads the hook under its own lock: hold them all (in index order) to change it.
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(shards_.size());
+  for (Shard& shard : shards_) locks.emplace_back(shard.mu);
+  removal_hook_ = std::move(hook);
 }
 
 bool Store::Present(const StoreShard::Entry* entry, Millis now) const {

@@ -84,6 +84,9 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
+  // `hook` is told of every entry the store expires or evicts from now on (see RemovalHook).
+  void SetRemovalHook(RemovalHook hook);
+
   // If `key` holds an entry that is not gone, calls fn(std::string_view value, const EntryMeta&)
   // under the shard lock, records the access with the policy and returns true; else records the
   // miss (TinyLFU counts misses) and returns false.
@@ -222,6 +225,7 @@ class Store {
 
   const Clock& clock_;
   Random& random_;
+  RemovalHook removal_hook_;  // the shards point at it
   EvictionPolicy policy_;
   std::vector<Shard> shards_;
   uint64_t shard_mask_;

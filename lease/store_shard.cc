@@ -75,8 +75,7 @@ StoreShard::Entry* StoreShard::FindLive(std::string_view key, uint64_t hash, Mil
     Entry& entry = slots_[(cell & kSlotMask) - 1];
     if (entry.key() != key) continue;
     if (now >= entry.stale_until) {  // lazy expiry
-      RemoveSlot(IdOf(&entry));
-      expirations_.fetch_add(1, std::memory_order_relaxed);
+      Drop(IdOf(&entry), Removal::kExpired);
       return nullptr;
     }
     return &entry;
@@ -148,11 +147,10 @@ size_t StoreShard::ExpireSome(size_t budget, Millis now) {
     const SlotId id = static_cast<SlotId>(expire_cursor_++);
     const Entry& entry = slots_[id];
     if (entry.in_use() && now >= entry.stale_until) {
-      RemoveSlot(id);
+      Drop(id, Removal::kExpired);
       ++removed;
     }
   }
-  expirations_.fetch_add(removed, std::memory_order_relaxed);
   return removed;
 }
 
@@ -186,8 +184,7 @@ bool StoreShard::EvictExpired(Millis now) {
     if (expire_cursor_ >= n) expire_cursor_ = 0;
     const SlotId id = static_cast<SlotId>(expire_cursor_++);
     if (slots_[id].in_use() && now >= slots_[id].stale_until) {
-      RemoveSlot(id);
-      expirations_.fetch_add(1, std::memory_order_relaxed);
+      Drop(id, Removal::kExpired);
       return true;
     }
   }
@@ -219,9 +216,14 @@ bool StoreShard::EvictTinyLfu(size_t need) {
   return true;
 }
 
-void StoreShard::EvictSlot(SlotId id) {
+void StoreShard::EvictSlot(SlotId id) { Drop(id, Removal::kEvicted); }
+
+void StoreShard::Drop(SlotId id, Removal why) {
+  if (removal_hook_ != nullptr && *removal_hook_) [[unlikely]] {
+    (*removal_hook_)(slots_[id].key(), why);
+  }
   RemoveSlot(id);
-  evictions_.fetch_add(1, std::memory_order_relaxed);
+  (why == Removal::kExpired ? expirations_ : evictions_).fetch_add(1, std::memory_order_relaxed);
 }
 
 uint32_t StoreShard::FrequencyOf(SlotId id) const {
@@ -303,16 +305,14 @@ bool StoreShard::EvictOne(Millis now) {
     Entry& entry = slots_[id];
     if (!entry.in_use()) continue;
     if (now >= entry.stale_until) {
-      RemoveSlot(id);
-      expirations_.fetch_add(1, std::memory_order_relaxed);
+      Drop(id, Removal::kExpired);
       return true;
     }
     if (entry.referenced) {
       entry.referenced = false;
       continue;
     }
-    RemoveSlot(id);
-    evictions_.fetch_add(1, std::memory_order_relaxed);
+    Drop(id, Removal::kEvicted);
     return true;
   }
   return false;

@@ -43,6 +43,12 @@ enum class EntryOrigin : uint8_t { kSet, kFill };
 // it more often used; the main region is a segmented LRU (probation, and protected = 80%). Every
 // access is counted, hit or miss. kClock: one CLOCK bit per entry, second chance.
 enum class EvictionPolicy : uint8_t { kTinyLfu, kClock };
+
+// Why the store removed an entry on its own (not DEL, SET or FLUSHALL).
+enum class Removal : uint8_t { kExpired, kEvicted };
+// Told of each such removal, with the shard's lock held: it must be quick, copy the key if it
+// keeps it, and not call into the store.
+using RemovalHook = std::function<void(std::string_view key, Removal why)>;
 inline constexpr std::string_view kEvictionPolicyNames[] = {"tinylfu", "clock"};
 
 // What the policy knows of one entry (OBJECT FREQ, OBJECT IDLETIME).
@@ -128,6 +134,8 @@ class StoreShard {
   StoreShard(const StoreShard&) = delete;
   StoreShard& operator=(const StoreShard&) = delete;
 
+  // The hook told of expirations and evictions (null or empty: none); it must outlive the shard.
+  void set_removal_hook(const RemovalHook* hook) { removal_hook_ = hook; }
   // Chooses the policy; only while the shard is empty, before set_budget. CLOCK by default.
   void set_policy(EvictionPolicy policy) { policy_ = policy; }
   // Sets the shard's share of max_bytes. Under TinyLFU the sketch is sized from it and its bytes
@@ -241,6 +249,8 @@ class StoreShard {
   // Removes one entry by TinyLFU, `need` bytes being about to enter the window.
   bool EvictTinyLfu(size_t need);
   void EvictSlot(SlotId id);
+  // Removes `id` on the store's own account (expired or evicted): counts it, tells the hook.
+  void Drop(SlotId id, Removal why);
   void OnTinyLfuHit(SlotId id);
   // Moves `from`'s LRU entries to probation's MRU end while `from` holds more than `budget`
   // bytes (keeping at least one; no eviction): the window's overflow, or protected's.
@@ -271,6 +281,7 @@ class StoreShard {
 
   std::atomic<size_t> size_{0};
   std::atomic<size_t> bytes_{0};
+  const RemovalHook* removal_hook_ = nullptr;
   std::atomic<uint64_t> evictions_{0};
   std::atomic<uint64_t> expirations_{0};
 };

@@ -50,6 +50,11 @@ std::string TrackingPrefixCollision(std::string_view a, std::string_view b) {
          std::string(b) + "'. Prefixes for a single client must not overlap.";
 }
 
+std::string TrackingPrefixOverlapsExisting(std::string_view a, std::string_view b) {
+  return "ERR Prefix '" + std::string(a) + "' overlaps with an existing prefix '" + std::string(b) +
+         "'. Prefixes for a single client must not overlap.";
+}
+
 std::string PubSubContextError(std::string_view cmd) {
   return "ERR Can't execute '" + std::string(cmd) +
          "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this "

@@ -155,6 +155,11 @@ std::string PubSubContextError(std::string_view cmd);
 // "ERR Prefix 'a' overlaps with another provided prefix 'ab'. Prefixes for a single client must
 // not overlap."
 std::string TrackingPrefixCollision(std::string_view a, std::string_view b);
+// The same for a prefix `a` and one the connection already tracks, `b`.
+std::string TrackingPrefixOverlapsExisting(std::string_view a, std::string_view b);
+// CONFIG SET notify-keyspace-events with a character that is no event class (Redis's text).
+inline constexpr std::string_view kBadKeyspaceEvents =
+    "Invalid event class character. Use 'Ag$lshzxeKEtmd'.";
 // "NOPERM this user has no permissions to run the 'config|set' command".
 std::string NoPermCommandError(std::string_view cmd);
 

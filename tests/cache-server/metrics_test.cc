@@ -29,6 +29,8 @@ namespace corral::server {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::Not;
 
 std::vector<std::string> SplitLabels(std::string_view labels) {
   std::vector<std::string> out;
@@ -207,7 +209,7 @@ TEST_F(MetricsTest, PoolsShowTheirLimitAndQueue) {
   EXPECT_EQ(e.samples["corral_concurrency_limit{pool=\"default\"}"], 8);
   EXPECT_EQ(e.samples["corral_load_queue{pool=\"default\"}"], 3);
   EXPECT_EQ(e.samples["corral_concurrency_limit{pool=\"reports\"}"], 0);
-  std::string info = RenderInfo(Sources(), "stats");
+  std::string info = RenderInfo(Sources(), {"stats"});
   EXPECT_NE(info.find("corral_pool_default_concurrency_limit:8\r\n"), std::string::npos) << info;
   EXPECT_NE(info.find("corral_pool_default_inflight_loads:8\r\n"), std::string::npos) << info;
   EXPECT_NE(info.find("corral_pool_default_queued_loads:3\r\n"), std::string::npos) << info;
@@ -336,19 +338,26 @@ TEST_F(MetricsTest, InfoReadsTheSameCounters) {
   metrics_.CountRequest(Proto::kResp, Outcome::kHit, 0.001);
   metrics_.CountRequest(Proto::kHttp, Outcome::kStale, 0.001);
   metrics_.CountRequest(Proto::kResp, Outcome::kWaited, 0.001);
-  metrics_.commands.Add(4);
   metrics_.connections.Add(2);
   ASSERT_TRUE(store_.Set("k", "value", std::nullopt) == lease::SetResult::kStored);
   Coalesce("user:3");
 
-  std::string all = RenderInfo(Sources(), "");
+  MetricSources sources = Sources();
+  sources.command_calls = {{"get", 3, 1, 0}, {"incr", 1, 0, 1}};
+  std::string all = RenderInfo(sources, {});
   for (std::string_view section :
        {"# Server\r\n", "# Clients\r\n", "# Memory\r\n", "# Stats\r\n", "# Keyspace\r\n"}) {
     EXPECT_THAT(all, HasSubstr(section));
   }
-  // Every section again (RSS and uptime may move between the two renders).
-  std::string everything = RenderInfo(Sources(), "EVERYTHING");
-  EXPECT_EQ(everything.substr(everything.find("# Stats")), all.substr(all.find("# Stats")));
+  // Every section again, commandstats too (RSS, uptime and CPU may move between the renders).
+  std::string everything = RenderInfo(sources, {"EVERYTHING"});
+  auto stats_of = [](const std::string& text) {
+    size_t at = text.find("# Stats");
+    return text.substr(at, text.find("# Replication") - at);
+  };
+  EXPECT_EQ(stats_of(everything), stats_of(all));
+  EXPECT_THAT(everything, HasSubstr("cmdstat_get:"));
+  EXPECT_THAT(all, Not(HasSubstr("cmdstat_get:")));
   EXPECT_LT(everything.find("# Server"), everything.find("# Clients"));
   EXPECT_LT(everything.find("# Clients"), everything.find("# Memory"));
   EXPECT_LT(everything.find("# Memory"), everything.find("# Stats"));
@@ -362,7 +371,7 @@ TEST_F(MetricsTest, InfoReadsTheSameCounters) {
   EXPECT_THAT(all, HasSubstr("maxmemory:1048576\r\n"));
   EXPECT_THAT(all, HasSubstr("db0:keys=1,expires=0,avg_ttl=0\r\n"));
 
-  std::string stats = RenderInfo(Sources(), "Stats");
+  std::string stats = RenderInfo(sources, {"Stats"});
   EXPECT_EQ(stats,
             "# Stats\r\n"
             "total_connections_received:2\r\n"
@@ -385,7 +394,49 @@ TEST_F(MetricsTest, InfoReadsTheSameCounters) {
             "corral_position_markers:2\r\n"
             "corral_position_marker_bytes:210\r\n"
             "\r\n");
-  EXPECT_EQ(RenderInfo(Sources(), "nosuchsection"), "");
+  EXPECT_EQ(RenderInfo(Sources(), {"nosuchsection"}), "");
+}
+
+// As Redis 7.0's INFO (and its unit/info-command): no argument or "default" leaves out
+// commandstats, "all" and "everything" add it, several names give each section once, in order.
+TEST_F(MetricsTest, InfoChoosesSectionsAsRedisDoes) {
+  MetricSources sources = Sources();
+  sources.command_calls = {{"get", 3, 1, 0}, {"incr", 1, 0, 1}};
+  auto headers = [&](const std::vector<std::string_view>& names) {
+    std::string text = RenderInfo(sources, names), found;
+    for (size_t at = text.find("# "); at != std::string::npos; at = text.find("\r\n# ", at + 1)) {
+      size_t start = text[at] == '#' ? at + 2 : at + 4;
+      found += text.substr(start, text.find("\r\n", start) - start) + " ";
+    }
+    return found;
+  };
+  const std::string kDefault =
+      "Server Clients Memory Persistence Stats Replication CPU Cluster Keyspace ";
+  const std::string kAll =
+      "Server Clients Memory Persistence Stats Replication CPU Commandstats Cluster Keyspace ";
+  EXPECT_EQ(headers({}), kDefault);
+  EXPECT_EQ(headers({"default"}), kDefault);
+  EXPECT_EQ(headers({"all"}), kAll);
+  EXPECT_EQ(headers({"everything"}), kAll);
+  EXPECT_EQ(headers({"cpu", "sentinel"}), "CPU ");
+  EXPECT_EQ(headers({"keyspace", "CPU", "cpu", "server"}), "Server CPU Keyspace ");
+  EXPECT_EQ(headers({"cpu", "all"}), kAll);
+  EXPECT_EQ(headers({"cpu", "default"}), kDefault);
+  EXPECT_EQ(headers({"commandSTATS"}), "Commandstats ");
+
+  EXPECT_EQ(RenderInfo(sources, {"commandstats"}),
+            "# Commandstats\r\n"
+            "cmdstat_get:calls=3,rejected_calls=1,failed_calls=0\r\n"
+            "cmdstat_incr:calls=1,rejected_calls=0,failed_calls=1\r\n"
+            "\r\n");
+  EXPECT_THAT(RenderInfo(sources, {"stats"}), HasSubstr("\r\ntotal_commands_processed:4\r\n"));
+  const std::string cpu = RenderInfo(sources, {"cpu"});
+  EXPECT_THAT(cpu, MatchesRegex("# CPU\r\nused_cpu_sys:[0-9]+\\.[0-9]{6}\r\n"
+                                "used_cpu_user:[0-9]+\\.[0-9]{6}\r\n"
+                                "used_cpu_sys_children:[0-9]+\\.[0-9]{6}\r\n"
+                                "used_cpu_user_children:[0-9]+\\.[0-9]{6}\r\n\r\n"));
+  EXPECT_THAT(RenderInfo(sources, {"replication"}),
+              HasSubstr("role:master\r\nconnected_slaves:0\r\n"));
 }
 
 TEST_F(MetricsTest, StatsJsonReadsTheSameCounters) {

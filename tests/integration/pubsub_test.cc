@@ -81,6 +81,68 @@ TEST_F(PubSubTest, MessagesReachChannelAndPatternSubscribers) {
   EXPECT_EQ(Cmd({"PUBLISH", "news", "x"}), ":0");
 }
 
+std::string PMessage(const std::string& pattern, const std::string& channel,
+                     const std::string& message) {
+  return "*4\r\n$8\r\npmessage\r\n$" + std::to_string(pattern.size()) + "\r\n" + pattern + "\r\n$" +
+         std::to_string(channel.size()) + "\r\n" + channel + "\r\n$" +
+         std::to_string(message.size()) + "\r\n" + message + "\r\n";
+}
+
+// Keyspace notifications (notify-keyspace-events), as Redis 7.0 names and sends them: off by
+// default; K and E choose the channels, the other letters the classes; each command's events in
+// order; "new" for a key a write added; "expired" when the store expires a key by itself.
+TEST_F(PubSubTest, KeyspaceEventsFollowNotifyKeyspaceEvents) {
+  EXPECT_EQ(Cmd({"CONFIG", "GET", "notify-keyspace-events"}), "[$notify-keyspace-events, $]");
+  EXPECT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", "Kq"}),
+            "-ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - "
+            "Invalid event class character. Use 'Ag$lshzxeKEtmd'.");
+  for (const auto& [set, get] : std::vector<std::pair<std::string, std::string>>{
+           {"gKE", "gKE"}, {"$lshzxeKE", "$lshzxeKE"}, {"KA", "AK"}, {"EA", "AE"}, {"", ""}}) {
+    EXPECT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", set}), "+OK");
+    EXPECT_EQ(Cmd({"CONFIG", "GET", "notify-keyspace-events"}),
+              "[$notify-keyspace-events, $" + get + "]");
+  }
+  auto sub = Subscriber(Resp({"PSUBSCRIBE", "__key*"}), ":1\r\n");
+  ASSERT_TRUE(sub);
+  sub->Take();
+  // Off: nothing.
+  ASSERT_EQ(Cmd({"SET", "quiet", "1"}), "+OK");
+
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", "Kg$xn"}), "+OK");
+  auto space = [](const std::string& key, const std::string& event) {
+    return PMessage("__key*", "__keyspace@0__:" + key, event);
+  };
+  ASSERT_EQ(Cmd({"SET", "k1", "a"}), "+OK");
+  ASSERT_EQ(Cmd({"SET", "k1", "b"}), "+OK");
+  ASSERT_EQ(Cmd({"INCRBY", "n", "5"}), ":5");
+  ASSERT_EQ(Cmd({"APPEND", "k1", "c"}), ":2");
+  ASSERT_EQ(Cmd({"EXPIRE", "k1", "100"}), ":1");
+  ASSERT_EQ(Cmd({"PERSIST", "k1"}), ":1");
+  ASSERT_EQ(Cmd({"PERSIST", "k1"}), ":0");  // nothing changed: no event
+  ASSERT_EQ(Cmd({"RENAME", "k1", "k2"}), "+OK");
+  ASSERT_EQ(Cmd({"DEL", "k2", "absent"}), ":1");
+  ASSERT_EQ(Cmd({"GET", "n"}), "$5");  // a read: no event
+  ASSERT_EQ(Cmd({"PSETEX", "short", "50", "v"}), "+OK");
+  const std::string expected =
+      space("k1", "set") + space("k1", "new") + space("k1", "set") + space("n", "incrby") +
+      space("n", "new") + space("k1", "append") + space("k1", "expire") + space("k1", "persist") +
+      space("k1", "rename_from") + space("k2", "rename_to") + space("k2", "new") +
+      space("k2", "del") + space("short", "set") + space("short", "expire") +
+      space("short", "new") + space("short", "expired");
+  // "expired" comes from the store's own expiry, with no command touching the key.
+  ASSERT_TRUE(sub->ReadUntil(space("short", "expired"))) << sub->received();
+  EXPECT_EQ(sub->Take(), expected);
+
+  // E: the event's channel, the key as the message; only the classes chosen ($ here).
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", "E$"}), "+OK");
+  ASSERT_EQ(Cmd({"EXPIRE", "n", "100"}), ":1");
+  ASSERT_EQ(Cmd({"SET", "e1", "x"}), "+OK");
+  const std::string event = PMessage("__key*", "__keyevent@0__:set", "e1");
+  ASSERT_TRUE(sub->ReadUntil(event)) << sub->received();
+  EXPECT_EQ(sub->Take(), event);
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", ""}), "+OK");
+}
+
 TEST_F(PubSubTest, ARespTwoSubscriberTakesOnlyThePubSubCommands) {
   auto sub = Subscriber(Resp({"SUBSCRIBE", "a"}), ":1\r\n");
   ASSERT_TRUE(sub);

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <map>
 #include <regex>
 #include <string>
@@ -391,6 +392,47 @@ TEST_F(RespTest, InfoUsesRedisFormat) {
   std::string text(server_only->str, server_only->len);
   EXPECT_THAT(text, StartsWith("# Server\r\n"));
   EXPECT_EQ(text.find("# Clients"), std::string::npos);
+}
+
+// INFO commandstats: calls run, calls refused before running (arity), calls answered with an
+// error; INFO with several sections (Redis 7.0) gives each once.
+TEST_F(RespTest, InfoCommandstatsCountsCallsRefusalsAndErrors) {
+  auto stats_of = [&](const std::string& command) {
+    RedisReplyPtr r = RedisCmd(conn_.get(), {"INFO", "commandstats"});
+    std::string text = r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "";
+    std::smatch m;
+    std::array<int64_t, 3> counts{0, 0, 0};
+    if (std::regex_search(text, m,
+                          std::regex("cmdstat_" + command +
+                                     ":calls=([0-9]+),rejected_calls=([0-9]+),failed_calls=([0-9]+)"
+                                     "\r\n"))) {
+      for (int i = 0; i < 3; ++i) counts[i] = std::stoll(m[i + 1]);
+    }
+    return counts;
+  };
+  const auto incr_before = stats_of("incrby");
+  const auto strlen_before = stats_of("strlen");
+  EXPECT_EQ(Cmd({"SET", "info:n", "1"}), "+OK");
+  EXPECT_EQ(Cmd({"INCRBY", "info:n", "2"}), ":3");
+  EXPECT_EQ(Cmd({"INCRBY", "info:n", "x"}), "-ERR value is not an integer or out of range");
+  EXPECT_EQ(Cmd({"INCRBY", "info:n"}), "-ERR wrong number of arguments for 'incrby' command");
+  EXPECT_EQ(Cmd({"STRLEN", "info:n"}), ":1");
+  const auto incr_after = stats_of("incrby");
+  const auto strlen_after = stats_of("strlen");
+  EXPECT_EQ(incr_after[0] - incr_before[0], 2);  // run: the one that worked, the one that failed
+  EXPECT_EQ(incr_after[1] - incr_before[1], 1);  // refused: wrong arity
+  EXPECT_EQ(incr_after[2] - incr_before[2], 1);  // failed: not an integer
+  EXPECT_EQ(strlen_after[0] - strlen_before[0], 1);
+  EXPECT_EQ(strlen_after[2] - strlen_before[2], 0);
+
+  RedisReplyPtr r = RedisCmd(conn_.get(), {"INFO", "cpu", "SERVER", "cpu", "sentinel"});
+  ASSERT_NE(r, nullptr);
+  ASSERT_EQ(r->type, REDIS_REPLY_STRING) << ReplyText(r.get());
+  std::string text(r->str, r->len);
+  EXPECT_THAT(text, StartsWith("# Server\r\n"));
+  EXPECT_THAT(text, HasSubstr("\r\n# CPU\r\nused_cpu_sys:"));
+  EXPECT_EQ(text.find("used_cpu_user:"), text.rfind("used_cpu_user:"));
+  EXPECT_EQ(text.find("# Memory"), std::string::npos);
 }
 
 TEST_F(RespTest, QuitAnswersOkThenCloses) {

@@ -157,6 +157,124 @@ TEST_F(TrackingTest, BroadcastTellsEveryKeyUnderItsPrefixes) {
   EXPECT_EQ(Cmd({"CLIENT", "TRACKING", "maybe"}), "-ERR syntax error");
 }
 
+// As Redis: BCAST again adds prefixes, each checked against those the connection has; BCAST
+// without a prefix is the prefix "" (every key), which overlaps any other.
+TEST_F(TrackingTest, BroadcastPrefixesAddUpAndMayNotOverlapEarlierOnes) {
+  auto bcast = Open();
+  ASSERT_TRUE(bcast);
+  const std::string ok = "+OK\r\n";
+  EXPECT_EQ(
+      Exchange(*bcast,
+               Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "FOO", "PREFIX", "BAR"}), ok),
+      ok);
+  for (const auto& [prefix, existing] : std::vector<std::pair<std::string, std::string>>{
+           {"FO", "FOO"}, {"BARB", "BAR"}, {"FOO", "FOO"}}) {
+    const std::string error = "-ERR Prefix '" + prefix + "' overlaps with an existing prefix '" +
+                              existing + "'. Prefixes for a single client must not overlap.\r\n";
+    EXPECT_EQ(
+        Exchange(*bcast, Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", prefix}), error),
+        error);
+  }
+  EXPECT_EQ(Exchange(*bcast, Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "BAZ"}), ok), ok);
+  const std::string info =
+      "%3\r\n$5\r\nflags\r\n~2\r\n$2\r\non\r\n$5\r\nbcast\r\n$8\r\nredirect\r\n:0\r\n"
+      "$8\r\nprefixes\r\n*3\r\n$3\r\nFOO\r\n$3\r\nBAR\r\n$3\r\nBAZ\r\n";
+  EXPECT_EQ(Exchange(*bcast, Resp({"CLIENT", "TRACKINGINFO"}), info), info);
+  // The added prefix is told, the first ones still are.
+  ASSERT_EQ(Cmd({"MSET", "BAZ:1", "a", "FOO:1", "b", "QUX:1", "c"}), "+OK");
+  ASSERT_TRUE(bcast->ReadUntil(Invalidate("FOO:1"))) << bcast->received();
+  EXPECT_EQ(bcast->Take(), Invalidate("BAZ:1") + Invalidate("FOO:1"));
+
+  auto everything = Open();
+  ASSERT_TRUE(everything);
+  EXPECT_EQ(Exchange(*everything, Resp({"CLIENT", "TRACKING", "on", "BCAST"}), ok), ok);
+  const std::string all =
+      "%3\r\n$5\r\nflags\r\n~2\r\n$2\r\non\r\n$5\r\nbcast\r\n$8\r\nredirect\r\n:0\r\n"
+      "$8\r\nprefixes\r\n*1\r\n$0\r\n\r\n";
+  EXPECT_EQ(Exchange(*everything, Resp({"CLIENT", "TRACKINGINFO"}), all), all);
+  const std::string error =
+      "-ERR Prefix 'x' overlaps with an existing prefix ''. Prefixes for a single client must not "
+      "overlap.\r\n";
+  EXPECT_EQ(
+      Exchange(*everything, Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "x"}), error),
+      error);
+  // Off forgets the prefixes: on again starts from the new ones.
+  EXPECT_EQ(Exchange(*everything,
+                     Resp({"CLIENT", "TRACKING", "off"}) +
+                         Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "x"}),
+                     ok + ok),
+            ok + ok);
+}
+
+// CLIENT REPLY OFF drops every reply but the pushes: an invalidation still arrives, then ON
+// answers OK and replies flow again. SKIP drops the next command's reply only. A redirect target
+// that is gone is reported to a RESP3 tracker with each invalidation (tracking-redir-broken).
+TEST_F(TrackingTest, ClientReplyOffKeepsPushesAndRedirBrokenIsTold) {
+  auto reader = Open();
+  ASSERT_TRUE(reader);
+  EXPECT_EQ(Exchange(*reader,
+                     Resp({"CLIENT", "TRACKING", "on"}) + Resp({"SET", "rk", "1"}) +
+                         Resp({"GET", "rk"}) + Resp({"CLIENT", "REPLY", "OFF"}) +
+                         Resp({"SET", "rk2", "x"}) + Resp({"GET", "rk2"}) + Resp({"PING"}),
+                     "+OK\r\n+OK\r\n$1\r\n1\r\n"),
+            "+OK\r\n+OK\r\n$1\r\n1\r\n");
+  ASSERT_EQ(Cmd({"SET", "rk", "2"}), "+OK");
+  ASSERT_TRUE(reader->ReadUntil(Invalidate("rk"))) << reader->received();
+  EXPECT_EQ(reader->Take(), Invalidate("rk")) << "a reply went out while REPLY was OFF";
+  EXPECT_EQ(Exchange(*reader,
+                     Resp({"CLIENT", "REPLY", "SKIP"}) + Resp({"CLIENT", "REPLY", "ON"}) +
+                         Resp({"GET", "rk"}),
+                     "+OK\r\n$1\r\n2\r\n"),
+            "+OK\r\n$1\r\n2\r\n")
+      << "ON answers even while REPLY is OFF";
+  EXPECT_EQ(Exchange(*reader,
+                     Resp({"CLIENT", "REPLY", "SKIP"}) + Resp({"GET", "rk"}) + Resp({"ECHO", "e"}),
+                     "$1\r\ne\r\n"),
+            "$1\r\ne\r\n");
+  EXPECT_EQ(Exchange(*reader, Resp({"CLIENT", "REPLY", "maybe"}), "-ERR syntax error\r\n"),
+            "-ERR syntax error\r\n");
+  EXPECT_TRUE(Quiet(*reader));
+
+  // The redirect target goes away: each invalidation is reported as a broken redirect.
+  auto sink = Open();
+  ASSERT_TRUE(sink);
+  ASSERT_TRUE(sink->Send(Resp({"CLIENT", "ID"})));
+  ASSERT_TRUE(sink->ReadUntil("\r\n")) << sink->received();
+  const std::string id = sink->Take().substr(1);
+  const std::string sink_id = id.substr(0, id.size() - 2);
+  auto tracker = Open();
+  ASSERT_TRUE(tracker);
+  EXPECT_EQ(Exchange(*tracker,
+                     Resp({"CLIENT", "TRACKING", "on", "REDIRECT", sink_id}) + Resp({"GET", "rb"}),
+                     "+OK\r\n_\r\n"),
+            "+OK\r\n_\r\n");
+  ASSERT_TRUE(sink->Send(Resp({"QUIT"})));
+  ASSERT_TRUE(sink->WaitForClose(Millis(5000)));
+  // The server forgets a connection as it closes it, before the close reaches the peer.
+  const std::string broken = ">2\r\n$21\r\ntracking-redir-broken\r\n:" + sink_id + "\r\n";
+  ASSERT_EQ(Cmd({"SET", "rb", "1"}), "+OK");
+  ASSERT_TRUE(tracker->ReadUntil(broken)) << tracker->received();
+  EXPECT_EQ(tracker->Take(), broken);
+  const std::string info =
+      "%3\r\n$5\r\nflags\r\n~2\r\n$2\r\non\r\n$15\r\nbroken_redirect\r\n$8\r\nredirect\r\n:" +
+      sink_id + "\r\n$8\r\nprefixes\r\n*0\r\n";
+  EXPECT_EQ(Exchange(*tracker, Resp({"CLIENT", "TRACKINGINFO"}), info), info);
+}
+
+// A key that expires is told to its readers when the store removes it (its active expiry), with
+// no command touching it: the near cache drops it when corral does.
+TEST_F(TrackingTest, AnExpiredKeyIsToldWhenTheStoreRemovesIt) {
+  auto reader = Open();
+  ASSERT_TRUE(reader);
+  ASSERT_EQ(Cmd({"SET", "ex:k", "v", "PX", "100"}), "+OK");
+  EXPECT_EQ(Exchange(*reader, Resp({"CLIENT", "TRACKING", "on"}) + Resp({"GET", "ex:k"}),
+                     "+OK\r\n$1\r\nv\r\n"),
+            "+OK\r\n$1\r\nv\r\n");
+  ASSERT_TRUE(reader->ReadUntil(Invalidate("ex:k"))) << reader->received();
+  EXPECT_EQ(reader->Take(), Invalidate("ex:k"));
+  EXPECT_EQ(Cmd({"EXISTS", "ex:k"}), ":0");
+}
+
 TEST_F(TrackingTest, OptInAndOptOutFollowClientCaching) {
   auto optin = Open();
   ASSERT_TRUE(optin);
@@ -217,6 +335,9 @@ TEST_F(TrackingTest, InfoCountsTheTable) {
     EXPECT_NE(at, std::string::npos) << name << " in " << info;
     return at == std::string::npos ? -1 : std::atoll(info.c_str() + at + name.size() + 2);
   };
+  // Connections of the suite's earlier tests (one process, one server) close as the server gets
+  // to them: none may be tracking when this one counts.
+  ASSERT_TRUE(WaitFor([&] { return field("tracking_clients") == 0; }, Millis(5000)));
   const int64_t clients = field("tracking_clients"), keys = field("tracking_total_keys"),
                 items = field("tracking_total_items"), prefixes = field("tracking_total_prefixes");
   auto reader = Open();

@@ -452,6 +452,33 @@ TEST_F(StoreEvictionTest, PrefersExpiredThenUnreferencedEntries) {
   EXPECT_EQ(store_.MemoryBytes(), 4 * kCost);
 }
 
+// The removal hook hears of every entry the store drops on its own, with the reason: lazily and
+// actively expired, evicted; never of DEL, an overwrite or Clear.
+TEST_F(StoreEvictionTest, TheRemovalHookIsToldOfExpiriesAndEvictionsOnly) {
+  std::vector<std::pair<std::string, Removal>> removed;
+  store_.SetRemovalHook(
+      [&](std::string_view key, Removal why) { removed.emplace_back(std::string(key), why); });
+  ASSERT_EQ(store_.Set("k0", value_, std::nullopt), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k1", value_, 10), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k2", value_, 10), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k3", value_, std::nullopt), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k3", std::string(9, 'w'), std::nullopt), SetResult::kStored);
+  ASSERT_TRUE(store_.Del("k3"));
+  EXPECT_TRUE(removed.empty());
+  clock_.Advance(10);
+  EXPECT_FALSE(GetCopy(store_, "k1").has_value());  // lazily expired
+  EXPECT_EQ(store_.ExpireSome(16), 1u);             // k2, actively
+  for (const char* key : {"k4", "k5", "k6", "k7"}) {
+    ASSERT_EQ(store_.Set(key, value_, std::nullopt), SetResult::kStored);
+  }
+  store_.Clear();
+  const std::vector<std::pair<std::string, Removal>> expected = {
+      {"k1", Removal::kExpired}, {"k2", Removal::kExpired}, {"k0", Removal::kEvicted}};
+  EXPECT_EQ(removed, expected);
+  EXPECT_EQ(store_.expirations(), 2u);
+  EXPECT_EQ(store_.evictions(), 1u);
+}
+
 TEST_F(StoreEvictionTest, GrowingAnEntryEvictsOthersNotItself) {
   for (const char* key : {"k0", "k1", "k2", "k3"}) {
     ASSERT_EQ(store_.Set(key, value_, std::nullopt), SetResult::kStored);
