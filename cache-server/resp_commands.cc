@@ -242,9 +242,9 @@ bool RespCommands::ReplyDropped(RespClient& client, RespClient::Reply before) {
   if (before == RespClient::Reply::kSkip && client.reply == RespClient::Reply::kSkip) {
     client.reply = RespClient::Reply::kOn;  // the one reply is skipped
   }
-  const bool pushed = client.resp >= 3 && client.cmd != nullptr &&
-                      (client.cmd->handler == &RespCommands::Subscribe ||
-                       client.cmd->handler == &RespCommands::Unsubscribe);
+  // As Redis 7.0 (CLIENT_PUSHING): pub/sub confirmations are pushes in RESP2 too.
+  const bool pushed = client.cmd != nullptr && (client.cmd->handler == &RespCommands::Subscribe ||
+                                                client.cmd->handler == &RespCommands::Unsubscribe);
   return !pushed;
 }
 

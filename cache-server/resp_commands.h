@@ -176,7 +176,7 @@ class RespCommands {
   std::string Info(const std::vector<std::string_view>& sections) const;
 
   // After a command that ran with `client.reply` == `before`: whether its reply is dropped
-  // (CLIENT REPLY OFF or SKIP; a RESP3 (un)subscribe confirmation is a push and goes out). Ends
+  // (CLIENT REPLY OFF or SKIP; an (un)subscribe confirmation is a push and goes out). Ends
   // a SKIP that has skipped its one reply.
   static bool ReplyDropped(RespClient& client, RespClient::Reply before);
 

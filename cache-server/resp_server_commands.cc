@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <string>
 
 #include "cache-server/build_info.h"
@@ -513,7 +515,7 @@ CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& o
       {"save", ""},
       {"appendonly", "no"},
       {"databases", "1"},
-      {"maxmemory", std::to_string(cfg.memory.max_bytes)},
+      {"maxmemory", std::to_string(state_.cache.store().max_bytes())},
       {"maxmemory-policy", "allkeys-lru"},
       {"maxclients", std::to_string(cfg.shedding.max_clients)},
       {"proto-max-bulk-len", std::to_string(cfg.resp_options.proto_max_bulk_len)},
@@ -543,6 +545,27 @@ CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& o
   return CommandStatus::kDone;
 }
 
+namespace {
+// Redis's memtoull: a byte count with an optional unit (k = 1000, kb = 1024, ..., gb), any case.
+std::optional<int64_t> ParseMemory(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  int64_t n;
+  if (digits == 0 || !proto::ParseInt64(text.substr(0, digits), &n)) return std::nullopt;
+  const std::string_view unit = text.substr(digits);
+  static constexpr std::pair<std::string_view, int64_t> kUnits[] = {
+      {"", 1},        {"b", 1},        {"k", 1000},       {"kb", 1024},
+      {"m", 1000000}, {"mb", 1 << 20}, {"g", 1000000000}, {"gb", int64_t{1} << 30}};
+  for (const auto& [name, scale] : kUnits) {
+    if (EqualsIgnoreCase(unit, name)) {
+      if (n > INT64_MAX / scale) return std::nullopt;
+      return n * scale;
+    }
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   // CONFIG SET namespace.<ns>.<max_inflight_loads|max_loads_per_s|blocked> <value> [...]:
   // load-shedding knobs changed at run time, without a restart (SPEC rule 8); and Redis's
@@ -560,6 +583,7 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   std::vector<Change> changes;
   std::optional<int64_t> tracking_max_keys;
   std::optional<uint32_t> keyspace_events;
+  std::optional<int64_t> max_bytes;
   for (size_t i = 2; i < args.size(); i += 2) {
     std::string_view name = args[i], value = args[i + 1];
     auto bad = [&](std::string_view why) {
@@ -570,6 +594,11 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
       int64_t v;
       if (!proto::ParseInt64(value, &v) || v < 0) return bad("argument must be an integer >= 0");
       tracking_max_keys = v;
+      continue;
+    }
+    if (EqualsIgnoreCase(name, "maxmemory")) {
+      max_bytes = ParseMemory(value);
+      if (!max_bytes) return bad("argument must be a memory value");
       continue;
     }
     if (EqualsIgnoreCase(name, "notify-keyspace-events")) {
@@ -615,6 +644,12 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
     state_.cache.SetNamespaceLimit(c.ns, c.inflight, c.rate, c.blocked);
   if (tracking_max_keys) state_.tracking.SetMaxKeys(static_cast<size_t>(*tracking_max_keys));
   if (keyspace_events) state_.keyspace_events.set_flags(*keyspace_events);
+  if (max_bytes) {
+    // 0 is Redis's "no bound"; corral always has one (a cache without a bound grows until the
+    // kernel kills it), so 0 goes back to the configured memory.max_bytes.
+    state_.cache.store().SetMaxBytes(
+        static_cast<size_t>(*max_bytes == 0 ? state_.config.memory.max_bytes : *max_bytes));
+  }
   AppendSimple(out, proto::kOk);
   return CommandStatus::kDone;
 }

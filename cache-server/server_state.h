@@ -75,7 +75,7 @@ inline MetricSources MetricSourcesOf(const ServerState& s) {
   m.resp_port = s.resp_port;
   m.io_threads = s.config.threads;
   m.max_clients = s.config.shedding.max_clients;
-  m.max_bytes = s.config.memory.max_bytes;
+  m.max_bytes = static_cast<int64_t>(s.cache.store().max_bytes());  // CONFIG SET maxmemory
   m.pools = s.cache.PoolStatus();
   m.position_markers = s.cache.position_markers();
   m.position_marker_bytes = s.cache.position_marker_bytes();

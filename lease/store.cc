@@ -44,6 +44,7 @@ Store::Store(StoreOptions options, const Clock& clock, Random& random)
       shard_mask_(shards_.size() - 1),
       shard_bits_(std::countr_zero(shards_.size())),
       stale_before_(std::numeric_limits<Millis>::min()) {
+  max_bytes_.store(options.max_bytes, std::memory_order_relaxed);
   for (Shard& shard : shards_) {
     shard.table.set_removal_hook(&removal_hook_);
     shard.table.set_policy(options.policy);
@@ -57,6 +58,16 @@ void Store::SetRemovalHook(RemovalHook hook) {
   locks.reserve(shards_.size());
   for (Shard& shard : shards_) locks.emplace_back(shard.mu);
   removal_hook_ = std::move(hook);
+}
+
+void Store::SetMaxBytes(size_t max_bytes) {
+  max_bytes_.store(max_bytes, std::memory_order_relaxed);
+  const Millis now = clock_.NowMs();
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.table.set_budget(max_bytes / shards_.size());
+    shard.table.Shrink(now);
+  }
 }
 
 bool Store::Present(const StoreShard::Entry* entry, Millis now) const {

@@ -87,6 +87,12 @@ class Store {
   // `hook` is told of every entry the store expires or evicts from now on (see RemovalHook).
   void SetRemovalHook(RemovalHook hook);
 
+  // Changes the memory bound (Redis's CONFIG SET maxmemory): each shard gets its share and, if
+  // it now holds more, evicts (expired entries first) until it fits, at once. Under TinyLFU the
+  // sketch is sized anew, and what it had counted is forgotten.
+  void SetMaxBytes(size_t max_bytes);
+  size_t max_bytes() const { return max_bytes_.load(std::memory_order_relaxed); }
+
   // If `key` holds an entry that is not gone, calls fn(std::string_view value, const EntryMeta&)
   // under the shard lock, records the access with the policy and returns true; else records the
   // miss (TinyLFU counts misses) and returns false.
@@ -226,6 +232,7 @@ class Store {
   const Clock& clock_;
   Random& random_;
   RemovalHook removal_hook_;  // the shards point at it
+  std::atomic<size_t> max_bytes_;
   EvictionPolicy policy_;
   std::vector<Shard> shards_;
   uint64_t shard_mask_;

@@ -189,6 +189,9 @@ class StoreShard {
   // Removes a live entry (from FindLive or Put).
   void Remove(Entry* entry);
 
+  // After a smaller set_budget: evicts (expired entries first) until the entries fit the budget.
+  void Shrink(Millis now) { MakeRoom(0, now); }
+
   // Active expiry: looks at up to `budget` slots from a cursor that goes round the slot array and
   // removes the entries gone at `now`. Returns how many it removed.
   size_t ExpireSome(size_t budget, Millis now);

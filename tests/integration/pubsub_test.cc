@@ -143,6 +143,33 @@ TEST_F(PubSubTest, KeyspaceEventsFollowNotifyKeyspaceEvents) {
   ASSERT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", ""}), "+OK");
 }
 
+// CONFIG SET maxmemory shrinks the store at once, and what it evicts raises "evicted"; 0 goes
+// back to the configured bound (corral always has one).
+TEST_F(PubSubTest, ShrinkingMaxmemoryEvictsAtOnceAndRaisesEvicted) {
+  const std::string configured = Cmd({"CONFIG", "GET", "maxmemory"});
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", "Ee"}), "+OK");
+  auto sub = Subscriber(Resp({"PSUBSCRIBE", "*"}), ":1\r\n");
+  ASSERT_TRUE(sub);
+  sub->Take();
+  ASSERT_EQ(Cmd({"SET", "big", std::string(1000, 'x')}), "+OK");
+  EXPECT_EQ(Cmd({"CONFIG", "SET", "maxmemory", "1"}), "+OK");
+  EXPECT_EQ(Cmd({"CONFIG", "GET", "maxmemory"}), "[$maxmemory, $1]");
+  const std::string evicted = PMessage("*", "__keyevent@0__:evicted", "big");
+  ASSERT_TRUE(sub->ReadUntil(evicted)) << sub->received();
+  EXPECT_EQ(sub->Take(), evicted);
+  EXPECT_EQ(Cmd({"EXISTS", "big"}), ":0");
+  EXPECT_EQ(Cmd({"SET", "small", "x"}), "-OOM command not allowed when used memory > 'maxmemory'.");
+  EXPECT_EQ(Cmd({"CONFIG", "SET", "maxmemory", "2mb"}), "+OK");
+  EXPECT_EQ(Cmd({"CONFIG", "GET", "maxmemory"}), "[$maxmemory, $2097152]");
+  EXPECT_EQ(Cmd({"SET", "small", "x"}), "+OK");
+  EXPECT_EQ(Cmd({"CONFIG", "SET", "maxmemory", "lots"}),
+            "-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - argument must be "
+            "a memory value");
+  EXPECT_EQ(Cmd({"CONFIG", "SET", "maxmemory", "0"}), "+OK");
+  EXPECT_EQ(Cmd({"CONFIG", "GET", "maxmemory"}), configured);
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", ""}), "+OK");
+}
+
 TEST_F(PubSubTest, ARespTwoSubscriberTakesOnlyThePubSubCommands) {
   auto sub = Subscriber(Resp({"SUBSCRIBE", "a"}), ":1\r\n");
   ASSERT_TRUE(sub);

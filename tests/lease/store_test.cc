@@ -479,6 +479,28 @@ TEST_F(StoreEvictionTest, TheRemovalHookIsToldOfExpiriesAndEvictionsOnly) {
   EXPECT_EQ(store_.evictions(), 1u);
 }
 
+// A smaller bound evicts at once (expired entries first), a larger one makes room again.
+TEST_F(StoreEvictionTest, SetMaxBytesShrinksAtOnce) {
+  std::vector<std::pair<std::string, Removal>> removed;
+  store_.SetRemovalHook(
+      [&](std::string_view key, Removal why) { removed.emplace_back(std::string(key), why); });
+  ASSERT_EQ(store_.Set("k0", value_, std::nullopt), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k1", value_, 10), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k2", value_, std::nullopt), SetResult::kStored);
+  clock_.Advance(10);
+  store_.SetMaxBytes(2 * kCost);
+  EXPECT_EQ(store_.max_bytes(), 2 * kCost);
+  EXPECT_EQ(store_.MemoryBytes(), 2 * kCost);
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0], std::make_pair(std::string("k1"), Removal::kExpired));
+  store_.SetMaxBytes(1);
+  EXPECT_EQ(store_.Size(), 0u);
+  EXPECT_EQ(removed.size(), 3u);
+  EXPECT_EQ(store_.Set("k3", value_, std::nullopt), SetResult::kTooLarge);
+  store_.SetMaxBytes(4 * kCost);
+  EXPECT_EQ(store_.Set("k3", value_, std::nullopt), SetResult::kStored);
+}
+
 TEST_F(StoreEvictionTest, GrowingAnEntryEvictsOthersNotItself) {
   for (const char* key : {"k0", "k1", "k2", "k3"}) {
     ASSERT_EQ(store_.Set(key, value_, std::nullopt), SetResult::kStored);
