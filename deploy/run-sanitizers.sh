@@ -4,19 +4,20 @@
 # CMAKE_ARGS, TEST_TIMEOUT and the CORRAL_TEST_* variables. Kept in its own file so that the
 # phases can change without touching the main script.
 #
-#   build/ctest (ASan+UBSan): the whole suite but bench/ (see below), leak detection on; any
-#     report fails its test (the server exits non-zero, which the integration harness checks).
+#   build/ctest (ASan+UBSan): the whole suite but bench/ and ASAN_EXCLUDE (see below), leak
+#     detection on; any report fails its test (the server exits non-zero, which the integration
+#     harness checks).
 #   build/ctest (TSan): the suites where threads meet (lease table, store, cache service, the
 #     loader's batching) and the server under one small herd.
 #   fuzz: each libFuzzer target replays its corpus and regressions, then runs for
-#     CORRAL_FUZZ_SECONDS (default 30) over a scratch copy of its corpus.
+#     CORRAL_FUZZ_SECONDS (default 20) over a scratch copy of its corpus.
 # Build directories: build-asan, build-tsan, build-fuzz next to the main build directory.
 
 SANITIZER_DIR=$(dirname "${BUILD_DIR}")
 ASAN_BUILD_DIR=${SANITIZER_DIR}/build-asan
 TSAN_BUILD_DIR=${SANITIZER_DIR}/build-tsan
 FUZZ_BUILD_DIR=${SANITIZER_DIR}/build-fuzz
-FUZZ_SECONDS=${CORRAL_FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${CORRAL_FUZZ_SECONDS:-20}
 
 # Sanitizer runtime options for every test binary and every corral-server the tests start.
 # abort_on_error: a report kills the process with SIGABRT, which no test mistakes for success.
@@ -29,13 +30,25 @@ export TSAN_OPTIONS="${TSAN_OPTIONS}:suppressions=${ROOT_DIR}/tests/sanitizer/ts
 # Without bench/: its micro-benchmarks are not tests and cost compile time on 2 cores; the one
 # test it carries, herd_pg_test (corral-herd against corral and Redis), runs in the plain build,
 # and herds through the server run here in readthrough, overload and robustness tests.
+# Left out of the ASan run, to keep CI within its hour: the six longest tests under ASan (about
+# 340 s of the phase's 650 s of test time, measured 2026-12-04), each a repetition of paths that
+# shorter tests run under ASan too. Every one runs in the plain ctest phase. The CLI's every
+# invalid field starts ~70 servers (config_test and config_fuzz check the parser under ASan); ten
+# thousand WAL updates across cut connections or a killed node (the other WAL tests and
+# pgoutput_fuzz decode the same messages); the replica-lag fuzz (the lag tests); ten thousand
+# cold keys (the other overload tests); node-redis's near cache (the tracking tests).
+ASAN_EXCLUDE='^integration\.ConfigCliTest\.EveryInvalidField'
+ASAN_EXCLUDE+='|^integration\.WalInvalidationPgTest\.(ANodeKilledDuringTenThousand|TenThousandUpdates)'
+ASAN_EXCLUDE+='|^integration\.ReplicaLagPgTest\.FuzzNoReadOlder'
+ASAN_EXCLUDE+='|^integration\.OverloadPgTest\.TenThousandColdKeys'
+ASAN_EXCLUDE+='|^integration\.ClientsPgTest\.NodeRedisNearCache'
 phase "build (ASan+UBSan, ${ASAN_BUILD_DIR##*/})" 1500
 if cmake -S "${ROOT_DIR}" -B "${ASAN_BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCORRAL_SANITIZE=address -DCORRAL_BUILD_BENCH=OFF "${CMAKE_ARGS[@]}" >/dev/null &&
   cmake --build "${ASAN_BUILD_DIR}" -j "$(nproc)"; then
   phase "ctest (ASan+UBSan)" 900
-  ctest --test-dir "${ASAN_BUILD_DIR}" --output-on-failure -j 2 --timeout "${TEST_TIMEOUT}" ||
-    failed "ctest (ASan+UBSan)" "${ASAN_BUILD_DIR}"
+  ctest --test-dir "${ASAN_BUILD_DIR}" --output-on-failure -j 2 --timeout "${TEST_TIMEOUT}" \
+    -E "${ASAN_EXCLUDE}" || failed "ctest (ASan+UBSan)" "${ASAN_BUILD_DIR}"
 else
   failed "build (ASan+UBSan)"
 fi

@@ -5,7 +5,8 @@
 #
 # After the plain build and ctest, the container image (issue 20: deploy/image.sh builds it from
 # the binaries ctest ran and smoke-tests it), then the checks from outside (issue 11), each a
-# phase of its own: the whole suite built with ASan+UBSan (leak detection on), the suites where
+# phase of its own: the suite built with ASan+UBSan (leak detection on; but for six long tests that
+# repeat paths others cover, deploy/run-sanitizers.sh), the suites where
 # threads meet built with TSan, and every libFuzzer target for a bounded time. Each phase's time is
 # printed against its budget at the end; the whole run must stay under an hour on 2 cores.
 #
@@ -15,7 +16,7 @@
 #   CORRAL_CI_QUICK=1: skip the container image, sanitizer and fuzz phases (quick local runs;
 #   ignored when CI=true).
 #   Also skipped when CTEST_ARGS are given (a subset run), unless CORRAL_CI_FULL=1.
-#   CORRAL_FUZZ_SECONDS: how long each fuzz target runs (default 30).
+#   CORRAL_FUZZ_SECONDS: how long each fuzz target runs (default 20).
 #   CORRAL_CI_WARN_S / CORRAL_CI_MAX_S: total run time that prints a warning (default 3000) and
 #   that fails the run (default 3600).
 # Exit status: non-zero if any phase failed (every phase still runs), or the run took longer
