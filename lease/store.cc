@@ -53,11 +53,11 @@ Store::Store(StoreOptions options, const Clock& clock, Random& random)
 }
 
 void Store::SetRemovalHook(RemovalHook hook) {
-  // Every shard reads the hook under its own lock: hold them all (in index order) to change it.
-  std::vector<std::unique_lock<std::mutex>> locks;
-  locks.reserve(shards_.size());
-  for (Shard& shard : shards_) locks.emplace_back(shard.mu);
-  removal_hook_ = std::move(hook);
+  // Published through an atomic pointer: a shard may be dropping an entry right now (under its
+  // own lock, not ours). Earlier hooks stay alive with the store, as a shard may still hold one.
+  std::lock_guard<std::mutex> lock(hooks_mu_);
+  hooks_.push_back(std::make_unique<RemovalHook>(std::move(hook)));
+  removal_hook_.store(hooks_.back().get(), std::memory_order_release);
 }
 
 void Store::SetMaxBytes(size_t max_bytes) {

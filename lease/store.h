@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -231,7 +232,10 @@ class Store {
 
   const Clock& clock_;
   Random& random_;
-  RemovalHook removal_hook_;  // the shards point at it
+  // The hook the shards read (they point at removal_hook_), and every hook set so far.
+  std::atomic<const RemovalHook*> removal_hook_{nullptr};
+  std::mutex hooks_mu_;
+  std::vector<std::unique_ptr<RemovalHook>> hooks_;
   std::atomic<size_t> max_bytes_;
   EvictionPolicy policy_;
   std::vector<Shard> shards_;

@@ -219,8 +219,10 @@ bool StoreShard::EvictTinyLfu(size_t need) {
 void StoreShard::EvictSlot(SlotId id) { Drop(id, Removal::kEvicted); }
 
 void StoreShard::Drop(SlotId id, Removal why) {
-  if (removal_hook_ != nullptr && *removal_hook_) [[unlikely]] {
-    (*removal_hook_)(slots_[id].key(), why);
+  if (removal_hook_ != nullptr) {
+    const RemovalHook* hook = removal_hook_->load(std::memory_order_acquire);
+    if (hook != nullptr && *hook) [[unlikely]]
+      (*hook)(slots_[id].key(), why);
   }
   RemoveSlot(id);
   (why == Removal::kExpired ? expirations_ : evictions_).fetch_add(1, std::memory_order_relaxed);

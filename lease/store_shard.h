@@ -134,8 +134,9 @@ class StoreShard {
   StoreShard(const StoreShard&) = delete;
   StoreShard& operator=(const StoreShard&) = delete;
 
-  // The hook told of expirations and evictions (null or empty: none); it must outlive the shard.
-  void set_removal_hook(const RemovalHook* hook) { removal_hook_ = hook; }
+  // Where the hook told of expirations and evictions is published (null, or pointing at null:
+  // none); it must outlive the shard.
+  void set_removal_hook(const std::atomic<const RemovalHook*>* hook) { removal_hook_ = hook; }
   // Chooses the policy; only while the shard is empty, before set_budget. CLOCK by default.
   void set_policy(EvictionPolicy policy) { policy_ = policy; }
   // Sets the shard's share of max_bytes. Under TinyLFU the sketch is sized from it and its bytes
@@ -284,7 +285,7 @@ class StoreShard {
 
   std::atomic<size_t> size_{0};
   std::atomic<size_t> bytes_{0};
-  const RemovalHook* removal_hook_ = nullptr;
+  const std::atomic<const RemovalHook*>* removal_hook_ = nullptr;
   std::atomic<uint64_t> evictions_{0};
   std::atomic<uint64_t> expirations_{0};
 };

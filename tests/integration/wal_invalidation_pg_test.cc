@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <random>
@@ -35,7 +36,15 @@ class WalInvalidationPgTest : public PgTest {
     if (IsSkipped() || HasFailure()) return;
     ASSERT_EQ(PgCluster::Sql(pg_.primary, "SHOW wal_level"), "logical");
     static int counter = 0;
-    const std::string suffix = std::to_string(::getpid()) + "_" + std::to_string(++counter);
+    // The pid alone is not unique across a CI run: pids wrap (compilers spawn thousands), and
+    // the tier's keys (prefix = the slot name) of an earlier test with the same pid may still be
+    // in the shared Redis, where its reader lease and membership kept a new node from joining
+    // (TSan phase, 2026-12-04). A random part makes every test's names its own.
+    static const uint32_t run = std::random_device{}();
+    char tag[16];
+    std::snprintf(tag, sizeof(tag), "%08x", run);
+    const std::string suffix =
+        std::to_string(::getpid()) + "_" + tag + "_" + std::to_string(++counter);
     table_ = "wal_items_" + suffix;
     slot_ = "corral_w" + suffix;
     publication_ = "corral_w" + suffix;
@@ -373,7 +382,8 @@ TEST_F(WalInvalidationPgTest, WithTheTierOneNodeReadsAndAnotherTakesOverLosingNo
   for (int i = 0; i < 2; ++i) {
     nodes.push_back(StartCorral(ns, redis, PgExtra()));
     ASSERT_NE(nodes.back(), nullptr);
-    ASSERT_TRUE(nodes.back()->WaitForStderr("event=tier_ready", Millis(15000)));
+    ASSERT_TRUE(nodes.back()->WaitForStderr("event=tier_ready", Millis(15000)))
+        << nodes.back()->Stderr();
   }
   const auto readers = [&] {
     double up = 0;
@@ -511,7 +521,8 @@ TEST_F(WalInvalidationPgTest, WithTheTierATruncateReachesKeysOnlyAnotherNodeHeld
   for (int i = 0; i < 2; ++i) {
     nodes.push_back(StartCorral(ns, redis, PgExtra()));
     ASSERT_NE(nodes.back(), nullptr);
-    ASSERT_TRUE(nodes.back()->WaitForStderr("event=tier_ready", Millis(15000)));
+    ASSERT_TRUE(nodes.back()->WaitForStderr("event=tier_ready", Millis(15000)))
+        << nodes.back()->Stderr();
   }
   ASSERT_TRUE(WaitFor(
       [&] {
