@@ -99,7 +99,10 @@ int Serve(const Config& config) {
       [&] { return backend == nullptr || backend->Ready(); });
   Server server(state, commands, http_handler);
   server.Bind();
-  server.AddTimer(std::chrono::milliseconds(100), [&store] { store.ExpireSome(20); });
+  server.AddTimer(std::chrono::milliseconds(100), [&store, &commands] {
+    store.ExpireSome(20);
+    commands.TellFreshTimeOver();
+  });
   if (tls) {
     // New certificates without a restart: on SIGHUP, and when the files change.
     server.OnHangup([&tls] { tls->Reload(true); });

@@ -543,6 +543,8 @@ std::string RenderInfo(const MetricSources& s, const std::vector<std::string_vie
       std::fclose(f);
     }
     field("used_memory_rss", std::to_string(resident * sysconf(_SC_PAGESIZE)));
+    // Redis leaves its replication and AOF buffers out of the eviction bound; corral has none.
+    field("mem_not_counted_for_evict", "0");
     field("maxmemory", std::to_string(s.max_bytes));
     field("maxmemory_policy", "allkeys-lru");
     out += "\r\n";

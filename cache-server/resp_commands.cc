@@ -248,18 +248,25 @@ bool RespCommands::ReplyDropped(RespClient& client, RespClient::Reply before) {
   return !pushed;
 }
 
-CommandStatus RespCommands::Run(RespClient& client, const CommandSpec& spec, Args args,
-                                std::string& out, AsyncReplyTarget& target) {
-  client.cmd = &spec;
-  const size_t reply_at = out.size();
-  // Keyspace events' "new" (class n): the keys a write command added. Which keys exist is read
-  // before and after the command, so two connections that create one key at the same moment may
-  // both report it (Redis's single thread reports one), and "new" comes after the command's own
-  // events (Redis sends it first).
+// A write command that someone observes: connections WATCH keys or track them, or keyspace
+// events want "new". Out of line, so that the hit path tests three relaxed loads only.
+//
+// WATCH and CLIENT TRACKING: a write command changes the keys it names (even one it left as they
+// were, such as SET NX on an existing key: Redis counts only real changes, so corral may abort an
+// EXEC that Redis would run, never run one Redis would abort, and may tell a tracking client of a
+// change that was none). BCAST trackers get one message per prefix for the whole command, with
+// what the handler itself invalidated (DEL of a read-through key) included.
+//
+// Keyspace events' "new" (class n): the keys a write command added. Which keys exist is read
+// before and after the command, so two connections that create one key at the same moment may
+// both report it (Redis's single thread reports one), and "new" comes after the command's own
+// events (Redis sends it first).
+[[gnu::noinline, gnu::cold]] CommandStatus RespCommands::RunObservedWrite(
+    RespClient& client, const CommandSpec& spec, Args args, std::string& out,
+    AsyncReplyTarget& target) {
+  TrackingTable::Batch batch(state_.tracking);
   std::vector<std::string_view> absent;
-  const bool notify_new =
-      (spec.flags & kCmdWrite) && spec.first_key > 0 && state_.keyspace_events.Wants(kEventNew);
-  if (notify_new) [[unlikely]] {
+  if (state_.keyspace_events.Wants(kEventNew)) {
     spec.EveryKey(args, [&](std::string_view key) {
       if (std::find(absent.begin(), absent.end(), key) == absent.end() &&
           !state_.cache.Exists(key)) {
@@ -269,27 +276,35 @@ CommandStatus RespCommands::Run(RespClient& client, const CommandSpec& spec, Arg
     });
   }
   CommandStatus status = (this->*(spec.handler))(client, args, out, target);
-  if (notify_new) [[unlikely]] {
-    for (std::string_view key : absent) {
-      if (state_.cache.Exists(key)) state_.keyspace_events.Notify(kEventNew, "new", key);
-    }
+  for (std::string_view key : absent) {
+    if (state_.cache.Exists(key)) state_.keyspace_events.Notify(kEventNew, "new", key);
   }
-  CallCounts& counts = CountsOf(spec);
-  counts.calls.Add();
-  if (out.size() > reply_at && out[reply_at] == '-') [[unlikely]] {
-    counts.failed.Add();
-  }
-  // WATCH and CLIENT TRACKING: a write command changes the keys it names (even one it left as
-  // they were, such as SET NX on an existing key: Redis counts only real changes, so corral may
-  // abort an EXEC that Redis would run, never run one Redis would abort, and may tell a tracking
-  // client of a change that was none).
-  if ((spec.flags & kCmdWrite) && spec.first_key > 0 &&
-      (state_.watches.watched_keys() != 0 || state_.tracking.active())) {
+  if (state_.watches.watched_keys() != 0 || state_.tracking.active()) {
     spec.EveryKey(args, [&](std::string_view key) {
       state_.watches.Touch(key);
       state_.tracking.Invalidate(key, client.id);
       return true;
     });
+  }
+  return status;
+}
+
+CommandStatus RespCommands::Run(RespClient& client, const CommandSpec& spec, Args args,
+                                std::string& out, AsyncReplyTarget& target) {
+  client.cmd = &spec;
+  const size_t reply_at = out.size();
+  CommandStatus status;
+  if ((spec.flags & kCmdWrite) && spec.first_key > 0 &&
+      (state_.watches.watched_keys() != 0 || state_.tracking.active() ||
+       state_.keyspace_events.Wants(kEventNew))) [[unlikely]] {
+    status = RunObservedWrite(client, spec, args, out, target);
+  } else {
+    status = (this->*(spec.handler))(client, args, out, target);
+  }
+  CallCounts& counts = CountsOf(spec);
+  counts.calls.Add();
+  if (out.size() > reply_at && out[reply_at] == '-') [[unlikely]] {
+    counts.failed.Add();
   }
   if (client.tracking != RespClient::Tracking::kOff) [[unlikely]] {
     Track(client, spec, args);
@@ -326,15 +341,21 @@ CommandStatus RespCommands::Get(RespClient& client, Args args, std::string& out,
         if (tracking && answer.outcome == Outcome::kStale) client.read_stale = true;
       },
       [&]() -> ReadLater {
-        return
-            [t = target.Self(), resp = client.resp, tracker = tracking ? &state_.tracking : nullptr,
-             key = tracking ? std::string(args[1]) : std::string()](const ReadAnswer& answer) {
-              std::string reply;
-              AppendReadAnswer(reply, answer, resp);
-              t->DeliverLater(std::move(reply));
-              if (tracker != nullptr && answer.outcome == Outcome::kStale)
-                tracker->Invalidate(key, 0);
-            };
+        return [t = target.Self(), resp = client.resp,
+                tracker = tracking ? &state_.tracking : nullptr, store = &state_.cache.store(),
+                key = tracking ? std::string(args[1]) : std::string()](const ReadAnswer& answer) {
+          std::string reply;
+          AppendReadAnswer(reply, answer, resp);
+          t->DeliverLater(std::move(reply));
+          if (tracker == nullptr) return;
+          if (answer.outcome == Outcome::kStale) {
+            tracker->Invalidate(key, 0);
+          } else if (const lease::Millis pttl = store->Pttl(key); pttl > 0) {
+            // Loaded: the reader (remembered when the command ran) is told when the
+            // value's fresh time is over (Track, TellFreshTimeOver).
+            tracker->SetFreshUntil(key, TrackingNowMs() + pttl);
+          }
+        };
       },
       client.written);
   return now ? CommandStatus::kDone : CommandStatus::kPending;

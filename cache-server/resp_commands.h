@@ -180,6 +180,10 @@ class RespCommands {
   // a SKIP that has skipped its one reply.
   static bool ReplyDropped(RespClient& client, RespClient::Reply before);
 
+  // Tells the tracking connections of each read-through key they were answered fresh whose fresh
+  // time has ended since (docs/protocol.md "Tracking and staleness agree"). Run every 100 ms.
+  void TellFreshTimeOver();
+
   // Every command corral answers, in the table's order.
   static std::span<const CommandSpec> Table();
   // The command `name` (any case), or null. Does not allocate; a hash probe and one compare.
@@ -252,10 +256,16 @@ class RespCommands {
   // its keys changed for the connections that WATCH them.
   CommandStatus Run(RespClient& client, const CommandSpec& spec, Args args, std::string& out,
                     AsyncReplyTarget& target);
+  // Run's handler call for a write command with keys that WATCH, CLIENT TRACKING or keyspace
+  // events' "new" observe.
+  CommandStatus RunObservedWrite(RespClient& client, const CommandSpec& spec, Args args,
+                                 std::string& out, AsyncReplyTarget& target);
   CommandStatus ConfigSet(Args args, std::string& out);
   // True, with the refusal in `out`, when `key` is a read-through (namespace) key: the write
   // commands that cannot keep the lease rules refuse them (docs/protocol.md).
   bool RefuseNamespaceKey(const RespClient& client, std::string_view key, std::string& out) const;
+  // True when `key` is a read-through key: "<namespace>:<id>" of a configured namespace.
+  bool IsNamespaceKey(std::string_view key) const;
   // CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO (resp_tracking_commands.cc); true if
   // `args` was one of them (the reply is in `out`).
   bool TrackingSubcommand(RespClient& client, Args args, std::string& out,
@@ -264,6 +274,8 @@ class RespCommands {
   std::vector<std::string> ExistingPrefixes(const RespClient& client) const;
   // After a command on a tracking connection: remember the keys a read command named.
   void Track(RespClient& client, const CommandSpec& spec, Args args);
+  // The clock of the tracking table's fresh times (steady, in ms).
+  static int64_t TrackingNowMs();
 
   std::string ClientInfoLine(const RespClient& client) const;
   // Logs `client` in as `name` if `password` is right; false (nothing changed) otherwise.

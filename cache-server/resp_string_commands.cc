@@ -125,11 +125,15 @@ bool ParseExpire(std::string_view text, bool seconds, bool absolute, std::string
 
 bool RespCommands::RefuseNamespaceKey(const RespClient& client, std::string_view key,
                                       std::string& out) const {
-  if (state_.config.namespaces.empty()) return false;
-  const std::optional<proto::KeyParts> parts = proto::SplitKey(key);
-  if (!parts || state_.config.namespaces.count(std::string(parts->ns)) == 0) return false;
+  if (!IsNamespaceKey(key)) return false;
   AppendError(out, proto::NamespaceKeyError(key, client.cmd->name));
   return true;
+}
+
+bool RespCommands::IsNamespaceKey(std::string_view key) const {
+  if (state_.config.namespaces.empty()) return false;
+  const std::optional<proto::KeyParts> parts = proto::SplitKey(key);
+  return parts && state_.config.namespaces.count(std::string(parts->ns)) != 0;
 }
 
 // INCR, DECR (param ±1, no argument) and INCRBY, DECRBY (param ±1 times the argument).

@@ -1,6 +1,7 @@
 // CLIENT TRACKING, CLIENT CACHING, CLIENT GETREDIR and CLIENT TRACKINGINFO (docs/protocol.md
 // "Client tracking"), with Redis 7.0's options, checks and error texts (networking.c).
 #include <algorithm>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -232,12 +233,37 @@ void RespCommands::Track(RespClient& client, const CommandSpec& spec, Args args)
       return;
   }
   spec.EveryKey(args, [&](std::string_view key) {
-    state_.tracking.Remember(client.id, key);
+    // A read-through value answered fresh: its reader is told when it stops being fresh too.
+    int64_t fresh_until = 0;
+    if (!read_stale && IsNamespaceKey(key)) {
+      const lease::Millis pttl = state_.cache.store().Pttl(key);
+      if (pttl > 0) fresh_until = TrackingNowMs() + pttl;
+    }
+    state_.tracking.Remember(client.id, key, fresh_until);
     // A stale answer: the key's fresh time is over, so it has changed as far as a near cache
     // should know (the reply goes out first).
     if (read_stale) state_.tracking.Invalidate(key, 0);
     return true;
   });
+}
+
+int64_t RespCommands::TrackingNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void RespCommands::TellFreshTimeOver() {
+  if (!state_.tracking.active()) return;
+  const int64_t now = TrackingNowMs();
+  for (const std::string& key : state_.tracking.TakeFreshTimeOver(now)) {
+    const lease::Millis pttl = state_.cache.store().Pttl(key);
+    if (pttl > 0) {
+      state_.tracking.SetFreshUntil(key, now + pttl);  // filled again (an early refresh)
+    } else {
+      state_.tracking.Invalidate(key, 0);  // stale now (or gone)
+    }
+  }
 }
 
 }  // namespace corral::server

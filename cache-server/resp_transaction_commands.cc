@@ -137,7 +137,9 @@ CommandStatus RespCommands::Exec(RespClient& client, Args, std::string& out,
   auto replies = std::make_shared<ExecReplies>(tx->queued.size(), target.Self());
   bool changed = false;
   bool close = false;
-  // No other client's command runs from the WATCH check to the last queued command.
+  // No other client's command runs from the WATCH check to the last queued command. BCAST
+  // trackers get one message per prefix for the whole transaction.
+  TrackingTable::Batch batch(state_.tracking);
   state_.gate.Exclusive([&] {
     if (watch != nullptr) {
       changed = watch->dirty();

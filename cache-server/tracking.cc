@@ -1,6 +1,7 @@
 // See tracking.h.
 #include "cache-server/tracking.h"
 
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -12,7 +13,39 @@ namespace corral::server {
 
 namespace {
 constexpr std::string_view kTrackingChannel = "__redis__:invalidate";
+
+// The BCAST invalidations of the Batch open on this thread: (connection, prefix) -> keys.
+struct Gathered {
+  const TrackingTable* table;
+  std::map<std::pair<uint64_t, std::string>, std::vector<std::string>> keys;
+};
+thread_local Gathered* gathered = nullptr;
 }  // namespace
+
+TrackingTable::Batch::Batch(TrackingTable& table) {
+  if (gathered != nullptr) return;  // the outer batch sends
+  table_ = &table;
+  gathered = new Gathered{&table, {}};
+}
+
+TrackingTable::Batch::~Batch() {
+  if (table_ == nullptr) return;
+  std::unique_ptr<Gathered> mine(gathered);
+  gathered = nullptr;
+  if (!mine->keys.empty()) table_->SendBatch(mine->keys);
+}
+
+void TrackingTable::SendBatch(
+    std::map<std::pair<uint64_t, std::string>, std::vector<std::string>>& batch) {
+  std::lock_guard lock(mu_);
+  for (auto& [to, keys] : batch) {
+    auto t = trackers_.find(to.first);
+    if (t == trackers_.end() || !t->second.options.bcast) continue;  // it stopped tracking
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    Tell(t->second, &keys);
+  }
+}
 
 void ClientRegistry::Add(uint64_t id, std::weak_ptr<PushTarget> target) {
   std::lock_guard lock(mu_);
@@ -30,7 +63,7 @@ std::shared_ptr<PushTarget> ClientRegistry::Find(uint64_t id) const {
   return it == targets_.end() ? nullptr : it->second.lock();
 }
 
-std::string InvalidationMessage(const RespClient& receiver, const std::string* key,
+std::string InvalidationMessage(const RespClient& receiver, const std::vector<std::string>* keys,
                                 bool redirected) {
   std::string out;
   if (receiver.resp >= 3) {
@@ -44,11 +77,11 @@ std::string InvalidationMessage(const RespClient& receiver, const std::string* k
   } else {
     return out;  // a RESP2 connection that is not subscribed cannot be told
   }
-  if (key == nullptr) {
+  if (keys == nullptr) {
     proto::AppendNil(out, receiver.resp);
   } else {
-    proto::AppendArrayHeader(out, 1);
-    proto::AppendBulk(out, *key);
+    proto::AppendArrayHeader(out, keys->size());
+    for (const std::string& key : *keys) proto::AppendBulk(out, key);
   }
   return out;
 }
@@ -65,14 +98,57 @@ void TrackingTable::Disable(uint64_t id) {
   trackers_count_.store(trackers_.size(), std::memory_order_relaxed);
   // Its remembered keys are dropped lazily: Invalidate skips connections that no longer track.
   // With nobody left to tell, the whole table goes.
-  if (trackers_.empty()) keys_.clear();
+  if (trackers_.empty()) ClearKeys();
 }
 
-void TrackingTable::Remember(uint64_t id, std::string_view key) {
+void TrackingTable::Remember(uint64_t id, std::string_view key, int64_t fresh_until) {
   std::lock_guard lock(mu_);
   auto [it, inserted] = keys_.try_emplace(std::string(key));
-  it->second.insert(id);
+  it->second.ids.insert(id);
+  if (fresh_until != 0) SetFreshUntilLocked(it->first, it->second, fresh_until);
   if (inserted) EvictOverBound(&it->first);
+}
+
+void TrackingTable::SetFreshUntil(std::string_view key, int64_t fresh_until) {
+  std::lock_guard lock(mu_);
+  if (auto it = keys_.find(std::string(key)); it != keys_.end()) {
+    SetFreshUntilLocked(it->first, it->second, fresh_until);
+  }
+}
+
+void TrackingTable::SetFreshUntilLocked(const std::string& key, Readers& readers,
+                                        int64_t fresh_until) {
+  if (readers.fresh_until == fresh_until) return;
+  readers.fresh_until = fresh_until;
+  fresh_ends_.emplace(fresh_until, key);
+  // Entries of keys told or filled again wait for their time to be dropped: when they are most
+  // of the queue, it is built again from the table.
+  if (fresh_ends_.size() > 2 * keys_.size() + 1024) {
+    std::vector<Due> live;
+    for (const auto& [k, r] : keys_) {
+      if (r.fresh_until != 0) live.emplace_back(r.fresh_until, k);
+    }
+    fresh_ends_ = decltype(fresh_ends_)(std::greater<>(), std::move(live));
+  }
+}
+
+std::vector<std::string> TrackingTable::TakeFreshTimeOver(int64_t now) {
+  std::vector<std::string> due;
+  std::lock_guard lock(mu_);
+  while (!fresh_ends_.empty() && fresh_ends_.top().first <= now) {
+    auto [at, key] = fresh_ends_.top();
+    fresh_ends_.pop();
+    auto it = keys_.find(key);
+    if (it == keys_.end() || it->second.fresh_until != at) continue;  // told, or fresh again
+    it->second.fresh_until = 0;
+    due.push_back(std::move(key));
+  }
+  return due;
+}
+
+void TrackingTable::ClearKeys() {
+  keys_.clear();
+  fresh_ends_ = {};
 }
 
 void TrackingTable::SetMaxKeys(size_t max_keys) {
@@ -89,10 +165,9 @@ void TrackingTable::EvictOverBound(const std::string* keep) {
     auto victim = keys_.begin();
     if (keep != nullptr && victim->first == *keep) ++victim;
     if (victim == keys_.end()) return;
-    for (uint64_t reader : victim->second) {
-      if (auto t = trackers_.find(reader); t != trackers_.end()) {
-        Tell(t->second, &victim->first);
-      }
+    const std::vector<std::string> keys{victim->first};
+    for (uint64_t reader : victim->second.ids) {
+      if (auto t = trackers_.find(reader); t != trackers_.end()) Tell(t->second, &keys);
     }
     keys_.erase(victim);
   }
@@ -101,21 +176,31 @@ void TrackingTable::EvictOverBound(const std::string* keep) {
 void TrackingTable::Invalidate(std::string_view key, uint64_t by) {
   if (!active()) return;
   std::lock_guard lock(mu_);
-  const std::string name(key);
-  if (auto it = keys_.find(name); it != keys_.end()) {
-    for (uint64_t reader : it->second) {
+  const std::vector<std::string> keys{std::string(key)};
+  if (auto it = keys_.find(keys[0]); it != keys_.end()) {
+    for (uint64_t reader : it->second.ids) {
       auto t = trackers_.find(reader);
       if (t == trackers_.end() || t->second.options.bcast) continue;
       if (t->second.options.noloop && reader == by) continue;
-      Tell(t->second, &name);
+      Tell(t->second, &keys);
     }
     keys_.erase(it);
   }
   for (const auto& [id, t] : trackers_) {
     if (!t.options.bcast || (t.options.noloop && id == by)) continue;
-    bool match = t.options.prefixes.empty();
-    for (const std::string& p : t.options.prefixes) match = match || key.starts_with(p);
-    if (match) Tell(t, &name);
+    // A connection's prefixes never overlap (CLIENT TRACKING refuses that): one matches at most.
+    const std::string* match = nullptr;
+    static const std::string kEveryKey;
+    if (t.options.prefixes.empty()) match = &kEveryKey;
+    for (const std::string& p : t.options.prefixes) {
+      if (key.starts_with(p)) match = &p;
+    }
+    if (match == nullptr) continue;
+    if (gathered != nullptr && gathered->table == this) {
+      gathered->keys[{id, *match}].push_back(keys[0]);
+    } else {
+      Tell(t, &keys);
+    }
   }
 }
 
@@ -123,10 +208,10 @@ void TrackingTable::InvalidateAll() {
   // Also when nobody tracks now: keys read by connections since gone are forgotten too.
   std::lock_guard lock(mu_);
   for (const auto& [id, t] : trackers_) Tell(t, nullptr);
-  keys_.clear();
+  ClearKeys();
 }
 
-void TrackingTable::Tell(const Tracker& t, const std::string* key) {
+void TrackingTable::Tell(const Tracker& t, const std::vector<std::string>* keys) {
   std::shared_ptr<PushTarget> target =
       t.options.redirect != 0 ? clients_.Find(t.options.redirect) : t.self.lock();
   if (target == nullptr && t.options.redirect != 0) {
@@ -146,8 +231,8 @@ void TrackingTable::Tell(const Tracker& t, const std::string* key) {
   }
   if (target == nullptr) return;
   const bool redirected = t.options.redirect != 0;
-  std::optional<std::string> copy;
-  if (key != nullptr) copy = *key;
+  std::optional<std::vector<std::string>> copy;
+  if (keys != nullptr) copy = *keys;
   target->PushFor([copy = std::move(copy), redirected](const RespClient& receiver) {
     return InvalidationMessage(receiver, copy ? &*copy : nullptr, redirected);
   });
@@ -158,7 +243,7 @@ TrackingTable::Stats TrackingTable::stats() const {
   Stats stats;
   stats.clients = trackers_.size();
   stats.keys = keys_.size();
-  for (const auto& [key, readers] : keys_) stats.items += readers.size();
+  for (const auto& [key, readers] : keys_) stats.items += readers.ids.size();
   std::set<std::string_view> prefixes;
   for (const auto& [id, t] : trackers_) {
     if (!t.options.bcast) continue;

@@ -13,8 +13,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -48,7 +50,8 @@ struct TrackingOptions {
 
 // "Tell the connection `key` (null: everything) changed": the bytes a connection gets, given its
 // own protocol and subscriptions (PushTarget::PushFor runs it on the connection's thread).
-std::string InvalidationMessage(const RespClient& receiver, const std::string* key,
+// `keys` null: every key (FLUSHALL).
+std::string InvalidationMessage(const RespClient& receiver, const std::vector<std::string>* keys,
                                 bool redirected);
 
 class TrackingTable {
@@ -61,7 +64,15 @@ class TrackingTable {
   void Enable(uint64_t id, std::weak_ptr<PushTarget> self, TrackingOptions options);
   void Disable(uint64_t id);
   // Connection `id` read `key` (default mode): it is told when `key` next changes.
-  void Remember(uint64_t id, std::string_view key);
+  // `fresh_until` (ms on the caller's clock; 0: none): a read-through value answered fresh stops
+  // being fresh then, which is a change for a near cache (see TakeFreshTimeOver).
+  void Remember(uint64_t id, std::string_view key, int64_t fresh_until = 0);
+  // The remembered keys whose fresh time ended at or before `now` (Remember's clock) and that
+  // nobody was told of since: the caller tells them (Invalidate) if they are not fresh again,
+  // else remembers their new fresh time (SetFreshUntil).
+  std::vector<std::string> TakeFreshTimeOver(int64_t now);
+  // `key`, still remembered, is fresh until `fresh_until` now (it was filled again).
+  void SetFreshUntil(std::string_view key, int64_t fresh_until);
   // `key` changed; `by`: the connection that wrote it (NOLOOP), 0 for none.
   void Invalidate(std::string_view key, uint64_t by);
   // Every key changed (FLUSHALL): every tracking connection is told so once (a null key).
@@ -71,6 +82,21 @@ class TrackingTable {
   // readers of the keys beyond it are told now, as if those keys had changed.
   void SetMaxKeys(size_t max_keys);
   size_t max_keys() const { return max_keys_.load(std::memory_order_relaxed); }
+
+  // While a Batch lives on a thread, the BCAST invalidations raised there are gathered and sent
+  // when it ends: one message per prefix per connection, with every key of that prefix (Redis
+  // sends one per prefix per turn of its event loop). A write command that names several keys,
+  // and EXEC, hold one. A batch inside another joins the outer one.
+  class Batch {
+   public:
+    explicit Batch(TrackingTable& table);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+   private:
+    TrackingTable* table_ = nullptr;  // null when an outer batch gathers
+  };
 
   // Fast path: false when no connection tracks.
   bool active() const { return trackers_count_.load(std::memory_order_relaxed) != 0; }
@@ -90,9 +116,12 @@ class TrackingTable {
     std::weak_ptr<PushTarget> self;
     TrackingOptions options;
   };
-  // Sends the invalidation of `key` to the tracker `t` (its redirect target if it has one).
+  // Sends the invalidation of `keys` to the tracker `t` (its redirect target if it has one).
   // Called with mu_ held; the push itself only posts.
-  void Tell(const Tracker& t, const std::string* key);
+  // `keys` null: every key.
+  void Tell(const Tracker& t, const std::vector<std::string>* keys);
+  // Sends what the ending Batch gathered: (connection, prefix) -> keys. Takes mu_.
+  void SendBatch(std::map<std::pair<uint64_t, std::string>, std::vector<std::string>>& gathered);
   // While the table holds more keys than the bound: tells one key's readers and forgets it (not
   // `keep`, the key just added). Called with mu_ held.
   void EvictOverBound(const std::string* keep);
@@ -101,7 +130,21 @@ class TrackingTable {
   std::atomic<size_t> max_keys_;  // 0: no bound
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, Tracker> trackers_;
-  std::unordered_map<std::string, std::unordered_set<uint64_t>> keys_;
+  // The keys connections read in default mode, with their readers, and when a read-through
+  // value answered fresh stops being fresh (0: not such a value).
+  struct Readers {
+    std::unordered_set<uint64_t> ids;
+    int64_t fresh_until = 0;
+  };
+  std::unordered_map<std::string, Readers> keys_;
+  // The fresh ends of keys_, soonest first; an entry whose key is gone or whose fresh_until
+  // changed is dropped when it comes up.
+  using Due = std::pair<int64_t, std::string>;
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> fresh_ends_;
+  // keys_ is emptied: so is fresh_ends_.
+  void ClearKeys();
+  // Records `fresh_until` for `readers` (of `key`), with mu_ held.
+  void SetFreshUntilLocked(const std::string& key, Readers& readers, int64_t fresh_until);
   std::atomic<size_t> trackers_count_{0};
 };
 

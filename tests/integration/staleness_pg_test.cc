@@ -221,6 +221,49 @@ TEST_F(StalenessPgTest, HotKeysAreRefreshedWithoutReadersWaiting) {
   EXPECT_GE(loads, min_loads);
 }
 
+// Tracking and staleness agree (docs/protocol.md): a RESP3 client that tracks a read-through key
+// answered fresh is told, with no command of its own, once the key's fresh time is over; a read
+// in the stale window is answered stale and followed at once by another invalidation.
+TEST_F(StalenessPgTest, ATrackedReadThroughKeyIsToldWhenItsFreshTimeEnds) {
+  const int kTtlMs = 800;
+  auto server = StartCorral(
+      "{\"fresh\": {\"query\": \"SELECT name FROM users WHERE id = $1::bigint\","
+      " \"ttl_ms\": " +
+      std::to_string(kTtlMs) + ", \"ttl_jitter\": 0, \"stale_ms\": 60000}}");
+  ASSERT_NE(server, nullptr);
+  auto Resp = [](const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return out;
+  };
+  const std::string invalidate = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\nfresh:3\r\n";
+  auto c = TcpClient::Connect(server->resp_port());
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->Send(Resp({"HELLO", "3"}) + Resp({"CLIENT", "TRACKING", "on"})));
+  ASSERT_TRUE(c->ReadUntil("+OK\r\n")) << c->received();
+  c->Take();
+  ASSERT_TRUE(c->Send(Resp({"GET", "fresh:3"})));
+  ASSERT_TRUE(c->ReadUntil("$6\r\nuser 3\r\n")) << c->received();
+  const auto answered = Clock::now();
+  EXPECT_EQ(c->Take(), "$6\r\nuser 3\r\n");
+  // No command now: the push comes when the fresh time (800 ms from the fill) is over, within
+  // the 100 ms sweep.
+  ASSERT_TRUE(c->ReadUntil(invalidate, Millis(5000))) << c->received();
+  const auto told_after =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - answered).count();
+  EXPECT_EQ(c->Take(), invalidate);
+  EXPECT_GE(told_after, kTtlMs - 100) << "told before the fresh time was over";
+  EXPECT_LE(told_after, kTtlMs + 1000);
+  std::printf("[figures] fresh time over -> push after %lld ms (ttl %d ms)\n",
+              static_cast<long long>(told_after), kTtlMs);
+  // In the stale window the value is still served, and the read is told at once to drop it.
+  ASSERT_TRUE(c->Send(Resp({"GET", "fresh:3"})));
+  ASSERT_TRUE(c->ReadUntil("$6\r\nuser 3\r\n" + invalidate)) << c->received();
+  EXPECT_EQ(c->Take(), "$6\r\nuser 3\r\n" + invalidate);
+  EXPECT_GE(Metric(server->http_port(), "corral_requests_total{proto=\"resp\",result=\"stale\"}"),
+            1);
+}
+
 // Issue 4: concurrent reads, updates followed by invalidations, and client-side LEASE.SETs: no
 // read that starts after an invalidation's acknowledgement returns a version older than the one
 // the invalidation was for.

@@ -157,6 +157,49 @@ TEST_F(TrackingTest, BroadcastTellsEveryKeyUnderItsPrefixes) {
   EXPECT_EQ(Cmd({"CLIENT", "TRACKING", "maybe"}), "-ERR syntax error");
 }
 
+// As Redis: a BCAST connection gets one message per prefix for what one command (MSET, DEL of
+// several keys) or one EXEC changed, its keys in order and each once; a key under no prefix is
+// left out.
+TEST_F(TrackingTest, BroadcastSendsOneMessagePerPrefixPerCommandOrExec) {
+  auto bcast = Open();
+  ASSERT_TRUE(bcast);
+  EXPECT_EQ(Exchange(*bcast,
+                     Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "ba:", "PREFIX", "bb:"}),
+                     "+OK\r\n"),
+            "+OK\r\n");
+  auto Keys = [](const std::vector<std::string>& keys) {
+    std::string out = ">2\r\n$10\r\ninvalidate\r\n*" + std::to_string(keys.size()) + "\r\n";
+    for (const std::string& k : keys) out += "$" + std::to_string(k.size()) + "\r\n" + k + "\r\n";
+    return out;
+  };
+  auto writer = Open(/*hello=*/false);
+  ASSERT_TRUE(writer);
+  const std::string exec_reply =
+      "+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n"
+      "*5\r\n:1\r\n:1\r\n:1\r\n:1\r\n:2\r\n";
+  EXPECT_EQ(Exchange(*writer,
+                     Resp({"MULTI"}) + Resp({"INCR", "ba:2"}) + Resp({"INCR", "ba:1"}) +
+                         Resp({"INCR", "bb:1"}) + Resp({"INCR", "bc:1"}) + Resp({"INCR", "ba:2"}) +
+                         Resp({"EXEC"}),
+                     exec_reply),
+            exec_reply);
+  // Two messages, one per prefix (in prefix order), ba:2 told once.
+  const std::string both = Keys({"ba:1", "ba:2"}) + Keys({"bb:1"});
+  ASSERT_TRUE(bcast->ReadAtLeast(both.size())) << bcast->received();
+  EXPECT_EQ(bcast->Take(), both);
+  // One write command naming several keys: one message per prefix too.
+  EXPECT_EQ(Exchange(*writer, Resp({"MSET", "bb:7", "x", "ba:5", "y", "bb:6", "z"}), "+OK\r\n"),
+            "+OK\r\n");
+  const std::string mset = Keys({"ba:5"}) + Keys({"bb:6", "bb:7"});
+  ASSERT_TRUE(bcast->ReadAtLeast(mset.size())) << bcast->received();
+  EXPECT_EQ(bcast->Take(), mset);
+  EXPECT_EQ(Exchange(*writer, Resp({"DEL", "ba:1", "ba:2", "bc:1"}), ":3\r\n"), ":3\r\n");
+  const std::string del = Keys({"ba:1", "ba:2"});
+  ASSERT_TRUE(bcast->ReadAtLeast(del.size())) << bcast->received();
+  EXPECT_EQ(bcast->Take(), del);
+  EXPECT_TRUE(Quiet(*bcast));
+}
+
 // As Redis: BCAST again adds prefixes, each checked against those the connection has; BCAST
 // without a prefix is the prefix "" (every key), which overlaps any other.
 TEST_F(TrackingTest, BroadcastPrefixesAddUpAndMayNotOverlapEarlierOnes) {
