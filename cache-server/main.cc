@@ -117,6 +117,13 @@ int Serve(const Config& config) {
   }
   if (backend) backend->Start(cache, metrics);
   if (tier) {
+    // Pub/sub across the fleet: a PUBLISH on any node reaches the subscribers of every node.
+    tier->OnFleetMessage([&state](std::string_view channel, std::string_view message) {
+      state.pubsub.Publish(channel, message);
+    });
+    state.publish_to_fleet = [&tier](std::string_view channel, std::string_view message) {
+      tier->PublishToFleet(channel, message);
+    };
     tier->Start(cache);
     state.joining_tier = true;
     auto give_up = std::chrono::steady_clock::now() + TierBackend::JoinBound(*config.redis);

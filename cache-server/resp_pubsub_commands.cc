@@ -88,7 +88,9 @@ CommandStatus RespCommands::Unsubscribe(RespClient& client, Args args, std::stri
 }
 
 CommandStatus RespCommands::Publish(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
+  // The count is this node's receivers, as Redis Cluster counts its own node's.
   AppendInteger(out, state_.pubsub.Publish(args[1], args[2]));
+  if (state_.publish_to_fleet) state_.publish_to_fleet(args[1], args[2]);
   return CommandStatus::kDone;
 }
 

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 #include <ctime>
+#include <functional>
+#include <string_view>
 
 #include "auth/acl.h"
 #include "cache-server/cache_service.h"
@@ -56,7 +58,10 @@ struct ServerState {
   // that connections WATCH.
   CommandGate gate;
   WatchTable watches;
-  PubSub pubsub;                           // SUBSCRIBE and PUBLISH
+  PubSub pubsub;  // SUBSCRIBE and PUBLISH
+  // With a Redis tier: sends a client's PUBLISH to the other nodes too (TierBackend). Set
+  // before serving.
+  std::function<void(std::string_view channel, std::string_view message)> publish_to_fleet;
   KeyspaceEvents keyspace_events{pubsub};  // notify-keyspace-events
   ClientRegistry clients;                  // the RESP connections by CLIENT ID
   TrackingTable tracking{clients,          // CLIENT TRACKING

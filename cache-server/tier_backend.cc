@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -140,6 +141,7 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
         invalidated_channel(redis.prefix + "invalidated"),
         ack_channel(redis.prefix + "ack:" + node_id),
         epoch_channel(redis.prefix + "epoch"),
+        messages_channel(redis.prefix + "messages"),
         fence_ms(FenceMs(c)),
         heartbeat(io),
         epoch_retry(io),
@@ -170,6 +172,9 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   bool wal_reader_wanted = false;            // set before Start()
   std::atomic<int64_t> wal_reader_until{0};  // steady ms: the WAL reader lease is ours until
   const std::string filled_channel, invalidated_channel, ack_channel, epoch_channel;
+  // Clients' PUBLISH, relayed between nodes: "<origin> <channel length> <channel><message>".
+  const std::string messages_channel;
+  std::function<void(std::string_view, std::string_view)> deliver;  // set before Start
   const int64_t fence_ms;
   std::vector<const NamespaceConfig*> namespaces;  // by CacheService's namespace index
 
@@ -750,9 +755,27 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
       return Wake(m->key);
     }
     if (channel == ack_channel) return OnAck(message);
+    if (channel == messages_channel) return OnFleetMessage(message);
     if (channel == epoch_channel) {
       if (auto e = DecodeEpochMessage(message)) SetEpoch(*e);
     }
+  }
+
+  void OnFleetMessage(std::string_view message) {
+    const size_t space = message.find(' ');
+    if (space == std::string_view::npos || deliver == nullptr) return;
+    if (message.substr(0, space) == node_id) return;  // this node's subscribers have it
+    std::string_view rest = message.substr(space + 1);
+    const size_t length_end = rest.find(' ');
+    uint64_t length = 0;
+    if (length_end == std::string_view::npos ||
+        std::from_chars(rest.data(), rest.data() + length_end, length).ptr !=
+            rest.data() + length_end ||
+        length > rest.size() - length_end - 1) {
+      return;
+    }
+    rest.remove_prefix(length_end + 1);
+    deliver(rest.substr(0, length), rest.substr(length));
   }
 
   void Heartbeat() {
@@ -798,7 +821,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
     };
     subscriber = std::make_unique<tier::Subscriber>(
         io, options,
-        std::vector<std::string>{filled_channel, invalidated_channel, ack_channel, epoch_channel},
+        std::vector<std::string>{filled_channel, invalidated_channel, ack_channel, epoch_channel,
+                                 messages_channel},
         std::move(handlers));
     work.emplace(io.get_executor());
     client->Start();
@@ -932,6 +956,21 @@ void TierBackend::Propagate(std::string_view key, InvalidationSource source,
   asio::post(impl_->io, [impl = impl_, key = std::string(key), source, position,
                          done = std::move(done)]() mutable {
     impl->Propagate(std::move(key), source, position, std::move(done));
+  });
+}
+
+void TierBackend::OnFleetMessage(
+    std::function<void(std::string_view channel, std::string_view message)> deliver) {
+  impl_->deliver = std::move(deliver);
+}
+
+void TierBackend::PublishToFleet(std::string_view channel, std::string_view message) {
+  std::string payload = impl_->node_id + " " + std::to_string(channel.size()) + " ";
+  payload.append(channel).append(message);
+  asio::post(impl_->io, [impl = impl_, payload = std::move(payload)]() mutable {
+    if (impl->client == nullptr) return;
+    impl->client->Command({"PUBLISH", impl->messages_channel, std::move(payload)},
+                          impl->messages_channel, [](Result) {});
   });
 }
 

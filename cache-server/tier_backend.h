@@ -46,6 +46,14 @@ class TierBackend final : public LoadBackend, public InvalidationSink {
   // namespace's keys; `ns` "" is every namespace).
   void FlushNamespace(std::string_view ns, std::function<void()> done) override;
 
+  // Pub/sub across the fleet: PublishToFleet sends a PUBLISH this node's clients made to the
+  // other nodes (through `<prefix>messages`), where `deliver` (set before Start) hands it to
+  // their subscribers. Best effort, as Redis Cluster's: a node cut off from Redis misses it.
+  // Thread-safe.
+  void OnFleetMessage(
+      std::function<void(std::string_view channel, std::string_view message)> deliver);
+  void PublishToFleet(std::string_view channel, std::string_view message);
+
   bool up() const;  // corral_tier_up
   // The node has joined the tier once (subscribed, a member, the epoch read: `tier_ready`).
   bool joined() const;

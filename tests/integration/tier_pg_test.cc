@@ -1116,5 +1116,55 @@ TEST_F(TierPgTest, L2HitCostsOneRoundTripAndNoQuery) {
   EXPECT_EQ(Metric(nodes[1]->http_port(), "corral_tier_lookups_total{result=\"hit\"}"), keys);
 }
 
+// Pub/sub across the fleet: a PUBLISH on either node reaches the subscribers of both, each once
+// (a node's own message coming back from Redis is dropped), in the order it was published; its
+// count is the publishing node's own receivers, as Redis Cluster counts.
+TEST_F(TierPgTest, PublishOnOneNodeReachesTheSubscribersOfEveryNode) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  auto nodes =
+      StartNodes(2, R"({"ps": {"query": "SELECT name FROM users WHERE id = $1::bigint"}})", redis);
+  ASSERT_EQ(nodes.size(), 2u);
+  auto Resp = [](const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return out;
+  };
+  auto Message = [](const std::string& text) {
+    return "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$" + std::to_string(text.size()) + "\r\n" + text +
+           "\r\n";
+  };
+  std::vector<std::unique_ptr<TcpClient>> subscribers;
+  for (const auto& node : nodes) {
+    auto c = TcpClient::Connect(node->resp_port());
+    ASSERT_TRUE(c);
+    const std::string confirmed = "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n";
+    ASSERT_TRUE(c->Send(Resp({"SUBSCRIBE", "news"})));
+    ASSERT_TRUE(c->ReadUntil(confirmed)) << c->received();
+    EXPECT_EQ(c->Take(), confirmed);
+    subscribers.push_back(std::move(c));
+  }
+  auto publisher_a = TcpClient::Connect(nodes[0]->resp_port());
+  auto publisher_b = TcpClient::Connect(nodes[1]->resp_port());
+  ASSERT_TRUE(publisher_a && publisher_b);
+  const std::string one = "one from a";
+  const std::string two = "two\r\nfrom b";  // any bytes
+  ASSERT_TRUE(publisher_a->Send(Resp({"PUBLISH", "news", one})));
+  ASSERT_TRUE(publisher_a->ReadUntil("\r\n"));
+  EXPECT_EQ(publisher_a->Take(), ":1\r\n");  // node a's subscriber
+  for (auto& s : subscribers) {
+    ASSERT_TRUE(s->ReadUntil(Message(one))) << s->received();
+  }
+  ASSERT_TRUE(publisher_b->Send(Resp({"PUBLISH", "news", two})));
+  ASSERT_TRUE(publisher_b->ReadUntil("\r\n"));
+  EXPECT_EQ(publisher_b->Take(), ":1\r\n");
+  // Each subscriber has exactly the two messages, in order: node a's own message did not come
+  // back to it through Redis (it would have arrived before b's).
+  for (auto& s : subscribers) {
+    ASSERT_TRUE(s->ReadUntil(Message(two))) << s->received();
+    EXPECT_EQ(s->Take(), Message(one) + Message(two));
+  }
+}
+
 }  // namespace
 }  // namespace corral::integration
