@@ -442,10 +442,11 @@ void AppendCommandInfo(std::string& out, const CommandSpec& c) {
   AppendArrayHeader(out, 0);  // subcommands
 }
 
-// One COMMAND DOCS entry: the name, then its doc map (summary, since, group) as a flat array.
-void AppendCommandDocs(std::string& out, const CommandSpec& c) {
+// One COMMAND DOCS entry: the name, then its doc map (summary, since, group): a RESP3 map, or
+// a flat array in RESP2.
+void AppendCommandDocs(std::string& out, const CommandSpec& c, int resp) {
   AppendBulk(out, c.name);
-  AppendArrayHeader(out, 6);
+  proto::AppendMap(out, 3, resp);
   AppendBulk(out, "summary");
   AppendBulk(out, c.summary);
   AppendBulk(out, "since");
@@ -456,7 +457,8 @@ void AppendCommandDocs(std::string& out, const CommandSpec& c) {
 
 }  // namespace
 
-CommandStatus RespCommands::Command(RespClient&, Args args, std::string& out, AsyncReplyTarget&) {
+CommandStatus RespCommands::Command(RespClient& client, Args args, std::string& out,
+                                    AsyncReplyTarget&) {
   std::span<const CommandSpec> table = Table();
   if (args.size() == 1) {
     AppendArrayHeader(out, table.size());
@@ -482,16 +484,16 @@ CommandStatus RespCommands::Command(RespClient&, Args args, std::string& out, As
     // A map of name to docs; unknown names are left out (Redis 7.0). redis-cli builds its
     // command hints from it.
     if (args.size() == 2) {
-      AppendArrayHeader(out, table.size() * 2);
-      for (const CommandSpec& c : table) AppendCommandDocs(out, c);
+      proto::AppendMap(out, table.size(), client.resp);
+      for (const CommandSpec& c : table) AppendCommandDocs(out, c, client.resp);
       return CommandStatus::kDone;
     }
     std::vector<const CommandSpec*> found;
     for (size_t i = 2; i < args.size(); ++i) {
       if (const CommandSpec* c = Find(args[i])) found.push_back(c);
     }
-    AppendArrayHeader(out, found.size() * 2);
-    for (const CommandSpec* c : found) AppendCommandDocs(out, *c);
+    proto::AppendMap(out, found.size(), client.resp);
+    for (const CommandSpec* c : found) AppendCommandDocs(out, *c, client.resp);
   } else {
     AppendError(out, proto::UnknownSubcommandError("COMMAND", args[1]));
   }

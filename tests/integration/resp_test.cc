@@ -250,7 +250,7 @@ TEST_F(RespTest, Hello) {
 }
 
 // After HELLO 3 (hiredis 0.14 cannot read RESP3, so raw bytes): nulls are `_`, HELLO and CONFIG
-// GET answer maps, INFO and CLIENT INFO verbatim text; HELLO 2 goes back.
+// GET and COMMAND DOCS answer maps, INFO and CLIENT INFO verbatim text; HELLO 2 goes back.
 TEST_F(RespTest, Resp3AfterHello3) {
   auto raw = TcpClient::Connect(server_->resp_port());
   ASSERT_NE(raw, nullptr);
@@ -275,6 +275,10 @@ TEST_F(RespTest, Resp3AfterHello3) {
   EXPECT_THAT(info, HasSubstr("\r\ntxt:id="));
   EXPECT_THAT(info, HasSubstr(" resp=3 "));
   EXPECT_THAT(exchange("INFO server\r\nPING", "+PONG\r\n"), HasSubstr("\r\ntxt:# Server"));
+  // COMMAND DOCS: a map of name to a map, as Redis 7.0 answers in RESP3.
+  EXPECT_EQ(exchange("COMMAND DOCS echo nosuch", "$10\r\nconnection\r\n"),
+            "%1\r\n$4\r\necho\r\n%3\r\n$7\r\nsummary\r\n$21\r\nEcho the given string\r\n"
+            "$5\r\nsince\r\n$5\r\n0.1.0\r\n$5\r\ngroup\r\n$10\r\nconnection\r\n");
   // HELLO without a version keeps RESP3; HELLO 2 returns to RESP2.
   EXPECT_THAT(exchange("HELLO", "*0\r\n"), StartsWith("%7\r\n"));
   EXPECT_THAT(exchange("HELLO 2", "*0\r\n"), StartsWith("*14\r\n"));
