@@ -22,6 +22,8 @@
 #include <thread>
 #include <utility>
 
+#include "cache-server/keyspace_events.h"
+
 namespace corral::server {
 
 ConfigError::ConfigError(std::string path_in, std::string problem_in)
@@ -590,8 +592,19 @@ Config ParseRoot(const Json& root) {
   if (const Json* shed = GetSection("", root, "shedding", Names({}, SheddingFields()))) {
     ReadFields("shedding", *shed, config.shedding, SheddingFields());
   }
-  if (const Json* resp = GetSection("", root, "resp", Names({}, RespFields()))) {
+  if (const Json* resp =
+          GetSection("", root, "resp", Names({"notify_keyspace_events"}, RespFields()))) {
     ReadFields("resp", *resp, config.resp_options, RespFields());
+    if (auto it = resp->find("notify_keyspace_events"); it != resp->end()) {
+      const std::string path = "resp.notify_keyspace_events";
+      if (!it->is_string()) Fail(path, "expected a string of Redis's event class letters");
+      config.resp_options.notify_keyspace_events = it->get<std::string>();
+      if (!ParseKeyspaceEvents(config.resp_options.notify_keyspace_events)) {
+        Fail(path,
+             "\"" + config.resp_options.notify_keyspace_events +
+                 "\" has a letter that is no event class (Redis's: K E g $ l s h z x e t m d n A)");
+      }
+    }
   }
   if (const Json* http = GetSection("", root, "http", Names({}, HttpFields()))) {
     ReadFields("http", *http, config.http_options, HttpFields());
@@ -741,6 +754,7 @@ std::vector<ConfigField> ConfigFields() {
   AddFields(out, "lease", lease::ErrorHoldoffFields());
   AddFields(out, "shedding", SheddingFields());
   AddFields(out, "resp", RespFields());
+  out.push_back({"resp.notify_keyspace_events", "\"\" (off)", {"\"KEQ\"", "1"}});
   AddFields(out, "http", HttpFields());
   AddFields(out, "shutdown", ShutdownFields());
   out.push_back({"redis.nodes", "required", {"[]", "\"127.0.0.1:6379\"", "[\"127.0.0.1\"]"}});

@@ -71,6 +71,7 @@ struct RespConfig {
   int64_t max_query_buffer = 1LL << 30;
   int64_t idle_timeout_s = 0;                   // 0 = never
   int64_t tracking_table_max_keys = 1'000'000;  // CLIENT TRACKING's table (Redis's default)
+  std::string notify_keyspace_events;           // Redis's letters ("KEA"); "" = off
 };
 
 // JSON "http".

@@ -32,7 +32,11 @@ class Drainable {
 
 struct ServerState {
   ServerState(const Config& config, CacheService& cache, Metrics& metrics, auth::UserTable& users)
-      : config(config), cache(cache), metrics(metrics), users(users) {}
+      : config(config), cache(cache), metrics(metrics), users(users) {
+    // Validated with the config: CONFIG SET notify-keyspace-events changes it later.
+    keyspace_events.set_flags(
+        ParseKeyspaceEvents(config.resp_options.notify_keyspace_events).value_or(0));
+  }
 
   const Config& config;
   CacheService& cache;

@@ -84,6 +84,18 @@ TEST(ConfigTest, ShutdownSection) {
   EXPECT_EQ(c.shutdown.timeout_ms, 0);
 }
 
+// Keyspace notifications from the config file, with Redis's letters (CONFIG SET changes them).
+TEST(ConfigTest, NotifyKeyspaceEvents) {
+  EXPECT_EQ(ParseConfig("{}").resp_options.notify_keyspace_events, "") << "off by default";
+  Config c = ParseConfig(J("{'resp': {'notify_keyspace_events': 'KEA'}}"));
+  EXPECT_EQ(c.resp_options.notify_keyspace_events, "KEA");
+  ConfigError bad = ErrorOf(J("{'resp': {'notify_keyspace_events': 'KEQ'}}"));
+  EXPECT_EQ(bad.path, "resp.notify_keyspace_events");
+  EXPECT_NE(bad.problem.find("no event class"), std::string::npos) << bad.problem;
+  EXPECT_EQ(ErrorOf(J("{'resp': {'notify_keyspace_events': 1}}")).path,
+            "resp.notify_keyspace_events");
+}
+
 TEST(ConfigTest, RedisSection) {
   EXPECT_FALSE(ParseConfig("{}").redis) << "no tier unless asked";
   Config c =

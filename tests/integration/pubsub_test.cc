@@ -250,5 +250,31 @@ TEST_F(PubSubTest, CommandTableListsThem) {
             "[$subscribe, $psubscribe, $unsubscribe, $punsubscribe, $publish, $pubsub]");
 }
 
+// resp.notify_keyspace_events turns keyspace notifications on from start-up, as Redis's config
+// file line does; CONFIG GET shows it in Redis's order.
+TEST(PubSubConfigTest, NotifyKeyspaceEventsFromTheConfigFile) {
+  std::string error;
+  auto server = ServerProcess::Start(
+      ServerOptions{.config_json = R"({"resp": {"notify_keyspace_events": "KE$"}})",
+                    .extra_args = {}},
+      &error);
+  ASSERT_NE(server, nullptr) << error;
+  auto c = TcpClient::Connect(server->resp_port());
+  ASSERT_TRUE(c);
+  const std::string subscribed = "*3\r\n$10\r\npsubscribe\r\n$6\r\n__key*\r\n:1\r\n";
+  ASSERT_TRUE(c->Send("*2\r\n$10\r\nPSUBSCRIBE\r\n$6\r\n__key*\r\n"));
+  ASSERT_TRUE(c->ReadUntil(subscribed)) << c->received();
+  c->Take();
+  RedisConnection r = ConnectRedis(server->resp_port());
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(ReplyText(RedisCmd(r.get(), {"CONFIG", "GET", "notify-keyspace-events"}).get()),
+            "[$notify-keyspace-events, $$KE]");
+  EXPECT_EQ(ReplyText(RedisCmd(r.get(), {"SET", "cfg", "1"}).get()), "+OK");
+  const std::string events = PMessage("__key*", "__keyspace@0__:cfg", "set") +
+                             PMessage("__key*", "__keyevent@0__:set", "cfg");
+  ASSERT_TRUE(c->ReadAtLeast(events.size())) << c->received();
+  EXPECT_EQ(c->Take(), events);
+}
+
 }  // namespace
 }  // namespace corral::integration
