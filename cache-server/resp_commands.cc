@@ -329,6 +329,17 @@ void AppendReadAnswer(std::string& out, const ReadAnswer& answer, int resp) {
   }
 }
 
+void RespCommands::TellTrackerOfLoad(TrackingTable& tracker, lease::Store& store,
+                                     const std::string& key, const ReadAnswer& answer) {
+  if (answer.outcome == Outcome::kStale) {
+    tracker.Invalidate(key, 0);
+  } else if (const lease::Millis pttl = store.Pttl(key); pttl > 0) {
+    // Loaded: the reader (remembered when the command ran) is told when the value's fresh time
+    // is over (Track, TellFreshTimeOver).
+    tracker.SetFreshUntil(key, TrackingNowMs() + pttl);
+  }
+}
+
 CommandStatus RespCommands::Get(RespClient& client, Args args, std::string& out,
                                 AsyncReplyTarget& target) {
   // A tracking connection that is answered a stale value is told at once that the key changed
@@ -347,14 +358,7 @@ CommandStatus RespCommands::Get(RespClient& client, Args args, std::string& out,
           std::string reply;
           AppendReadAnswer(reply, answer, resp);
           t->DeliverLater(std::move(reply));
-          if (tracker == nullptr) return;
-          if (answer.outcome == Outcome::kStale) {
-            tracker->Invalidate(key, 0);
-          } else if (const lease::Millis pttl = store->Pttl(key); pttl > 0) {
-            // Loaded: the reader (remembered when the command ran) is told when the
-            // value's fresh time is over (Track, TellFreshTimeOver).
-            tracker->SetFreshUntil(key, TrackingNowMs() + pttl);
-          }
+          if (tracker != nullptr) TellTrackerOfLoad(*tracker, *store, key, answer);
         };
       },
       client.written);
@@ -386,6 +390,10 @@ struct MGetGather {
 CommandStatus RespCommands::MGet(RespClient& client, Args args, std::string& out,
                                  AsyncReplyTarget& target) {
   size_t n = args.size() - 1;
+  // Tracking: as GET, a stale answer is followed by an invalidation (of every key of this MGET
+  // when answered at once, which may tell of keys that were fresh: they are read again), and a
+  // value loaded is told when its fresh time ends.
+  const bool tracking = client.tracking != RespClient::Tracking::kOff;
   auto gather = std::make_shared<MGetGather>();
   gather->parts.resize(n);
   gather->remaining = n + 1;
@@ -404,14 +412,22 @@ CommandStatus RespCommands::MGet(RespClient& client, Args args, std::string& out
         }
       };
       bool now = state_.cache.Read(
-          Proto::kResp, args[i + 1], [&](const ReadAnswer& a) { element(gather->parts[i], a); },
+          Proto::kResp, args[i + 1],
+          [&](const ReadAnswer& a) {
+            element(gather->parts[i], a);
+            if (tracking && a.outcome == Outcome::kStale) client.read_stale = true;
+          },
           [&]() -> ReadLater {
             any_later = true;
             if (!gather->target) gather->target = target.Self();
-            return [gather, i, element](const ReadAnswer& a) {
-              element(gather->parts[i], a);
-              if (gather->Done()) gather->target->DeliverLater(gather->Reply());
-            };
+            return
+                [gather, i, element, tracker = tracking ? &state_.tracking : nullptr,
+                 store = &state_.cache.store(),
+                 key = tracking ? std::string(args[i + 1]) : std::string()](const ReadAnswer& a) {
+                  element(gather->parts[i], a);
+                  if (gather->Done()) gather->target->DeliverLater(gather->Reply());
+                  if (tracker != nullptr) TellTrackerOfLoad(*tracker, *store, key, a);
+                };
           },
           client.written);
       if (now) gather->Done();

@@ -276,6 +276,10 @@ class RespCommands {
   void Track(RespClient& client, const CommandSpec& spec, Args args);
   // The clock of the tracking table's fresh times (steady, in ms).
   static int64_t TrackingNowMs();
+  // A read a tracking connection waited for was answered (`answer`, for `key`): a stale value is
+  // told at once, a value loaded is told when its fresh time ends. Any thread.
+  static void TellTrackerOfLoad(TrackingTable& tracker, lease::Store& store, const std::string& key,
+                                const ReadAnswer& answer);
 
   std::string ClientInfoLine(const RespClient& client) const;
   // Logs `client` in as `name` if `password` is right; false (nothing changed) otherwise.

@@ -262,6 +262,18 @@ TEST_F(StalenessPgTest, ATrackedReadThroughKeyIsToldWhenItsFreshTimeEnds) {
   EXPECT_EQ(c->Take(), "$6\r\nuser 3\r\n" + invalidate);
   EXPECT_GE(Metric(server->http_port(), "corral_requests_total{proto=\"resp\",result=\"stale\"}"),
             1);
+  // MGET of two cold keys: each is told when its fresh time ends.
+  ASSERT_TRUE(c->Send(Resp({"MGET", "fresh:5", "fresh:6"})));
+  ASSERT_TRUE(c->ReadUntil("$6\r\nuser 6\r\n")) << c->received();
+  EXPECT_EQ(c->Take(), "*2\r\n$6\r\nuser 5\r\n$6\r\nuser 6\r\n");
+  auto invalidate_of = [](const std::string& key) {
+    return ">2\r\n$10\r\ninvalidate\r\n*1\r\n$" + std::to_string(key.size()) + "\r\n" + key +
+           "\r\n";
+  };
+  const std::string five = invalidate_of("fresh:5"), six = invalidate_of("fresh:6");
+  ASSERT_TRUE(c->ReadAtLeast(five.size() + six.size(), Millis(5000))) << c->received();
+  const std::string told = c->Take();
+  EXPECT_TRUE(told == five + six || told == six + five) << told;
 }
 
 // Issue 4: concurrent reads, updates followed by invalidations, and client-side LEASE.SETs: no
