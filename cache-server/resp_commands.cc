@@ -237,14 +237,27 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
   return Run(client, *spec, args, out, target);
 }
 
-bool RespCommands::ReplyDropped(RespClient& client, RespClient::Reply before) {
-  if (client.reply == RespClient::Reply::kOn) return false;  // on, or CLIENT REPLY ON just now
-  if (before == RespClient::Reply::kSkip && client.reply == RespClient::Reply::kSkip) {
-    client.reply = RespClient::Reply::kOn;  // the one reply is skipped
+bool RespCommands::ReplyDropped(RespClient& client, std::string_view command,
+                                std::string_view reply) {
+  switch (client.reply) {
+    case RespClient::Reply::kOn:
+      return false;  // on, or CLIENT REPLY ON just now
+    case RespClient::Reply::kSkipNext:
+      client.reply = RespClient::Reply::kSkip;  // CLIENT REPLY SKIP itself answers nothing
+      return true;
+    case RespClient::Reply::kSkip:
+      client.reply = RespClient::Reply::kOn;  // the one reply is skipped
+      break;
+    case RespClient::Reply::kOff:
+      break;
   }
-  // As Redis 7.0 (CLIENT_PUSHING): pub/sub confirmations are pushes in RESP2 too.
-  const bool pushed = client.cmd != nullptr && (client.cmd->handler == &RespCommands::Subscribe ||
-                                                client.cmd->handler == &RespCommands::Unsubscribe);
+  // As Redis 7.0 (CLIENT_PUSHING): pub/sub confirmations are pushes in RESP2 too; an error
+  // (arity, a refusal) is a reply.
+  const CommandSpec* spec = Find(command);
+  const bool pushed =
+      spec != nullptr &&
+      (spec->handler == &RespCommands::Subscribe || spec->handler == &RespCommands::Unsubscribe) &&
+      !reply.empty() && reply[0] != '-';
   return !pushed;
 }
 

@@ -58,7 +58,8 @@ struct RespClient {
   bool caching_next = false;
   // CLIENT REPLY: kOff drops every reply, kSkip the next command's; pushes (invalidations,
   // RESP3 pub/sub) are always sent. The session applies it (RespCommands::ReplyDropped).
-  enum class Reply : uint8_t { kOn, kOff, kSkip } reply = Reply::kOn;
+  // kSkipNext: CLIENT REPLY SKIP just ran; the command after it is kSkip.
+  enum class Reply : uint8_t { kOn, kOff, kSkip, kSkipNext } reply = Reply::kOn;
   bool read_stale = false;  // the command just run answered a stale value (tracking only)
   // In RESP2, a connection with subscriptions takes only the pub/sub commands, PING, QUIT, RESET.
   bool subscribed() const { return subscriber != nullptr && subscriber->count() > 0; }
@@ -175,10 +176,10 @@ class RespCommands {
   // The INFO text (Redis format) for `sections` (none: the default ones); see RenderInfo.
   std::string Info(const std::vector<std::string_view>& sections) const;
 
-  // After a command that ran with `client.reply` == `before`: whether its reply is dropped
-  // (CLIENT REPLY OFF or SKIP; an (un)subscribe confirmation is a push and goes out). Ends
-  // a SKIP that has skipped its one reply.
-  static bool ReplyDropped(RespClient& client, RespClient::Reply before);
+  // After `command` answered `reply` while `client.reply` is not kOn: whether the reply is
+  // dropped (CLIENT REPLY OFF or SKIP; an (un)subscribe confirmation is a push and goes out).
+  // Arms SKIP after CLIENT REPLY SKIP, and ends it once it has skipped its one reply.
+  static bool ReplyDropped(RespClient& client, std::string_view command, std::string_view reply);
 
   // Tells the tracking connections of each read-through key they were answered fresh whose fresh
   // time has ended since (docs/protocol.md "Tracking and staleness agree"). Run every 100 ms.

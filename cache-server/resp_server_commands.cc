@@ -321,7 +321,7 @@ CommandStatus RespCommands::Client(RespClient& client, Args args, std::string& o
     } else if (EqualsIgnoreCase(args[2], "off")) {
       client.reply = RespClient::Reply::kOff;
     } else if (EqualsIgnoreCase(args[2], "skip")) {
-      if (client.reply != RespClient::Reply::kOff) client.reply = RespClient::Reply::kSkip;
+      if (client.reply != RespClient::Reply::kOff) client.reply = RespClient::Reply::kSkipNext;
     } else {
       AppendError(out, proto::kSyntaxError);
     }

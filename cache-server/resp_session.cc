@@ -246,12 +246,11 @@ void BasicRespSession<Stream>::Process() {
       close_after_write_ = true;
       break;
     }
-    const RespClient::Reply reply = client_.reply;
     const size_t reply_at = out_.size();
-    client_.cmd = nullptr;
     CommandStatus result = commands_.Execute(client_, parser_.args(), out_, *this);
-    if (client_.reply != RespClient::Reply::kOn || reply != RespClient::Reply::kOn) [[unlikely]] {
-      if (RespCommands::ReplyDropped(client_, reply)) {
+    if (client_.reply != RespClient::Reply::kOn) [[unlikely]] {
+      if (RespCommands::ReplyDropped(client_, parser_.args()[0],
+                                     std::string_view(out_).substr(reply_at))) {
         out_.resize(reply_at);
         drop_reply_later_ = result == CommandStatus::kPending;
       }
