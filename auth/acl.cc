@@ -240,7 +240,7 @@ bool DigestsEqual(const Digest& a, const Digest& b) {
 }
 
 void User::Seal() {
-  unrestricted = all_keys && subcommands.empty() &&
+  unrestricted = all_keys && all_channels && subcommands.empty() &&
                  std::all_of(allowed.begin(), allowed.end(), [](bool b) { return b; });
 }
 
@@ -258,6 +258,14 @@ bool User::MayAccess(std::string_view key, Access access) const {
     if ((access == Access::kRead ? p.read : p.write) && proto::GlobMatch(p.glob, key)) {
       return true;
     }
+  }
+  return false;
+}
+
+bool User::MayUseChannel(std::string_view channel, bool is_pattern) const {
+  if (all_channels) return true;
+  for (const std::string& glob : channels) {
+    if (is_pattern ? glob == channel : proto::GlobMatch(glob, channel)) return true;
   }
   return false;
 }

@@ -80,11 +80,11 @@ struct User {
   std::vector<std::string> command_rules;   // the command rules in force, for ACL LIST
   bool all_keys = false;                    // "~*" or allkeys: any key, read and write
   std::vector<KeyPattern> keys;
-  bool all_channels = false;  // corral has no pub/sub: kept only so ACL LIST round-trips
-  std::vector<std::string> channels;
+  bool all_channels = false;          // "&*" or allchannels: any pub/sub channel
+  std::vector<std::string> channels;  // `&pattern` rules: globs over channel names
 
-  // True when the user may run every command on every key (+@all, ~*), so the hit path skips
-  // every check. Set by Seal(), which UserTable::Put calls.
+  // True when the user may run every command on every key and channel (+@all, ~*, &*), so the
+  // hit path skips every check. Set by Seal(), which UserTable::Put calls.
   bool unrestricted = false;
   void Seal();
 
@@ -92,6 +92,9 @@ struct User {
   // command with subcommands ("get" of CONFIG GET), or empty.
   bool MayRun(size_t command, std::string_view name, std::string_view subcommand = {}) const;
   bool MayAccess(std::string_view key, Access access) const;
+  // Redis 7.0's channel rule: PUBLISH and SUBSCRIBE name a channel that one of the user's
+  // patterns matches; PSUBSCRIBE's pattern (`is_pattern`) must be one of them, literally.
+  bool MayUseChannel(std::string_view channel, bool is_pattern) const;
   // True if `password` is one of the user's (or the user is nopass). Constant time per stored
   // password; does not look at `enabled`.
   bool CheckPassword(std::string_view password) const;

@@ -136,6 +136,19 @@ RespCommands::Permission RespCommands::Permit(RespClient& client, const CommandS
       return Permission::kRefused;
     }
   }
+  // Channels (`&pattern`): PUBLISH's, and every channel or pattern (P)SUBSCRIBE names, as Redis
+  // 7.0 checks them; (P)UNSUBSCRIBE and PUBSUB are not checked.
+  if (!user.all_channels &&
+      (spec.handler == &RespCommands::Publish || spec.handler == &RespCommands::Subscribe)) {
+    const bool patterns = spec.handler == &RespCommands::Subscribe && spec.param == 1;
+    const size_t last = spec.handler == &RespCommands::Publish ? 2 : args.size();
+    for (size_t i = 1; i < last; ++i) {
+      if (!user.MayUseChannel(args[i], patterns)) {
+        AppendError(out, proto::kNoPermChannel);
+        return Permission::kRefused;
+      }
+    }
+  }
   return Permission::kAllowed;
 }
 

@@ -36,6 +36,8 @@ inline constexpr std::string_view kBadClientName =
 // ACL (Redis 7.0 server.c processCommand, acl.c).
 inline constexpr std::string_view kNoPermKey =
     "NOPERM this user has no permissions to access one of the keys used as arguments";
+inline constexpr std::string_view kNoPermChannel =
+    "NOPERM this user has no permissions to access one of the channels used as arguments";
 inline constexpr std::string_view kDefaultUserUndeletable =
     "ERR The 'default' user cannot be removed";
 inline constexpr std::string_view kExpireNxConflict =

@@ -230,6 +230,39 @@ TEST_F(SecurityTest, AclSetuserAndDeluserTakeEffectOnLiveConnectionsAndBothDoors
   EXPECT_EQ(ReplyText(RedisCmd(admin.get(), {"ACL", "USERS"}).get()), "[$app, $default, $reader]");
 }
 
+// Channel rules (`&pattern`), as Redis 7.0 checks them: PUBLISH and SUBSCRIBE need a channel one
+// of the user's patterns matches, PSUBSCRIBE one of the patterns itself; a user without channel
+// rules (Redis 7.0's default for a new user) may use none.
+TEST_F(SecurityTest, ChannelRulesLimitPublishAndSubscribe) {
+  RedisConnection admin = As("default", "s3cret");
+  ASSERT_EQ(ReplyText(RedisCmd(admin.get(),
+                               {"ACL", "SETUSER", "news", "on", ">npw", "~*", "&news:*", "+@all"})
+                          .get()),
+            "+OK");
+  ASSERT_EQ(
+      ReplyText(
+          RedisCmd(admin.get(), {"ACL", "SETUSER", "mute", "on", ">mpw", "~*", "+@all"}).get()),
+      "+OK");
+  const std::string refused =
+      "-NOPERM this user has no permissions to access one of the channels used as arguments";
+  RedisConnection news = As("news", "npw");
+  EXPECT_EQ(ReplyText(RedisCmd(news.get(), {"PUBLISH", "news:today", "hi"}).get()), ":0");
+  EXPECT_EQ(ReplyText(RedisCmd(news.get(), {"PUBLISH", "sport", "hi"}).get()), refused);
+  EXPECT_EQ(ReplyText(RedisCmd(news.get(), {"PSUBSCRIBE", "news:t*"}).get()), refused)
+      << "a pattern must be one of the user's, literally";
+  EXPECT_EQ(ReplyText(RedisCmd(news.get(), {"SUBSCRIBE", "news:a", "sport"}).get()), refused);
+  EXPECT_EQ(ReplyText(RedisCmd(news.get(), {"PSUBSCRIBE", "news:*"}).get()),
+            "[$psubscribe, $news:*, :1]");
+  RedisConnection mute = As("mute", "mpw");
+  EXPECT_EQ(ReplyText(RedisCmd(mute.get(), {"PUBLISH", "news:today", "hi"}).get()), refused);
+  EXPECT_EQ(ReplyText(RedisCmd(mute.get(), {"SET", "k", "v"}).get()), "+OK");
+  // allchannels lifts it.
+  ASSERT_EQ(ReplyText(RedisCmd(admin.get(), {"ACL", "SETUSER", "mute", "allchannels"}).get()),
+            "+OK");
+  EXPECT_EQ(ReplyText(RedisCmd(mute.get(), {"PUBLISH", "sport", "hi"}).get()), ":0");
+  EXPECT_EQ(ReplyText(RedisCmd(admin.get(), {"ACL", "DELUSER", "news", "mute"}).get()), ":2");
+}
+
 TEST_F(SecurityTest, RedisCliAndCurlWorkWithTheUsers) {
   for (const char* tool : {"redis-cli", "curl"}) {
     ASSERT_TRUE(InPath(tool)) << tool << " is not in PATH: run deploy/install-deps.sh";
