@@ -515,6 +515,127 @@ TEST_F(StoreEvictionTest, GrowingAnEntryEvictsOthersNotItself) {
   EXPECT_FALSE(store_.Exists("k0"));
 }
 
+// Redis's noeviction: writes that fit go in, one that does not is refused (and leaves what it
+// would have replaced), nothing live is evicted, gone entries still make room, and the store
+// reports itself out of memory once no smallest entry fits.
+TEST_F(StoreEvictionTest, NoEvictionRefusesWhatDoesNotFitAndEvictsNothing) {
+  std::vector<std::pair<std::string, Removal>> removed;
+  store_.SetRemovalHook(
+      [&](std::string_view key, Removal why) { removed.emplace_back(std::string(key), why); });
+  store_.SetEvict(false);
+  EXPECT_FALSE(store_.evict());
+  EXPECT_FALSE(store_.out_of_memory());
+  ASSERT_EQ(store_.Set("k0", value_, std::nullopt), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k1", value_, std::nullopt), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k2", value_, 10), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k3", value_, std::nullopt), SetResult::kStored);
+  // Full, but a successful write does not look (that would cost every write): found out when
+  // a write is refused, or by RefreshOutOfMemory.
+  EXPECT_FALSE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("k4", value_, std::nullopt), SetResult::kTooLarge);
+  EXPECT_TRUE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("k3", value_ + "x", std::nullopt), SetResult::kTooLarge);
+  EXPECT_EQ(GetCopy(store_, "k3")->value, value_);  // left as it was
+  // A same-size overwrite fits; so does a smaller one.
+  EXPECT_EQ(store_.Set("k3", std::string(10, 'w'), std::nullopt), SetResult::kStored);
+  EXPECT_FALSE(store_.Update("k1", [](const Current*, Millis) {
+    return Change{.kind = Change::Kind::kStore, .value = std::string(11, 'u')};
+  }));
+  EXPECT_EQ(GetCopy(store_, "k1")->value, value_);
+  const std::pair<std::string_view, std::string_view> pairs[] = {{"k5", "v"}};
+  EXPECT_EQ(store_.SetMany(pairs, false), SetResult::kTooLarge);
+  EXPECT_FALSE(store_.Exists("k5"));
+  EXPECT_EQ(store_.Rename("k0", "k9", false), RenameResult::kTooLarge);
+  EXPECT_TRUE(store_.Exists("k0"));
+  EXPECT_FALSE(store_.Fill("f", "v", {.ttl_ms = 100}).has_value());
+  EXPECT_EQ(store_.evictions(), 0u);
+  EXPECT_EQ(store_.Size(), 4u);
+
+  // A gone entry makes room, as it does when evicting.
+  clock_.Advance(10);
+  EXPECT_EQ(store_.Set("k4", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store_.expirations(), 1u);
+  EXPECT_EQ(store_.evictions(), 0u);
+  // DEL frees room, and the store is no longer out of memory at once.
+  EXPECT_TRUE(store_.out_of_memory());
+  EXPECT_TRUE(store_.Del("k0"));
+  EXPECT_FALSE(store_.out_of_memory());
+  EXPECT_EQ(store_.Rename("k1", "k9", false), RenameResult::kRenamed);
+  EXPECT_EQ(store_.Set("k5", value_, std::nullopt), SetResult::kStored);
+  const std::vector<std::pair<std::string, Removal>> expected = {{"k2", Removal::kExpired}};
+  EXPECT_EQ(removed, expected);
+}
+
+// Under noeviction a smaller bound evicts nothing live and leaves the store out of memory;
+// evicting again brings it down to the bound at once.
+TEST_F(StoreEvictionTest, NoEvictionShrinkKeepsEntriesAndEvictingAgainEvicts) {
+  store_.SetEvict(false);
+  for (const char* key : {"k0", "k1", "k2"}) {
+    ASSERT_EQ(store_.Set(key, value_, std::nullopt), SetResult::kStored);
+  }
+  EXPECT_FALSE(store_.out_of_memory());
+  store_.SetMaxBytes(1);
+  EXPECT_EQ(store_.Size(), 3u);
+  EXPECT_EQ(store_.evictions(), 0u);
+  EXPECT_TRUE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("k3", "", std::nullopt), SetResult::kTooLarge);
+  store_.SetMaxBytes(4 * kCost);
+  EXPECT_FALSE(store_.out_of_memory());
+  store_.SetMaxBytes(2 * kCost);
+  EXPECT_TRUE(store_.out_of_memory());
+  store_.SetEvict(true);
+  EXPECT_EQ(store_.MemoryBytes(), 2 * kCost);
+  EXPECT_EQ(store_.evictions(), 1u);
+  // Evicting, full is not out of memory: the policy makes room.
+  EXPECT_FALSE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("k3", value_, std::nullopt), SetResult::kStored);
+}
+
+// Under any policy a bound too small for one entry is out of memory (Redis's EVICT_FAIL);
+// RefreshOutOfMemory sees room freed by expiry.
+TEST_F(StoreEvictionTest, OutOfMemoryWhenNothingFitsAndRefreshSeesExpiry) {
+  EXPECT_FALSE(store_.out_of_memory());
+  store_.SetMaxBytes(Store::kEntryOverhead - 1);
+  EXPECT_TRUE(store_.out_of_memory());
+  store_.SetMaxBytes(Store::kEntryOverhead);
+  EXPECT_FALSE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("", "", std::nullopt), SetResult::kStored);
+  EXPECT_FALSE(store_.out_of_memory());
+
+  store_.SetMaxBytes(4 * kCost);
+  store_.SetEvict(false);
+  for (const char* key : {"k0", "k1", "k2"}) {
+    ASSERT_EQ(store_.Set(key, value_, 10), SetResult::kStored);
+  }
+  EXPECT_EQ(store_.Set("k3", value_, std::nullopt), SetResult::kTooLarge);
+  EXPECT_TRUE(store_.out_of_memory());
+  clock_.Advance(10);
+  store_.RefreshOutOfMemory();
+  EXPECT_TRUE(store_.out_of_memory());  // gone entries still count until removed
+  EXPECT_EQ(store_.ExpireSome(16), 3u);
+  store_.RefreshOutOfMemory();
+  EXPECT_FALSE(store_.out_of_memory());
+}
+
+TEST(StoreNoEvictionTest, StartsWithoutEvictingFromItsOptions) {
+  FakeClock clock(kStart);
+  FakeRandom random({0.5});
+  Store store(StoreOptions{.max_bytes = 2 * (1 + 1 + Store::kEntryOverhead),
+                           .shards = 1,
+                           .policy = EvictionPolicy::kTinyLfu,
+                           .evict = false},
+              clock, random);
+  EXPECT_FALSE(store.evict());
+  // TinyLFU's sketch takes its bytes off the budget: one entry fits, and the next is refused.
+  EXPECT_EQ(store.Set("a", "1", std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store.Set("b", "2", std::nullopt), SetResult::kTooLarge);
+  EXPECT_TRUE(store.Exists("a"));
+  EXPECT_EQ(store.evictions(), 0u);
+  EXPECT_TRUE(store.out_of_memory());
+  store.Clear();
+  EXPECT_FALSE(store.out_of_memory());
+}
+
 TEST(StoreTooLargeTest, TooLargeForAShard) {
   FakeClock clock(kStart);
   FakeRandom random({0.5});
