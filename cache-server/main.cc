@@ -99,7 +99,11 @@ int Serve(const Config& config) {
       [&] { return backend == nullptr || backend->Ready(); });
   Server server(state, commands, http_handler);
   server.Bind();
-  server.AddTimer(std::chrono::milliseconds(100), [&store] { store.ExpireSome(20); });
+  // Active expiry; and the out-of-memory state (noeviction) sees the room expiry freed.
+  server.AddTimer(std::chrono::milliseconds(100), [&store] {
+    store.ExpireSome(20);
+    store.RefreshOutOfMemory();
+  });
   if (tls) {
     // New certificates without a restart: on SIGHUP, and when the files change.
     server.OnHangup([&tls] { tls->Reload(true); });

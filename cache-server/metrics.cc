@@ -544,7 +544,7 @@ std::string RenderInfo(const MetricSources& s, const std::vector<std::string_vie
     }
     field("used_memory_rss", std::to_string(resident * sysconf(_SC_PAGESIZE)));
     field("maxmemory", std::to_string(s.max_bytes));
-    field("maxmemory_policy", "allkeys-lru");
+    field("maxmemory_policy", std::string(s.maxmemory_policy));
     out += "\r\n";
   }
   if (want(kPersistence)) {
