@@ -1,5 +1,5 @@
 // Redis's maxmemory-policy names (CONFIG GET/SET, INFO) and what each means for corral's store:
-// corral evicts any key by memory.policy's algorithm, or (noeviction) refuses writes instead.
+// corral evicts any key, by W-TinyLFU or CLOCK, or (noeviction) refuses writes instead.
 // docs/protocol.md "Memory" says how each name differs from Redis.
 #pragma once
 
@@ -62,5 +62,20 @@ inline MaxmemoryPolicy DefaultMaxmemoryPolicy(const lease::StoreOptions& memory)
 // Whether the store evicts under `policy`: every name but noeviction does (volatile-* included:
 // corral evicts any key, docs/protocol.md).
 inline bool Evicts(MaxmemoryPolicy policy) { return policy != MaxmemoryPolicy::kNoEviction; }
+
+// The algorithm a name selects: the LFU names W-TinyLFU (frequency), the others CLOCK (second
+// chance, an approximation of LRU as Redis's own LRU is; corral has no random or TTL order);
+// noeviction none (the store keeps the algorithm it has, for a later evicting name).
+inline std::optional<lease::EvictionPolicy> AlgorithmOf(MaxmemoryPolicy policy) {
+  switch (policy) {
+    case MaxmemoryPolicy::kVolatileLfu:
+    case MaxmemoryPolicy::kAllkeysLfu:
+      return lease::EvictionPolicy::kTinyLfu;
+    case MaxmemoryPolicy::kNoEviction:
+      return std::nullopt;
+    default:
+      return lease::EvictionPolicy::kClock;
+  }
+}
 
 }  // namespace corral::server

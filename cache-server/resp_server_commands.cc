@@ -653,9 +653,10 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   if (tracking_max_keys) state_.tracking.SetMaxKeys(static_cast<size_t>(*tracking_max_keys));
   if (keyspace_events) state_.keyspace_events.set_flags(*keyspace_events);
   if (maxmemory_policy) {
-    // Before maxmemory: "noeviction maxmemory 1" evicts nothing. Only evicting or not changes;
-    // the algorithm stays memory.policy's (docs/protocol.md "Memory").
+    // Before maxmemory: "noeviction maxmemory 1" evicts nothing. The algorithm first, so that
+    // turning eviction on evicts by the new one (docs/protocol.md "Memory").
     state_.maxmemory_policy.store(*maxmemory_policy, std::memory_order_relaxed);
+    if (auto algorithm = AlgorithmOf(*maxmemory_policy)) state_.cache.store().SetPolicy(*algorithm);
     state_.cache.store().SetEvict(Evicts(*maxmemory_policy));
   }
   if (max_bytes) {

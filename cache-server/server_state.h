@@ -63,7 +63,7 @@ struct ServerState {
   TrackingTable tracking{clients,          // CLIENT TRACKING
                          static_cast<size_t>(config.resp_options.tracking_table_max_keys)};
   // CONFIG SET maxmemory-policy: the Redis name last set (what CONFIG GET and INFO report); the
-  // store's own evict flag is what changes behaviour (maxmemory_policy.h).
+  // store's algorithm and evict flag are what change behaviour (maxmemory_policy.h).
   std::atomic<MaxmemoryPolicy> maxmemory_policy{DefaultMaxmemoryPolicy(config.memory)};
 };
 

@@ -85,6 +85,16 @@ void Store::SetEvict(bool evict) {
   RefreshOutOfMemory();
 }
 
+void Store::SetPolicy(EvictionPolicy policy) {
+  policy_.store(policy, std::memory_order_relaxed);
+  const Millis now = clock_.NowMs();
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.table.SwitchPolicy(policy, max_bytes() / shards_.size(), now);
+  }
+  RefreshOutOfMemory();
+}
+
 void Store::RefreshOutOfMemory() {
   bool out = false;
   const bool evicting = evict_.load(std::memory_order_relaxed);

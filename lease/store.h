@@ -106,6 +106,11 @@ class Store {
   // to the bound.
   void SetEvict(bool evict);
   bool evict() const { return evict_.load(std::memory_order_relaxed); }
+  // Changes the eviction algorithm at run time (CONFIG SET maxmemory-policy allkeys-lru or
+  // allkeys-lfu), shard by shard under its lock (StoreShard::SwitchPolicy: what the old policy
+  // knew of the entries is forgotten; to TinyLFU the sketch comes off the budget, which may
+  // evict). O(entries).
+  void SetPolicy(EvictionPolicy policy);
 
   // Redis's "used memory > maxmemory" (the state in which it refuses denyoom commands): true
   // under noeviction when some shard has no room left for one more entry (key + value +
@@ -214,7 +219,7 @@ class Store {
   // What the eviction policy knows of `key` (OBJECT FREQ / IDLETIME), if it holds an entry that
   // is not gone. Not an access: changes nothing.
   std::optional<PolicyView> Inspect(std::string_view key);
-  EvictionPolicy policy() const { return policy_; }
+  EvictionPolicy policy() const { return policy_.load(std::memory_order_relaxed); }
 
   // Entries held, including gone ones not yet removed. Lock-free, approximate under writes.
   size_t Size() const;
@@ -261,7 +266,7 @@ class Store {
   std::mutex hooks_mu_;
   std::vector<std::unique_ptr<RemovalHook>> hooks_;
   std::atomic<size_t> max_bytes_;
-  EvictionPolicy policy_;
+  std::atomic<EvictionPolicy> policy_;
   std::atomic<bool> evict_;
   std::atomic<bool> out_of_memory_{false};
   std::vector<Shard> shards_;

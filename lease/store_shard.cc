@@ -35,6 +35,25 @@ void StoreShard::set_budget(size_t bytes) {
   protected_budget_ = (budget_ - window_budget_) * kProtectedPercent / 100;
 }
 
+void StoreShard::SwitchPolicy(EvictionPolicy policy, size_t bytes, Millis now) {
+  if (policy == policy_) return;
+  for (Entry& entry : slots_) {
+    entry.region = Region::kNone;
+    entry.prev = entry.next = kNil;
+    entry.referenced = false;
+  }
+  for (LruList& list : lists_) list = LruList{};
+  sketch_ = FrequencySketch();
+  policy_ = policy;
+  set_budget(bytes);
+  if (policy_ == EvictionPolicy::kTinyLfu) {
+    for (SlotId id = 0; id < slots_.size(); ++id) {
+      if (slots_[id].in_use()) PushFront(Region::kProbation, id);
+    }
+  }
+  Shrink(now);
+}
+
 PolicyView StoreShard::View(const Entry& entry, uint64_t hash, Millis now) const {
   PolicyView view;
   const Millis now_s = now / 1000;

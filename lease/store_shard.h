@@ -141,6 +141,12 @@ class StoreShard {
   void set_removal_hook(const std::atomic<const RemovalHook*>* hook) { removal_hook_ = hook; }
   // Chooses the policy; only while the shard is empty, before set_budget. CLOCK by default.
   void set_policy(EvictionPolicy policy) { policy_ = policy; }
+  // Changes the policy of a shard that may hold entries (CONFIG SET maxmemory-policy), with the
+  // shard's share of max_bytes (`bytes`, as set_budget). What the old policy knew is dropped:
+  // to CLOCK every entry starts unreferenced; to TinyLFU the sketch starts at zero and every
+  // entry starts in probation (slot order). Then evicts, as Shrink, if the sketch's bytes put the
+  // entries over the budget. O(slots).
+  void SwitchPolicy(EvictionPolicy policy, size_t bytes, Millis now);
   // Sets the shard's share of max_bytes. Under TinyLFU the sketch is sized from it and its bytes
   // are taken off: entries get budget() = bytes - policy_bytes().
   void set_budget(size_t bytes);

@@ -71,6 +71,22 @@ TEST_F(RespMaxmemoryPolicyTest, GetReportsTheConfiguredPolicyAndSetTakesEveryRed
   EXPECT_EQ(Cmd({"CONFIG", "GET", "maxmemory-policy"}), "[$maxmemory-policy, $allkeys-lru]");
 }
 
+TEST_F(RespMaxmemoryPolicyTest, TheLfuNamesSelectTinyLfuAndTheOthersClock) {
+  ASSERT_EQ(Cmd({"SET", "k", "v"}), "+OK");
+  ASSERT_EQ(Cmd({"GET", "k"}), "$v");
+  // OBJECT FREQ answers only under an LFU policy, as in Redis.
+  EXPECT_THAT(Cmd({"OBJECT", "FREQ", "k"}), ::testing::StartsWith(":"));
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"}), "+OK");
+  EXPECT_THAT(Cmd({"OBJECT", "FREQ", "k"}), ::testing::StartsWith("-ERR An LFU maxmemory policy"));
+  EXPECT_EQ(Cmd({"GET", "k"}), "$v") << "switching the algorithm lost a key";
+  // noeviction keeps the algorithm it finds (CLOCK here).
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory-policy", "noeviction"}), "+OK");
+  EXPECT_THAT(Cmd({"OBJECT", "FREQ", "k"}), ::testing::StartsWith("-ERR An LFU maxmemory policy"));
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory-policy", "volatile-lfu"}), "+OK");
+  EXPECT_THAT(Cmd({"OBJECT", "FREQ", "k"}), ::testing::StartsWith(":"));
+  EXPECT_EQ(Cmd({"GET", "k"}), "$v");
+}
+
 TEST_F(RespMaxmemoryPolicyTest, ABadNameIsRefusedWithRedisTextAndChangesNothing) {
   EXPECT_EQ(Cmd({"CONFIG", "SET", "maxmemory-policy", "lru"}),
             "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - "

@@ -617,6 +617,49 @@ TEST_F(StoreEvictionTest, OutOfMemoryWhenNothingFitsAndRefreshSeesExpiry) {
   EXPECT_FALSE(store_.out_of_memory());
 }
 
+// CONFIG SET maxmemory-policy allkeys-lfu / allkeys-lru on a store that holds entries: the
+// algorithm changes in place, what the old one knew is forgotten, and the sketch's bytes come
+// off the budget (evicting if need be) or go back to it.
+TEST_F(StoreEvictionTest, SetPolicySwitchesTheAlgorithmOfAFullStore) {
+  for (const char* key : {"k0", "k1", "k2", "k3"}) {
+    ASSERT_EQ(store_.Set(key, value_, std::nullopt), SetResult::kStored);
+  }
+  ASSERT_EQ(store_.policy(), EvictionPolicy::kClock);
+  store_.SetPolicy(EvictionPolicy::kTinyLfu);
+  EXPECT_EQ(store_.policy(), EvictionPolicy::kTinyLfu);
+  EXPECT_GT(store_.PolicyBytes(), 0u);
+  // The sketch took its bytes: three entries fit now, one was evicted.
+  EXPECT_EQ(store_.Size(), 3u);
+  EXPECT_EQ(store_.evictions(), 1u);
+  EXPECT_LE(store_.MemoryBytes() + store_.PolicyBytes(), 4 * kCost);
+  size_t in_probation = 0;
+  for (const char* key : {"k0", "k1", "k2", "k3"}) {
+    if (auto view = store_.Inspect(key)) {
+      EXPECT_EQ(std::string(view->region), "probation") << key;
+      ++in_probation;
+    }
+  }
+  EXPECT_EQ(in_probation, 3u);
+  // TinyLFU runs on them: a read moves a key to protected, new keys enter the window.
+  ASSERT_TRUE(GetCopy(store_, "k3").has_value() || GetCopy(store_, "k2").has_value());
+  ASSERT_EQ(store_.Set("n0", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(std::string(store_.Inspect("n0")->region), "window");
+  EXPECT_EQ(store_.Size(), 3u);
+
+  store_.SetPolicy(EvictionPolicy::kClock);
+  EXPECT_EQ(store_.policy(), EvictionPolicy::kClock);
+  EXPECT_EQ(store_.PolicyBytes(), 0u);
+  EXPECT_EQ(std::string(store_.Inspect("n0")->region), "");
+  // The sketch's bytes are back: a fourth entry fits without an eviction.
+  const uint64_t evictions = store_.evictions();
+  ASSERT_EQ(store_.Set("n1", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store_.evictions(), evictions);
+  EXPECT_EQ(store_.Size(), 4u);
+  ASSERT_EQ(store_.Set("n2", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store_.evictions(), evictions + 1);
+  EXPECT_EQ(store_.MemoryBytes(), 4 * kCost);
+}
+
 TEST(StoreNoEvictionTest, StartsWithoutEvictingFromItsOptions) {
   FakeClock clock(kStart);
   FakeRandom random({0.5});
