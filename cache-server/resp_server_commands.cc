@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -652,6 +653,10 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
     state_.cache.SetNamespaceLimit(c.ns, c.inflight, c.rate, c.blocked);
   if (tracking_max_keys) state_.tracking.SetMaxKeys(static_cast<size_t>(*tracking_max_keys));
   if (keyspace_events) state_.keyspace_events.set_flags(*keyspace_events);
+  // Two CONFIG SETs of the memory settings at once apply one after the other, so that the name
+  // reported is the store's policy. Not on any command's path but CONFIG SET's.
+  static std::mutex memory_mu;
+  std::lock_guard<std::mutex> memory_lock(memory_mu);
   if (maxmemory_policy) {
     // Before maxmemory: "noeviction maxmemory 1" evicts nothing. The algorithm first, so that
     // turning eviction on evicts by the new one (docs/protocol.md "Memory").
