@@ -896,5 +896,55 @@ TEST(StoreConcurrencyTest, EvictionUnderConcurrentWritersKeepsTheBound) {
   EXPECT_LE(store.MemoryBytes(), options.max_bytes);
 }
 
+// CONFIG SET maxmemory-policy while clients read and write: the algorithm and eviction switch
+// under each shard's lock, values stay whole, the bound holds whenever the store evicts, and
+// under noeviction a refused write is the only other outcome.
+TEST(StoreConcurrencyTest, SwitchingPolicyUnderConcurrentReadersAndWriters) {
+  FakeClock clock(kStart);
+  FakeRandom random({0.5});
+  const StoreOptions options{.max_bytes = 32 << 10, .shards = 4};
+  Store store(options, clock, random);
+  std::atomic<bool> done{false};
+  std::atomic<int> bad{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(200 + t);
+      for (int i = 0; i < 20'000; ++i) {
+        const std::string key = "p:" + std::to_string(rng() % 3000);
+        if (rng() % 2 == 0) {
+          const SetResult r = store.Set(key, MakeValue(rng() % 200), std::nullopt);
+          if (r == SetResult::kTooLarge) {
+            refused.fetch_add(1);
+          } else if (r != SetResult::kStored) {
+            bad.fetch_add(1);
+          }
+        } else {
+          store.Get(key, [&](std::string_view value, const EntryMeta&) {
+            if (!ValueIsWhole(value)) bad.fetch_add(1);
+          });
+        }
+      }
+    });
+  }
+  std::thread switcher([&] {
+    for (int round = 0; !done.load(); ++round) {
+      store.SetPolicy(round % 2 == 0 ? EvictionPolicy::kTinyLfu : EvictionPolicy::kClock);
+      store.SetEvict(round % 3 != 0);
+      if (store.evict() && store.MemoryBytes() + store.PolicyBytes() > options.max_bytes) {
+        bad.fetch_add(1000);
+      }
+    }
+  });
+  for (std::thread& thread : threads) thread.join();
+  done.store(true);
+  switcher.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(store.evictions(), 0u);
+  store.SetEvict(true);
+  EXPECT_LE(store.MemoryBytes() + store.PolicyBytes(), options.max_bytes);
+}
+
 }  // namespace
 }  // namespace corral::lease
