@@ -140,6 +140,10 @@ const std::vector<Field<TlsConfig>>& TlsFields() {
 }
 
 constexpr std::string_view kLogLevels[] = {"debug", "info", "warn", "error"};
+// JSON memory.policy: lease::EvictionPolicy's names, then Redis's noeviction.
+constexpr std::string_view kMemoryPolicyNames[] = {"tinylfu", "clock", "noeviction"};
+constexpr size_t kNoEvictionChoice = 2;
+static_assert(std::size(lease::kEvictionPolicyNames) == kNoEvictionChoice);
 constexpr std::string_view kTlsAuthClients[] = {"no", "optional", "yes"};
 constexpr std::string_view kTlsVersions[] = {"1.2", "1.3"};
 constexpr char kAddressExpected[] =
@@ -556,8 +560,13 @@ Config ParseRoot(const Json& root) {
   if (const Json* memory =
           GetSection("", root, "memory", Names({"policy"}, lease::StoreFields()))) {
     ReadFields("memory", *memory, config.memory, lease::StoreFields());
-    if (auto policy = GetChoice("memory", *memory, "policy", lease::kEvictionPolicyNames)) {
-      config.memory.policy = static_cast<lease::EvictionPolicy>(*policy);
+    if (auto policy = GetChoice("memory", *memory, "policy", kMemoryPolicyNames)) {
+      // "noeviction" keeps CLOCK's bookkeeping (the cheaper one) for CONFIG SET maxmemory-policy
+      // to evict by later.
+      config.memory.evict = *policy != kNoEvictionChoice;
+      config.memory.policy = *policy == kNoEvictionChoice
+                                 ? lease::EvictionPolicy::kClock
+                                 : static_cast<lease::EvictionPolicy>(*policy);
     }
   }
   Check(lease::Validate(config.memory, "memory"));
@@ -731,10 +740,9 @@ std::vector<ConfigField> ConfigFields() {
   out.push_back({"listen.http_tls", "none", bad_address});
   AddFields(out, "", RootFields());
   AddFields(out, "memory", lease::StoreFields());
-  out.push_back(
-      {"memory.policy",
-       std::string(lease::kEvictionPolicyNames[static_cast<size_t>(Config{}.memory.policy)]),
-       {"\"lru\"", "1"}});
+  out.push_back({"memory.policy",
+                 std::string(kMemoryPolicyNames[static_cast<size_t>(Config{}.memory.policy)]),
+                 {"\"lru\"", "1"}});
   out.push_back({"log_level", Config{}.log_level, {"\"trace\"", "1"}});
   AddFields(out, "postgres", pg::LoaderFields());
   out.push_back({"postgres.replicas", "[]", {"\"R\"", "[\"\"]", "[1]"}});
@@ -754,7 +762,7 @@ std::vector<ConfigField> ConfigFields() {
   AddFields(out, "lease", lease::ErrorHoldoffFields());
   AddFields(out, "shedding", SheddingFields());
   AddFields(out, "resp", RespFields());
-  out.push_back({"resp.notify_keyspace_events", "\"\" (off)", {"\"KEQ\"", "1"}});
+  out.push_back({"resp.notify_keyspace_events", "\"\"", {"\"KEQ\"", "1"}});
   AddFields(out, "http", HttpFields());
   AddFields(out, "shutdown", ShutdownFields());
   out.push_back({"redis.nodes", "required", {"[]", "\"127.0.0.1:6379\"", "[\"127.0.0.1\"]"}});

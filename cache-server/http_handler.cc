@@ -317,6 +317,12 @@ void HttpHandler::HandleCache(const HttpRequest& req, std::string key, HttpRespo
       state_.watches.Touch(key);
       state_.tracking.Invalidate(key, 0);
       if (r == lease::SetResult::kTooLarge) {
+        // Under maxmemory-policy noeviction a value that would fit an empty shard may be refused
+        // for want of room: RESP's -OOM, 507 here.
+        if (!state_.cache.store().evict()) {
+          return respond(Error(http::status::insufficient_storage, req.version(), req.keep_alive(),
+                               "out of memory (maxmemory-policy noeviction)"));
+        }
         return respond(Error(http::status::payload_too_large, req.version(), req.keep_alive(),
                              "value larger than the memory bound allows"));
       }

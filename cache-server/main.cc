@@ -99,8 +99,11 @@ int Serve(const Config& config) {
       [&] { return backend == nullptr || backend->Ready(); });
   Server server(state, commands, http_handler);
   server.Bind();
+  // Active expiry; the out-of-memory state (noeviction) sees the room expiry freed; tracking
+  // connections are told of read-through values whose fresh time ended.
   server.AddTimer(std::chrono::milliseconds(100), [&store, &commands] {
     store.ExpireSome(20);
+    store.RefreshOutOfMemory();
     commands.TellFreshTimeOver();
   });
   if (tls) {

@@ -546,7 +546,7 @@ std::string RenderInfo(const MetricSources& s, const std::vector<std::string_vie
     // Redis leaves its replication and AOF buffers out of the eviction bound; corral has none.
     field("mem_not_counted_for_evict", "0");
     field("maxmemory", std::to_string(s.max_bytes));
-    field("maxmemory_policy", "allkeys-lru");
+    field("maxmemory_policy", std::string(s.maxmemory_policy));
     out += "\r\n";
   }
   if (want(kPersistence)) {

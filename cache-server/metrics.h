@@ -430,9 +430,10 @@ struct MetricSources {
   int io_threads = 1;
   int64_t max_clients = 0;
   int64_t max_bytes = 0;
-  std::string_view redis_version;   // INFO redis_version
-  std::string_view corral_version;  // INFO corral_version
-  std::string_view corral_commit;   // INFO corral_commit (build_info.h)
+  std::string_view maxmemory_policy = "noeviction";  // INFO maxmemory_policy (Redis's name)
+  std::string_view redis_version;                    // INFO redis_version
+  std::string_view corral_version;                   // INFO corral_version
+  std::string_view corral_commit;                    // INFO corral_commit (build_info.h)
 };
 
 // The three renderers are thread-safe: they read atomics and the sources' own accessors.

@@ -223,6 +223,15 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
         return CommandStatus::kClose;
     }
   }
+  // Redis's OOM refusal (processCommand): one relaxed load of a flag that is false unless the
+  // store cannot take writes (lease::Store::out_of_memory: noeviction and full, or a bound too
+  // small for any entry).
+  if (state_.cache.store().out_of_memory()) [[unlikely]] {
+    if (RefuseOutOfMemory(client, *spec, out)) {
+      Rejected(*spec);
+      return CommandStatus::kDone;
+    }
+  }
   if (client.multi != nullptr || client.subscriber != nullptr) [[unlikely]] {
     if (client.resp == 2 && client.subscribed() && !(spec->flags & kCmdPubSubContext)) {
       AppendError(out, proto::PubSubContextError(spec->name));
@@ -230,7 +239,7 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
       return CommandStatus::kDone;
     }
     if (client.multi != nullptr && !(spec->flags & kCmdNotQueued)) {
-      Queue(client, args, out);
+      Queue(client, *spec, args, out);
       return CommandStatus::kDone;
     }
   }
@@ -259,6 +268,35 @@ bool RespCommands::ReplyDropped(RespClient& client, std::string_view command,
       (spec->handler == &RespCommands::Subscribe || spec->handler == &RespCommands::Unsubscribe) &&
       !reply.empty() && reply[0] != '-';
   return !pushed;
+}
+
+bool RespCommands::RefuseOutOfMemory(RespClient& client, const CommandSpec& spec,
+                                     std::string& out) {
+  // EXEC was admitted as a whole (Redis checks commands once, not again as EXEC runs them).
+  if (client.in_exec) return false;
+  const bool exec = spec.handler == &RespCommands::Exec;
+  bool refuse = (spec.flags & kCmdDenyOom) != 0;
+  if (client.multi != nullptr) {
+    if (exec) {
+      // EXEC is refused only if it would run a command that may use memory.
+      refuse = (client.multi->flags & kCmdDenyOom) != 0;
+    } else if (spec.handler != &RespCommands::Discard && spec.handler != &RespCommands::Quit &&
+               spec.handler != &RespCommands::Reset) {
+      // Queueing takes memory too: inside MULTI every command is refused but these.
+      refuse = true;
+    }
+  }
+  if (!refuse) return false;
+  if (exec && client.multi != nullptr) {
+    // Redis's execCommandAbort: the transaction is discarded, with the reason.
+    client.multi.reset();
+    client.watch.reset();
+    AppendError(out, proto::ExecAbortError(proto::kOutOfMemory));
+  } else {
+    AppendError(out, proto::kOutOfMemory);
+    if (client.multi != nullptr) client.multi->aborted = true;
+  }
+  return true;
 }
 
 // A write command that someone observes: connections WATCH keys or track them, or keyspace

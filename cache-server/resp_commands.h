@@ -24,6 +24,7 @@ struct CommandSpec;
 // A transaction being queued (between MULTI and EXEC or DISCARD).
 struct Transaction {
   std::vector<std::vector<std::string>> queued;  // each command's arguments, name first
+  uint32_t flags = 0;    // the queued commands' CommandFlag bits, or-ed (Redis's mstate.cmd_flags)
   bool aborted = false;  // a command could not be queued: EXEC answers EXECABORT
 };
 
@@ -43,7 +44,8 @@ struct RespClient {
   std::time_t last_command_unix = 0;
   // CORRAL.WRITTEN: the WAL position of this connection's last write (read-your-writes); 0: none.
   lease::WalPosition written = 0;
-  std::unique_ptr<Transaction> multi;      // inside MULTI
+  std::unique_ptr<Transaction> multi;  // inside MULTI
+  bool in_exec = false;  // running EXEC's queued commands (admitted as a whole: no OOM check)
   std::unique_ptr<Watcher> watch;          // WATCHed keys, until EXEC, DISCARD, UNWATCH or RESET
   std::unique_ptr<Subscriber> subscriber;  // after the first (P)SUBSCRIBE
   // CLIENT TRACKING (tracking.h): how this connection tracks, and CLIENT CACHING's answer for
@@ -251,8 +253,13 @@ class RespCommands {
   CommandStatus Publish(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus PubSubCmd(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Reset(RespClient&, Args, std::string&, AsyncReplyTarget&);
-  // Queues the command in `args` (checked) into the client's transaction: +QUEUED.
-  void Queue(RespClient& client, Args args, std::string& out);
+  // Queues the command `spec` in `args` (checked) into the client's transaction: +QUEUED.
+  void Queue(RespClient& client, const CommandSpec& spec, Args args, std::string& out);
+  // While the store is out of memory: true, with the refusal in `out`, if Redis 7.0 would refuse
+  // `spec` now (processCommand): a denyoom command; inside MULTI any command but EXEC, DISCARD,
+  // QUIT and RESET (and the transaction then aborts at EXEC); EXEC when a queued command is
+  // denyoom (EXECABORT ... because of: OOM ..., the transaction discarded).
+  bool RefuseOutOfMemory(RespClient& client, const CommandSpec& spec, std::string& out);
   // Runs the checked command `spec` (Execute after its checks); then, for a write command, marks
   // its keys changed for the connections that WATCH them.
   CommandStatus Run(RespClient& client, const CommandSpec& spec, Args args, std::string& out,

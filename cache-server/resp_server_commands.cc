@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -531,7 +532,8 @@ CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& o
       {"appendonly", "no"},
       {"databases", "1"},
       {"maxmemory", std::to_string(state_.cache.store().max_bytes())},
-      {"maxmemory-policy", "allkeys-lru"},
+      {"maxmemory-policy",
+       std::string(NameOf(state_.maxmemory_policy.load(std::memory_order_relaxed)))},
       {"maxclients", std::to_string(cfg.shedding.max_clients)},
       {"proto-max-bulk-len", std::to_string(cfg.resp_options.proto_max_bulk_len)},
       {"client-query-buffer-limit", std::to_string(cfg.resp_options.max_query_buffer)},
@@ -583,7 +585,8 @@ std::optional<int64_t> ParseMemory(std::string_view text) {
 
 CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   // CONFIG SET namespace.<ns>.<max_inflight_loads|max_loads_per_s|blocked> <value> [...]:
-  // load-shedding knobs changed at run time, without a restart (SPEC rule 8); and Redis's
+  // load-shedding knobs changed at run time, without a restart (SPEC rule 8); Redis's maxmemory,
+  // maxmemory-policy and notify-keyspace-events; and Redis's
   // tracking-table-max-keys (0: no bound).
   if (args.size() < 4 || args.size() % 2 != 0) {
     AppendError(out, proto::WrongArgsError("config|set"));
@@ -599,6 +602,7 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   std::optional<int64_t> tracking_max_keys;
   std::optional<uint32_t> keyspace_events;
   std::optional<int64_t> max_bytes;
+  std::optional<MaxmemoryPolicy> maxmemory_policy;
   for (size_t i = 2; i < args.size(); i += 2) {
     std::string_view name = args[i], value = args[i + 1];
     auto bad = [&](std::string_view why) {
@@ -614,6 +618,11 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
     if (EqualsIgnoreCase(name, "maxmemory")) {
       max_bytes = ParseMemory(value);
       if (!max_bytes) return bad("argument must be a memory value");
+      continue;
+    }
+    if (EqualsIgnoreCase(name, "maxmemory-policy")) {
+      maxmemory_policy = ParseMaxmemoryPolicy(value);
+      if (!maxmemory_policy) return bad(kBadMaxmemoryPolicy);
       continue;
     }
     if (EqualsIgnoreCase(name, "notify-keyspace-events")) {
@@ -659,6 +668,17 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
     state_.cache.SetNamespaceLimit(c.ns, c.inflight, c.rate, c.blocked);
   if (tracking_max_keys) state_.tracking.SetMaxKeys(static_cast<size_t>(*tracking_max_keys));
   if (keyspace_events) state_.keyspace_events.set_flags(*keyspace_events);
+  // Two CONFIG SETs of the memory settings at once apply one after the other, so that the name
+  // reported is the store's policy. Not on any command's path but CONFIG SET's.
+  static std::mutex memory_mu;
+  std::lock_guard<std::mutex> memory_lock(memory_mu);
+  if (maxmemory_policy) {
+    // Before maxmemory: "noeviction maxmemory 1" evicts nothing. The algorithm first, so that
+    // turning eviction on evicts by the new one (docs/protocol.md "Memory").
+    state_.maxmemory_policy.store(*maxmemory_policy, std::memory_order_relaxed);
+    if (auto algorithm = AlgorithmOf(*maxmemory_policy)) state_.cache.store().SetPolicy(*algorithm);
+    state_.cache.store().SetEvict(Evicts(*maxmemory_policy));
+  }
   if (max_bytes) {
     // 0 is Redis's "no bound"; corral always has one (a cache without a bound grows until the
     // kernel kills it), so 0 goes back to the configured memory.max_bytes.

@@ -75,8 +75,9 @@ class ExecReplies : public std::enable_shared_from_this<ExecReplies> {
 
 }  // namespace
 
-void RespCommands::Queue(RespClient& client, Args args, std::string& out) {
+void RespCommands::Queue(RespClient& client, const CommandSpec& spec, Args args, std::string& out) {
   client.multi->queued.emplace_back(args.begin(), args.end());
+  client.multi->flags |= spec.flags;
   AppendSimple(out, proto::kQueued);
 }
 
@@ -151,6 +152,7 @@ CommandStatus RespCommands::Exec(RespClient& client, Args, std::string& out,
       if (changed) return;
     }
     std::vector<std::string_view> argv;
+    client.in_exec = true;
     for (size_t i = 0; i < tx->queued.size(); ++i) {
       argv.assign(tx->queued[i].begin(), tx->queued[i].end());
       auto slot = std::make_shared<ExecReplies::Slot>(replies, i);
@@ -159,6 +161,7 @@ CommandStatus RespCommands::Exec(RespClient& client, Args, std::string& out,
       if (status != CommandStatus::kPending) replies->Arrived();
       if (status == CommandStatus::kClose) close = true;
     }
+    client.in_exec = false;
   });
   if (changed) {
     // The null array: a WATCHed key changed.

@@ -13,6 +13,7 @@
 #include "cache-server/command_gate.h"
 #include "cache-server/config.h"
 #include "cache-server/keyspace_events.h"
+#include "cache-server/maxmemory_policy.h"
 #include "cache-server/metrics.h"
 #include "cache-server/pubsub.h"
 #include "cache-server/tracking.h"
@@ -70,6 +71,9 @@ struct ServerState {
   ClientRegistry clients;                  // the RESP connections by CLIENT ID
   TrackingTable tracking{clients,          // CLIENT TRACKING
                          static_cast<size_t>(config.resp_options.tracking_table_max_keys)};
+  // CONFIG SET maxmemory-policy: the Redis name last set (what CONFIG GET and INFO report); the
+  // store's algorithm and evict flag are what change behaviour (maxmemory_policy.h).
+  std::atomic<MaxmemoryPolicy> maxmemory_policy{DefaultMaxmemoryPolicy(config.memory)};
 };
 
 // What metrics.cc renders (INFO, /v1/stats, /metrics) as this server's state shows it; the caller
@@ -85,6 +89,7 @@ inline MetricSources MetricSourcesOf(const ServerState& s) {
   m.io_threads = s.config.threads;
   m.max_clients = s.config.shedding.max_clients;
   m.max_bytes = static_cast<int64_t>(s.cache.store().max_bytes());  // CONFIG SET maxmemory
+  m.maxmemory_policy = NameOf(s.maxmemory_policy.load(std::memory_order_relaxed));
   m.pools = s.cache.PoolStatus();
   m.position_markers = s.cache.position_markers();
   m.position_marker_bytes = s.cache.position_marker_bytes();

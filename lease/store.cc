@@ -40,6 +40,7 @@ Store::Store(StoreOptions options, const Clock& clock, Random& random)
     : clock_(clock),
       random_(random),
       policy_(options.policy),
+      evict_(options.evict),
       shards_(std::bit_ceil(std::max<size_t>(options.shards, 1))),
       shard_mask_(shards_.size() - 1),
       shard_bits_(std::countr_zero(shards_.size())),
@@ -48,8 +49,10 @@ Store::Store(StoreOptions options, const Clock& clock, Random& random)
   for (Shard& shard : shards_) {
     shard.table.set_removal_hook(&removal_hook_);
     shard.table.set_policy(options.policy);
+    shard.table.set_evict(options.evict);
     shard.table.set_budget(options.max_bytes / shards_.size());
   }
+  RefreshOutOfMemory();
 }
 
 void Store::SetRemovalHook(RemovalHook hook) {
@@ -68,6 +71,43 @@ void Store::SetMaxBytes(size_t max_bytes) {
     shard.table.set_budget(max_bytes / shards_.size());
     shard.table.Shrink(now);
   }
+  RefreshOutOfMemory();
+}
+
+void Store::SetEvict(bool evict) {
+  evict_.store(evict, std::memory_order_relaxed);
+  const Millis now = clock_.NowMs();
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.table.set_evict(evict);
+    shard.table.Shrink(now);  // evicting again: down to the bound at once
+  }
+  RefreshOutOfMemory();
+}
+
+void Store::SetPolicy(EvictionPolicy policy) {
+  policy_.store(policy, std::memory_order_relaxed);
+  const Millis now = clock_.NowMs();
+  for (Shard& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    shard.table.SwitchPolicy(policy, max_bytes() / shards_.size(), now);
+  }
+  RefreshOutOfMemory();
+}
+
+void Store::RefreshOutOfMemory() {
+  bool out = false;
+  const bool evicting = evict_.load(std::memory_order_relaxed);
+  for (const Shard& shard : shards_) {
+    const size_t budget = shard.table.budget_relaxed();
+    // Eviction cannot make room for even the smallest entry; or, under noeviction, there is no
+    // room left for it.
+    if (budget < kEntryOverhead || (!evicting && shard.table.bytes() + kEntryOverhead > budget)) {
+      out = true;
+      break;
+    }
+  }
+  out_of_memory_.store(out, std::memory_order_relaxed);
 }
 
 bool Store::Present(const StoreShard::Entry* entry, Millis now) const {
@@ -101,7 +141,10 @@ SetResult Store::Set(std::string_view key, std::string_view value, std::optional
   meta.stale_until = meta.fresh_until;
 
   StoreShard::Entry* entry = shard.table.Put(existing, key, hash, value, now);
-  if (entry == nullptr) return SetResult::kTooLarge;
+  if (entry == nullptr) {
+    RefreshOutOfMemory();
+    return SetResult::kTooLarge;
+  }
   entry->set_meta(meta);
   entry->origin = EntryOrigin::kSet;
   return SetResult::kStored;
@@ -126,6 +169,7 @@ std::optional<EntryMeta> Store::Fill(std::string_view key, std::string_view valu
   StoreShard::Entry* entry = shard.table.Put(existing, key, hash, value, now);
   if (entry == nullptr) {
     if (existing != nullptr) shard.table.Remove(existing);
+    RefreshOutOfMemory();
     return std::nullopt;
   }
   entry->set_meta(meta);
@@ -141,6 +185,8 @@ bool Store::Del(std::string_view key) {
   StoreShard::Entry* entry = shard.table.FindLive(key, hash, now);
   if (entry == nullptr) return false;
   shard.table.Remove(entry);
+  if (out_of_memory()) [[unlikely]]
+    RefreshOutOfMemory();
   return true;
 }
 
@@ -209,7 +255,10 @@ bool Store::Apply(Shard& shard, StoreShard::Entry* existing, bool present, std::
     return true;
   }
   StoreShard::Entry* entry = shard.table.Put(existing, key, hash, change.value, now);
-  if (entry == nullptr) return false;
+  if (entry == nullptr) {
+    RefreshOutOfMemory();
+    return false;
+  }
   EntryMeta meta;
   meta.filled_at = now;
   meta.fresh_until = change.expire_at;
@@ -248,12 +297,28 @@ SetResult Store::SetMany(std::span<const std::pair<std::string_view, std::string
       }
     }
   }
+  if (!evict()) {
+    // Under noeviction every pair must fit before any is written. Counted conservatively: the
+    // bytes of the entries the pairs replace are not counted as freed, and a repeated key twice.
+    std::vector<size_t> need(order.size(), 0);
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      const size_t at =
+          std::lower_bound(order.begin(), order.end(), ShardIndex(hashes[i])) - order.begin();
+      need[at] += pairs[i].first.size() + pairs[i].second.size() + kEntryOverhead;
+    }
+    for (size_t j = 0; j < order.size(); ++j) {
+      if (!shards_[order[j]].table.Fits(need[j], 0, now)) {
+        RefreshOutOfMemory();
+        return SetResult::kTooLarge;
+      }
+    }
+  }
   for (size_t i = 0; i < pairs.size(); ++i) {
     StoreShard& table = ShardFor(hashes[i]).table;
     StoreShard::Entry* existing = table.FindLive(pairs[i].first, hashes[i], now);
     table.OnWrite(hashes[i]);
-    // Put cannot refuse (TooLarge was checked under the same locks); it may evict, but never
-    // the entry it has just stored.
+    // Put cannot refuse (TooLarge, and under noeviction Fits, were checked under the same
+    // locks); it may evict, but never the entry it has just stored.
     StoreShard::Entry* entry = table.Put(existing, pairs[i].first, hashes[i], pairs[i].second, now);
     EntryMeta meta;
     meta.filled_at = now;
@@ -289,6 +354,16 @@ RenameResult Store::Transfer(std::string_view from, std::string_view to, bool if
     return RenameResult::kTargetExists;
   }
   if (to_table.TooLarge(to, source->value())) return RenameResult::kTooLarge;
+  if (!evict()) {
+    // Under noeviction `to` must fit, what it replaces counting as freed (the source's own bytes
+    // do not, even when they leave the same shard: conservative).
+    const StoreShard::Entry* target = to_table.FindLive(to, to_hash, now);
+    const size_t freed = target != nullptr ? StoreShard::CostOf(*target) : 0;
+    if (!to_table.Fits(to.size() + source->value_size + kEntryOverhead, freed, now)) {
+      RefreshOutOfMemory();
+      return RenameResult::kTooLarge;
+    }
+  }
   // Copied out before the source goes: Put may evict, and a removal frees the bytes.
   const std::string value(source->value());
   const Millis expire_at = View(*source).fresh_until;
@@ -407,6 +482,7 @@ void Store::Clear() {
     std::lock_guard<std::mutex> lock(shard.mu);
     shard.table.Clear();
   }
+  RefreshOutOfMemory();
 }
 
 size_t Store::Size() const {

@@ -29,6 +29,9 @@ struct StoreOptions {
   // JSON memory.policy. The struct's default stays CLOCK for the tests written against it; the
   // configuration's default is TinyLFU (cache-server/config.cc).
   EvictionPolicy policy = EvictionPolicy::kClock;
+  // false: Redis's noeviction (Store::SetEvict). JSON memory.policy "noeviction" (with CLOCK's
+  // bookkeeping underneath, the cheaper one, for a later switch to evicting).
+  bool evict = true;
 };
 
 // A read-modify-write's view of a key present in the Redis view (Store::Update).
@@ -56,7 +59,8 @@ enum class SetCondition { kAlways, kIfAbsent /* NX */, kIfPresent /* XX */ };
 enum class SetResult {
   kStored,
   kNotStored,  // the NX/XX condition failed
-  kTooLarge,   // key + value + overhead exceed one shard's budget; the caller answers like OOM
+  kTooLarge,   // key + value + overhead exceed one shard's budget or, under noeviction, what is
+               // left of it; the caller answers like OOM
 };
 
 struct FillOptions {
@@ -93,6 +97,31 @@ class Store {
   // sketch is sized anew, and what it had counted is forgotten.
   void SetMaxBytes(size_t max_bytes);
   size_t max_bytes() const { return max_bytes_.load(std::memory_order_relaxed); }
+
+  // Redis's maxmemory-policy noeviction (evict false) or an evicting one (true), at run time:
+  // the policy (TinyLFU or CLOCK, fixed at construction) keeps its bookkeeping either way. Under
+  // noeviction a write that does not fit in what is left of its shard's budget, once gone entries
+  // are removed, is refused (kTooLarge; Fill stores nothing) and nothing live is evicted, and a
+  // smaller SetMaxBytes removes gone entries only. Turning eviction back on evicts at once down
+  // to the bound.
+  void SetEvict(bool evict);
+  bool evict() const { return evict_.load(std::memory_order_relaxed); }
+  // Changes the eviction algorithm at run time (CONFIG SET maxmemory-policy allkeys-lru or
+  // allkeys-lfu), shard by shard under its lock (StoreShard::SwitchPolicy: what the old policy
+  // knew of the entries is forgotten; to TinyLFU the sketch comes off the budget, which may
+  // evict). O(entries).
+  void SetPolicy(EvictionPolicy policy);
+
+  // Redis's "used memory > maxmemory" (the state in which it refuses denyoom commands): true
+  // under noeviction when some shard has no room left for one more entry (key + value +
+  // kEntryOverhead, with key and value empty), and under any policy when a shard's budget is too
+  // small to hold any entry at all (eviction cannot make room: Redis's EVICT_FAIL). One relaxed
+  // load, for the per-command check. Kept current by SetMaxBytes, SetEvict, Clear, a refused
+  // write, a Del while it is true, and RefreshOutOfMemory (which the server calls from a timer:
+  // memory freed by expiry is seen within one tick).
+  bool out_of_memory() const { return out_of_memory_.load(std::memory_order_relaxed); }
+  // Recomputes out_of_memory() from the shards' counters. Lock-free: O(shards) relaxed loads.
+  void RefreshOutOfMemory();
 
   // If `key` holds an entry that is not gone, calls fn(std::string_view value, const EntryMeta&)
   // under the shard lock, records the access with the policy and returns true; else records the
@@ -190,7 +219,7 @@ class Store {
   // What the eviction policy knows of `key` (OBJECT FREQ / IDLETIME), if it holds an entry that
   // is not gone. Not an access: changes nothing.
   std::optional<PolicyView> Inspect(std::string_view key);
-  EvictionPolicy policy() const { return policy_; }
+  EvictionPolicy policy() const { return policy_.load(std::memory_order_relaxed); }
 
   // Entries held, including gone ones not yet removed. Lock-free, approximate under writes.
   size_t Size() const;
@@ -237,7 +266,9 @@ class Store {
   std::mutex hooks_mu_;
   std::vector<std::unique_ptr<RemovalHook>> hooks_;
   std::atomic<size_t> max_bytes_;
-  EvictionPolicy policy_;
+  std::atomic<EvictionPolicy> policy_;
+  std::atomic<bool> evict_;
+  std::atomic<bool> out_of_memory_{false};
   std::vector<Shard> shards_;
   uint64_t shard_mask_;
   int shard_bits_;  // log2 of the shard count: the low bits of a SCAN cursor

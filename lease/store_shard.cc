@@ -30,8 +30,28 @@ void StoreShard::set_budget(size_t bytes) {
     bytes = bytes > sketch_.bytes() ? bytes - sketch_.bytes() : 0;
   }
   budget_ = bytes;
+  budget_seen_.store(bytes, std::memory_order_relaxed);
   window_budget_ = budget_ * kWindowPercent / 100;
   protected_budget_ = (budget_ - window_budget_) * kProtectedPercent / 100;
+}
+
+void StoreShard::SwitchPolicy(EvictionPolicy policy, size_t bytes, Millis now) {
+  if (policy == policy_) return;
+  for (Entry& entry : slots_) {
+    entry.region = Region::kNone;
+    entry.prev = entry.next = kNil;
+    entry.referenced = false;
+  }
+  for (LruList& list : lists_) list = LruList{};
+  sketch_ = FrequencySketch();
+  policy_ = policy;
+  set_budget(bytes);
+  if (policy_ == EvictionPolicy::kTinyLfu) {
+    for (SlotId id = 0; id < slots_.size(); ++id) {
+      if (slots_[id].in_use()) PushFront(Region::kProbation, id);
+    }
+  }
+  Shrink(now);
 }
 
 PolicyView StoreShard::View(const Entry& entry, uint64_t hash, Millis now) const {
@@ -88,9 +108,22 @@ bool StoreShard::TooLarge(std::string_view key, std::string_view value) const {
   return Cost(key.size(), value.size()) > budget_;
 }
 
+bool StoreShard::Fits(size_t need, size_t freed, Millis now) {
+  if (evict_) return true;
+  // Gone entries go first, as when evicting; EvictExpired never removes a live entry, so a
+  // caller's pointer to one (Put's `existing`) stays valid.
+  while (bytes() + need > budget_ + freed && EvictExpired(now)) {
+  }
+  return bytes() + need <= budget_ + freed;
+}
+
 StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64_t hash,
                                    std::string_view value, Millis now) {
   if (TooLarge(key, value)) return nullptr;
+  if (!evict_ &&
+      !Fits(Cost(key.size(), value.size()), existing != nullptr ? CostOf(*existing) : 0, now)) {
+    return nullptr;
+  }
   bool referenced = false;
   if (existing != nullptr) {
     if (existing->value_size == value.size()) {
@@ -167,6 +200,7 @@ void StoreShard::Clear() {
 }
 
 void StoreShard::MakeRoom(size_t need, Millis now) {
+  if (!evict_) return;  // Put checked Fits
   if (policy_ == EvictionPolicy::kClock) {
     while (bytes() + need > budget_ && EvictOne(now)) {
     }

@@ -42,6 +42,8 @@ enum class EntryOrigin : uint8_t { kSet, kFill };
 // then competes with the main region's victim and is admitted only if the frequency sketch rates
 // it more often used; the main region is a segmented LRU (probation, and protected = 80%). Every
 // access is counted, hit or miss. kClock: one CLOCK bit per entry, second chance.
+// Either may be told not to evict at all (Redis's noeviction, StoreShard::set_evict): then the
+// policy's bookkeeping goes on, but only gone entries are removed to make room.
 enum class EvictionPolicy : uint8_t { kTinyLfu, kClock };
 
 // Why the store removed an entry on its own (not DEL, SET or FLUSHALL).
@@ -139,11 +141,30 @@ class StoreShard {
   void set_removal_hook(const std::atomic<const RemovalHook*>* hook) { removal_hook_ = hook; }
   // Chooses the policy; only while the shard is empty, before set_budget. CLOCK by default.
   void set_policy(EvictionPolicy policy) { policy_ = policy; }
+  // Changes the policy of a shard that may hold entries (CONFIG SET maxmemory-policy), with the
+  // shard's share of max_bytes (`bytes`, as set_budget). What the old policy knew is dropped:
+  // to CLOCK every entry starts unreferenced; to TinyLFU the sketch starts at zero and every
+  // entry starts in probation (slot order). Then evicts, as Shrink, if the sketch's bytes put the
+  // entries over the budget. O(slots).
+  void SwitchPolicy(EvictionPolicy policy, size_t bytes, Millis now);
   // Sets the shard's share of max_bytes. Under TinyLFU the sketch is sized from it and its bytes
   // are taken off: entries get budget() = bytes - policy_bytes().
   void set_budget(size_t bytes);
   size_t budget() const { return budget_; }
   EvictionPolicy policy() const { return policy_; }
+  // Redis's noeviction when false: a write that does not fit in what is left of the budget, once
+  // gone entries are removed, is refused (Put answers nullptr) and nothing live is evicted; a
+  // smaller budget (Shrink) removes gone entries only. True (evict by the policy) by default.
+  void set_evict(bool evict) { evict_ = evict; }
+  bool evict() const { return evict_; }
+  // Whether `need` more bytes fit, `freed` bytes (an entry about to be replaced) being given back
+  // first. Always true when evicting (the policy makes room; TooLarge is the caller's check).
+  // Under noeviction, first removes gone entries near the expiry cursor while they do not fit.
+  bool Fits(size_t need, size_t freed, Millis now);
+  // The bytes of an entry (key + value + kEntryOverhead), as accounted.
+  static size_t CostOf(const Entry& entry) { return Cost(entry.key_size, entry.value_size); }
+  // budget() readable without the lock (relaxed; for Store::RefreshOutOfMemory).
+  size_t budget_relaxed() const { return budget_seen_.load(std::memory_order_relaxed); }
   // Bytes of the policy's own state (the sketch; the links live in the slots).
   size_t policy_bytes() const { return sketch_.bytes(); }
 
@@ -183,15 +204,23 @@ class StoreShard {
   // the new entry fits the budget; the new entry itself is never the one evicted. Returns the
   // entry, whose meta and origin the caller sets; its CLOCK bit is clear, and under TinyLFU it is
   // at the MRU end of the window (a same-size overwrite keeps its place). Returns nullptr,
-  // changing nothing, if TooLarge(key, value).
+  // changing nothing, if TooLarge(key, value) or, under noeviction, if !Fits (what `existing`
+  // holds counting as freed).
   Entry* Put(Entry* existing, std::string_view key, uint64_t hash, std::string_view value,
              Millis now);
 
   // Removes a live entry (from FindLive or Put).
   void Remove(Entry* entry);
 
-  // After a smaller set_budget: evicts (expired entries first) until the entries fit the budget.
-  void Shrink(Millis now) { MakeRoom(0, now); }
+  // After a smaller set_budget: evicts (expired entries first) until the entries fit the budget;
+  // under noeviction removes gone entries only (near the expiry cursor), and may stay over it.
+  void Shrink(Millis now) {
+    if (evict_) {
+      MakeRoom(0, now);
+    } else {
+      Fits(0, 0, now);
+    }
+  }
 
   // Active expiry: looks at up to `budget` slots from a cursor that goes round the slot array and
   // removes the entries gone at `now`. Returns how many it removed.
@@ -272,9 +301,11 @@ class StoreShard {
   void SubStats(size_t count, size_t bytes);
 
   EvictionPolicy policy_ = EvictionPolicy::kClock;
+  bool evict_ = true;
   size_t budget_ = 0;
-  size_t window_budget_ = 0;     // TinyLFU: 1% of budget_
-  size_t protected_budget_ = 0;  // TinyLFU: 80% of the rest
+  std::atomic<size_t> budget_seen_{0};  // budget_, for readers without the lock
+  size_t window_budget_ = 0;            // TinyLFU: 1% of budget_
+  size_t protected_budget_ = 0;         // TinyLFU: 80% of the rest
   FrequencySketch sketch_;
   LruList lists_[3];  // window, probation, protected
   std::vector<Entry> slots_;

@@ -167,6 +167,13 @@ std::string UnrecognizedOptionError(std::string_view option) {
   return out;
 }
 
+std::string ExecAbortError(std::string_view error) {
+  std::string out = "EXECABORT Transaction discarded because of: ";
+  out.append(error);
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
 std::string ConfigSetError(std::string_view name, std::string_view why) {
   std::string out = "ERR CONFIG SET failed (possibly related to argument '";
   out.append(name).append("') - ").append(why);

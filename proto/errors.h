@@ -64,6 +64,9 @@ inline constexpr std::string_view kDiscardWithoutMulti = "ERR DISCARD without MU
 inline constexpr std::string_view kWatchInsideMulti = "ERR WATCH inside MULTI is not allowed";
 inline constexpr std::string_view kExecAbort =
     "EXECABORT Transaction discarded because of previous errors.";
+// "EXECABORT Transaction discarded because of: <error>": EXEC refused before running (Redis 7.0
+// execCommandAbort), e.g. with kOutOfMemory.
+std::string ExecAbortError(std::string_view error);
 // Client tracking (Redis 7.0 networking.c clientCommand).
 inline constexpr std::string_view kTrackingOneRedirect =
     "ERR A client can only redirect to a single other client";

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "cache-server/maxmemory_policy.h"
 #include "tests/cache-server/config_walk.h"
 
 namespace corral::server {
@@ -302,6 +303,36 @@ TEST(ConfigTest, EveryOptionalFieldIsRead) {
   EXPECT_EQ(c.http_options.read_timeout_ms, 15);
   EXPECT_EQ(c.http_options.idle_timeout_ms, 16);
   EXPECT_EQ(c.http_options.max_pipelined, 17);
+}
+
+// memory.policy: the two algorithms, and Redis's noeviction (CLOCK's bookkeeping, no eviction);
+// each reported to Redis tools by the nearest Redis name.
+TEST(ConfigTest, MemoryPolicyChoices) {
+  const Config defaults = ParseConfig("{}");
+  EXPECT_EQ(defaults.memory.policy, lease::EvictionPolicy::kTinyLfu);
+  EXPECT_TRUE(defaults.memory.evict);
+  EXPECT_EQ(NameOf(DefaultMaxmemoryPolicy(defaults.memory)), "allkeys-lfu");
+  const Config clock = ParseConfig(J("{'memory': {'policy': 'clock'}}"));
+  EXPECT_EQ(clock.memory.policy, lease::EvictionPolicy::kClock);
+  EXPECT_TRUE(clock.memory.evict);
+  EXPECT_EQ(NameOf(DefaultMaxmemoryPolicy(clock.memory)), "allkeys-lru");
+  const Config none = ParseConfig(J("{'memory': {'policy': 'noeviction'}}"));
+  EXPECT_EQ(none.memory.policy, lease::EvictionPolicy::kClock);
+  EXPECT_FALSE(none.memory.evict);
+  EXPECT_EQ(NameOf(DefaultMaxmemoryPolicy(none.memory)), "noeviction");
+  EXPECT_EQ(ErrorOf(J("{'memory': {'policy': 'allkeys-lru'}}")).path, "memory.policy");
+}
+
+// Redis's names, any case, in Redis's order; anything else is refused.
+TEST(ConfigTest, MaxmemoryPolicyNames) {
+  for (size_t i = 0; i < std::size(kMaxmemoryPolicyNames); ++i) {
+    EXPECT_EQ(ParseMaxmemoryPolicy(kMaxmemoryPolicyNames[i]), static_cast<MaxmemoryPolicy>(i));
+  }
+  EXPECT_EQ(ParseMaxmemoryPolicy("NoEviction"), MaxmemoryPolicy::kNoEviction);
+  EXPECT_FALSE(ParseMaxmemoryPolicy("noevictio").has_value());
+  EXPECT_FALSE(ParseMaxmemoryPolicy("lru").has_value());
+  EXPECT_FALSE(Evicts(MaxmemoryPolicy::kNoEviction));
+  EXPECT_TRUE(Evicts(MaxmemoryPolicy::kVolatileTtl));
 }
 
 TEST(ConfigTest, AddressForms) {

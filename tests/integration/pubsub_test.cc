@@ -170,6 +170,40 @@ TEST_F(PubSubTest, ShrinkingMaxmemoryEvictsAtOnceAndRaisesEvicted) {
   ASSERT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", ""}), "+OK");
 }
 
+// Redis's pubsub.tcl "Keyspace notifications: evicted events", step by step; and under
+// noeviction a smaller bound evicts nothing until an evicting policy is set again.
+TEST_F(PubSubTest, EvictedEventsUnderAllkeysLruAndNoneUnderNoEviction) {
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", "Ee"}), "+OK");
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"}), "+OK");
+  auto sub = Subscriber(Resp({"PSUBSCRIBE", "*"}), ":1\r\n");
+  ASSERT_TRUE(sub);
+  sub->Take();
+  ASSERT_EQ(Cmd({"SET", "foo", "bar"}), "+OK");
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory", "1"}), "+OK");
+  const std::string evicted_foo = PMessage("*", "__keyevent@0__:evicted", "foo");
+  ASSERT_TRUE(sub->ReadUntil(evicted_foo)) << sub->received();
+  EXPECT_EQ(sub->Take(), evicted_foo);
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory", "0"}), "+OK");
+
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory-policy", "noeviction"}), "+OK");
+  ASSERT_EQ(Cmd({"SET", "kept", "v"}), "+OK");
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory", "1"}), "+OK");
+  EXPECT_EQ(Cmd({"EXISTS", "kept"}), ":1");
+  // An evicting policy again: the store evicts down to the bound at once. The PUBLISH after it
+  // shows, once it arrives, that no evicted event came before the policy changed.
+  ASSERT_EQ(Cmd({"PUBLISH", "marker", "m"}), ":1");
+  const std::string marker = PMessage("*", "marker", "m");
+  ASSERT_TRUE(sub->ReadUntil(marker)) << sub->received();
+  EXPECT_EQ(sub->Take(), marker);
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"}), "+OK");
+  const std::string evicted_kept = PMessage("*", "__keyevent@0__:evicted", "kept");
+  ASSERT_TRUE(sub->ReadUntil(evicted_kept)) << sub->received();
+  EXPECT_EQ(sub->Take(), evicted_kept);
+  EXPECT_EQ(Cmd({"EXISTS", "kept"}), ":0");
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "maxmemory", "0"}), "+OK");
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "notify-keyspace-events", ""}), "+OK");
+}
+
 TEST_F(PubSubTest, ARespTwoSubscriberTakesOnlyThePubSubCommands) {
   auto sub = Subscriber(Resp({"SUBSCRIBE", "a"}), ":1\r\n");
   ASSERT_TRUE(sub);

@@ -515,6 +515,170 @@ TEST_F(StoreEvictionTest, GrowingAnEntryEvictsOthersNotItself) {
   EXPECT_FALSE(store_.Exists("k0"));
 }
 
+// Redis's noeviction: writes that fit go in, one that does not is refused (and leaves what it
+// would have replaced), nothing live is evicted, gone entries still make room, and the store
+// reports itself out of memory once no smallest entry fits.
+TEST_F(StoreEvictionTest, NoEvictionRefusesWhatDoesNotFitAndEvictsNothing) {
+  std::vector<std::pair<std::string, Removal>> removed;
+  store_.SetRemovalHook(
+      [&](std::string_view key, Removal why) { removed.emplace_back(std::string(key), why); });
+  store_.SetEvict(false);
+  EXPECT_FALSE(store_.evict());
+  EXPECT_FALSE(store_.out_of_memory());
+  ASSERT_EQ(store_.Set("k0", value_, std::nullopt), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k1", value_, std::nullopt), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k2", value_, 10), SetResult::kStored);
+  ASSERT_EQ(store_.Set("k3", value_, std::nullopt), SetResult::kStored);
+  // Full, but a successful write does not look (that would cost every write): found out when
+  // a write is refused, or by RefreshOutOfMemory.
+  EXPECT_FALSE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("k4", value_, std::nullopt), SetResult::kTooLarge);
+  EXPECT_TRUE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("k3", value_ + "x", std::nullopt), SetResult::kTooLarge);
+  EXPECT_EQ(GetCopy(store_, "k3")->value, value_);  // left as it was
+  // A same-size overwrite fits; so does a smaller one.
+  EXPECT_EQ(store_.Set("k3", std::string(10, 'w'), std::nullopt), SetResult::kStored);
+  EXPECT_FALSE(store_.Update("k1", [](const Current*, Millis) {
+    return Change{.kind = Change::Kind::kStore, .value = std::string(11, 'u')};
+  }));
+  EXPECT_EQ(GetCopy(store_, "k1")->value, value_);
+  const std::pair<std::string_view, std::string_view> pairs[] = {{"k5", "v"}};
+  EXPECT_EQ(store_.SetMany(pairs, false), SetResult::kTooLarge);
+  EXPECT_FALSE(store_.Exists("k5"));
+  EXPECT_EQ(store_.Rename("k0", "k9", false), RenameResult::kTooLarge);
+  EXPECT_TRUE(store_.Exists("k0"));
+  EXPECT_FALSE(store_.Fill("f", "v", {.ttl_ms = 100}).has_value());
+  EXPECT_EQ(store_.evictions(), 0u);
+  EXPECT_EQ(store_.Size(), 4u);
+
+  // A gone entry makes room, as it does when evicting.
+  clock_.Advance(10);
+  EXPECT_EQ(store_.Set("k4", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store_.expirations(), 1u);
+  EXPECT_EQ(store_.evictions(), 0u);
+  // DEL frees room, and the store is no longer out of memory at once.
+  EXPECT_TRUE(store_.out_of_memory());
+  EXPECT_TRUE(store_.Del("k0"));
+  EXPECT_FALSE(store_.out_of_memory());
+  EXPECT_EQ(store_.Rename("k1", "k9", false), RenameResult::kRenamed);
+  EXPECT_EQ(store_.Set("k5", value_, std::nullopt), SetResult::kStored);
+  const std::vector<std::pair<std::string, Removal>> expected = {{"k2", Removal::kExpired}};
+  EXPECT_EQ(removed, expected);
+}
+
+// Under noeviction a smaller bound evicts nothing live and leaves the store out of memory;
+// evicting again brings it down to the bound at once.
+TEST_F(StoreEvictionTest, NoEvictionShrinkKeepsEntriesAndEvictingAgainEvicts) {
+  store_.SetEvict(false);
+  for (const char* key : {"k0", "k1", "k2"}) {
+    ASSERT_EQ(store_.Set(key, value_, std::nullopt), SetResult::kStored);
+  }
+  EXPECT_FALSE(store_.out_of_memory());
+  store_.SetMaxBytes(1);
+  EXPECT_EQ(store_.Size(), 3u);
+  EXPECT_EQ(store_.evictions(), 0u);
+  EXPECT_TRUE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("k3", "", std::nullopt), SetResult::kTooLarge);
+  store_.SetMaxBytes(4 * kCost);
+  EXPECT_FALSE(store_.out_of_memory());
+  store_.SetMaxBytes(2 * kCost);
+  EXPECT_TRUE(store_.out_of_memory());
+  store_.SetEvict(true);
+  EXPECT_EQ(store_.MemoryBytes(), 2 * kCost);
+  EXPECT_EQ(store_.evictions(), 1u);
+  // Evicting, full is not out of memory: the policy makes room.
+  EXPECT_FALSE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("k3", value_, std::nullopt), SetResult::kStored);
+}
+
+// Under any policy a bound too small for one entry is out of memory (Redis's EVICT_FAIL);
+// RefreshOutOfMemory sees room freed by expiry.
+TEST_F(StoreEvictionTest, OutOfMemoryWhenNothingFitsAndRefreshSeesExpiry) {
+  EXPECT_FALSE(store_.out_of_memory());
+  store_.SetMaxBytes(Store::kEntryOverhead - 1);
+  EXPECT_TRUE(store_.out_of_memory());
+  store_.SetMaxBytes(Store::kEntryOverhead);
+  EXPECT_FALSE(store_.out_of_memory());
+  EXPECT_EQ(store_.Set("", "", std::nullopt), SetResult::kStored);
+  EXPECT_FALSE(store_.out_of_memory());
+
+  store_.SetMaxBytes(4 * kCost);
+  store_.SetEvict(false);
+  for (const char* key : {"k0", "k1", "k2"}) {
+    ASSERT_EQ(store_.Set(key, value_, 10), SetResult::kStored);
+  }
+  EXPECT_EQ(store_.Set("k3", value_, std::nullopt), SetResult::kTooLarge);
+  EXPECT_TRUE(store_.out_of_memory());
+  clock_.Advance(10);
+  store_.RefreshOutOfMemory();
+  EXPECT_TRUE(store_.out_of_memory());  // gone entries still count until removed
+  EXPECT_EQ(store_.ExpireSome(16), 3u);
+  store_.RefreshOutOfMemory();
+  EXPECT_FALSE(store_.out_of_memory());
+}
+
+// CONFIG SET maxmemory-policy allkeys-lfu / allkeys-lru on a store that holds entries: the
+// algorithm changes in place, what the old one knew is forgotten, and the sketch's bytes come
+// off the budget (evicting if need be) or go back to it.
+TEST_F(StoreEvictionTest, SetPolicySwitchesTheAlgorithmOfAFullStore) {
+  for (const char* key : {"k0", "k1", "k2", "k3"}) {
+    ASSERT_EQ(store_.Set(key, value_, std::nullopt), SetResult::kStored);
+  }
+  ASSERT_EQ(store_.policy(), EvictionPolicy::kClock);
+  store_.SetPolicy(EvictionPolicy::kTinyLfu);
+  EXPECT_EQ(store_.policy(), EvictionPolicy::kTinyLfu);
+  EXPECT_GT(store_.PolicyBytes(), 0u);
+  // The sketch took its bytes: three entries fit now, one was evicted.
+  EXPECT_EQ(store_.Size(), 3u);
+  EXPECT_EQ(store_.evictions(), 1u);
+  EXPECT_LE(store_.MemoryBytes() + store_.PolicyBytes(), 4 * kCost);
+  size_t in_probation = 0;
+  for (const char* key : {"k0", "k1", "k2", "k3"}) {
+    if (auto view = store_.Inspect(key)) {
+      EXPECT_EQ(std::string(view->region), "probation") << key;
+      ++in_probation;
+    }
+  }
+  EXPECT_EQ(in_probation, 3u);
+  // TinyLFU runs on them: a read moves a key to protected, new keys enter the window.
+  ASSERT_TRUE(GetCopy(store_, "k3").has_value() || GetCopy(store_, "k2").has_value());
+  ASSERT_EQ(store_.Set("n0", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(std::string(store_.Inspect("n0")->region), "window");
+  EXPECT_EQ(store_.Size(), 3u);
+
+  store_.SetPolicy(EvictionPolicy::kClock);
+  EXPECT_EQ(store_.policy(), EvictionPolicy::kClock);
+  EXPECT_EQ(store_.PolicyBytes(), 0u);
+  EXPECT_EQ(std::string(store_.Inspect("n0")->region), "");
+  // The sketch's bytes are back: a fourth entry fits without an eviction.
+  const uint64_t evictions = store_.evictions();
+  ASSERT_EQ(store_.Set("n1", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store_.evictions(), evictions);
+  EXPECT_EQ(store_.Size(), 4u);
+  ASSERT_EQ(store_.Set("n2", value_, std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store_.evictions(), evictions + 1);
+  EXPECT_EQ(store_.MemoryBytes(), 4 * kCost);
+}
+
+TEST(StoreNoEvictionTest, StartsWithoutEvictingFromItsOptions) {
+  FakeClock clock(kStart);
+  FakeRandom random({0.5});
+  Store store(StoreOptions{.max_bytes = 2 * (1 + 1 + Store::kEntryOverhead),
+                           .shards = 1,
+                           .policy = EvictionPolicy::kTinyLfu,
+                           .evict = false},
+              clock, random);
+  EXPECT_FALSE(store.evict());
+  // TinyLFU's sketch takes its bytes off the budget: one entry fits, and the next is refused.
+  EXPECT_EQ(store.Set("a", "1", std::nullopt), SetResult::kStored);
+  EXPECT_EQ(store.Set("b", "2", std::nullopt), SetResult::kTooLarge);
+  EXPECT_TRUE(store.Exists("a"));
+  EXPECT_EQ(store.evictions(), 0u);
+  EXPECT_TRUE(store.out_of_memory());
+  store.Clear();
+  EXPECT_FALSE(store.out_of_memory());
+}
+
 TEST(StoreTooLargeTest, TooLargeForAShard) {
   FakeClock clock(kStart);
   FakeRandom random({0.5});
@@ -730,6 +894,56 @@ TEST(StoreConcurrencyTest, EvictionUnderConcurrentWritersKeepsTheBound) {
   EXPECT_EQ(bad.load(), 0);
   EXPECT_GT(store.evictions(), 0u);
   EXPECT_LE(store.MemoryBytes(), options.max_bytes);
+}
+
+// CONFIG SET maxmemory-policy while clients read and write: the algorithm and eviction switch
+// under each shard's lock, values stay whole, the bound holds whenever the store evicts, and
+// under noeviction a refused write is the only other outcome.
+TEST(StoreConcurrencyTest, SwitchingPolicyUnderConcurrentReadersAndWriters) {
+  FakeClock clock(kStart);
+  FakeRandom random({0.5});
+  const StoreOptions options{.max_bytes = 32 << 10, .shards = 4};
+  Store store(options, clock, random);
+  std::atomic<bool> done{false};
+  std::atomic<int> bad{0};
+  std::atomic<int> refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(200 + t);
+      for (int i = 0; i < 20'000; ++i) {
+        const std::string key = "p:" + std::to_string(rng() % 3000);
+        if (rng() % 2 == 0) {
+          const SetResult r = store.Set(key, MakeValue(rng() % 200), std::nullopt);
+          if (r == SetResult::kTooLarge) {
+            refused.fetch_add(1);
+          } else if (r != SetResult::kStored) {
+            bad.fetch_add(1);
+          }
+        } else {
+          store.Get(key, [&](std::string_view value, const EntryMeta&) {
+            if (!ValueIsWhole(value)) bad.fetch_add(1);
+          });
+        }
+      }
+    });
+  }
+  std::thread switcher([&] {
+    for (int round = 0; !done.load(); ++round) {
+      store.SetPolicy(round % 2 == 0 ? EvictionPolicy::kTinyLfu : EvictionPolicy::kClock);
+      store.SetEvict(round % 3 != 0);
+      if (store.evict() && store.MemoryBytes() + store.PolicyBytes() > options.max_bytes) {
+        bad.fetch_add(1000);
+      }
+    }
+  });
+  for (std::thread& thread : threads) thread.join();
+  done.store(true);
+  switcher.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(store.evictions(), 0u);
+  store.SetEvict(true);
+  EXPECT_LE(store.MemoryBytes() + store.PolicyBytes(), options.max_bytes);
 }
 
 }  // namespace
