@@ -60,6 +60,10 @@ struct RespClient {
   // RESP3 pub/sub) are always sent. The session applies it (RespCommands::ReplyDropped).
   enum class Reply : uint8_t { kOn, kOff, kSkip } reply = Reply::kOn;
   bool read_stale = false;  // the command just run answered a stale value (tracking only)
+  bool no_evict = false;    // CLIENT NO-EVICT ON (a flag only: corral never evicts clients)
+  // CLIENT KILL of this very connection (SKIPME no): the session closes it once the reply of
+  // the command in hand is written.
+  bool close_after_reply = false;
   // In RESP2, a connection with subscriptions takes only the pub/sub commands, PING, QUIT, RESET.
   bool subscribed() const { return subscriber != nullptr && subscriber->count() > 0; }
 };
@@ -155,8 +159,8 @@ struct CommandSpec {
   }
   // True for commands whose first argument is a subcommand (CONFIG GET): ACL rules may name it.
   bool has_subcommands() const {
-    for (std::string_view container :
-         {"acl", "client", "command", "config", "function", "object", "script"}) {
+    for (std::string_view container : {"acl", "client", "command", "config", "function", "latency",
+                                       "memory", "object", "script", "slowlog"}) {
       if (name == container) return true;
     }
     return false;
@@ -273,6 +277,15 @@ class RespCommands {
   enum class Permission { kAllowed, kRefused, kUserGone };
   Permission Permit(RespClient& client, const CommandSpec& spec, Args args, std::string& out) const;
   CommandStatus Acl(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  // Introspection (resp_introspection_commands.cc): CLIENT LIST / KILL / NO-EVICT, SLOWLOG,
+  // LATENCY, MEMORY, ROLE.
+  CommandStatus ClientList(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus ClientKill(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus ClientNoEvict(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus SlowLog(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Latency(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Memory(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Role(RespClient&, Args, std::string&, AsyncReplyTarget&);
 
   ServerState& state_;
   // INFO commandstats, per command in Table()'s order: calls run (counted after each, as Redis

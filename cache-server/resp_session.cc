@@ -237,6 +237,17 @@ void BasicRespSession<Stream>::Process() {
   // No EXEC on another thread runs while this batch does (command_gate.h).
   CommandGate::Shared gate(state_.gate);
   client_.last_command_unix = std::time(nullptr);
+  // SLOWLOG / LATENCY: with both off (the default has the slow log on at 10 ms), nothing more is
+  // read; else one reading per command, the batch's own for the first one's start.
+  const CommandLog::Clock timing = state_.command_log.clock();
+  int64_t mark_us = 0;
+  if (timing == CommandLog::Clock::kPrecise) {
+    mark_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                  lease::ClockSnapshot::Now().time_since_epoch())
+                  .count();
+  } else if (timing == CommandLog::Clock::kCoarse) {
+    mark_us = CommandLog::NowUs(timing);
+  }
   while (!pending_ && !close_after_write_ && in_start_ < in_end_ && out_.size() < kFlushAbove) {
     std::string_view input(in_.get() + in_start_, in_end_ - in_start_);
     proto::ParseStatus status = parser_.Parse(input);
@@ -250,6 +261,12 @@ void BasicRespSession<Stream>::Process() {
     const size_t reply_at = out_.size();
     client_.cmd = nullptr;
     CommandStatus result = commands_.Execute(client_, parser_.args(), out_, *this);
+    if (timing != CommandLog::Clock::kOff) [[unlikely]] {
+      TimeCommand(timing, mark_us);
+    }
+    if (client_.close_after_reply) [[unlikely]] {
+      close_after_write_ = result != CommandStatus::kPending;  // else once the reply is delivered
+    }
     if (client_.reply != RespClient::Reply::kOn || reply != RespClient::Reply::kOn) [[unlikely]] {
       if (RespCommands::ReplyDropped(client_, reply)) {
         out_.resize(reply_at);
@@ -268,6 +285,22 @@ void BasicRespSession<Stream>::Process() {
       in_cap_ = 0;
     }
   }
+}
+
+template <typename Stream>
+void BasicRespSession<Stream>::TimeCommand(CommandLog::Clock timing, int64_t& mark_us) {
+  const int64_t end_us = CommandLog::NowUs(timing);
+  const int64_t us = std::max<int64_t>(0, end_us - mark_us);
+  mark_us = end_us;
+  // client_.cmd is null for a command that did not run (unknown, refused, queued in MULTI), as
+  // Redis logs only what it calls.
+  if (client_.cmd == nullptr || us < state_.command_log.min_threshold_us()) return;
+  const std::span<const std::string_view> args = parser_.args();
+  // EXEC leaves client_.cmd at the last command it ran: the log names what the client sent.
+  const CommandSpec* spec = RespCommands::Find(args[0]);
+  if (spec == nullptr) return;
+  state_.command_log.Record(args, (spec->flags & kCmdFast) != 0, us, client_.last_command_unix,
+                            client_.addr, client_.name);
 }
 
 template <typename Stream>
@@ -348,6 +381,7 @@ void BasicRespSession<Stream>::DeliverLater(std::string reply) {
                if (self->closed_) return;
                if (!self->drop_reply_later_) self->out_.append(reply);
                self->drop_reply_later_ = false;
+               if (self->client_.close_after_reply) self->close_after_write_ = true;
                if (!self->deferred_pushes_.empty()) {
                  self->out_ += self->deferred_pushes_;
                  self->deferred_pushes_.clear();
@@ -373,6 +407,17 @@ void BasicRespSession<Stream>::PushFor(std::function<std::string(const RespClien
                if (self->closed_) return;
                std::string bytes = build(self->client_);
                if (!bytes.empty()) self->AppendPush(bytes);
+             });
+}
+
+template <typename Stream>
+void BasicRespSession<Stream>::Visit(std::function<bool(const RespClient&)> visit) {
+  asio::post(socket_.get_executor(),
+             [self = this->shared_from_this(), visit = std::move(visit)]() mutable {
+               if (self->closed_ || !visit(self->client_)) return;
+               Log(LogLevel::kInfo, "client_killed",
+                   "id=" + std::to_string(self->client_.id) + " addr=" + self->client_.addr);
+               self->Close();
              });
 }
 

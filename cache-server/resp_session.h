@@ -41,6 +41,8 @@ class BasicRespSession final : public AsyncReplyTarget,
   // pass kMaxPushedOutput (Redis's client-output-buffer-limit for pub/sub: 32 MiB).
   void Push(std::string bytes) override;
   void PushFor(std::function<std::string(const RespClient&)> build) override;
+  // Thread-safe: posts to the session's executor.
+  void Visit(std::function<bool(const RespClient&)> visit) override;
   // Thread-safe: closes now if waiting for input, else once the commands in hand are answered.
   void Drain() override;
 
@@ -59,6 +61,9 @@ class BasicRespSession final : public AsyncReplyTarget,
   // Parses and executes complete commands until input runs out, a command is pending, the
   // output is large enough to flush first, or the connection must close.
   void Process();
+  // After a command, when commands are timed (CommandLog::Clock): reads `timing`'s clock, moves
+  // `mark_us` (the command's start) to it and records the command if it took long enough.
+  void TimeCommand(CommandLog::Clock timing, int64_t& mark_us);
   // Writes the output without blocking; what the socket does not take goes out asynchronously.
   void Flush();
   void OnWriteDone(const boost::system::error_code& ec);

@@ -9,6 +9,7 @@
 #include "auth/acl.h"
 #include "cache-server/cache_service.h"
 #include "cache-server/command_gate.h"
+#include "cache-server/command_log.h"
 #include "cache-server/config.h"
 #include "cache-server/keyspace_events.h"
 #include "cache-server/metrics.h"
@@ -61,6 +62,7 @@ struct ServerState {
   ClientRegistry clients;                  // the RESP connections by CLIENT ID
   TrackingTable tracking{clients,          // CLIENT TRACKING
                          static_cast<size_t>(config.resp_options.tracking_table_max_keys)};
+  CommandLog command_log;  // SLOWLOG and LATENCY, and how sessions time commands
 };
 
 // What metrics.cc renders (INFO, /v1/stats, /metrics) as this server's state shows it; the caller
