@@ -40,28 +40,23 @@ bool Secret(std::span<const std::string_view> args, size_t i) {
   return false;
 }
 
-int64_t CoarseResolutionUs() {
-  timespec res{};
-  if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) != 0) return std::numeric_limits<int64_t>::max();
-  return std::max<int64_t>(1, res.tv_sec * 1'000'000 + res.tv_nsec / 1000);
-}
-
 }  // namespace
 
-CommandLog::CommandLog() : coarse_resolution_us_(CoarseResolutionUs()) {
+CommandLog::CommandLog() {
   std::lock_guard lock(config_mu_);
   UpdateClock();
 }
 
-int64_t CommandLog::NowUs(Clock clock) {
-  if (clock == Clock::kCoarse) {
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-    return now.tv_sec * 1'000'000 + now.tv_nsec / 1000;
-  }
+int64_t CommandLog::PreciseUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+int64_t CommandLog::CoarseUs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return now.tv_sec * 1'000'000 + now.tv_nsec / 1000;
 }
 
 void CommandLog::UpdateClock() {
@@ -79,11 +74,38 @@ void CommandLog::UpdateClock() {
   Clock clock = Clock::kPrecise;
   if (min_us == std::numeric_limits<int64_t>::max()) {
     clock = Clock::kOff;
-  } else if (coarse_resolution_us_ <= std::numeric_limits<int64_t>::max() / kCoarseFactor &&
-             min_us >= coarse_resolution_us_ * kCoarseFactor) {
-    clock = Clock::kCoarse;
+  } else if (min_us >= kCoarseGateMinUs) {
+    clock = Clock::kCoarseGate;
   }
   clock_.store(clock, std::memory_order_relaxed);
+}
+
+CommandTimer::CommandTimer(const CommandLog& log, int64_t batch_start_us)
+    : clock_(log.clock()), threshold_us_(log.min_threshold_us()), precise_mark_us_(batch_start_us) {
+  if (clock_ == CommandLog::Clock::kCoarseGate) coarse_mark_us_ = CommandLog::CoarseUs();
+}
+
+int64_t CommandTimer::Lap() {
+  if (clock_ == CommandLog::Clock::kPrecise) {
+    const int64_t end = CommandLog::PreciseUs();
+    const int64_t us = end - precise_mark_us_;
+    precise_mark_us_ = end;
+    return us >= threshold_us_ ? us : -1;
+  }
+  if (clock_ == CommandLog::Clock::kOff) return -1;
+  // kCoarseGate: the coarse clock's lag varies by a few ms, far below half the threshold, so a
+  // command that reached the threshold shows at least half of it on the coarse clock.
+  const int64_t coarse_end = CommandLog::CoarseUs();
+  const int64_t coarse_us = coarse_end - coarse_mark_us_;
+  coarse_mark_us_ = coarse_end;
+  if (coarse_us < threshold_us_ / 2) {
+    precise_mark_us_ = -1;
+    return -1;
+  }
+  const int64_t end = CommandLog::PreciseUs();
+  const int64_t us = precise_mark_us_ >= 0 ? end - precise_mark_us_ : coarse_us;
+  precise_mark_us_ = end;
+  return us >= threshold_us_ ? us : -1;
 }
 
 void CommandLog::SetSlowerThanUs(int64_t us) {

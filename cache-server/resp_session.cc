@@ -237,17 +237,11 @@ void BasicRespSession<Stream>::Process() {
   // No EXEC on another thread runs while this batch does (command_gate.h).
   CommandGate::Shared gate(state_.gate);
   client_.last_command_unix = std::time(nullptr);
-  // SLOWLOG / LATENCY: with both off (the default has the slow log on at 10 ms), nothing more is
-  // read; else one reading per command, the batch's own for the first one's start.
-  const CommandLog::Clock timing = state_.command_log.clock();
-  int64_t mark_us = 0;
-  if (timing == CommandLog::Clock::kPrecise) {
-    mark_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                  lease::ClockSnapshot::Now().time_since_epoch())
-                  .count();
-  } else if (timing == CommandLog::Clock::kCoarse) {
-    mark_us = CommandLog::NowUs(timing);
-  }
+  // SLOWLOG / LATENCY: nothing is read while both are off; else one reading per command
+  // (CommandTimer), the batch's own for the first one's start.
+  CommandTimer timer(state_.command_log, std::chrono::duration_cast<std::chrono::microseconds>(
+                                             lease::ClockSnapshot::Now().time_since_epoch())
+                                             .count());
   while (!pending_ && !close_after_write_ && in_start_ < in_end_ && out_.size() < kFlushAbove) {
     std::string_view input(in_.get() + in_start_, in_end_ - in_start_);
     proto::ParseStatus status = parser_.Parse(input);
@@ -261,8 +255,8 @@ void BasicRespSession<Stream>::Process() {
     const size_t reply_at = out_.size();
     client_.cmd = nullptr;
     CommandStatus result = commands_.Execute(client_, parser_.args(), out_, *this);
-    if (timing != CommandLog::Clock::kOff) [[unlikely]] {
-      TimeCommand(timing, mark_us);
+    if (timer.active()) [[unlikely]] {
+      if (const int64_t us = timer.Lap(); us >= 0) LogSlowCommand(us);
     }
     if (client_.close_after_reply) [[unlikely]] {
       close_after_write_ = result != CommandStatus::kPending;  // else once the reply is delivered
@@ -288,13 +282,10 @@ void BasicRespSession<Stream>::Process() {
 }
 
 template <typename Stream>
-void BasicRespSession<Stream>::TimeCommand(CommandLog::Clock timing, int64_t& mark_us) {
-  const int64_t end_us = CommandLog::NowUs(timing);
-  const int64_t us = std::max<int64_t>(0, end_us - mark_us);
-  mark_us = end_us;
+void BasicRespSession<Stream>::LogSlowCommand(int64_t us) {
   // client_.cmd is null for a command that did not run (unknown, refused, queued in MULTI), as
   // Redis logs only what it calls.
-  if (client_.cmd == nullptr || us < state_.command_log.min_threshold_us()) return;
+  if (client_.cmd == nullptr) return;
   const std::span<const std::string_view> args = parser_.args();
   // EXEC leaves client_.cmd at the last command it ran: the log names what the client sent.
   const CommandSpec* spec = RespCommands::Find(args[0]);

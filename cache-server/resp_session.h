@@ -61,9 +61,9 @@ class BasicRespSession final : public AsyncReplyTarget,
   // Parses and executes complete commands until input runs out, a command is pending, the
   // output is large enough to flush first, or the connection must close.
   void Process();
-  // After a command, when commands are timed (CommandLog::Clock): reads `timing`'s clock, moves
-  // `mark_us` (the command's start) to it and records the command if it took long enough.
-  void TimeCommand(CommandLog::Clock timing, int64_t& mark_us);
+  // The command just run took `us` (CommandTimer::Lap): SLOWLOG and LATENCY record it if it ran
+  // and reached their thresholds.
+  void LogSlowCommand(int64_t us);
   // Writes the output without blocking; what the socket does not take goes out asynchronously.
   void Flush();
   void OnWriteDone(const boost::system::error_code& ec);

@@ -5,7 +5,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <time.h>
 
 #include <limits>
 #include <string>
@@ -16,12 +15,6 @@ namespace corral::server {
 namespace {
 
 using ::testing::ElementsAre;
-
-int64_t CoarseResolutionUs() {
-  timespec res{};
-  clock_getres(CLOCK_MONOTONIC_COARSE, &res);
-  return res.tv_sec * 1'000'000 + res.tv_nsec / 1000;
-}
 
 void Record(CommandLog& log, std::vector<std::string_view> args, int64_t us,
             int64_t unix_time = 1000, bool fast = false) {
@@ -43,17 +36,74 @@ TEST(CommandLogTest, ThresholdsChooseTheClock) {
   EXPECT_EQ(log.clock(), CommandLog::Clock::kPrecise);
   EXPECT_EQ(log.min_threshold_us(), 0);
 
-  // A threshold far above the coarse clock's resolution takes the coarse clock...
+  // Thresholds of kCoarseGateMinUs and above gate on the coarse clock...
   log.SetSlowerThanUs(-1);
-  log.SetLatencyThresholdMs(1000);
-  EXPECT_EQ(log.min_threshold_us(), 1'000'000);
-  EXPECT_EQ(log.clock(), CoarseResolutionUs() * CommandLog::kCoarseFactor <= 1'000'000
-                             ? CommandLog::Clock::kCoarse
-                             : CommandLog::Clock::kPrecise);
+  log.SetLatencyThresholdMs(100);
+  EXPECT_EQ(log.min_threshold_us(), CommandLog::kCoarseGateMinUs);
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
   // ... but the smallest active threshold decides.
-  log.SetSlowerThanUs(1);
+  log.SetSlowerThanUs(CommandLog::kCoarseGateMinUs - 1);
   EXPECT_EQ(log.clock(), CommandLog::Clock::kPrecise);
-  EXPECT_EQ(log.min_threshold_us(), 1);
+  log.SetSlowerThanUs(10'000'000);
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
+}
+
+// Spins until the precise clock has moved `us` past `from`: a command that takes at least that.
+int64_t SpinUntil(int64_t from, int64_t us) {
+  int64_t now = CommandLog::PreciseUs();
+  while (now - from < us) now = CommandLog::PreciseUs();
+  return now;
+}
+
+TEST(CommandTimerTest, OffReadsNothingAndReportsNothing) {
+  CommandLog log;
+  log.SetSlowerThanUs(-1);
+  CommandTimer timer(log, CommandLog::PreciseUs());
+  EXPECT_FALSE(timer.active());
+  EXPECT_EQ(timer.Lap(), -1);
+}
+
+TEST(CommandTimerTest, PreciseTimesEveryCommandFromTheLastOne) {
+  CommandLog log;
+  log.SetSlowerThanUs(0);
+  const int64_t start = CommandLog::PreciseUs();
+  CommandTimer timer(log, start);
+  ASSERT_TRUE(timer.active());
+  const int64_t first_end = SpinUntil(start, 2000);
+  const int64_t first = timer.Lap();
+  EXPECT_GE(first, 2000);
+  EXPECT_LE(first, CommandLog::PreciseUs() - start);
+  const int64_t second = timer.Lap();  // right after: measured from the first one's end
+  EXPECT_GE(second, 0);
+  EXPECT_LT(second, CommandLog::PreciseUs() - first_end + 1);
+}
+
+// Under the coarse gate, a short command is dismissed on the coarse reading alone, and one that
+// reaches the threshold is timed exactly when its start was precise (the batch's first command,
+// or one after a command timed precisely), else from the coarse clock.
+TEST(CommandTimerTest, CoarseGateDismissesShortCommandsAndTimesLongOnes) {
+  CommandLog log;
+  const int64_t threshold = CommandLog::kCoarseGateMinUs;
+  log.SetSlowerThanUs(threshold);
+  ASSERT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
+
+  const int64_t start = CommandLog::PreciseUs();
+  CommandTimer timer(log, start);
+  SpinUntil(start, threshold + 10);
+  const int64_t slow = timer.Lap();
+  EXPECT_GE(slow, threshold + 10) << "the first command starts at the batch's precise reading";
+  EXPECT_LE(slow, CommandLog::PreciseUs() - start);
+
+  EXPECT_EQ(timer.Lap(), -1) << "a command of a few microseconds is dismissed";
+
+  // After a dismissed command the start is a coarse reading: a command of twice the threshold is
+  // still caught, its time within the coarse clock's jitter (measured below 10 ms).
+  const int64_t before = CommandLog::PreciseUs();
+  SpinUntil(before, 2 * threshold);
+  const int64_t caught = timer.Lap();
+  const int64_t took = CommandLog::PreciseUs() - before;
+  EXPECT_NEAR(static_cast<double>(caught), static_cast<double>(took), 30'000);
+  EXPECT_GE(caught, threshold);
 }
 
 TEST(CommandLogTest, SlowEntriesNewestFirstBelowThresholdNotLogged) {
