@@ -294,7 +294,7 @@ CommandStatus RespCommands::SlowLog(RespClient&, Args args, std::string& out, As
     AppendHelp(out, kHelp);
   } else if (EqualsIgnoreCase(sub, "get")) {
     if (args.size() > 3) {
-      AppendError(out, proto::kSlowlogGetArgs);
+      AppendError(out, proto::SubcommandSyntaxError("SLOWLOG", sub));
       return CommandStatus::kDone;
     }
     int64_t count = 10;

@@ -81,6 +81,16 @@ std::string WrongArgsError(std::string_view cmd) {
   return out;
 }
 
+std::string SubcommandSyntaxError(std::string_view cmd, std::string_view sub) {
+  std::string out = "ERR unknown subcommand or wrong number of arguments for '";
+  AppendCut(out, sub, 128);
+  out += "'. Try ";
+  for (char c : cmd.substr(0, cmd.find('\0'))) out += ToUpper(c);
+  out += " HELP.";
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
 std::string UnknownSubcommandError(std::string_view cmd, std::string_view sub) {
   std::string out = "ERR unknown subcommand '";
   AppendCut(out, sub, 128);

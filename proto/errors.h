@@ -95,8 +95,6 @@ inline constexpr std::string_view kInvalidClientId = "ERR Invalid client ID";
 inline constexpr std::string_view kClientIdNotPositive = "ERR client-id should be greater than 0";
 inline constexpr std::string_view kNoSuchClient = "ERR No such client";
 inline constexpr std::string_view kSlowlogCount = "ERR count should be greater than or equal to -1";
-inline constexpr std::string_view kSlowlogGetArgs =
-    "ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.";
 inline constexpr std::string_view kConfigNotInteger = "argument couldn't be parsed into an integer";
 
 // corral's lease protocol (LEASE.SET / LEASE.RELEASE, lease/README.md).
@@ -178,6 +176,9 @@ inline constexpr std::string_view kBadKeyspaceEvents =
 // "NOPERM this user has no permissions to run the 'config|set' command".
 std::string NoPermCommandError(std::string_view cmd);
 
+// "ERR unknown subcommand or wrong number of arguments for 'x'. Try SLOWLOG HELP." (Redis's
+// addReplySubcommandSyntaxError), with `sub` as sent, cut to 128 bytes, and `cmd` upper-cased.
+std::string SubcommandSyntaxError(std::string_view cmd, std::string_view sub);
 // "ERR unknown subcommand 'x'. Try CLIENT HELP." with `sub` cut to 128 bytes and `cmd`
 // upper-cased; CR and LF become spaces.
 std::string UnknownSubcommandError(std::string_view cmd, std::string_view sub);

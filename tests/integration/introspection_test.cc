@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <ctime>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -213,8 +215,8 @@ TEST_F(RespIntrospectionTest, SlowlogAndConfigErrors) {
             "argument must be between 0 and 9223372036854775807 inclusive");
   EXPECT_EQ(Cmd({"SLOWLOG", "GET", "-2"}), "-ERR count should be greater than or equal to -1");
   EXPECT_EQ(Cmd({"SLOWLOG", "GET", "x"}), "-ERR count should be greater than or equal to -1");
-  EXPECT_EQ(Cmd({"SLOWLOG", "GET", "1", "2"}),
-            "-ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.");
+  EXPECT_EQ(Cmd({"SLOWLOG", "Get", "1", "2"}),
+            "-ERR unknown subcommand or wrong number of arguments for 'Get'. Try SLOWLOG HELP.");
   EXPECT_EQ(Cmd({"SLOWLOG", "LEN", "x"}),
             "-ERR wrong number of arguments for 'slowlog|len' command");
   EXPECT_EQ(Cmd({"SLOWLOG", "NOPE"}), "-ERR unknown subcommand 'NOPE'. Try SLOWLOG HELP.");
@@ -438,6 +440,88 @@ TEST_F(RespIntrospectionTest, ClientNoEvict) {
   EXPECT_EQ(Cmd({"CLIENT", "NO-EVICT", "maybe"}), "-ERR syntax error");
   EXPECT_EQ(Cmd({"CLIENT", "NO-EVICT"}),
             "-ERR wrong number of arguments for 'client|no-evict' command");
+}
+
+// With CORRAL_TEST_REDIS_PORT (a redis-server 7.0, flushed first): the same commands, the same
+// replies, for what does not depend on the server's state.
+TEST_F(RespIntrospectionTest, RepliesMatchRedis) {
+  const char* port = std::getenv("CORRAL_TEST_REDIS_PORT");
+  if (port == nullptr) GTEST_SKIP() << "set CORRAL_TEST_REDIS_PORT to compare with redis-server";
+  RedisConnection redis = ConnectRedis(static_cast<uint16_t>(std::atoi(port)));
+  ASSERT_NE(redis, nullptr);
+  ASSERT_EQ(On(redis.get(), {"FLUSHALL"}), "+OK");
+  const std::vector<std::vector<std::string>> script = {
+      {"ROLE"},
+      {"ROLE", "x"},
+      {"SET", "i", "12345"},
+      {"SET", "neg", "-42"},
+      {"SET", "lead", "0123"},
+      {"SET", "s44", std::string(44, 's')},
+      {"SET", "s45", std::string(45, 's')},
+      {"OBJECT", "ENCODING", "i"},
+      {"OBJECT", "ENCODING", "neg"},
+      {"OBJECT", "ENCODING", "lead"},
+      {"OBJECT", "ENCODING", "s44"},
+      {"OBJECT", "ENCODING", "s45"},
+      {"OBJECT", "ENCODING", "missing"},
+      {"OBJECT", "REFCOUNT", "s45"},
+      {"OBJECT", "REFCOUNT", "i"},
+      {"OBJECT", "REFCOUNT", "missing"},
+      {"OBJECT", "REFCOUNT"},
+      {"OBJECT", "ENCODING", "a", "b"},
+      {"OBJECT", "NOPE", "x"},
+      {"MEMORY", "USAGE", "missing"},
+      {"MEMORY", "USAGE", "i", "SAMPLES", "-1"},
+      {"MEMORY", "USAGE", "i", "SAMPLES", "x"},
+      {"MEMORY", "USAGE", "i", "FOO"},
+      {"MEMORY", "USAGE"},
+      {"MEMORY", "STATS", "x"},
+      {"MEMORY", "NOPE"},
+      {"MEMORY", "HELP"},
+      {"SLOWLOG", "HELP"},
+      {"SLOWLOG", "GET", "-2"},
+      {"SLOWLOG", "GET", "x"},
+      {"SLOWLOG", "GET", "1", "2"},
+      {"SLOWLOG", "LEN", "x"},
+      {"SLOWLOG", "NOPE"},
+      {"SLOWLOG"},
+      {"LATENCY", "HISTORY", "nosuch"},
+      {"LATENCY", "RESET", "nosuch"},
+      {"LATENCY", "HISTORY"},
+      {"LATENCY", "LATEST", "x"},
+      {"LATENCY", "NOPE"},
+      {"CLIENT", "KILL", "ID", "0"},
+      {"CLIENT", "KILL", "ID", "x"},
+      {"CLIENT", "KILL", "ID", "999999"},
+      {"CLIENT", "KILL", "10.0.0.1:1"},
+      {"CLIENT", "KILL", "TYPE", "bogus"},
+      {"CLIENT", "KILL", "TYPE", "master"},
+      {"CLIENT", "KILL", "USER", "nosuch"},
+      {"CLIENT", "KILL", "SKIPME", "maybe"},
+      {"CLIENT", "KILL", "FOO", "bar"},
+      {"CLIENT", "KILL", "ID", "1", "2"},
+      {"CLIENT", "KILL"},
+      {"CLIENT", "LIST", "TYPE", "bogus"},
+      {"CLIENT", "LIST", "TYPE", "master"},
+      {"CLIENT", "LIST", "ID", "abc"},
+      {"CLIENT", "LIST", "ID", "999999"},
+      {"CLIENT", "LIST", "TYPE"},
+      {"CLIENT", "LIST", "foo", "bar"},
+      {"CLIENT", "NO-EVICT", "maybe"},
+      {"CLIENT", "NO-EVICT", "on"},
+      {"CLIENT", "NO-EVICT", "off"},
+      {"CLIENT", "NO-EVICT"},
+      {"CONFIG", "SET", "slowlog-log-slower-than", "-2"},
+      {"CONFIG", "SET", "slowlog-max-len", "x"},
+      {"CONFIG", "SET", "latency-monitor-threshold", "-1"},
+      {"CONFIG", "GET", "slowlog-max-len"},
+      {"CONFIG", "GET", "latency-monitor-threshold"},
+  };
+  for (const auto& args : script) {
+    std::string line;
+    for (const auto& a : args) line += a.substr(0, 20) + " ";
+    EXPECT_EQ(Cmd(args), On(redis.get(), args)) << line;
+  }
 }
 
 }  // namespace
