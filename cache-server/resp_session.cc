@@ -255,8 +255,10 @@ void BasicRespSession<Stream>::Process() {
     const size_t reply_at = out_.size();
     client_.cmd = nullptr;
     CommandStatus result = commands_.Execute(client_, parser_.args(), out_, *this);
-    if (timer.active()) [[unlikely]] {
-      if (const int64_t us = timer.Lap(); us >= 0) LogSlowCommand(us);
+    if (timer.active()) {  // as it is by default (slowlog-log-slower-than 10000)
+      if (const int64_t us = timer.Lap(); us >= 0) [[unlikely]] {
+        LogSlowCommand(us);
+      }
     }
     if (client_.close_after_reply) [[unlikely]] {
       close_after_write_ = result != CommandStatus::kPending;  // else once the reply is delivered
