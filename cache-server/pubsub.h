@@ -31,6 +31,10 @@ class PushTarget {
   // The same with the bytes built on the connection's own thread from its state (protocol,
   // subscriptions): client tracking's invalidations. An empty result sends nothing.
   virtual void PushFor(std::function<std::string(const RespClient&)> build) = 0;
+  // Runs `visit` on the connection's own thread with its state, between two of its commands
+  // (CLIENT LIST reads it there, CLIENT KILL matches it there); true from `visit` closes the
+  // connection at once. A connection that has closed drops `visit` without running it.
+  virtual void Visit(std::function<bool(const RespClient&)> visit) = 0;
 };
 
 class PubSub;

@@ -110,6 +110,12 @@ std::span<const CommandSpec> RespCommands::Table() {
     {"pubsub",        -2, kCmdPubSub | kCmdLoading | kCmdStale,         kAclPubSub,               0,  0, 0, &R::PubSubCmd,    "pubsub",     "Inspect the pub/sub state: CHANNELS, NUMSUB, NUMPAT"},
     {"reset",          1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast | kCmdNoAuth | kCmdNotQueued | kCmdPubSubContext, kAclConnection, 0, 0, 0, &R::Reset, "connection", "Reset the connection: out of MULTI, nothing watched or subscribed, RESP2, no name"},
     {"acl",           -2, kCmdAdmin | kCmdNoScript | kCmdLoading | kCmdStale, kAclAdmin | kAclDangerous,   0,  0, 0, &R::Acl,          "server",     "Users: WHOAMI, USERS, LIST, CAT, SETUSER, DELUSER"},
+    // Introspection (resp_introspection_commands.cc): flags and categories of Redis 7.0's
+    // subcommands that change or reveal state (SLOWLOG GET, LATENCY LATEST, MEMORY USAGE).
+    {"slowlog",       -2, kCmdAdmin | kCmdLoading | kCmdStale,          kAclAdmin | kAclDangerous,           0,  0, 0, &R::SlowLog,      "server",     "The commands that ran slower than slowlog-log-slower-than: GET, LEN, RESET"},
+    {"latency",       -2, kCmdAdmin | kCmdNoScript | kCmdLoading | kCmdStale, kAclAdmin | kAclDangerous,   0,  0, 0, &R::Latency,      "server",     "Latency spikes of commands: LATEST, HISTORY, RESET, DOCTOR"},
+    {"memory",        -2, kCmdReadonly,                                 kAclRead,                            2,  2, 1, &R::Memory,       "server",     "Memory the store accounts: USAGE, STATS, DOCTOR"},
+    {"role",           1, kCmdNoScript | kCmdLoading | kCmdStale | kCmdFast, kAclAdmin | kAclDangerous,      0,  0, 0, &R::Role,         "server",     "The node's replication role: always a master without replicas"},
   };
   // clang-format on
   return kTable;
@@ -765,29 +771,79 @@ CommandStatus RespCommands::Exists(RespClient&, Args args, std::string& out, Asy
   return CommandStatus::kDone;
 }
 
-// OBJECT FREQ|IDLETIME key, from the eviction policy's own state (lease::Store::Inspect): FREQ
-// is the TinyLFU sketch's estimate (0-15; an error under memory.policy clock, as Redis errs
-// without an LFU policy), IDLETIME the seconds since the last read or write. Nil for a key the
-// store does not hold. Inspecting is not an access.
+namespace {
+// OBJECT ENCODING as Redis 7.0 reports a string (object.c tryObjectEncoding): "int" for what
+// string2ll takes (at most 20 characters), "embstr" up to 44 bytes, "raw" beyond.
+std::string_view StringEncoding(std::string_view value) {
+  if (value.size() <= 20 && proto::ParseInt64(value, nullptr)) return "int";
+  return value.size() <= 44 ? "embstr" : "raw";
+}
+}  // namespace
+
+// OBJECT FREQ|IDLETIME|REFCOUNT|ENCODING key. FREQ and IDLETIME come from the eviction policy's
+// own state (lease::Store::Inspect): FREQ is the TinyLFU sketch's estimate (0-15; an error under
+// memory.policy clock, as Redis errs without an LFU policy), IDLETIME the seconds since the last
+// read or write. REFCOUNT is always 1 (corral shares no values between keys) and ENCODING says
+// how Redis would store the string. Nil for a key the store does not hold (a cached "not found"
+// counts as absent for REFCOUNT and ENCODING). Inspecting is not an access.
 CommandStatus RespCommands::Object(RespClient& client, Args args, std::string& out,
                                    AsyncReplyTarget&) {
   if (args.size() == 2 && EqualsIgnoreCase(args[1], "help")) {
-    AppendArrayHeader(out, 3);
-    AppendBulk(out, "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:");
-    AppendBulk(out, "FREQ <key>: the eviction policy's access frequency estimate of <key>.");
-    AppendBulk(out, "IDLETIME <key>: seconds since <key> was last read or written.");
+    static constexpr std::string_view kHelp[] = {
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
+        "FREQ <key>",
+        "    Return the access frequency index of the <key>: the eviction policy's estimate",
+        "    (TinyLFU's sketch, 0-15).",
+        "IDLETIME <key>",
+        "    Return the idle time of the <key>, that is the approximated number of",
+        "    seconds elapsed since the last access to the key.",
+        "REFCOUNT <key>",
+        "    Return the number of references of the value associated with the specified",
+        "    <key>.",
+        "HELP",
+        "    Prints this help.",
+    };
+    AppendArrayHeader(out, std::size(kHelp));
+    for (std::string_view line : kHelp) proto::AppendSimple(out, line);
     return CommandStatus::kDone;
   }
-  const bool freq = EqualsIgnoreCase(args[1], "freq");
-  if (!freq && !EqualsIgnoreCase(args[1], "idletime")) {
+  enum class Sub { kFreq, kIdletime, kRefcount, kEncoding };
+  static constexpr std::pair<std::string_view, Sub> kSubs[] = {{"freq", Sub::kFreq},
+                                                               {"idletime", Sub::kIdletime},
+                                                               {"refcount", Sub::kRefcount},
+                                                               {"encoding", Sub::kEncoding}};
+  const auto* found = std::find_if(std::begin(kSubs), std::end(kSubs), [&](const auto& s) {
+    return EqualsIgnoreCase(args[1], s.first);
+  });
+  if (found == std::end(kSubs)) {
     AppendError(out, proto::UnknownSubcommandError("OBJECT", args[1]));
     return CommandStatus::kDone;
   }
   if (args.size() != 3) {
-    AppendError(out, proto::WrongArgsError(freq ? "object|freq" : "object|idletime"));
+    AppendError(out, proto::WrongArgsError("object|" + std::string(found->first)));
     return CommandStatus::kDone;
   }
   lease::Store& store = state_.cache.store();
+  if (found->second == Sub::kRefcount || found->second == Sub::kEncoding) {
+    std::string_view encoding;
+    bool present = false;
+    store.Peek(args[2], [&](std::string_view value, const lease::EntryMeta& meta, size_t) {
+      present = meta.kind == lease::EntryKind::kValue;
+      encoding = StringEncoding(value);  // a literal: outlives the lock
+    });
+    if (!present) {
+      AppendNil(out, client.resp);
+    } else if (found->second == Sub::kRefcount) {
+      AppendInteger(out, 1);
+    } else {
+      AppendBulk(out, encoding);
+    }
+    return CommandStatus::kDone;
+  }
+  const bool freq = found->second == Sub::kFreq;
   if (freq && store.policy() != lease::EvictionPolicy::kTinyLfu) {
     AppendError(out,
                 "ERR An LFU maxmemory policy is not selected, access frequency not tracked "

@@ -63,6 +63,10 @@ struct RespClient {
   // kSkipNext: CLIENT REPLY SKIP just ran; the command after it is kSkip.
   enum class Reply : uint8_t { kOn, kOff, kSkip, kSkipNext } reply = Reply::kOn;
   bool read_stale = false;  // the command just run answered a stale value (tracking only)
+  bool no_evict = false;    // CLIENT NO-EVICT ON (a flag only: corral never evicts clients)
+  // CLIENT KILL of this very connection (SKIPME no): the session closes it once the reply of
+  // the command in hand is written.
+  bool close_after_reply = false;
   // In RESP2, a connection with subscriptions takes only the pub/sub commands, PING, QUIT, RESET.
   bool subscribed() const { return subscriber != nullptr && subscriber->count() > 0; }
 };
@@ -158,8 +162,8 @@ struct CommandSpec {
   }
   // True for commands whose first argument is a subcommand (CONFIG GET): ACL rules may name it.
   bool has_subcommands() const {
-    for (std::string_view container :
-         {"acl", "client", "command", "config", "function", "object", "script"}) {
+    for (std::string_view container : {"acl", "client", "command", "config", "function", "latency",
+                                       "memory", "object", "script", "slowlog"}) {
       if (name == container) return true;
     }
     return false;
@@ -297,6 +301,15 @@ class RespCommands {
   enum class Permission { kAllowed, kRefused, kUserGone };
   Permission Permit(RespClient& client, const CommandSpec& spec, Args args, std::string& out) const;
   CommandStatus Acl(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  // Introspection (resp_introspection_commands.cc): CLIENT LIST / KILL / NO-EVICT, SLOWLOG,
+  // LATENCY, MEMORY, ROLE.
+  CommandStatus ClientList(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus ClientKill(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus ClientNoEvict(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus SlowLog(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Latency(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Memory(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  CommandStatus Role(RespClient&, Args, std::string&, AsyncReplyTarget&);
 
   ServerState& state_;
   // INFO commandstats, per command in Table()'s order: calls run (counted after each, as Redis

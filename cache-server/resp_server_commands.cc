@@ -4,6 +4,7 @@
 #include <fnmatch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -282,14 +283,34 @@ CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& ou
 
 std::string RespCommands::ClientInfoLine(const RespClient& client) const {
   std::time_t now = std::time(nullptr);
-  std::string line = "id=" + std::to_string(client.id) + " addr=" + client.addr +
-                     " laddr=" + client.laddr + " name=" + client.name +
-                     " age=" + std::to_string(now - client.created_unix) +
-                     " idle=" + std::to_string(now - client.last_command_unix) +
-                     " flags=N db=0 sub=0 psub=0 multi=-1 user=" +
-                     (client.user != nullptr ? client.user->name : std::string("default")) +
-                     " resp=" + std::to_string(client.resp) + " lib-name=" + client.lib_name +
-                     " lib-ver=" + client.lib_ver + "\n";
+  // Redis 7.0's flags (networking.c catClientInfoString), in its order, for the states corral
+  // has: P subscribed, x in MULTI, t tracking, B broadcast tracking, d a WATCHed key changed,
+  // c closing after this reply, e no-evict; N for none.
+  std::string flags;
+  if (client.subscribed()) flags += 'P';
+  if (client.multi != nullptr) flags += 'x';
+  if (client.tracking != RespClient::Tracking::kOff) flags += 't';
+  if (client.tracking == RespClient::Tracking::kBcast) flags += 'B';
+  if (client.watch != nullptr && client.watch->dirty()) flags += 'd';
+  if (client.close_after_reply) flags += 'c';
+  if (client.no_evict) flags += 'e';
+  if (flags.empty()) flags = "N";
+  size_t sub = 0, psub = 0;
+  if (client.subscriber != nullptr) {
+    sub = state_.pubsub.Channels(*client.subscriber).size();
+    psub = state_.pubsub.Patterns(*client.subscriber).size();
+  }
+  const int64_t multi =
+      client.multi != nullptr ? static_cast<int64_t>(client.multi->queued.size()) : -1;
+  std::string line =
+      "id=" + std::to_string(client.id) + " addr=" + client.addr + " laddr=" + client.laddr +
+      " name=" + client.name + " age=" + std::to_string(now - client.created_unix) +
+      " idle=" + std::to_string(now - client.last_command_unix) + " flags=" + flags +
+      " db=0 sub=" + std::to_string(sub) + " psub=" + std::to_string(psub) +
+      " multi=" + std::to_string(multi) +
+      " user=" + (client.user != nullptr ? client.user->name : std::string("default")) +
+      " resp=" + std::to_string(client.resp) + " lib-name=" + client.lib_name +
+      " lib-ver=" + client.lib_ver + "\n";
   return line;
 }
 
@@ -297,6 +318,9 @@ CommandStatus RespCommands::Client(RespClient& client, Args args, std::string& o
                                    AsyncReplyTarget& target) {
   std::string_view sub = args[1];
   if (TrackingSubcommand(client, args, out, target)) return CommandStatus::kDone;
+  if (EqualsIgnoreCase(sub, "list")) return ClientList(client, args, out, target);
+  if (EqualsIgnoreCase(sub, "kill")) return ClientKill(client, args, out, target);
+  if (EqualsIgnoreCase(sub, "no-evict")) return ClientNoEvict(client, args, out, target);
   if (EqualsIgnoreCase(sub, "setname") && args.size() == 3) {
     for (char c : args[2]) {
       if (c < '!' || c > '~') {
@@ -543,6 +567,9 @@ CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& o
       {"port", std::to_string(state_.resp_port)},
       {"bind", cfg.resp.host},
       {"io-threads", std::to_string(cfg.threads)},
+      {"slowlog-log-slower-than", std::to_string(state_.command_log.slower_than_us())},
+      {"slowlog-max-len", std::to_string(state_.command_log.max_len())},
+      {"latency-monitor-threshold", std::to_string(state_.command_log.latency_threshold_ms())},
   };
   std::vector<const std::pair<std::string, std::string>*> matched;
   for (const auto& p : params) {
@@ -602,6 +629,7 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   std::optional<int64_t> tracking_max_keys;
   std::optional<uint32_t> keyspace_events;
   std::optional<int64_t> max_bytes;
+  std::optional<int64_t> slower_than, slowlog_max_len, latency_threshold;
   std::optional<MaxmemoryPolicy> maxmemory_policy;
   for (size_t i = 2; i < args.size(); i += 2) {
     std::string_view name = args[i], value = args[i + 1];
@@ -609,6 +637,26 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
       AppendError(out, proto::ConfigSetError(name, why));
       return CommandStatus::kDone;
     };
+    // SLOWLOG's and LATENCY's thresholds, with Redis's ranges and texts.
+    struct Ranged {
+      std::string_view name;
+      int64_t min;
+      std::optional<int64_t>* into;
+    };
+    const Ranged ranged[] = {{"slowlog-log-slower-than", -1, &slower_than},
+                             {"slowlog-max-len", 0, &slowlog_max_len},
+                             {"latency-monitor-threshold", 0, &latency_threshold}};
+    const Ranged* r = std::find_if(std::begin(ranged), std::end(ranged),
+                                   [&](const Ranged& r) { return EqualsIgnoreCase(name, r.name); });
+    if (r != std::end(ranged)) {
+      int64_t v;
+      if (!proto::ParseInt64(value, &v)) return bad(proto::kConfigNotInteger);
+      if (v < r->min) {
+        return bad(proto::ConfigRangeError(r->min));
+      }
+      *r->into = v;
+      continue;
+    }
     if (EqualsIgnoreCase(name, "tracking-table-max-keys")) {
       int64_t v;
       if (!proto::ParseInt64(value, &v) || v < 0) return bad("argument must be an integer >= 0");
@@ -668,6 +716,9 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
     state_.cache.SetNamespaceLimit(c.ns, c.inflight, c.rate, c.blocked);
   if (tracking_max_keys) state_.tracking.SetMaxKeys(static_cast<size_t>(*tracking_max_keys));
   if (keyspace_events) state_.keyspace_events.set_flags(*keyspace_events);
+  if (slower_than) state_.command_log.SetSlowerThanUs(*slower_than);
+  if (slowlog_max_len) state_.command_log.SetMaxLen(static_cast<size_t>(*slowlog_max_len));
+  if (latency_threshold) state_.command_log.SetLatencyThresholdMs(*latency_threshold);
   // Two CONFIG SETs of the memory settings at once apply one after the other, so that the name
   // reported is the store's policy. Not on any command's path but CONFIG SET's.
   static std::mutex memory_mu;

@@ -237,6 +237,11 @@ void BasicRespSession<Stream>::Process() {
   // No EXEC on another thread runs while this batch does (command_gate.h).
   CommandGate::Shared gate(state_.gate);
   client_.last_command_unix = std::time(nullptr);
+  // SLOWLOG / LATENCY: nothing is read while both are off; else one reading per command
+  // (CommandTimer), the batch's own for the first one's start.
+  CommandTimer timer(state_.command_log, std::chrono::duration_cast<std::chrono::microseconds>(
+                                             lease::ClockSnapshot::Now().time_since_epoch())
+                                             .count());
   while (!pending_ && !close_after_write_ && in_start_ < in_end_ && out_.size() < kFlushAbove) {
     std::string_view input(in_.get() + in_start_, in_end_ - in_start_);
     proto::ParseStatus status = parser_.Parse(input);
@@ -248,6 +253,14 @@ void BasicRespSession<Stream>::Process() {
     }
     const size_t reply_at = out_.size();
     CommandStatus result = commands_.Execute(client_, parser_.args(), out_, *this);
+    if (timer.active()) {  // as it is by default (slowlog-log-slower-than 10000)
+      if (const int64_t us = timer.Lap(); us >= 0) [[unlikely]] {
+        LogSlowCommand(us);
+      }
+    }
+    if (client_.close_after_reply) [[unlikely]] {
+      close_after_write_ = result != CommandStatus::kPending;  // else once the reply is delivered
+    }
     if (client_.reply != RespClient::Reply::kOn) [[unlikely]] {
       if (RespCommands::ReplyDropped(client_, parser_.args()[0],
                                      std::string_view(out_).substr(reply_at))) {
@@ -267,6 +280,19 @@ void BasicRespSession<Stream>::Process() {
       in_cap_ = 0;
     }
   }
+}
+
+template <typename Stream>
+void BasicRespSession<Stream>::LogSlowCommand(int64_t us) {
+  // client_.cmd is null for a command that did not run (unknown, refused, queued in MULTI), as
+  // Redis logs only what it calls.
+  if (client_.cmd == nullptr) return;
+  const std::span<const std::string_view> args = parser_.args();
+  // EXEC leaves client_.cmd at the last command it ran: the log names what the client sent.
+  const CommandSpec* spec = RespCommands::Find(args[0]);
+  if (spec == nullptr) return;
+  state_.command_log.Record(args, (spec->flags & kCmdFast) != 0, us, client_.last_command_unix,
+                            client_.addr, client_.name);
 }
 
 template <typename Stream>
@@ -347,6 +373,7 @@ void BasicRespSession<Stream>::DeliverLater(std::string reply) {
                if (self->closed_) return;
                if (!self->drop_reply_later_) self->out_.append(reply);
                self->drop_reply_later_ = false;
+               if (self->client_.close_after_reply) self->close_after_write_ = true;
                if (!self->deferred_pushes_.empty()) {
                  self->out_ += self->deferred_pushes_;
                  self->deferred_pushes_.clear();
@@ -372,6 +399,17 @@ void BasicRespSession<Stream>::PushFor(std::function<std::string(const RespClien
                if (self->closed_) return;
                std::string bytes = build(self->client_);
                if (!bytes.empty()) self->AppendPush(bytes);
+             });
+}
+
+template <typename Stream>
+void BasicRespSession<Stream>::Visit(std::function<bool(const RespClient&)> visit) {
+  asio::post(socket_.get_executor(),
+             [self = this->shared_from_this(), visit = std::move(visit)]() mutable {
+               if (self->closed_ || !visit(self->client_)) return;
+               Log(LogLevel::kInfo, "client_killed",
+                   "id=" + std::to_string(self->client_.id) + " addr=" + self->client_.addr);
+               self->Close();
              });
 }
 

@@ -41,6 +41,8 @@ class BasicRespSession final : public AsyncReplyTarget,
   // pass kMaxPushedOutput (Redis's client-output-buffer-limit for pub/sub: 32 MiB).
   void Push(std::string bytes) override;
   void PushFor(std::function<std::string(const RespClient&)> build) override;
+  // Thread-safe: posts to the session's executor.
+  void Visit(std::function<bool(const RespClient&)> visit) override;
   // Thread-safe: closes now if waiting for input, else once the commands in hand are answered.
   void Drain() override;
 
@@ -59,6 +61,9 @@ class BasicRespSession final : public AsyncReplyTarget,
   // Parses and executes complete commands until input runs out, a command is pending, the
   // output is large enough to flush first, or the connection must close.
   void Process();
+  // The command just run took `us` (CommandTimer::Lap): SLOWLOG and LATENCY record it if it ran
+  // and reached their thresholds.
+  void LogSlowCommand(int64_t us);
   // Writes the output without blocking; what the socket does not take goes out asynchronously.
   void Flush();
   void OnWriteDone(const boost::system::error_code& ec);

@@ -11,6 +11,7 @@
 #include "auth/acl.h"
 #include "cache-server/cache_service.h"
 #include "cache-server/command_gate.h"
+#include "cache-server/command_log.h"
 #include "cache-server/config.h"
 #include "cache-server/keyspace_events.h"
 #include "cache-server/maxmemory_policy.h"
@@ -74,6 +75,7 @@ struct ServerState {
   // CONFIG SET maxmemory-policy: the Redis name last set (what CONFIG GET and INFO report); the
   // store's algorithm and evict flag are what change behaviour (maxmemory_policy.h).
   std::atomic<MaxmemoryPolicy> maxmemory_policy{DefaultMaxmemoryPolicy(config.memory)};
+  CommandLog command_log;  // SLOWLOG and LATENCY, and how sessions time commands
 };
 
 // What metrics.cc renders (INFO, /v1/stats, /metrics) as this server's state shows it; the caller

@@ -63,6 +63,16 @@ std::shared_ptr<PushTarget> ClientRegistry::Find(uint64_t id) const {
   return it == targets_.end() ? nullptr : it->second.lock();
 }
 
+std::vector<std::pair<uint64_t, std::shared_ptr<PushTarget>>> ClientRegistry::All() const {
+  std::vector<std::pair<uint64_t, std::shared_ptr<PushTarget>>> all;
+  std::lock_guard lock(mu_);
+  all.reserve(targets_.size());
+  for (const auto& [id, weak] : targets_) {
+    if (std::shared_ptr<PushTarget> target = weak.lock()) all.emplace_back(id, std::move(target));
+  }
+  return all;
+}
+
 std::string InvalidationMessage(const RespClient& receiver, const std::vector<std::string>* keys,
                                 bool redirected) {
   std::string out;

@@ -33,6 +33,8 @@ class ClientRegistry {
   void Add(uint64_t id, std::weak_ptr<PushTarget> target);
   void Remove(uint64_t id);
   std::shared_ptr<PushTarget> Find(uint64_t id) const;
+  // Every connection still open, with its id (CLIENT LIST, CLIENT KILL).
+  std::vector<std::pair<uint64_t, std::shared_ptr<PushTarget>>> All() const;
 
  private:
   mutable std::mutex mu_;

@@ -220,6 +220,13 @@ class Store {
   // is not gone. Not an access: changes nothing.
   std::optional<PolicyView> Inspect(std::string_view key);
   EvictionPolicy policy() const { return policy_.load(std::memory_order_relaxed); }
+  // If `key` holds an entry that is not gone, calls fn(std::string_view value, const EntryMeta&,
+  // size_t accounted_bytes) under the shard lock and returns true; accounted_bytes is what the
+  // entry counts against max_bytes (key + value + kEntryOverhead). Not an access: the policy is
+  // not told, as Inspect (MEMORY USAGE, OBJECT ENCODING). fn must be quick and must not call into
+  // the Store.
+  template <class Fn>
+  bool Peek(std::string_view key, Fn&& fn);
 
   // Entries held, including gone ones not yet removed. Lock-free, approximate under writes.
   size_t Size() const;
@@ -298,6 +305,19 @@ bool Store::Get(std::string_view key, Fn&& fn) {
   shard.table.OnHit(entry, hash, now);
   const EntryMeta meta = View(*entry);
   std::invoke(std::forward<Fn>(fn), entry->value(), meta);
+  return true;
+}
+
+template <class Fn>
+bool Store::Peek(std::string_view key, Fn&& fn) {
+  const uint64_t hash = Hash(key);
+  const Millis now = clock_.NowMs();
+  Shard& shard = ShardFor(hash);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  const StoreShard::Entry* entry = shard.table.FindLive(key, hash, now);
+  if (entry == nullptr) return false;
+  std::invoke(std::forward<Fn>(fn), entry->value(), View(*entry),
+              StoreShard::Cost(entry->key_size, entry->value_size));
   return true;
 }
 

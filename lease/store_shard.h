@@ -72,6 +72,10 @@ class StoreShard {
   static constexpr size_t kEntryOverhead = 104;
   // The sketch is sized for budget / (kEntryOverhead + kAssumedKeyValueBytes) keys.
   static constexpr size_t kAssumedKeyValueBytes = 64;
+  // The bytes an entry of these sizes counts against the budget.
+  static size_t Cost(size_t key_size, size_t value_size) {
+    return key_size + value_size + kEntryOverhead;
+  }
 
   // The key hash the Store shards by and the policy counts with.
   static uint64_t HashKey(std::string_view key) { return std::hash<std::string_view>{}(key); }
@@ -267,9 +271,6 @@ class StoreShard {
   // An index cell: tag << 32 | (slot + 1); 0 is empty.
   using Cell = uint64_t;
 
-  static size_t Cost(size_t key_size, size_t value_size) {
-    return key_size + value_size + kEntryOverhead;
-  }
   SlotId IdOf(const Entry* entry) const { return static_cast<SlotId>(entry - slots_.data()); }
   size_t Home(uint32_t tag) const { return tag & (index_.size() - 1); }
 

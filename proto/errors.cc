@@ -61,10 +61,32 @@ std::string PubSubContextError(std::string_view cmd) {
          "context";
 }
 
+std::string ConfigRangeError(int64_t min) {
+  return "argument must be between " + std::to_string(min) + " and 9223372036854775807 inclusive";
+}
+
+std::string UnknownClientTypeError(std::string_view type) {
+  return "ERR Unknown client type '" + std::string(type) + "'";
+}
+
+std::string NoSuchUserError(std::string_view user) {
+  return "ERR No such user '" + std::string(user) + "'";
+}
+
 std::string WrongArgsError(std::string_view cmd) {
   std::string out = "ERR wrong number of arguments for '";
   for (char c : cmd) out += ToLower(c);
   out += "' command";
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
+std::string SubcommandSyntaxError(std::string_view cmd, std::string_view sub) {
+  std::string out = "ERR unknown subcommand or wrong number of arguments for '";
+  AppendCut(out, sub, 128);
+  out += "'. Try ";
+  for (char c : cmd.substr(0, cmd.find('\0'))) out += ToUpper(c);
+  out += " HELP.";
   MapNewlinesToSpaces(out);
   return out;
 }

@@ -95,6 +95,13 @@ inline constexpr std::string_view kCachingNoNeedsOptOut =
 inline constexpr std::string_view kSubscribeUnavailable =
     "ERR this connection cannot take pushed messages";
 
+// Introspection (Redis 7.0 networking.c clientCommand, slowlog.c, config.c).
+inline constexpr std::string_view kInvalidClientId = "ERR Invalid client ID";
+inline constexpr std::string_view kClientIdNotPositive = "ERR client-id should be greater than 0";
+inline constexpr std::string_view kNoSuchClient = "ERR No such client";
+inline constexpr std::string_view kSlowlogCount = "ERR count should be greater than or equal to -1";
+inline constexpr std::string_view kConfigNotInteger = "argument couldn't be parsed into an integer";
+
 // corral's lease protocol (LEASE.SET / LEASE.RELEASE, lease/README.md).
 inline constexpr std::string_view kInvalidLeaseToken = "ERR invalid lease token";
 inline constexpr std::string_view kLeaseVoided =
@@ -144,6 +151,12 @@ std::string HelloOptionError(std::string_view option);
 std::string UnrecognizedOptionError(std::string_view option);
 // "ERR CONFIG SET failed (possibly related to argument 'name') - why".
 std::string ConfigSetError(std::string_view name, std::string_view why);
+// CONFIG SET's range error: "argument must be between MIN and 9223372036854775807 inclusive".
+std::string ConfigRangeError(int64_t min);
+// "ERR Unknown client type 'x'" (CLIENT LIST / KILL TYPE).
+std::string UnknownClientTypeError(std::string_view type);
+// "ERR No such user 'x'" (CLIENT KILL USER).
+std::string NoSuchUserError(std::string_view user);
 
 // "ERR unknown command 'foo', with args beginning with: 'a' 'b' " as Redis 7.0 builds it: the
 // name is cut to 128 bytes, the arguments are quoted one after another while their text is
@@ -168,6 +181,9 @@ inline constexpr std::string_view kBadKeyspaceEvents =
 // "NOPERM this user has no permissions to run the 'config|set' command".
 std::string NoPermCommandError(std::string_view cmd);
 
+// "ERR unknown subcommand or wrong number of arguments for 'x'. Try SLOWLOG HELP." (Redis's
+// addReplySubcommandSyntaxError), with `sub` as sent, cut to 128 bytes, and `cmd` upper-cased.
+std::string SubcommandSyntaxError(std::string_view cmd, std::string_view sub);
 // "ERR unknown subcommand 'x'. Try CLIENT HELP." with `sub` cut to 128 bytes and `cmd`
 // upper-cased; CR and LF become spaces.
 std::string UnknownSubcommandError(std::string_view cmd, std::string_view sub);

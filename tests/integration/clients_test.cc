@@ -27,7 +27,7 @@ class ClientsTest : public ::testing::Test {
                                (*certs_)["server.crt"] + R"(", "key_file": ")" +
                                (*certs_)["server.key"] + R"("},
       "resp": {"requirepass": "admin-pw"},
-      "users": {"app": {"acl": "on ~plain:* %R~ro:* +@all -@dangerous", "password": "app-pw",
+      "users": {"app": {"acl": "on ~plain:* %R~ro:* &* +@all -@dangerous", "password": "app-pw",
                         "tokens": ["tok-app-0123456789"]}}
     })";
     std::string error;

@@ -1,6 +1,7 @@
 // Unit tests for the W-TinyLFU policy of lease::Store (memory.policy "tinylfu"): the frequency
 // sketch and its aging, the admission rule, scan resistance, the memory bound with the policy's
-// own bytes counted, and what OBJECT FREQ / IDLETIME read (Store::Inspect).
+// own bytes counted, and what OBJECT FREQ / IDLETIME read (Store::Inspect) and MEMORY USAGE
+// (Store::Peek).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -254,6 +255,27 @@ TEST_F(TinyLfuAdmissionTest, InspectReadsFrequencyAndIdleTimeWithoutTouching) {
   EXPECT_EQ(store_.Inspect("a")->idle_ms, 0);
   EXPECT_EQ(store_.Inspect("a")->frequency, 2u);
   EXPECT_FALSE(store_.Inspect("missing").has_value());
+}
+
+// Peek (MEMORY USAGE, OBJECT ENCODING): the value, its meta and its accounted bytes, and no
+// access counted, as Inspect.
+TEST_F(TinyLfuAdmissionTest, PeekReadsValueAndBytesWithoutTouching) {
+  ASSERT_EQ(store_.Set("a", value_, std::nullopt), SetResult::kStored);
+  clock_.Advance(2'000);
+  std::string seen;
+  size_t bytes = 0;
+  EXPECT_TRUE(store_.Peek("a", [&](std::string_view value, const EntryMeta& meta, size_t cost) {
+    seen = std::string(value);
+    bytes = cost;
+    EXPECT_EQ(meta.kind, EntryKind::kValue);
+  }));
+  EXPECT_EQ(seen, value_);
+  EXPECT_EQ(bytes, 1 + value_.size() + Store::kEntryOverhead);
+  EXPECT_EQ(store_.Inspect("a")->frequency, 1u) << "Peek is not an access";
+  EXPECT_EQ(store_.Inspect("a")->idle_ms, 2'000);
+  EXPECT_FALSE(store_.Peek("missing", [](std::string_view, const EntryMeta&, size_t) {
+    ADD_FAILURE() << "called for a missing key";
+  }));
 }
 
 TEST(TinyLfuStoreTest, ClockInspectHasIdleTimeButNoFrequency) {

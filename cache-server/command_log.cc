@@ -1,0 +1,233 @@
+// See command_log.h.
+#include "cache-server/command_log.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+
+namespace corral::server {
+
+namespace {
+
+constexpr std::string_view kRedacted = "(redacted)";
+
+bool EqualsLower(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
+
+// Whether argument `i` of `args` is a secret that no log may keep: AUTH's arguments, HELLO's
+// AUTH user and password (as Redis redacts them), and ACL SETUSER's password rules.
+bool Secret(std::span<const std::string_view> args, size_t i) {
+  if (EqualsLower(args[0], "auth")) return true;
+  if (EqualsLower(args[0], "hello")) {
+    for (size_t j = 2; j < args.size() && j < i; ++j) {
+      if (EqualsLower(args[j], "auth") && i <= j + 2) return true;
+    }
+    return false;
+  }
+  if (EqualsLower(args[0], "acl") && args.size() > 1 && EqualsLower(args[1], "setuser") && i > 2) {
+    const std::string_view rule = args[i];
+    return !rule.empty() && (rule[0] == '>' || rule[0] == '<' || rule[0] == '#' || rule[0] == '!');
+  }
+  return false;
+}
+
+}  // namespace
+
+CommandLog::CommandLog() {
+  std::lock_guard lock(config_mu_);
+  UpdateClock();
+}
+
+int64_t CommandLog::PreciseUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t CommandLog::CoarseUs() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+  return now.tv_sec * 1'000'000 + now.tv_nsec / 1000;
+}
+
+void CommandLog::UpdateClock() {
+  int64_t min_us = std::numeric_limits<int64_t>::max();
+  const int64_t slower_than = slower_than_us_.load(std::memory_order_relaxed);
+  if (slower_than >= 0) min_us = slower_than;
+  const int64_t latency_ms = latency_threshold_ms_.load(std::memory_order_relaxed);
+  if (latency_ms > 0) {
+    const int64_t us = latency_ms > std::numeric_limits<int64_t>::max() / 1000
+                           ? std::numeric_limits<int64_t>::max()
+                           : latency_ms * 1000;
+    min_us = std::min(min_us, us);
+  }
+  min_threshold_us_.store(min_us, std::memory_order_relaxed);
+  Clock clock = Clock::kPrecise;
+  if (min_us == std::numeric_limits<int64_t>::max()) {
+    clock = Clock::kOff;
+  } else if (min_us >= kCoarseGateMinUs) {
+    clock = Clock::kCoarseGate;
+  }
+  clock_.store(clock, std::memory_order_relaxed);
+}
+
+CommandTimer::CommandTimer(const CommandLog& log, int64_t batch_start_us)
+    : clock_(log.clock()), threshold_us_(log.min_threshold_us()), precise_mark_us_(batch_start_us) {
+  if (clock_ == CommandLog::Clock::kCoarseGate) coarse_mark_us_ = CommandLog::CoarseUs();
+}
+
+int64_t CommandTimer::Lap() {
+  if (clock_ == CommandLog::Clock::kPrecise) {
+    const int64_t end = CommandLog::PreciseUs();
+    const int64_t us = end - precise_mark_us_;
+    precise_mark_us_ = end;
+    return us >= threshold_us_ ? us : -1;
+  }
+  if (clock_ == CommandLog::Clock::kOff) return -1;
+  // kCoarseGate: the coarse clock's lag varies by a few ms, far below half the threshold, so a
+  // command that reached the threshold shows at least half of it on the coarse clock.
+  const int64_t coarse_end = CommandLog::CoarseUs();
+  const int64_t coarse_us = coarse_end - coarse_mark_us_;
+  coarse_mark_us_ = coarse_end;
+  if (coarse_us < threshold_us_ / 2) {
+    precise_mark_us_ = -1;
+    return -1;
+  }
+  const int64_t end = CommandLog::PreciseUs();
+  const int64_t us = precise_mark_us_ >= 0 ? end - precise_mark_us_ : coarse_us;
+  precise_mark_us_ = end;
+  return us >= threshold_us_ ? us : -1;
+}
+
+void CommandLog::SetSlowerThanUs(int64_t us) {
+  std::lock_guard lock(config_mu_);
+  slower_than_us_.store(us, std::memory_order_relaxed);
+  UpdateClock();
+}
+
+void CommandLog::SetLatencyThresholdMs(int64_t ms) {
+  std::lock_guard lock(config_mu_);
+  latency_threshold_ms_.store(ms, std::memory_order_relaxed);
+  UpdateClock();
+}
+
+void CommandLog::SetMaxLen(size_t n) {
+  max_len_.store(n, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  if (slow_.size() > n) slow_.resize(n);
+}
+
+void CommandLog::Record(std::span<const std::string_view> args, bool fast, int64_t duration_us,
+                        int64_t unix_time, std::string_view addr, std::string_view name) {
+  if (args.empty()) return;
+  const int64_t slower_than = slower_than_us_.load(std::memory_order_relaxed);
+  const bool slow = slower_than >= 0 && duration_us >= slower_than;
+  const int64_t latency_ms = latency_threshold_ms_.load(std::memory_order_relaxed);
+  const int64_t ms = duration_us / 1000;
+  const bool spike = latency_ms > 0 && ms >= latency_ms;
+  if (!slow && !spike) return;
+  SlowLogEntry entry;
+  if (slow) {
+    // Built before taking the lock: the copies are the expensive part.
+    const size_t argc = std::min(args.size(), kMaxArgs);
+    entry.args.reserve(argc);
+    for (size_t i = 0; i < argc; ++i) {
+      if (argc != args.size() && i == argc - 1) {
+        entry.args.push_back("... (" + std::to_string(args.size() - argc + 1) + " more arguments)");
+      } else if (i > 0 && Secret(args, i)) {
+        entry.args.emplace_back(kRedacted);
+      } else if (args[i].size() > kMaxArgBytes) {
+        entry.args.push_back(std::string(args[i].substr(0, kMaxArgBytes)) + "... (" +
+                             std::to_string(args[i].size() - kMaxArgBytes) + " more bytes)");
+      } else {
+        entry.args.emplace_back(args[i]);
+      }
+    }
+    entry.unix_time = unix_time;
+    entry.duration_us = duration_us;
+    entry.addr = std::string(addr);
+    entry.name = std::string(name);
+  }
+  std::lock_guard lock(mu_);
+  if (slow) {
+    entry.id = next_id_++;
+    slow_.push_front(std::move(entry));
+    const size_t max_len = max_len_.load(std::memory_order_relaxed);
+    while (slow_.size() > max_len) slow_.pop_back();
+  }
+  if (spike) {
+    // Redis's latencyAddSample: one sample per second (the largest), the last 160 kept.
+    const std::string_view event = fast ? "fast-command" : "command";
+    auto it = latency_.find(event);
+    if (it == latency_.end()) {
+      it = latency_.emplace(std::string(event), LatencySeries{}).first;
+      it->second.event = std::string(event);
+    }
+    LatencySeries& series = it->second;
+    series.max_ms = std::max(series.max_ms, ms);
+    if (!series.samples.empty() && series.samples.back().unix_time == unix_time) {
+      series.samples.back().ms = std::max(series.samples.back().ms, ms);
+    } else {
+      series.samples.push_back({unix_time, ms});
+      if (series.samples.size() > kLatencySamples) series.samples.erase(series.samples.begin());
+    }
+  }
+}
+
+std::vector<SlowLogEntry> CommandLog::SlowEntries(size_t count) const {
+  std::lock_guard lock(mu_);
+  const size_t n = std::min(count, slow_.size());
+  return std::vector<SlowLogEntry>(slow_.begin(), slow_.begin() + static_cast<ptrdiff_t>(n));
+}
+
+size_t CommandLog::SlowLogLen() const {
+  std::lock_guard lock(mu_);
+  return slow_.size();
+}
+
+void CommandLog::ResetSlowLog() {
+  std::lock_guard lock(mu_);
+  slow_.clear();
+}
+
+std::vector<LatencySeries> CommandLog::LatencyEvents() const {
+  std::lock_guard lock(mu_);
+  std::vector<LatencySeries> out;
+  for (const auto& [name, series] : latency_) out.push_back(series);
+  return out;
+}
+
+std::optional<LatencySeries> CommandLog::LatencyOf(std::string_view event) const {
+  std::lock_guard lock(mu_);
+  auto it = latency_.find(event);
+  if (it == latency_.end()) return std::nullopt;
+  return it->second;
+}
+
+size_t CommandLog::ResetLatency(std::span<const std::string_view> events) {
+  std::lock_guard lock(mu_);
+  if (events.empty()) {
+    const size_t n = latency_.size();
+    latency_.clear();
+    return n;
+  }
+  size_t n = 0;
+  for (std::string_view event : events) {
+    auto it = latency_.find(event);
+    if (it == latency_.end()) continue;
+    latency_.erase(it);
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace corral::server

@@ -1,0 +1,142 @@
+// SLOWLOG and LATENCY (Redis 7.0's slowlog.c and latency.c): the commands that ran for at least
+// slowlog-log-slower-than microseconds, and the latency monitor's per-event spikes (events
+// "command" and "fast-command"); and which clock sessions time commands with, chosen from the
+// thresholds, so that a server that logs nothing reads no clock per command. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace corral::server {
+
+// One SLOWLOG GET entry.
+struct SlowLogEntry {
+  uint64_t id = 0;
+  int64_t unix_time = 0;
+  int64_t duration_us = 0;
+  // The arguments as Redis keeps them: at most 32 (the last then says "... (N more arguments)"),
+  // each cut to 128 bytes plus "... (N more bytes)"; passwords are "(redacted)".
+  std::vector<std::string> args;
+  std::string addr, name;
+};
+
+// One latency event's record (LATENCY LATEST and HISTORY).
+struct LatencySeries {
+  struct Sample {
+    int64_t unix_time = 0;
+    int64_t ms = 0;
+  };
+  std::string event;
+  std::vector<Sample> samples;  // oldest first; at most kLatencySamples, one per second
+  int64_t max_ms = 0;           // the largest since the last reset
+};
+
+class CommandLog {
+ public:
+  static constexpr size_t kMaxArgs = 32;
+  static constexpr size_t kMaxArgBytes = 128;
+  static constexpr size_t kLatencySamples = 160;
+
+  // From this threshold on, commands are gated on the coarse clock (kCoarseGate).
+  static constexpr int64_t kCoarseGateMinUs = 100'000;
+
+  // How sessions time their commands (CommandTimer).
+  enum class Clock : uint8_t {
+    kOff,  // slow log and latency monitor both off: no clock is read
+    // Every active threshold is at least kCoarseGateMinUs: each command reads
+    // CLOCK_MONOTONIC_COARSE (a few ns), and only one whose coarse duration reaches half the
+    // threshold reads CLOCK_MONOTONIC as well, for its duration. (The coarse clock is not used
+    // for shorter thresholds: it was measured lagging CLOCK_MONOTONIC by 3 to 11 ms on a VM
+    // whose coarse resolution is 4 ms.)
+    kCoarseGate,
+    kPrecise,  // each command reads CLOCK_MONOTONIC (steady_clock)
+  };
+
+  // Redis's defaults: 10000 us, 128 entries, latency monitor off.
+  CommandLog();
+
+  Clock clock() const { return clock_.load(std::memory_order_relaxed); }
+  // CLOCK_MONOTONIC (steady_clock) and CLOCK_MONOTONIC_COARSE in microseconds: one time line,
+  // but a coarse reading lags a precise one by the time since the last clock tick, or more.
+  static int64_t PreciseUs();
+  static int64_t CoarseUs();
+  // The shortest duration anything is recorded at (INT64_MAX while both are off).
+  int64_t min_threshold_us() const { return min_threshold_us_.load(std::memory_order_relaxed); }
+
+  // A command (`args`, name first) ran for `duration_us` at `unix_time` on connection `addr`
+  // named `name`: logged if it reached slowlog-log-slower-than, and sampled as "fast-command"
+  // (`fast`) or "command" if it reached latency-monitor-threshold.
+  void Record(std::span<const std::string_view> args, bool fast, int64_t duration_us,
+              int64_t unix_time, std::string_view addr, std::string_view name);
+
+  // CONFIG GET / SET. Negative slower-than disables the slow log, 0 logs every command; a
+  // latency threshold of 0 disables the monitor. A shorter max_len drops the oldest at once.
+  void SetSlowerThanUs(int64_t us);
+  int64_t slower_than_us() const { return slower_than_us_.load(std::memory_order_relaxed); }
+  void SetMaxLen(size_t n);
+  size_t max_len() const { return max_len_.load(std::memory_order_relaxed); }
+  void SetLatencyThresholdMs(int64_t ms);
+  int64_t latency_threshold_ms() const {
+    return latency_threshold_ms_.load(std::memory_order_relaxed);
+  }
+
+  // SLOWLOG GET (newest first, at most `count`), LEN and RESET (ids keep counting).
+  std::vector<SlowLogEntry> SlowEntries(size_t count) const;
+  size_t SlowLogLen() const;
+  void ResetSlowLog();
+
+  // LATENCY LATEST (every event with samples, by name) and HISTORY (none for an unknown event).
+  std::vector<LatencySeries> LatencyEvents() const;
+  std::optional<LatencySeries> LatencyOf(std::string_view event) const;
+  // LATENCY RESET: the named events (none: every event); returns how many had samples.
+  size_t ResetLatency(std::span<const std::string_view> events);
+
+ private:
+  // Picks the clock and min_threshold_us_ from the thresholds. Called with config_mu_ held.
+  void UpdateClock();
+
+  std::mutex config_mu_;  // serialises the setters (each reads every threshold)
+  std::atomic<int64_t> slower_than_us_{10000};
+  std::atomic<size_t> max_len_{128};
+  std::atomic<int64_t> latency_threshold_ms_{0};
+  std::atomic<int64_t> min_threshold_us_;
+  std::atomic<Clock> clock_;
+
+  mutable std::mutex mu_;          // the slow log and the latency series
+  std::deque<SlowLogEntry> slow_;  // newest first
+  uint64_t next_id_ = 0;
+  std::map<std::string, LatencySeries, std::less<>> latency_;
+};
+
+// Times the commands of one batch on one thread (a session's Process(): the commands parsed
+// from one read). One clock reading per command: the end of one command is the start of the
+// next, and the first starts at the batch's own precise reading. Not thread-safe; cheap to make.
+class CommandTimer {
+ public:
+  // `batch_start_us`: the precise clock (CommandLog::PreciseUs's time line) when the batch began.
+  CommandTimer(const CommandLog& log, int64_t batch_start_us);
+  // False while the log wants nothing (CommandLog::Clock::kOff): Lap need not be called.
+  bool active() const { return clock_ != CommandLog::Clock::kOff; }
+  // After a command: its duration in microseconds when it reached the log's shortest threshold,
+  // else -1. Exact when the command's start was read precisely (the batch's first command, or
+  // one after a command that was itself timed precisely); otherwise, under kCoarseGate, its
+  // start is estimated from the coarse clock (off by the coarse clock's lag, a few ms).
+  int64_t Lap();
+
+ private:
+  CommandLog::Clock clock_;
+  int64_t threshold_us_;
+  int64_t precise_mark_us_;      // the current command's precise start; -1: not read
+  int64_t coarse_mark_us_ = -1;  // kCoarseGate: its coarse start
+};
+
+}  // namespace corral::server

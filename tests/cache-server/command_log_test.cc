@@ -1,0 +1,195 @@
+// CommandLog (SLOWLOG and LATENCY's store) alone: which clock the thresholds choose, Redis's
+// truncation and redaction of logged arguments, the length bound, and the latency monitor's
+// one-sample-per-second series. No server, no clock: durations and times are given.
+#include "cache-server/command_log.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace corral::server {
+namespace {
+
+using ::testing::ElementsAre;
+
+void Record(CommandLog& log, std::vector<std::string_view> args, int64_t us,
+            int64_t unix_time = 1000, bool fast = false) {
+  log.Record(args, fast, us, unix_time, "127.0.0.1:5000", "name");
+}
+
+TEST(CommandLogTest, ThresholdsChooseTheClock) {
+  CommandLog log;
+  EXPECT_EQ(log.slower_than_us(), 10000);
+  EXPECT_EQ(log.max_len(), 128u);
+  EXPECT_EQ(log.latency_threshold_ms(), 0);
+  EXPECT_EQ(log.min_threshold_us(), 10000);
+
+  log.SetSlowerThanUs(-1);
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kOff) << "both off: no clock is read";
+  EXPECT_EQ(log.min_threshold_us(), std::numeric_limits<int64_t>::max());
+
+  log.SetSlowerThanUs(0);
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kPrecise);
+  EXPECT_EQ(log.min_threshold_us(), 0);
+
+  // Thresholds of kCoarseGateMinUs and above gate on the coarse clock...
+  log.SetSlowerThanUs(-1);
+  log.SetLatencyThresholdMs(100);
+  EXPECT_EQ(log.min_threshold_us(), CommandLog::kCoarseGateMinUs);
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
+  // ... but the smallest active threshold decides.
+  log.SetSlowerThanUs(CommandLog::kCoarseGateMinUs - 1);
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kPrecise);
+  log.SetSlowerThanUs(10'000'000);
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
+}
+
+// Spins until the precise clock has moved `us` past `from`: a command that takes at least that.
+int64_t SpinUntil(int64_t from, int64_t us) {
+  int64_t now = CommandLog::PreciseUs();
+  while (now - from < us) now = CommandLog::PreciseUs();
+  return now;
+}
+
+TEST(CommandTimerTest, OffReadsNothingAndReportsNothing) {
+  CommandLog log;
+  log.SetSlowerThanUs(-1);
+  CommandTimer timer(log, CommandLog::PreciseUs());
+  EXPECT_FALSE(timer.active());
+  EXPECT_EQ(timer.Lap(), -1);
+}
+
+TEST(CommandTimerTest, PreciseTimesEveryCommandFromTheLastOne) {
+  CommandLog log;
+  log.SetSlowerThanUs(0);
+  const int64_t start = CommandLog::PreciseUs();
+  CommandTimer timer(log, start);
+  ASSERT_TRUE(timer.active());
+  const int64_t first_end = SpinUntil(start, 2000);
+  const int64_t first = timer.Lap();
+  EXPECT_GE(first, 2000);
+  EXPECT_LE(first, CommandLog::PreciseUs() - start);
+  const int64_t second = timer.Lap();  // right after: measured from the first one's end
+  EXPECT_GE(second, 0);
+  EXPECT_LT(second, CommandLog::PreciseUs() - first_end + 1);
+}
+
+// Under the coarse gate, a short command is dismissed on the coarse reading alone, and one that
+// reaches the threshold is timed exactly when its start was precise (the batch's first command,
+// or one after a command timed precisely), else from the coarse clock.
+TEST(CommandTimerTest, CoarseGateDismissesShortCommandsAndTimesLongOnes) {
+  CommandLog log;
+  const int64_t threshold = CommandLog::kCoarseGateMinUs;
+  log.SetSlowerThanUs(threshold);
+  ASSERT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
+
+  const int64_t start = CommandLog::PreciseUs();
+  CommandTimer timer(log, start);
+  SpinUntil(start, threshold + 10);
+  const int64_t slow = timer.Lap();
+  EXPECT_GE(slow, threshold + 10) << "the first command starts at the batch's precise reading";
+  EXPECT_LE(slow, CommandLog::PreciseUs() - start);
+
+  EXPECT_EQ(timer.Lap(), -1) << "a command of a few microseconds is dismissed";
+
+  // After a dismissed command the start is a coarse reading: a command of twice the threshold is
+  // still caught, its time within the coarse clock's jitter (measured below 10 ms).
+  const int64_t before = CommandLog::PreciseUs();
+  SpinUntil(before, 2 * threshold);
+  const int64_t caught = timer.Lap();
+  const int64_t took = CommandLog::PreciseUs() - before;
+  EXPECT_NEAR(static_cast<double>(caught), static_cast<double>(took), 30'000);
+  EXPECT_GE(caught, threshold);
+}
+
+TEST(CommandLogTest, SlowEntriesNewestFirstBelowThresholdNotLogged) {
+  CommandLog log;  // 10000 us
+  Record(log, {"GET", "fast"}, 9999);
+  EXPECT_EQ(log.SlowLogLen(), 0u);
+  Record(log, {"GET", "a"}, 10000, 1001);
+  Record(log, {"SET", "b", "v"}, 20000, 1002);
+  std::vector<SlowLogEntry> entries = log.SlowEntries(10);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_THAT(entries[0].args, ElementsAre("SET", "b", "v"));
+  EXPECT_EQ(entries[0].id, 1u);
+  EXPECT_EQ(entries[0].duration_us, 20000);
+  EXPECT_EQ(entries[0].unix_time, 1002);
+  EXPECT_EQ(entries[0].addr, "127.0.0.1:5000");
+  EXPECT_EQ(entries[0].name, "name");
+  EXPECT_EQ(entries[1].id, 0u);
+  EXPECT_EQ(log.SlowEntries(1).size(), 1u);
+
+  log.SetMaxLen(1);
+  EXPECT_EQ(log.SlowLogLen(), 1u) << "a shorter bound drops the oldest at once";
+  EXPECT_THAT(log.SlowEntries(10)[0].args, ElementsAre("SET", "b", "v"));
+  log.ResetSlowLog();
+  EXPECT_EQ(log.SlowLogLen(), 0u);
+  Record(log, {"PING"}, 10000);
+  EXPECT_EQ(log.SlowEntries(1)[0].id, 2u) << "ids go on after RESET";
+}
+
+TEST(CommandLogTest, ArgumentsAreCutAndPasswordsRedacted) {
+  CommandLog log;
+  log.SetSlowerThanUs(0);
+  std::vector<std::string> storage = {"MSET"};
+  for (int i = 0; i < 39; ++i) storage.push_back("a" + std::to_string(i));
+  std::vector<std::string_view> many(storage.begin(), storage.end());
+  Record(log, many, 1);
+  const std::vector<std::string> args = log.SlowEntries(1)[0].args;
+  ASSERT_EQ(args.size(), CommandLog::kMaxArgs);
+  EXPECT_EQ(args[30], "a29");
+  EXPECT_EQ(args[31], "... (9 more arguments)");
+
+  const std::string long_value(130, 'v');
+  Record(log, {"SET", "k", long_value}, 1);
+  EXPECT_EQ(log.SlowEntries(1)[0].args[2], std::string(128, 'v') + "... (2 more bytes)");
+
+  Record(log, {"AUTH", "user", "pw"}, 1);
+  EXPECT_THAT(log.SlowEntries(1)[0].args, ElementsAre("AUTH", "(redacted)", "(redacted)"));
+  Record(log, {"HELLO", "3", "AUTH", "user", "pw", "SETNAME", "n"}, 1);
+  EXPECT_THAT(log.SlowEntries(1)[0].args,
+              ElementsAre("HELLO", "3", "AUTH", "(redacted)", "(redacted)", "SETNAME", "n"));
+  Record(log, {"acl", "SetUser", "u", "on", ">secret", "~*"}, 1);
+  EXPECT_THAT(log.SlowEntries(1)[0].args,
+              ElementsAre("acl", "SetUser", "u", "on", "(redacted)", "~*"));
+}
+
+TEST(CommandLogTest, LatencySamplesOnePerSecond) {
+  CommandLog log;
+  log.SetSlowerThanUs(-1);
+  log.SetLatencyThresholdMs(5);
+  Record(log, {"KEYS", "*"}, 4999, 100);  // 4 ms: below
+  EXPECT_TRUE(log.LatencyEvents().empty());
+  EXPECT_EQ(log.SlowLogLen(), 0u) << "the slow log is off";
+  Record(log, {"KEYS", "*"}, 7000, 100);
+  Record(log, {"KEYS", "*"}, 5000, 100);  // the same second: the largest stays
+  Record(log, {"KEYS", "*"}, 6000, 101);
+  Record(log, {"GET", "k"}, 9000, 101, /*fast=*/true);
+  std::optional<LatencySeries> command = log.LatencyOf("command");
+  ASSERT_TRUE(command.has_value());
+  ASSERT_EQ(command->samples.size(), 2u);
+  EXPECT_EQ(command->samples[0].unix_time, 100);
+  EXPECT_EQ(command->samples[0].ms, 7);
+  EXPECT_EQ(command->samples[1].ms, 6);
+  EXPECT_EQ(command->max_ms, 7);
+  ASSERT_EQ(log.LatencyEvents().size(), 2u);
+  EXPECT_EQ(log.LatencyEvents()[1].event, "fast-command");
+
+  for (int64_t t = 200; t < 400; ++t) Record(log, {"KEYS", "*"}, 5000, t);
+  command = log.LatencyOf("command");
+  ASSERT_EQ(command->samples.size(), CommandLog::kLatencySamples);
+  EXPECT_EQ(command->samples.back().unix_time, 399);
+
+  const std::vector<std::string_view> fast = {"fast-command", "nosuch"};
+  EXPECT_EQ(log.ResetLatency(fast), 1u);
+  EXPECT_FALSE(log.LatencyOf("fast-command").has_value());
+  EXPECT_EQ(log.ResetLatency({}), 1u);
+  EXPECT_TRUE(log.LatencyEvents().empty());
+}
+
+}  // namespace
+}  // namespace corral::server
