@@ -139,6 +139,11 @@ class StoreShard {
   void set_removal_hook(const std::atomic<const RemovalHook*>* hook) { removal_hook_ = hook; }
   // Chooses the policy; only while the shard is empty, before set_budget. CLOCK by default.
   void set_policy(EvictionPolicy policy) { policy_ = policy; }
+  // Where the store publishes the admission window's share of the budget, in permille (its
+  // WindowTuner's choice); read (relaxed) on each Put, which applies a change. Null: 1%. Must
+  // outlive the shard.
+  void set_window_source(const std::atomic<uint32_t>* permille) { window_source_ = permille; }
+  size_t window_budget() const { return window_budget_; }
   // Sets the shard's share of max_bytes. Under TinyLFU the sketch is sized from it and its bytes
   // are taken off: entries get budget() = bytes - policy_bytes().
   void set_budget(size_t bytes);
@@ -269,11 +274,15 @@ class StoreShard {
   void EraseCell(uint32_t tag, SlotId id);
   void GrowIndex();
   void AddStats(size_t count, size_t bytes);
+  // Sets window_budget_ and protected_budget_ from budget_ and window_permille_.
+  void SetRegionBudgets();
   void SubStats(size_t count, size_t bytes);
 
   EvictionPolicy policy_ = EvictionPolicy::kClock;
   size_t budget_ = 0;
-  size_t window_budget_ = 0;     // TinyLFU: 1% of budget_
+  size_t window_budget_ = 0;  // TinyLFU: window_permille_ of budget_
+  uint32_t window_permille_ = 10;
+  const std::atomic<uint32_t>* window_source_ = nullptr;
   size_t protected_budget_ = 0;  // TinyLFU: 80% of the rest
   FrequencySketch sketch_;
   LruList lists_[3];  // window, probation, protected
