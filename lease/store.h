@@ -20,6 +20,7 @@
 #include "lease/clock.h"
 #include "lease/random.h"
 #include "lease/store_shard.h"
+#include "lease/window_tuner.h"
 
 namespace corral::lease {
 
@@ -204,6 +205,9 @@ class Store {
   // removes the gone entries; returns how many it removed. The server calls this from a timer.
   size_t ExpireSome(size_t budget_per_shard);
 
+  // TinyLFU's admission window, in permille of each shard's budget: WindowTuner's choice.
+  uint32_t WindowPermille() const { return window_permille_.load(std::memory_order_relaxed); }
+
   // Entries removed to make room while not gone.
   uint64_t evictions() const;
   // Gone entries removed (lazily, by ExpireSome, or while making room).
@@ -225,6 +229,10 @@ class Store {
   // `keep_source`.
   RenameResult Transfer(std::string_view from, std::string_view to, bool if_absent,
                         bool keep_source);
+  // A read or write of a key the window tuner samples (tuner_.Sampled(hash)): replayed through
+  // its simulated caches, under tuner_mu_ taken after the shard's lock (never the other way) and
+  // only if free: under contention a sample is dropped rather than waited for.
+  void Sample(uint64_t hash);
   // The entry's meta as readers see it: fresh_until capped by MarkAllStaleBefore.
   EntryMeta View(const StoreShard::Entry& entry) const;
   // Present in the Redis view at `now`.
@@ -242,6 +250,11 @@ class Store {
   uint64_t shard_mask_;
   int shard_bits_;  // log2 of the shard count: the low bits of a SCAN cursor
   std::atomic<Millis> stale_before_;
+  // TinyLFU: the window tuner (sampling nothing under CLOCK) and its choice, which the shards
+  // read on each Put.
+  std::mutex tuner_mu_;
+  WindowTuner tuner_;
+  std::atomic<uint32_t> window_permille_{WindowTuner::kCandidates[0]};
 };
 
 inline EntryMeta Store::View(const StoreShard::Entry& entry) const {
@@ -260,6 +273,7 @@ bool Store::Get(std::string_view key, Fn&& fn) {
   Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mu);
   StoreShard::Entry* entry = shard.table.FindLive(key, hash, now);
+  if (tuner_.Sampled(hash)) Sample(hash);
   if (entry == nullptr) {
     shard.table.OnMiss(hash);
     return false;
