@@ -53,8 +53,12 @@ Store::Store(StoreOptions options, const Clock& clock, Random& random)
     shard.table.set_removal_hook(&removal_hook_);
     shard.table.set_window_source(&window_permille_);
     shard.table.set_policy(options.policy);
-    shard.table.set_budget(options.max_bytes / shards_.size());
+    shard.table.set_budget(EntriesBudget(options.max_bytes) / shards_.size());
   }
+}
+
+size_t Store::EntriesBudget(size_t max_bytes) const {
+  return max_bytes - std::min(max_bytes, tuner_.bytes());
 }
 
 void Store::SetRemovalHook(RemovalHook hook) {
@@ -70,7 +74,7 @@ void Store::SetMaxBytes(size_t max_bytes) {
   const Millis now = clock_.NowMs();
   for (Shard& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    shard.table.set_budget(max_bytes / shards_.size());
+    shard.table.set_budget(EntriesBudget(max_bytes) / shards_.size());
     shard.table.Shrink(now);
   }
 }
@@ -85,7 +89,7 @@ void Store::Sample(uint64_t hash) {
   // entry size seen (the counters are read without the shard locks: an estimate).
   size_t count = 0;
   size_t bytes = 0;
-  size_t policy_bytes = 0;
+  size_t policy_bytes = tuner_.bytes();
   for (const Shard& shard : shards_) {
     count += shard.table.size();
     bytes += shard.table.bytes();
@@ -463,7 +467,7 @@ size_t Store::ExpireSome(size_t budget_per_shard) {
 }
 
 size_t Store::PolicyBytes() const {
-  size_t total = 0;
+  size_t total = tuner_.bytes();
   for (const Shard& shard : shards_) total += shard.table.policy_bytes();
   return total;
 }

@@ -199,7 +199,8 @@ class Store {
   // PolicyBytes() is never above max_bytes (rounded down to a multiple of the shard count).
   // Lock-free.
   size_t MemoryBytes() const;
-  // The eviction policy's own state (TinyLFU's sketches), fixed at construction; 0 for CLOCK.
+  // The eviction policy's own state (TinyLFU's sketches and its window tuner's simulated caches),
+  // fixed at construction; 0 for CLOCK.
   size_t PolicyBytes() const;
   // Active expiry step (Redis style): looks at up to `budget_per_shard` slots per shard and
   // removes the gone entries; returns how many it removed. The server calls this from a timer.
@@ -233,6 +234,8 @@ class Store {
   // its simulated caches, under tuner_mu_ taken after the shard's lock (never the other way) and
   // only if free: under contention a sample is dropped rather than waited for.
   void Sample(uint64_t hash);
+  // What the shards share of max_bytes: all but the window tuner's bytes.
+  size_t EntriesBudget(size_t max_bytes) const;
   // The entry's meta as readers see it: fresh_until capped by MarkAllStaleBefore.
   EntryMeta View(const StoreShard::Entry& entry) const;
   // Present in the Redis view at `now`.

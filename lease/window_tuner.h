@@ -32,6 +32,9 @@ class MiniTinyLfu {
   // asking `sketch` for frequencies (the caller has counted this access in it already).
   bool Access(uint64_t hash, const FrequencySketch& sketch);
   void Clear();
+  size_t bytes() const {
+    return nodes_.capacity() * sizeof(Node) + (free_.capacity() + index_.capacity()) * sizeof(Id);
+  }
 
  private:
   using Id = uint32_t;
@@ -67,7 +70,7 @@ class MiniTinyLfu {
   List lists_[kRegions];
   std::vector<Node> nodes_;
   std::vector<Id> free_;
-  std::vector<Id> index_;  // open addressing over node ids, kNil = empty; at most 1/2 full
+  std::vector<Id> index_;  // open addressing over node ids, kNil = empty; at most 3/4 full
   size_t index_mask_ = 0;
 };
 
@@ -75,10 +78,17 @@ class WindowTuner {
  public:
   // The window shares tried, in permille of the byte budget; the first is the default.
   static constexpr std::array<uint32_t, 5> kCandidates = {10, 100, 250, 450, 700};
-  // The simulated caches hold about this many entries: the sampling rate is chosen for it.
+  // The simulated caches hold about this many entries: the sampling rate is chosen for it, but
+  // is at most kMaxSampleRate, so that their memory stays a small share of the store's (about
+  // 190 bytes per simulated entry for the five, against 168+ per entry in the store; counted in
+  // Store::PolicyBytes and taken off the entries' budget). Below
+  // kMinSimulatedEntries there is no tuning: the window stays at kCandidates[0].
   static constexpr size_t kSimulatedEntries = 1024;
+  static constexpr double kMaxSampleRate = 1.0 / 32;
+  static constexpr size_t kMinSimulatedEntries = 64;
 
-  // For a store expected to hold `entries` entries.
+  // For a store expected to hold `entries` entries. All the memory it will use is allocated
+  // here (bytes()).
   explicit WindowTuner(size_t entries = 0);
 
   // Whether accesses to the key hashing to `hash` are replayed: a fixed share of the hashes
@@ -87,13 +97,16 @@ class WindowTuner {
   // One access to a sampled key. Every epoch_length() accesses, a decision.
   void Record(uint64_t hash);
   // The store's current entry count estimate changed (the average entry size is learned as the
-  // store fills): the simulated caches are resized to the sampling rate times `entries`.
+  // store fills): the simulated caches are resized to the sampling rate times `entries`, at most
+  // to the capacity they were built with (they never allocate after construction).
   void set_entries(size_t entries);
+  // The memory it holds: the simulated caches and their sketch.
+  size_t bytes() const;
 
   // The window share chosen, in permille.
   uint32_t window_permille() const { return window_permille_; }
   double sample_rate() const { return static_cast<double>(threshold_) / 4294967296.0; }
-  size_t simulated_capacity() const { return caches_.front().capacity(); }
+  size_t simulated_capacity() const { return caches_.empty() ? 0 : caches_.front().capacity(); }
   size_t epoch_length() const { return epoch_length_; }
   // Epochs ended so far (each ends in a decision once the simulated caches are warm).
   uint64_t epochs() const { return epochs_; }
@@ -113,6 +126,7 @@ class WindowTuner {
   size_t warm_epochs_ = 0;  // epochs that ended with the simulated caches full, in a row
   uint32_t window_permille_ = kCandidates[0];
   size_t current_ = 0;
+  size_t max_capacity_ = 0;  // what the simulated caches were built for
 };
 
 }  // namespace corral::lease

@@ -79,17 +79,30 @@ TEST(MiniTinyLfuTest, HitsAfterAMissAndStaysWithinCapacity) {
 }
 
 TEST(WindowTunerTest, SamplesAShareOfTheHashes) {
-  const WindowTuner all(500);  // smaller than the simulated size: every key is replayed
-  EXPECT_DOUBLE_EQ(all.sample_rate(), 1.0);
-  EXPECT_EQ(all.simulated_capacity(), 500u);
   const WindowTuner tuner(64 * WindowTuner::kSimulatedEntries);
   EXPECT_NEAR(tuner.sample_rate(), 1.0 / 64, 1e-6);
   EXPECT_EQ(tuner.simulated_capacity(), WindowTuner::kSimulatedEntries);
   size_t sampled = 0;
   for (uint64_t k = 0; k < 640'000; ++k) sampled += tuner.Sampled(Mix(k)) ? 1 : 0;
   EXPECT_NEAR(static_cast<double>(sampled), 10'000, 500);
-  const WindowTuner none(0);  // CLOCK's: samples nothing
-  EXPECT_FALSE(none.Sampled(Mix(1)));
+  // Five simulated caches of 1024 entries and their sketch: ~190 bytes per simulated entry.
+  EXPECT_GT(tuner.bytes(), 5u * 1024 * 24);
+  EXPECT_LT(tuner.bytes(), 1024u * 200);
+
+  // A smaller store: the rate is capped, so the simulated caches are a small share of it.
+  const WindowTuner small(10'000);
+  EXPECT_NEAR(small.sample_rate(), WindowTuner::kMaxSampleRate, 1e-6);
+  EXPECT_EQ(small.simulated_capacity(), 313u);
+  EXPECT_LT(small.bytes(), 10'000u * 168 / 20);
+
+  // Too small to simulate (below kMinSimulatedEntries), and CLOCK's: samples nothing.
+  for (size_t entries : {1000, 0}) {
+    const WindowTuner none(entries);
+    EXPECT_EQ(none.sample_rate(), 0.0);
+    EXPECT_FALSE(none.Sampled(Mix(1)));
+    EXPECT_EQ(none.simulated_capacity(), 0u);
+    EXPECT_EQ(none.bytes(), 0u);
+  }
 }
 
 // Replays `requests` of Zipf 0.9 over `universe` keys through `tuner` (its sampled part); every
