@@ -38,7 +38,8 @@ struct EntryMeta {
 enum class EntryOrigin : uint8_t { kSet, kFill };
 
 // JSON memory.policy. kTinyLfu: W-TinyLFU (Einziger, Friedman, Manes, ACM TOS 2017) as Caffeine
-// has it: a new entry enters an LRU admission window (1% of the bytes); the window's LRU entry
+// has it: a new entry enters an LRU admission window (1% of the bytes by default; the Store
+// resizes it by miniature simulation, lease/window_tuner.h); the window's LRU entry
 // then competes with the main region's victim and is admitted only if the frequency sketch rates
 // it more often used; the main region is a segmented LRU (probation, and protected = 80%). Every
 // access is counted, hit or miss. kClock: one CLOCK bit per entry, second chance.
