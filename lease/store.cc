@@ -44,15 +44,24 @@ Store::Store(StoreOptions options, const Clock& clock, Random& random)
       shards_(std::bit_ceil(std::max<size_t>(options.shards, 1))),
       shard_mask_(shards_.size() - 1),
       shard_bits_(std::countr_zero(shards_.size())),
-      stale_before_(std::numeric_limits<Millis>::min()) {
+      stale_before_(std::numeric_limits<Millis>::min()),
+      tuner_(options.policy == EvictionPolicy::kTinyLfu
+                 ? options.max_bytes /
+                       (StoreShard::kEntryOverhead + StoreShard::kAssumedKeyValueBytes)
+                 : 0) {
   max_bytes_.store(options.max_bytes, std::memory_order_relaxed);
   for (Shard& shard : shards_) {
     shard.table.set_removal_hook(&removal_hook_);
+    shard.table.set_window_source(&window_permille_);
     shard.table.set_policy(options.policy);
     shard.table.set_evict(options.evict);
-    shard.table.set_budget(options.max_bytes / shards_.size());
+    shard.table.set_budget(EntriesBudget(options.max_bytes) / shards_.size());
   }
   RefreshOutOfMemory();
+}
+
+size_t Store::EntriesBudget(size_t max_bytes) const {
+  return max_bytes - std::min(max_bytes, tuner_.bytes());
 }
 
 void Store::SetRemovalHook(RemovalHook hook) {
@@ -68,7 +77,7 @@ void Store::SetMaxBytes(size_t max_bytes) {
   const Millis now = clock_.NowMs();
   for (Shard& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    shard.table.set_budget(max_bytes / shards_.size());
+    shard.table.set_budget(EntriesBudget(max_bytes) / shards_.size());
     shard.table.Shrink(now);
   }
   RefreshOutOfMemory();
@@ -90,7 +99,7 @@ void Store::SetPolicy(EvictionPolicy policy) {
   const Millis now = clock_.NowMs();
   for (Shard& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    shard.table.SwitchPolicy(policy, max_bytes() / shards_.size(), now);
+    shard.table.SwitchPolicy(policy, EntriesBudget(max_bytes()) / shards_.size(), now);
   }
   RefreshOutOfMemory();
 }
@@ -110,6 +119,31 @@ void Store::RefreshOutOfMemory() {
   out_of_memory_.store(out, std::memory_order_relaxed);
 }
 
+void Store::Sample(uint64_t hash) {
+  std::unique_lock<std::mutex> lock(tuner_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  const uint64_t epochs = tuner_.epochs();
+  tuner_.Record(hash);
+  if (tuner_.epochs() == epochs) return;
+  // An epoch ended: the simulated caches follow the entry count the budget holds at the average
+  // entry size seen (the counters are read without the shard locks: an estimate).
+  size_t count = 0;
+  size_t bytes = 0;
+  size_t policy_bytes = tuner_.bytes();
+  for (const Shard& shard : shards_) {
+    count += shard.table.size();
+    bytes += shard.table.bytes();
+    policy_bytes += shard.table.policy_bytes();
+  }
+  const size_t max_bytes = max_bytes_.load(std::memory_order_relaxed);
+  if (count > 0 && bytes > 0 && max_bytes > policy_bytes) {
+    const size_t budget = max_bytes - policy_bytes;
+    tuner_.set_entries(static_cast<size_t>(
+        static_cast<double>(budget) * static_cast<double>(count) / static_cast<double>(bytes)));
+  }
+  window_permille_.store(tuner_.window_permille(), std::memory_order_relaxed);
+}
+
 bool Store::Present(const StoreShard::Entry* entry, Millis now) const {
   return entry != nullptr && entry->kind == EntryKind::kValue && now < View(*entry).fresh_until;
 }
@@ -122,6 +156,7 @@ SetResult Store::Set(std::string_view key, std::string_view value, std::optional
   std::lock_guard<std::mutex> lock(shard.mu);
   StoreShard::Entry* existing = shard.table.FindLive(key, hash, now);
   shard.table.OnWrite(hash);
+  if (tuner_.Sampled(hash)) Sample(hash);
   const bool present = Present(existing, now);
   if (cond == SetCondition::kIfAbsent && present) return SetResult::kNotStored;
   if (cond == SetCondition::kIfPresent && !present) return SetResult::kNotStored;
@@ -508,7 +543,7 @@ size_t Store::ExpireSome(size_t budget_per_shard) {
 }
 
 size_t Store::PolicyBytes() const {
-  size_t total = 0;
+  size_t total = tuner_.bytes();
   for (const Shard& shard : shards_) total += shard.table.policy_bytes();
   return total;
 }

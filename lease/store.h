@@ -20,6 +20,7 @@
 #include "lease/clock.h"
 #include "lease/random.h"
 #include "lease/store_shard.h"
+#include "lease/window_tuner.h"
 
 namespace corral::lease {
 
@@ -234,11 +235,15 @@ class Store {
   // PolicyBytes() is never above max_bytes (rounded down to a multiple of the shard count).
   // Lock-free.
   size_t MemoryBytes() const;
-  // The eviction policy's own state (TinyLFU's sketches), fixed at construction; 0 for CLOCK.
+  // The eviction policy's own state (TinyLFU's sketches and its window tuner's simulated caches),
+  // fixed at construction; 0 for CLOCK.
   size_t PolicyBytes() const;
   // Active expiry step (Redis style): looks at up to `budget_per_shard` slots per shard and
   // removes the gone entries; returns how many it removed. The server calls this from a timer.
   size_t ExpireSome(size_t budget_per_shard);
+
+  // TinyLFU's admission window, in permille of each shard's budget: WindowTuner's choice.
+  uint32_t WindowPermille() const { return window_permille_.load(std::memory_order_relaxed); }
 
   // Entries removed to make room while not gone.
   uint64_t evictions() const;
@@ -261,6 +266,12 @@ class Store {
   // `keep_source`.
   RenameResult Transfer(std::string_view from, std::string_view to, bool if_absent,
                         bool keep_source);
+  // A read or write of a key the window tuner samples (tuner_.Sampled(hash)): replayed through
+  // its simulated caches, under tuner_mu_ taken after the shard's lock (never the other way) and
+  // only if free: under contention a sample is dropped rather than waited for.
+  void Sample(uint64_t hash);
+  // What the shards share of max_bytes: all but the window tuner's bytes.
+  size_t EntriesBudget(size_t max_bytes) const;
   // The entry's meta as readers see it: fresh_until capped by MarkAllStaleBefore.
   EntryMeta View(const StoreShard::Entry& entry) const;
   // Present in the Redis view at `now`.
@@ -280,6 +291,11 @@ class Store {
   uint64_t shard_mask_;
   int shard_bits_;  // log2 of the shard count: the low bits of a SCAN cursor
   std::atomic<Millis> stale_before_;
+  // TinyLFU: the window tuner (sampling nothing under CLOCK) and its choice, which the shards
+  // read on each Put.
+  std::mutex tuner_mu_;
+  WindowTuner tuner_;
+  std::atomic<uint32_t> window_permille_{WindowTuner::kCandidates[0]};
 };
 
 inline EntryMeta Store::View(const StoreShard::Entry& entry) const {
@@ -298,6 +314,7 @@ bool Store::Get(std::string_view key, Fn&& fn) {
   Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mu);
   StoreShard::Entry* entry = shard.table.FindLive(key, hash, now);
+  if (tuner_.Sampled(hash)) Sample(hash);
   if (entry == nullptr) {
     shard.table.OnMiss(hash);
     return false;

@@ -13,8 +13,7 @@ constexpr size_t kInitialIndexCells = 16;  // power of two
 // to CLOCK. The cursor moves on, so repeated evictions look at fresh slots.
 constexpr size_t kExpiredScan = 16;
 constexpr uint64_t kSlotMask = 0xffff'ffffu;
-// TinyLFU's shares of the budget: the admission window, and protected within the main region.
-constexpr size_t kWindowPercent = 1;
+// TinyLFU's protected share of the main region. (The window's share is window_permille_.)
 constexpr size_t kProtectedPercent = 80;
 
 }  // namespace
@@ -31,7 +30,11 @@ void StoreShard::set_budget(size_t bytes) {
   }
   budget_ = bytes;
   budget_seen_.store(bytes, std::memory_order_relaxed);
-  window_budget_ = budget_ * kWindowPercent / 100;
+  SetRegionBudgets();
+}
+
+void StoreShard::SetRegionBudgets() {
+  window_budget_ = budget_ * window_permille_ / 1000;
   protected_budget_ = (budget_ - window_budget_) * kProtectedPercent / 100;
 }
 
@@ -135,6 +138,15 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
     }
     referenced = existing->referenced;
     RemoveSlot(IdOf(existing));
+  }
+  if (policy_ == EvictionPolicy::kTinyLfu && window_source_ != nullptr) {
+    const uint32_t permille = window_source_->load(std::memory_order_relaxed);
+    if (permille != window_permille_) {
+      // A smaller window spills below; a larger one fills with newcomers while main's victims
+      // make room (EvictTinyLfu), and protected spills on its next promotion.
+      window_permille_ = permille;
+      SetRegionBudgets();
+    }
   }
   const size_t cost = Cost(key.size(), value.size());
   MakeRoom(cost, now);

@@ -38,7 +38,8 @@ struct EntryMeta {
 enum class EntryOrigin : uint8_t { kSet, kFill };
 
 // JSON memory.policy. kTinyLfu: W-TinyLFU (Einziger, Friedman, Manes, ACM TOS 2017) as Caffeine
-// has it: a new entry enters an LRU admission window (1% of the bytes); the window's LRU entry
+// has it: a new entry enters an LRU admission window (1% of the bytes by default; the Store
+// resizes it by miniature simulation, lease/window_tuner.h); the window's LRU entry
 // then competes with the main region's victim and is admitted only if the frequency sketch rates
 // it more often used; the main region is a segmented LRU (probation, and protected = 80%). Every
 // access is counted, hit or miss. kClock: one CLOCK bit per entry, second chance.
@@ -151,6 +152,11 @@ class StoreShard {
   // entry starts in probation (slot order). Then evicts, as Shrink, if the sketch's bytes put the
   // entries over the budget. O(slots).
   void SwitchPolicy(EvictionPolicy policy, size_t bytes, Millis now);
+  // Where the store publishes the admission window's share of the budget, in permille (its
+  // WindowTuner's choice); read (relaxed) on each Put, which applies a change. Null: 1%. Must
+  // outlive the shard.
+  void set_window_source(const std::atomic<uint32_t>* permille) { window_source_ = permille; }
+  size_t window_budget() const { return window_budget_; }
   // Sets the shard's share of max_bytes. Under TinyLFU the sketch is sized from it and its bytes
   // are taken off: entries get budget() = bytes - policy_bytes().
   void set_budget(size_t bytes);
@@ -299,14 +305,18 @@ class StoreShard {
   void EraseCell(uint32_t tag, SlotId id);
   void GrowIndex();
   void AddStats(size_t count, size_t bytes);
+  // Sets window_budget_ and protected_budget_ from budget_ and window_permille_.
+  void SetRegionBudgets();
   void SubStats(size_t count, size_t bytes);
 
   EvictionPolicy policy_ = EvictionPolicy::kClock;
   bool evict_ = true;
   size_t budget_ = 0;
   std::atomic<size_t> budget_seen_{0};  // budget_, for readers without the lock
-  size_t window_budget_ = 0;            // TinyLFU: 1% of budget_
-  size_t protected_budget_ = 0;         // TinyLFU: 80% of the rest
+  size_t window_budget_ = 0;            // TinyLFU: window_permille_ of budget_
+  uint32_t window_permille_ = 10;
+  const std::atomic<uint32_t>* window_source_ = nullptr;
+  size_t protected_budget_ = 0;  // TinyLFU: 80% of the rest
   FrequencySketch sketch_;
   LruList lists_[3];  // window, probation, protected
   std::vector<Entry> slots_;
