@@ -74,10 +74,22 @@ void Store::SetRemovalHook(RemovalHook hook) {
 
 void Store::SetMaxBytes(size_t max_bytes) {
   max_bytes_.store(max_bytes, std::memory_order_relaxed);
+  size_t entries_budget;
+  {
+    // A bound so small that the window tuner's simulations would be a large share of it (CONFIG
+    // SET maxmemory 1mb on a store built for 256 MB): the tuner stops and gives its memory back,
+    // and the window stays at 1%. It is sized once, when the store is built.
+    std::lock_guard<std::mutex> tuner_lock(tuner_mu_);
+    if (tuner_.bytes() > max_bytes / kTunerShareDivisor) {
+      tuner_.Stop();
+      window_permille_.store(tuner_.window_permille(), std::memory_order_relaxed);
+    }
+    entries_budget = EntriesBudget(max_bytes);
+  }
   const Millis now = clock_.NowMs();
   for (Shard& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    shard.table.set_budget(EntriesBudget(max_bytes) / shards_.size());
+    shard.table.set_budget(entries_budget / shards_.size());
     shard.table.Shrink(now);
   }
   RefreshOutOfMemory();

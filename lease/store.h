@@ -269,6 +269,8 @@ class Store {
   // A read or write of a key the window tuner samples (tuner_.Sampled(hash)): replayed through
   // its simulated caches, under tuner_mu_ taken after the shard's lock (never the other way) and
   // only if free: under contention a sample is dropped rather than waited for.
+  // The window tuner may take at most 1/kTunerShareDivisor of max_bytes; beyond, it stops.
+  static constexpr size_t kTunerShareDivisor = 16;
   void Sample(uint64_t hash);
   // What the shards share of max_bytes: all but the window tuner's bytes.
   size_t EntriesBudget(size_t max_bytes) const;

@@ -195,12 +195,22 @@ WindowTuner::WindowTuner(size_t entries) {
       kMaxSampleRate, static_cast<double>(kSimulatedEntries) / static_cast<double>(entries));
   const size_t capacity = static_cast<size_t>(std::llround(rate * static_cast<double>(entries)));
   if (capacity < kMinSimulatedEntries) return;
-  threshold_ = static_cast<uint64_t>(std::ldexp(rate, 32));
+  threshold_.store(static_cast<uint64_t>(std::ldexp(rate, 32)), std::memory_order_relaxed);
   max_capacity_ = capacity;
   sketch_ = FrequencySketch(capacity);
   caches_.reserve(kCandidates.size());
   for (uint32_t permille : kCandidates) caches_.emplace_back(capacity, permille);
   epoch_length_ = std::max<size_t>(256, capacity);
+}
+
+void WindowTuner::Stop() {
+  threshold_.store(0, std::memory_order_relaxed);
+  caches_.clear();
+  caches_.shrink_to_fit();
+  sketch_ = FrequencySketch();
+  window_permille_ = kCandidates[0];
+  current_ = 0;
+  max_capacity_ = 0;
 }
 
 void WindowTuner::set_entries(size_t entries) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -93,7 +94,13 @@ class WindowTuner {
 
   // Whether accesses to the key hashing to `hash` are replayed: a fixed share of the hashes
   // (bits independent of the ones that pick the shard). One multiply and one compare.
-  bool Sampled(uint64_t hash) const { return Select(hash) < threshold_; }
+  bool Sampled(uint64_t hash) const {
+    return Select(hash) < threshold_.load(std::memory_order_relaxed);
+  }
+  // No more sampling, and the simulated caches' memory is given back (the store's bound became
+  // too small to spare it): the window stays at the default. For good; the caller serializes it
+  // with Record, while Sampled may run on any thread.
+  void Stop();
   // One access to a sampled key. Every epoch_length() accesses, a decision.
   void Record(uint64_t hash);
   // The store's current entry count estimate changed (the average entry size is learned as the
@@ -105,7 +112,9 @@ class WindowTuner {
 
   // The window share chosen, in permille.
   uint32_t window_permille() const { return window_permille_; }
-  double sample_rate() const { return static_cast<double>(threshold_) / 4294967296.0; }
+  double sample_rate() const {
+    return static_cast<double>(threshold_.load(std::memory_order_relaxed)) / 4294967296.0;
+  }
   size_t simulated_capacity() const { return caches_.empty() ? 0 : caches_.front().capacity(); }
   size_t epoch_length() const { return epoch_length_; }
   // Epochs ended so far (each ends in a decision once the simulated caches are warm).
@@ -115,7 +124,7 @@ class WindowTuner {
   static uint64_t Select(uint64_t hash) { return (hash * 0xD6E8'FEB8'6659'FD93ull) >> 32; }
   void Decide();
 
-  uint64_t threshold_ = 0;  // sampled when Select(hash) < threshold_ (of 2^32)
+  std::atomic<uint64_t> threshold_{0};  // sampled when Select(hash) < threshold_ (of 2^32)
   size_t epoch_length_ = 0;
   FrequencySketch sketch_;
   std::vector<MiniTinyLfu> caches_;  // one per candidate
