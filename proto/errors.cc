@@ -81,8 +81,11 @@ std::string WrongArgsError(std::string_view cmd) {
   return out;
 }
 
-std::string SubcommandSyntaxError(std::string_view cmd, std::string_view sub) {
-  std::string out = "ERR unknown subcommand or wrong number of arguments for '";
+namespace {
+// "<lead>'<sub>'. Try <CMD> HELP.", as Redis's addReplySubcommandSyntaxError words both forms.
+std::string TryHelpError(std::string_view lead, std::string_view cmd, std::string_view sub) {
+  std::string out(lead);
+  out += '\'';
   AppendCut(out, sub, 128);
   out += "'. Try ";
   for (char c : cmd.substr(0, cmd.find('\0'))) out += ToUpper(c);
@@ -90,15 +93,14 @@ std::string SubcommandSyntaxError(std::string_view cmd, std::string_view sub) {
   MapNewlinesToSpaces(out);
   return out;
 }
+}  // namespace
+
+std::string SubcommandSyntaxError(std::string_view cmd, std::string_view sub) {
+  return TryHelpError("ERR unknown subcommand or wrong number of arguments for ", cmd, sub);
+}
 
 std::string UnknownSubcommandError(std::string_view cmd, std::string_view sub) {
-  std::string out = "ERR unknown subcommand '";
-  AppendCut(out, sub, 128);
-  out += "'. Try ";
-  for (char c : cmd.substr(0, cmd.find('\0'))) out += ToUpper(c);
-  out += " HELP.";
-  MapNewlinesToSpaces(out);
-  return out;
+  return TryHelpError("ERR unknown subcommand ", cmd, sub);
 }
 
 std::string NamespaceKeyError(std::string_view key, std::string_view cmd) {
