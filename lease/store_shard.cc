@@ -30,6 +30,7 @@ void StoreShard::set_budget(size_t bytes) {
   }
   budget_ = bytes;
   budget_seen_.store(bytes, std::memory_order_relaxed);
+  policy_bytes_.store(sketch_.bytes(), std::memory_order_relaxed);
   SetRegionBudgets();
 }
 

@@ -176,7 +176,8 @@ class StoreShard {
   // budget() readable without the lock (relaxed; for Store::RefreshOutOfMemory).
   size_t budget_relaxed() const { return budget_seen_.load(std::memory_order_relaxed); }
   // Bytes of the policy's own state (the sketch; the links live in the slots).
-  size_t policy_bytes() const { return sketch_.bytes(); }
+  // Readable without the lock (relaxed): the store sums it (PolicyBytes, the window tuner).
+  size_t policy_bytes() const { return policy_bytes_.load(std::memory_order_relaxed); }
 
   // A read of `entry` (from FindLive) at `now`, whose key hashes to `hash`: counts it and moves
   // it in its list (TinyLFU) or sets its CLOCK bit. O(1), no allocation.
@@ -312,8 +313,9 @@ class StoreShard {
   EvictionPolicy policy_ = EvictionPolicy::kClock;
   bool evict_ = true;
   size_t budget_ = 0;
-  std::atomic<size_t> budget_seen_{0};  // budget_, for readers without the lock
-  size_t window_budget_ = 0;            // TinyLFU: window_permille_ of budget_
+  std::atomic<size_t> budget_seen_{0};   // budget_, for readers without the lock
+  std::atomic<size_t> policy_bytes_{0};  // sketch_.bytes(), likewise (set with the budget)
+  size_t window_budget_ = 0;             // TinyLFU: window_permille_ of budget_
   uint32_t window_permille_ = 10;
   const std::atomic<uint32_t>* window_source_ = nullptr;
   size_t protected_budget_ = 0;  // TinyLFU: 80% of the rest
