@@ -3,7 +3,9 @@
 # (the harness's --only) against a fresh corral-server, so a case that needs what corral leaves out
 # fails alone instead of ending its unit. Prints, per unit, the cases that passed, failed (named,
 # with the error), and those that need a left-out data type, DEBUG or replication (named, with the
-# command), and the share of the others that pass.
+# command), and the share of the others that pass. A case that fails alone but passes when the
+# unit's earlier cases that passed alone run first (it reads the state they leave: a RESP3
+# connection, a client id) counts as passed, and is named as such.
 # Usage: tests/redis/run-cases.sh REDIS_DIR UNIT...   e.g. tests/redis/run-cases.sh \
 #          /tmp/redis-tests unit/multi unit/pubsub
 #   REDIS_DIR holds Redis 7.0.15's tests/ (git archive 7.0.15 tests of a redis/redis clone; never
@@ -89,6 +91,7 @@ for unit in "$@"; do
   [[ -f ${redis_dir}/tests/${unit}.tcl ]] || corral_die "${unit}.tcl not found"
   out=${logs}/$(echo "${unit}" | tr / _)
   : > "${out}.results"
+  passed_before=()  # --only arguments of the cases of this unit that passed alone so far
   while IFS= read -r name; do
     only=${name}
     if [[ ${name} == *'$'* ]]; then
@@ -113,12 +116,28 @@ for unit in "$@"; do
           fi
         done
       fi
-      case ${why} in
-        debug* | replication* | "left out: "*) printf 'leftout\t%s\t%s\n' "${name}" "${why}" >> "${out}.results" ;;
-        *) printf 'fail\t%s\t%s\n' "${name}" "${why}" >> "${out}.results" ;;
-      esac
+      # A case may read what the unit's earlier cases left behind (a RESP3 connection, a client
+      # id in a variable). Run it again after the earlier cases that passed alone, in the unit's
+      # order, as the whole unit would run them minus the ones that need what corral leaves out.
+      in_order=0
+      if [[ ${why} != debug* && ${why} != replication* && ${why} != "left out: "* ]] &&
+        ((${#passed_before[@]} > 0)); then
+        run_case "${unit}" "${only}" "${out}.order.log" "${passed_before[@]}"
+        if sed 's/\x1b\[[0-9;]*m//g' "${out}.order.log" | grep -qF "[ok]: ${name} ("; then
+          in_order=1
+        fi
+      fi
+      if ((in_order)); then
+        printf 'ok\t%s\tafter the earlier cases\n' "${name}" >> "${out}.results"
+      else
+        case ${why} in
+          debug* | replication* | "left out: "*) printf 'leftout\t%s\t%s\n' "${name}" "${why}" >> "${out}.results" ;;
+          *) printf 'fail\t%s\t%s\n' "${name}" "${why}" >> "${out}.results" ;;
+        esac
+      fi
     elif grep -q '^\[ok\]' <<< "${clean}"; then
       printf 'ok\t%s\n' "${name}" >> "${out}.results"
+      passed_before+=(--only "${only}")
     elif grep -q '^\[ignore\]' <<< "${clean}"; then
       printf 'tag\t%s\n' "${name}" >> "${out}.results"  # the harness skips it (its tags)
     else
@@ -129,6 +148,8 @@ for unit in "$@"; do
   ok=$(n ok) fail=$(n fail) leftout=$(n leftout)
   share=$(awk -v ok="${ok}" -v f="${fail}" 'BEGIN { if (ok + f) printf "%.0f%%", 100 * ok / (ok + f); else print "-" }')
   echo "${unit}: ${ok} passed, ${fail} failed (${share} of the cases corral should pass), ${leftout} need what corral leaves out, $(n tag) skipped by their tags, $(n none) not matched"
+  grep -P '^ok\t.*\tafter the earlier cases$' "${out}.results" | cut -f2 |
+    sed 's/^/  passed only after the earlier cases (it reads their state): /' || true
   grep -P '^fail\t' "${out}.results" | cut -f2- | sed 's/\t/: /; s/^/  failed: /' || true
   grep -P '^leftout\t' "${out}.results" | cut -f2- | sed 's/\t/: /; s/^/  left out: /' || true
   [[ ${fail} == 0 ]] || status=1
