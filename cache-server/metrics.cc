@@ -545,6 +545,8 @@ std::string RenderInfo(const MetricSources& s, const std::vector<std::string_vie
     field("used_memory_rss", std::to_string(resident * sysconf(_SC_PAGESIZE)));
     // Redis leaves its replication and AOF buffers out of the eviction bound; corral has none.
     field("mem_not_counted_for_evict", "0");
+    // Redis frees big values in the background and counts them here; corral frees in place.
+    field("lazyfree_pending_objects", "0");
     field("maxmemory", std::to_string(s.max_bytes));
     field("maxmemory_policy", std::string(s.maxmemory_policy));
     out += "\r\n";
