@@ -1,12 +1,12 @@
 // CLIENT TRACKING, CLIENT CACHING, CLIENT GETREDIR and CLIENT TRACKINGINFO (docs/protocol.md
 // "Client tracking"), with Redis 7.0's options, checks and error texts (networking.c).
 #include <algorithm>
-#include <chrono>
 #include <string>
 #include <vector>
 
 #include "cache-server/resp_commands.h"
 #include "cache-server/resp_util.h"
+#include "lease/clock.h"
 #include "proto/errors.h"
 #include "proto/resp_writer.h"
 
@@ -247,11 +247,7 @@ void RespCommands::Track(RespClient& client, const CommandSpec& spec, Args args)
   });
 }
 
-int64_t RespCommands::TrackingNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t RespCommands::TrackingNowMs() { return lease::SteadyClock().NowMs(); }
 
 void RespCommands::TellFreshTimeOver() {
   if (!state_.tracking.active()) return;
