@@ -76,7 +76,7 @@ failed() {
   local what=$1 log=${2:-}/Testing/Temporary/LastTestsFailed.log
   if (($# > 1)) && [[ -f ${log} ]]; then
     local names
-    names=$(cut -d: -f2- "${log}" | head -n 20 | paste -sd ' ' -)
+    names=$(awk -F: 'NR <= 20 { sub(/^[^:]*:/, ""); print }' "${log}" | paste -sd ' ' -)
     [[ -z ${names} ]] || what+=": ${names}"
   fi
   FAILED_PHASES+=("${what}")
@@ -96,9 +96,9 @@ failure_details() {
       $0 ~ /^[0-9]+\/[0-9]+ Test: / { inside = (substr($0, index($0, ": ") + 2) == test) }
       inside && /<end of output>/ { inside = 0 }
       inside && (/: Failure$/ || /^\[  FAILED  \]/ || /ERROR: AddressSanitizer|runtime error:|ThreadSanitizer/) { left = 6 }
-      inside && left > 0 { print "      " $0; left-- }' "${dir}/LastTest.log" | head -n 40)
+      inside && left > 0 && printed < 40 { print "      " substr($0, 1, 400); left--; printed++ }' "${dir}/LastTest.log")
     FAILURE_DETAILS+=("    --- ${name}" "${details:-      (no gtest failure lines; see the output above)}")
-  done < <(cut -d: -f2- "${dir}/LastTestsFailed.log" | head -n 3)
+  done < <(awk 'NR <= 3 { sub(/^[^:]*:/, ""); print }' "${dir}/LastTestsFailed.log")
 }
 
 # Stops the servers and prints the phase timings, whatever happened before.

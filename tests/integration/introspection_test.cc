@@ -442,14 +442,16 @@ TEST_F(RespIntrospectionTest, ClientNoEvict) {
             "-ERR wrong number of arguments for 'client|no-evict' command");
 }
 
-// With CORRAL_TEST_REDIS_PORT (a redis-server 7.0, flushed first): the same commands, the same
-// replies, for what does not depend on the server's state.
+// With CORRAL_TEST_REDIS_PORT (a redis-server 7.0): the same commands, the same replies, for what
+// does not depend on the server's state. The script runs in database 9, flushed first, so that
+// the herd and tier tests' keys in database 0 of the same Redis stay.
 TEST_F(RespIntrospectionTest, RepliesMatchRedis) {
   const char* port = std::getenv("CORRAL_TEST_REDIS_PORT");
   if (port == nullptr) GTEST_SKIP() << "set CORRAL_TEST_REDIS_PORT to compare with redis-server";
   RedisConnection redis = ConnectRedis(static_cast<uint16_t>(std::atoi(port)));
   ASSERT_NE(redis, nullptr);
-  ASSERT_EQ(On(redis.get(), {"FLUSHALL"}), "+OK");
+  ASSERT_EQ(On(redis.get(), {"SELECT", "9"}), "+OK");
+  ASSERT_EQ(On(redis.get(), {"FLUSHDB"}), "+OK");
   const std::vector<std::vector<std::string>> script = {
       {"ROLE"},
       {"ROLE", "x"},

@@ -454,13 +454,15 @@ TEST(StringCommandsNamespaceTest, OneRuleForReadThroughKeys) {
 }
 
 // With CORRAL_TEST_REDIS_PORT (a redis-server 7.0): the same commands, the same replies. The
-// Redis instance is flushed first; use one started for the tests.
+// script runs in database 9, flushed first: other tests (the herd, the tier) use database 0 of the
+// same Redis at the same time, and a FLUSHALL there would take their keys.
 TEST_F(StringCommandsTest, RepliesMatchRedis) {
   const char* port = std::getenv("CORRAL_TEST_REDIS_PORT");
   if (port == nullptr) GTEST_SKIP() << "set CORRAL_TEST_REDIS_PORT to compare with redis-server";
   RedisConnection redis = ConnectRedis(static_cast<uint16_t>(std::atoi(port)));
   ASSERT_NE(redis, nullptr);
-  ASSERT_EQ(ReplyText(RedisCmd(redis.get(), {"FLUSHALL"}).get()), "+OK");
+  ASSERT_EQ(ReplyText(RedisCmd(redis.get(), {"SELECT", "9"}).get()), "+OK");
+  ASSERT_EQ(ReplyText(RedisCmd(redis.get(), {"FLUSHDB"}).get()), "+OK");
   const std::vector<std::vector<std::string>> script = {
       {"INCR", "n"},
       {"INCRBY", "n", "-5"},

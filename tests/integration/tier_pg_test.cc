@@ -832,10 +832,13 @@ TEST_F(TierPgTest, RedisClusterThreeNodesOneColdKeyCostOneQuery) {
     if (std::getenv("CI") != nullptr) FAIL() << "CORRAL_TEST_REDIS_CLUSTER_NODES unset";
     GTEST_SKIP() << "no Redis Cluster (run through deploy/run-tests.sh)";
   }
+  // As in ColdKeysSpreadOverThreeNodesCostOneQueryEach: one node may win all 100 keys' leases
+  // below and run them 16 at a time, 200 ms each; a 5 s wait bound keeps the queue from dropping
+  // loads (-BUSY) on a loaded machine. The test is about single flight, not overload.
   auto nodes = StartNodes(
       3,
       R"({"tc": {"query": "SELECT name AS tier_cluster FROM users, pg_sleep(0.2) WHERE id = $1::bigint", "max_inflight_loads": 256}})",
-      cluster);
+      cluster, R"("lease": {"wait_timeout_ms": 5000})");
   ASSERT_EQ(nodes.size(), 3u);
   for (auto& n : nodes) EXPECT_TRUE(n->WaitForStderr("cluster=true", Millis(1000)));
   pg_.ResetStatements();
