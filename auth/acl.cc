@@ -84,10 +84,19 @@ void SetCommand(User& user, Catalogue catalogue, size_t i, bool allow) {
   }
 }
 
+// A category rule (`category` ~0u: @all, which takes every command whole).
 void SetCommands(User& user, Catalogue catalogue, uint32_t category, bool allow) {
   for (size_t i = 0; i < catalogue.size(); ++i) {
-    if (category == ~0u || (catalogue[i].categories & category)) {
+    const CommandInfo& command = catalogue[i];
+    if (category == ~0u || (command.subcommands.empty() && (command.categories & category))) {
       SetCommand(user, catalogue, i, allow);
+      continue;
+    }
+    if (command.categories & category) user.allowed[i] = allow;
+    for (const SubcommandInfo& sub : command.subcommands) {
+      if (sub.categories & category) {
+        user.subcommands[std::string(command.name) + "|" + std::string(sub.name)] = allow;
+      }
     }
   }
 }

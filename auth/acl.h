@@ -43,11 +43,22 @@ std::span<const CategoryName> Categories();
 // The category called `name` (without '@', any case), or 0.
 uint32_t FindCategory(std::string_view name);
 
+// One subcommand of a container command (CLIENT KILL, ACL WHOAMI): its name (lower case, without
+// the container's) and its own categories.
+struct SubcommandInfo {
+  std::string_view name;
+  uint32_t categories;
+};
+
 // What the ACL needs to know of one command: its name (lower case) and categories. Rules are
-// resolved against a catalogue, so `+@read` means the read commands corral has.
+// resolved against a catalogue, so `+@read` means the read commands corral has. A container
+// (CLIENT, ACL, CONFIG...) lists its subcommands: as in Redis 7.0, a category rule then acts on
+// each subcommand of that category (`-@dangerous` refuses CLIENT KILL, not CLIENT ID) and on the
+// container's own bit only when the container's categories match.
 struct CommandInfo {
   std::string_view name;
   uint32_t categories;
+  std::span<const SubcommandInfo> subcommands = {};
 };
 using Catalogue = std::span<const CommandInfo>;
 

@@ -121,6 +121,50 @@ std::span<const CommandSpec> RespCommands::Table() {
   return kTable;
 }
 
+const RespCommands::ContainerAcl* RespCommands::ContainerAclOf(std::string_view name) {
+  using Sub = auth::SubcommandInfo;
+  // Redis 7.0's COMMAND INFO: every subcommand is @slow; the ones that administer the server are
+  // @admin @dangerous besides.
+  constexpr uint32_t S = kAclSlow, A = kAclAdmin | kAclDangerous | kAclSlow, C = kAclConnection;
+  static constexpr Sub kAcl[] = {{"cat", S},     {"deluser", A}, {"dryrun", A},  {"genpass", S},
+                                 {"getuser", A}, {"help", S},    {"list", A},    {"load", A},
+                                 {"log", A},     {"save", A},    {"setuser", A}, {"users", A},
+                                 {"whoami", S}};
+  static constexpr Sub kClient[] = {
+      {"caching", S | C},  {"getname", S | C},      {"getredir", S | C}, {"help", S | C},
+      {"id", S | C},       {"info", S | C},         {"kill", A | C},     {"list", A | C},
+      {"no-evict", A | C}, {"pause", A | C},        {"reply", S | C},    {"setname", S | C},
+      {"tracking", S | C}, {"trackinginfo", S | C}, {"unblock", A | C},  {"unpause", A | C}};
+  static constexpr Sub kCommand[] = {
+      {"count", S | C}, {"docs", S | C}, {"getkeys", S | C}, {"getkeysandflags", S | C},
+      {"help", S | C},  {"info", S | C}, {"list", S | C}};
+  static constexpr Sub kConfig[] = {
+      {"get", A}, {"help", S}, {"resetstat", A}, {"rewrite", A}, {"set", A}};
+  constexpr uint32_t W = kAclWrite | kAclSlow | kAclScripting, X = kAclSlow | kAclScripting;
+  static constexpr Sub kFunction[] = {{"delete", W}, {"dump", X},    {"flush", W},
+                                      {"help", X},   {"kill", X},    {"list", X},
+                                      {"load", W},   {"restore", W}, {"stats", X}};
+  static constexpr Sub kLatency[] = {{"doctor", A},  {"graph", A},  {"help", S}, {"histogram", A},
+                                     {"history", A}, {"latest", A}, {"reset", A}};
+  static constexpr Sub kMemory[] = {{"doctor", S}, {"help", S},  {"malloc-stats", S},
+                                    {"purge", S},  {"stats", S}, {"usage", kAclRead | S}};
+  constexpr uint32_t K = kAclKeyspace | kAclRead | kAclSlow;
+  static constexpr Sub kObject[] = {
+      {"encoding", K}, {"freq", K}, {"help", kAclKeyspace | S}, {"idletime", K}, {"refcount", K}};
+  static constexpr Sub kScript[] = {{"debug", X}, {"exists", X}, {"flush", X},
+                                    {"help", X},  {"kill", X},   {"load", X}};
+  static constexpr Sub kSlowlog[] = {{"get", A}, {"help", S}, {"len", A}, {"reset", A}};
+  static constexpr ContainerAcl kContainers[] = {
+      {"acl", S, kAcl},        {"client", S, kClient},     {"command", S | C, kCommand},
+      {"config", S, kConfig},  {"function", S, kFunction}, {"latency", S, kLatency},
+      {"memory", S, kMemory},  {"object", S, kObject},     {"script", S, kScript},
+      {"slowlog", S, kSlowlog}};
+  for (const ContainerAcl& c : kContainers) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
 namespace {
 
 // Case-insensitive open-addressing index over the table, built once: Find() hashes the name's

@@ -196,6 +196,16 @@ class RespCommands {
   // The command `name` (any case), or null. Does not allocate; a hash probe and one compare.
   static const CommandSpec* Find(std::string_view name);
 
+  // A container command (has_subcommands) as ACL rules and ACL CAT see it: its own categories
+  // and every subcommand's, as Redis 7.0 has them (CLIENT KILL is @admin @dangerous, CLIENT ID is
+  // not). Null for other commands; then the table's categories hold for the whole command.
+  struct ContainerAcl {
+    std::string_view name;
+    uint32_t categories;
+    std::span<const auth::SubcommandInfo> subcommands;
+  };
+  static const ContainerAcl* ContainerAclOf(std::string_view name);
+
  private:
   CommandStatus Get(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus MGet(RespClient&, Args, std::string&, AsyncReplyTarget&);

@@ -16,6 +16,7 @@
 #include "cache-server/build_info.h"
 #include "cache-server/resp_commands.h"
 #include "cache-server/resp_util.h"
+#include "cache-server/users.h"
 #include "proto/errors.h"
 #include "proto/resp_writer.h"
 
@@ -109,17 +110,9 @@ RespCommands::Permission RespCommands::Permit(RespClient& client, const CommandS
   const size_t index = static_cast<size_t>(&spec - Table().data());
   const std::string_view sub =
       spec.has_subcommands() && args.size() > 1 ? args[1] : std::string_view();
-  // ACL WHOAMI and ACL CAT are only @slow in Redis 7.0, not @admin or @dangerous as the rest of
-  // ACL: any user may run them unless a rule names them (-acl|whoami).
-  const bool harmless = spec.handler == &RespCommands::Acl &&
-                        (EqualsIgnoreCase(sub, "whoami") || EqualsIgnoreCase(sub, "cat"));
-  bool may = user.MayRun(index, spec.name, sub);
-  if (!may && harmless) {
-    std::string rule = "acl|";
-    for (char c : sub) rule += AsciiLower(c);
-    may = !user.subcommands.contains(rule);
-  }
-  if (!may) {
+  // A container's subcommand has its own categories (ContainerAclOf): `-@dangerous` refuses
+  // CLIENT KILL and leaves ACL WHOAMI.
+  if (!user.MayRun(index, spec.name, sub)) {
     std::string name(spec.name);
     if (!sub.empty()) {
       name += '|';
@@ -184,12 +177,19 @@ CommandStatus RespCommands::Acl(RespClient& client, Args args, std::string& out,
         AppendError(out, "ERR Unknown category '" + std::string(args[2]) + "'");
         return CommandStatus::kDone;
       }
-      std::vector<std::string_view> names;
-      for (const CommandSpec& spec : Table()) {
-        if (spec.acl_categories() & category) names.push_back(spec.name);
+      // As Redis lists them: a command, or a container whose own categories match, then each
+      // subcommand of the category as "client|kill".
+      std::vector<std::string> names;
+      for (const auth::CommandInfo& command : CommandCatalogue()) {
+        if (command.categories & category) names.emplace_back(command.name);
+        for (const auth::SubcommandInfo& s : command.subcommands) {
+          if (s.categories & category) {
+            names.push_back(std::string(command.name) + "|" + std::string(s.name));
+          }
+        }
       }
       AppendArrayHeader(out, names.size());
-      for (std::string_view n : names) AppendBulk(out, n);
+      for (const std::string& n : names) AppendBulk(out, n);
     }
   } else if (EqualsIgnoreCase(sub, "setuser")) {
     if (args.size() < 3) return wrong_args();

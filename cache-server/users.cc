@@ -23,7 +23,11 @@ auth::Catalogue CommandCatalogue() {
   static const std::vector<auth::CommandInfo> catalogue = [] {
     std::vector<auth::CommandInfo> out;
     for (const CommandSpec& spec : RespCommands::Table()) {
-      out.push_back({spec.name, spec.acl_categories()});
+      if (const RespCommands::ContainerAcl* c = RespCommands::ContainerAclOf(spec.name)) {
+        out.push_back({spec.name, c->categories, c->subcommands});
+      } else {
+        out.push_back({spec.name, spec.acl_categories()});
+      }
     }
     return out;
   }();

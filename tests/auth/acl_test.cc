@@ -118,6 +118,59 @@ TEST(AclTest, ASubcommandRuleOverridesItsCommand) {
   EXPECT_FALSE(user.MayRun(kConfig, "config", "get"));
 }
 
+// A container's subcommands carry their own categories, as Redis 7.0's CLIENT does: a category
+// rule acts on each subcommand of that category, and on the container's own bit only when the
+// container's categories match.
+constexpr SubcommandInfo kClientSubs[] = {
+    {"id", kSlow | kConnection},
+    {"kill", kAdmin | kDangerous | kSlow | kConnection},
+};
+constexpr SubcommandInfo kCommandSubs[] = {{"info", kSlow | kConnection}};
+constexpr CommandInfo kWithContainers[] = {
+    {"get", kRead | kString | kFast},                // 0
+    {"client", kSlow, kClientSubs},                  // 1
+    {"command", kSlow | kConnection, kCommandSubs},  // 2
+};
+
+User MakeOn(std::string_view rules, Catalogue catalogue) {
+  User user;
+  user.name = "app";
+  auto error = ApplyRuleString(user, rules, catalogue);
+  EXPECT_FALSE(error) << error->Message();
+  return user;
+}
+
+TEST(AclTest, ACategoryActsOnEachSubcommandOfAContainer) {
+  User app = MakeOn("on nopass ~* +@all -@dangerous", kWithContainers);
+  EXPECT_TRUE(app.MayRun(0, "get"));
+  EXPECT_TRUE(app.MayRun(1, "client", "id"));
+  EXPECT_TRUE(app.MayRun(1, "client", "ID"));
+  EXPECT_FALSE(app.MayRun(1, "client", "kill")) << "CLIENT KILL is @dangerous";
+  EXPECT_FALSE(app.MayRun(1, "client", "Kill"));
+  EXPECT_EQ(app.Describe(), "user app on nopass ~* resetchannels +@all -@dangerous");
+  // A whole-command rule afterwards takes every subcommand back.
+  ASSERT_FALSE(ApplyRuleString(app, "+client", kWithContainers));
+  EXPECT_TRUE(app.MayRun(1, "client", "kill"));
+
+  User admin = MakeOn("on nopass ~* +@admin", kWithContainers);
+  EXPECT_TRUE(admin.MayRun(1, "client", "kill"));
+  EXPECT_FALSE(admin.MayRun(1, "client", "id")) << "CLIENT ID is not @admin";
+  EXPECT_FALSE(admin.MayRun(0, "get"));
+
+  // The container's own categories: COMMAND alone is @connection, CLIENT alone is not.
+  User connection = MakeOn("on nopass ~* +@connection", kWithContainers);
+  EXPECT_TRUE(connection.MayRun(2, "command"));
+  EXPECT_TRUE(connection.MayRun(2, "command", "info"));
+  EXPECT_TRUE(connection.MayRun(1, "client", "id"));
+  EXPECT_TRUE(connection.MayRun(1, "client", "kill")) << "CLIENT KILL is @connection too";
+  EXPECT_FALSE(connection.MayRun(1, "client")) << "no subcommand: the container's own bit";
+
+  User none = MakeOn("on nopass ~* +@all -@connection", kWithContainers);
+  EXPECT_FALSE(none.MayRun(2, "command"));
+  EXPECT_FALSE(none.MayRun(1, "client", "id"));
+  EXPECT_TRUE(none.MayRun(0, "get"));
+}
+
 TEST(AclTest, KeyPatternsGrantReadAndWriteSeparately) {
   User user = Make("on nopass +@all ~user:* %R~order:* %W~audit:*");
   EXPECT_TRUE(user.MayAccess("user:1", Access::kRead));

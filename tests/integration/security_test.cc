@@ -179,6 +179,22 @@ TEST_F(SecurityTest, RespUsersGetRedisAclErrors) {
   EXPECT_EQ(ReplyText(RedisCmd(app.get(), {"GET", "plain:a"}).get()), "$1");
   RedisReplyPtr info = RedisCmd(app.get(), {"CLIENT", "INFO"});
   EXPECT_THAT(ReplyText(info.get()), HasSubstr(" user=app "));
+  // -@dangerous takes the subcommands Redis files under it, not their container.
+  EXPECT_EQ(ReplyText(RedisCmd(app.get(), {"CLIENT", "KILL", "ID", "1"}).get()),
+            "-NOPERM this user has no permissions to run the 'client|kill' command");
+  EXPECT_EQ(ReplyText(RedisCmd(app.get(), {"CLIENT", "LIST"}).get()),
+            "-NOPERM this user has no permissions to run the 'client|list' command");
+  EXPECT_EQ(ReplyText(RedisCmd(app.get(), {"CLIENT", "NO-EVICT", "on"}).get()),
+            "-NOPERM this user has no permissions to run the 'client|no-evict' command");
+  EXPECT_EQ(ReplyText(RedisCmd(app.get(), {"SLOWLOG", "GET"}).get()),
+            "-NOPERM this user has no permissions to run the 'slowlog|get' command");
+  EXPECT_EQ(RedisCmd(app.get(), {"CLIENT", "ID"})->type, REDIS_REPLY_INTEGER);
+  EXPECT_EQ(ReplyText(RedisCmd(app.get(), {"CLIENT", "SETNAME", "worker"}).get()), "+OK");
+  std::string dangerous = ReplyText(RedisCmd(app.get(), {"ACL", "CAT", "dangerous"}).get());
+  EXPECT_THAT(dangerous, HasSubstr("$client|kill"));
+  EXPECT_THAT(dangerous, HasSubstr("$flushall"));
+  EXPECT_EQ(dangerous.find("$client,"), std::string::npos) << dangerous;
+  EXPECT_EQ(dangerous.find("client|id"), std::string::npos) << dangerous;
 
   RedisConnection reader = ConnectRedis(server_->resp_port());
   ASSERT_NE(reader, nullptr);
