@@ -5,7 +5,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <limits>
+#include <sstream>
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
 
 namespace corral::server {
 
@@ -42,9 +48,74 @@ bool Secret(std::span<const std::string_view> args, size_t i) {
 
 }  // namespace
 
-CommandLog::CommandLog() {
+CommandLog::CommandLog()
+    : ticks_usable_(TicksUsable()), origin_us_(PreciseUs()), origin_ticks_(Ticks()) {
   std::lock_guard lock(config_mu_);
   UpdateClock();
+}
+
+uint64_t CommandLog::Ticks() {
+#if defined(__x86_64__)
+  return __rdtsc();
+#elif defined(__aarch64__)
+  uint64_t ticks;
+  asm volatile("mrs %0, cntvct_el0" : "=r"(ticks));
+  return ticks;
+#else
+  return 0;
+#endif
+}
+
+bool CommandLog::TicksUsable() {
+#if defined(__x86_64__)
+  // The TSC's rate is constant (constant_tsc) and it runs in every C-state (nonstop_tsc); the
+  // kernel clears these flags where it cannot trust them.
+  static const bool usable = [] {
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(cpuinfo, line)) {
+      if (!line.starts_with("flags")) continue;
+      std::istringstream flags(line.substr(line.find(':') + 1));
+      bool constant = false, nonstop = false;
+      for (std::string flag; flags >> flag;) {
+        constant = constant || flag == "constant_tsc";
+        nonstop = nonstop || flag == "nonstop_tsc";
+      }
+      return constant && nonstop;
+    }
+    return false;
+  }();
+  return usable;
+#elif defined(__aarch64__)
+  return true;  // the generic timer's virtual count runs at a fixed rate (CNTFRQ_EL0)
+#else
+  return false;
+#endif
+}
+
+CommandLog::TickGate CommandLog::TickGateAt(int64_t now_us, uint64_t now_ticks) const {
+  TickGate gate{gate_ticks_.load(std::memory_order_relaxed),
+                us_per_tick_.load(std::memory_order_relaxed)};
+  if (gate.gate_ticks != 0 || now_us - origin_us_ < kTickCalibrationUs) return gate;
+  // Measured once: the ticks over the microseconds since the log was made.
+  std::lock_guard lock(calibrate_mu_);
+  if (us_per_tick_.load(std::memory_order_relaxed) == 0 && now_ticks > origin_ticks_) {
+    us_per_tick_.store(
+        static_cast<double>(now_us - origin_us_) / static_cast<double>(now_ticks - origin_ticks_),
+        std::memory_order_relaxed);
+    SetGateTicks();
+  }
+  return {gate_ticks_.load(std::memory_order_relaxed),
+          us_per_tick_.load(std::memory_order_relaxed)};
+}
+
+void CommandLog::SetGateTicks() const {
+  const double us_per_tick = us_per_tick_.load(std::memory_order_relaxed);
+  const int64_t min_us = min_threshold_us_.load(std::memory_order_relaxed);
+  if (us_per_tick <= 0 || min_us == std::numeric_limits<int64_t>::max()) return;
+  gate_ticks_.store(
+      std::max<uint64_t>(1, static_cast<uint64_t>(static_cast<double>(min_us / 2) / us_per_tick)),
+      std::memory_order_relaxed);
 }
 
 int64_t CommandLog::PreciseUs() {
@@ -71,21 +142,46 @@ void CommandLog::UpdateClock() {
     min_us = std::min(min_us, us);
   }
   min_threshold_us_.store(min_us, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(calibrate_mu_);
+    SetGateTicks();
+  }
   Clock clock = Clock::kPrecise;
   if (min_us == std::numeric_limits<int64_t>::max()) {
     clock = Clock::kOff;
   } else if (min_us >= kCoarseGateMinUs) {
     clock = Clock::kCoarseGate;
+  } else if (min_us >= kTickGateMinUs && ticks_usable_) {
+    clock = Clock::kTickGate;
   }
   clock_.store(clock, std::memory_order_relaxed);
 }
 
 CommandTimer::CommandTimer(const CommandLog& log, int64_t batch_start_us)
-    : clock_(log.clock()), threshold_us_(log.min_threshold_us()), precise_mark_us_(batch_start_us) {
-  if (clock_ == CommandLog::Clock::kCoarseGate) coarse_mark_us_ = CommandLog::CoarseUs();
+    : clock_(log.clock()),
+      threshold_us_(log.min_threshold_us()),
+      batch_start_us_(batch_start_us),
+      precise_mark_us_(batch_start_us) {
+  if (clock_ == CommandLog::Clock::kTickGate) {
+    tick_mark_ = CommandLog::Ticks();
+    gate_ = log.TickGateAt(batch_start_us, tick_mark_);
+    if (gate_.gate_ticks == 0) clock_ = CommandLog::Clock::kPrecise;  // not measured yet
+  } else if (clock_ == CommandLog::Clock::kCoarseGate) {
+    coarse_mark_us_ = CommandLog::CoarseUs();
+  }
 }
 
 int64_t CommandTimer::Lap() {
+  if (clock_ == CommandLog::Clock::kTickGate) {
+    // A thread moved to a core whose counter is behind shows a huge unsigned difference: it
+    // passes the gate and is timed precisely.
+    const uint64_t end = CommandLog::Ticks();
+    const uint64_t ticks = end - tick_mark_;
+    tick_mark_ = end;
+    return Gated(ticks < gate_.gate_ticks
+                     ? -1
+                     : static_cast<int64_t>(static_cast<double>(ticks) * gate_.us_per_tick));
+  }
   if (clock_ == CommandLog::Clock::kPrecise) {
     const int64_t end = CommandLog::PreciseUs();
     const int64_t us = end - precise_mark_us_;
@@ -98,12 +194,18 @@ int64_t CommandTimer::Lap() {
   const int64_t coarse_end = CommandLog::CoarseUs();
   const int64_t coarse_us = coarse_end - coarse_mark_us_;
   coarse_mark_us_ = coarse_end;
-  if (coarse_us < threshold_us_ / 2) {
+  return Gated(coarse_us < threshold_us_ / 2 ? -1 : coarse_us);
+}
+
+int64_t CommandTimer::Gated(int64_t gate_us) {
+  if (gate_us < 0) {
     precise_mark_us_ = -1;
     return -1;
   }
   const int64_t end = CommandLog::PreciseUs();
-  const int64_t us = precise_mark_us_ >= 0 ? end - precise_mark_us_ : coarse_us;
+  // An estimate from the gate's clock is never longer than the whole batch so far.
+  const int64_t us =
+      precise_mark_us_ >= 0 ? end - precise_mark_us_ : std::min(gate_us, end - batch_start_us_);
   precise_mark_us_ = end;
   return us >= threshold_us_ ? us : -1;
 }

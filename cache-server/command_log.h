@@ -48,6 +48,11 @@ class CommandLog {
 
   // From this threshold on, commands are gated on the coarse clock (kCoarseGate).
   static constexpr int64_t kCoarseGateMinUs = 100'000;
+  // From this threshold on (below kCoarseGateMinUs), on the CPU's tick counter (kTickGate).
+  static constexpr int64_t kTickGateMinUs = 1000;
+  // The tick counter's rate is measured against CLOCK_MONOTONIC over at least this long after
+  // the log is made; until then kTickGate times as kPrecise does.
+  static constexpr int64_t kTickCalibrationUs = 50'000;
 
   // How sessions time their commands (CommandTimer).
   enum class Clock : uint8_t {
@@ -58,6 +63,12 @@ class CommandLog {
     // for shorter thresholds: it was measured lagging CLOCK_MONOTONIC by 3 to 11 ms on a VM
     // whose coarse resolution is 4 ms.)
     kCoarseGate,
+    // Every active threshold is at least kTickGateMinUs (as Redis's default 10 ms is), and the
+    // CPU has a tick counter of constant rate (x86-64's invariant TSC, aarch64's virtual
+    // counter): each command reads the counter (about 10 ns on a VM, where CLOCK_MONOTONIC
+    // through kvm-clock takes 26), and only one whose ticks reach half the threshold reads
+    // CLOCK_MONOTONIC as well, for its duration.
+    kTickGate,
     kPrecise,  // each command reads CLOCK_MONOTONIC (steady_clock)
   };
 
@@ -69,6 +80,18 @@ class CommandLog {
   // but a coarse reading lags a precise one by the time since the last clock tick, or more.
   static int64_t PreciseUs();
   static int64_t CoarseUs();
+  // The CPU's tick counter, and whether it runs at a constant rate on every core (kTickGate is
+  // chosen only then). Its rate is measured, not assumed.
+  static uint64_t Ticks();
+  static bool TicksUsable();
+  // kTickGate's gate: half the shortest threshold in ticks, and the microseconds per tick; 0 and
+  // 0 until the rate is measured. `now_us` and `now_ticks`, read together, measure it once
+  // kTickCalibrationUs has passed since the log was made.
+  struct TickGate {
+    uint64_t gate_ticks = 0;
+    double us_per_tick = 0;
+  };
+  TickGate TickGateAt(int64_t now_us, uint64_t now_ticks) const;
   // The shortest duration anything is recorded at (INT64_MAX while both are off).
   int64_t min_threshold_us() const { return min_threshold_us_.load(std::memory_order_relaxed); }
 
@@ -101,8 +124,12 @@ class CommandLog {
   size_t ResetLatency(std::span<const std::string_view> events);
 
  private:
-  // Picks the clock and min_threshold_us_ from the thresholds. Called with config_mu_ held.
+  // Picks the clock and min_threshold_us_ from the thresholds, and the tick gate from them and
+  // the measured rate. Called with config_mu_ held.
   void UpdateClock();
+  // gate_ticks_ from min_threshold_us_ and us_per_tick_ (none while unmeasured). Called with
+  // calibrate_mu_ held.
+  void SetGateTicks() const;
 
   std::mutex config_mu_;  // serialises the setters (each reads every threshold)
   std::atomic<int64_t> slower_than_us_{10000};
@@ -110,6 +137,14 @@ class CommandLog {
   std::atomic<int64_t> latency_threshold_ms_{0};
   std::atomic<int64_t> min_threshold_us_;
   std::atomic<Clock> clock_;
+  // The tick counter's rate: the reading when the log was made, then (measured) the
+  // microseconds per tick and the gate (TickGateAt). Written with config_mu_ held.
+  const bool ticks_usable_;
+  const int64_t origin_us_;
+  const uint64_t origin_ticks_;
+  mutable std::mutex calibrate_mu_;  // one thread measures the rate
+  mutable std::atomic<double> us_per_tick_{0};
+  mutable std::atomic<uint64_t> gate_ticks_{0};
 
   mutable std::mutex mu_;          // the slow log and the latency series
   std::deque<SlowLogEntry> slow_;  // newest first
@@ -126,17 +161,28 @@ class CommandTimer {
   CommandTimer(const CommandLog& log, int64_t batch_start_us);
   // False while the log wants nothing (CommandLog::Clock::kOff): Lap need not be called.
   bool active() const { return clock_ != CommandLog::Clock::kOff; }
+  // The clock this batch is timed with: the log's, but kPrecise for kTickGate until the tick
+  // rate is measured.
+  CommandLog::Clock clock() const { return clock_; }
   // After a command: its duration in microseconds when it reached the log's shortest threshold,
   // else -1. Exact when the command's start was read precisely (the batch's first command, or
-  // one after a command that was itself timed precisely); otherwise, under kCoarseGate, its
-  // start is estimated from the coarse clock (off by the coarse clock's lag, a few ms).
+  // one after a command that was itself timed precisely); otherwise its start is estimated from
+  // the gate's clock: under kCoarseGate off by the coarse clock's lag (a few ms), under
+  // kTickGate by the measured tick rate's error (well under 0.1%).
   int64_t Lap();
 
  private:
+  // kCoarseGate and kTickGate: a command whose gate-clock duration was `gate_us` (estimated,
+  // -1 if under the gate) ended; times it precisely if it passed the gate.
+  int64_t Gated(int64_t gate_us);
+
   CommandLog::Clock clock_;
   int64_t threshold_us_;
+  const int64_t batch_start_us_;
   int64_t precise_mark_us_;      // the current command's precise start; -1: not read
   int64_t coarse_mark_us_ = -1;  // kCoarseGate: its coarse start
+  uint64_t tick_mark_ = 0;       // kTickGate: its start in ticks
+  CommandLog::TickGate gate_;    // kTickGate
 };
 
 }  // namespace corral::server

@@ -27,6 +27,10 @@ TEST(CommandLogTest, ThresholdsChooseTheClock) {
   EXPECT_EQ(log.max_len(), 128u);
   EXPECT_EQ(log.latency_threshold_ms(), 0);
   EXPECT_EQ(log.min_threshold_us(), 10000);
+  // Redis's default 10 ms is gated on the tick counter where the CPU has a constant-rate one.
+  const CommandLog::Clock ticks =
+      CommandLog::TicksUsable() ? CommandLog::Clock::kTickGate : CommandLog::Clock::kPrecise;
+  EXPECT_EQ(log.clock(), ticks);
 
   log.SetSlowerThanUs(-1);
   EXPECT_EQ(log.clock(), CommandLog::Clock::kOff) << "both off: no clock is read";
@@ -43,6 +47,10 @@ TEST(CommandLogTest, ThresholdsChooseTheClock) {
   EXPECT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
   // ... but the smallest active threshold decides.
   log.SetSlowerThanUs(CommandLog::kCoarseGateMinUs - 1);
+  EXPECT_EQ(log.clock(), ticks);
+  log.SetSlowerThanUs(CommandLog::kTickGateMinUs);
+  EXPECT_EQ(log.clock(), ticks);
+  log.SetSlowerThanUs(CommandLog::kTickGateMinUs - 1);
   EXPECT_EQ(log.clock(), CommandLog::Clock::kPrecise);
   log.SetSlowerThanUs(10'000'000);
   EXPECT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
@@ -104,6 +112,49 @@ TEST(CommandTimerTest, CoarseGateDismissesShortCommandsAndTimesLongOnes) {
   const int64_t took = CommandLog::PreciseUs() - before;
   EXPECT_NEAR(static_cast<double>(caught), static_cast<double>(took), 30'000);
   EXPECT_GE(caught, threshold);
+}
+
+// Under the tick gate (Redis's default 10 ms): until the counter's rate is measured, a batch is
+// timed precisely; after kTickCalibrationUs, a short command is dismissed on one counter reading
+// and a long one is timed, exactly when its start was precise, else from the measured rate.
+TEST(CommandTimerTest, TickGateTimesPreciselyUntilMeasuredThenDismissesShortCommands) {
+  if (!CommandLog::TicksUsable()) GTEST_SKIP() << "no constant-rate tick counter on this CPU";
+  const int64_t made = CommandLog::PreciseUs();
+  CommandLog log;
+  const int64_t threshold = log.min_threshold_us();
+  ASSERT_EQ(log.clock(), CommandLog::Clock::kTickGate);
+  {
+    CommandTimer early(log, CommandLog::PreciseUs());
+    EXPECT_EQ(early.clock(), CommandLog::Clock::kPrecise) << "the rate is not measured yet";
+  }
+  SpinUntil(made, CommandLog::kTickCalibrationUs + 1000);
+
+  const int64_t start = CommandLog::PreciseUs();
+  CommandTimer timer(log, start);
+  ASSERT_EQ(timer.clock(), CommandLog::Clock::kTickGate);
+  SpinUntil(start, threshold + 10);
+  const int64_t slow = timer.Lap();
+  EXPECT_GE(slow, threshold + 10) << "the first command starts at the batch's precise reading";
+  EXPECT_LE(slow, CommandLog::PreciseUs() - start);
+
+  EXPECT_EQ(timer.Lap(), -1) << "a command of a few microseconds is dismissed";
+
+  // After a dismissed command the start is a tick reading: twice the threshold is caught, its
+  // time from the measured rate within 1% (a 50 ms measurement of a rate that does not change).
+  const int64_t before = CommandLog::PreciseUs();
+  SpinUntil(before, 2 * threshold);
+  const int64_t caught = timer.Lap();
+  const int64_t took = CommandLog::PreciseUs() - before;
+  EXPECT_GE(caught, threshold);
+  EXPECT_NEAR(static_cast<double>(caught), static_cast<double>(took), 0.01 * took + 50);
+
+  // A lower threshold moves the gate at once.
+  log.SetSlowerThanUs(CommandLog::kTickGateMinUs);
+  CommandTimer lower(log, CommandLog::PreciseUs());
+  ASSERT_EQ(lower.clock(), CommandLog::Clock::kTickGate);
+  const int64_t from = CommandLog::PreciseUs();
+  SpinUntil(from, 2 * CommandLog::kTickGateMinUs);
+  EXPECT_GE(lower.Lap(), CommandLog::kTickGateMinUs);
 }
 
 TEST(CommandLogTest, SlowEntriesNewestFirstBelowThresholdNotLogged) {
