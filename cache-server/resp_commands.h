@@ -261,6 +261,10 @@ class RespCommands {
   CommandStatus Discard(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Watch(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Unwatch(RespClient&, Args, std::string&, AsyncReplyTarget&);
+  // Closes the connections of users ACL DELUSER removed (`now` null) or whose channel rules ACL
+  // SETUSER narrowed below their subscriptions (resp_server_commands.cc).
+  void DisconnectUsers(RespClient& caller, std::vector<std::string> names,
+                       std::shared_ptr<const auth::User> now);
   // Pub/sub (resp_pubsub_commands.cc). param: 0 channels, 1 patterns.
   CommandStatus Subscribe(RespClient&, Args, std::string&, AsyncReplyTarget&);
   CommandStatus Unsubscribe(RespClient&, Args, std::string&, AsyncReplyTarget&);

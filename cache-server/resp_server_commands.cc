@@ -147,6 +147,33 @@ RespCommands::Permission RespCommands::Permit(RespClient& client, const CommandS
   return Permission::kAllowed;
 }
 
+// As Redis 7.0 after ACL DELUSER (`now` null: every connection of the users `names` is closed)
+// and ACL SETUSER (`now`: the user's new rules; a connection of it subscribed to a channel or
+// pattern they no longer allow is closed). Each is closed on its own thread between commands;
+// the caller, if it is one, after this reply.
+void RespCommands::DisconnectUsers(RespClient& caller, std::vector<std::string> names,
+                                   std::shared_ptr<const auth::User> now) {
+  if (names.empty() || (now != nullptr && now->all_channels)) return;
+  PubSub& pubsub = state_.pubsub;
+  auto must_go = [names = std::move(names), now, &pubsub](const RespClient& c) {
+    const std::string_view user = c.user != nullptr ? std::string_view(c.user->name) : "default";
+    if (std::find(names.begin(), names.end(), user) == names.end()) return false;
+    if (now == nullptr) return true;
+    if (c.subscriber == nullptr) return false;
+    for (const std::string& channel : pubsub.Channels(*c.subscriber)) {
+      if (!now->MayUseChannel(channel, false)) return true;
+    }
+    for (const std::string& pattern : pubsub.Patterns(*c.subscriber)) {
+      if (!now->MayUseChannel(pattern, true)) return true;
+    }
+    return false;
+  };
+  if (must_go(caller)) caller.close_after_reply = true;
+  for (auto& [id, connection] : state_.clients.All()) {
+    if (id != caller.id) connection->Visit(must_go);
+  }
+}
+
 CommandStatus RespCommands::Acl(RespClient& client, Args args, std::string& out,
                                 AsyncReplyTarget&) {
   const std::string_view sub = args[1];
@@ -205,8 +232,10 @@ CommandStatus RespCommands::Acl(RespClient& client, Args args, std::string& out,
       AppendError(out, "ERR " + error->Message());
       return CommandStatus::kDone;
     }
+    auto changed = std::make_shared<const auth::User>(user);
     state_.users.Put(std::move(user));
     AppendSimple(out, proto::kOk);
+    DisconnectUsers(client, {changed->name}, changed);
   } else if (EqualsIgnoreCase(sub, "deluser")) {
     if (args.size() < 3) return wrong_args();
     for (std::string_view name : args.subspan(2)) {
@@ -216,8 +245,15 @@ CommandStatus RespCommands::Acl(RespClient& client, Args args, std::string& out,
       }
     }
     int64_t removed = 0;
-    for (std::string_view name : args.subspan(2)) removed += state_.users.Remove(name) ? 1 : 0;
+    std::vector<std::string> gone;
+    for (std::string_view name : args.subspan(2)) {
+      if (state_.users.Remove(name)) {
+        ++removed;
+        gone.emplace_back(name);
+      }
+    }
     AppendInteger(out, removed);
+    DisconnectUsers(client, std::move(gone), nullptr);
   } else {
     AppendError(out, proto::UnknownSubcommandError("ACL", sub));
   }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -239,7 +240,7 @@ TEST_F(SecurityTest, AclSetuserAndDeluserTakeEffectOnLiveConnectionsAndBothDoors
   EXPECT_EQ(Status("PUT", "/v1/cache/t/1", "y", {Basic("temp", "tpw")}), 403);
   EXPECT_EQ(ReplyText(RedisCmd(temp.get(), {"GET", "t:1"}).get()), "$x");
 
-  // Deleting the user closes its connections (at their next command) and ends its credentials.
+  // Deleting the user closes its connections and ends its credentials.
   EXPECT_EQ(ReplyText(RedisCmd(admin.get(), {"ACL", "DELUSER", "temp", "ghost"}).get()), ":1");
   EXPECT_EQ(RedisCmd(temp.get(), {"GET", "t:1"}), nullptr);
   EXPECT_EQ(Status("GET", "/v1/cache/t/1", "", {Basic("temp", "tpw")}), 401);
@@ -277,6 +278,63 @@ TEST_F(SecurityTest, ChannelRulesLimitPublishAndSubscribe) {
             "+OK");
   EXPECT_EQ(ReplyText(RedisCmd(mute.get(), {"PUBLISH", "sport", "hi"}).get()), ":0");
   EXPECT_EQ(ReplyText(RedisCmd(admin.get(), {"ACL", "DELUSER", "news", "mute"}).get()), ":2");
+}
+
+// As Redis 7.0: ACL SETUSER that narrows a user's channel rules closes its connections that
+// subscribe to what the rules no longer allow, at once, with no command from them; ACL DELUSER
+// closes every connection of the user. The others stay, and keep their messages.
+TEST_F(SecurityTest, AclChangesCloseTheConnectionsTheyNoLongerAllow) {
+  RedisConnection admin = As("default", "s3cret");
+  ASSERT_EQ(ReplyText(RedisCmd(admin.get(),
+                               {"ACL", "SETUSER", "feed", "on", ">fpw", "~*", "&news:*", "+@all"})
+                          .get()),
+            "+OK");
+  // Raw connections: they are idle subscribers, and the test sees the server close them.
+  auto subscriber = [&](std::string_view command) {
+    std::unique_ptr<TcpClient> c = TcpClient::Connect(server_->resp_port());
+    EXPECT_NE(c, nullptr);
+    if (c == nullptr) return c;
+    EXPECT_TRUE(c->Send("AUTH feed fpw\r\n"));
+    EXPECT_TRUE(c->ReadUntil("+OK\r\n"));
+    c->Take();
+    EXPECT_TRUE(c->Send(command));
+    EXPECT_TRUE(c->ReadUntil(":1\r\n")) << c->received();
+    c->Take();
+    return c;
+  };
+  std::unique_ptr<TcpClient> channel = subscriber("SUBSCRIBE news:a\r\n");
+  std::unique_ptr<TcpClient> pattern = subscriber("PSUBSCRIBE news:*\r\n");
+  ASSERT_NE(channel, nullptr);
+  ASSERT_NE(pattern, nullptr);
+  RedisConnection idle = As("feed", "fpw");
+
+  // news:* no longer one of the user's patterns: the pattern subscriber goes; news:a is allowed.
+  ASSERT_EQ(ReplyText(RedisCmd(admin.get(),
+                               {"ACL", "SETUSER", "feed", "resetchannels", "&news:a", "&news:b"})
+                          .get()),
+            "+OK");
+  EXPECT_TRUE(pattern->WaitForClose());
+  EXPECT_EQ(ReplyText(RedisCmd(admin.get(), {"PUBLISH", "news:a", "still"}).get()), ":1");
+  EXPECT_TRUE(channel->ReadUntil("still")) << channel->received();
+  EXPECT_FALSE(channel->peer_closed());
+
+  // Rules that allow more close nothing; rules without news:a close its subscriber.
+  ASSERT_EQ(ReplyText(RedisCmd(admin.get(), {"ACL", "SETUSER", "feed", "&sport"}).get()), "+OK");
+  EXPECT_EQ(ReplyText(RedisCmd(idle.get(), {"PING"}).get()), "+PONG");
+  ASSERT_EQ(ReplyText(RedisCmd(admin.get(), {"ACL", "SETUSER", "feed", "resetchannels"}).get()),
+            "+OK");
+  EXPECT_TRUE(channel->WaitForClose());
+  EXPECT_EQ(ReplyText(RedisCmd(idle.get(), {"PING"}).get()), "+PONG")
+      << "a connection with no subscription stays";
+
+  // DELUSER: the user's idle connection is closed without a command from it.
+  const int fd = idle->fd;
+  ASSERT_EQ(ReplyText(RedisCmd(admin.get(), {"ACL", "DELUSER", "feed"}).get()), ":1");
+  pollfd p{fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "the connection was not closed";
+  char byte;
+  EXPECT_EQ(recv(fd, &byte, 1, 0), 0) << "end of stream";
+  EXPECT_EQ(ReplyText(RedisCmd(admin.get(), {"PING"}).get()), "+PONG");
 }
 
 TEST_F(SecurityTest, RedisCliAndCurlWorkWithTheUsers) {
