@@ -191,7 +191,8 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
   uint64_t next_owner = 1;
 
   std::atomic<bool> subscribed{false};
-  std::atomic<int64_t> epoch{-1};  // the newest epoch this node knows; -1: not read yet
+  std::atomic<int64_t> epoch{-1};       // the newest epoch this node knows; -1: not read yet
+  std::atomic<int64_t> epoch_seen{-1};  // the newest announced before it was read (SetEpoch)
   // An invalidation missed L2, or Redis may have lost writes it acknowledged: L2 is not read
   // until a new epoch voids what it held.
   std::atomic<bool> missed{false};
@@ -678,9 +679,16 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
          });
   }
 
-  // A newer epoch voids L2 entries written before it; L1 copies of them are stale too.
+  // A newer epoch voids L2 entries written before it; L1 copies of them are stale too. Before
+  // the node has read the epoch (after joining, ReadEpoch), one announced is only kept for
+  // ReadEpoch: taking it would make the node usable before it is a member, and ReadEpoch, finding
+  // the epoch already set, would never say tier_ready.
   void SetEpoch(int64_t e) {
     int64_t old = epoch.load();
+    if (old < 0) {
+      epoch_seen = std::max(epoch_seen.load(), e);
+      return;
+    }
     if (e <= old) return;
     epoch = e;
     if (old >= 0) cache->MarkAllStale();
@@ -717,7 +725,9 @@ struct TierBackend::Impl : std::enable_shared_from_this<Impl> {
         return;
       }
       // Unreadable, it is taken as 0 as before: a known epoch above it then calls for a new one.
-      int64_t e = DecodeStoredEpoch(r.reply).value_or(0);
+      // One announced meanwhile may be newer than what the GET read (the PUBLISH can come in on
+      // the subscriber's connection before this reply on the command connection).
+      int64_t e = std::max(DecodeStoredEpoch(r.reply).value_or(0), self->epoch_seen.load());
       if (e < self->epoch.load()) {
         self->PossibleLoss("the epoch went back from " + std::to_string(self->epoch.load()) +
                            " to " + std::to_string(e));

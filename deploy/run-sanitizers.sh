@@ -72,10 +72,7 @@ TSAN_EXCLUDE='_NOT_BUILT$|^integration\.ReadThroughPgTest\.'
 TSAN_EXCLUDE+='(TwoHundredKeys|NotFound|QueryError|Mget)'
 TSAN_EXCLUDE+='|^integration\.TierPgTest\.(Three|ColdKeys|RedisKilled|HotKey|RedisCluster|L2Hit|RedisLink)'
 TSAN_EXCLUDE+='|^integration\.ReplicaLagPgTest\.(Notify|WhileOne|Fuzz)'
-# WithTheTierOneNodeReads: twice (sessions 18 and 19) its second node never reached tier_ready
-# under TSan with -j 2 and passed by hand right after; it runs in the plain and ASan phases while
-# the stall is looked for (the session 19 note).
-TSAN_EXCLUDE+='|^integration\.WalInvalidationPgTest\.(TenThousand|ANodeKilled|KeyColumn|AnInvalidated|Fuzz|WithTheTierOneNodeReads)'
+TSAN_EXCLUDE+='|^integration\.WalInvalidationPgTest\.(TenThousand|ANodeKilled|KeyColumn|AnInvalidated|Fuzz)'
 phase "build (TSan, ${TSAN_BUILD_DIR##*/})" 900
 if cmake -S "${ROOT_DIR}" -B "${TSAN_BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCORRAL_SANITIZE=thread -DCORRAL_BUILD_BENCH=OFF "${CMAKE_ARGS[@]}" >/dev/null &&
