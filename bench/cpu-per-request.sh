@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Server CPU per request, corral vs redis-server (README "Hit path"): `perf stat -e task-clock`
 # on the server process while redis-benchmark runs GET, SET, GET -P 16 and SET -P 16; the targets
-# alternate within each round (the order rotates) and the medians of ROUNDS rounds are compared.
+# alternate within each round (the order rotates) and the medians of ROUNDS rounds are compared
+# (with a second binary, also the median of the two binaries' per-round ratios).
 # CPU per request, unlike requests/s, does not depend on how much of the two cores the benchmark
 # client took. A second corral binary (e.g. the build before a change) runs as a third target.
 #
@@ -206,6 +207,18 @@ main() {
     done
     printf '\n'
   done
+  if ((${#BINS[@]} > 1)); then
+    # On a machine whose speed shifts between rounds, the ratio of the two binaries measured
+    # side by side in each round is steadier than the ratio of their medians.
+    printf '%-13s' "new/other"
+    for test in "${TESTS[@]}"; do
+      m=$(paste -d' ' <(tr ' ' '\n' <<<"${CPU["corral ${test}"]}" | sed '/^$/d') \
+        <(tr ' ' '\n' <<<"${CPU["corral-other ${test}"]}" | sed '/^$/d') |
+        awk '{ printf "%.4f ", $1 / $2 }' | median)
+      printf ' %16s' "${m}x"
+    done
+    printf '   (median of the per-round ratios)\n'
+  fi
   printf '\ncorral: %s\n' "${BINS[0]}"
   ((${#BINS[@]} == 1)) || printf 'corral-other: %s\n' "${BINS[1]}"
 }

@@ -9,10 +9,6 @@
 #include <limits>
 #include <sstream>
 
-#if defined(__x86_64__)
-#include <x86intrin.h>
-#endif
-
 namespace corral::server {
 
 namespace {
@@ -54,18 +50,6 @@ CommandLog::CommandLog()
   UpdateClock();
 }
 
-uint64_t CommandLog::Ticks() {
-#if defined(__x86_64__)
-  return __rdtsc();
-#elif defined(__aarch64__)
-  uint64_t ticks;
-  asm volatile("mrs %0, cntvct_el0" : "=r"(ticks));
-  return ticks;
-#else
-  return 0;
-#endif
-}
-
 bool CommandLog::TicksUsable() {
 #if defined(__x86_64__)
   // The TSC's rate is constant (constant_tsc) and it runs in every C-state (nonstop_tsc); the
@@ -93,10 +77,8 @@ bool CommandLog::TicksUsable() {
 #endif
 }
 
-CommandLog::TickGate CommandLog::TickGateAt(int64_t now_us, uint64_t now_ticks) const {
-  TickGate gate{gate_ticks_.load(std::memory_order_relaxed),
-                us_per_tick_.load(std::memory_order_relaxed)};
-  if (gate.gate_ticks != 0 || now_us - origin_us_ < kTickCalibrationUs) return gate;
+CommandLog::TickGate CommandLog::MeasureTicks(int64_t now_us, uint64_t now_ticks) const {
+  if (now_us - origin_us_ < kTickCalibrationUs) return {};
   // Measured once: the ticks over the microseconds since the log was made.
   std::lock_guard lock(calibrate_mu_);
   if (us_per_tick_.load(std::memory_order_relaxed) == 0 && now_ticks > origin_ticks_) {
@@ -157,31 +139,7 @@ void CommandLog::UpdateClock() {
   clock_.store(clock, std::memory_order_relaxed);
 }
 
-CommandTimer::CommandTimer(const CommandLog& log, int64_t batch_start_us)
-    : clock_(log.clock()),
-      threshold_us_(log.min_threshold_us()),
-      batch_start_us_(batch_start_us),
-      precise_mark_us_(batch_start_us) {
-  if (clock_ == CommandLog::Clock::kTickGate) {
-    tick_mark_ = CommandLog::Ticks();
-    gate_ = log.TickGateAt(batch_start_us, tick_mark_);
-    if (gate_.gate_ticks == 0) clock_ = CommandLog::Clock::kPrecise;  // not measured yet
-  } else if (clock_ == CommandLog::Clock::kCoarseGate) {
-    coarse_mark_us_ = CommandLog::CoarseUs();
-  }
-}
-
-int64_t CommandTimer::Lap() {
-  if (clock_ == CommandLog::Clock::kTickGate) {
-    // A thread moved to a core whose counter is behind shows a huge unsigned difference: it
-    // passes the gate and is timed precisely.
-    const uint64_t end = CommandLog::Ticks();
-    const uint64_t ticks = end - tick_mark_;
-    tick_mark_ = end;
-    return Gated(ticks < gate_.gate_ticks
-                     ? -1
-                     : static_cast<int64_t>(static_cast<double>(ticks) * gate_.us_per_tick));
-  }
+int64_t CommandTimer::LapOtherClock() {
   if (clock_ == CommandLog::Clock::kPrecise) {
     const int64_t end = CommandLog::PreciseUs();
     const int64_t us = end - precise_mark_us_;

@@ -82,7 +82,17 @@ class CommandLog {
   static int64_t CoarseUs();
   // The CPU's tick counter, and whether it runs at a constant rate on every core (kTickGate is
   // chosen only then). Its rate is measured, not assumed.
-  static uint64_t Ticks();
+  static uint64_t Ticks() {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    uint64_t ticks;
+    asm volatile("mrs %0, cntvct_el0" : "=r"(ticks));
+    return ticks;
+#else
+    return 0;
+#endif
+  }
   static bool TicksUsable();
   // kTickGate's gate: half the shortest threshold in ticks, and the microseconds per tick; 0 and
   // 0 until the rate is measured. `now_us` and `now_ticks`, read together, measure it once
@@ -91,7 +101,11 @@ class CommandLog {
     uint64_t gate_ticks = 0;
     double us_per_tick = 0;
   };
-  TickGate TickGateAt(int64_t now_us, uint64_t now_ticks) const;
+  TickGate TickGateAt(int64_t now_us, uint64_t now_ticks) const {
+    const uint64_t gate = gate_ticks_.load(std::memory_order_relaxed);
+    if (gate != 0) return {gate, us_per_tick_.load(std::memory_order_relaxed)};
+    return MeasureTicks(now_us, now_ticks);
+  }
   // The shortest duration anything is recorded at (INT64_MAX while both are off).
   int64_t min_threshold_us() const { return min_threshold_us_.load(std::memory_order_relaxed); }
 
@@ -130,6 +144,8 @@ class CommandLog {
   // gate_ticks_ from min_threshold_us_ and us_per_tick_ (none while unmeasured). Called with
   // calibrate_mu_ held.
   void SetGateTicks() const;
+  // TickGateAt before the rate is known: measures it once kTickCalibrationUs has passed.
+  TickGate MeasureTicks(int64_t now_us, uint64_t now_ticks) const;
 
   std::mutex config_mu_;  // serialises the setters (each reads every threshold)
   std::atomic<int64_t> slower_than_us_{10000};
@@ -158,7 +174,19 @@ class CommandLog {
 class CommandTimer {
  public:
   // `batch_start_us`: the precise clock (CommandLog::PreciseUs's time line) when the batch began.
-  CommandTimer(const CommandLog& log, int64_t batch_start_us);
+  CommandTimer(const CommandLog& log, int64_t batch_start_us)
+      : clock_(log.clock()),
+        threshold_us_(log.min_threshold_us()),
+        batch_start_us_(batch_start_us),
+        precise_mark_us_(batch_start_us) {
+    if (clock_ == CommandLog::Clock::kTickGate) {
+      tick_mark_ = CommandLog::Ticks();
+      gate_ = log.TickGateAt(batch_start_us, tick_mark_);
+      if (gate_.gate_ticks == 0) clock_ = CommandLog::Clock::kPrecise;  // not measured yet
+    } else if (clock_ == CommandLog::Clock::kCoarseGate) {
+      coarse_mark_us_ = CommandLog::CoarseUs();
+    }
+  }
   // False while the log wants nothing (CommandLog::Clock::kOff): Lap need not be called.
   bool active() const { return clock_ != CommandLog::Clock::kOff; }
   // The clock this batch is timed with: the log's, but kPrecise for kTickGate until the tick
@@ -169,9 +197,25 @@ class CommandTimer {
   // one after a command that was itself timed precisely); otherwise its start is estimated from
   // the gate's clock: under kCoarseGate off by the coarse clock's lag (a few ms), under
   // kTickGate by the measured tick rate's error (well under 0.1%).
-  int64_t Lap();
+  int64_t Lap() {
+    if (clock_ == CommandLog::Clock::kTickGate) [[likely]] {
+      // A thread moved to a core whose counter is behind shows a huge unsigned difference: it
+      // passes the gate and is timed precisely.
+      const uint64_t end = CommandLog::Ticks();
+      const uint64_t ticks = end - tick_mark_;
+      tick_mark_ = end;
+      if (ticks < gate_.gate_ticks) {
+        precise_mark_us_ = -1;
+        return -1;
+      }
+      return Gated(static_cast<int64_t>(static_cast<double>(ticks) * gate_.us_per_tick));
+    }
+    return LapOtherClock();
+  }
 
  private:
+  // Lap under kPrecise, kCoarseGate and kOff.
+  int64_t LapOtherClock();
   // kCoarseGate and kTickGate: a command whose gate-clock duration was `gate_us` (estimated,
   // -1 if under the gate) ended; times it precisely if it passed the gate.
   int64_t Gated(int64_t gate_us);
