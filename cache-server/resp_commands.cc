@@ -241,19 +241,24 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
   if (args.empty()) return CommandStatus::kDone;
   // The order of checks is Redis's (processCommand): unknown command, arity, then NOAUTH.
   const CommandSpec* spec = Find(args[0]);
+  // client.cmd is what ran last (SLOWLOG, CLIENT LIST): a command that does not run here (an
+  // error, a refusal, one queued in MULTI) clears it, on these cold paths only.
   if (spec == nullptr) {
+    client.cmd = nullptr;
     AppendError(out, proto::UnknownCommandError(args));
     if (client.multi != nullptr) client.multi->aborted = true;
     return CommandStatus::kDone;
   }
   int argc = static_cast<int>(args.size());
   if ((spec->arity > 0 && argc != spec->arity) || (spec->arity < 0 && argc < -spec->arity)) {
+    client.cmd = nullptr;
     AppendError(out, proto::WrongArgsError(spec->name));
     if (client.multi != nullptr) client.multi->aborted = true;
     Rejected(*spec);
     return CommandStatus::kDone;
   }
   if (!client.authenticated && !(spec->flags & kCmdNoAuth)) {
+    client.cmd = nullptr;
     AppendError(out, proto::kNoAuth);
     Rejected(*spec);
     return CommandStatus::kDone;
@@ -266,6 +271,7 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
       case Permission::kAllowed:
         break;
       case Permission::kRefused:
+        client.cmd = nullptr;
         if (client.multi != nullptr) client.multi->aborted = true;
         Rejected(*spec);
         return CommandStatus::kDone;
@@ -278,17 +284,20 @@ CommandStatus RespCommands::Execute(RespClient& client, Args args, std::string& 
   // small for any entry).
   if (state_.cache.store().out_of_memory()) [[unlikely]] {
     if (RefuseOutOfMemory(client, *spec, out)) {
+      client.cmd = nullptr;
       Rejected(*spec);
       return CommandStatus::kDone;
     }
   }
   if (client.multi != nullptr || client.subscriber != nullptr) [[unlikely]] {
     if (client.resp == 2 && client.subscribed() && !(spec->flags & kCmdPubSubContext)) {
+      client.cmd = nullptr;
       AppendError(out, proto::PubSubContextError(spec->name));
       if (client.multi != nullptr) client.multi->aborted = true;
       return CommandStatus::kDone;
     }
     if (client.multi != nullptr && !(spec->flags & kCmdNotQueued)) {
+      client.cmd = nullptr;
       Queue(client, *spec, args, out);
       return CommandStatus::kDone;
     }

@@ -67,6 +67,18 @@ struct RespClient {
   // CLIENT KILL of this very connection (SKIPME no): the session closes it once the reply of
   // the command in hand is written.
   bool close_after_reply = false;
+  // What CLIENT LIST and CLIENT INFO show of the connection's socket and buffers (Redis's fd,
+  // qbuf, qbuf-free, rbs, rbp, obl, omem, events): the session writes it just before they read
+  // it (its Visit, and AsyncReplyTarget::DescribeBuffers for the caller itself).
+  struct Buffers {
+    int fd = -1;
+    size_t qbuf = 0, qbuf_free = 0;  // unparsed bytes in the query buffer, and room after them
+    size_t rbs = 0, rbp = 0;         // the query buffer's size, and its largest so far
+    size_t obl = 0, omem = 0;        // replies not yet written; all output waiting (with pushes)
+    size_t own = 0;                  // the connection's own memory besides these (tot-mem)
+    bool writing = false;            // a write is under way (events=rw)
+  };
+  Buffers buffers;
   // In RESP2, a connection with subscriptions takes only the pub/sub commands, PING, QUIT, RESET.
   bool subscribed() const { return subscriber != nullptr && subscriber->count() > 0; }
 };
@@ -80,6 +92,8 @@ class AsyncReplyTarget {
   virtual std::shared_ptr<AsyncReplyTarget> Self() = 0;
   // The connection, as a target of pushes (pub/sub messages); null where there is none.
   virtual std::shared_ptr<PushTarget> Pusher() { return nullptr; }
+  // Fills RespClient::Buffers for CLIENT LIST / INFO of the caller itself (none: left as is).
+  virtual void DescribeBuffers(RespClient::Buffers&) {}
 };
 
 enum class CommandStatus {
@@ -307,7 +321,12 @@ class RespCommands {
   static void TellTrackerOfLoad(TrackingTable& tracker, lease::Store& store, const std::string& key,
                                 const ReadAnswer& answer);
 
-  std::string ClientInfoLine(const RespClient& client) const;
+  // CLIENT LIST's line of `client` (its buffers as last described). For the caller's own line,
+  // `sub` is the running CLIENT subcommand (cmd=client|list) and `argv_mem` its arguments' bytes.
+  std::string ClientInfoLine(const RespClient& client, std::string_view sub = {},
+                             size_t argv_mem = 0) const;
+  // The bytes of a command's arguments (CLIENT LIST's argv-mem).
+  static size_t ArgvMem(Args args);
   // Logs `client` in as `name` if `password` is right; false (nothing changed) otherwise.
   bool LogIn(RespClient& client, std::string_view name, std::string_view password) const;
   // The ACL's verdict on the command in `args`: NOPERM in `out` when refused; kUserGone when the

@@ -130,7 +130,8 @@ CommandStatus RespCommands::ClientList(RespClient& client, Args args, std::strin
     return !by_id || std::find(ids.begin(), ids.end(), id) != ids.end();
   };
   if (wanted(client.id) && (!type || TypeOf(client) == *type)) {
-    gather->lines.emplace_back(client.id, ClientInfoLine(client));
+    target.DescribeBuffers(client.buffers);
+    gather->lines.emplace_back(client.id, ClientInfoLine(client, "list", ArgvMem(args)));
   }
   for (auto& [id, connection] : state_.clients.All()) {
     if (id == client.id || !wanted(id)) continue;

@@ -317,7 +317,14 @@ CommandStatus RespCommands::Hello(RespClient& client, Args args, std::string& ou
   return CommandStatus::kDone;
 }
 
-std::string RespCommands::ClientInfoLine(const RespClient& client) const {
+size_t RespCommands::ArgvMem(Args args) {
+  size_t bytes = 0;
+  for (std::string_view arg : args) bytes += arg.size();
+  return bytes;
+}
+
+std::string RespCommands::ClientInfoLine(const RespClient& client, std::string_view sub,
+                                         size_t argv_mem) const {
   std::time_t now = std::time(nullptr);
   // Redis 7.0's flags (networking.c catClientInfoString), in its order, for the states corral
   // has: P subscribed, x in MULTI, t tracking, B broadcast tracking, d a WATCHed key changed,
@@ -331,20 +338,45 @@ std::string RespCommands::ClientInfoLine(const RespClient& client) const {
   if (client.close_after_reply) flags += 'c';
   if (client.no_evict) flags += 'e';
   if (flags.empty()) flags = "N";
-  size_t sub = 0, psub = 0;
+  size_t sub_count = 0, psub = 0;
   if (client.subscriber != nullptr) {
-    sub = state_.pubsub.Channels(*client.subscriber).size();
+    sub_count = state_.pubsub.Channels(*client.subscriber).size();
     psub = state_.pubsub.Patterns(*client.subscriber).size();
   }
   const int64_t multi =
       client.multi != nullptr ? static_cast<int64_t>(client.multi->queued.size()) : -1;
+  size_t multi_mem = 0;
+  if (client.multi != nullptr) {
+    for (const auto& command : client.multi->queued) {
+      for (const std::string& arg : command) multi_mem += arg.size();
+    }
+  }
+  std::unique_ptr<TrackingOptions> tracking;
+  if (client.tracking != RespClient::Tracking::kOff)
+    tracking = state_.tracking.OptionsOf(client.id);
+  const RespClient::Buffers& b = client.buffers;
+  // The command's name as Redis shows it: "client|list" for the caller's own line (`sub`), the
+  // container's name alone for another connection's last command (its subcommand is not kept).
+  std::string cmd = client.cmd != nullptr ? std::string(client.cmd->name) : "NULL";
+  if (!sub.empty()) {
+    cmd += '|';
+    for (char c : sub) cmd += AsciiLower(c);
+  }
   std::string line =
       "id=" + std::to_string(client.id) + " addr=" + client.addr + " laddr=" + client.laddr +
-      " name=" + client.name + " age=" + std::to_string(now - client.created_unix) +
+      " fd=" + std::to_string(b.fd) + " name=" + client.name +
+      " age=" + std::to_string(now - client.created_unix) +
       " idle=" + std::to_string(now - client.last_command_unix) + " flags=" + flags +
-      " db=0 sub=" + std::to_string(sub) + " psub=" + std::to_string(psub) +
-      " multi=" + std::to_string(multi) +
-      " user=" + (client.user != nullptr ? client.user->name : std::string("default")) +
+      " db=0 sub=" + std::to_string(sub_count) + " psub=" + std::to_string(psub) +
+      " ssub=0 multi=" + std::to_string(multi) + " qbuf=" + std::to_string(b.qbuf) +
+      " qbuf-free=" + std::to_string(b.qbuf_free) + " argv-mem=" + std::to_string(argv_mem) +
+      " multi-mem=" + std::to_string(multi_mem) + " rbs=" + std::to_string(b.rbs) +
+      " rbp=" + std::to_string(b.rbp) + " obl=" + std::to_string(b.obl) +
+      " oll=0 omem=" + std::to_string(b.omem) +
+      " tot-mem=" + std::to_string(b.own + b.rbs + multi_mem + argv_mem) +
+      " events=" + (b.writing ? "rw" : "r") + " cmd=" + cmd +
+      " user=" + (client.user != nullptr ? client.user->name : std::string("default")) + " redir=" +
+      std::to_string(tracking != nullptr ? static_cast<int64_t>(tracking->redirect) : -1) +
       " resp=" + std::to_string(client.resp) + " lib-name=" + client.lib_name +
       " lib-ver=" + client.lib_ver + "\n";
   return line;
@@ -385,7 +417,8 @@ CommandStatus RespCommands::Client(RespClient& client, Args args, std::string& o
     }
     AppendSimple(out, proto::kOk);
   } else if (EqualsIgnoreCase(sub, "info") && args.size() == 2) {
-    proto::AppendText(out, ClientInfoLine(client), client.resp);
+    target.DescribeBuffers(client.buffers);
+    proto::AppendText(out, ClientInfoLine(client, sub, ArgvMem(args)), client.resp);
   } else if (EqualsIgnoreCase(sub, "reply") && args.size() == 3) {
     // The session drops the replies (not the pushes) while the mode is not kOn; OFF and SKIP
     // have none of their own, ON answers OK (Redis's clientCommand).

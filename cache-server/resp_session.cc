@@ -188,6 +188,7 @@ void BasicRespSession<Stream>::ResizeInput(size_t capacity) {
   in_start_ = 0;
   in_ = std::move(bigger);
   in_cap_ = capacity;
+  in_peak_ = std::max(in_peak_, capacity);
 }
 
 template <typename Stream>
@@ -403,10 +404,25 @@ void BasicRespSession<Stream>::PushFor(std::function<std::string(const RespClien
 }
 
 template <typename Stream>
+void BasicRespSession<Stream>::DescribeBuffers(RespClient::Buffers& b) {
+  b.fd = static_cast<int>(socket_.lowest_layer().native_handle());
+  b.qbuf = in_end_ - in_start_;
+  b.qbuf_free = in_cap_ - in_end_;
+  b.rbs = in_cap_;
+  b.rbp = std::max(in_peak_, in_cap_);
+  b.obl = out_.size();
+  b.omem = out_.size() + writing_buf_.size() + deferred_pushes_.size();
+  b.own = sizeof(*this) + out_.capacity() + writing_buf_.capacity() + deferred_pushes_.capacity();
+  b.writing = writing_;
+}
+
+template <typename Stream>
 void BasicRespSession<Stream>::Visit(std::function<bool(const RespClient&)> visit) {
   asio::post(socket_.get_executor(),
              [self = this->shared_from_this(), visit = std::move(visit)]() mutable {
-               if (self->closed_ || !visit(self->client_)) return;
+               if (self->closed_) return;
+               self->DescribeBuffers(self->client_.buffers);
+               if (!visit(self->client_)) return;
                Log(LogLevel::kInfo, "client_killed",
                    "id=" + std::to_string(self->client_.id) + " addr=" + self->client_.addr);
                self->Close();

@@ -43,6 +43,7 @@ class BasicRespSession final : public AsyncReplyTarget,
   void PushFor(std::function<std::string(const RespClient&)> build) override;
   // Thread-safe: posts to the session's executor.
   void Visit(std::function<bool(const RespClient&)> visit) override;
+  void DescribeBuffers(RespClient::Buffers& b) override;
   // Thread-safe: closes now if waiting for input, else once the commands in hand are answered.
   void Drain() override;
 
@@ -92,6 +93,7 @@ class BasicRespSession final : public AsyncReplyTarget,
 
   std::unique_ptr<char[]> in_;  // [in_start_, in_end_) holds unparsed bytes; in_cap_ allocated
   size_t in_cap_ = 0;
+  size_t in_peak_ = 0;  // the largest in_cap_ so far (CLIENT LIST's rbp)
   size_t in_start_ = 0, in_end_ = 0;
   std::string out_;          // replies not yet written
   std::string writing_buf_;  // the bytes an async write is sending

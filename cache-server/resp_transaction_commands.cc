@@ -153,11 +153,21 @@ CommandStatus RespCommands::Exec(RespClient& client, Args, std::string& out,
     }
     std::vector<std::string_view> argv;
     client.in_exec = true;
+    // As Redis's call() for each queued command: SLOWLOG and LATENCY see each one (the session
+    // logs EXEC itself, with the whole transaction's time).
+    CommandTimer timer(state_.command_log, CommandLog::PreciseUs());
     for (size_t i = 0; i < tx->queued.size(); ++i) {
       argv.assign(tx->queued[i].begin(), tx->queued[i].end());
       auto slot = std::make_shared<ExecReplies::Slot>(replies, i);
       replies->Expect();
+      client.cmd = nullptr;  // set by Run: a command refused before running is not logged
       CommandStatus status = Execute(client, argv, replies->part(i), *slot);
+      if (timer.active()) {
+        if (const int64_t us = timer.Lap(); us >= 0 && client.cmd != nullptr) {
+          state_.command_log.Record(argv, (client.cmd->flags & kCmdFast) != 0, us,
+                                    client.last_command_unix, client.addr, client.name);
+        }
+      }
       if (status != CommandStatus::kPending) replies->Arrived();
       if (status == CommandStatus::kClose) close = true;
     }

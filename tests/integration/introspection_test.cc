@@ -171,6 +171,22 @@ TEST_F(RespIntrospectionTest, SlowlogLogsEveryCommandAtZero) {
   EXPECT_EQ(ReplyText(get->element[4]), "$" + addr);
   EXPECT_EQ(ReplyText(get->element[5]), "$slow-one");
 
+  // Each command of a transaction is logged, then EXEC (as Redis's call() does for each).
+  ASSERT_EQ(Cmd({"MULTI"}), "+OK");
+  ASSERT_EQ(Cmd({"SET", "slow:t", "1"}), "+QUEUED");
+  ASSERT_EQ(Cmd({"INCR", "slow:t"}), "+QUEUED");
+  ASSERT_EQ(Cmd({"EXEC"}), "[+OK, :2]");
+  r = RedisCmd(conn_.get(), {"SLOWLOG", "GET", "4"});
+  ASSERT_NE(r, nullptr);
+  ASSERT_EQ(r->elements, 4u) << ReplyText(r.get());
+  EXPECT_EQ(ReplyText(r->element[0]->element[3]), "[$EXEC]");
+  EXPECT_EQ(ReplyText(r->element[1]->element[3]), "[$INCR, $slow:t]");
+  EXPECT_EQ(ReplyText(r->element[2]->element[3]), "[$SET, $slow:t, $1]");
+  EXPECT_EQ(ReplyText(r->element[3]->element[3]), "[$MULTI]");
+  EXPECT_GE(r->element[0]->element[2]->integer,
+            r->element[1]->element[2]->integer + r->element[2]->element[2]->integer)
+      << "EXEC's time holds its commands'";
+
   // Redis's truncation: 32 arguments at most, 128 bytes each; passwords redacted.
   std::vector<std::string> many = {"EXISTS"};
   for (int i = 0; i < 39; ++i) many.push_back("k" + std::to_string(i));
@@ -354,6 +370,62 @@ TEST_F(RespIntrospectionTest, ClientListAcrossConnections) {
   sub.reset();
   EXPECT_TRUE(WaitFor([&] { return LineOf(sub_id).empty(); }));
   EXPECT_EQ(On(multi.get(), {"EXEC"}), "[:" + std::to_string(multi_id) + "]");
+}
+
+// Redis 7.0's fields, in its order (then lib-name and lib-ver, Redis 7.2's), with what corral
+// knows of each: buffers, the last command, the tracking redirect.
+TEST_F(RespIntrospectionTest, ClientListHasRedisFieldsInRedisOrder) {
+  const std::vector<std::string> redis_fields = {
+      "id",        "addr", "laddr", "fd",   "name",     "age",    "idle",      "flags",
+      "db",        "sub",  "psub",  "ssub", "multi",    "qbuf",   "qbuf-free", "argv-mem",
+      "multi-mem", "rbs",  "rbp",   "obl",  "oll",      "omem",   "tot-mem",   "events",
+      "cmd",       "user", "redir", "resp", "lib-name", "lib-ver"};
+  const std::string self = InfoOf(conn_.get());
+  std::vector<std::string> names;
+  std::istringstream words(self);
+  for (std::string word; words >> word;) names.push_back(word.substr(0, word.find('=')));
+  EXPECT_EQ(names, redis_fields) << self;
+  EXPECT_EQ(Field(self, "cmd"), "client|info");
+  EXPECT_EQ(Field(self, "argv-mem"), "10") << "CLIENT INFO: 6 + 4 bytes";
+  EXPECT_GT(std::stoi(Field(self, "fd")), 2);
+  EXPECT_EQ(Field(self, "events"), "r");
+  EXPECT_EQ(Field(self, "redir"), "-1");
+  EXPECT_EQ(Field(self, "ssub"), "0");
+  EXPECT_GT(std::stoll(Field(self, "tot-mem")), 0);
+
+  // Another connection's last command, and half of its next one in its query buffer.
+  std::unique_ptr<TcpClient> raw = TcpClient::Connect(server_->resp_port());
+  ASSERT_NE(raw, nullptr);
+  ASSERT_TRUE(raw->Send("CLIENT ID\r\n"));
+  ASSERT_TRUE(raw->ReadUntil("\r\n"));
+  const std::string raw_id = raw->Take().substr(1, std::string::npos);
+  ASSERT_TRUE(raw->Send("GET k\r\nGE"));
+  ASSERT_TRUE(raw->ReadUntil("$-1\r\n"));
+  std::string line;
+  EXPECT_TRUE(WaitFor([&] {
+    line = LineOf(std::stoll(raw_id));
+    return Field(line, "qbuf") == "2";
+  })) << line;
+  EXPECT_EQ(Field(line, "cmd"), "get");
+  EXPECT_EQ(Field(line, "argv-mem"), "0") << "between commands";
+  EXPECT_GE(std::stoll(Field(line, "rbs")), 2);
+  EXPECT_LE(std::stoll(Field(line, "qbuf-free")) + 2, std::stoll(Field(line, "rbs"))) << line;
+
+  // MULTI's queued bytes, and a tracking redirect.
+  RedisConnection multi = Connect(), tracking = Connect();
+  ASSERT_TRUE(multi && tracking);
+  ASSERT_EQ(On(multi.get(), {"MULTI"}), "+OK");
+  ASSERT_EQ(On(multi.get(), {"SET", "key", "value"}), "+QUEUED");
+  EXPECT_EQ(Field(LineOf(IdOf(tracking.get())), "redir"), "-1");
+  const int64_t self_id = Int({"CLIENT", "ID"});
+  ASSERT_EQ(On(tracking.get(), {"CLIENT", "TRACKING", "on", "REDIRECT", std::to_string(self_id)}),
+            "+OK");
+  EXPECT_EQ(Field(LineOf(IdOf(tracking.get())), "redir"), std::to_string(self_id));
+  std::string multi_line;
+  for (const std::string& l : ListLines()) {
+    if (Field(l, "multi") == "1") multi_line = l;
+  }
+  EXPECT_EQ(Field(multi_line, "multi-mem"), "11") << multi_line << ": SET key value";
 }
 
 // In RESP3, CLIENT LIST is verbatim text, as CLIENT INFO.
