@@ -486,6 +486,43 @@ TEST_F(TierPgTest, InvalidationTheTierMissedIsFencedByAnEpoch) {
 // bandwidth — while one node serves cold keys and DELs. No request waits past the tier's timeout
 // plus one load, every answer is the row's value, and once the link heals the node goes back to
 // the tier (a key another node loaded is an L2 hit again).
+// An epoch announced after a node has subscribed but before it has joined and read the epoch
+// (another node's bump in that window) is taken when the node reads the epoch, not before: the
+// node then says tier_ready with it, and it was not usable before it was a member. 300 ms of
+// latency on the node's Redis links holds its join and its GET back by 600 ms each, so the bump
+// the test publishes right after the subscription lands inside the window every time. (Before
+// 6b4c2c7 the node took the epoch from the message, counted as usable before joining, and never
+// said tier_ready.)
+TEST_F(TierPgTest, AnEpochAnnouncedBeforeTheJoinIsTakenWhenTheNodeHasJoined) {
+  std::vector<std::string> redis = SharedRedis();
+  ASSERT_FALSE(redis.empty());
+  const uint16_t redis_port = static_cast<uint16_t>(std::atoi(redis[0].substr(10).c_str()));
+  fault::FaultProxy proxy("127.0.0.1", redis_port);
+  proxy.SetLatency(Millis(300));
+  auto node = StartCorral(
+      R"({"te": {"query": "SELECT name AS tier_epoch_race FROM users WHERE id = $1::bigint"}})",
+      "\"redis\": {\"nodes\": [\"127.0.0.1:" + std::to_string(proxy.port()) +
+          "\"], \"prefix\": \"" + prefix_ + "\", \"timeout_ms\": 2000}");
+  ASSERT_NE(node, nullptr);
+  ASSERT_TRUE(node->WaitForStderr("event=tier_subscribed", Millis(15000))) << node->Stderr();
+  EXPECT_EQ(node->Stderr().find("event=tier_ready"), std::string::npos)
+      << "the join and the read take two round trips of 600 ms";
+  RedisConnection r = ConnectRedis(redis_port);
+  ASSERT_TRUE(r);
+  RedisReplyPtr bumped = RedisCmd(r.get(), {"INCR", prefix_ + "epoch"});
+  ASSERT_NE(bumped, nullptr);
+  ASSERT_EQ(bumped->type, REDIS_REPLY_INTEGER) << ReplyText(bumped.get());
+  const std::string epoch = std::to_string(bumped->integer);
+  EXPECT_EQ(ReplyText(RedisCmd(r.get(), {"PUBLISH", prefix_ + "epoch", epoch}).get()), ":1");
+  EXPECT_TRUE(node->WaitForStderr("event=tier_ready", Millis(15000))) << node->Stderr();
+  EXPECT_NE(node->Stderr().find("event=tier_ready node="), std::string::npos);
+  EXPECT_NE(node->Stderr().find(" epoch=" + epoch + " "), std::string::npos) << node->Stderr();
+  // And it serves through the tier.
+  RedisConnection c = ConnectRedis(node->resp_port(), Millis(10000));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(ReplyText(RedisCmd(c.get(), {"GET", "te:44"}).get()), "$user 44");
+}
+
 TEST_F(TierPgTest, RedisLinkFaultsNeverHoldARequestPastTheBound) {
   std::vector<std::string> redis = SharedRedis();
   ASSERT_FALSE(redis.empty());
