@@ -16,13 +16,15 @@ constexpr CommandInfo kCommands[] = {
 };
 constexpr size_t kGet = 0, kSet = 1, kFlushAll = 2, kConfig = 3, kPing = 4;
 
-User Make(std::string_view rules) {
+User MakeOn(std::string_view rules, Catalogue catalogue) {
   User user;
   user.name = "app";
-  auto error = ApplyRuleString(user, rules, kCommands);
+  auto error = ApplyRuleString(user, rules, catalogue);
   EXPECT_FALSE(error) << error->Message();
   return user;
 }
+
+User Make(std::string_view rules) { return MakeOn(rules, kCommands); }
 
 TEST(AclTest, Sha256IsTheDigestRedisDocumentsForFoobar) {
   EXPECT_EQ(HexDigest(Sha256("foobar")),
@@ -131,14 +133,6 @@ constexpr CommandInfo kWithContainers[] = {
     {"client", kSlow, kClientSubs},                  // 1
     {"command", kSlow | kConnection, kCommandSubs},  // 2
 };
-
-User MakeOn(std::string_view rules, Catalogue catalogue) {
-  User user;
-  user.name = "app";
-  auto error = ApplyRuleString(user, rules, catalogue);
-  EXPECT_FALSE(error) << error->Message();
-  return user;
-}
 
 TEST(AclTest, ACategoryActsOnEachSubcommandOfAContainer) {
   User app = MakeOn("on nopass ~* +@all -@dangerous", kWithContainers);
