@@ -13,6 +13,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-program-options1.81-dev
   libpqxx-dev libhiredis-dev nlohmann-json3-dev libssl-dev  # libssl-dev: auth/ hashes with libcrypto
+  libjemalloc-dev  # corral-server's allocator (cache-server/CMakeLists.txt)
   libgtest-dev libgmock-dev libbenchmark-dev
   # Sanitizer and fuzz phases: libFuzzer needs clang (its runtime is in libclang-rt-14-dev);
   # llvm-14 brings llvm-symbolizer for readable sanitizer stacks. GCC's ASan/UBSan/TSan runtimes
