@@ -92,9 +92,12 @@ memory() {
   before=$(rss_kib "${pid}")
   redis-cli -p "${port}" --pipe <"${WORK_DIR}/1m.resp" >/dev/null
   after=$(rss_kib "${pid}")
-  printf '%-10s %8d keys  RSS +%6d MiB  %5.0f bytes/key\n' "${name}" \
-    "$(redis-cli -p "${port}" dbsize)" $(((after - before) / 1024)) \
-    "$(awk -v a="${after}" -v b="${before}" 'BEGIN { print (a - b) * 1024 / 1000000 }')"
+  # The growth is what the keys cost, the eviction policy's state included (corral's TinyLFU
+  # sketch grows with the keys); the total adds each server's empty footprint.
+  printf '%-10s %8d keys  RSS +%6d MiB  %5.1f bytes/key  (total RSS %d MiB, %5.1f bytes/key)\n' \
+    "${name}" "$(redis-cli -p "${port}" dbsize)" $(((after - before) / 1024)) \
+    "$(awk -v a="${after}" -v b="${before}" 'BEGIN { print (a - b) * 1024 / 1000000 }')" \
+    $((after / 1024)) "$(awk -v a="${after}" 'BEGIN { print a * 1024 / 1000000 }')"
   redis-cli -p "${port}" flushall >/dev/null
 }
 

@@ -201,14 +201,18 @@ double PerfectLfu(const Trace& t) {
 }
 
 // corral's bytes for `capacity` entries: key + value + kEntryOverhead each, plus the policy's
-// sketch, which is sized from max_bytes (so the sum is found by iterating).
+// state once they are held (the sketch grows with the keys, up to a size set by max_bytes: the
+// sum is found by filling a probe store and iterating).
 size_t CorralMaxBytes(const Trace& t, EvictionPolicy policy) {
   const size_t entries = t.capacity * (KeyOf(0).size() + t.value_size + Store::kEntryOverhead);
+  const std::string value(t.value_size, 'v');
   FakeClock clock;
   FakeRandom random({0.5});
   size_t max_bytes = entries;
   for (int i = 0; i < 4; ++i) {
     Store probe({.max_bytes = max_bytes, .policy = policy}, clock, random);
+    for (size_t k = 0; k < t.capacity; ++k)
+      probe.Set(KeyOf(static_cast<uint32_t>(k)), value, std::nullopt);
     if (max_bytes == entries + probe.PolicyBytes()) break;
     max_bytes = entries + probe.PolicyBytes();
   }

@@ -6,15 +6,41 @@
 
 namespace corral::lease {
 
+namespace {
+
+// The blocks for `capacity` keys: a block holds 128 counters.
+size_t BlocksFor(size_t capacity) {
+  constexpr size_t kKeysPerBlock = 128 / FrequencySketch::kCountersPerKey;
+  return std::bit_ceil(std::max<size_t>(1, (capacity + kKeysPerBlock - 1) / kKeysPerBlock));
+}
+
+}  // namespace
+
 FrequencySketch::FrequencySketch(size_t capacity) {
   if (capacity == 0) return;
-  // A block holds 128 counters.
-  constexpr size_t kKeysPerBlock = 128 / kCountersPerKey;
-  blocks_ = std::bit_ceil(std::max<size_t>(1, (capacity + kKeysPerBlock - 1) / kKeysPerBlock));
+  capacity_ = capacity;
+  blocks_ = BlocksFor(capacity);
   block_mask_ = blocks_ - 1;
   sample_size_ = kSampleFactor * capacity;
-  // Value-initialized: zeroed pages that the kernel maps on first touch.
-  table_ = std::make_unique<Block[]>(blocks_);
+  table_ = std::make_unique<Block[]>(blocks_);  // zeroed
+}
+
+void FrequencySketch::Grow(size_t capacity) {
+  if (capacity <= capacity_) return;
+  if (blocks_ == 0) {
+    *this = FrequencySketch(capacity);
+    return;
+  }
+  const size_t blocks = BlocksFor(capacity);
+  if (blocks > blocks_) {
+    auto table = std::make_unique_for_overwrite<Block[]>(blocks);
+    for (size_t b = 0; b < blocks; ++b) table[b] = table_[b & block_mask_];
+    table_ = std::move(table);
+    blocks_ = blocks;
+    block_mask_ = blocks - 1;
+  }
+  capacity_ = capacity;
+  sample_size_ = kSampleFactor * capacity;
 }
 
 void FrequencySketch::Age() {

@@ -24,6 +24,14 @@ class FrequencySketch {
   static constexpr size_t kSampleFactor = 40;
   explicit FrequencySketch(size_t capacity = 0);
 
+  // Makes room for `capacity` keys when that needs more blocks (capacity() grows to it either
+  // way), keeping every key's counts: the table doubles until it is large enough, each new block
+  // a copy of the one its keys came from (a key's block is its hash under a wider mask, and its
+  // counters' places in the block do not change), so no estimate goes down. O(new blocks).
+  void Grow(size_t capacity);
+  // The keys it was sized for (the constructor's or the last Grow's).
+  size_t capacity() const { return capacity_; }
+
   // Counts one access to the key whose (well mixed, 64-bit) hash is `hash`: its counters that
   // hold its estimate (the minimum) go up by one, unless that is kMaxCount. No allocation.
   void Increment(uint64_t hash);
@@ -58,6 +66,7 @@ class FrequencySketch {
   size_t BlockOf(uint64_t mixed) const { return static_cast<size_t>(mixed >> 32) & block_mask_; }
 
   std::unique_ptr<Block[]> table_;
+  size_t capacity_ = 0;
   size_t blocks_ = 0;
   size_t block_mask_ = 0;
   size_t sample_size_ = 0;

@@ -187,13 +187,12 @@ SetResult Store::Set(std::string_view key, std::string_view value, std::optional
   }
   meta.stale_until = meta.fresh_until;
 
-  StoreShard::Entry* entry = shard.table.Put(existing, key, hash, value, now);
+  StoreShard::Entry* entry = shard.table.Put(existing, key, hash, value, EntryOrigin::kSet, now);
   if (entry == nullptr) {
     RefreshOutOfMemory();
     return SetResult::kTooLarge;
   }
   entry->set_meta(meta);
-  entry->origin = EntryOrigin::kSet;
   return SetResult::kStored;
 }
 
@@ -213,14 +212,13 @@ std::optional<EntryMeta> Store::Fill(std::string_view key, std::string_view valu
   Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mu);
   StoreShard::Entry* existing = shard.table.FindLive(key, hash, now);
-  StoreShard::Entry* entry = shard.table.Put(existing, key, hash, value, now);
+  StoreShard::Entry* entry = shard.table.Put(existing, key, hash, value, EntryOrigin::kFill, now);
   if (entry == nullptr) {
     if (existing != nullptr) shard.table.Remove(existing);
     RefreshOutOfMemory();
     return std::nullopt;
   }
   entry->set_meta(meta);
-  entry->origin = EntryOrigin::kFill;
   return meta;
 }
 
@@ -268,9 +266,9 @@ bool Store::Expire(std::string_view key, Millis ttl_ms) {
     return true;
   }
   const Millis stale_window =
-      entry->fresh_until == kNever ? 0 : entry->stale_until - entry->fresh_until;
-  entry->fresh_until = AddClamped(now, ttl_ms);
-  entry->stale_until = AddClamped(entry->fresh_until, stale_window);
+      entry->fresh_until == kNever ? 0 : entry->stale_until() - entry->fresh_until;
+  const Millis fresh_until = AddClamped(now, ttl_ms);
+  entry->set_times(fresh_until, AddClamped(fresh_until, stale_window));
   return true;
 }
 
@@ -284,9 +282,8 @@ bool Store::Apply(Shard& shard, StoreShard::Entry* existing, bool present, std::
       } else {
         // As Expire: a read-through entry keeps the length of its stale window.
         const Millis stale_window =
-            existing->fresh_until == kNever ? 0 : existing->stale_until - existing->fresh_until;
-        existing->fresh_until = change.expire_at;
-        existing->stale_until = AddClamped(change.expire_at, stale_window);
+            existing->fresh_until == kNever ? 0 : existing->stale_until() - existing->fresh_until;
+        existing->set_times(change.expire_at, AddClamped(change.expire_at, stale_window));
       }
       return true;
     case Change::Kind::kDelete:
@@ -301,7 +298,8 @@ bool Store::Apply(Shard& shard, StoreShard::Entry* existing, bool present, std::
     if (existing != nullptr) shard.table.Remove(existing);
     return true;
   }
-  StoreShard::Entry* entry = shard.table.Put(existing, key, hash, change.value, now);
+  StoreShard::Entry* entry =
+      shard.table.Put(existing, key, hash, change.value, EntryOrigin::kSet, now);
   if (entry == nullptr) {
     RefreshOutOfMemory();
     return false;
@@ -311,7 +309,6 @@ bool Store::Apply(Shard& shard, StoreShard::Entry* existing, bool present, std::
   meta.fresh_until = change.expire_at;
   meta.stale_until = change.expire_at;
   entry->set_meta(meta);
-  entry->origin = EntryOrigin::kSet;
   return true;
 }
 
@@ -366,11 +363,11 @@ SetResult Store::SetMany(std::span<const std::pair<std::string_view, std::string
     table.OnWrite(hashes[i]);
     // Put cannot refuse (TooLarge, and under noeviction Fits, were checked under the same
     // locks); it may evict, but never the entry it has just stored.
-    StoreShard::Entry* entry = table.Put(existing, pairs[i].first, hashes[i], pairs[i].second, now);
+    StoreShard::Entry* entry =
+        table.Put(existing, pairs[i].first, hashes[i], pairs[i].second, EntryOrigin::kSet, now);
     EntryMeta meta;
     meta.filled_at = now;
     entry->set_meta(meta);
-    entry->origin = EntryOrigin::kSet;
   }
   return SetResult::kStored;
 }
@@ -417,13 +414,12 @@ RenameResult Store::Transfer(std::string_view from, std::string_view to, bool if
   if (!keep_source) from_table.Remove(source);
   StoreShard::Entry* existing = to_table.FindLive(to, to_hash, now);
   to_table.OnWrite(to_hash);
-  StoreShard::Entry* entry = to_table.Put(existing, to, to_hash, value, now);
+  StoreShard::Entry* entry = to_table.Put(existing, to, to_hash, value, EntryOrigin::kSet, now);
   EntryMeta meta;
   meta.filled_at = now;
   meta.fresh_until = expire_at;
   meta.stale_until = expire_at;
   entry->set_meta(meta);
-  entry->origin = EntryOrigin::kSet;
   return RenameResult::kRenamed;
 }
 

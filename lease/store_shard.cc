@@ -18,20 +18,40 @@ constexpr size_t kProtectedPercent = 80;
 
 }  // namespace
 
-static_assert(sizeof(StoreShard::Entry) == 64, "kEntryOverhead's estimate assumes 64-byte slots");
+static_assert(sizeof(StoreShard::Entry) == 40, "kEntryOverhead's estimate assumes 40-byte slots");
+static_assert(sizeof(StoreShard::FillTrailer) == 28);
 
 StoreShard::StoreShard() : index_(kInitialIndexCells, 0) {}
 
 void StoreShard::set_budget(size_t bytes) {
+  share_ = bytes;
   if (policy_ == EvictionPolicy::kTinyLfu) {
-    sketch_ = FrequencySketch(bytes / (kEntryOverhead + kAssumedKeyValueBytes));
-    // A shard too small for its sketch holds nothing (and stores nothing: TooLarge).
-    bytes = bytes > sketch_.bytes() ? bytes - sketch_.bytes() : 0;
+    sketch_limit_ = std::max<size_t>(1, bytes / (kEntryOverhead + kAssumedKeyValueBytes));
+    const size_t keys = std::min(sketch_limit_, std::max(kInitialSketchKeys, size()));
+    if (sketch_.capacity() > sketch_limit_ || sketch_.capacity() == 0) {
+      sketch_ = FrequencySketch(keys);
+    } else {
+      sketch_.Grow(keys);
+    }
   }
+  ApplyBudget();
+}
+
+void StoreShard::ApplyBudget() {
+  // A shard too small for its sketch holds nothing (and stores nothing: TooLarge).
+  const size_t bytes = share_ > sketch_.bytes() ? share_ - sketch_.bytes() : 0;
   budget_ = bytes;
   budget_seen_.store(bytes, std::memory_order_relaxed);
   policy_bytes_.store(sketch_.bytes(), std::memory_order_relaxed);
   SetRegionBudgets();
+}
+
+void StoreShard::GrowSketch() {
+  const size_t capacity = sketch_.capacity();
+  if (size() < capacity || capacity >= sketch_limit_) return;
+  const size_t before = sketch_.bytes();
+  sketch_.Grow(std::min(sketch_limit_, 2 * capacity));
+  if (sketch_.bytes() != before) ApplyBudget();
 }
 
 void StoreShard::SetRegionBudgets() {
@@ -61,7 +81,9 @@ void StoreShard::SwitchPolicy(EvictionPolicy policy, size_t bytes, Millis now) {
 PolicyView StoreShard::View(const Entry& entry, uint64_t hash, Millis now) const {
   PolicyView view;
   const Millis now_s = now / 1000;
-  view.idle_ms = std::max<Millis>(0, now_s - static_cast<Millis>(entry.access_s)) * 1000;
+  // Modulo 2^24 seconds, as Redis's LRU clock.
+  view.idle_ms =
+      static_cast<Millis>((static_cast<uint32_t>(now_s) - entry.access_s) & kAccessMask) * 1000;
   if (policy_ == EvictionPolicy::kTinyLfu) {
     view.frequency = sketch_.Frequency(hash);
     switch (entry.region) {
@@ -98,7 +120,7 @@ StoreShard::Entry* StoreShard::FindLive(std::string_view key, uint64_t hash, Mil
     if (static_cast<uint32_t>(cell >> 32) != tag) continue;
     Entry& entry = slots_[(cell & kSlotMask) - 1];
     if (entry.key() != key) continue;
-    if (now >= entry.stale_until) {  // lazy expiry
+    if (entry.gone(now)) {  // lazy expiry
       Drop(IdOf(&entry), Removal::kExpired);
       return nullptr;
     }
@@ -122,7 +144,7 @@ bool StoreShard::Fits(size_t need, size_t freed, Millis now) {
 }
 
 StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64_t hash,
-                                   std::string_view value, Millis now) {
+                                   std::string_view value, EntryOrigin origin, Millis now) {
   if (TooLarge(key, value)) return nullptr;
   if (!evict_ &&
       !Fits(Cost(key.size(), value.size()), existing != nullptr ? CostOf(*existing) : 0, now)) {
@@ -130,11 +152,12 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
   }
   bool referenced = false;
   if (existing != nullptr) {
-    if (existing->value_size == value.size()) {
-      // Same size: overwrite in place; accounted bytes do not change, so nothing is evicted.
+    if (existing->value_size == value.size() && existing->origin == origin) {
+      // Same size and layout: overwrite in place; accounted bytes do not change, so nothing is
+      // evicted.
       if (!value.empty())
         std::memcpy(existing->data.get() + existing->key_size, value.data(), value.size());
-      existing->access_s = static_cast<uint32_t>(now / 1000);
+      existing->touch(now);
       return existing;
     }
     referenced = existing->referenced;
@@ -150,6 +173,7 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
     }
   }
   const size_t cost = Cost(key.size(), value.size());
+  if (policy_ == EvictionPolicy::kTinyLfu) GrowSketch();
   MakeRoom(cost, now);
 
   SlotId id;
@@ -161,20 +185,18 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
     slots_.emplace_back();
   }
   Entry& entry = slots_[id];
-  entry.data =
-      std::make_unique_for_overwrite<char[]>(key.size() + value.size() + sizeof(WalPosition));
+  entry.data = std::make_unique_for_overwrite<char[]>(DataBytes(key.size(), value.size(), origin));
   if (!key.empty()) std::memcpy(entry.data.get(), key.data(), key.size());
   if (!value.empty()) std::memcpy(entry.data.get() + key.size(), value.data(), value.size());
   entry.key_size = static_cast<uint32_t>(key.size());
   entry.value_size = static_cast<uint32_t>(value.size());
-  entry.tag = static_cast<uint32_t>(hash >> 32);
   entry.referenced = referenced;
-  entry.origin = EntryOrigin::kSet;
+  entry.origin = origin;
   entry.set_meta(EntryMeta{});
-  entry.access_s = static_cast<uint32_t>(now / 1000);
+  entry.touch(now);
 
   if ((size() + 1) * 4 > index_.size() * 3) GrowIndex();
-  InsertCell(static_cast<Cell>(entry.tag) << 32 | (static_cast<Cell>(id) + 1));
+  InsertCell(static_cast<Cell>(hash >> 32) << 32 | (static_cast<Cell>(id) + 1));
   AddStats(1, cost);
   if (policy_ == EvictionPolicy::kTinyLfu) {
     PushFront(Region::kWindow, id);
@@ -192,7 +214,7 @@ size_t StoreShard::ExpireSome(size_t budget, Millis now) {
     if (expire_cursor_ >= n) expire_cursor_ = 0;
     const SlotId id = static_cast<SlotId>(expire_cursor_++);
     const Entry& entry = slots_[id];
-    if (entry.in_use() && now >= entry.stale_until) {
+    if (entry.in_use() && entry.gone(now)) {
       Drop(id, Removal::kExpired);
       ++removed;
     }
@@ -205,7 +227,11 @@ void StoreShard::Clear() {
   std::vector<SlotId>().swap(free_);
   std::vector<Cell>(kInitialIndexCells, 0).swap(index_);
   for (LruList& list : lists_) list = LruList{};
-  sketch_.Clear();
+  if (policy_ == EvictionPolicy::kTinyLfu) {
+    // Back to its first size, as the memory of the entries goes back.
+    sketch_ = FrequencySketch(std::min(sketch_limit_, kInitialSketchKeys));
+    ApplyBudget();
+  }
   hand_ = 0;
   expire_cursor_ = 0;
   size_.store(0, std::memory_order_relaxed);
@@ -230,7 +256,7 @@ bool StoreShard::EvictExpired(Millis now) {
   for (size_t i = 0; i < std::min(n, kExpiredScan); ++i) {
     if (expire_cursor_ >= n) expire_cursor_ = 0;
     const SlotId id = static_cast<SlotId>(expire_cursor_++);
-    if (slots_[id].in_use() && now >= slots_[id].stale_until) {
+    if (slots_[id].in_use() && slots_[id].gone(now)) {
       Drop(id, Removal::kExpired);
       return true;
     }
@@ -353,7 +379,7 @@ bool StoreShard::EvictOne(Millis now) {
     const SlotId id = static_cast<SlotId>(hand_++);
     Entry& entry = slots_[id];
     if (!entry.in_use()) continue;
-    if (now >= entry.stale_until) {
+    if (entry.gone(now)) {
       Drop(id, Removal::kExpired);
       return true;
     }
@@ -370,7 +396,7 @@ bool StoreShard::EvictOne(Millis now) {
 void StoreShard::RemoveSlot(SlotId id) {
   Entry& entry = slots_[id];
   Unlink(id);
-  EraseCell(entry.tag, id);
+  EraseCell(static_cast<uint32_t>(HashKey(entry.key()) >> 32), id);
   SubStats(1, Cost(entry.key_size, entry.value_size));
   entry.data.reset();
   entry.key_size = 0;

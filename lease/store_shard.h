@@ -63,16 +63,18 @@ struct PolicyView {
 
 class StoreShard {
  public:
-  // Bytes accounted per entry besides key and value, an estimate of what an entry really costs:
-  // its slot (sizeof(Entry) = 64), its index cell (8 bytes at a load factor of 3/8 to 3/4, so
-  // 11-21), the fill's WAL position stored after the value (8), and the allocator's header and
-  // rounding of the key+value+position block (8-23 with glibc).
+  // Bytes accounted per entry besides key and value, an estimate of what an entry really costs
+  // that errs high: its slot (sizeof(Entry) = 40), its index cell (8 bytes at a load factor of
+  // 3/8 to 3/4, so 11-21), a fill's trailer (FillTrailer, 28; none for SET), and the allocator's
+  // header and rounding of the data block (8-23 with glibc).
   // Not included, and so the overhead beyond max_bytes: the growth slack of the slot array and
   // of the index (each at most doubles) and slots left free by deletions. The policy's own state
-  // (the sketch) is taken off the budget up front, see set_budget.
+  // (the sketch) is taken off the budget as it grows, see set_budget.
   static constexpr size_t kEntryOverhead = 104;
-  // The sketch is sized for budget / (kEntryOverhead + kAssumedKeyValueBytes) keys.
+  // The sketch grows with the entries to at most budget / (kEntryOverhead +
+  // kAssumedKeyValueBytes) keys; it starts with room for kInitialSketchKeys.
   static constexpr size_t kAssumedKeyValueBytes = 64;
+  static constexpr size_t kInitialSketchKeys = 1024;
   // The bytes an entry of these sizes counts against the budget.
   static size_t Cost(size_t key_size, size_t value_size) {
     return key_size + value_size + kEntryOverhead;
@@ -85,57 +87,97 @@ class StoreShard {
   static constexpr SlotId kNil = UINT32_MAX;
   enum class Region : uint8_t { kNone, kWindow, kProbation, kProtected };
 
-  // 64 bytes: the EntryMeta fields are laid out flat so that the list links, the access time and
-  // the policy bytes fill what would be padding.
+  // What follows a fill's value in Entry::data.
+  struct [[gnu::packed]] FillTrailer {
+    Millis stale_until;
+    WalPosition position;
+    Millis filled_at;
+    uint32_t load_ms;
+  };
+
+  // 40 bytes. What a read needs (fresh_until, the sizes, the policy's links and bits) is here;
+  // what only a read-through fill has (its stale time, WAL position, load time and exact fill
+  // time) follows its value in `data` (FillTrailer), so that a SET entry, whose stale time is its
+  // fresh time, carries none of it.
   struct Entry {
-    // Key bytes, value bytes, then the WAL position (kPositionBytes, unaligned: rarely read, and
-    // kept out of the slot so that a slot stays one cache line); null while the slot is free.
+    // Key bytes, value bytes, then for a fill its FillTrailer (unaligned); null while the slot
+    // is free.
     std::unique_ptr<char[]> data;
-    Millis filled_at = 0;
     Millis fresh_until = kNever;
-    Millis stale_until = kNever;
     uint32_t key_size = 0;
     uint32_t value_size = 0;
-    uint32_t tag = 0;  // high 32 bits of the key's hash; places the entry in the index
-    uint32_t load_ms = 0;
-    SlotId prev = kNil;     // TinyLFU: the neighbour towards the MRU end of the entry's region
-    SlotId next = kNil;     // ... and towards the LRU end
-    uint32_t access_s = 0;  // clock seconds of the last read or write (OBJECT IDLETIME)
-    EntryKind kind = EntryKind::kValue;
-    EntryOrigin origin = EntryOrigin::kSet;
-    Region region = Region::kNone;  // TinyLFU: which list the entry is on
-    bool referenced = false;        // CLOCK bit: set by a read, cleared by the passing hand
+    SlotId prev = kNil;  // TinyLFU: the neighbour towards the MRU end of the entry's region
+    SlotId next = kNil;  // ... and towards the LRU end
+    // When it was stored, in whole clock seconds: a SET entry's Age (a fill's exact time, which
+    // Store::MarkAllStaleBefore compares, is in its trailer).
+    uint32_t filled_s = 0;
+    // Clock seconds of the last read or write, modulo 2^24 (194 days, as Redis's LRU clock):
+    // OBJECT IDLETIME.
+    uint32_t access_s : 24 = 0;
+    EntryKind kind : 1 = EntryKind::kValue;
+    EntryOrigin origin : 1 = EntryOrigin::kSet;
+    Region region : 2 = Region::kNone;  // TinyLFU: which list the entry is on
+    bool referenced : 1 = false;        // CLOCK bit: set by a read, cleared by the passing hand
 
     bool in_use() const { return data != nullptr; }
     std::string_view key() const { return {data.get(), key_size}; }
     std::string_view value() const { return {data.get() + key_size, value_size}; }
-    WalPosition position() const {
-      WalPosition p;
-      std::memcpy(&p, data.get() + key_size + value_size, sizeof p);
-      return p;
+    void touch(Millis now) { access_s = static_cast<uint32_t>(now / 1000) & kAccessMask; }
+    Millis stale_until() const {
+      return origin == EntryOrigin::kFill ? Trailer().stale_until : fresh_until;
     }
-    void set_position(WalPosition p) {
-      std::memcpy(data.get() + key_size + value_size, &p, sizeof p);
+    // Gone at `now`: past its stale time (a live fresh entry is told by fresh_until alone).
+    bool gone(Millis now) const { return now >= fresh_until && now >= stale_until(); }
+    // A SET entry's stale time is its fresh time: `stale_until` is dropped.
+    void set_times(Millis fresh, Millis stale) {
+      fresh_until = fresh;
+      if (origin == EntryOrigin::kFill) {
+        FillTrailer t = Trailer();
+        t.stale_until = stale;
+        std::memcpy(trailer_bytes(), &t, sizeof t);
+      }
     }
     EntryMeta meta() const {
       EntryMeta meta;
-      meta.filled_at = filled_at;
       meta.fresh_until = fresh_until;
-      meta.stale_until = stale_until;
-      meta.load_ms = load_ms;
+      meta.stale_until = fresh_until;
       meta.kind = kind;
-      meta.position = position();
+      if (origin == EntryOrigin::kFill) {
+        const FillTrailer t = Trailer();
+        meta.stale_until = t.stale_until;
+        meta.filled_at = t.filled_at;
+        meta.load_ms = t.load_ms;
+        meta.position = t.position;
+      } else {
+        meta.filled_at = static_cast<Millis>(filled_s) * 1000;
+      }
       return meta;
     }
+    // A SET entry (origin kSet) keeps no stale time, position or load time: those of `meta`
+    // are dropped.
     void set_meta(const EntryMeta& meta) {
-      filled_at = meta.filled_at;
       fresh_until = meta.fresh_until;
-      stale_until = meta.stale_until;
-      load_ms = meta.load_ms;
       kind = meta.kind;
-      set_position(meta.position);
+      filled_s = static_cast<uint32_t>(meta.filled_at / 1000);
+      if (origin == EntryOrigin::kFill) {
+        const FillTrailer t{meta.stale_until, meta.position, meta.filled_at, meta.load_ms};
+        std::memcpy(trailer_bytes(), &t, sizeof t);
+      }
+    }
+
+   private:
+    char* trailer_bytes() const { return data.get() + key_size + value_size; }
+    FillTrailer Trailer() const {
+      FillTrailer t;
+      std::memcpy(&t, trailer_bytes(), sizeof t);
+      return t;
     }
   };
+  static constexpr uint32_t kAccessMask = (1u << 24) - 1;
+  // The bytes Entry::data holds for a key and value stored by `origin`.
+  static size_t DataBytes(size_t key_size, size_t value_size, EntryOrigin origin) {
+    return key_size + value_size + (origin == EntryOrigin::kFill ? sizeof(FillTrailer) : 0);
+  }
 
   StoreShard();
   StoreShard(const StoreShard&) = delete;
@@ -157,8 +199,11 @@ class StoreShard {
   // outlive the shard.
   void set_window_source(const std::atomic<uint32_t>* permille) { window_source_ = permille; }
   size_t window_budget() const { return window_budget_; }
-  // Sets the shard's share of max_bytes. Under TinyLFU the sketch is sized from it and its bytes
-  // are taken off: entries get budget() = bytes - policy_bytes().
+  // Sets the shard's share of max_bytes. Under TinyLFU the sketch's bytes are taken off: entries
+  // get budget() = bytes - policy_bytes(). The sketch has room for as many keys as the shard
+  // holds (at least kInitialSketchKeys), and Put doubles it as entries come, up to what `bytes`
+  // can hold (see kAssumedKeyValueBytes), so its memory follows the keys, not the bound; a
+  // smaller bound that cannot hold it starts it anew.
   void set_budget(size_t bytes);
   size_t budget() const { return budget_; }
   EvictionPolicy policy() const { return policy_; }
@@ -182,7 +227,7 @@ class StoreShard {
   // A read of `entry` (from FindLive) at `now`, whose key hashes to `hash`: counts it and moves
   // it in its list (TinyLFU) or sets its CLOCK bit. O(1), no allocation.
   void OnHit(Entry* entry, uint64_t hash, Millis now) {
-    entry->access_s = static_cast<uint32_t>(now / 1000);
+    entry->touch(now);
     if (policy_ == EvictionPolicy::kClock) {
       entry->referenced = true;
       return;
@@ -210,15 +255,15 @@ class StoreShard {
   // True if key+value cannot fit this shard's budget even when it holds nothing else.
   bool TooLarge(std::string_view key, std::string_view value) const;
 
-  // Stores `value` under `key`, replacing `existing` (the entry FindLive returned for this key, or
-  // nullptr when there is none). First removes expired entries and then evicts by the policy until
-  // the new entry fits the budget; the new entry itself is never the one evicted. Returns the
-  // entry, whose meta and origin the caller sets; its CLOCK bit is clear, and under TinyLFU it is
-  // at the MRU end of the window (a same-size overwrite keeps its place). Returns nullptr,
-  // changing nothing, if TooLarge(key, value) or, under noeviction, if !Fits (what `existing`
-  // holds counting as freed).
+  // Stores `value` under `key` for `origin`, replacing `existing` (the entry FindLive returned
+  // for this key, or nullptr when there is none). First removes expired entries and then evicts by
+  // the policy until the new entry fits the budget; the new entry itself is never the one evicted.
+  // Returns the entry, whose meta the caller sets (set_meta, which needs the origin set first);
+  // its CLOCK bit is clear, and under TinyLFU it is at the MRU end of the window (a same-size
+  // overwrite by the same origin keeps its place). Returns nullptr, changing nothing, if
+  // TooLarge(key, value) or, under noeviction, if !Fits (what `existing` holds counting as freed).
   Entry* Put(Entry* existing, std::string_view key, uint64_t hash, std::string_view value,
-             Millis now);
+             EntryOrigin origin, Millis now);
 
   // Removes a live entry (from FindLive or Put).
   void Remove(Entry* entry);
@@ -248,8 +293,9 @@ class StoreShard {
   void VisitHome(size_t bucket, Fn&& fn) const {
     const size_t mask = index_.size() - 1;
     for (size_t pos = bucket; index_[pos] != 0; pos = (pos + 1) & mask) {
-      const Entry& entry = slots_[(index_[pos] & 0xffff'ffffu) - 1];
-      if (Home(entry.tag) == bucket) fn(entry);
+      if (Home(static_cast<uint32_t>(index_[pos] >> 32)) == bucket) {
+        fn(slots_[(index_[pos] & 0xffff'ffffu) - 1]);
+      }
     }
   }
   // Cells in the index: a power of two that only grows (until Clear).
@@ -308,6 +354,10 @@ class StoreShard {
   void AddStats(size_t count, size_t bytes);
   // Sets window_budget_ and protected_budget_ from budget_ and window_permille_.
   void SetRegionBudgets();
+  // Sets budget_ (and what follows from it) to share_ less the sketch's bytes.
+  void ApplyBudget();
+  // TinyLFU: grows the sketch when the shard is about to hold more keys than it has room for.
+  void GrowSketch();
   void SubStats(size_t count, size_t bytes);
 
   EvictionPolicy policy_ = EvictionPolicy::kClock;
@@ -315,6 +365,8 @@ class StoreShard {
   size_t budget_ = 0;
   std::atomic<size_t> budget_seen_{0};   // budget_, for readers without the lock
   std::atomic<size_t> policy_bytes_{0};  // sketch_.bytes(), likewise (set with the budget)
+  size_t share_ = 0;                     // set_budget's bytes: budget_ + the sketch's
+  size_t sketch_limit_ = 0;              // TinyLFU: the keys the sketch may grow to
   size_t window_budget_ = 0;             // TinyLFU: window_permille_ of budget_
   uint32_t window_permille_ = 10;
   const std::atomic<uint32_t>* window_source_ = nullptr;

@@ -88,12 +88,13 @@ TEST_F(StoreTest, AFillKeepsTheWalPositionItWasReadAtASetHasNone) {
 
 TEST_F(StoreTest, OverwriteSameAndOtherSizeUpdatesValueMetaAndBytes) {
   ASSERT_EQ(store_.Set("k", "aaaa", 5000), SetResult::kStored);
-  clock_.Advance(10);
+  clock_.Advance(1010);
   ASSERT_EQ(store_.Set("k", "bbbb", std::nullopt), SetResult::kStored);  // in place
   auto got = GetCopy(store_, "k");
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->value, "bbbb");
-  EXPECT_EQ(got->meta.filled_at, kStart + 10);
+  // A SET entry's store time is kept in whole seconds (it feeds Age only).
+  EXPECT_EQ(got->meta.filled_at, kStart + 1000);
   EXPECT_EQ(got->meta.fresh_until, kNever);
   EXPECT_EQ(store_.MemoryBytes(), 1 + 4 + Store::kEntryOverhead);
 
@@ -101,7 +102,7 @@ TEST_F(StoreTest, OverwriteSameAndOtherSizeUpdatesValueMetaAndBytes) {
   got = GetCopy(store_, "k");
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->value, "a much longer value");
-  EXPECT_EQ(got->meta.fresh_until, kStart + 110);
+  EXPECT_EQ(got->meta.fresh_until, kStart + 1110);
   EXPECT_EQ(store_.Size(), 1u);
   EXPECT_EQ(store_.MemoryBytes(), 1 + 19 + Store::kEntryOverhead);
 

@@ -70,6 +70,30 @@ TEST(FrequencySketchTest, ConservativeUpdatesNeverUnderestimate) {
   EXPECT_GT(over, 0u);
 }
 
+// Growing keeps every estimate: each key's counters are where they were, in a copy of its block.
+TEST(FrequencySketchTest, GrowKeepsEveryCount) {
+  FrequencySketch sketch(64);
+  std::vector<std::pair<std::string, uint32_t>> keys;
+  for (int k = 0; k < 200; ++k) {
+    keys.emplace_back("key:" + std::to_string(k), 0);
+    for (int n = 0; n < k % 7; ++n) sketch.Increment(H(keys.back().first));
+  }
+  for (auto& [key, count] : keys) count = sketch.Frequency(H(key));
+  sketch.Grow(4096);
+  EXPECT_EQ(sketch.capacity(), 4096u);
+  EXPECT_EQ(sketch.bytes(), 512u * 64);
+  EXPECT_EQ(sketch.sample_size(), 40u * 4096);
+  for (const auto& [key, count] : keys) EXPECT_EQ(sketch.Frequency(H(key)), count) << key;
+  // A key new to the grown sketch is counted from there on.
+  sketch.Increment(H("new"));
+  EXPECT_GE(sketch.Frequency(H("new")), 1u);
+  sketch.Grow(100);  // never shrinks
+  EXPECT_EQ(sketch.capacity(), 4096u);
+  FrequencySketch empty;
+  empty.Grow(8);
+  EXPECT_EQ(empty.bytes(), 64u);
+}
+
 TEST(FrequencySketchTest, EmptySketchCountsNothing) {
   FrequencySketch sketch;
   sketch.Increment(H("a"));
@@ -97,15 +121,30 @@ TEST(TinyLfuStoreTest, PolicyBytesAreTakenOffTheBudget) {
   FakeRandom random({0.5});
   const StoreOptions options{.max_bytes = 8 << 20, .shards = 4, .policy = EvictionPolicy::kTinyLfu};
   Store store(options, clock, random);
-  // 8 MiB less the window tuner's simulated caches (lease/window_tuner.h: for 8 MiB / (104 +
-  // 64) = 49932 keys), / 4 / (104 + 64) = ~12200 keys per shard -> 1525 blocks of 8 keys -> 2048.
-  EXPECT_EQ(store.PolicyBytes(), 4u * 2048 * 64 + WindowTuner(49'932).bytes());
+  // The window tuner's simulated caches (lease/window_tuner.h: for 8 MiB / (104 + 64) = 49932
+  // keys), and each shard's sketch with room for 1024 keys (128 blocks of 8 keys) to start with.
+  const size_t tuner = WindowTuner(49'932).bytes();
+  EXPECT_EQ(store.PolicyBytes(), 4u * 128 * 64 + tuner);
   const std::string value(300, 'v');
+  size_t sketch = 4u * 128 * 64;
   for (int i = 0; i < 60'000; ++i) {
     ASSERT_EQ(store.Set("key:" + std::to_string(i), value, std::nullopt), SetResult::kStored);
     ASSERT_LE(store.MemoryBytes() + store.PolicyBytes(), options.max_bytes) << "insert " << i;
+    // The sketches grow (never shrink) with the keys: 8 bytes for each key they have room for,
+    // at least as many as the shards hold, up to what a shard's share can hold: (8 MiB - tuner)
+    // / 4 / (104 + 64) = ~12200 keys per shard -> 1525 blocks -> 2048.
+    const size_t now = store.PolicyBytes() - tuner;
+    ASSERT_GE(now, sketch) << "insert " << i;
+    ASSERT_GE(now, store.Size() * 8) << "insert " << i;
+    ASSERT_LE(now, 4u * 2048 * 64) << "insert " << i;
+    sketch = now;
   }
+  // ~5200 entries of 300 bytes per shard: room for 8192 keys each.
+  EXPECT_EQ(sketch, 4u * 1024 * 64);
   EXPECT_GT(store.MemoryBytes() + store.PolicyBytes(), options.max_bytes * 99 / 100);
+  // FLUSHALL gives the sketches' memory back too.
+  store.Clear();
+  EXPECT_EQ(store.PolicyBytes(), 4u * 128 * 64 + tuner);
   Store clock_store({.max_bytes = 8 << 20, .shards = 4}, clock, random);
   EXPECT_EQ(clock_store.PolicyBytes(), 0u);
 }

@@ -187,7 +187,7 @@ TEST(StoreWindowTest, ShardAppliesThePublishedShareOnItsNextPut) {
   EXPECT_EQ(shard.window_budget(), budget * 10 / 1000);
   permille = 450;
   EXPECT_EQ(shard.window_budget(), budget * 10 / 1000);  // not before a Put
-  ASSERT_NE(shard.Put(nullptr, "a", StoreShard::HashKey("a"), "v", 0), nullptr);
+  ASSERT_NE(shard.Put(nullptr, "a", StoreShard::HashKey("a"), "v", EntryOrigin::kSet, 0), nullptr);
   EXPECT_EQ(shard.window_budget(), budget * 450 / 1000);
 }
 
