@@ -306,6 +306,12 @@ bool LeaseTable::HasLive(std::string_view key) const {
 }
 
 Millis LeaseTable::ExpireDue() {
+  // With no waiter and no lease nothing can be due: the common case of a cache that is hitting
+  // costs two loads, not a lock and a clock reading per shard (it is called every few ms).
+  if (waiters_.load(std::memory_order_relaxed) == 0 &&
+      leases_.load(std::memory_order_relaxed) == 0) {
+    return kNever;
+  }
   Millis next = kNever;
   for (size_t i = 0; i < shard_count_; ++i) {
     Shard& shard = shards_[i];
