@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "cache-server/allocator.h"
 #include "lease/lease_table.h"
 #include "lease/store.h"
 
@@ -543,6 +544,7 @@ std::string RenderInfo(const MetricSources& s, const std::vector<std::string_vie
       std::fclose(f);
     }
     field("used_memory_rss", std::to_string(resident * sysconf(_SC_PAGESIZE)));
+    field("mem_allocator", AllocatorName());
     // Redis leaves its replication and AOF buffers out of the eviction bound; corral has none.
     field("mem_not_counted_for_evict", "0");
     // Redis frees big values in the background and counts them here; corral frees in place.

@@ -3,8 +3,6 @@
 // NO-EVICT, SLOWLOG, LATENCY, MEMORY and ROLE. Connections live on several threads and each one's
 // RespClient is touched only on its own: CLIENT LIST and KILL ask every connection on its thread
 // (PushTarget::Visit) and answer once all have (DeliverLater).
-#include <malloc.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <ctime>
@@ -16,17 +14,11 @@
 #include <utility>
 #include <vector>
 
+#include "cache-server/allocator.h"
 #include "cache-server/resp_commands.h"
 #include "cache-server/resp_util.h"
 #include "proto/errors.h"
 #include "proto/resp_writer.h"
-
-// jemalloc's, when corral-server is linked with it (cache-server/CMakeLists.txt); null otherwise.
-extern "C" {
-[[gnu::weak]] int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen);
-[[gnu::weak]] void malloc_stats_print(void (*write)(void*, const char*), void* opaque,
-                                      const char* opts);
-}
 
 namespace corral::server {
 
@@ -38,28 +30,6 @@ using proto::AppendNil;
 using proto::AppendSimple;
 
 namespace {
-
-// MEMORY MALLOC-STATS: jemalloc's report, as Redis gives it; glibc has none to give.
-std::string MallocStats() {
-  if (malloc_stats_print == nullptr) return "Stats not supported for the current allocator";
-  std::string stats;
-  malloc_stats_print(
-      [](void* opaque, const char* text) { static_cast<std::string*>(opaque)->append(text); },
-      &stats, nullptr);
-  return stats;
-}
-
-// MEMORY PURGE: gives free pages back to the system, as Redis does with jemalloc (the calling
-// thread's cache, then every arena's dirty pages); with glibc, malloc_trim.
-void PurgeMalloc() {
-  if (mallctl == nullptr) {
-    malloc_trim(0);
-    return;
-  }
-  constexpr const char* kAllArenas = "arena.4096.purge";  // MALLCTL_ARENAS_ALL is 4096
-  mallctl("thread.tcache.flush", nullptr, nullptr, nullptr, 0);
-  mallctl(kAllArenas, nullptr, nullptr, nullptr, 0);
-}
 
 // A subcommand's arity, Redis's convention (name and subcommand included): exact if > 0, at least
 // -arity if < 0. False with Redis's error ("wrong number of arguments for 'slowlog|len'") in `out`.

@@ -144,6 +144,15 @@ TEST_F(RespIntrospectionTest, MemoryUsage) {
   EXPECT_THAT(stats, HasSubstr("$dataset.bytes, :" + std::to_string(small + big)));
   EXPECT_THAT(Cmd({"MEMORY", "DOCTOR"}), HasSubstr("No memory problem found"));
   EXPECT_EQ(Cmd({"MEMORY", "PURGE"}), "+OK");
+  // The allocator, as Redis reports it: jemalloc in the release build, glibc's in the sanitizer
+  // builds (which bring their own).
+#if CORRAL_SERVER_JEMALLOC
+  EXPECT_THAT(Cmd({"INFO", "memory"}), HasSubstr("mem_allocator:jemalloc-5."));
+  EXPECT_THAT(Cmd({"MEMORY", "MALLOC-STATS"}), HasSubstr("___ Begin jemalloc statistics ___"));
+#else
+  EXPECT_THAT(Cmd({"INFO", "memory"}), HasSubstr("mem_allocator:libc\r\n"));
+  EXPECT_EQ(Cmd({"MEMORY", "MALLOC-STATS"}), "$Stats not supported for the current allocator");
+#endif
 }
 
 TEST_F(RespIntrospectionTest, SlowlogLogsEveryCommandAtZero) {
