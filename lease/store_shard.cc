@@ -50,7 +50,13 @@ void StoreShard::GrowSketch() {
   const size_t capacity = sketch_.capacity();
   if (size() < capacity || capacity >= sketch_limit_) return;
   const size_t before = sketch_.bytes();
-  sketch_.Grow(std::min(sketch_limit_, 2 * capacity));
+  // Doubles, and takes its full size once that is within a factor of two: a shard that holds a
+  // quarter of what its budget can hold is taken to be filling up, and the full-size sketch (its
+  // blocks a power of two, so up to twice the counters per key) keeps more of the counts apart
+  // (Zipf 0.8 with a 10% cache at full scale, bench/hitratio.cc: 59.0% against 58.6% when it
+  // stopped at the last doubling).
+  const size_t next = 2 * capacity >= sketch_limit_ / 2 ? sketch_limit_ : 2 * capacity;
+  sketch_.Grow(next);
   if (sketch_.bytes() != before) ApplyBudget();
 }
 

@@ -202,8 +202,9 @@ class StoreShard {
   // Sets the shard's share of max_bytes. Under TinyLFU the sketch's bytes are taken off: entries
   // get budget() = bytes - policy_bytes(). The sketch has room for as many keys as the shard
   // holds (at least kInitialSketchKeys), and Put doubles it as entries come, up to what `bytes`
-  // can hold (see kAssumedKeyValueBytes), so its memory follows the keys, not the bound; a
-  // smaller bound that cannot hold it starts it anew.
+  // can hold (see kAssumedKeyValueBytes; that full size once a doubling comes within a factor
+  // of two of it), so its memory follows the keys, not the bound; a smaller bound that cannot
+  // hold it starts it anew.
   void set_budget(size_t bytes);
   size_t budget() const { return budget_; }
   EvictionPolicy policy() const { return policy_; }

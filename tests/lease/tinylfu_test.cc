@@ -139,8 +139,9 @@ TEST(TinyLfuStoreTest, PolicyBytesAreTakenOffTheBudget) {
     ASSERT_LE(now, 4u * 2048 * 64) << "insert " << i;
     sketch = now;
   }
-  // ~5200 entries of 300 bytes per shard: room for 8192 keys each.
-  EXPECT_EQ(sketch, 4u * 1024 * 64);
+  // ~5200 entries of 300 bytes per shard: past a quarter of the ~12200 a shard can hold, each
+  // sketch has taken its full size (2048 blocks).
+  EXPECT_EQ(sketch, 4u * 2048 * 64);
   EXPECT_GT(store.MemoryBytes() + store.PolicyBytes(), options.max_bytes * 99 / 100);
   // FLUSHALL gives the sketches' memory back too.
   store.Clear();
