@@ -229,7 +229,20 @@ void RespCommands::Track(RespClient& client, const CommandSpec& spec, Args args)
       if (caching_next) return;
       break;
     case Tracking::kOff:
+      return;
     case Tracking::kBcast:
+      // Told of every write by prefix anyway; what it cannot be told by prefix alone is that a
+      // read-through value it was answered stops being fresh, or was served stale.
+      spec.EveryKey(args, [&](std::string_view key) {
+        if (!IsNamespaceKey(key)) return true;
+        if (read_stale) {
+          state_.tracking.Invalidate(key, 0);
+        } else {
+          const lease::Millis pttl = state_.cache.store().Pttl(key);
+          state_.tracking.RememberFreshEnd(client.id, key, pttl > 0 ? TrackingNowMs() + pttl : 0);
+        }
+        return true;
+      });
       return;
   }
   spec.EveryKey(args, [&](std::string_view key) {

@@ -119,6 +119,21 @@ void TrackingTable::Remember(uint64_t id, std::string_view key, int64_t fresh_un
   if (inserted) EvictOverBound(&it->first);
 }
 
+void TrackingTable::RememberFreshEnd(uint64_t id, std::string_view key, int64_t fresh_until) {
+  std::lock_guard lock(mu_);
+  auto t = trackers_.find(id);
+  if (t == trackers_.end() || !t->second.options.bcast) return;
+  const std::vector<std::string>& prefixes = t->second.options.prefixes;
+  if (!prefixes.empty() && std::none_of(prefixes.begin(), prefixes.end(),
+                                        [&](const std::string& p) { return key.starts_with(p); })) {
+    return;
+  }
+  auto [it, inserted] = keys_.try_emplace(std::string(key));
+  it->second.bcast = true;
+  if (fresh_until != 0) SetFreshUntilLocked(it->first, it->second, fresh_until);
+  if (inserted) EvictOverBound(&it->first);
+}
+
 void TrackingTable::SetFreshUntil(std::string_view key, int64_t fresh_until) {
   std::lock_guard lock(mu_);
   if (auto it = keys_.find(std::string(key)); it != keys_.end()) {
@@ -179,6 +194,7 @@ void TrackingTable::EvictOverBound(const std::string* keep) {
     for (uint64_t reader : victim->second.ids) {
       if (auto t = trackers_.find(reader); t != trackers_.end()) Tell(t->second, &keys);
     }
+    if (victim->second.bcast) TellBcast(keys[0], 0);
     keys_.erase(victim);
   }
 }
@@ -196,6 +212,10 @@ void TrackingTable::Invalidate(std::string_view key, uint64_t by) {
     }
     keys_.erase(it);
   }
+  TellBcast(keys[0], by);
+}
+
+void TrackingTable::TellBcast(const std::string& key, uint64_t by) {
   for (const auto& [id, t] : trackers_) {
     if (!t.options.bcast || (t.options.noloop && id == by)) continue;
     // A connection's prefixes never overlap (CLIENT TRACKING refuses that): one matches at most.
@@ -207,8 +227,9 @@ void TrackingTable::Invalidate(std::string_view key, uint64_t by) {
     }
     if (match == nullptr) continue;
     if (gathered != nullptr && gathered->table == this) {
-      gathered->keys[{id, *match}].push_back(keys[0]);
+      gathered->keys[{id, *match}].push_back(key);
     } else {
+      const std::vector<std::string> keys{key};
       Tell(t, &keys);
     }
   }
@@ -252,8 +273,11 @@ TrackingTable::Stats TrackingTable::stats() const {
   std::lock_guard lock(mu_);
   Stats stats;
   stats.clients = trackers_.size();
-  stats.keys = keys_.size();
-  for (const auto& [key, readers] : keys_) stats.items += readers.ids.size();
+  for (const auto& [key, readers] : keys_) {
+    // A key remembered only for BCAST trackers' sake (RememberFreshEnd) has no reader.
+    if (!readers.ids.empty()) ++stats.keys;
+    stats.items += readers.ids.size();
+  }
   std::set<std::string_view> prefixes;
   for (const auto& [id, t] : trackers_) {
     if (!t.options.bcast) continue;

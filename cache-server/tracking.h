@@ -69,6 +69,13 @@ class TrackingTable {
   // `fresh_until` (ms on the caller's clock; 0: none): a read-through value answered fresh stops
   // being fresh then, which is a change for a near cache (see TakeFreshTimeOver).
   void Remember(uint64_t id, std::string_view key, int64_t fresh_until = 0);
+  // BCAST connection `id` was answered the read-through value of `key` fresh, until `fresh_until`
+  // (0: not known yet, SetFreshUntil follows when its load ends). BCAST trackers name no keys,
+  // so a near cache would otherwise keep the value past its fresh time: the table remembers the
+  // key (without readers; it counts against max_keys, not in Stats::keys) and its fresh end
+  // comes out of TakeFreshTimeOver like a reader's, to be told to every matching BCAST tracker.
+  // Nothing is remembered when none of `id`'s prefixes matches `key`: it is not told of it.
+  void RememberFreshEnd(uint64_t id, std::string_view key, int64_t fresh_until);
   // The remembered keys whose fresh time ended at or before `now` (Remember's clock) and that
   // nobody was told of since: the caller tells them (Invalidate) if they are not fresh again,
   // else remembers their new fresh time (SetFreshUntil).
@@ -127,6 +134,9 @@ class TrackingTable {
   // While the table holds more keys than the bound: tells one key's readers and forgets it (not
   // `keep`, the key just added). Called with mu_ held.
   void EvictOverBound(const std::string* keep);
+  // Tells every BCAST tracker whose prefix matches `key` (but `by` under NOLOOP), or gathers it
+  // into the thread's Batch. Called with mu_ held.
+  void TellBcast(const std::string& key, uint64_t by);
 
   const ClientRegistry& clients_;
   std::atomic<size_t> max_keys_;  // 0: no bound
@@ -137,6 +147,7 @@ class TrackingTable {
   struct Readers {
     std::unordered_set<uint64_t> ids;
     int64_t fresh_until = 0;
+    bool bcast = false;  // a BCAST connection was answered it fresh (RememberFreshEnd)
   };
   std::unordered_map<std::string, Readers> keys_;
   // The fresh ends of keys_, soonest first; an entry whose key is gone or whose fresh_until

@@ -276,6 +276,63 @@ TEST_F(StalenessPgTest, ATrackedReadThroughKeyIsToldWhenItsFreshTimeEnds) {
   EXPECT_TRUE(told == five + six || told == six + five) << told;
 }
 
+// The same for a BCAST tracker: it names no keys, but a read-through value it was answered fresh
+// is told to it (by its prefix) when the fresh time ends, and a stale answer at once.
+TEST_F(StalenessPgTest, ABcastTrackerIsToldWhenAValueItReadStopsBeingFresh) {
+  const int kTtlMs = 800;
+  auto server = StartCorral(
+      "{\"fresh\": {\"query\": \"SELECT name FROM users WHERE id = $1::bigint\","
+      " \"ttl_ms\": " +
+      std::to_string(kTtlMs) + ", \"ttl_jitter\": 0, \"stale_ms\": 60000}}");
+  ASSERT_NE(server, nullptr);
+  auto Resp = [](const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return out;
+  };
+  const std::string invalidate = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\nfresh:4\r\n";
+  auto c = TcpClient::Connect(server->resp_port());
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->Send(Resp({"HELLO", "3"}) +
+                      Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "fresh:"})));
+  ASSERT_TRUE(c->ReadUntil("+OK\r\n")) << c->received();
+  c->Take();
+  ASSERT_TRUE(c->Send(Resp({"GET", "fresh:4"})));
+  ASSERT_TRUE(c->ReadUntil("$6\r\nuser 4\r\n")) << c->received();
+  const auto answered = Clock::now();
+  EXPECT_EQ(c->Take(), "$6\r\nuser 4\r\n");
+  // The key is remembered for BCAST's sake, without a reader: tracking_total_keys stays 0.
+  ASSERT_TRUE(c->Send(Resp({"INFO", "stats"})));
+  ASSERT_TRUE(c->ReadUntil("tracking_total_prefixes")) << c->received();
+  ASSERT_TRUE(c->ReadUntil("\r\n\r\n")) << c->received();
+  EXPECT_NE(c->Take().find("tracking_total_keys:0\r\n"), std::string::npos);
+  // Nothing wrote the key: only its fresh end can tell it.
+  ASSERT_TRUE(c->ReadUntil(invalidate, Millis(5000))) << c->received();
+  const auto told_after =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - answered).count();
+  EXPECT_EQ(c->Take(), invalidate);
+  EXPECT_GE(told_after, kTtlMs - 100) << "told before the fresh time was over";
+  EXPECT_LE(told_after, kTtlMs + 1000);
+  // In the stale window the value is still served, and the read is told at once to drop it.
+  ASSERT_TRUE(c->Send(Resp({"GET", "fresh:4"})));
+  ASSERT_TRUE(c->ReadUntil("$6\r\nuser 4\r\n" + invalidate)) << c->received();
+  EXPECT_EQ(c->Take(), "$6\r\nuser 4\r\n" + invalidate);
+  // A key outside a tracker's prefixes is not remembered for it, nor told to it.
+  auto other = TcpClient::Connect(server->resp_port());
+  ASSERT_TRUE(other);
+  ASSERT_TRUE(other->Send(Resp({"HELLO", "3"}) +
+                          Resp({"CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "other:"})));
+  ASSERT_TRUE(other->ReadUntil("+OK\r\n")) << other->received();
+  other->Take();
+  ASSERT_TRUE(other->Send(Resp({"GET", "fresh:5"}) + Resp({"PING"})));
+  ASSERT_TRUE(other->ReadUntil("+PONG\r\n")) << other->received();
+  EXPECT_EQ(other->Take(), "$6\r\nuser 5\r\n+PONG\r\n");
+  ASSERT_FALSE(other->ReadUntil("invalidate", Millis(kTtlMs + 500))) << other->received();
+  // Nor to `c`, which did not read it and for which nobody remembered it (its fresh end, 800 ms
+  // after the read, has passed by now).
+  EXPECT_FALSE(c->ReadUntil("fresh:5", Millis(50))) << c->received();
+}
+
 // Issue 4: concurrent reads, updates followed by invalidations, and client-side LEASE.SETs: no
 // read that starts after an invalidation's acknowledgement returns a version older than the one
 // the invalidation was for.
