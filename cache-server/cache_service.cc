@@ -620,6 +620,10 @@ void CacheService::Refresh(std::string_view key, const Namespace& ns) {
     const lease::WalPosition need = fence_.Need(key);
     if (need > 0 && !positions_->CanRead(ns.index, need)) {
       metrics_.refreshes.Add(RefreshResult::kAwaitingReplay);
+      // The check the fenced fill asked for may have come just before the replica replayed the
+      // write: each such read asks again (the checkers space checks kMinRecheckMs apart), so the
+      // new row is served within milliseconds of the replay, not a check interval later.
+      positions_->RefreshPositions(ns.index);
       return;
     }
   }

@@ -78,7 +78,9 @@ void Loader::Impl::HealthLoop(size_t index) {
       if (node.state.MarkDown()) RerouteQueue(index);
       delay_ms = std::min(backoff.NextMs(), interval_ms * 2);
     }
-    if (node.state.WaitForCheck(std::chrono::milliseconds(delay_ms)) == ReplicaState::Wake::kClosed)
+    if (node.state.WaitForCheck(std::chrono::milliseconds(delay_ms),
+                                std::chrono::milliseconds(kMinRecheckMs)) ==
+        ReplicaState::Wake::kClosed)
       break;
   }
 }

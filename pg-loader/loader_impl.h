@@ -35,6 +35,9 @@ inline constexpr int64_t kMinWatchdogGraceMs = 1000;
 // A lag reading above the bound is confirmed by a second one this soon after (at most), because
 // receive != replay for an instant after every write makes the formula jump on an idle replica.
 inline constexpr int64_t kLagConfirmMs = 100;
+// Checks asked for (RequestCheck: a fill or a read is waiting for a replica to replay an
+// invalidation) come at most this often per server: every such read asks.
+inline constexpr int64_t kMinRecheckMs = 10;
 
 inline LoadOutcome Error(std::string reason, std::string replica = {}) {
   LoadOutcome outcome;

@@ -192,11 +192,15 @@ Health ReplicaState::health() const {
   return health_;
 }
 
-ReplicaState::Wake ReplicaState::WaitForCheck(std::chrono::milliseconds delay) {
+ReplicaState::Wake ReplicaState::WaitForCheck(std::chrono::milliseconds delay,
+                                              std::chrono::milliseconds min_gap) {
+  const auto start = std::chrono::steady_clock::now();
   std::unique_lock lock(mu_);
   health_cv_.wait_for(lock, delay, [&] { return closed_ || recheck_; });
   if (closed_) return Wake::kClosed;
   if (recheck_) {
+    health_cv_.wait_until(lock, start + min_gap, [&] { return closed_; });
+    if (closed_) return Wake::kClosed;
     recheck_ = false;
     return Wake::kRecheck;
   }

@@ -114,8 +114,11 @@ class ReplicaState {
   Health health() const;
 
   // For the health checker: waits `delay`, returning early with kRecheck after RequestCheck() or
-  // kClosed after Close().
-  Wake WaitForCheck(std::chrono::milliseconds delay);
+  // kClosed after Close(). A recheck is not returned before `min_gap` has passed since the call
+  // (the end of the last check), however often it is asked for: readers of a key that waits on a
+  // replica's replay ask on every read.
+  Wake WaitForCheck(std::chrono::milliseconds delay,
+                    std::chrono::milliseconds min_gap = std::chrono::milliseconds(0));
   void RequestCheck();
 
   ReplicaStatus Snapshot() const;

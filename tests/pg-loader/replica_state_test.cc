@@ -196,6 +196,25 @@ TEST(ReplicaStateTest, RequestCheckWakesTheCheckerOnce) {
   EXPECT_EQ(state.WaitForCheck(std::chrono::milliseconds(0)), ReplicaState::Wake::kTimeout);
 }
 
+// Rechecks asked for on every read come no sooner than the gap after the last check; Close still
+// ends the wait at once.
+TEST(ReplicaStateTest, RecheckWaitsOutTheMinimumGap) {
+  using std::chrono::milliseconds;
+  ReplicaState state("replica0", 10, 1000);
+  state.RequestCheck();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(state.WaitForCheck(std::chrono::hours(1), milliseconds(50)),
+            ReplicaState::Wake::kRecheck);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, milliseconds(50));
+  EXPECT_EQ(state.WaitForCheck(milliseconds(0), milliseconds(50)), ReplicaState::Wake::kTimeout)
+      << "asked once, answered once";
+  state.RequestCheck();
+  std::thread closer([&] { state.Close(); });
+  EXPECT_EQ(state.WaitForCheck(std::chrono::hours(1), std::chrono::hours(1)),
+            ReplicaState::Wake::kClosed);
+  closer.join();
+}
+
 TEST(ReplicaStateBatchTest, TakesQueuedJobsOfTheSameStatementUpToTheMax) {
   ReplicaState state("replica0", 100, 1000);
   PushAll(state, {{"a", 0}, {"b", 0}, {"x", 1}, {"c", 0}, {"d", 0}, {"y", 1}});
