@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <fstream>
 #include <limits>
@@ -123,6 +124,7 @@ void CommandLog::UpdateClock() {
                            : latency_ms * 1000;
     min_us = std::min(min_us, us);
   }
+  if (latency_tracking_.load(std::memory_order_relaxed)) min_us = 0;
   min_threshold_us_.store(min_us, std::memory_order_relaxed);
   {
     std::lock_guard lock(calibrate_mu_);
@@ -178,6 +180,31 @@ void CommandLog::SetLatencyThresholdMs(int64_t ms) {
   std::lock_guard lock(config_mu_);
   latency_threshold_ms_.store(ms, std::memory_order_relaxed);
   UpdateClock();
+}
+
+void CommandLog::SetLatencyTracking(bool on) {
+  std::lock_guard lock(config_mu_);
+  latency_tracking_.store(on, std::memory_order_relaxed);
+  UpdateClock();
+}
+
+int LatencyHistogram::BucketOf(int64_t duration_us) {
+  const int64_t ns = std::clamp<int64_t>(duration_us, 0, 1'000'000) * 1000;
+  return static_cast<int>(std::bit_width(static_cast<uint64_t>(ns) >> 10));
+}
+
+void LatencyHistogram::Add(int64_t duration_us) {
+  counts_[BucketOf(duration_us)].fetch_add(1, std::memory_order_relaxed);
+}
+
+uint64_t LatencyHistogram::Total() const {
+  uint64_t total = 0;
+  for (const auto& c : counts_) total += c.load(std::memory_order_relaxed);
+  return total;
+}
+
+void LatencyHistogram::Reset() {
+  for (auto& c : counts_) c.store(0, std::memory_order_relaxed);
 }
 
 void CommandLog::SetMaxLen(size_t n) {
@@ -288,6 +315,61 @@ size_t CommandLog::ResetLatency(std::span<const std::string_view> events) {
     ++n;
   }
   return n;
+}
+
+std::string LatencyGraph(const LatencySeries& series, int64_t now_unix) {
+  constexpr size_t kColumns = 80;
+  constexpr int kRows = 4;
+  constexpr std::string_view kFill = "_o#";
+  int64_t low = series.samples.front().ms, high = low;
+  for (const LatencySeries::Sample& s : series.samples) {
+    low = std::min(low, s.ms);
+    high = std::max(high, s.ms);
+  }
+  std::string graph = series.event + " - high " + std::to_string(high) + " ms, low " +
+                      std::to_string(low) + " ms (all time high " + std::to_string(series.max_ms) +
+                      " ms)\n" + std::string(kColumns, '-') + "\n";
+  const int steps = static_cast<int>(kFill.size()) * kRows;
+  const double range = high == low ? 1.0 : static_cast<double>(high - low);
+  for (size_t first = 0; first < series.samples.size(); first += kColumns) {
+    const size_t n = std::min(kColumns, series.samples.size() - first);
+    if (first != 0) graph += '\n';
+    std::vector<int> step(n);
+    std::vector<std::string> labels(n);
+    size_t longest = 0;
+    for (size_t j = 0; j < n; ++j) {
+      const LatencySeries::Sample& s = series.samples[first + j];
+      step[j] = std::clamp(static_cast<int>(static_cast<double>(s.ms - low) * steps / range), 0,
+                           steps - 1);
+      const int64_t age = std::max<int64_t>(0, now_unix - s.unix_time);
+      labels[j] = age < 60      ? std::to_string(age) + "s"
+                  : age < 3600  ? std::to_string(age / 60) + "m"
+                  : age < 86400 ? std::to_string(age / 3600) + "h"
+                                : std::to_string(age / 86400) + "d";
+      longest = std::max(longest, labels[j].size());
+    }
+    for (int row = 0; row < kRows; ++row) {
+      std::string line(n, ' ');
+      for (size_t j = 0; j < n; ++j) {
+        const int index = step[j] - (kRows - row - 1) * static_cast<int>(kFill.size());
+        if (index >= static_cast<int>(kFill.size())) {
+          line[j] = '|';
+        } else if (index >= 0) {
+          line[j] = kFill[static_cast<size_t>(index)];
+        }
+      }
+      graph += line + "\n";
+    }
+    graph += std::string(n, ' ') + "\n";
+    for (size_t c = 0; c < longest; ++c) {
+      std::string line(n, ' ');
+      for (size_t j = 0; j < n; ++j) {
+        if (c < labels[j].size()) line[j] = labels[j][c];
+      }
+      graph += line + "\n";
+    }
+  }
+  return graph;
 }
 
 }  // namespace corral::server

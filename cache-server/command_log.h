@@ -1,9 +1,12 @@
 // SLOWLOG and LATENCY (Redis 7.0's slowlog.c and latency.c): the commands that ran for at least
-// slowlog-log-slower-than microseconds, and the latency monitor's per-event spikes (events
-// "command" and "fast-command"); and which clock sessions time commands with, chosen from the
-// thresholds, so that a server that logs nothing reads no clock per command. Thread-safe.
+// slowlog-log-slower-than microseconds, the latency monitor's per-event spikes (events
+// "command" and "fast-command"), and whether every command's duration goes to its histogram
+// (latency-tracking, LATENCY HISTOGRAM); and which clock sessions time commands with, chosen
+// from those settings, so that a server that logs nothing reads no clock per command.
+// Thread-safe.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -39,6 +42,32 @@ struct LatencySeries {
   std::vector<Sample> samples;  // oldest first; at most kLatencySamples, one per second
   int64_t max_ms = 0;           // the largest since the last reset
 };
+
+// One command's durations for LATENCY HISTOGRAM, in powers of two as Redis reports them: bucket
+// b counts the durations below 1024 << b nanoseconds (and at least the bucket before's bound);
+// durations are clamped to 1 s, as Redis's histograms track 1 us to 1 s. Relaxed atomics: any
+// thread adds, a reader sees each count, not one instant of them all.
+class LatencyHistogram {
+ public:
+  static constexpr int kBuckets = 21;  // 1024 << 20 ns is just over the 1 s clamp
+  void Add(int64_t duration_us);
+  // The bucket of a duration, and a bucket's bound in whole microseconds (1, 2, 4, ... 32, 65).
+  static int BucketOf(int64_t duration_us);
+  static int64_t BoundUs(int b) { return (int64_t{1024} << b) / 1000; }
+  uint64_t Count(int b) const { return counts_[b].load(std::memory_order_relaxed); }
+  uint64_t Total() const;
+  void Reset();
+
+ private:
+  std::array<std::atomic<uint64_t>, kBuckets> counts_{};
+};
+
+// LATENCY GRAPH's picture of one event, drawn as Redis's sparkline.c draws it: a title, a rule
+// of 80 dashes, then per run of 80 samples four rows where each column rises from '_' through
+// 'o' and '#' to '|' in proportion to its sample between the event's low and high, a blank row,
+// and each sample's age ("12s", "3m", "2h", "1d") written downwards below its column.
+// `now_unix` dates the samples. `series` has at least one sample.
+std::string LatencyGraph(const LatencySeries& series, int64_t now_unix);
 
 class CommandLog {
  public:
@@ -106,7 +135,8 @@ class CommandLog {
     if (gate != 0) return {gate, us_per_tick_.load(std::memory_order_relaxed)};
     return MeasureTicks(now_us, now_ticks);
   }
-  // The shortest duration anything is recorded at (INT64_MAX while both are off).
+  // The shortest duration anything is recorded at (INT64_MAX while everything is off; 0 while
+  // latency-tracking is on).
   int64_t min_threshold_us() const { return min_threshold_us_.load(std::memory_order_relaxed); }
 
   // A command (`args`, name first) ran for `duration_us` at `unix_time` on connection `addr`
@@ -122,6 +152,11 @@ class CommandLog {
   void SetMaxLen(size_t n);
   size_t max_len() const { return max_len_.load(std::memory_order_relaxed); }
   void SetLatencyThresholdMs(int64_t ms);
+  // latency-tracking: every command is timed on the precise clock and counted in its
+  // histogram (LATENCY HISTOGRAM). Off by default in corral (on in Redis): it reads the clock
+  // and looks the command up once more per command.
+  void SetLatencyTracking(bool on);
+  bool latency_tracking() const { return latency_tracking_.load(std::memory_order_relaxed); }
   int64_t latency_threshold_ms() const {
     return latency_threshold_ms_.load(std::memory_order_relaxed);
   }
@@ -151,6 +186,7 @@ class CommandLog {
   std::atomic<int64_t> slower_than_us_{10000};
   std::atomic<size_t> max_len_{128};
   std::atomic<int64_t> latency_threshold_ms_{0};
+  std::atomic<bool> latency_tracking_{false};
   std::atomic<int64_t> min_threshold_us_;
   std::atomic<Clock> clock_;
   // The tick counter's rate: the reading when the log was made, then (measured) the

@@ -213,7 +213,12 @@ const CommandSpec* RespCommands::Find(std::string_view name) {
 RespCommands::RespCommands(ServerState& state)
     : state_(state),
       table_(Table().data()),
-      call_counts_(std::make_unique<CallCounts[]>(Table().size())) {
+      call_counts_(std::make_unique<CallCounts[]>(Table().size())),
+      histograms_(std::make_unique<LatencyHistogram[]>(Table().size())),
+      containers_(std::make_unique<const ContainerAcl*[]>(Table().size())) {
+  for (size_t i = 0; i < Table().size(); ++i) {
+    containers_[i] = table_[i].has_subcommands() ? ContainerAclOf(table_[i].name) : nullptr;
+  }
   // WATCH: a read-through key changes when it is invalidated (DEL here, or the database's change
   // through NOTIFY, the WAL or another node).
   state_.cache.SetInvalidatedHook(
@@ -402,6 +407,12 @@ bool RespCommands::RefuseOutOfMemory(RespClient& client, const CommandSpec& spec
 CommandStatus RespCommands::Run(RespClient& client, const CommandSpec& spec, Args args,
                                 std::string& out, AsyncReplyTarget& target) {
   client.cmd = &spec;
+  if (const ContainerAcl* container = containers_[&spec - table_]) [[unlikely]] {
+    client.cmd_sub = {};
+    for (const auth::SubcommandInfo& sub : container->subcommands) {
+      if (args.size() > 1 && EqualsIgnoreCase(sub.name, args[1])) client.cmd_sub = sub.name;
+    }
+  }
   const size_t reply_at = out.size();
   CommandStatus status;
   if ((spec.flags & kCmdWrite) && spec.first_key > 0 &&

@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,6 +33,9 @@ struct Transaction {
 // Per-connection state that commands read and change.
 struct RespClient {
   const CommandSpec* cmd = nullptr;  // the command being executed (Redis's c->cmd)
+  // When `cmd` is a container (CLIENT, CONFIG, ...): the known subcommand it ran ("list"; static
+  // storage), for CLIENT LIST's cmd=client|list. Empty otherwise, or for an unknown subcommand.
+  std::string_view cmd_sub;
   uint64_t id = 0;
   std::string name, lib_name, lib_ver;
   std::string addr, laddr;
@@ -213,6 +218,10 @@ class RespCommands {
   // A container command (has_subcommands) as ACL rules and ACL CAT see it: its own categories
   // and every subcommand's, as Redis 7.0 has them (CLIENT KILL is @admin @dangerous, CLIENT ID is
   // not). Null for other commands; then the table's categories hold for the whole command.
+  // latency-tracking: command `args` (spec `spec`) ran for `us`: counted in its histogram, a
+  // container's known subcommand in its own ("config|get"), as Redis's LATENCY HISTOGRAM.
+  void RecordLatency(const CommandSpec& spec, Args args, int64_t us);
+
   struct ContainerAcl {
     std::string_view name;
     uint32_t categories;
@@ -358,6 +367,18 @@ class RespCommands {
   }
   const CommandSpec* table_;
   std::unique_ptr<CallCounts[]> call_counts_;
+  // Per command in Table()'s order: its subcommands if it is a container, else null.
+  std::unique_ptr<const ContainerAcl*[]> containers_;
+  // LATENCY HISTOGRAM: per command in Table()'s order, and per known subcommand of a container
+  // by its full name ("client|list"; made at its first call, under the mutex).
+  std::unique_ptr<LatencyHistogram[]> histograms_;
+  mutable std::mutex subcommand_histograms_mu_;
+  std::map<std::string, std::unique_ptr<LatencyHistogram>, std::less<>> subcommand_histograms_;
+  // The histogram of `full_name` ("get", "config|get"); null if it has no calls or no such
+  // command. Subcommand ones are found under the mutex and live as long as this object.
+  const LatencyHistogram* HistogramOf(std::string_view full_name) const;
+  // LATENCY HISTOGRAM's reply for the named commands (none: every command with calls).
+  void AppendLatencyHistograms(const RespClient& client, Args names, std::string& out) const;
 };
 
 }  // namespace corral::server

@@ -328,8 +328,87 @@ CommandStatus RespCommands::SlowLog(RespClient&, Args args, std::string& out, As
   return CommandStatus::kDone;
 }
 
-// LATENCY LATEST | HISTORY event | RESET [event ...] | DOCTOR | HELP (CommandLog): the events
-// "command" and "fast-command", sampled when a command takes latency-monitor-threshold ms.
+void RespCommands::RecordLatency(const CommandSpec& spec, Args args, int64_t us) {
+  if (args.size() > 1 && spec.has_subcommands()) {
+    if (const ContainerAcl* container = ContainerAclOf(spec.name)) {
+      for (const auth::SubcommandInfo& sub : container->subcommands) {
+        if (!EqualsIgnoreCase(sub.name, args[1])) continue;
+        const std::string full_name = std::string(spec.name) + "|" + std::string(sub.name);
+        std::lock_guard lock(subcommand_histograms_mu_);
+        std::unique_ptr<LatencyHistogram>& h = subcommand_histograms_[full_name];
+        if (h == nullptr) h = std::make_unique<LatencyHistogram>();
+        h->Add(us);
+        return;
+      }
+    }
+  }
+  histograms_[&spec - table_].Add(us);
+}
+
+const LatencyHistogram* RespCommands::HistogramOf(std::string_view full_name) const {
+  if (full_name.find('|') != std::string_view::npos) {
+    std::lock_guard lock(subcommand_histograms_mu_);
+    auto it = subcommand_histograms_.find(full_name);
+    return it == subcommand_histograms_.end() ? nullptr : it->second.get();
+  }
+  const CommandSpec* spec = Find(full_name);
+  if (spec == nullptr) return nullptr;
+  return &histograms_[spec - table_];
+}
+
+// Redis's fillCommandCDF: {calls, histogram_usec: {bound: cumulative count}} with a bound only
+// where the count grew.
+void RespCommands::AppendLatencyHistograms(const RespClient& client, Args names,
+                                           std::string& out) const {
+  // Full names with calls, in the order asked (none: Table()'s, each container's subcommands
+  // after it); a container asked by name stands for its subcommands too.
+  std::vector<std::string> asked;
+  if (names.empty()) {
+    for (const CommandSpec& spec : Table()) asked.emplace_back(spec.name);
+  } else {
+    for (std::string_view n : names) asked.push_back(AsciiLowerCopy(n));
+  }
+  std::vector<std::pair<std::string, const LatencyHistogram*>> found;
+  for (const std::string& name : asked) {
+    const LatencyHistogram* h = HistogramOf(name);
+    if (h != nullptr && h->Total() > 0) found.emplace_back(name, h);
+    if (name.find('|') != std::string::npos) continue;
+    std::lock_guard lock(subcommand_histograms_mu_);
+    const std::string prefix = name + "|";
+    for (auto it = subcommand_histograms_.lower_bound(prefix);
+         it != subcommand_histograms_.end() && it->first.starts_with(prefix); ++it) {
+      if (it->second->Total() > 0) found.emplace_back(it->first, it->second.get());
+    }
+  }
+  proto::AppendMap(out, found.size(), client.resp);
+  for (const auto& [name, h] : found) {
+    uint64_t counts[LatencyHistogram::kBuckets];
+    uint64_t total = 0;
+    int grew = 0;
+    for (int b = 0; b < LatencyHistogram::kBuckets; ++b) {
+      counts[b] = h->Count(b);
+      total += counts[b];
+      grew += counts[b] > 0;
+    }
+    AppendBulk(out, name);
+    proto::AppendMap(out, 2, client.resp);
+    AppendBulk(out, "calls");
+    AppendInteger(out, static_cast<int64_t>(total));
+    AppendBulk(out, "histogram_usec");
+    proto::AppendMap(out, static_cast<size_t>(grew), client.resp);
+    uint64_t cumulative = 0;
+    for (int b = 0; b < LatencyHistogram::kBuckets; ++b) {
+      if (counts[b] == 0) continue;
+      cumulative += counts[b];
+      AppendInteger(out, LatencyHistogram::BoundUs(b));
+      AppendInteger(out, static_cast<int64_t>(cumulative));
+    }
+  }
+}
+
+// LATENCY LATEST | HISTORY event | GRAPH event | RESET [event ...] | DOCTOR | HELP
+// (CommandLog): the events "command" and "fast-command", sampled when a command takes
+// latency-monitor-threshold ms; and HISTOGRAM [command ...] (latency-tracking).
 CommandStatus RespCommands::Latency(RespClient& client, Args args, std::string& out,
                                     AsyncReplyTarget&) {
   const std::string_view sub = args[1];
@@ -340,6 +419,8 @@ CommandStatus RespCommands::Latency(RespClient& client, Args args, std::string& 
         "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "DOCTOR",
         "    Return a human readable latency analysis report.",
+        "GRAPH <event>",
+        "    Return an ASCII latency graph for the <event> class.",
         "HISTORY <event>",
         "    Return time-latency samples for the <event> class.",
         "LATEST",
@@ -347,6 +428,10 @@ CommandStatus RespCommands::Latency(RespClient& client, Args args, std::string& 
         "RESET [<event> ...]",
         "    Reset latency data of one or more <event> classes.",
         "    (default: reset all data for all event classes)",
+        "HISTOGRAM [COMMAND ...]",
+        "    Return a cumulative distribution of latencies in the format of a histogram for the "
+        "specified command names.",
+        "    If no commands are specified then all histograms are replied.",
         "HELP",
         "    Prints this help.",
     };
@@ -373,6 +458,16 @@ CommandStatus RespCommands::Latency(RespClient& client, Args args, std::string& 
         AppendInteger(out, s.ms);
       }
     }
+  } else if (EqualsIgnoreCase(sub, "graph")) {
+    if (!CheckArity(args, 3, out)) return CommandStatus::kDone;
+    const std::optional<LatencySeries> series = log.LatencyOf(args[2]);
+    if (!series || series->samples.empty()) {
+      AppendError(out, proto::NoLatencySamplesError(args[2]));
+    } else {
+      proto::AppendText(out, LatencyGraph(*series, std::time(nullptr)), client.resp);
+    }
+  } else if (EqualsIgnoreCase(sub, "histogram")) {
+    AppendLatencyHistograms(client, args.subspan(2), out);
   } else if (EqualsIgnoreCase(sub, "reset")) {
     AppendInteger(out, static_cast<int64_t>(log.ResetLatency(args.subspan(2))));
   } else if (EqualsIgnoreCase(sub, "doctor")) {

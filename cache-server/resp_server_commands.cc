@@ -355,9 +355,10 @@ std::string RespCommands::ClientInfoLine(const RespClient& client, std::string_v
   if (client.tracking != RespClient::Tracking::kOff)
     tracking = state_.tracking.OptionsOf(client.id);
   const RespClient::Buffers& b = client.buffers;
-  // The command's name as Redis shows it: "client|list" for the caller's own line (`sub`), the
-  // container's name alone for another connection's last command (its subcommand is not kept).
+  // The command's name as Redis shows it: a container's with the subcommand it ran
+  // ("client|list": `sub` for the caller's own line, else the one it last ran).
   std::string cmd = client.cmd != nullptr ? std::string(client.cmd->name) : "NULL";
+  if (sub.empty() && client.cmd != nullptr && client.cmd->has_subcommands()) sub = client.cmd_sub;
   if (!sub.empty()) {
     cmd += '|';
     for (char c : sub) cmd += AsciiLower(c);
@@ -639,6 +640,7 @@ CommandStatus RespCommands::Config(RespClient& client, Args args, std::string& o
       {"slowlog-log-slower-than", std::to_string(state_.command_log.slower_than_us())},
       {"slowlog-max-len", std::to_string(state_.command_log.max_len())},
       {"latency-monitor-threshold", std::to_string(state_.command_log.latency_threshold_ms())},
+      {"latency-tracking", state_.command_log.latency_tracking() ? "yes" : "no"},
   };
   std::vector<const std::pair<std::string, std::string>*> matched;
   for (const auto& p : params) {
@@ -700,6 +702,7 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   std::optional<int64_t> max_bytes;
   std::optional<int64_t> slower_than, slowlog_max_len, latency_threshold;
   std::optional<MaxmemoryPolicy> maxmemory_policy;
+  std::optional<bool> latency_tracking;
   for (size_t i = 2; i < args.size(); i += 2) {
     std::string_view name = args[i], value = args[i + 1];
     auto bad = [&](std::string_view why) {
@@ -724,6 +727,17 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
         return bad(proto::ConfigRangeError(r->min));
       }
       *r->into = v;
+      continue;
+    }
+    if (EqualsIgnoreCase(name, "latency-tracking")) {
+      // Redis's boolean config: yes or no, any case.
+      if (EqualsIgnoreCase(value, "yes")) {
+        latency_tracking = true;
+      } else if (EqualsIgnoreCase(value, "no")) {
+        latency_tracking = false;
+      } else {
+        return bad("argument must be 'yes' or 'no'");
+      }
       continue;
     }
     if (EqualsIgnoreCase(name, "tracking-table-max-keys")) {
@@ -788,6 +802,7 @@ CommandStatus RespCommands::ConfigSet(Args args, std::string& out) {
   if (slower_than) state_.command_log.SetSlowerThanUs(*slower_than);
   if (slowlog_max_len) state_.command_log.SetMaxLen(static_cast<size_t>(*slowlog_max_len));
   if (latency_threshold) state_.command_log.SetLatencyThresholdMs(*latency_threshold);
+  if (latency_tracking) state_.command_log.SetLatencyTracking(*latency_tracking);
   // Two CONFIG SETs of the memory settings at once apply one after the other, so that the name
   // reported is the store's policy. Not on any command's path but CONFIG SET's.
   static std::mutex memory_mu;

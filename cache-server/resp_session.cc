@@ -255,6 +255,7 @@ void BasicRespSession<Stream>::Process() {
     const size_t reply_at = out_.size();
     CommandStatus result = commands_.Execute(client_, parser_.args(), out_, *this);
     if (timer.active()) {  // as it is by default (slowlog-log-slower-than 10000)
+      // Every command's duration under latency-tracking (off by default), else only a slow one.
       if (const int64_t us = timer.Lap(); us >= 0) [[unlikely]] {
         LogSlowCommand(us);
       }
@@ -292,6 +293,7 @@ void BasicRespSession<Stream>::LogSlowCommand(int64_t us) {
   // EXEC leaves client_.cmd at the last command it ran: the log names what the client sent.
   const CommandSpec* spec = RespCommands::Find(args[0]);
   if (spec == nullptr) return;
+  if (state_.command_log.latency_tracking()) commands_.RecordLatency(*spec, args, us);
   state_.command_log.Record(args, (spec->flags & kCmdFast) != 0, us, client_.last_command_unix,
                             client_.addr, client_.name);
 }

@@ -164,6 +164,7 @@ CommandStatus RespCommands::Exec(RespClient& client, Args, std::string& out,
       CommandStatus status = Execute(client, argv, replies->part(i), *slot);
       if (timer.active()) {
         if (const int64_t us = timer.Lap(); us >= 0 && client.cmd != nullptr) {
+          if (state_.command_log.latency_tracking()) RecordLatency(*client.cmd, argv, us);
           state_.command_log.Record(argv, (client.cmd->flags & kCmdFast) != 0, us,
                                     client.last_command_unix, client.addr, client.name);
         }

@@ -69,6 +69,14 @@ std::string UnknownClientTypeError(std::string_view type) {
   return "ERR Unknown client type '" + std::string(type) + "'";
 }
 
+std::string NoLatencySamplesError(std::string_view event) {
+  std::string out = "ERR No samples available for event '";
+  AppendCut(out, event, 128);
+  out += '\'';
+  MapNewlinesToSpaces(out);
+  return out;
+}
+
 std::string NoSuchUserError(std::string_view user) {
   return "ERR No such user '" + std::string(user) + "'";
 }

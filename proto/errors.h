@@ -184,6 +184,9 @@ std::string NoPermCommandError(std::string_view cmd);
 // "ERR unknown subcommand or wrong number of arguments for 'x'. Try SLOWLOG HELP." (Redis's
 // addReplySubcommandSyntaxError), with `sub` as sent, cut to 128 bytes, and `cmd` upper-cased.
 std::string SubcommandSyntaxError(std::string_view cmd, std::string_view sub);
+// "ERR No samples available for event 'x'" (LATENCY GRAPH of an event without samples), `event`
+// cut to 128 bytes, CR and LF as spaces.
+std::string NoLatencySamplesError(std::string_view event);
 // "ERR unknown subcommand 'x'. Try CLIENT HELP." with `sub` cut to 128 bytes and `cmd`
 // upper-cased; CR and LF become spaces.
 std::string UnknownSubcommandError(std::string_view cmd, std::string_view sub);

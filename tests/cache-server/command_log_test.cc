@@ -1,4 +1,5 @@
-// CommandLog (SLOWLOG and LATENCY's store) alone: which clock the thresholds choose, Redis's
+// CommandLog (SLOWLOG and LATENCY's store) alone: which clock the thresholds (and
+// latency-tracking) choose, LATENCY HISTOGRAM's buckets, Redis's
 // truncation and redaction of logged arguments, the length bound, and the latency monitor's
 // one-sample-per-second series. No server, no clock: durations and times are given.
 #include "cache-server/command_log.h"
@@ -54,6 +55,85 @@ TEST(CommandLogTest, ThresholdsChooseTheClock) {
   EXPECT_EQ(log.clock(), CommandLog::Clock::kPrecise);
   log.SetSlowerThanUs(10'000'000);
   EXPECT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
+}
+
+// latency-tracking times every command precisely, whatever the thresholds; off, they decide again.
+TEST(CommandLogTest, LatencyTrackingTimesEveryCommand) {
+  CommandLog log;
+  EXPECT_FALSE(log.latency_tracking());
+  log.SetSlowerThanUs(-1);
+  log.SetLatencyTracking(true);
+  EXPECT_TRUE(log.latency_tracking());
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kPrecise);
+  EXPECT_EQ(log.min_threshold_us(), 0);
+  log.SetSlowerThanUs(CommandLog::kCoarseGateMinUs);
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kPrecise) << "tracking still needs every duration";
+  log.SetLatencyTracking(false);
+  EXPECT_EQ(log.clock(), CommandLog::Clock::kCoarseGate);
+  EXPECT_EQ(log.min_threshold_us(), CommandLog::kCoarseGateMinUs);
+  // A precise timer under tracking reports every command, however short.
+  log.SetLatencyTracking(true);
+  CommandTimer timer(log, CommandLog::PreciseUs());
+  EXPECT_GE(timer.Lap(), 0);
+  EXPECT_GE(timer.Lap(), 0);
+}
+
+// Redis's LATENCY HISTOGRAM buckets: below 1024 << b ns, reported as whole microseconds.
+TEST(LatencyHistogramTest, PowerOfTwoBucketsClampedToOneSecond) {
+  EXPECT_EQ(LatencyHistogram::BucketOf(0), 0);
+  EXPECT_EQ(LatencyHistogram::BucketOf(1), 0);  // 1000 ns < 1024
+  EXPECT_EQ(LatencyHistogram::BucketOf(2), 1);  // 2000 ns < 2048
+  EXPECT_EQ(LatencyHistogram::BucketOf(3), 2);  // 3000 ns < 4096
+  EXPECT_EQ(LatencyHistogram::BucketOf(4), 2);  // 4000 ns < 4096
+  EXPECT_EQ(LatencyHistogram::BucketOf(5), 3);
+  EXPECT_EQ(LatencyHistogram::BucketOf(32), 5);  // 32000 ns < 32768
+  EXPECT_EQ(LatencyHistogram::BucketOf(33), 6);
+  EXPECT_EQ(LatencyHistogram::BucketOf(1'000'000), LatencyHistogram::kBuckets - 1);
+  EXPECT_EQ(LatencyHistogram::BucketOf(60'000'000), LatencyHistogram::kBuckets - 1) << "clamped";
+  EXPECT_EQ(LatencyHistogram::BucketOf(-5), 0);
+  EXPECT_EQ(LatencyHistogram::BoundUs(0), 1);
+  EXPECT_EQ(LatencyHistogram::BoundUs(5), 32);
+  EXPECT_EQ(LatencyHistogram::BoundUs(6), 65);
+  EXPECT_EQ(LatencyHistogram::BoundUs(LatencyHistogram::kBuckets - 1), 1'073'741);
+
+  LatencyHistogram h;
+  for (int64_t us : {1, 1, 3, 40, 2'000'000}) h.Add(us);
+  EXPECT_EQ(h.Total(), 5u);
+  EXPECT_EQ(h.Count(0), 2u);
+  EXPECT_EQ(h.Count(2), 1u);
+  EXPECT_EQ(h.Count(6), 1u);
+  EXPECT_EQ(h.Count(LatencyHistogram::kBuckets - 1), 1u);
+  h.Reset();
+  EXPECT_EQ(h.Total(), 0u);
+}
+
+// LATENCY GRAPH as Redis's sparkline draws it: each column rises in proportion between the low
+// and the high, then a blank row and each sample's age written downwards.
+TEST(LatencyGraphTest, ColumnsRiseBetweenLowAndHighWithAgesBelow) {
+  LatencySeries series;
+  series.event = "command";
+  series.max_ms = 20;
+  const int64_t now = 1'000'000;
+  series.samples = {{now - 3, 1}, {now - 70, 5}, {now - 7200, 9}, {now - 2 * 86400, 13}};
+  EXPECT_EQ(LatencyGraph(series, now), "command - high 13 ms, low 1 ms (all time high 20 ms)\n" +
+                                           std::string(80, '-') +
+                                           "\n"
+                                           "   #\n"
+                                           "  #|\n"
+                                           " o||\n"
+                                           "_|||\n"
+                                           "    \n"
+                                           "3122\n"
+                                           "smhd\n");
+  // One sample (or all alike): every column sits in the bottom row.
+  series.samples = {{now - 1, 7}, {now - 2, 7}};
+  EXPECT_EQ(LatencyGraph(series, now), "command - high 7 ms, low 7 ms (all time high 20 ms)\n" +
+                                           std::string(80, '-') + "\n  \n  \n  \n__\n  \n12\nss\n");
+  // More than 80 samples: a second block after a blank line.
+  series.samples.assign(81, {now - 5, 3});
+  const std::string graph = LatencyGraph(series, now);
+  EXPECT_NE(graph.find(std::string(80, '_') + "\n"), std::string::npos);
+  EXPECT_TRUE(graph.ends_with(std::string(80, 's') + "\n\n \n \n \n_\n \n5\ns\n")) << graph;
 }
 
 // Spins until the precise clock has moved `us` past `from`: a command that takes at least that.

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <ctime>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -27,7 +29,7 @@ class RespIntrospectionTest : public SharedClientTest {
     // Every test leaves the shared server's logging as it found it (Redis's defaults).
     if (conn_ == nullptr) return;
     Cmd({"CONFIG", "SET", "slowlog-log-slower-than", "10000", "slowlog-max-len", "128",
-         "latency-monitor-threshold", "0"});
+         "latency-monitor-threshold", "0", "latency-tracking", "no"});
   }
 
   RedisConnection Connect() {
@@ -299,6 +301,31 @@ TEST_F(RespIntrospectionTest, LatencyMonitorRecordsSpikes) {
   EXPECT_GE(history->element[0]->element[1]->integer, 1);
   EXPECT_EQ(Cmd({"LATENCY", "HISTORY", "nosuch"}), "[]");
   EXPECT_THAT(Cmd({"LATENCY", "DOCTOR"}), HasSubstr("command: "));
+  // GRAPH: Redis's sparkline. Title, 80 dashes, four rows of '_' 'o' '#' '|' (one column per
+  // sample, each at least '_' in the bottom row), a blank row, then each sample's age downwards.
+  RedisReplyPtr graph = RedisCmd(conn_.get(), {"LATENCY", "GRAPH", "command"});
+  ASSERT_NE(graph, nullptr);
+  ASSERT_EQ(graph->type, REDIS_REPLY_STRING) << ReplyText(graph.get());
+  std::vector<std::string> rows;
+  {
+    std::istringstream text(std::string(graph->str, graph->len));
+    for (std::string row; std::getline(text, row);) rows.push_back(row);
+  }
+  ASSERT_GE(rows.size(), 8u) << graph->str;
+  EXPECT_THAT(rows[0], StartsWith("command - high "));
+  EXPECT_THAT(rows[0], HasSubstr(" ms (all time high "));
+  EXPECT_EQ(rows[1], std::string(80, '-'));
+  const size_t columns = history->elements;
+  for (size_t r = 2; r < 6; ++r) {
+    EXPECT_EQ(rows[r].size(), columns) << "row " << r;
+    EXPECT_EQ(rows[r].find_first_not_of(" _o#|"), std::string::npos) << rows[r];
+  }
+  EXPECT_EQ(rows[5].find(' '), std::string::npos) << "every column has its bottom row";
+  EXPECT_EQ(rows[6], std::string(columns, ' '));
+  EXPECT_EQ(rows.back().back(), 's') << "ages under a minute end in 's'";
+  EXPECT_EQ(Cmd({"LATENCY", "GRAPH", "nosuch"}), "-ERR No samples available for event 'nosuch'");
+  EXPECT_EQ(Cmd({"LATENCY", "GRAPH"}),
+            "-ERR wrong number of arguments for 'latency|graph' command");
 
   EXPECT_EQ(Int({"LATENCY", "RESET", "nosuch"}), 0);
   EXPECT_EQ(Int({"LATENCY", "RESET", "command"}), 1);
@@ -312,6 +339,95 @@ TEST_F(RespIntrospectionTest, LatencyMonitorRecordsSpikes) {
             "-ERR wrong number of arguments for 'latency|latest' command");
   EXPECT_EQ(Cmd({"LATENCY", "NOPE"}), "-ERR unknown subcommand 'NOPE'. Try LATENCY HELP.");
   EXPECT_THAT(Cmd({"LATENCY", "HELP"}), HasSubstr("+HISTORY <event>"));
+}
+
+// LATENCY HISTOGRAM: with latency-tracking on, every command that ran is counted (a container's
+// subcommand by its full name, a transaction's commands as EXEC runs them); off, nothing more.
+TEST_F(RespIntrospectionTest, LatencyHistogramCountsEveryCommand) {
+  EXPECT_EQ(Cmd({"CONFIG", "GET", "latency-tracking"}), "[$latency-tracking, $no]");
+  EXPECT_EQ(Cmd({"CONFIG", "SET", "latency-tracking", "maybe"}),
+            "-ERR CONFIG SET failed (possibly related to argument 'latency-tracking') - argument "
+            "must be 'yes' or 'no'");
+  // Only this test turns tracking on, so the counts on the shared server are this test's.
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "latency-tracking", "yes"}), "+OK");
+  EXPECT_EQ(Cmd({"CONFIG", "GET", "latency-tracking"}), "[$latency-tracking, $yes]");
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(Cmd({"SET", "hist:a", std::to_string(i)}), "+OK");
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Cmd({"GET", "hist:a"}), "$4");
+  ASSERT_EQ(Cmd({"CONFIG", "GET", "maxmemory"}).substr(0, 11), "[$maxmemory");
+  ASSERT_EQ(Cmd({"MULTI"}), "+OK");
+  ASSERT_EQ(Cmd({"INCR", "hist:n"}), "+QUEUED");
+  ASSERT_EQ(Cmd({"EXEC"}), "[:1]");
+  ASSERT_EQ(Cmd({"UNKNOWNCMD"}).substr(0, 21), "-ERR unknown command ");
+
+  // name -> (calls, [(bound, cumulative count)...]), from the RESP2 reply (a flat array).
+  struct Histogram {
+    int64_t calls = -1;
+    std::vector<std::pair<int64_t, int64_t>> buckets;
+  };
+  auto histograms = [&](const std::vector<std::string>& names) {
+    std::vector<std::string> cmd = {"LATENCY", "HISTOGRAM"};
+    cmd.insert(cmd.end(), names.begin(), names.end());
+    RedisReplyPtr r = RedisCmd(conn_.get(), cmd);
+    std::map<std::string, Histogram> out;
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0) {
+      ADD_FAILURE() << "LATENCY HISTOGRAM answered " << ReplyText(r.get());
+      return out;
+    }
+    for (size_t i = 0; i < r->elements; i += 2) {
+      const redisReply* body = r->element[i + 1];
+      EXPECT_EQ(body->elements, 4u) << ReplyText(body);
+      if (body->elements != 4) continue;
+      EXPECT_EQ(ReplyText(body->element[0]), "$calls");
+      EXPECT_EQ(ReplyText(body->element[2]), "$histogram_usec");
+      Histogram& h = out[std::string(r->element[i]->str, r->element[i]->len)];
+      h.calls = body->element[1]->integer;
+      const redisReply* b = body->element[3];
+      for (size_t j = 0; j + 1 < b->elements; j += 2) {
+        h.buckets.emplace_back(b->element[j]->integer, b->element[j + 1]->integer);
+      }
+    }
+    return out;
+  };
+  // Cumulative counts that grow at rising power-of-two bounds (1 024 << b ns in whole us) and
+  // end at the calls.
+  std::set<int64_t> bounds;
+  for (int b = 0; b <= 20; ++b) bounds.insert((int64_t{1024} << b) / 1000);
+  auto consistent = [&](const Histogram& h) {
+    if (h.buckets.empty() || h.buckets.back().second != h.calls) return false;
+    for (size_t j = 0; j < h.buckets.size(); ++j) {
+      const auto [bound, count] = h.buckets[j];
+      if (bounds.count(bound) == 0) return false;
+      if (j > 0 && (bound <= h.buckets[j - 1].first || count <= h.buckets[j - 1].second)) {
+        return false;
+      }
+    }
+    return true;
+  };
+  auto all = histograms({});
+  ASSERT_TRUE(all.count("set") && all.count("get")) << Cmd({"LATENCY", "HISTOGRAM"});
+  EXPECT_EQ(all["set"].calls, 5);
+  EXPECT_EQ(all["get"].calls, 3);
+  EXPECT_EQ(all["incr"].calls, 1) << "counted as EXEC ran it";
+  EXPECT_EQ(all["multi"].calls, 1);
+  EXPECT_EQ(all["exec"].calls, 1);
+  EXPECT_EQ(all["config|get"].calls, 2);
+  EXPECT_EQ(all.count("config"), 0u) << "a container's calls are its subcommands'";
+  EXPECT_EQ(all.count("unknowncmd"), 0u);
+  for (const auto& [name, h] : all) EXPECT_TRUE(consistent(h)) << name;
+
+  // Named: in the order asked, a container standing for its subcommands, unknown names skipped.
+  auto some = histograms({"GET", "nosuch", "config"});
+  EXPECT_EQ(some.size(), 2u);
+  EXPECT_EQ(some["get"].calls, 3);
+  EXPECT_EQ(some["config|get"].calls, 2);
+  EXPECT_EQ(histograms({"config|get"}).size(), 1u);
+  EXPECT_EQ(Cmd({"LATENCY", "HISTOGRAM", "nosuch"}), "[]");
+
+  // Off: the counts stay, nothing more is counted.
+  ASSERT_EQ(Cmd({"CONFIG", "SET", "latency-tracking", "no"}), "+OK");
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(Cmd({"GET", "hist:a"}), "$4");
+  auto after = histograms({"get"});
+  EXPECT_EQ(after["get"].calls, 3);
 }
 
 TEST_F(RespIntrospectionTest, ClientListAcrossConnections) {
@@ -408,6 +524,8 @@ TEST_F(RespIntrospectionTest, ClientListHasRedisFieldsInRedisOrder) {
   ASSERT_TRUE(raw->Send("CLIENT ID\r\n"));
   ASSERT_TRUE(raw->ReadUntil("\r\n"));
   const std::string raw_id = raw->Take().substr(1, std::string::npos);
+  // A container's subcommand is shown for another connection too, as Redis shows it.
+  EXPECT_EQ(Field(LineOf(std::stoll(raw_id)), "cmd"), "client|id");
   ASSERT_TRUE(raw->Send("GET k\r\nGE"));
   ASSERT_TRUE(raw->ReadUntil("$-1\r\n"));
   std::string line;
@@ -415,7 +533,7 @@ TEST_F(RespIntrospectionTest, ClientListHasRedisFieldsInRedisOrder) {
     line = LineOf(std::stoll(raw_id));
     return Field(line, "qbuf") == "2";
   })) << line;
-  EXPECT_EQ(Field(line, "cmd"), "get");
+  EXPECT_EQ(Field(line, "cmd"), "get") << "no subcommand left over from CLIENT ID";
   EXPECT_EQ(Field(line, "argv-mem"), "0") << "between commands";
   EXPECT_GE(std::stoll(Field(line, "rbs")), 2);
   EXPECT_LE(std::stoll(Field(line, "qbuf-free")) + 2, std::stoll(Field(line, "rbs"))) << line;
