@@ -78,10 +78,10 @@ class MiniTinyLfu {
 class WindowTuner {
  public:
   // The window shares tried, in permille of the byte budget; the first is the default.
-  static constexpr std::array<uint32_t, 5> kCandidates = {10, 100, 250, 450, 700};
+  static constexpr std::array<uint32_t, 6> kCandidates = {10, 100, 250, 450, 700, 900};
   // The simulated caches hold about this many entries: the sampling rate is chosen for it, but
   // is at most kMaxSampleRate, so that their memory stays a small share of the store's (about
-  // 190 bytes per simulated entry for the five, against 168+ per entry in the store; counted in
+  // 230 bytes per simulated entry for the six, against 168+ per entry in the store; counted in
   // Store::PolicyBytes and taken off the entries' budget). Below
   // kMinSimulatedEntries there is no tuning: the window stays at kCandidates[0].
   static constexpr size_t kSimulatedEntries = 1024;
