@@ -51,8 +51,14 @@ class Server {
   void Accept(Acceptor& acceptor, Door door);
   boost::asio::io_context& NextContext();
   void ArmTimer(size_t index);
-  // Creates the session for an accepted socket, starts it on its executor and registers it.
+  // An accepted socket (thread 0's): admitted or refused (maxclients), then handed to the next
+  // context, whose thread registers the descriptor and begins the session (Begin).
   void StartSession(boost::asio::ip::tcp::socket socket, Door door);
+  // Refuses the connection over maxclients (says why, closes; false), else counts it (true).
+  bool Admit(boost::asio::ip::tcp::socket& socket, Door door);
+  // Creates the session for an admitted socket, on the socket's own thread, starts it and
+  // registers it (and drains it, if Stop() already drained the others).
+  void Begin(boost::asio::ip::tcp::socket socket, Door door);
   void Register(std::shared_ptr<Drainable> session);
   // On thread 0 during Stop(): takes the connections the kernel completed before the listeners
   // closed (they would otherwise be reset), so that a request already sent on one is answered.
