@@ -108,10 +108,27 @@ void Store::SetEvict(bool evict) {
 
 void Store::SetPolicy(EvictionPolicy policy) {
   policy_.store(policy, std::memory_order_relaxed);
+  size_t entries_budget;
+  {
+    // The window tuner follows the policy: started, as the constructor would, when the store
+    // turns to TinyLFU without one (built for CLOCK, or stopped), so a CONFIG SET
+    // maxmemory-policy from an LRU name to an LFU one sizes its window as a store started with
+    // tinylfu does; stopped, its memory back in the entries' budget, for CLOCK.
+    std::lock_guard<std::mutex> tuner_lock(tuner_mu_);
+    const size_t max = max_bytes();
+    if (policy != EvictionPolicy::kTinyLfu) {
+      tuner_.Stop();
+    } else if (tuner_.bytes() == 0) {
+      tuner_.Start(max / (StoreShard::kEntryOverhead + StoreShard::kAssumedKeyValueBytes));
+      if (tuner_.bytes() > max / kTunerShareDivisor) tuner_.Stop();
+    }
+    window_permille_.store(tuner_.window_permille(), std::memory_order_relaxed);
+    entries_budget = EntriesBudget(max);
+  }
   const Millis now = clock_.NowMs();
   for (Shard& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard.mu);
-    shard.table.SwitchPolicy(policy, EntriesBudget(max_bytes()) / shards_.size(), now);
+    shard.table.SwitchPolicy(policy, entries_budget / shards_.size(), now);
   }
   RefreshOutOfMemory();
 }

@@ -189,18 +189,26 @@ void MiniTinyLfu::IndexErase(uint64_t hash) {
   index_[hole] = kNil;
 }
 
-WindowTuner::WindowTuner(size_t entries) {
+WindowTuner::WindowTuner(size_t entries) { Start(entries); }
+
+void WindowTuner::Start(size_t entries) {
+  Stop();
+  hits_ = {};
+  score_ = {};
+  accesses_ = 0;
+  warm_epochs_ = 0;
   if (entries == 0) return;
   const double rate = std::min(
       kMaxSampleRate, static_cast<double>(kSimulatedEntries) / static_cast<double>(entries));
   const size_t capacity = static_cast<size_t>(std::llround(rate * static_cast<double>(entries)));
   if (capacity < kMinSimulatedEntries) return;
-  threshold_.store(static_cast<uint64_t>(std::ldexp(rate, 32)), std::memory_order_relaxed);
   max_capacity_ = capacity;
   sketch_ = FrequencySketch(capacity);
   caches_.reserve(kCandidates.size());
   for (uint32_t permille : kCandidates) caches_.emplace_back(capacity, permille);
   epoch_length_ = std::max<size_t>(256, capacity);
+  // Last: the stores' threads read it without the caller's lock (Sampled).
+  threshold_.store(static_cast<uint64_t>(std::ldexp(rate, 32)), std::memory_order_relaxed);
 }
 
 void WindowTuner::Stop() {

@@ -98,9 +98,12 @@ class WindowTuner {
     return Select(hash) < threshold_.load(std::memory_order_relaxed);
   }
   // No more sampling, and the simulated caches' memory is given back (the store's bound became
-  // too small to spare it): the window stays at the default. For good; the caller serializes it
-  // with Record, while Sampled may run on any thread.
+  // too small to spare it, or the store left TinyLFU): the window goes back to the default. The
+  // caller serializes it with Record and Start, while Sampled may run on any thread.
   void Stop();
+  // Starts again, from nothing, as if made for `entries` (a store switched to TinyLFU at run
+  // time). Serialized as Stop is.
+  void Start(size_t entries);
   // One access to a sampled key. Every epoch_length() accesses, a decision.
   void Record(uint64_t hash);
   // The store's current entry count estimate changed (the average entry size is learned as the

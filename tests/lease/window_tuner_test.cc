@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -154,7 +155,10 @@ bool ReadThrough(Store& store, const std::string& key, const std::string& value)
 
 // Read-through of Zipf 0.9 over 100 000 keys into a store of ~10 000 entries; returns the
 // window's share at the end.
-uint32_t StoreWindowAfter(EvictionPolicy policy, size_t phase) {
+// `switch_to`: the policy the store is switched to (SetPolicy, as CONFIG SET maxmemory-policy
+// does) before the trace, if not the one it was built with.
+uint32_t StoreWindowAfter(EvictionPolicy policy, size_t phase,
+                          std::optional<EvictionPolicy> switch_to = std::nullopt) {
   FakeClock clock;
   FakeRandom random({0.5});
   const std::string value(100, 'v');
@@ -162,6 +166,16 @@ uint32_t StoreWindowAfter(EvictionPolicy policy, size_t phase) {
       {.max_bytes = 10'000 * (11 + 100 + Store::kEntryOverhead) + 150'000, .policy = policy}, clock,
       random);
   EXPECT_EQ(store.WindowPermille(), WindowTuner::kCandidates[0]);
+  if (switch_to) {
+    const size_t before = store.PolicyBytes();
+    store.SetPolicy(*switch_to);
+    if (*switch_to == EvictionPolicy::kTinyLfu && policy == EvictionPolicy::kClock) {
+      EXPECT_GT(store.PolicyBytes(), before) << "the tuner's simulated caches are counted";
+    }
+    if (*switch_to == EvictionPolicy::kClock && policy == EvictionPolicy::kTinyLfu) {
+      EXPECT_LT(store.PolicyBytes(), before) << "the tuner's memory is given back";
+    }
+  }
   Zipf zipf(100'000, 0.9, 9);
   for (size_t i = 0; i < 200'000; ++i) {
     const size_t shift = phase == 0 ? 0 : (i / phase) * 25'000;
@@ -175,6 +189,35 @@ TEST(StoreWindowTest, TinyLfuStoreAdaptsItsWindow) {
   EXPECT_EQ(StoreWindowAfter(EvictionPolicy::kTinyLfu, 0), WindowTuner::kCandidates[0]);
   EXPECT_GE(StoreWindowAfter(EvictionPolicy::kTinyLfu, 50'000), 250u);
   EXPECT_EQ(StoreWindowAfter(EvictionPolicy::kClock, 50'000), WindowTuner::kCandidates[0]);
+}
+
+TEST(StoreWindowTest, SwitchingPolicyStartsOrStopsTheTuner) {
+  // Built for CLOCK, switched to TinyLFU: tuned as if built for it.
+  EXPECT_GE(StoreWindowAfter(EvictionPolicy::kClock, 50'000, EvictionPolicy::kTinyLfu), 250u);
+  EXPECT_EQ(StoreWindowAfter(EvictionPolicy::kClock, 0, EvictionPolicy::kTinyLfu),
+            WindowTuner::kCandidates[0]);
+  // TinyLFU to CLOCK: no tuner, no window. TinyLFU again: one tuner, not a second.
+  EXPECT_EQ(StoreWindowAfter(EvictionPolicy::kTinyLfu, 50'000, EvictionPolicy::kClock),
+            WindowTuner::kCandidates[0]);
+  EXPECT_GE(StoreWindowAfter(EvictionPolicy::kTinyLfu, 50'000, EvictionPolicy::kTinyLfu), 250u);
+}
+
+TEST(WindowTunerTest, StartAgainAfterStop) {
+  WindowTuner tuner(10'000);
+  const size_t bytes = tuner.bytes();
+  Replay(tuner, 100'000, 200'000, 50'000);
+  ASSERT_GE(tuner.window_permille(), 250u);
+  tuner.Stop();
+  EXPECT_EQ(tuner.bytes(), 0u);
+  size_t sampled = 0;
+  for (uint64_t k = 0; k < 10'000; ++k) sampled += tuner.Sampled(Mix(k)) ? 1 : 0;
+  EXPECT_EQ(sampled, 0u) << "stopped: nothing is sampled";
+  EXPECT_EQ(tuner.window_permille(), WindowTuner::kCandidates[0]);
+  tuner.Start(10'000);
+  EXPECT_EQ(tuner.bytes(), bytes);
+  EXPECT_EQ(tuner.window_permille(), WindowTuner::kCandidates[0]) << "from nothing";
+  Replay(tuner, 100'000, 400'000, 0);
+  EXPECT_EQ(tuner.window_permille(), WindowTuner::kCandidates[0]);
 }
 
 TEST(StoreWindowTest, ShardAppliesThePublishedShareOnItsNextPut) {
