@@ -38,6 +38,22 @@ class StalenessPgTest : public PgTest {
   static std::string Get(uint16_t port, const std::string& key) {
     return RespValue(RespHerd(port, {{"GET", key}})[0].reply);
   }
+
+  // corral with the namespace "fresh" (users' names, `ttl_ms` without jitter, a long stale
+  // window): the fresh-end tests.
+  std::unique_ptr<ServerProcess> StartFresh(int ttl_ms) {
+    return StartCorral(
+        "{\"fresh\": {\"query\": \"SELECT name FROM users WHERE id = $1::bigint\","
+        " \"ttl_ms\": " +
+        std::to_string(ttl_ms) + ", \"ttl_jitter\": 0, \"stale_ms\": 60000}}");
+  }
+
+  // One command in RESP.
+  static std::string Resp(const std::vector<std::string>& args) {
+    std::string out = "*" + std::to_string(args.size()) + "\r\n";
+    for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+    return out;
+  }
 };
 
 constexpr const char* kSlowVersion =
@@ -226,16 +242,8 @@ TEST_F(StalenessPgTest, HotKeysAreRefreshedWithoutReadersWaiting) {
 // in the stale window is answered stale and followed at once by another invalidation.
 TEST_F(StalenessPgTest, ATrackedReadThroughKeyIsToldWhenItsFreshTimeEnds) {
   const int kTtlMs = 800;
-  auto server = StartCorral(
-      "{\"fresh\": {\"query\": \"SELECT name FROM users WHERE id = $1::bigint\","
-      " \"ttl_ms\": " +
-      std::to_string(kTtlMs) + ", \"ttl_jitter\": 0, \"stale_ms\": 60000}}");
+  auto server = StartFresh(kTtlMs);
   ASSERT_NE(server, nullptr);
-  auto Resp = [](const std::vector<std::string>& args) {
-    std::string out = "*" + std::to_string(args.size()) + "\r\n";
-    for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
-    return out;
-  };
   const std::string invalidate = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\nfresh:3\r\n";
   auto c = TcpClient::Connect(server->resp_port());
   ASSERT_TRUE(c);
@@ -280,16 +288,8 @@ TEST_F(StalenessPgTest, ATrackedReadThroughKeyIsToldWhenItsFreshTimeEnds) {
 // is told to it (by its prefix) when the fresh time ends, and a stale answer at once.
 TEST_F(StalenessPgTest, ABcastTrackerIsToldWhenAValueItReadStopsBeingFresh) {
   const int kTtlMs = 800;
-  auto server = StartCorral(
-      "{\"fresh\": {\"query\": \"SELECT name FROM users WHERE id = $1::bigint\","
-      " \"ttl_ms\": " +
-      std::to_string(kTtlMs) + ", \"ttl_jitter\": 0, \"stale_ms\": 60000}}");
+  auto server = StartFresh(kTtlMs);
   ASSERT_NE(server, nullptr);
-  auto Resp = [](const std::vector<std::string>& args) {
-    std::string out = "*" + std::to_string(args.size()) + "\r\n";
-    for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
-    return out;
-  };
   const std::string invalidate = ">2\r\n$10\r\ninvalidate\r\n*1\r\n$7\r\nfresh:4\r\n";
   auto c = TcpClient::Connect(server->resp_port());
   ASSERT_TRUE(c);
