@@ -35,6 +35,11 @@ class FrequencySketch {
   // Counts one access to the key whose (well mixed, 64-bit) hash is `hash`: its counters that
   // hold its estimate (the minimum) go up by one, unless that is kMaxCount. No allocation.
   void Increment(uint64_t hash);
+  // Starts fetching the block Increment(hash) and Frequency(hash) read (a hint; no effect on
+  // the counts).
+  void Prefetch(uint64_t hash) const {
+    if (blocks_ != 0) __builtin_prefetch(&table_[BlockOf(Mix(hash))], 1);
+  }
   // The estimate of the key's accesses since the last halvings, in [0, kMaxCount]; never below
   // the true count decayed by the halvings (count-min), sometimes above it (collisions).
   uint32_t Frequency(uint64_t hash) const;

@@ -24,6 +24,7 @@ static_assert(sizeof(StoreShard::FillTrailer) == 28);
 StoreShard::StoreShard() : index_(kInitialIndexCells, 0) {}
 
 void StoreShard::set_budget(size_t bytes) {
+  FlushReads();
   share_ = bytes;
   if (policy_ == EvictionPolicy::kTinyLfu) {
     sketch_limit_ = std::max<size_t>(1, bytes / (kEntryOverhead + kAssumedKeyValueBytes));
@@ -67,6 +68,7 @@ void StoreShard::SetRegionBudgets() {
 
 void StoreShard::SwitchPolicy(EvictionPolicy policy, size_t bytes, Millis now) {
   if (policy == policy_) return;
+  FlushReads();
   for (Entry& entry : slots_) {
     entry.region = Region::kNone;
     entry.prev = entry.next = kNil;
@@ -84,7 +86,8 @@ void StoreShard::SwitchPolicy(EvictionPolicy policy, size_t bytes, Millis now) {
   Shrink(now);
 }
 
-PolicyView StoreShard::View(const Entry& entry, uint64_t hash, Millis now) const {
+PolicyView StoreShard::View(const Entry& entry, uint64_t hash, Millis now) {
+  FlushReads();
   PolicyView view;
   const Millis now_s = now / 1000;
   // Modulo 2^24 seconds, as Redis's LRU clock.
@@ -109,7 +112,8 @@ PolicyView StoreShard::View(const Entry& entry, uint64_t hash, Millis now) const
   return view;
 }
 
-std::vector<std::string_view> StoreShard::RegionKeys(Region region) const {
+std::vector<std::string_view> StoreShard::RegionKeys(Region region) {
+  FlushReads();
   std::vector<std::string_view> keys;
   for (SlotId id = List(region).head; id != kNil; id = slots_[id].next) {
     keys.push_back(slots_[id].key());
@@ -169,6 +173,9 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
     referenced = existing->referenced;
     RemoveSlot(IdOf(existing));
   }
+  // What follows moves and evicts: the buffered reads go first (an overwrite in place, above,
+  // moves nothing, so its SET's count may wait with them; RemoveSlot applies them itself).
+  FlushReads();
   if (policy_ == EvictionPolicy::kTinyLfu && window_source_ != nullptr) {
     const uint32_t permille = window_source_->load(std::memory_order_relaxed);
     if (permille != window_permille_) {
@@ -214,6 +221,7 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
 void StoreShard::Remove(Entry* entry) { RemoveSlot(IdOf(entry)); }
 
 size_t StoreShard::ExpireSome(size_t budget, Millis now) {
+  FlushReads();
   const size_t n = slots_.size();
   size_t removed = 0;
   for (size_t i = 0; i < std::min(budget, n); ++i) {
@@ -229,6 +237,7 @@ size_t StoreShard::ExpireSome(size_t budget, Millis now) {
 }
 
 void StoreShard::Clear() {
+  deferred_count_ = 0;  // their slots and counts go with everything else
   std::vector<Entry>().swap(slots_);
   std::vector<SlotId>().swap(free_);
   std::vector<Cell>(kInitialIndexCells, 0).swap(index_);
@@ -246,6 +255,7 @@ void StoreShard::Clear() {
 
 void StoreShard::MakeRoom(size_t need, Millis now) {
   if (!evict_) return;  // Put checked Fits
+  FlushReads();
   if (policy_ == EvictionPolicy::kClock) {
     while (bytes() + need > budget_ && EvictOne(now)) {
     }
@@ -310,6 +320,23 @@ void StoreShard::Drop(SlotId id, Removal why) {
 uint32_t StoreShard::FrequencyOf(SlotId id) const {
   const Entry& entry = slots_[id];
   return sketch_.Frequency(HashKey(entry.key()));
+}
+
+void StoreShard::ApplyDeferred() {
+  const size_t n = deferred_count_;
+  deferred_count_ = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sketch_.Prefetch(deferred_[i].hash);
+    const SlotId id = deferred_[i].id;
+    if (id == kNil) continue;
+    const Entry& entry = slots_[id];
+    if (entry.prev != kNil) __builtin_prefetch(&slots_[entry.prev], 1);
+    if (entry.next != kNil) __builtin_prefetch(&slots_[entry.next], 1);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    sketch_.Increment(deferred_[i].hash);
+    if (deferred_[i].id != kNil) OnTinyLfuHit(deferred_[i].id);
+  }
 }
 
 void StoreShard::OnTinyLfuHit(SlotId id) {
@@ -400,6 +427,8 @@ bool StoreShard::EvictOne(Millis now) {
 }
 
 void StoreShard::RemoveSlot(SlotId id) {
+  // A buffered read names its slot by id: applied before the slot can be freed and reused.
+  FlushReads();
   Entry& entry = slots_[id];
   Unlink(id);
   EraseCell(static_cast<uint32_t>(HashKey(entry.key()) >> 32), id);

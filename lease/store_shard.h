@@ -226,26 +226,36 @@ class StoreShard {
   size_t policy_bytes() const { return policy_bytes_.load(std::memory_order_relaxed); }
 
   // A read of `entry` (from FindLive) at `now`, whose key hashes to `hash`: counts it and moves
-  // it in its list (TinyLFU) or sets its CLOCK bit. O(1), no allocation.
+  // it in its list (TinyLFU) or sets its CLOCK bit. O(1), no allocation. TinyLFU's count and move
+  // wait in a small buffer (see FlushReads), applied in order before anything else looks at or
+  // changes the policy's state, so every decision is the one made without the buffer.
   void OnHit(Entry* entry, uint64_t hash, Millis now) {
     entry->touch(now);
     if (policy_ == EvictionPolicy::kClock) {
       entry->referenced = true;
       return;
     }
-    sketch_.Increment(hash);
-    OnTinyLfuHit(IdOf(entry));
+    Defer(hash, IdOf(entry));
   }
   // A read that found nothing: TinyLFU counts misses too, so a key that is loaded after misses
   // enters with the frequency they built up.
   void OnMiss(uint64_t hash) {
-    if (policy_ == EvictionPolicy::kTinyLfu) sketch_.Increment(hash);
+    if (policy_ == EvictionPolicy::kTinyLfu) Defer(hash, kNil);
   }
   // A write by SET: counted as an access (a Fill is not: the miss before it was counted).
   void OnWrite(uint64_t hash) {
-    if (policy_ == EvictionPolicy::kTinyLfu) sketch_.Increment(hash);
+    if (policy_ == EvictionPolicy::kTinyLfu) Defer(hash, kNil);
   }
-  PolicyView View(const Entry& entry, uint64_t hash, Millis now) const;
+  // Applies the buffered reads: first it fetches, for all of them at once, the sketch blocks and
+  // the list neighbours they will touch (prefetch), then counts and moves each in order. A read
+  // of random keys otherwise waits for three cache misses one after another (sketch block, the
+  // two neighbours it is unlinked from); batched, the misses overlap. Called by every operation
+  // that stores, removes, evicts or reports the policy's state, and when the buffer is full.
+  void FlushReads() {
+    if (deferred_count_ != 0) ApplyDeferred();
+  }
+  // OBJECT FREQ / IDLETIME (applies the buffered reads first).
+  PolicyView View(const Entry& entry, uint64_t hash, Millis now);
   const FrequencySketch& sketch() const { return sketch_; }
 
   // The entry stored under `key` (whose hash is `hash`), or nullptr. An entry that is gone at
@@ -312,7 +322,7 @@ class StoreShard {
   uint64_t expirations() const { return expirations_.load(std::memory_order_relaxed); }
 
   // TinyLFU's lists, for tests: keys from the MRU end to the LRU end; bytes per region.
-  std::vector<std::string_view> RegionKeys(Region region) const;
+  std::vector<std::string_view> RegionKeys(Region region);
   size_t region_bytes(Region region) const { return List(region).bytes; }
 
  private:
@@ -340,6 +350,12 @@ class StoreShard {
   // Removes `id` on the store's own account (expired or evicted): counts it, tells the hook.
   void Drop(SlotId id, Removal why);
   void OnTinyLfuHit(SlotId id);
+  // Buffers one access for FlushReads: `id` moves in its list, kNil counts only.
+  void Defer(uint64_t hash, SlotId id) {
+    deferred_[deferred_count_++] = Deferred{hash, id};
+    if (deferred_count_ == kDeferredReads) ApplyDeferred();
+  }
+  void ApplyDeferred();
   // Moves `from`'s LRU entries to probation's MRU end while `from` holds more than `budget`
   // bytes (keeping at least one; no eviction): the window's overflow, or protected's.
   void SpillToProbation(Region from, size_t budget);
@@ -373,6 +389,15 @@ class StoreShard {
   const std::atomic<uint32_t>* window_source_ = nullptr;
   size_t protected_budget_ = 0;  // TinyLFU: 80% of the rest
   FrequencySketch sketch_;
+  // TinyLFU accesses not yet applied (FlushReads). 16 keeps the batch inside the CPU's
+  // outstanding-miss slots and the buffer in one 256-byte stretch.
+  static constexpr size_t kDeferredReads = 16;
+  struct Deferred {
+    uint64_t hash;
+    SlotId id;
+  };
+  Deferred deferred_[kDeferredReads];
+  size_t deferred_count_ = 0;
   LruList lists_[3];  // window, probation, protected
   std::vector<Entry> slots_;
   std::vector<SlotId> free_;  // free slots, reused last-freed first

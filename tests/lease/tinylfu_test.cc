@@ -346,5 +346,82 @@ TEST(TinyLfuStoreTest, ClearEmptiesListsAndSketch) {
   EXPECT_STREQ(store.Inspect("k1")->region, "window");
 }
 
+// The shard defers TinyLFU's count and move of each access (StoreShard::FlushReads) and applies
+// them before anything looks at or changes the policy's state. These drive one shard directly.
+class DeferredReadsTest : public ::testing::Test {
+ protected:
+  using Region = StoreShard::Region;
+  void SetUp() override {
+    shard_.set_policy(EvictionPolicy::kTinyLfu);
+    shard_.set_budget(20000);  // a window of one small entry
+  }
+  void Put(std::string_view key) {
+    StoreShard::Entry* existing = shard_.FindLive(key, H(key), kStart);
+    ASSERT_NE(shard_.Put(existing, key, H(key), "v", EntryOrigin::kSet, kStart), nullptr);
+  }
+  void Read(std::string_view key) {
+    StoreShard::Entry* entry = shard_.FindLive(key, H(key), kStart);
+    ASSERT_NE(entry, nullptr) << key;
+    shard_.OnHit(entry, H(key), kStart);
+  }
+  std::vector<std::string_view> Keys(Region region) { return shard_.RegionKeys(region); }
+  using Keys_ = std::vector<std::string_view>;
+
+  StoreShard shard_;
+};
+
+TEST_F(DeferredReadsTest, ReadsAreAppliedBeforeTheStateIsLookedAt) {
+  for (const char* key : {"a", "b", "c"}) Put(key);
+  // The window holds one entry; the others spilled to probation.
+  EXPECT_EQ(Keys(Region::kWindow), Keys_({"c"}));
+  EXPECT_EQ(Keys(Region::kProbation), Keys_({"b", "a"}));
+  Read("a");
+  Read("a");
+  Read("b");
+  // Probation hits go to protected, in the order they were read.
+  EXPECT_EQ(Keys(Region::kProtected), Keys_({"b", "a"}));
+  EXPECT_EQ(Keys(Region::kProbation), Keys_());
+  const StoreShard::Entry* a = shard_.FindLive("a", H("a"), kStart);
+  ASSERT_NE(a, nullptr);
+  // Two reads (a Put alone counts nothing: Store::Set's OnWrite does).
+  EXPECT_EQ(shard_.View(*a, H("a"), kStart).frequency, 2u);
+  EXPECT_STREQ(shard_.View(*a, H("a"), kStart).region, "protected");
+}
+
+TEST_F(DeferredReadsTest, AReadIsAppliedBeforeItsEntryIsRemoved) {
+  for (const char* key : {"a", "b", "c"}) Put(key);
+  Read("b");
+  StoreShard::Entry* b = shard_.FindLive("b", H("b"), kStart);
+  ASSERT_NE(b, nullptr);
+  shard_.Remove(b);  // b's slot is free: the read naming it must not move its next owner
+  Put("d");          // takes b's slot
+  Put("e");
+  EXPECT_EQ(Keys(Region::kWindow), Keys_({"e"}));
+  EXPECT_EQ(Keys(Region::kProbation), Keys_({"d", "c", "a"}));
+  EXPECT_EQ(Keys(Region::kProtected), Keys_());
+}
+
+TEST_F(DeferredReadsTest, AFullBufferIsAppliedWithoutBeingAsked) {
+  Put("a");
+  // Misses are counted too; the sketch sees nothing of them until the buffer is applied.
+  for (int i = 0; i < 15; ++i) shard_.OnMiss(H("x"));
+  EXPECT_EQ(shard_.sketch().Frequency(H("x")), 0u);
+  shard_.OnMiss(H("x"));  // the 16th fills the buffer
+  EXPECT_EQ(shard_.sketch().Frequency(H("x")), FrequencySketch::kMaxCount);
+  for (int i = 0; i < 3; ++i) shard_.OnMiss(H("y"));
+  shard_.FlushReads();
+  EXPECT_EQ(shard_.sketch().Frequency(H("y")), 3u);
+}
+
+TEST_F(DeferredReadsTest, ClearDropsWhatIsBuffered) {
+  for (const char* key : {"a", "b", "c"}) Put(key);
+  Read("a");
+  shard_.Clear();
+  Put("z");
+  EXPECT_EQ(Keys(Region::kWindow), Keys_({"z"}));
+  EXPECT_EQ(Keys(Region::kProtected), Keys_());
+  EXPECT_EQ(shard_.sketch().Frequency(H("a")), 0u);
+}
+
 }  // namespace
 }  // namespace corral::lease
