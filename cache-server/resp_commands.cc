@@ -214,8 +214,8 @@ RespCommands::RespCommands(ServerState& state)
     : state_(state),
       table_(Table().data()),
       call_counts_(std::make_unique<CallCounts[]>(Table().size())),
-      histograms_(std::make_unique<LatencyHistogram[]>(Table().size())),
-      containers_(std::make_unique<const ContainerAcl*[]>(Table().size())) {
+      containers_(std::make_unique<const ContainerAcl*[]>(Table().size())),
+      histograms_(std::make_unique<LatencyHistogram[]>(Table().size())) {
   for (size_t i = 0; i < Table().size(); ++i) {
     containers_[i] = table_[i].has_subcommands() ? ContainerAclOf(table_[i].name) : nullptr;
   }
