@@ -7,6 +7,7 @@
 // thread-safe: each Store shard owns one and uses it under the shard's lock.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -82,19 +83,24 @@ inline void FrequencySketch::Increment(uint64_t hash) {
   if (blocks_ == 0) return;
   const uint64_t mixed = Mix(hash);
   Block& block = table_[BlockOf(mixed)];
-  size_t words[4];
-  int shifts[4];
-  uint32_t counts[4];
-  uint32_t min = kMaxCount;
-  for (int i = 0; i < 4; ++i) {
-    Locate(mixed, i, &words[i], &shifts[i]);
-    counts[i] = static_cast<uint32_t>((block.words[words[i]] >> shifts[i]) & 15);
-    if (counts[i] < min) min = counts[i];
-  }
+  // Row i's counter is in word 2i or 2i + 1: the four rows never share a word, so each word is
+  // read once and written once, without branches (this runs on every read of a key).
+  size_t w0, w1, w2, w3;
+  int s0, s1, s2, s3;
+  Locate(mixed, 0, &w0, &s0);
+  Locate(mixed, 1, &w1, &s1);
+  Locate(mixed, 2, &w2, &s2);
+  Locate(mixed, 3, &w3, &s3);
+  const uint64_t c0 = (block.words[w0] >> s0) & 15;
+  const uint64_t c1 = (block.words[w1] >> s1) & 15;
+  const uint64_t c2 = (block.words[w2] >> s2) & 15;
+  const uint64_t c3 = (block.words[w3] >> s3) & 15;
+  const uint64_t min = std::min(std::min(c0, c1), std::min(c2, c3));
   if (min == kMaxCount) return;
-  for (int i = 0; i < 4; ++i) {
-    if (counts[i] == min) block.words[words[i]] += uint64_t{1} << shifts[i];
-  }
+  block.words[w0] += uint64_t{c0 == min} << s0;
+  block.words[w1] += uint64_t{c1 == min} << s1;
+  block.words[w2] += uint64_t{c2 == min} << s2;
+  block.words[w3] += uint64_t{c3 == min} << s3;
   if (++additions_ >= sample_size_) Age();
 }
 
