@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per request on the hit path, counted instead of timed (README "Hit path"): each
 # corral binary runs under callgrind (`threads` 1) while redis-benchmark sends N1 and then, in a
-# second run, N2 requests of each test over one connection to a present key; the difference of
+# second run, N2 requests of each test over one connection to KEYS present keys picked at random
+# (redis-benchmark -r; with KEYS=1, one key over and over); the difference of
 # the two runs' totals, divided by N2 - N1, is what one request costs, start-up and shutdown
 # cancelled out. Counts do not depend on the machine's load, so two binaries compare exactly where
 # bench/cpu-per-request.sh's timings cannot resolve a few percent; what they miss is cycles (an
@@ -10,7 +11,9 @@
 #
 # Usage: bench/instructions-per-request.sh [--functions N] CORRAL_BIN [OTHER_CORRAL_BIN]
 #   --functions N: also the N functions whose counts per request differ most between the two
-#   binaries. Environment: N1 (default 10000), N2 (default 30000), TESTS (default "get set").
+#   binaries. Environment: N1 (default 10000), N2 (default 30000), TESTS (default "get set"),
+#   KEYS (default 100000: W-TinyLFU's sketch counters of one key read over and over sit at their
+#   maximum and its count returns early, which hid the policy's cost), PIPELINE (default 1).
 # Needs valgrind (callgrind_annotate), redis-benchmark and redis-cli. Builds nothing; takes a few
 # minutes per binary.
 set -euo pipefail
@@ -24,7 +27,7 @@ BINS=()
 while (($#)); do
   case $1 in
     --functions) FUNCTIONS=${2:-}; shift 2 ;;
-    -h | --help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}"; exit 0 ;;
     -*) corral_die "unknown option '$1' (see --help)" ;;
     *) BINS+=("$1"); shift ;;
   esac
@@ -33,6 +36,10 @@ done
 [[ ${FUNCTIONS} =~ ^[0-9]+$ ]] || corral_die "--functions must be a number, got '${FUNCTIONS}'"
 N1=${N1:-10000}
 N2=${N2:-30000}
+KEYS=${KEYS:-100000}
+PIPELINE=${PIPELINE:-1}
+[[ ${KEYS} =~ ^[1-9][0-9]*$ ]] || corral_die "KEYS must be a positive integer, got '${KEYS}'"
+[[ ${PIPELINE} =~ ^[1-9][0-9]*$ ]] || corral_die "PIPELINE must be a positive integer, got '${PIPELINE}'"
 read -r -a TESTS <<<"${TESTS:-get set}"
 for tool in valgrind callgrind_annotate redis-benchmark redis-cli; do
   command -v "${tool}" >/dev/null || corral_die "${tool} is not installed"
@@ -51,8 +58,11 @@ profile() {
     redis-cli -p "${port}" ping >/dev/null 2>&1 && break
     sleep 0.1
   done
-  redis-cli -p "${port}" set key:__rand_int__ xxx >/dev/null
-  redis-benchmark -p "${port}" -c 1 -n "${n}" -t "${test}" -q >/dev/null
+  # redis-benchmark's -r key names, key:000000000000 onwards, with 3-byte values.
+  awk -v keys="${KEYS}" 'BEGIN {
+    for (i = 0; i < keys; i++) printf "*3\r\n$3\r\nSET\r\n$16\r\nkey:%012d\r\n$3\r\nxxx\r\n", i }' |
+    redis-cli -p "${port}" --pipe >/dev/null
+  redis-benchmark -p "${port}" -c 1 -r "${KEYS}" -P "${PIPELINE}" -n "${n}" -t "${test}" -q >/dev/null
   kill -INT "${pid}"
   wait "${pid}" || true
 }
@@ -80,8 +90,8 @@ for test in "${TESTS[@]}"; do
   done
 done
 
-printf 'instructions per request (callgrind, one connection, (%d - %d requests) / %d)\n' \
-  "${N2}" "${N1}" "$((N2 - N1))"
+printf 'instructions per request (callgrind, one connection, -r %d -P %d, (%d - %d requests) / %d)\n' \
+  "${KEYS}" "${PIPELINE}" "${N2}" "${N1}" "$((N2 - N1))"
 for test in "${TESTS[@]}"; do
   line=$(printf '%-4s %s %s' "${test^^}" "${BINS[0]}" "${PER[0 ${test}]}")
   if ((${#BINS[@]} == 2)); then
