@@ -221,7 +221,6 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
 void StoreShard::Remove(Entry* entry) { RemoveSlot(IdOf(entry)); }
 
 size_t StoreShard::ExpireSome(size_t budget, Millis now) {
-  FlushReads();
   const size_t n = slots_.size();
   size_t removed = 0;
   for (size_t i = 0; i < std::min(budget, n); ++i) {
@@ -343,22 +342,13 @@ void StoreShard::OnTinyLfuHit(SlotId id) {
   Entry& entry = slots_[id];
   switch (entry.region) {
     case Region::kWindow:
-    case Region::kProtected: {
-      // To the MRU end of the same list: only the links change (not the region or its bytes).
-      LruList& list = List(entry.region);
-      if (list.head == id) break;
-      slots_[entry.prev].next = entry.next;  // not the head, so it has a prev
-      if (entry.next != kNil) {
-        slots_[entry.next].prev = entry.prev;
-      } else {
-        list.tail = entry.prev;
+    case Region::kProtected:
+      if (List(entry.region).head != id) {
+        const Region region = entry.region;
+        Unlink(id);
+        PushFront(region, id);
       }
-      entry.prev = kNil;
-      entry.next = list.head;
-      slots_[list.head].prev = id;
-      list.head = id;
       break;
-    }
     case Region::kProbation:
       Unlink(id);
       PushFront(Region::kProtected, id);
