@@ -231,6 +231,12 @@ class FaultPgTest : public PgTest {
       ADD_FAILURE() << "corral never became ready:\n" << server->Stderr();
       return nullptr;
     }
+    // Loads that raced the listener's connection would have their fills dropped (it voids every
+    // lease when it connects), and the tests count queries.
+    if (server != nullptr && !WaitInvalidationConnected(*server)) {
+      ADD_FAILURE() << "corral's invalidation listener never connected:\n" << server->Stderr();
+      return nullptr;
+    }
     return server;
   }
 

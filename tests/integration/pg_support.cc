@@ -175,9 +175,20 @@ int64_t PgCluster::Calls(const std::string& needle) const {
   return total;
 }
 
+std::string PgCluster::FlushedPosition() const {
+  // The cluster runs with synchronous_commit = off (deploy/pg-local.sh): a commit just made may
+  // not be written yet, and a replica streams only what is. The insert position is not the answer
+  // either: WAL inserted after the last commit (a page pruned by a read, a vacuum) stays in the
+  // primary's buffers until the next commit (the WAL writer flushes only whole pages and
+  // asynchronous commits), so waiting for it can wait forever on an idle cluster. A synchronous
+  // commit flushes all WAL inserted before it: the flush position after it covers every commit.
+  const std::string sync = Sql(primary, "SET synchronous_commit = on; SELECT pg_current_xact_id()");
+  if (sync.rfind("ERROR", 0) == 0) return sync;
+  return Sql(primary, "SELECT pg_current_wal_flush_lsn()");
+}
+
 bool PgCluster::WaitReplayed(Millis timeout) const {
-  // The insert position: with synchronous_commit off, a commit just made may not be written yet.
-  std::string lsn = Sql(primary, "SELECT pg_current_wal_insert_lsn()");
+  std::string lsn = FlushedPosition();
   if (lsn.rfind("ERROR", 0) == 0) return false;
   auto deadline = Clock::now() + timeout;
   for (const auto& r : replicas) {
@@ -304,6 +315,17 @@ bool WaitReady(uint16_t http_port, Millis timeout) {
       timeout, Millis(50));
 }
 
+bool WaitInvalidationConnected(ServerProcess& server, bool wal, bool tier, Millis timeout) {
+  // The WAL stream reports connected once it has created its slot (and marked everything stale).
+  const auto connected = [&] {
+    const std::string err = server.Stderr();
+    if (!wal) return err.find("event=invalidation_listener_connected") != std::string::npos;
+    return err.find("event=wal_stream_connected") != std::string::npos ||
+           (tier && err.find("event=wal_reader_standby") != std::string::npos);
+  };
+  return WaitFor(connected, timeout, Millis(20));
+}
+
 double Metric(uint16_t http_port, const std::string& sample) {
   std::vector<HerdReply> r = HttpHerd(http_port, {"/metrics"}, Millis(5000));
   const std::string& body = r[0].reply;
@@ -344,19 +366,9 @@ std::unique_ptr<ServerProcess> PgTest::StartCorral(const std::string& namespaces
     ADD_FAILURE() << "corral never became ready:\n" << server->Stderr();
     return nullptr;
   }
-  // The invalidation listener marks everything stale (and voids leases) when it connects; a test
-  // whose first load raced that connection would see its fill dropped. The WAL stream
-  // ("invalidation": "logical") does so when it creates its slot, before it reports connected.
-  // With the Redis tier one node of the fleet reads the WAL and the others stand by.
   const bool wal = pg_extra.find("\"logical\"") != std::string::npos;
-  const auto connected = [&] {
-    const std::string err = server->Stderr();
-    if (!wal) return err.find("event=invalidation_listener_connected") != std::string::npos;
-    return err.find("event=wal_stream_connected") != std::string::npos ||
-           (extra.find("\"redis\"") != std::string::npos &&
-            err.find("event=wal_reader_standby") != std::string::npos);
-  };
-  if (server != nullptr && !WaitFor(connected, Millis(30000), Millis(20))) {
+  const bool tier = extra.find("\"redis\"") != std::string::npos;
+  if (server != nullptr && !WaitInvalidationConnected(*server, wal, tier)) {
     ADD_FAILURE() << "corral's invalidation " << (wal ? "stream" : "listener")
                   << " never connected:\n"
                   << server->Stderr();

@@ -33,7 +33,10 @@ struct PgCluster {
   int64_t Calls(const std::string& needle) const;
   // The same on one node (`conn`).
   static int64_t CallsOn(const std::string& conn, const std::string& needle);
-  // Waits until every replica has replayed the primary's current WAL position.
+  // A WAL position at or past every commit made so far on the primary, and written to its disk
+  // (so streamed to the replicas and the slots); "ERROR: ..." if psql fails. See the .cc.
+  std::string FlushedPosition() const;
+  // Waits until every replica has replayed FlushedPosition().
   bool WaitReplayed(Millis timeout = Millis(10000)) const;
   // Pauses WAL replay on every replica and waits until each says it is paused (false if one does
   // not within 5 s); ResumeReplay resumes it everywhere.
@@ -82,6 +85,13 @@ void ReportHerd(const char* what, const std::vector<HerdReply>& replies, int64_t
 
 // Waits until corral's /readyz/database says every pool has a usable replica.
 bool WaitReady(uint16_t http_port, Millis timeout = Millis(30000));
+
+// Waits until corral's invalidation source is connected: the NOTIFY listener, or with `wal` the
+// WAL stream (with `tier`, one node of the fleet reads the WAL and the others report standing by).
+// On connecting, the source marks everything stale and voids every lease, so a load that raced it
+// has its fill dropped and the next reader loads again: a test that counts queries waits first.
+bool WaitInvalidationConnected(ServerProcess& server, bool wal = false, bool tier = false,
+                               Millis timeout = Millis(30000));
 
 // Prometheus sample value from corral's /metrics, e.g. Metric(port,
 // "corral_requests_total{proto=\"resp\",result=\"waited\"}"); 0 if absent.

@@ -96,6 +96,12 @@ class PgBouncerPgTest : public ::testing::Test {
     std::string error;
     auto server = ServerProcess::Start(options, &error);
     EXPECT_NE(server, nullptr) << error;
+    // The listener (on the primary, not through a bouncer) voids every lease when it connects:
+    // a herd that raced it would load some keys twice.
+    if (server != nullptr && !WaitInvalidationConnected(*server)) {
+      ADD_FAILURE() << "corral's invalidation listener never connected:\n" << server->Stderr();
+      return nullptr;
+    }
     return server;
   }
 

@@ -236,7 +236,7 @@ TEST_F(ReplicaLagPgTest, ReadYourWritesFromThePrimaryWhileTheReplicasLag) {
     EXPECT_EQ(ReplyText(RedisCmd(other.get(), {"GET", key}).get()), "$" + std::to_string(before));
     for (size_t r = 0; r < pg_.replicas.size(); ++r) Pause(r);
     const int64_t after = pg_.BumpUserVersion(id);
-    const std::string lsn = PgCluster::Sql(pg_.primary, "SELECT pg_current_wal_insert_lsn()");
+    const std::string lsn = pg_.FlushedPosition();
     ASSERT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN", lsn}).get()), "+OK") << lsn;
     EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN"}).get()), "$" + lsn);
     // The writer's connection: its own write, every time (the first read loads it from the
@@ -277,7 +277,7 @@ TEST_F(ReplicaLagPgTest, ReadYourWritesIsBusyNeverOlderUntilAReplicaHasTheWrite)
   EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"GET", key}).get()), "$" + std::to_string(before));
   for (size_t r = 0; r < pg_.replicas.size(); ++r) Pause(r);
   const int64_t after = pg_.BumpUserVersion(id);
-  const std::string lsn = PgCluster::Sql(pg_.primary, "SELECT pg_current_wal_insert_lsn()");
+  const std::string lsn = pg_.FlushedPosition();
   ASSERT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN", lsn}).get()), "+OK");
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"GET", key}).get()),

@@ -1109,7 +1109,7 @@ TEST_F(TierPgTest, ReadYourWritesSkipsAnOlderL2Value) {
     EXPECT_EQ(ReplyText(RedisCmd(reader.get(), {"GET", key}).get()), "$" + before);  // into L2
     pg_.PauseReplay();
     const std::string after = std::to_string(pg_.BumpUserVersion(id));
-    const std::string lsn = PgCluster::Sql(pg_.primary, "SELECT pg_current_wal_insert_lsn()");
+    const std::string lsn = pg_.FlushedPosition();
     ASSERT_EQ(ReplyText(RedisCmd(writer.get(), {"CORRAL.WRITTEN", lsn}).get()), "+OK");
     for (int i = 0; i < 3; ++i) {
       EXPECT_EQ(ReplyText(RedisCmd(writer.get(), {"GET", key}).get()), "$" + after)

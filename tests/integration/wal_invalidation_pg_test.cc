@@ -158,7 +158,7 @@ class WalInvalidationPgTest : public PgTest {
   // Waits until the slot has confirmed everything the primary has written so far (the stream is
   // idle and caught up).
   bool WaitCaughtUp(Millis timeout = Millis(30000)) const {
-    const std::string target = Sql("SELECT pg_current_wal_insert_lsn()");
+    const std::string target = pg_.FlushedPosition();
     return WaitFor(
         [&] {
           return Sql("SELECT confirmed_flush_lsn >= '" + target +
