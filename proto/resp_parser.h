@@ -65,6 +65,8 @@ class RespParser {
     size_t size;
   };
 
+  // The common case in one pass: a whole multibulk command at the start of `input`.
+  bool ParseWhole(std::string_view input);
   Step ParseInline(std::string_view input);
   Step ParseCount(std::string_view input);
   Step ParseBulkHeader(std::string_view input);

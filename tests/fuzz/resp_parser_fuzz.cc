@@ -1,7 +1,9 @@
 // libFuzzer target for proto::RespParser, the first code to see a RESP client's bytes. Each input
-// is parsed twice: whole, and fed in chunks split at offsets drawn from the input's first bytes
-// (a client's reads can end anywhere). Checks: no crash or sanitizer report, consumed() within the
-// input, kNeedMore consumes nothing, and both runs yield the same commands and the same end.
+// is parsed three times: whole, fed in chunks split at offsets drawn from the input's first bytes
+// (a client's reads can end anywhere), and byte by byte (which never holds a whole multibulk
+// command, so the state machine alone reads it, never the one-pass path for whole commands).
+// Checks: no crash or sanitizer report, consumed() within the input, kNeedMore consumes nothing,
+// and all runs yield the same commands and the same end.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -105,18 +107,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  if (IsSizeLimitError(whole.error) || IsSizeLimitError(split.error)) {
+  Outcome bytes;
+  {
+    RespParser parser(limits);
+    parser.set_authenticated(authenticated);
+    std::string buffer;
+    for (char c : input) {
+      buffer.push_back(c);
+      if (!Drain(parser, buffer, bytes)) break;
+    }
+  }
+
+  if (IsSizeLimitError(whole.error) || IsSizeLimitError(split.error) ||
+      IsSizeLimitError(bytes.error)) {
     // "too big ... request/count string" depends on how many bytes are buffered without a line
     // end, so it can come earlier when the bytes arrive in pieces (as in Redis). Up to there,
     // both runs agree.
-    const size_t n = std::min(whole.commands.size(), split.commands.size());
-    for (size_t i = 0; i < n; ++i) {
-      Check(whole.commands[i] == split.commands[i], "split changed a command before a limit");
+    for (const Outcome* other : {&split, &bytes}) {
+      const size_t n = std::min(whole.commands.size(), other->commands.size());
+      for (size_t i = 0; i < n; ++i) {
+        Check(whole.commands[i] == other->commands[i], "split changed a command before a limit");
+      }
     }
     return 0;
   }
   Check(whole.commands == split.commands, "split input parsed into different commands");
   Check(whole.last == split.last, "split input ended in a different state");
   Check(whole.error == split.error, "split input failed with a different error");
+  Check(whole.commands == bytes.commands, "byte by byte parsed into different commands");
+  Check(whole.last == bytes.last, "byte by byte ended in a different state");
+  Check(whole.error == bytes.error, "byte by byte failed with a different error");
   return 0;
 }

@@ -128,6 +128,12 @@ Options MaxBulk(int64_t n) {
   return o;
 }
 
+Options MaxMultibulk(int64_t n) {
+  Options o;
+  o.limits.max_multibulk_len = n;
+  return o;
+}
+
 const std::vector<Case>& Cases() {
   static const std::vector<Case> cases = {
       // Well-formed multibulk.
@@ -247,6 +253,30 @@ const std::vector<Case>& Cases() {
        Unauthenticated()},
       {"unauth 16 KiB bulk ok", "*1\r\n$16384\r\n", {}, "", 12, Unauthenticated()},
       {"unauth empty command", "*-1\r\nPING\r\n", {{"PING"}}, "", 0, Unauthenticated()},
+      // Whole commands take a one-pass path (ParseWhole); Grind compares it with the state
+      // machine, which reads byte by byte. These sit on its edges.
+      {"pipelined whole",
+       Multibulk({"GET", "k1"}) + Multibulk({"GET", "k2"}) + Multibulk({"SET", "k", "v"}),
+       {{"GET", "k1"}, {"GET", "k2"}, {"SET", "k", "v"}}},
+      {"bulk CR then any byte", "*1\r\n$4\rXPING\r\n", {{"PING"}}},
+      {"bulk length leading zero", "*1\r\n$04\r\nPING\r\n", {}, "invalid bulk length"},
+      {"bulk length 18 digits", "*1\r\n$100000000000000000\r\n", {}, "invalid bulk length"},
+      {"bulk length 19 digits", "*1\r\n$1000000000000000000\r\n", {}, "invalid bulk length"},
+      {"count 18 digits", "*100000000000000000\r\n", {}, "invalid multibulk length"},
+      {"bulk header of another line", "*2\r\n$1\r\na\r\n*1\r\n", {}, "expected '$', got '*'"},
+      {"data shorter than announced", "*1\r\n$5\r\nPING\r\n", {}, "", 14},
+      {"max multibulk len",
+       Multibulk({"a", "b", "c", "d"}),
+       {},
+       "invalid multibulk length",
+       0,
+       MaxMultibulk(3)},
+      {"max multibulk len ok",
+       Multibulk({"a", "b", "c"}),
+       {{"a", "b", "c"}},
+       "",
+       0,
+       MaxMultibulk(3)},
       {"max bulk len", "*1\r\n$11\r\n", {}, "invalid bulk length", 0, MaxBulk(10)},
       {"max bulk len ok", "*1\r\n$10\r\n0123456789\r\n", {{"0123456789"}}, "", 0, MaxBulk(10)},
   };
