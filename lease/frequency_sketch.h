@@ -82,25 +82,28 @@ class FrequencySketch {
 inline void FrequencySketch::Increment(uint64_t hash) {
   if (blocks_ == 0) return;
   const uint64_t mixed = Mix(hash);
-  Block& block = table_[BlockOf(mixed)];
+  uint64_t* const words = table_[BlockOf(mixed)].words;
   // Row i's counter is in word 2i or 2i + 1: the four rows never share a word, so each word is
-  // read once and written once, without branches (this runs on every read of a key).
+  // read once and written once, without branches (this runs on every read of a key). Values,
+  // not std::min's references, so that the counts stay in registers.
   size_t w0, w1, w2, w3;
   int s0, s1, s2, s3;
   Locate(mixed, 0, &w0, &s0);
   Locate(mixed, 1, &w1, &s1);
   Locate(mixed, 2, &w2, &s2);
   Locate(mixed, 3, &w3, &s3);
-  const uint64_t c0 = (block.words[w0] >> s0) & 15;
-  const uint64_t c1 = (block.words[w1] >> s1) & 15;
-  const uint64_t c2 = (block.words[w2] >> s2) & 15;
-  const uint64_t c3 = (block.words[w3] >> s3) & 15;
-  const uint64_t min = std::min(std::min(c0, c1), std::min(c2, c3));
+  const uint64_t c0 = (words[w0] >> s0) & 15;
+  const uint64_t c1 = (words[w1] >> s1) & 15;
+  const uint64_t c2 = (words[w2] >> s2) & 15;
+  const uint64_t c3 = (words[w3] >> s3) & 15;
+  const uint64_t min01 = c0 < c1 ? c0 : c1;
+  const uint64_t min23 = c2 < c3 ? c2 : c3;
+  const uint64_t min = min01 < min23 ? min01 : min23;
   if (min == kMaxCount) return;
-  block.words[w0] += uint64_t{c0 == min} << s0;
-  block.words[w1] += uint64_t{c1 == min} << s1;
-  block.words[w2] += uint64_t{c2 == min} << s2;
-  block.words[w3] += uint64_t{c3 == min} << s3;
+  words[w0] += uint64_t{c0 == min} << s0;
+  words[w1] += uint64_t{c1 == min} << s1;
+  words[w2] += uint64_t{c2 == min} << s2;
+  words[w3] += uint64_t{c3 == min} << s3;
   if (++additions_ >= sample_size_) Age();
 }
 
