@@ -325,14 +325,6 @@ void StoreShard::ApplyDeferred() {
   const size_t n = deferred_count_;
   deferred_count_ = 0;
   for (size_t i = 0; i < n; ++i) {
-    sketch_.Prefetch(deferred_[i].hash);
-    const SlotId id = deferred_[i].id;
-    if (id == kNil) continue;
-    const Entry& entry = slots_[id];
-    if (entry.prev != kNil) __builtin_prefetch(&slots_[entry.prev], 1);
-    if (entry.next != kNil) __builtin_prefetch(&slots_[entry.next], 1);
-  }
-  for (size_t i = 0; i < n; ++i) {
     sketch_.Increment(deferred_[i].hash);
     if (deferred_[i].id != kNil) OnTinyLfuHit(deferred_[i].id);
   }

@@ -246,11 +246,11 @@ class StoreShard {
   void OnWrite(uint64_t hash) {
     if (policy_ == EvictionPolicy::kTinyLfu) Defer(hash, kNil);
   }
-  // Applies the buffered reads: first it fetches, for all of them at once, the sketch blocks and
-  // the list neighbours they will touch (prefetch), then counts and moves each in order. A read
-  // of random keys otherwise waits for three cache misses one after another (sketch block, the
-  // two neighbours it is unlinked from); batched, the misses overlap. Called by every operation
-  // that stores, removes, evicts or reports the policy's state, and when the buffer is full.
+  // Applies the buffered reads: counts and moves each in order. A read of random keys would
+  // otherwise wait for three cache misses one after another (sketch block, the two neighbours it
+  // is unlinked from); buffered, they were fetched when the read was (Defer) and overlap with the
+  // work in between. Called by every operation that stores, removes, evicts or reports the
+  // policy's state, and when the buffer is full.
   void FlushReads() {
     if (deferred_count_ != 0) ApplyDeferred();
   }
@@ -350,8 +350,17 @@ class StoreShard {
   // Removes `id` on the store's own account (expired or evicted): counts it, tells the hook.
   void Drop(SlotId id, Removal why);
   void OnTinyLfuHit(SlotId id);
-  // Buffers one access for FlushReads: `id` moves in its list, kNil counts only.
+  // Buffers one access for FlushReads: `id` moves in its list, kNil counts only. What that will
+  // touch is fetched now (the sketch's block, the list neighbours the entry is unlinked from), so
+  // that it has arrived by the time the buffer is applied: the reply and the next commands are
+  // written and parsed meanwhile.
   void Defer(uint64_t hash, SlotId id) {
+    sketch_.Prefetch(hash);
+    if (id != kNil) {
+      const Entry& entry = slots_[id];
+      if (entry.prev != kNil) __builtin_prefetch(&slots_[entry.prev], 1);
+      if (entry.next != kNil) __builtin_prefetch(&slots_[entry.next], 1);
+    }
     deferred_[deferred_count_++] = Deferred{hash, id};
     if (deferred_count_ == kDeferredReads) ApplyDeferred();
   }
