@@ -182,7 +182,12 @@ std::string PgCluster::FlushedPosition() const {
   // primary's buffers until the next commit (the WAL writer flushes only whole pages and
   // asynchronous commits), so waiting for it can wait forever on an idle cluster. A synchronous
   // commit flushes all WAL inserted before it: the flush position after it covers every commit.
-  const std::string sync = Sql(primary, "SET synchronous_commit = on; SELECT pg_current_xact_id()");
+  // It must write WAL of its own (here a logical decoding message, which pgoutput passes on
+  // only when asked to): a transaction that wrote nothing but its commit record is never waited
+  // for, whatever synchronous_commit says (RecordTransactionCommit's wrote_xlog).
+  const std::string sync =
+      Sql(primary,
+          "SET synchronous_commit = on; SELECT pg_logical_emit_message(true, 'corral-test', '')");
   if (sync.rfind("ERROR", 0) == 0) return sync;
   return Sql(primary, "SELECT pg_current_wal_flush_lsn()");
 }
