@@ -35,7 +35,10 @@ class FrequencySketch {
 
   // Counts one access to the key whose (well mixed, 64-bit) hash is `hash`: its counters that
   // hold its estimate (the minimum) go up by one, unless that is kMaxCount. No allocation.
-  void Increment(uint64_t hash);
+  // kFull: the estimate is kMaxCount now, so until the counts are next halved (or cleared)
+  // another count of this key changes nothing. kAged: this count halved every counter.
+  enum class Counted { kCounted, kFull, kAged };
+  Counted Increment(uint64_t hash);
   // Starts fetching the block Increment(hash) and Frequency(hash) read (a hint; no effect on
   // the counts).
   void Prefetch(uint64_t hash) const {
@@ -79,8 +82,8 @@ class FrequencySketch {
   size_t additions_ = 0;
 };
 
-inline void FrequencySketch::Increment(uint64_t hash) {
-  if (blocks_ == 0) return;
+inline FrequencySketch::Counted FrequencySketch::Increment(uint64_t hash) {
+  if (blocks_ == 0) return Counted::kCounted;
   const uint64_t mixed = Mix(hash);
   uint64_t* const words = table_[BlockOf(mixed)].words;
   // Row i's counter is in word 2i or 2i + 1: the four rows never share a word, so each word is
@@ -99,12 +102,17 @@ inline void FrequencySketch::Increment(uint64_t hash) {
   const uint64_t min01 = c0 < c1 ? c0 : c1;
   const uint64_t min23 = c2 < c3 ? c2 : c3;
   const uint64_t min = min01 < min23 ? min01 : min23;
-  if (min == kMaxCount) return;
+  if (min == kMaxCount) return Counted::kFull;
   words[w0] += uint64_t{c0 == min} << s0;
   words[w1] += uint64_t{c1 == min} << s1;
   words[w2] += uint64_t{c2 == min} << s2;
   words[w3] += uint64_t{c3 == min} << s3;
-  if (++additions_ >= sample_size_) Age();
+  if (++additions_ >= sample_size_) {
+    Age();
+    return Counted::kAged;
+  }
+  // The counters at the minimum went up by one, and the others were above it.
+  return min + 1 == kMaxCount ? Counted::kFull : Counted::kCounted;
 }
 
 inline uint32_t FrequencySketch::Frequency(uint64_t hash) const {

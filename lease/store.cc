@@ -184,7 +184,7 @@ SetResult Store::Set(std::string_view key, std::string_view value, std::optional
   Shard& shard = ShardFor(hash);
   std::lock_guard<std::mutex> lock(shard.mu);
   StoreShard::Entry* existing = shard.table.FindLive(key, hash, now);
-  shard.table.OnWrite(hash);
+  shard.table.OnWrite(existing, hash);
   if (tuner_.Sampled(hash)) Sample(hash);
   const bool present = Present(existing, now);
   if (cond == SetCondition::kIfAbsent && present) return SetResult::kNotStored;
@@ -310,7 +310,7 @@ bool Store::Apply(Shard& shard, StoreShard::Entry* existing, bool present, std::
       break;
   }
   if (shard.table.TooLarge(key, change.value)) return false;
-  shard.table.OnWrite(hash);
+  shard.table.OnWrite(existing, hash);
   if (change.expire_at <= now) {  // expires at once: what is left is a delete
     if (existing != nullptr) shard.table.Remove(existing);
     return true;
@@ -377,7 +377,7 @@ SetResult Store::SetMany(std::span<const std::pair<std::string_view, std::string
   for (size_t i = 0; i < pairs.size(); ++i) {
     StoreShard& table = ShardFor(hashes[i]).table;
     StoreShard::Entry* existing = table.FindLive(pairs[i].first, hashes[i], now);
-    table.OnWrite(hashes[i]);
+    table.OnWrite(existing, hashes[i]);
     // Put cannot refuse (TooLarge, and under noeviction Fits, were checked under the same
     // locks); it may evict, but never the entry it has just stored.
     StoreShard::Entry* entry =
@@ -430,7 +430,7 @@ RenameResult Store::Transfer(std::string_view from, std::string_view to, bool if
   const Millis expire_at = View(*source).fresh_until;
   if (!keep_source) from_table.Remove(source);
   StoreShard::Entry* existing = to_table.FindLive(to, to_hash, now);
-  to_table.OnWrite(to_hash);
+  to_table.OnWrite(existing, to_hash);
   StoreShard::Entry* entry = to_table.Put(existing, to, to_hash, value, EntryOrigin::kSet, now);
   EntryMeta meta;
   meta.filled_at = now;

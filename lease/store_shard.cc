@@ -31,6 +31,7 @@ void StoreShard::set_budget(size_t bytes) {
     const size_t keys = std::min(sketch_limit_, std::max(kInitialSketchKeys, size()));
     if (sketch_.capacity() > sketch_limit_ || sketch_.capacity() == 0) {
       sketch_ = FrequencySketch(keys);
+      ClearSaturated();
     } else {
       sketch_.Grow(keys);
     }
@@ -73,6 +74,7 @@ void StoreShard::SwitchPolicy(EvictionPolicy policy, size_t bytes, Millis now) {
     entry.region = Region::kNone;
     entry.prev = entry.next = kNil;
     entry.referenced = false;
+    entry.saturated = false;
   }
   for (LruList& list : lists_) list = LruList{};
   sketch_ = FrequencySketch();
@@ -204,6 +206,7 @@ StoreShard::Entry* StoreShard::Put(Entry* existing, std::string_view key, uint64
   entry.key_size = static_cast<uint32_t>(key.size());
   entry.value_size = static_cast<uint32_t>(value.size());
   entry.referenced = referenced;
+  entry.saturated = false;
   entry.origin = origin;
   entry.set_meta(EntryMeta{});
   entry.touch(now);
@@ -325,9 +328,28 @@ void StoreShard::ApplyDeferred() {
   const size_t n = deferred_count_;
   deferred_count_ = 0;
   for (size_t i = 0; i < n; ++i) {
-    sketch_.Increment(deferred_[i].hash);
-    if (deferred_[i].id != kNil) OnTinyLfuHit(deferred_[i].id);
+    const SlotId id = deferred_[i].id;
+    // A saturated entry's count would change nothing (counts go down only when halved, which
+    // clears every mark): skipped, with its cache miss. Decided here, not when the read was
+    // buffered, since a count applied before this one may have halved the counts.
+    if (id == kNil || !slots_[id].saturated) {
+      switch (sketch_.Increment(deferred_[i].hash)) {
+        case FrequencySketch::Counted::kCounted:
+          break;
+        case FrequencySketch::Counted::kFull:
+          if (id != kNil) slots_[id].saturated = true;
+          break;
+        case FrequencySketch::Counted::kAged:
+          ClearSaturated();
+          break;
+      }
+    }
+    if (deferred_[i].move) OnTinyLfuHit(id);
   }
+}
+
+void StoreShard::ClearSaturated() {
+  for (Entry& entry : slots_) entry.saturated = false;
 }
 
 void StoreShard::OnTinyLfuHit(SlotId id) {
@@ -428,6 +450,7 @@ void StoreShard::RemoveSlot(SlotId id) {
   entry.key_size = 0;
   entry.value_size = 0;
   entry.referenced = false;
+  entry.saturated = false;
   free_.push_back(id);
 }
 

@@ -118,6 +118,10 @@ class StoreShard {
     EntryOrigin origin : 1 = EntryOrigin::kSet;
     Region region : 2 = Region::kNone;  // TinyLFU: which list the entry is on
     bool referenced : 1 = false;        // CLOCK bit: set by a read, cleared by the passing hand
+    // TinyLFU: the sketch's estimate of this key reached its maximum since the counts were last
+    // halved, so counting a read of it would change nothing (ApplyDeferred skips it, and its
+    // cache miss). Cleared whenever the sketch's counts go down (ClearSaturated).
+    bool saturated : 1 = false;
 
     bool in_use() const { return data != nullptr; }
     std::string_view key() const { return {data.get(), key_size}; }
@@ -235,16 +239,19 @@ class StoreShard {
       entry->referenced = true;
       return;
     }
-    Defer(hash, IdOf(entry));
+    Defer(hash, IdOf(entry), /*move=*/true);
   }
   // A read that found nothing: TinyLFU counts misses too, so a key that is loaded after misses
   // enters with the frequency they built up.
   void OnMiss(uint64_t hash) {
-    if (policy_ == EvictionPolicy::kTinyLfu) Defer(hash, kNil);
+    if (policy_ == EvictionPolicy::kTinyLfu) Defer(hash, kNil, /*move=*/false);
   }
-  // A write by SET: counted as an access (a Fill is not: the miss before it was counted).
-  void OnWrite(uint64_t hash) {
-    if (policy_ == EvictionPolicy::kTinyLfu) Defer(hash, kNil);
+  // A write by SET of the key whose entry is `existing` (from FindLive; null if none): counted
+  // as an access (a Fill is not: the miss before it was counted); not moved (Put places it).
+  void OnWrite(const Entry* existing, uint64_t hash) {
+    if (policy_ == EvictionPolicy::kTinyLfu) {
+      Defer(hash, existing != nullptr ? IdOf(existing) : kNil, /*move=*/false);
+    }
   }
   // Applies the buffered reads: counts and moves each in order. A read of random keys would
   // otherwise wait for three cache misses one after another (sketch block, the two neighbours it
@@ -350,21 +357,24 @@ class StoreShard {
   // Removes `id` on the store's own account (expired or evicted): counts it, tells the hook.
   void Drop(SlotId id, Removal why);
   void OnTinyLfuHit(SlotId id);
-  // Buffers one access for FlushReads: `id` moves in its list, kNil counts only. What that will
-  // touch is fetched now (the sketch's block, the list neighbours the entry is unlinked from), so
-  // that it has arrived by the time the buffer is applied: the reply and the next commands are
-  // written and parsed meanwhile.
-  void Defer(uint64_t hash, SlotId id) {
-    sketch_.Prefetch(hash);
-    if (id != kNil) {
+  // Buffers one access for FlushReads: the key is counted (unless its entry `id` is saturated;
+  // kNil: no entry), and with `move` its entry `id` moves in its list. What that will touch is
+  // fetched now (the sketch's block, the list neighbours the entry is unlinked from), so that it
+  // has arrived by the time the buffer is applied: the reply and the next commands are written
+  // and parsed meanwhile.
+  void Defer(uint64_t hash, SlotId id, bool move) {
+    if (id == kNil || !slots_[id].saturated) sketch_.Prefetch(hash);
+    if (move) {
       const Entry& entry = slots_[id];
       if (entry.prev != kNil) __builtin_prefetch(&slots_[entry.prev], 1);
       if (entry.next != kNil) __builtin_prefetch(&slots_[entry.next], 1);
     }
-    deferred_[deferred_count_++] = Deferred{hash, id};
+    deferred_[deferred_count_++] = Deferred{hash, id, move};
     if (deferred_count_ == kDeferredReads) ApplyDeferred();
   }
   void ApplyDeferred();
+  // The sketch's counts went down (halved, or a new sketch): no entry is known to be saturated.
+  void ClearSaturated();
   // Moves `from`'s LRU entries to probation's MRU end while `from` holds more than `budget`
   // bytes (keeping at least one; no eviction): the window's overflow, or protected's.
   void SpillToProbation(Region from, size_t budget);
@@ -403,7 +413,8 @@ class StoreShard {
   static constexpr size_t kDeferredReads = 16;
   struct Deferred {
     uint64_t hash;
-    SlotId id;
+    SlotId id;  // the key's entry, or kNil
+    bool move;  // a read: the entry moves in its list
   };
   Deferred deferred_[kDeferredReads];
   size_t deferred_count_ = 0;

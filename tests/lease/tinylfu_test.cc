@@ -413,6 +413,44 @@ TEST_F(DeferredReadsTest, AFullBufferIsAppliedWithoutBeingAsked) {
   EXPECT_EQ(shard_.sketch().Frequency(H("y")), 3u);
 }
 
+// A key whose estimate is at the maximum is not counted again (it would change nothing) until
+// the counts go down: halved by aging, or a new sketch. Then its reads count again.
+TEST_F(DeferredReadsTest, ASaturatedKeyCountsAgainOnceTheCountsAreHalved) {
+  Put("a");
+  for (int i = 0; i < 20; ++i) Read("a");
+  shard_.FlushReads();
+  ASSERT_EQ(shard_.sketch().Frequency(H("a")), FrequencySketch::kMaxCount);
+  const size_t additions = shard_.sketch().additions();
+  for (int i = 0; i < 20; ++i) Read("a");
+  shard_.FlushReads();
+  EXPECT_EQ(shard_.sketch().additions(), additions);  // nothing counted
+  // Misses of other keys until the counts are halved.
+  const size_t sample = shard_.sketch().sample_size();
+  for (size_t i = 0, before = additions;; ++i) {
+    ASSERT_LT(i, 2 * sample);
+    shard_.OnMiss(H("x" + std::to_string(i)));
+    shard_.FlushReads();
+    if (shard_.sketch().additions() < before) break;  // halved
+    before = shard_.sketch().additions();
+  }
+  ASSERT_EQ(shard_.sketch().Frequency(H("a")), FrequencySketch::kMaxCount / 2);
+  Read("a");
+  shard_.FlushReads();
+  EXPECT_EQ(shard_.sketch().Frequency(H("a")), FrequencySketch::kMaxCount / 2 + 1);
+}
+
+TEST_F(DeferredReadsTest, ASaturatedKeyCountsAgainInANewSketch) {
+  Put("a");
+  for (int i = 0; i < 20; ++i) Read("a");
+  shard_.FlushReads();
+  ASSERT_EQ(shard_.sketch().Frequency(H("a")), FrequencySketch::kMaxCount);
+  shard_.set_budget(10000);  // room for fewer keys than the sketch has: a new, empty one
+  ASSERT_EQ(shard_.sketch().Frequency(H("a")), 0u);
+  Read("a");
+  shard_.FlushReads();
+  EXPECT_EQ(shard_.sketch().Frequency(H("a")), 1u);
+}
+
 TEST_F(DeferredReadsTest, ClearDropsWhatIsBuffered) {
   for (const char* key : {"a", "b", "c"}) Put(key);
   Read("a");
