@@ -39,12 +39,12 @@ void Loader::Impl::PositionLoop() {
         const int64_t timeout_ms = HealthTimeoutMs();
         const auto asked_at = SteadyClock::now();
         const uint64_t watch = Watch(session.socket(), timeout_ms);
-        SessionResult result = session.CurrentPosition(timeout_ms);
+        PrimaryPosition result = session.CurrentPosition(timeout_ms);
         const bool cut = Unwatch(watch);
-        asked = !cut && result.kind == LoadOutcome::Kind::kValue && result.position > 0;
+        asked = !cut && result.ok;
         if (asked) {
-          position = result.position;
-          primary_positions->Add(asked_at, position);
+          position = result.inserted;
+          primary_positions->Add(asked_at, result.flushed);
         }
       }
       if (asked) {

@@ -50,7 +50,9 @@ class PrimaryPositions {
   // least that far behind, which must exceed max_replica_lag_ms.
   explicit PrimaryPositions(Clock::duration keep) : keep_(keep) {}
 
-  // The primary's position read by a query sent at `asked_at` (it holds every commit before).
+  // The primary's flush position read by a query sent at `asked_at`: it holds every commit
+  // flushed before, which is all a replica can have been sent. (An async commit is flushed within
+  // wal_writer_delay; like PostgreSQL's own replay_lag, the lag counts from the flush.)
   void Add(Clock::time_point asked_at, uint64_t position);
   // How far behind a replica that has replayed `replay` is at `now`: 0 if it has replayed the
   // newest sample's position (or there is none), else the time since the newest sample it has

@@ -316,16 +316,29 @@ HealthResult Session::CheckHealth(int64_t timeout_ms) {
   return health;
 }
 
-SessionResult Session::CurrentPosition(int64_t timeout_ms) {
-  if (!impl_->connection) return Impl::Lost("not connected");
+PrimaryPosition Session::CurrentPosition(int64_t timeout_ms) {
+  PrimaryPosition position;
+  if (!impl_->connection) {
+    position.error = "not connected";
+    return position;
+  }
   // Asked explicitly: the transaction's own position is 0 under another isolation level.
-  uint64_t current = 0;
+  PrimaryPosition read;
   SessionResult result = impl_->InTransaction(timeout_ms, [&](pqxx::read_transaction& txn) {
-    current = ParsePosition(txn.exec1(kCurrentPositionSql)[0]);
+    const pqxx::row row = txn.exec1(kCurrentPositionSql);
+    read.inserted = ParsePosition(row[0]);
+    read.flushed = ParsePosition(row[1]);
     return SessionResult{Kind::kValue, {}};
   });
-  result.position = current;
-  return result;
+  if (result.kind != Kind::kValue) {
+    position.error = result.data;
+  } else if (read.inserted == 0) {
+    position.error = "the primary reported no WAL position";
+  } else {
+    position = read;
+    position.ok = true;
+  }
+  return position;
 }
 
 }  // namespace corral::pg

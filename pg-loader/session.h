@@ -62,12 +62,25 @@ inline constexpr char kPositionSql[] =
     "SELECT CASE WHEN current_setting('transaction_isolation') <> 'read committed' THEN 0"
     " WHEN pg_is_in_recovery() THEN COALESCE(pg_last_wal_replay_lsn() - '0/0'::pg_lsn, 0)"
     " ELSE pg_current_wal_insert_lsn() - '0/0'::pg_lsn END::text";
-// The primary's current WAL position, for an invalidation: the insert position, which is past
+// The primary's current WAL positions. For an invalidation, the insert position, which is past
 // every commit record already inserted. (pg_current_wal_lsn() is the write position: with
 // synchronous_commit off a commit can return before its record is written, and then the write
-// position is short of it.)
+// position is short of it.) For the replicas' lag, the flush position: WAL senders stream only
+// flushed WAL, and with synchronous_commit off the WAL writer flushes a commit up to
+// wal_writer_delay (200 ms) after it: measured against the insert position, a replica that has
+// everything it could have been sent looks that much behind, and with a short max_replica_lag_ms
+// every replica looked lagging (FailoverPgTest, under load).
 inline constexpr char kCurrentPositionSql[] =
-    "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text";
+    "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text,"
+    " (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::text";
+
+// What kCurrentPositionSql read.
+struct PrimaryPosition {
+  bool ok = false;
+  uint64_t inserted = 0;  // for invalidations
+  uint64_t flushed = 0;   // for the replicas' lag
+  std::string error;      // when !ok
+};
 
 class Session {
  public:
@@ -102,9 +115,8 @@ class Session {
 
   // Runs kLagSql under the same timeout rule. Requires is_open(). Never throws.
   HealthResult CheckHealth(int64_t timeout_ms);
-  // Runs kCurrentPositionSql (on the primary). kValue with `position` set, or an error. Never
-  // throws.
-  SessionResult CurrentPosition(int64_t timeout_ms);
+  // Runs kCurrentPositionSql (on the primary). Never throws.
+  PrimaryPosition CurrentPosition(int64_t timeout_ms);
 
  private:
   struct Impl;
