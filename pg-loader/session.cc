@@ -145,6 +145,18 @@ struct Session::Impl {
     }
   }
 
+  // Runs `sql`, which returns one row, under InTransaction and hands the row to `read`. Empty on
+  // success, else why not (the health and position checks).
+  template <typename Read>
+  std::string ReadRow(int64_t timeout_ms, const char* sql, Read read) {
+    if (!connection) return "not connected";
+    SessionResult result = InTransaction(timeout_ms, [&](pqxx::read_transaction& txn) {
+      read(txn.exec1(sql));
+      return SessionResult{Kind::kValue, {}};
+    });
+    return result.kind == Kind::kValue ? std::string() : std::move(result.data);
+  }
+
   // Runs `body(txn)` in a read-only transaction with the statement timeout set, and turns every
   // failure into a SessionResult. `body` returns the converted result.
   template <typename Body>
@@ -295,49 +307,27 @@ SessionBatchResult Session::LoadBatch(size_t statement, const std::string& batch
 
 HealthResult Session::CheckHealth(int64_t timeout_ms) {
   HealthResult health;
-  if (!impl_->connection) {
-    health.error = "not connected";
-    return health;
-  }
-  HealthResult seen;
-  SessionResult result = impl_->InTransaction(timeout_ms, [&](pqxx::read_transaction& txn) {
-    const pqxx::row row = txn.exec1(kLagSql);
-    seen.in_recovery = row[0].as<bool>();
-    seen.receive_lsn = row[1].as<double>();
-    seen.replay_lsn = row[2].as<double>();
-    return SessionResult{Kind::kValue, {}};
+  health.error = impl_->ReadRow(timeout_ms, kLagSql, [&](const pqxx::row& row) {
+    health.in_recovery = row[0].as<bool>();
+    health.receive_lsn = row[1].as<double>();
+    health.replay_lsn = row[2].as<double>();
   });
-  if (result.kind == Kind::kValue) {
-    health = seen;
-    health.ok = true;
-  } else {
-    health.error = result.data;
-  }
+  if (!health.error.empty()) return HealthResult{.error = std::move(health.error)};
+  health.ok = true;
   return health;
 }
 
 PrimaryPosition Session::CurrentPosition(int64_t timeout_ms) {
-  PrimaryPosition position;
-  if (!impl_->connection) {
-    position.error = "not connected";
-    return position;
-  }
   // Asked explicitly: the transaction's own position is 0 under another isolation level.
-  PrimaryPosition read;
-  SessionResult result = impl_->InTransaction(timeout_ms, [&](pqxx::read_transaction& txn) {
-    const pqxx::row row = txn.exec1(kCurrentPositionSql);
-    read.inserted = ParsePosition(row[0]);
-    read.flushed = ParsePosition(row[1]);
-    return SessionResult{Kind::kValue, {}};
+  PrimaryPosition position;
+  position.error = impl_->ReadRow(timeout_ms, kCurrentPositionSql, [&](const pqxx::row& row) {
+    position.inserted = ParsePosition(row[0]);
+    position.flushed = ParsePosition(row[1]);
   });
-  if (result.kind != Kind::kValue) {
-    position.error = result.data;
-  } else if (read.inserted == 0) {
-    position.error = "the primary reported no WAL position";
-  } else {
-    position = read;
-    position.ok = true;
-  }
+  if (!position.error.empty()) return PrimaryPosition{.error = std::move(position.error)};
+  if (position.inserted == 0)
+    return PrimaryPosition{.error = "the primary reported no WAL position"};
+  position.ok = true;
   return position;
 }
 
